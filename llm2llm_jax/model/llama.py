@@ -1,0 +1,265 @@
+"""Flax Llama: RMSNorm, rotate-half RoPE, GQA attention with an optional KV cache, SwiGLU, scan + remat.
+
+Every parameter carries logical axis names (see `parallel.py` for how they map onto a mesh):
+  vocab, embed, q_heads, kv_heads, mlp, norm, and `layers` for the scanned stack.
+Activations are constrained with act_batch / act_length / act_embed / act_heads / act_mlp.
+
+Numerics follow transformers' LlamaForCausalLM exactly in f32: RMSNorm in f32 then cast,
+cos/sin computed in f32, softmax in f32.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from llm2llm_jax.model.config import LlamaConfig
+
+Array = jax.Array
+
+# Large finite negative instead of -inf, so fully padded query rows give uniform (not NaN) weights.
+MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)
+
+
+def _init(names, stddev=0.02):
+    return nn.with_logical_partitioning(nn.initializers.normal(stddev), names)
+
+
+# ---------------------------------------------------------------------------- RoPE (pure)
+def rope_inv_freq(cfg: LlamaConfig) -> np.ndarray:
+    """Inverse frequencies for rotate-half RoPE, with `linear` or `llama3` scaling from the config."""
+    d = cfg.head_dim
+    inv_freq = 1.0 / (cfg.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))
+    scaling = cfg.rope_scaling_dict
+    rope_type = scaling.get("rope_type", "default")
+    if rope_type == "linear":
+        inv_freq = inv_freq / scaling["factor"]
+    elif rope_type == "llama3":
+        factor = scaling["factor"]
+        low, high = scaling.get("low_freq_factor", 1.0), scaling.get("high_freq_factor", 4.0)
+        old_ctx = scaling["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv_freq
+        # Long wavelengths are slowed by `factor`, short ones kept, the band between interpolated.
+        scaled = np.where(wavelen > old_ctx / low, inv_freq / factor, inv_freq)
+        smooth = (old_ctx / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= old_ctx / high) & (wavelen <= old_ctx / low)
+        inv_freq = np.where(medium, smoothed, scaled)
+    return inv_freq.astype(np.float32)
+
+
+def rope_cos_sin(positions: Array, inv_freq: np.ndarray) -> tuple[Array, Array]:
+    """cos, sin of shape [B, T, head_dim] in f32 (the two halves repeat, HF layout)."""
+    freqs = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq)[None, None, :]
+    emb = jnp.concatenate([freqs, freqs], axis=-1)
+    return jnp.cos(emb), jnp.sin(emb)
+
+
+def apply_rope(x: Array, cos: Array, sin: Array) -> Array:
+    """x: [B, T, heads, D]. Rotate-half: x*cos + concat(-x2, x1)*sin."""
+    half = x.shape[-1] // 2
+    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    cos = cos[:, :, None, :].astype(x.dtype)
+    sin = sin[:, :, None, :].astype(x.dtype)
+    return x * cos + rotated * sin
+
+
+# ---------------------------------------------------------------------------- modules
+class RMSNorm(nn.Module):
+    cfg: LlamaConfig
+
+    @nn.compact
+    def __call__(self, x):
+        weight = self.param("weight", nn.with_logical_partitioning(nn.initializers.ones, ("norm",)),
+                            (self.cfg.hidden_size,), self.cfg.jnp_param_dtype)
+        in_dtype = x.dtype
+        x32 = x.astype(jnp.float32)
+        x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.cfg.rms_norm_eps)
+        return weight.astype(self.cfg.jnp_dtype) * x32.astype(in_dtype)
+
+
+def _dense(cfg: LlamaConfig, features: int, names, name: str):
+    return nn.Dense(features, use_bias=False, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype,
+                    kernel_init=_init(names), name=name)
+
+
+class Attention(nn.Module):
+    cfg: LlamaConfig
+
+    @nn.compact
+    def __call__(self, x, cos, sin, mask, layer_cache=None, cache_index=None):
+        cfg = self.cfg
+        b, t, _ = x.shape
+        h, kvh, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        q = _dense(cfg, h * d, ("embed", "q_heads"), "q_proj")(x).reshape(b, t, h, d)
+        k = _dense(cfg, kvh * d, ("embed", "kv_heads"), "k_proj")(x).reshape(b, t, kvh, d)
+        v = _dense(cfg, kvh * d, ("embed", "kv_heads"), "v_proj")(x).reshape(b, t, kvh, d)
+        q = nn.with_logical_constraint(q, ("act_batch", "act_length", "act_heads", None))
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+
+        new_cache = None
+        if layer_cache is not None:
+            # Write this step's keys/values at [cache_index, cache_index + t) and attend over the whole cache.
+            ck = jax.lax.dynamic_update_slice(layer_cache["k"], k.astype(layer_cache["k"].dtype),
+                                              (0, cache_index, 0, 0))
+            cv = jax.lax.dynamic_update_slice(layer_cache["v"], v.astype(layer_cache["v"].dtype),
+                                              (0, cache_index, 0, 0))
+            new_cache = {"k": ck, "v": cv}
+            k, v = ck.astype(cfg.jnp_dtype), cv.astype(cfg.jnp_dtype)
+
+        groups = h // kvh
+        qg = q.reshape(b, t, kvh, groups, d)
+        scores = jnp.einsum("btkgd,bskd->bkgts", qg, k).astype(jnp.float32) / math.sqrt(d)
+        scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
+        probs = jax.nn.softmax(scores, axis=-1).astype(cfg.jnp_dtype)
+        out = jnp.einsum("bkgts,bskd->btkgd", probs, v).reshape(b, t, h * d)
+        out = _dense(cfg, cfg.hidden_size, ("q_heads", "embed"), "o_proj")(out)
+        return out, new_cache
+
+
+class MLP(nn.Module):
+    cfg: LlamaConfig
+
+    @nn.compact
+    def __call__(self, x):
+        cfg = self.cfg
+        gate = _dense(cfg, cfg.intermediate_size, ("embed", "mlp"), "gate_proj")(x)
+        up = _dense(cfg, cfg.intermediate_size, ("embed", "mlp"), "up_proj")(x)
+        act = nn.with_logical_constraint(nn.silu(gate) * up, ("act_batch", "act_length", "act_mlp"))
+        return _dense(cfg, cfg.hidden_size, ("mlp", "embed"), "down_proj")(act)
+
+
+class DecoderLayer(nn.Module):
+    cfg: LlamaConfig
+
+    @nn.compact
+    def __call__(self, x, cos, sin, mask, cache_index, layer_cache):
+        x = nn.with_logical_constraint(x, ("act_batch", "act_length", "act_embed"))
+        attn_out, new_cache = Attention(self.cfg, name="self_attn")(
+            RMSNorm(self.cfg, name="input_layernorm")(x), cos, sin, mask, layer_cache, cache_index)
+        x = x + attn_out
+        x = x + MLP(self.cfg, name="mlp")(RMSNorm(self.cfg, name="post_attention_layernorm")(x))
+        return x, new_cache
+
+
+def _remat_policy(name: str):
+    return {
+        "full": None,  # save nothing, recompute everything
+        "dots": jax.checkpoint_policies.checkpoint_dots,
+        "dots_with_no_batch_dims": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+    }[name]
+
+
+class LlamaForCausalLM(nn.Module):
+    """Llama causal LM. Call with input_ids [B, T]; returns (logits [B, T, V] f32, new_cache or None).
+
+    attention_mask [B, T]: 1 for real tokens, 0 for padding (left padding for generation).
+    positions [B, T]: RoPE positions; default is cumsum(attention_mask) - 1, which handles left padding.
+    cache: from `init_cache`; when given, this call's tokens are written at cache["index"].
+    """
+
+    cfg: LlamaConfig
+
+    @nn.compact
+    def __call__(self, input_ids, attention_mask=None, positions=None, cache=None):
+        cfg = self.cfg
+        b, t = input_ids.shape
+        if attention_mask is None:
+            attention_mask = jnp.ones((b, t), jnp.int32)
+        attention_mask = attention_mask.astype(bool)
+        if positions is None:
+            positions = jnp.maximum(jnp.cumsum(attention_mask, axis=-1) - 1, 0)
+            if cache is not None:
+                positions = positions + cache["next_position"][:, None]
+        cos, sin = rope_cos_sin(positions, rope_inv_freq(cfg))
+
+        if cache is None:
+            causal = jnp.tril(jnp.ones((t, t), bool))
+            mask = causal[None] & attention_mask[:, None, :]
+            cache_index, layer_caches, new_valid = jnp.int32(0), None, None
+        else:
+            cache_index = cache["index"]
+            new_valid = jax.lax.dynamic_update_slice(cache["valid"], attention_mask, (0, cache_index))
+            s = new_valid.shape[1]
+            query_slot = cache_index + jnp.arange(t)
+            causal = jnp.arange(s)[None, :] <= query_slot[:, None]
+            mask = causal[None] & new_valid[:, None, :]
+            layer_caches = {"k": cache["k"], "v": cache["v"]}
+
+        embed = nn.Embed(cfg.vocab_size, cfg.hidden_size, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype,
+                         embedding_init=_init(("vocab", "embed")), name="embed_tokens")
+        x = embed(input_ids)
+
+        layer_cls = DecoderLayer
+        if cfg.remat_policy != "none":
+            layer_cls = nn.remat(DecoderLayer, policy=_remat_policy(cfg.remat_policy),
+                                 prevent_cse=not cfg.scan_layers, static_argnums=())
+        if cfg.scan_layers:
+            stack = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
+                            in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, 0),
+                            length=cfg.num_hidden_layers, metadata_params={nn.PARTITION_NAME: "layers"})
+            x, new_layer_caches = stack(cfg, name="layers")(x, cos, sin, mask, cache_index, layer_caches)
+        else:
+            ks, vs = [], []
+            for i in range(cfg.num_hidden_layers):
+                lc = None if layer_caches is None else {"k": layer_caches["k"][i], "v": layer_caches["v"][i]}
+                x, nc = layer_cls(cfg, name=f"layers_{i}")(x, cos, sin, mask, cache_index, lc)
+                if nc is not None:
+                    ks.append(nc["k"])
+                    vs.append(nc["v"])
+            new_layer_caches = {"k": jnp.stack(ks), "v": jnp.stack(vs)} if ks else None
+
+        x = RMSNorm(cfg, name="norm")(x)
+        if cfg.tie_word_embeddings:
+            logits = embed.attend(x)
+        else:
+            logits = _dense(cfg, cfg.vocab_size, ("embed", "vocab"), "lm_head")(x)
+        logits = logits.astype(jnp.float32)
+
+        new_cache = None
+        if cache is not None:
+            new_cache = {
+                "k": new_layer_caches["k"], "v": new_layer_caches["v"], "valid": new_valid,
+                "index": cache_index + t,
+                "next_position": positions[:, -1] + 1,
+            }
+        return logits, new_cache
+
+
+def init_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> dict:
+    """An empty KV cache for `batch` rows and `max_len` slots (prompt plus new tokens)."""
+    dtype = dtype or cfg.jnp_dtype
+    shape = (cfg.num_hidden_layers, batch, max_len, cfg.num_key_value_heads, cfg.head_dim)
+    return {
+        "k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype),
+        "valid": jnp.zeros((batch, max_len), bool),
+        "index": jnp.int32(0),
+        "next_position": jnp.zeros((batch,), jnp.int32),
+    }
+
+
+def init_params(cfg: LlamaConfig, rng: Any, seq_len: int = 8) -> dict:
+    """Random params (unboxed plain arrays) for `cfg`."""
+    model = LlamaForCausalLM(cfg)
+    variables = model.init(rng, jnp.zeros((1, seq_len), jnp.int32))
+    return nn.meta.unbox(variables["params"])
+
+
+def abstract_params(cfg: LlamaConfig, seq_len: int = 8):
+    """Boxed abstract params (shapes + logical axis names), no memory allocated."""
+    model = LlamaForCausalLM(cfg)
+    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, seq_len), jnp.int32)))
+    return variables["params"]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def forward(cfg: LlamaConfig, params, input_ids, attention_mask=None):
+    """Jitted logits for a batch (no cache)."""
+    logits, _ = LlamaForCausalLM(cfg).apply({"params": params}, input_ids, attention_mask)
+    return logits

@@ -1,0 +1,33 @@
+"""Package metadata for llm2llm_jax (see README for why each dependency is here)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="llm2llm_jax",
+    version="0.1.0",
+    description="LLM2LLM iterative data augmentation with a Flax Llama student on a JAX device mesh",
+    packages=find_packages(include=["llm2llm_jax", "llm2llm_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.6",
+        "flax>=0.10",
+        "optax>=0.2.4",
+        "orbax-checkpoint>=0.11",
+        "ml-collections>=1.0",
+        "absl-py>=2.1",
+        "numpy>=1.26",
+        "ml_dtypes>=0.5",
+        "safetensors>=0.5",
+        "gguf>=0.16",
+        "transformers>=4.51",
+        "tokenizers>=0.21",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "torch>=2.4",
+            "accelerate>=1.0",
+        ],
+    },
+)

@@ -21,6 +21,7 @@ setup(
         "gguf>=0.16",
         "transformers>=4.51",
         "tokenizers>=0.21",
+        "jinja2>=3.1",
         "tqdm>=4.66",
     ],
     extras_require={

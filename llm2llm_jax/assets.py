@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
-
-log = logging.getLogger(__name__)
-
 
 class AssetError(RuntimeError):
     """An offline asset could not be fetched, verified or read."""
@@ -138,15 +134,10 @@ def smollm2_gguf_path(quiet: bool = False) -> str:
 
 
 def load_gguf_tokenizer(gguf_path: str):
-    """An HF tokenizer built from the GGUF's embedded vocabulary (via transformers)."""
-    from transformers import AutoTokenizer
+    """An HF fast tokenizer rebuilt from the GGUF's embedded vocabulary (see gguf_tokenizer.py)."""
+    from llm2llm_jax.gguf_tokenizer import tokenizer_from_gguf
 
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    tok = AutoTokenizer.from_pretrained(os.path.dirname(gguf_path), gguf_file=os.path.basename(gguf_path))
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    tok.padding_side = "left"
-    return tok
+    return tokenizer_from_gguf(gguf_path)
 
 
 def load_smollm2(quiet: bool = False, progress: bool = True, **runtime):

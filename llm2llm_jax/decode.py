@@ -1,0 +1,91 @@
+"""KV-cache decoding for left-padded batches: one jitted prefill + `lax.while_loop`, greedy or top-p sampling."""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from llm2llm_jax.model.config import LlamaConfig
+from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache
+
+
+def choose_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: float) -> jax.Array:
+    """Greedy when temperature == 0 (a static choice), else temperature + nucleus sampling."""
+    if temperature == 0.0:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    logits = logits / temperature
+    if top_p < 1.0:
+        sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
+        probs = jax.nn.softmax(sorted_logits, axis=-1)
+        # Keep the smallest prefix whose mass reaches top_p (the top token always survives).
+        mass_before = jnp.cumsum(probs, axis=-1) - probs
+        cutoff_idx = jnp.sum(mass_before < top_p, axis=-1, keepdims=True) - 1
+        cutoff = jnp.take_along_axis(sorted_logits, cutoff_idx, axis=-1)
+        logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+    return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "max_new_tokens", "temperature", "top_p", "eos_ids", "pad_id"))
+def generate(cfg: LlamaConfig, params, input_ids, attention_mask, rng, *, max_new_tokens: int,
+             temperature: float = 0.0, top_p: float = 1.0, eos_ids: tuple = (), pad_id: int = 0):
+    """Decode up to `max_new_tokens` for a left-padded batch.
+
+    Returns (tokens [B, max_new_tokens] int32 with `pad_id` after each row's EOS, lengths [B]:
+    tokens generated per row including the EOS).
+    """
+    model = LlamaForCausalLM(cfg)
+    b, t = input_ids.shape
+    cache = init_cache(cfg, b, t + max_new_tokens)
+    logits, cache = model.apply({"params": params}, input_ids, attention_mask, cache=cache)
+    eos = jnp.asarray(eos_ids if eos_ids else (-1,), jnp.int32)
+
+    def cond(state):
+        step, _, done, _, _, _ = state
+        return (step < max_new_tokens) & ~jnp.all(done)
+
+    def body(state):
+        step, tokens, done, cache, last_logits, rng = state
+        rng, sub = jax.random.split(rng)
+        tok = choose_token(last_logits, sub, temperature, top_p)
+        tok = jnp.where(done, pad_id, tok)
+        tokens = tokens.at[:, step].set(tok)
+        done = done | jnp.isin(tok, eos)
+        logits, cache = model.apply({"params": params}, tok[:, None], jnp.ones((b, 1), jnp.int32), cache=cache)
+        return step + 1, tokens, done, cache, logits[:, -1], rng
+
+    state = (jnp.int32(0), jnp.full((b, max_new_tokens), pad_id, jnp.int32), jnp.zeros((b,), bool), cache,
+             logits[:, -1], rng)
+    _, tokens, _, _, _, _ = jax.lax.while_loop(cond, body, state)
+    is_eos = jnp.isin(tokens, eos)
+    first_eos = jnp.where(is_eos.any(-1), jnp.argmax(is_eos, axis=-1) + 1, max_new_tokens)
+    return tokens, first_eos
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, multiple: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Left-pad token lists to a common length rounded up to `multiple` (fewer distinct jit shapes)."""
+    longest = max(len(s) for s in sequences)
+    width = -(-longest // multiple) * multiple
+    ids = np.full((len(sequences), width), pad_id, np.int32)
+    mask = np.zeros((len(sequences), width), np.int32)
+    for i, s in enumerate(sequences):
+        if len(s):
+            ids[i, width - len(s):] = s
+            mask[i, width - len(s):] = 1
+    return ids, mask
+
+
+def generate_text(cfg: LlamaConfig, params, tokenizer, prompts: Sequence[str], max_new_tokens: int = 64,
+                  temperature: float = 0.0, top_p: float = 1.0, seed: int = 0) -> list[str]:
+    """Host-side convenience: tokenize, left-pad, decode, detokenize up to each row's EOS."""
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids, mask = left_pad(encoded, pad_id)
+    tokens, lengths = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(seed),
+                               max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                               eos_ids=cfg.eos_token_ids, pad_id=pad_id)
+    tokens, lengths = np.asarray(tokens), np.asarray(lengths)
+    return [tokenizer.decode(row[:n], skip_special_tokens=True) for row, n in zip(tokens, lengths)]

@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny random HF Llama checkpoints and the real SmolLM2-135M-Instruct (GGUF)."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def make_hf_llama(tmp_dir, seed=0, **overrides):
+    """Save a tiny random transformers LlamaForCausalLM to `tmp_dir`; returns (dir, torch model)."""
+    import torch
+    from transformers import LlamaConfig as HFConfig
+    from transformers import LlamaForCausalLM as HFModel
+
+    kwargs = dict(vocab_size=160, hidden_size=64, intermediate_size=112, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                  initializer_range=0.15, rms_norm_eps=1e-5)
+    kwargs.update(overrides)
+    torch.manual_seed(seed)
+    model = HFModel(HFConfig(**kwargs)).eval()
+    with torch.no_grad():  # random RMSNorm weights so the norms are exercised, not all ones
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.uniform_(0.5, 1.5)
+    path = os.path.join(str(tmp_dir), "hf_model")
+    model.save_pretrained(path)
+    return path, model
+
+
+def torch_logits(model, ids, mask):
+    import torch
+
+    with torch.no_grad():
+        return model(torch.tensor(ids), attention_mask=torch.tensor(mask)).logits.float().numpy()
+
+
+def random_batch(vocab, batch=3, length=17, seed=0):
+    rs = np.random.RandomState(seed)
+    ids = rs.randint(3, vocab, (batch, length)).astype(np.int64)
+    mask = np.ones((batch, length), np.int64)
+    for row in range(1, batch):  # left padding of different widths
+        mask[row, : 2 * row] = 0
+        ids[row, : 2 * row] = 0
+    return ids, mask
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """(cfg, params, tokenizer, gguf_path) for the real SmolLM2-135M-Instruct."""
+    from llm2llm_jax import assets
+
+    cfg, params, tok = assets.load_smollm2(quiet=True, progress=False)
+    return cfg, params, tok, assets.smollm2_gguf_path(quiet=True)
+
+
+@pytest.fixture(scope="session")
+def smollm2_torch(smollm2):
+    """transformers' own load of the same GGUF, in f32."""
+    import logging
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    path = smollm2[3]
+    return AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
+                                                dtype=torch.float32).eval()
+
+
+REAL_PROMPTS = [
+    "What is the capital of France?",
+    "Question: How far is it from Denver to Aspen?\nType:",
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?",
+    "The movie was a triumph of style over substance. Sentiment:",
+    "def fibonacci(n):",
+    "Who wrote the novel Pride and Prejudice?",
+    "Translate to French: good morning",
+    "List three primary colors:",
+]

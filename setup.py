@@ -9,9 +9,9 @@ setup(
     packages=find_packages(include=["llm2llm_jax", "llm2llm_jax.*"]),
     python_requires=">=3.10",
     install_requires=[
-        "jax>=0.6",
+        "jax>=0.7",
         "flax>=0.10",
-        "optax>=0.2.4",
+        "optax>=0.2.5",
         "orbax-checkpoint>=0.11",
         "ml-collections>=1.0",
         "absl-py>=2.1",

@@ -3,6 +3,10 @@
 import os
 import warnings
 
+# Simulate an 8-device pod on the CPU for the sharding tests (must happen before jax is imported).
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+
 import numpy as np
 import pytest
 

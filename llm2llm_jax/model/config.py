@@ -13,6 +13,7 @@ import jax.numpy as jnp
 LLAMA_MODEL_TYPES = ("llama",)
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 REMAT_POLICIES = ("none", "full", "dots", "dots_with_no_batch_dims")
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -45,12 +46,19 @@ class LlamaConfig:
     param_dtype: str = "float32"
     scan_layers: bool = True
     remat_policy: str = "none"
+    # LoRA: rank 0 is full fine-tuning; otherwise low-rank adapters on the named projections.
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
+    lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
     def __post_init__(self):
         if self.head_dim is None:
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
         if isinstance(self.rope_scaling, Mapping):
             object.__setattr__(self, "rope_scaling", tuple(sorted(self.rope_scaling.items())))
+        if isinstance(self.lora_targets, (list, str)):
+            targets = self.lora_targets.split(",") if isinstance(self.lora_targets, str) else self.lora_targets
+            object.__setattr__(self, "lora_targets", tuple(t.strip() for t in targets if t.strip()))
         if isinstance(self.eos_token_id, list):
             object.__setattr__(self, "eos_token_id", tuple(self.eos_token_id))
         self.validate()
@@ -75,6 +83,12 @@ class LlamaConfig:
         if self.dtype not in DTYPES or self.param_dtype not in DTYPES:
             raise ConfigError(f"{source}: dtype/param_dtype must be one of {sorted(DTYPES)}, "
                               f"got {self.dtype!r}/{self.param_dtype!r}")
+        if not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+            raise ConfigError(f"{source}: lora_rank must be an integer >= 0, got {self.lora_rank!r}")
+        unknown = set(self.lora_targets) - set(LORA_TARGETS)
+        if unknown:
+            raise ConfigError(f"{source}: lora_targets has unknown projection(s) {sorted(unknown)}; "
+                              f"choose from {LORA_TARGETS}")
         if self.remat_policy not in REMAT_POLICIES:
             raise ConfigError(f"{source}: remat_policy must be one of {REMAT_POLICIES}, got {self.remat_policy!r}")
 

@@ -84,9 +84,33 @@ class RMSNorm(nn.Module):
         return weight.astype(self.cfg.jnp_dtype) * x32.astype(in_dtype)
 
 
+class LoRADense(nn.Module):
+    """Bias-free Dense whose kernel is [in, out]; with cfg.lora_rank > 0 and this projection among
+    cfg.lora_targets it adds (x @ lora_a @ lora_b) * alpha / rank. lora_b starts at zero, so the
+    adapted model starts equal to the base model."""
+
+    cfg: LlamaConfig
+    features: int
+    names: tuple
+
+    @nn.compact
+    def __call__(self, x):
+        cfg = self.cfg
+        kernel = self.param("kernel", _init(self.names), (x.shape[-1], self.features), cfg.jnp_param_dtype)
+        x = x.astype(cfg.jnp_dtype)
+        y = jnp.dot(x, kernel.astype(cfg.jnp_dtype))
+        if cfg.lora_rank and self.name in cfg.lora_targets:
+            r = cfg.lora_rank
+            a = self.param("lora_a", _init((self.names[0], "lora_rank"), 1.0 / r), (x.shape[-1], r),
+                           cfg.jnp_param_dtype)
+            b = self.param("lora_b", nn.with_logical_partitioning(nn.initializers.zeros, ("lora_rank", self.names[1])),
+                           (r, self.features), cfg.jnp_param_dtype)
+            y = y + jnp.dot(jnp.dot(x, a.astype(cfg.jnp_dtype)), b.astype(cfg.jnp_dtype)) * (cfg.lora_alpha / r)
+        return y
+
+
 def _dense(cfg: LlamaConfig, features: int, names, name: str):
-    return nn.Dense(features, use_bias=False, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype,
-                    kernel_init=_init(names), name=name)
+    return LoRADense(cfg, features, tuple(names), name=name)
 
 
 class Attention(nn.Module):

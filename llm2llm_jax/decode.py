@@ -89,3 +89,40 @@ def generate_text(cfg: LlamaConfig, params, tokenizer, prompts: Sequence[str], m
                                eos_ids=cfg.eos_token_ids, pad_id=pad_id)
     tokens, lengths = np.asarray(tokens), np.asarray(lengths)
     return [tokenizer.decode(row[:n], skip_special_tokens=True) for row, n in zip(tokens, lengths)]
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def sequence_logprob(cfg: LlamaConfig, params, input_ids, attention_mask, target_mask):
+    """Sum of log p(token) over positions where target_mask is 1 (each predicted from its prefix).
+
+    Rows are left-padded prompt + candidate; returns [B] f32 log-likelihoods.
+    """
+    logits, _ = LlamaForCausalLM(cfg).apply({"params": params}, input_ids, attention_mask)
+    logprobs = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
+    picked = jnp.take_along_axis(logprobs, input_ids[:, 1:, None], axis=-1)[..., 0]
+    return jnp.sum(picked * target_mask[:, 1:].astype(jnp.float32), axis=-1)
+
+
+def score_candidates(cfg: LlamaConfig, params, prompts: Sequence[Sequence[int]],
+                     candidates: Sequence[Sequence[int]], pad_id: int = 0, batch_size: int = 32) -> np.ndarray:
+    """Log-likelihood of every candidate answer after every prompt: [num_prompts, num_candidates].
+
+    For classification tasks: the predicted label is the argmax over candidates (the label tokens).
+    """
+    rows, targets = [], []
+    for p in prompts:
+        for c in candidates:
+            rows.append(list(p) + list(c))
+            targets.append([0] * len(p) + [1] * len(c))
+    out = np.zeros(len(rows), np.float32)
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        tchunk = targets[start:start + batch_size]
+        n = len(chunk)
+        chunk = chunk + [chunk[-1]] * (batch_size - n)  # fixed batch shape: one compilation
+        tchunk = tchunk + [tchunk[-1]] * (batch_size - n)
+        ids, mask = left_pad(chunk, pad_id)
+        tmask, _ = left_pad(tchunk, 0)
+        scores = sequence_logprob(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(tmask))
+        out[start:start + n] = np.asarray(scores)[:n]
+    return out.reshape(len(prompts), len(candidates))

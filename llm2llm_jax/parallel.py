@@ -47,13 +47,25 @@ class ShardingError(ValueError):
     """A mesh or parameter that cannot be laid out as asked."""
 
 
-def maybe_initialize_distributed() -> None:
-    """Call jax.distributed.initialize when launched as one of several processes (TPU pod or env vars)."""
-    if jax.distributed.is_initialized() if hasattr(jax.distributed, "is_initialized") else False:
+_distributed_started = False
+
+
+def maybe_initialize_distributed(coordinator: str = "", num_processes: int = 0, process_id: int = -1) -> None:
+    """Join a multi-process run: explicit arguments, JAX_COORDINATOR_ADDRESS, or a multi-worker TPU VM.
+
+    Must run before anything touches jax.devices(). A single process with none of these is left alone.
+    """
+    global _distributed_started
+    if _distributed_started:
         return
-    multi = os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("TPU_WORKER_HOSTNAMES", "").count(",") > 0
-    if multi:
-        jax.distributed.initialize()
+    if coordinator:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id)
+    elif os.environ.get("JAX_COORDINATOR_ADDRESS") or "," in os.environ.get("TPU_WORKER_HOSTNAMES", ""):
+        jax.distributed.initialize()  # auto-detects its peers on TPU pods and from JAX_* env vars
+    else:
+        return
+    _distributed_started = True
 
 
 def resolve_mesh_shape(shape: Sequence[int], num_devices: int) -> tuple[int, int, int]:

@@ -128,11 +128,17 @@ def merge_lora(params: dict, cfg: LlamaConfig) -> tuple[dict, LlamaConfig]:
 
 # ---------------------------------------------------------------------------- pure numerics
 def masked_nll(logits, input_ids, loss_mask):
-    """(sum of next-token NLL where the *predicted* token is a target, count). Position t predicts t+1."""
-    targets = input_ids[:, 1:]
-    weights = loss_mask[:, 1:].astype(jnp.float32)
-    logprobs = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(logprobs, targets[..., None], axis=-1)[..., 0]
+    """(sum of next-token NLL where the *predicted* token is a target, count). Position t predicts t+1.
+
+    Written as logsumexp - <logits, one_hot(next token)> over all positions (the last gets weight 0)
+    rather than slicing and gathering: the backward pass is then one fused elementwise op instead
+    of a pad, a scatter and a transposed copy of the [tokens, vocab] logits.
+    """
+    next_ids = jnp.roll(input_ids, -1, axis=1)
+    weights = jnp.roll(loss_mask, -1, axis=1).at[:, -1].set(0).astype(jnp.float32)
+    logits = logits.astype(jnp.float32)
+    picked = jnp.sum(logits * jax.nn.one_hot(next_ids, logits.shape[-1], dtype=logits.dtype), axis=-1)
+    nll = jax.nn.logsumexp(logits, axis=-1) - picked
     return jnp.sum(nll * weights), jnp.sum(weights)
 
 
@@ -264,10 +270,47 @@ class Trainer:
         trainable, frozen = split_trainable(params, self.cfg)
         self.frozen = parallel.place(frozen, self.frozen_shardings) if frozen else {}
         trainable = parallel.place(trainable, self.trainable_shardings)
-        init = jax.jit(lambda t: {"step": jnp.int32(0), "params": t, "opt_state": self.optimizer.init(t)})
-        self.state = init(trainable)
-        self.state_shardings = jax.tree.map(lambda x: x.sharding, self.state)
+        self.state_shardings = self._state_shardings(trainable)
+        self.state = jax.jit(self._fresh_state, out_shardings=self.state_shardings)(trainable)
         self._build_step()
+
+    def _fresh_state(self, trainable):
+        return {"step": jnp.int32(0), "params": trainable, "opt_state": self.optimizer.init(trainable)}
+
+    def _state_shardings(self, trainable):
+        """Optimizer moments are sharded exactly like the params they track; scalars are replicated.
+
+        Left to XLA's propagation, the zeros of a fresh Adam state come out replicated, which would
+        put the full f32 moments of a 7B model on every chip.
+        """
+        shapes = jax.eval_shape(self._fresh_state, trainable)
+        params_def = jax.tree.structure(shapes["params"])
+        repl = parallel.replicated(self.mesh)
+        return jax.tree.map(lambda node: self.trainable_shardings if jax.tree.structure(node) == params_def else repl,
+                            shapes, is_leaf=lambda node: jax.tree.structure(node) == params_def)
+
+    def abstract_state(self):
+        """Shapes, dtypes and shardings of the train state without allocating it (for AOT compilation)."""
+        boxed = abstract_params(self.cfg)
+        trainable, _ = split_trainable(nn.meta.unbox(boxed), self.cfg)
+        trainable = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), trainable,
+                                 self.trainable_shardings)
+        self.state_shardings = self._state_shardings(trainable)
+        shapes = jax.eval_shape(self._fresh_state, trainable)
+        self._build_step()
+        return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes,
+                            self.state_shardings)
+
+    def lower_step(self, abstract_state, batch_shape: tuple):
+        """Lower (not run) the train step for [accum, micro, length] batches; `.compile()` it for memory."""
+        boxed = nn.meta.unbox(abstract_params(self.cfg))
+        _, frozen = split_trainable(boxed, self.cfg)
+        frozen = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), frozen,
+                              self.frozen_shardings) if frozen else {}
+        batch = {k: jax.ShapeDtypeStruct(batch_shape, jnp.int32, sharding=self.batch_sharding)
+                 for k in ("input_ids", "attention_mask", "loss_mask")}
+        with jax.set_mesh(self.mesh), self._rules():
+            return self._step_fn.lower(abstract_state, frozen, batch)
 
     def _build_step(self):
         import functools

@@ -199,3 +199,14 @@ def test_mesh_shape_errors_and_unmatched_rule():
                                  parallel.make_mesh((1, -1, 1)))
     with pytest.raises(parallel.ShardingError, match="no logical axis names"):
         parallel.param_shardings({"w": jnp.zeros((4, 4))}, parallel.make_mesh((1, -1, 1)))
+
+
+def test_optimizer_moments_are_sharded_like_params():
+    cfg = tiny_config()
+    trainer = Trainer(cfg, TrainHParams(), parallel.make_mesh((1, 8, 1)), total_steps=10)
+    trainer.init_state(host_params(init_params(cfg, jax.random.PRNGKey(0))))
+    param_specs = [x.sharding.spec for x in jax.tree.leaves(trainer.state["params"])]
+    adam = trainer.state["opt_state"][1][0]  # chain(clip, adamw) -> adamw's ScaleByAdamState
+    for moments in (adam.mu, adam.nu):
+        assert [x.sharding.spec for x in jax.tree.leaves(moments)] == param_specs
+    assert any(spec != jax.sharding.PartitionSpec() for spec in param_specs)

@@ -92,21 +92,53 @@ class LoRADense(nn.Module):
     cfg: LlamaConfig
     features: int
     names: tuple
+    f32_output: bool = False  # the LM head keeps f32 logits
 
     @nn.compact
     def __call__(self, x):
         cfg = self.cfg
         kernel = self.param("kernel", _init(self.names), (x.shape[-1], self.features), cfg.jnp_param_dtype)
         x = x.astype(cfg.jnp_dtype)
-        y = jnp.dot(x, kernel.astype(cfg.jnp_dtype))
+        # Accumulate in f32 (the fast bf16 path on CPUs and what TPUs do), then return the compute dtype.
+        y = _mm(x, kernel.astype(cfg.jnp_dtype))
         if cfg.lora_rank and self.name in cfg.lora_targets:
             r = cfg.lora_rank
             a = self.param("lora_a", _init((self.names[0], "lora_rank"), 1.0 / r), (x.shape[-1], r),
                            cfg.jnp_param_dtype)
             b = self.param("lora_b", nn.with_logical_partitioning(nn.initializers.zeros, ("lora_rank", self.names[1])),
                            (r, self.features), cfg.jnp_param_dtype)
-            y = y + jnp.dot(jnp.dot(x, a.astype(cfg.jnp_dtype)), b.astype(cfg.jnp_dtype)) * (cfg.lora_alpha / r)
-        return y
+            low = _mm(x, a.astype(cfg.jnp_dtype)).astype(cfg.jnp_dtype)
+            y = y + _mm(low, b.astype(cfg.jnp_dtype)) * (cfg.lora_alpha / r)
+        return y if self.f32_output else y.astype(cfg.jnp_dtype)
+
+
+def _mm(x, w):
+    """x [..., k] @ w [k, n] with f32 accumulation. For bf16 operands the backward matmuls also take
+    bf16 operands (cotangent cast down), which keeps both passes on the fast bf16 path of CPUs and TPUs."""
+    if x.dtype == jnp.float32 and w.dtype == jnp.float32:
+        return jnp.dot(x, w, preferred_element_type=jnp.float32)
+    return _mm_low_precision(x, w)
+
+
+@jax.custom_vjp
+def _mm_low_precision(x, w):
+    return jnp.dot(x, w, preferred_element_type=jnp.float32)
+
+
+def _mm_fwd(x, w):
+    return _mm_low_precision(x, w), (x, w)
+
+
+def _mm_bwd(res, ct):
+    x, w = res
+    ct = ct.astype(x.dtype)
+    dx = jnp.dot(ct, w.T, preferred_element_type=jnp.float32).astype(x.dtype)
+    x2 = x.reshape(-1, x.shape[-1])
+    dw = jnp.dot(x2.T, ct.reshape(-1, ct.shape[-1]), preferred_element_type=jnp.float32).astype(w.dtype)
+    return dx, dw
+
+
+_mm_low_precision.defvjp(_mm_fwd, _mm_bwd)
 
 
 def _dense(cfg: LlamaConfig, features: int, names, name: str):
@@ -139,10 +171,11 @@ class Attention(nn.Module):
 
         groups = h // kvh
         qg = q.reshape(b, t, kvh, groups, d)
-        scores = jnp.einsum("btkgd,bskd->bkgts", qg, k).astype(jnp.float32) / math.sqrt(d)
+        scores = jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32) / math.sqrt(d)
         scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
         probs = jax.nn.softmax(scores, axis=-1).astype(cfg.jnp_dtype)
-        out = jnp.einsum("bkgts,bskd->btkgd", probs, v).reshape(b, t, h * d)
+        out = jnp.einsum("bkgts,bskd->btkgd", probs, v, preferred_element_type=jnp.float32)
+        out = out.astype(cfg.jnp_dtype).reshape(b, t, h * d)
         out = _dense(cfg, cfg.hidden_size, ("q_heads", "embed"), "o_proj")(out)
         return out, new_cache
 
@@ -241,9 +274,9 @@ class LlamaForCausalLM(nn.Module):
 
         x = RMSNorm(cfg, name="norm")(x)
         if cfg.tie_word_embeddings:
-            logits = embed.attend(x)
+            logits = _mm(x, embed.embedding.astype(cfg.jnp_dtype).T)
         else:
-            logits = _dense(cfg, cfg.vocab_size, ("embed", "vocab"), "lm_head")(x)
+            logits = LoRADense(cfg, cfg.vocab_size, ("embed", "vocab"), f32_output=True, name="lm_head")(x)
         logits = logits.astype(jnp.float32)
 
         new_cache = None

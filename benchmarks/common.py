@@ -1,0 +1,39 @@
+"""Shared benchmark helpers: median timing, a matmul peak measured in-process, and Llama FLOP counts."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+
+def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of fn() (fn must block until its result is ready)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak_flops(n: int = 2048, repeats: int = 7, dtype: str = "float32") -> float:
+    """FLOP/s of a jitted n x n matmul (f32 accumulation) on the default device: what MFU is quoted against."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32).astype(dtype)
+    f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
+    seconds = median_seconds(lambda: f(a, b).block_until_ready(), repeats=repeats, warmup=2)
+    return 2 * n**3 / seconds
+
+
+def train_flops_per_token(cfg, seq_len: int) -> float:
+    """Forward + backward FLOPs per token (6 x matmul params, LM head included, causal attention halved)."""
+    h, i, v, L = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_hidden_layers
+    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+    matmul_params = L * (h * q + 2 * h * kv + q * h + 3 * h * i) + h * v
+    attention = L * 2 * 2 * seq_len * q / 2  # QK^T and PV, 2 flops per MAC, causal half
+    return 6 * matmul_params + 3 * attention

@@ -1,0 +1,62 @@
+"""Llama-2-7B train step compiled (never run) for an 8-device mesh: per-device memory, and whether it fits.
+
+Lowers and compiles from abstract shapes only (nothing is allocated), on 8 simulated CPU devices,
+then prints XLA's memory analysis per device for full fine-tuning and for LoRA. The CPU compiler's
+buffer assignment stands in for the TPU's, so treat the figures as estimates of a TPU compile.
+
+  python benchmarks/compile_7b.py [--mesh 1,8,1 --micro-batch 8 --seq 1024 --chip-gib 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+
+import jax  # noqa: E402
+
+from llm2llm_jax import parallel  # noqa: E402
+from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
+from llm2llm_jax.train import TrainHParams, Trainer  # noqa: E402
+
+LLAMA2_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                 num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5)
+GIB = 1024**3
+
+
+def analyse(name, cfg, hp, mesh, batch_shape, chip_gib):
+    trainer = Trainer(cfg, hp, mesh, total_steps=1000)
+    state = trainer.abstract_state()
+    compiled = trainer.lower_step(state, batch_shape).compile()
+    mem = compiled.memory_analysis()
+    args, out, temp = mem.argument_size_in_bytes, mem.output_size_in_bytes, mem.temp_size_in_bytes
+    alias = getattr(mem, "alias_size_in_bytes", 0)
+    total = args + out - alias + temp + mem.generated_code_size_in_bytes
+    verdict = "fits" if total <= chip_gib * GIB else "does NOT fit"
+    print(f"{name:<40} params {cfg.num_params() / 1e9:.2f}B  per device: arguments {args / GIB:6.2f} GiB, "
+          f"outputs {out / GIB:6.2f} GiB (aliased {alias / GIB:6.2f}), temporaries {temp / GIB:6.2f} GiB, "
+          f"total {total / GIB:6.2f} GiB -> {verdict} a {chip_gib} GiB chip", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mesh", default="1,8,1", help="data,fsdp,tensor")
+    ap.add_argument("--micro-batch", type=int, default=8, help="global rows per accumulation step")
+    ap.add_argument("--accum", type=int, default=16, help="accumulation steps (16 x 8 = the paper's batch 128)")
+    ap.add_argument("--seq", type=int, default=1024)
+    ap.add_argument("--chip-gib", type=float, default=32)
+    args = ap.parse_args()
+    mesh = parallel.make_mesh([int(x) for x in args.mesh.split(",")])
+    hp = TrainHParams(batch_size=args.micro_batch * args.accum, micro_batch_size=args.micro_batch)
+    shape = (args.accum, args.micro_batch, args.seq)
+    print(f"Llama-2-7B train step, mesh (data, fsdp, tensor) = {tuple(mesh.devices.shape)}, batch {shape} "
+          f"[accum, rows, tokens], jax {jax.__version__}")
+    full = LlamaConfig(**LLAMA2_7B, param_dtype="float32", dtype="bfloat16", remat_policy="full")
+    analyse("full fine-tune (f32 params+Adam, bf16 compute)", full, hp, mesh, shape, args.chip_gib)
+    lora = LlamaConfig(**LLAMA2_7B, param_dtype="bfloat16", dtype="bfloat16", remat_policy="full", lora_rank=16)
+    analyse("LoRA r=16 (bf16 frozen base)", lora, hp, mesh, shape, args.chip_gib)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Greedy decoding throughput: llm2llm_jax (jitted prefill + while_loop, KV cache) vs transformers `generate`.
+
+Real SmolLM2-135M-Instruct weights (GGUF, f32), the same left-padded prompts, exactly --new tokens
+per row (EOS disabled on both sides so the work is identical), batch 1 and batch 32.
+
+  python benchmarks/decode.py [--new 64 --batches 1,32 --repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import median_seconds  # noqa: E402
+
+from llm2llm_jax import assets  # noqa: E402
+from llm2llm_jax.decode import generate, left_pad  # noqa: E402
+
+PROMPTS = [
+    "What is the capital of France?", "Explain photosynthesis in one sentence.",
+    "Question: How far is it from Denver to Aspen?\nType:", "Write a haiku about the sea.",
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many?",
+    "List three primary colors:", "Who wrote Pride and Prejudice?", "Translate to French: good morning",
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    cfg, params, tok = assets.load_smollm2(quiet=True, progress=False)
+    path = assets.smollm2_gguf_path(quiet=True)
+    ref = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
+                                               dtype=torch.float32).eval()
+    params = jax.device_put(params)
+    print(f"SmolLM2-135M-Instruct f32, greedy, {args.new} new tokens per row, median of {args.repeats}, "
+          f"torch threads {torch.get_num_threads()}")
+    for batch in [int(b) for b in args.batches.split(",")]:
+        prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
+        ids, mask = left_pad([tok(p)["input_ids"] for p in prompts], tok.pad_token_id, multiple=1)
+
+        def ours():
+            out = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0),
+                           max_new_tokens=args.new, eos_ids=(), pad_id=tok.pad_token_id)
+            jax.block_until_ready(out)
+
+        t_ids, t_mask = torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
+
+        def theirs():
+            with torch.no_grad():
+                ref.generate(t_ids, attention_mask=t_mask, max_new_tokens=args.new, min_new_tokens=args.new,
+                             do_sample=False, pad_token_id=tok.pad_token_id)
+
+        ours_s = median_seconds(ours, repeats=args.repeats, warmup=1)
+        theirs_s = median_seconds(theirs, repeats=args.repeats, warmup=1)
+        n = batch * args.new
+        print(f"batch {batch:3d}: llm2llm_jax {n / ours_s:8.1f} tokens/s   transformers {n / theirs_s:8.1f} tokens/s   "
+              f"speedup {theirs_s / ours_s:5.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Train-step throughput: llm2llm_jax (jit, one device) vs transformers + PyTorch, same model, batch and AdamW.
+
+Model: SmolLM2-135M architecture (random init; speed does not depend on the weights), f32 master
+weights, in two compute precisions: f32, and bf16 (JAX: bf16 compute dtype; PyTorch: CPU autocast
+to bf16). Prints tokens/s for both, their ratio, and MFU against a 2048^2 matmul of the same
+precision measured in this run (bf16 operands with f32 accumulation for the bf16 rows).
+
+  python benchmarks/train_step.py [--batch 8 --seq 256 --repeats 3 --precision f32,bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import matmul_peak_flops, median_seconds, train_flops_per_token  # noqa: E402
+
+from llm2llm_jax import parallel  # noqa: E402
+from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
+from llm2llm_jax.model.llama import init_params  # noqa: E402
+from llm2llm_jax.train import Example, TrainHParams, Trainer, collate, host_params  # noqa: E402
+
+SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+               num_attention_heads=9, num_key_value_heads=3, rope_theta=100000.0, tie_word_embeddings=True,
+               max_position_embeddings=8192, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2)
+
+
+def jax_step_seconds(cfg, params, batch_np, repeats):
+    """Median seconds per jitted AdamW step on one device (layers unrolled: faster backward on XLA:CPU)."""
+    hp = TrainHParams(learning_rate=1e-5, batch_size=batch_np["input_ids"].shape[1], warmup_ratio=0.0,
+                      max_grad_norm=1.0)
+    trainer = Trainer(cfg, hp, parallel.make_mesh((1, 1, 1), devices=jax.devices()[:1]), total_steps=1000)
+    trainer.init_state(params)
+    return median_seconds(lambda: jax.block_until_ready(trainer.step(batch_np)), repeats=repeats, warmup=2)
+
+
+def torch_step_seconds(cfg, params, batch_np, repeats, bf16: bool):
+    import torch
+    from transformers import LlamaConfig as HFConfig
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(HFConfig(**SMOLLM2))
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+    ids = torch.tensor(batch_np["input_ids"][0], dtype=torch.long)
+    attn = torch.tensor(batch_np["attention_mask"][0], dtype=torch.long)
+    labels = ids.clone()
+    labels[torch.tensor(batch_np["loss_mask"][0]) == 0] = -100
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    return median_seconds(step, repeats=repeats, warmup=2), torch.get_num_threads()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--precision", default="f32,bf16")
+    args = ap.parse_args()
+
+    rs = np.random.RandomState(0)
+    prompt = args.seq // 2
+    examples = [Example(list(rs.randint(3, SMOLLM2["vocab_size"], prompt)),
+                        list(rs.randint(3, SMOLLM2["vocab_size"], args.seq - prompt))) for _ in range(args.batch)]
+    batch = collate(examples, TrainHParams(batch_size=args.batch, seq_multiple=args.seq, max_length=args.seq))
+    tokens = args.batch * args.seq
+    print(f"model SmolLM2-135M architecture, batch {args.batch} x {args.seq} tokens (half prompt, half target), "
+          f"AdamW step with clipping, median of {args.repeats}")
+    for precision in args.precision.split(","):
+        bf16 = precision == "bf16"
+        cfg = LlamaConfig(**SMOLLM2, scan_layers=False, dtype="bfloat16" if bf16 else "float32")
+        params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
+        peak = matmul_peak_flops(dtype="bfloat16" if bf16 else "float32")
+        jax_s = jax_step_seconds(cfg, params, batch, args.repeats)
+        torch_s, threads = torch_step_seconds(cfg, params, batch, args.repeats, bf16)
+        flops = train_flops_per_token(cfg, args.seq) * tokens
+        print(f"[{precision}] matmul peak (2048^2, jit):        {peak / 1e9:8.1f} GFLOP/s")
+        print(f"[{precision}] llm2llm_jax train step:          {jax_s * 1e3:8.0f} ms  {tokens / jax_s:7.0f} tokens/s  "
+              f"MFU {flops / jax_s / peak:5.1%}")
+        print(f"[{precision}] transformers+torch ({threads} threads): {torch_s * 1e3:8.0f} ms  "
+              f"{tokens / torch_s:7.0f} tokens/s  MFU {flops / torch_s / peak:5.1%}")
+        print(f"[{precision}] speedup (jax / torch tokens/s):  {torch_s / jax_s:8.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

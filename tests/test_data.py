@@ -1,0 +1,149 @@
+"""Sources, seed sampling, leakage checks, tokenization limits and tfds shards read through grain."""
+
+import collections
+
+import numpy as np
+import pytest
+
+from llm2llm_jax import shards
+from llm2llm_jax.data import (DataError, LeakageChecker, check_labels, load_tfds, load_trec, read_table,
+                              sample_seed, stratified_split, tokenize_examples)
+from llm2llm_jax.tasks import TASKS
+
+TREC_COUNTS = {"ABBR": 86, "DESC": 1162, "ENTY": 1250, "HUM": 1223, "LOC": 835, "NUM": 896}
+
+
+def test_offline_trec_end_to_end():
+    rows = load_trec()
+    assert len(rows) == 5452
+    assert dict(collections.Counter(r["output"] for r in rows)) == TREC_COUNTS
+    train, test = stratified_split(rows, 500, seed=0)
+    assert len(train) == 4952 and len(test) == 500
+    assert not {r["id"] for r in train} & {r["id"] for r in test}
+    fine = load_trec(fine=True)
+    assert len({r["output"] for r in fine}) == 50
+
+
+def test_stratified_seed_sampling_keeps_proportions_and_is_reproducible():
+    rows = load_trec()
+    seed_a = sample_seed(rows, seed=3, count=545)
+    seed_b = sample_seed(rows, seed=3, count=545)
+    seed_c = sample_seed(rows, seed=4, count=545)
+    assert [r["id"] for r in seed_a] == [r["id"] for r in seed_b]
+    assert [r["id"] for r in seed_a] != [r["id"] for r in seed_c]
+    counts = collections.Counter(r["output"] for r in seed_a)
+    for label, total in TREC_COUNTS.items():
+        assert abs(counts[label] - total * 545 / 5452) <= 1
+    assert all(r["origin"] == "seed" and r["iteration"] == 0 for r in seed_a)
+    assert len(sample_seed(rows, seed=0, fraction=0.01)) == 55
+
+
+def test_planted_test_duplicates_are_caught():
+    rows = load_trec()
+    train, test = stratified_split(rows, 300, seed=1)
+    checker = LeakageChecker(r["input"] for r in test)
+    planted = [dict(test[0], id="dup-exact"),
+               dict(test[1], id="dup-case", input=test[1]["input"].upper() + "  "),
+               dict(test[2], id="dup-edit", input=test[2]["input"].replace("?", "") + " please ?")]
+    candidates = train[:200] + planted
+    kept, report = checker.filter(candidates)
+    assert {"dup-exact", "dup-case", "dup-edit"} <= set(report["dropped_ids"])
+    assert report["exact"] >= 2 and report["ngram"] >= 1
+    # the legitimate training questions are (nearly) all kept: the filter is not trigger-happy
+    assert len(kept) >= 195
+
+
+def test_read_table_formats_and_errors(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"text": "good film", "label": "positive"}\n\n{"text": "bad", "label": "negative"}\n')
+    rows = read_table(str(tmp_path / "a.jsonl"), "text", "label")
+    assert [r["output"] for r in rows] == ["positive", "negative"] and rows[1]["source_line"] == 3
+    (tmp_path / "b.csv").write_text('text,label\n"a, quoted",positive\nplain,negative\n')
+    assert read_table(str(tmp_path / "b.csv"), "text", "label")[0]["input"] == "a, quoted"
+    (tmp_path / "c.tsv").write_text("text\tlabel\nhello\tpositive\n")
+    assert read_table(str(tmp_path / "c.tsv"), "text", "label")[0]["output"] == "positive"
+
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok", "label": "positive"}\n{"text": "oops", "label": }\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: not valid JSON"):
+        read_table(str(tmp_path / "bad.jsonl"), "text", "label")
+    (tmp_path / "missing.jsonl").write_text('{"text": "ok", "label": "positive"}\n{"text": "no label"}\n')
+    with pytest.raises(DataError, match=r"missing.jsonl:2: field 'label' is missing"):
+        read_table(str(tmp_path / "missing.jsonl"), "text", "label")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty.csv"):
+        read_table(str(tmp_path / "empty.csv"), "text", "label")
+    (tmp_path / "latin1.tsv").write_bytes("text\tlabel\ncaf\xe9\tpositive\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.tsv:2: not valid UTF-8 \(byte 0xe9 at column 4\)"):
+        read_table(str(tmp_path / "latin1.tsv"), "text", "label")
+    (tmp_path / "nohead.csv").write_text("sentence,label\nx,positive\n")
+    with pytest.raises(DataError, match=r"nohead.csv:1: header has no column 'text'"):
+        read_table(str(tmp_path / "nohead.csv"), "text", "label")
+    (tmp_path / "extra.csv").write_text("text,label\nx,positive,surplus\n")
+    with pytest.raises(DataError, match=r"extra.csv:2: 3 cells"):
+        read_table(str(tmp_path / "extra.csv"), "text", "label")
+
+
+def test_labels_outside_the_label_set_name_the_line(tmp_path):
+    (tmp_path / "s.jsonl").write_text('{"t": "fine", "y": "positive"}\n{"t": "meh", "y": "neutral"}\n')
+    rows = read_table(str(tmp_path / "s.jsonl"), "t", "y")
+    with pytest.raises(DataError, match=r"s.jsonl:2: field 'output' is 'neutral'"):
+        check_labels(rows, TASKS["sst2"], str(tmp_path / "s.jsonl"))
+
+
+def test_tokenization_truncates_or_drops_long_examples(smollm2):
+    tok = smollm2[2]
+    task = TASKS["sst2"]
+    rows = [{"input": "great " * 300, "output": "positive"}, {"input": "short and bad", "output": "negative"}]
+    examples, stats = tokenize_examples(task, rows, tok, max_length=64)
+    assert stats == {"truncated": 1, "dropped": 0}
+    long = examples[0]
+    assert len(long.prompt_ids) + len(long.target_ids) == 64
+    assert tok.decode(long.prompt_ids).endswith("Sentiment:") and tok.decode(long.target_ids) == " positive<|im_end|>"
+    _, stats = tokenize_examples(task, rows, tok, max_length=64, policy="drop")
+    assert stats == {"truncated": 0, "dropped": 1}
+
+
+def _records(n, iteration=0):
+    return [{"id": f"s{i}", "input": f"question {i} – ünïcode", "output": "HUM", "origin": "seed", "parent_id": "",
+             "iteration": iteration} for i in range(n)]
+
+
+def test_shard_round_trip_and_resumable_write(tmp_path):
+    records = _records(25)
+    shards.write_iteration(str(tmp_path), 0, records)
+    assert shards.is_written(str(tmp_path), 0) and not shards.is_written(str(tmp_path), 1)
+    assert shards.read_iteration(str(tmp_path), 0) == records
+    grown = records + [{"id": "t0", "input": "new", "output": "LOC", "origin": "teacher", "parent_id": "s3",
+                        "iteration": 1}]
+    shards.write_iteration(str(tmp_path), 1, grown)
+    assert shards.read_iteration(str(tmp_path), 1) == grown
+    assert shards.read_iteration(str(tmp_path), 0) == records  # earlier iterations untouched
+    # writing a completed iteration again is a no-op (resume), not a rewrite
+    shards.write_iteration(str(tmp_path), 0, _records(3))
+    assert len(shards.read_iteration(str(tmp_path), 0)) == 25
+    # the array_record files are real tfds datasets: readable by tfds by name from the data_dir
+    import tensorflow_datasets as tfds
+
+    source = tfds.data_source("llm2llm_shards/iteration_0001", data_dir=str(tmp_path), split="train")
+    assert len(source) == 26
+
+
+def test_processes_get_disjoint_slices_that_cover_the_set(tmp_path):
+    shards.write_iteration(str(tmp_path), 0, _records(31))
+    parts = [list(shards.iterate(str(tmp_path), 0, seed=7, process_index=p, process_count=3)) for p in range(3)]
+    ids = [[r["id"] for r in part] for part in parts]
+    assert sum(len(x) for x in ids) == 31
+    assert set().union(*map(set, ids)) == {f"s{i}" for i in range(31)}
+    assert all(not set(a) & set(b) for i, a in enumerate(ids) for b in ids[i + 1:])
+    again = [r["id"] for r in shards.iterate(str(tmp_path), 0, seed=7, process_index=0, process_count=3)]
+    assert again == ids[0]  # deterministic
+    other_epoch = [r["id"] for r in shards.iterate(str(tmp_path), 0, seed=7, epoch=1, process_index=0,
+                                                   process_count=3)]
+    assert other_epoch != ids[0]
+
+
+def test_tfds_by_name_reads_a_prepared_dataset_and_explains_offline_failures(tmp_path):
+    shards.write_iteration(str(tmp_path), 0, _records(4))
+    rows = load_tfds("llm2llm_shards/iteration_0000", "train", "input", "output", data_dir=str(tmp_path))
+    assert [r["input"] for r in rows] == [r["input"] for r in _records(4)]
+    with pytest.raises(DataError, match=r"huggingface:sst2.*supply the data as a file"):
+        load_tfds("huggingface:sst2", "train", "sentence", "label", data_dir=str(tmp_path / "empty"))

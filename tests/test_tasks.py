@@ -1,0 +1,94 @@
+"""Task prompts, parsers and scorers on hand-written cases and real offline TREC / GSM8K rows."""
+
+from decimal import Decimal
+
+import pytest
+
+from llm2llm_jax.tasks import TASKS, TaskError, casehold_input, custom_task, get_task, parse_number
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("#### 1,234", Decimal(1234)), ("so she pays $5.", Decimal(5)), ("#### 5.0", Decimal(5)),
+    ("The answer is 12 apples", Decimal(12)), ("#### -3", Decimal(-3)), ("#### $1,000,000", Decimal(1000000)),
+    ("3 + 4 = 7\n#### 7 dollars", Decimal(7)), ("#### .5", Decimal("0.5")), ("no number here", None), ("", None),
+    ("#### ", None),
+])
+def test_parse_number(text, expected):
+    assert parse_number(text) == expected
+
+
+def test_gsm8k_scoring():
+    t = TASKS["gsm8k"]
+    gold = {"input": "q", "output": "She has 3 + 2 = <<3+2=5>>5 apples.\n#### 5"}
+    assert t.gold(gold) == "5"
+    for gen, ok in [(" 2 + 3 = 5\n#### 5", True), ("#### 5.0", True), ("#### $5", True), ("#### 5 apples", True),
+                    ("The total is 5", True), ("#### 6", False), ("I do not know", False), ("", False)]:
+        assert t.score(t.parse(gen), gold) is ok, gen
+    assert t.score(t.parse("#### 1,234"), {"input": "q", "output": "#### 1234"})
+    t.validate(gold)
+    with pytest.raises(TaskError, match="final answer"):
+        t.validate({"input": "q", "output": "five"})
+    assert t.prompt(gold).startswith("Solve the math problem") and t.prompt(gold).endswith("\nAnswer:")
+
+
+@pytest.mark.parametrize("name,gen,label", [
+    ("sst2", " positive", "positive"), ("sst2", "Negative.", "negative"), ("sst2", "It is positive overall", "positive"),
+    ("sst2", "unsure", None), ("trec", " location", "LOC"), ("trec", "Human\nmore text", "HUM"),
+    ("trec", "number (a date)", "NUM"), ("snips", " play music", "PlayMusic"),
+    ("snips", "search screening event", "SearchScreeningEvent"), ("casehold", " C", "C"), ("casehold", "(E)", "E"),
+])
+def test_classification_parse(name, gen, label):
+    assert get_task(name).parse(gen) == label
+
+
+def test_classification_prompt_target_and_label_set():
+    t = TASKS["trec"]
+    ex = {"input": "Who wrote Hamlet ?", "output": "HUM"}
+    assert t.prompt(ex).endswith("Who wrote Hamlet ?\nClass:")
+    assert t.target(ex) == " human"
+    assert t.score(t.parse(t.target(ex)), ex)
+    with pytest.raises(TaskError, match="not one of"):
+        t.validate({"input": "x", "output": "PERSON"})
+    assert len(TASKS["snips"].labels) == 7 and len(TASKS["casehold"].labels) == 5
+
+
+def test_casehold_input_lists_five_holdings():
+    text = casehold_input("Citing text (<HOLDING>)", [f"holding {i}" for i in range(5)])
+    assert "(A) holding 0" in text and "(E) holding 4" in text
+
+
+def test_custom_task_from_config():
+    t = custom_task({"name": "topic", "template": "Headline: {input}", "cue": "Topic:",
+                     "labels": ["world", "sports", "business", "tech"]})
+    ex = {"input": "Team wins cup", "output": "sports"}
+    assert t.prompt(ex) == "Headline: Team wins cup\nTopic:" and t.target(ex) == " sports"
+    assert t.parse("Sports") == "sports"
+    free = custom_task({"cue": "Capital:", "answer_regex": r"^\s*([A-Z][a-z]+)"})
+    assert free.parse(" Paris is the capital") == "Paris"
+    assert free.score("paris", {"input": "France", "output": "Paris"})
+    with pytest.raises(TaskError, match="unknown field"):
+        custom_task({"cue": "A:", "lables": ["x"]})
+    with pytest.raises(TaskError, match="cue"):
+        custom_task({"labels": ["x"]})
+
+
+def test_real_trec_rows():
+    from llm2llm_jax.data import load_trec
+
+    rows = load_trec()
+    t = TASKS["trec"]
+    for row in rows[:200]:
+        t.validate(row)
+        assert t.parse(t.target(row)) == row["output"]
+    assert rows[0]["input"] == "How did serfdom develop in and then leave Russia ?"
+
+
+def test_real_gsm8k_rows():
+    from llm2llm_jax.data import load_gsm8k_test
+
+    rows = load_gsm8k_test()
+    t = TASKS["gsm8k"]
+    for row in rows:
+        t.validate(row)
+        assert t.score(t.parse(t.target(row)), row)  # the gold solution scores as correct
+    assert t.gold(rows[0]) == "18"  # Janet's ducks

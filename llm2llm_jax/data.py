@@ -215,9 +215,10 @@ def stratified_sample(examples: Sequence[dict], count: int, seed: int, key: Opti
 
 def sample_seed(examples: Sequence[dict], seed: int, count: int = 0, fraction: float = 0.0,
                 stratify: bool = True) -> list[dict]:
-    """The seed set: `count` examples or `fraction` of them, stratified by label when asked."""
-    if bool(count) == bool(fraction):
-        raise DataError("give exactly one of seed count or seed fraction")
+    """The seed set: `count` examples (when > 0) or else `fraction` of them, stratified by label when asked."""
+    if count <= 0 and not 0 < fraction <= 1:
+        raise DataError(f"seed set size: give data.seed_count > 0 or 0 < data.seed_fraction <= 1 "
+                        f"(got {count}, {fraction})")
     n = count or max(1, int(round(fraction * len(examples))))
     idx = stratified_sample(examples, n, seed, key="output" if stratify else None)
     out = []

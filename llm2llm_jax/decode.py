@@ -26,6 +26,8 @@ def choose_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: f
         cutoff_idx = jnp.sum(mass_before < top_p, axis=-1, keepdims=True) - 1
         cutoff = jnp.take_along_axis(sorted_logits, cutoff_idx, axis=-1)
         logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+    if rng.ndim == 2:  # one key per row: a row's sample does not depend on its batch neighbours
+        return jax.vmap(lambda k, lg: jax.random.categorical(k, lg))(rng, logits).astype(jnp.int32)
     return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
 
 
@@ -33,6 +35,9 @@ def choose_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: f
 def generate(cfg: LlamaConfig, params, input_ids, attention_mask, rng, *, max_new_tokens: int,
              temperature: float = 0.0, top_p: float = 1.0, eos_ids: tuple = (), pad_id: int = 0):
     """Decode up to `max_new_tokens` for a left-padded batch.
+
+    rng: one PRNG key for the batch, or a [B, 2] stack of keys (one per row) so that each row's
+    sample is reproducible on its own (the teacher cache relies on this).
 
     Returns (tokens [B, max_new_tokens] int32 with `pad_id` after each row's EOS, lengths [B]:
     tokens generated per row including the EOS).
@@ -49,7 +54,11 @@ def generate(cfg: LlamaConfig, params, input_ids, attention_mask, rng, *, max_ne
 
     def body(state):
         step, tokens, done, cache, last_logits, rng = state
-        rng, sub = jax.random.split(rng)
+        if rng.ndim == 2:
+            pair = jax.vmap(jax.random.split)(rng)
+            rng, sub = pair[:, 0], pair[:, 1]
+        else:
+            rng, sub = jax.random.split(rng)
         tok = choose_token(last_logits, sub, temperature, top_p)
         tok = jnp.where(done, pad_id, tok)
         tokens = tokens.at[:, step].set(tok)

@@ -160,3 +160,28 @@ def place(tree: Any, shardings: Any) -> Any:
         return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
     return jax.tree.map(one, tree, shardings)
+
+
+def barrier(name: str) -> None:
+    """Wait for every process (no-op with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def broadcast_json(obj: Any) -> Any:
+    """Process 0's JSON-serialisable object, on every process (no-op with one process)."""
+    if jax.process_count() == 1:
+        return obj
+    import json
+
+    from jax.experimental import multihost_utils
+
+    payload = json.dumps(obj).encode("utf-8") if jax.process_index() == 0 else b""
+    size = int(multihost_utils.broadcast_one_to_all(np.int32(len(payload))))
+    buf = np.zeros(size, np.uint8)
+    if jax.process_index() == 0:
+        buf[:] = np.frombuffer(payload, np.uint8)
+    buf = np.asarray(multihost_utils.broadcast_one_to_all(buf))
+    return json.loads(bytes(buf).decode("utf-8"))

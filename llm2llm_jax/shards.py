@@ -12,6 +12,7 @@ example was made from) and iteration (when it entered the set).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Iterator, Sequence
 
@@ -82,7 +83,13 @@ def write_iteration(shard_dir: str, iteration: int, examples: Sequence[dict]) ->
     builder = _builder(shard_dir, iteration, examples)
     if not builder.is_prepared():
         tfds.disable_progress_bar()
-        builder.download_and_prepare()
+        absl_log = logging.getLogger("absl")
+        level = absl_log.level
+        absl_log.setLevel(logging.WARNING)  # tfds's "Downloading and preparing..." lines are noise here
+        try:
+            builder.download_and_prepare()
+        finally:
+            absl_log.setLevel(level)
     return _path(shard_dir, iteration)
 
 

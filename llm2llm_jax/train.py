@@ -341,22 +341,31 @@ class Trainer:
         return combine(self.state["params"], self.frozen)
 
     def fit(self, examples: Sequence[Example], pad_id: int = 0, progress: bool = True, desc: str = "training",
-            log_every: int = 1) -> list[dict]:
-        """Run hp.epochs epochs over `examples`; returns per-step metrics (host floats)."""
+            start_step: int = 0, checkpoint_every: int = 0) -> list[dict]:
+        """Run hp.epochs epochs over `examples`; returns per-step metrics (host floats).
+
+        start_step: resume after a restored checkpoint; the batch order is a pure function of hp.seed,
+        so the first `start_step` batches are regenerated and skipped. checkpoint_every: save (async)
+        every this many steps.
+        """
         from tqdm.auto import tqdm
 
         rng = np.random.default_rng(self.hp.seed)
         history = []
-        bar = tqdm(total=self.total_steps, desc=desc, disable=not progress, unit="step")
+        bar = tqdm(total=self.total_steps, initial=start_step, desc=desc, disable=not progress, unit="step")
+        step = 0
         for epoch in range(self.hp.epochs):
             for batch in make_batches(examples, self.hp, rng, pad_id=pad_id):
-                metrics = jax.device_get(self.step(batch))
-                metrics = {k: float(v) for k, v in metrics.items()}
+                step += 1
+                if step <= start_step:
+                    continue
+                metrics = {k: float(v) for k, v in jax.device_get(self.step(batch)).items()}
                 metrics["epoch"] = epoch
                 history.append(metrics)
-                if len(history) % log_every == 0:
-                    bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}")
                 bar.update(1)
+                if checkpoint_every and step % checkpoint_every == 0 and self.checkpoints is not None:
+                    self.save()
         bar.close()
         return history
 
@@ -365,7 +374,8 @@ class Trainer:
         import orbax.checkpoint as ocp
 
         step = int(jax.device_get(self.state["step"]))
-        self.checkpoints.save(step, args=ocp.args.StandardSave(self.state))
+        if step != self.checkpoints.latest_step():
+            self.checkpoints.save(step, args=ocp.args.StandardSave(self.state))
         if wait:
             self.checkpoints.wait_until_finished()
 

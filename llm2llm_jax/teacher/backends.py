@@ -1,0 +1,317 @@
+"""Teacher backends behind one interface: gemini (google-genai), openai (chat completions), local (Flax Llama).
+
+Every backend gets the same shell: an on-disk cache checked before any call, a per-run budget of
+calls and tokens checked before paying, retries with exponential backoff and jitter on 429, 5xx and
+timeouts (tenacity), and a concurrency limit for the API backends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional, Sequence
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from llm2llm_jax.teacher.cache import DiskCache, cache_key
+
+
+class TeacherError(RuntimeError):
+    """A teacher call that cannot succeed by retrying (bad key, bad model name, bad request)."""
+
+
+class TransientError(RuntimeError):
+    """A call worth retrying: rate limit, server error, timeout, unreadable response body."""
+
+
+class BudgetExceeded(RuntimeError):
+    """The run's teacher budget is spent; the controller stops cleanly."""
+
+
+@dataclasses.dataclass
+class TeacherSettings:
+    kind: str = "local"  # gemini | openai | local | scripted
+    model: str = ""
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_output_tokens: int = 512
+    concurrency: int = 4
+    max_attempts: int = 6
+    initial_delay: float = 1.0
+    max_delay: float = 30.0
+    timeout: float = 60.0
+    max_calls: int = 0  # 0 = unlimited
+    max_tokens: int = 0  # 0 = unlimited
+    base_url: str = ""
+    api_key_env: str = ""  # openai: which variable holds the key (default OPENAI_API_KEY)
+
+
+@dataclasses.dataclass
+class TeacherRequest:
+    system: str
+    turns: list  # [{"role": "user"|"assistant", "content": str}]
+    seed: int
+
+
+class Budget:
+    """Calls and tokens spent by this run (thread-safe)."""
+
+    def __init__(self, max_calls: int = 0, max_tokens: int = 0):
+        self.max_calls, self.max_tokens = max_calls, max_tokens
+        self.calls = self.tokens = 0
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        with self._lock:
+            if self.max_calls and self.calls >= self.max_calls:
+                raise BudgetExceeded(f"teacher budget spent: {self.calls} of {self.max_calls} calls "
+                                     f"(raise teacher.max_calls to continue)")
+            if self.max_tokens and self.tokens >= self.max_tokens:
+                raise BudgetExceeded(f"teacher budget spent: {self.tokens} of {self.max_tokens} tokens "
+                                     f"(raise teacher.max_tokens to continue)")
+            self.calls += 1  # reserve the call now so concurrent workers cannot overshoot
+
+    def charge_tokens(self, tokens: int) -> None:
+        with self._lock:
+            self.tokens += int(tokens)
+
+
+class Backend:
+    """Cache + budget + retries around one backend's `_call(request) -> (text, tokens)`."""
+
+    kind = "base"
+
+    def __init__(self, settings: TeacherSettings, cache: Optional[DiskCache] = None, budget: Optional[Budget] = None):
+        self.settings = settings
+        self.cache = cache
+        self.budget = budget or Budget(settings.max_calls, settings.max_tokens)
+        self.stats = {"calls": 0, "cached": 0, "retries": 0}
+        self._stats_lock = threading.Lock()
+
+    def key(self, request: TeacherRequest) -> str:
+        s = self.settings
+        return cache_key(backend=self.kind, model=s.model, system=request.system, turns=request.turns,
+                         temperature=s.temperature, top_p=s.top_p, max_output_tokens=s.max_output_tokens,
+                         seed=request.seed)
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            self.stats[name] += 1
+
+    def complete(self, request: TeacherRequest) -> str:
+        key = self.key(request)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self._count("cached")
+                return hit["text"]
+        self.budget.check()
+        s = self.settings
+
+        def before_retry(state):
+            self._count("retries")
+
+        caller = retry(retry=retry_if_exception_type(TransientError), stop=stop_after_attempt(s.max_attempts),
+                       wait=wait_random_exponential(multiplier=s.initial_delay, max=s.max_delay),
+                       before_sleep=before_retry, reraise=True)(self._call)
+        try:
+            text, tokens = caller(request)
+        except TransientError as e:
+            raise TeacherError(f"{self.kind} teacher failed after {s.max_attempts} attempts: {e}") from None
+        self._count("calls")
+        self.budget.charge_tokens(tokens)
+        if self.cache is not None:
+            self.cache.put(key, {"text": text, "tokens": tokens})
+        return text
+
+    def complete_many(self, requests: Sequence[TeacherRequest]) -> list[str]:
+        """Answers in request order, at most `concurrency` calls in flight."""
+        if not requests:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
+            return list(pool.map(self.complete, requests))
+
+    def _call(self, request: TeacherRequest) -> tuple[str, int]:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------- gemini
+class GeminiBackend(Backend):
+    kind = "gemini"
+
+    def __init__(self, settings, cache=None, budget=None):
+        super().__init__(settings, cache, budget)
+        from google import genai
+        from google.genai import types
+
+        key = os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
+        if not key:
+            raise TeacherError("teacher.kind='gemini' needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
+        self.settings.model = settings.model or "gemini-2.5-flash"
+        http = types.HttpOptions(base_url=settings.base_url or None, timeout=int(settings.timeout * 1000),
+                                 retry_options=types.HttpRetryOptions(attempts=1))  # we retry ourselves
+        self.client = genai.Client(api_key=key, http_options=http)
+        self.types = types
+
+    def _call(self, request):
+        import httpx
+        from google.genai import errors
+
+        t, s = self.types, self.settings
+        contents = [t.Content(role="model" if m["role"] == "assistant" else "user", parts=[t.Part(text=m["content"])])
+                    for m in request.turns]
+        config = t.GenerateContentConfig(system_instruction=request.system, temperature=s.temperature, top_p=s.top_p,
+                                         max_output_tokens=s.max_output_tokens, seed=request.seed, candidate_count=1)
+        try:
+            resp = self.client.models.generate_content(model=s.model, contents=contents, config=config)
+        except errors.APIError as e:
+            if e.code == 429 or (e.code or 0) >= 500:
+                raise TransientError(f"HTTP {e.code}: {e.message}") from None
+            raise TeacherError(f"gemini HTTP {e.code}: {e.message}") from None
+        except (httpx.TimeoutException, httpx.TransportError) as e:
+            raise TransientError(f"{type(e).__name__}: {e}") from None
+        except ValueError as e:  # unreadable response body
+            raise TransientError(f"unreadable response: {e}") from None
+        usage = resp.usage_metadata
+        tokens = (usage.total_token_count or 0) if usage else 0
+        return resp.text or "", tokens
+
+
+# ---------------------------------------------------------------------------- openai-compatible
+class OpenAIBackend(Backend):
+    kind = "openai"
+
+    def __init__(self, settings, cache=None, budget=None):
+        super().__init__(settings, cache, budget)
+        import httpx
+
+        self.base_url = (settings.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+        env = settings.api_key_env or "OPENAI_API_KEY"
+        key = os.environ.get(env, "")
+        if not key and "api.openai.com" in self.base_url:
+            raise TeacherError(f"teacher.kind='openai' against {self.base_url} needs an API key: set {env}")
+        self.settings.model = settings.model or "gpt-4o-mini"
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.http = httpx.Client(headers=headers, timeout=settings.timeout)
+
+    def _call(self, request):
+        import httpx
+
+        s = self.settings
+        body = {"model": s.model, "messages": [{"role": "system", "content": request.system}] + list(request.turns),
+                "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_output_tokens,
+                "seed": request.seed}
+        try:
+            resp = self.http.post(f"{self.base_url}/chat/completions", json=body)
+        except (httpx.TimeoutException, httpx.TransportError) as e:
+            raise TransientError(f"{type(e).__name__}: {e}") from None
+        if resp.status_code == 429 or resp.status_code >= 500:
+            raise TransientError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+        if resp.status_code >= 400:
+            raise TeacherError(f"openai HTTP {resp.status_code} from {self.base_url}: {resp.text[:300]}")
+        try:
+            data = resp.json()
+            text = data["choices"][0]["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            raise TransientError(f"unreadable response ({type(e).__name__}): {resp.text[:200]}") from None
+        return text, int((data.get("usage") or {}).get("total_tokens", 0))
+
+
+# ---------------------------------------------------------------------------- local Flax Llama
+class LocalBackend(Backend):
+    """A Llama checkpoint sampled with this project's decode (SmolLM2-135M-Instruct offline)."""
+
+    kind = "local"
+
+    def __init__(self, settings, cache=None, budget=None, model=None, batch_size: int = 16):
+        super().__init__(settings, cache, budget)
+        if model is None:
+            from llm2llm_jax.model.loading import load_pretrained
+
+            model = load_pretrained("smollm2" if not settings.model or settings.model == "smollm2" else "hf",
+                                    "" if settings.model in ("", "smollm2") else settings.model, progress=False)
+        self.cfg, self.params, self.tokenizer = model
+        self.settings.model = settings.model or "smollm2"
+        self.batch_size = batch_size
+
+    def _prompt(self, request: TeacherRequest) -> str:
+        messages = [{"role": "system", "content": request.system}] + list(request.turns)
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
+    def complete_many(self, requests):
+        """Cached answers first; the rest decoded in batches with one PRNG key per request (its seed)."""
+        import jax
+        import numpy as np
+
+        from llm2llm_jax.decode import generate, left_pad
+
+        answers: list = [None] * len(requests)
+        todo = []
+        for i, r in enumerate(requests):
+            hit = self.cache.get(self.key(r)) if self.cache is not None else None
+            if hit is not None:
+                answers[i] = hit["text"]
+                self._count("cached")
+            else:
+                todo.append(i)
+        pad = self.tokenizer.pad_token_id
+        s = self.settings
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start:start + self.batch_size]
+            for _ in chunk:
+                self.budget.check()
+            encoded = [self.tokenizer(self._prompt(requests[i]), add_special_tokens=False)["input_ids"] for i in chunk]
+            encoded += [encoded[-1]] * (self.batch_size - len(chunk))  # fixed batch shape: one compilation
+            ids, mask = left_pad(encoded, pad, multiple=64)
+            keys = jax.numpy.stack([jax.random.PRNGKey(requests[i].seed) for i in chunk] +
+                                   [jax.random.PRNGKey(0)] * (self.batch_size - len(chunk)))
+            tokens, lengths = generate(self.cfg, self.params, ids, mask, keys, max_new_tokens=s.max_output_tokens,
+                                       temperature=s.temperature, top_p=s.top_p, eos_ids=self.cfg.eos_token_ids,
+                                       pad_id=pad)
+            tokens, lengths = np.asarray(tokens), np.asarray(lengths)
+            for row, i in enumerate(chunk):
+                text = self.tokenizer.decode(tokens[row, :lengths[row]], skip_special_tokens=True)
+                answers[i] = text
+                self._count("calls")
+                self.budget.charge_tokens(int(lengths[row]))
+                if self.cache is not None:
+                    self.cache.put(self.key(requests[i]), {"text": text, "tokens": int(lengths[row])})
+        return answers
+
+    def complete(self, request):
+        return self.complete_many([request])[0]
+
+
+# ---------------------------------------------------------------------------- scripted (tests, dry runs)
+class ScriptedBackend(Backend):
+    """Answers from a Python function of the request: deterministic, free, for tests and dry runs."""
+
+    kind = "scripted"
+
+    def __init__(self, settings, cache=None, budget=None, script=None):
+        super().__init__(settings, cache, budget)
+        if script is None:
+            raise TeacherError("teacher.kind='scripted' needs a script function")
+        self.script = script
+        self.settings.model = settings.model or "script"
+        self.seen: list = []
+        self._seen_lock = threading.Lock()
+
+    def _call(self, request):
+        with self._seen_lock:
+            self.seen.append(request)
+        text = self.script(request)
+        return text, len(text.split())
+
+
+BACKENDS = {"gemini": GeminiBackend, "openai": OpenAIBackend, "local": LocalBackend, "scripted": ScriptedBackend}
+
+
+def make_backend(settings: TeacherSettings, cache: Optional[DiskCache] = None, **extra) -> Backend:
+    if settings.kind not in BACKENDS:
+        raise TeacherError(f"teacher.kind={settings.kind!r}: choose one of {sorted(BACKENDS)}")
+    return BACKENDS[settings.kind](settings, cache, **extra)

@@ -1,0 +1,81 @@
+"""Filters for teacher output: empty/runaway, label or final-answer validity, test leakage, ROUGE-L dedup.
+
+`AugmentationFilter` remembers every input it has kept (and the seed set), so deduplication is
+against everything kept so far across iterations, as in the paper (ROUGE-L F > 0.95 is a duplicate).
+Every drop is counted by reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable, Optional, Sequence
+
+from llm2llm_jax.data import LeakageChecker, normalize_text
+from llm2llm_jax.tasks import Task, parse_number
+
+REASONS = ("empty", "runaway", "invalid_label", "no_final_answer", "test_leak", "duplicate")
+
+
+class AugmentationFilter:
+    def __init__(self, task: Task, seed_inputs: Iterable[str], test_inputs: Iterable[str],
+                 rouge_threshold: float = 0.95, max_input_chars: int = 2000, max_output_chars: int = 4000):
+        from rouge_score import rouge_scorer
+
+        self.task = task
+        self.threshold = rouge_threshold
+        self.max_input_chars, self.max_output_chars = max_input_chars, max_output_chars
+        self.leakage = LeakageChecker(test_inputs)
+        self.scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+        self.kept: list[tuple[str, int]] = []  # (text, word count) of everything kept, seed set included
+        for text in seed_inputs:
+            self._remember(text)
+
+    def _remember(self, text: str) -> None:
+        self.kept.append((text, len(normalize_text(text).split())))
+
+    def is_duplicate(self, text: str) -> bool:
+        n = len(normalize_text(text).split())
+        for other, m in self.kept:
+            lo, hi = min(n, m), max(n, m)
+            if hi and 2 * lo / (lo + hi) < self.threshold:
+                continue  # ROUGE-L F cannot reach the threshold with lengths this different
+            if self.scorer.score(other, text)["rougeL"].fmeasure > self.threshold:
+                return True
+        return False
+
+    def check(self, candidate: dict) -> tuple[Optional[dict], Optional[str]]:
+        """(clean example with `input` and `output`, None) or (None, drop reason)."""
+        text, raw = candidate.get("input", "").strip(), candidate.get("raw_output", "").strip()
+        if not text or not raw:
+            return None, "empty"
+        if len(text) > self.max_input_chars or len(raw) > self.max_output_chars:
+            return None, "runaway"
+        if self.task.is_classification:
+            label = self.task.parse(raw)
+            if label is None:
+                return None, "invalid_label"
+            output = label
+        elif self.task.numeric:
+            if "####" not in raw or parse_number(raw) is None:
+                return None, "no_final_answer"
+            output = raw
+        else:
+            output = raw
+        if self.leakage.check(text):
+            return None, "test_leak"
+        if self.is_duplicate(text):
+            return None, "duplicate"
+        self._remember(text)
+        return {"input": text, "output": output}, None
+
+    def apply(self, candidates: Sequence[dict]) -> tuple[list[dict], dict]:
+        """(kept examples with provenance copied from each candidate, drop counts by reason)."""
+        kept, drops = [], Counter({r: 0 for r in REASONS})
+        for cand in candidates:
+            clean, reason = self.check(cand)
+            if reason:
+                drops[reason] += 1
+                continue
+            clean.update({k: cand[k] for k in ("id", "origin", "parent_id", "iteration") if k in cand})
+            kept.append(clean)
+        return kept, dict(drops)

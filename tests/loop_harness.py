@@ -1,0 +1,141 @@
+"""Runs a small LLM2LLM loop in its own process (tiny random student, scripted teacher), for the loop tests.
+
+  python tests/loop_harness.py WORKDIR [--kill-at train|teacher|shards] [--iterations N] [--method M]
+
+--kill-at sends SIGKILL to this very process in the middle of that stage (a real kill -9), so
+the tests can rerun the same command and check the resumed run against an uninterrupted one.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import jax  # noqa: E402
+
+# Reuse compiled executables across the test's many short runs (JAX's persistent compilation cache).
+if os.environ.get("LLM2LLM_TEST_JIT_CACHE"):
+    jax.config.update("jax_compilation_cache_dir", os.environ["LLM2LLM_TEST_JIT_CACHE"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def tiny_student():
+    from llm2llm_jax import assets
+    from llm2llm_jax.model.config import LlamaConfig
+    from llm2llm_jax.model.llama import init_params
+    from llm2llm_jax.train import host_params
+
+    tok = assets.load_gguf_tokenizer(assets.smollm2_gguf_path(quiet=True))
+    cfg = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, bos_token_id=1,
+                      eos_token_id=2, pad_token_id=2, max_position_embeddings=512)
+    return cfg, host_params(init_params(cfg, jax.random.PRNGKey(0))), tok
+
+
+def scripted_answer(request) -> str:
+    """One new example per request: the wrong input with a tag, and its correct label."""
+    last = request.turns[-1]["content"]
+    text = re.search(r"^Input: (.*)$", last, re.M).group(1)
+    label = re.search(r"^Correct output: (.*)$", last, re.M).group(1)
+    return f"1. Input: Tell me, {text.lower()} (variant {request.seed % 997})\n   Output: {label}"
+
+
+def small_config(workdir, iterations=3, method="llm2llm", epochs=6):
+    from configs.base import base_config
+
+    c = base_config()
+    c.workdir = workdir
+    c.task = "trec"
+    c.method = method
+    c.iterations = iterations
+    c.progress = False
+    c.mesh = (1, -1, 1)
+    c.data.source = "trec_offline"
+    c.data.seed_count = 12
+    c.data.test_count = 200
+    c.data.test_limit = 16
+    c.data.max_length = 64
+    c.train.learning_rate = 1e-2
+    c.train.epochs = epochs
+    c.train.batch_size = 8
+    c.train.seq_multiple = 32
+    c.train.checkpoint_every = 4
+    c.eval.batch_size = 16
+    c.eval.max_new_tokens = 3
+    c.teacher.kind = "scripted"
+    c.teacher.concurrency = 2
+    return c
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workdir")
+    ap.add_argument("--kill-at", default="")
+    ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--method", default="llm2llm")
+    args = ap.parse_args()
+
+    from llm2llm_jax import loop, shards
+    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
+    from llm2llm_jax.teacher.cache import DiskCache
+    from llm2llm_jax.train import Trainer
+
+    config = small_config(args.workdir, args.iterations, args.method)
+    teacher = ScriptedBackend(TeacherSettings(kind="scripted", concurrency=1),
+                              DiskCache(os.path.join(args.workdir, "teacher_cache")), script=scripted_answer)
+
+    def die():
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if args.kill_at == "train":  # iteration 1, after its 6th optimizer step (a checkpoint exists at step 4)
+        original_step = Trainer.step
+        counter = {"n": 0}
+
+        def step(self, batch):
+            out = original_step(self, batch)
+            if os.path.exists(os.path.join(args.workdir, "iter_0000", "metrics.json")):
+                counter["n"] += 1
+                if counter["n"] == 6:
+                    self.checkpoints.wait_until_finished()
+                    die()
+            return out
+
+        Trainer.step = step
+    elif args.kill_at == "teacher":  # iteration 1, after 3 paid teacher calls
+        original_call = ScriptedBackend._call
+
+        paid_in_iteration_1 = []
+
+        def call(self, request):
+            out = original_call(self, request)
+            if os.path.exists(os.path.join(args.workdir, "iter_0000", "metrics.json")):
+                paid_in_iteration_1.append(request.seed)
+                if len(paid_in_iteration_1) == 3:
+                    die()
+            return out
+
+        ScriptedBackend._call = call
+    elif args.kill_at == "shards":  # while writing iteration 2's shard
+        original_gen = shards.Llm2llmShards._generate_examples
+
+        def gen(self):
+            for n, item in enumerate(original_gen(self)):
+                if self.builder_config.name == "iteration_0002" and n == 5:
+                    die()
+                yield item
+
+        shards.Llm2llmShards._generate_examples = gen
+
+    rows = loop.run_from_config(config, model=tiny_student(), teacher=teacher)
+    print("METRICS " + json.dumps(rows))
+    print("TEACHER " + json.dumps([r.seed for r in teacher.seen]))
+
+
+if __name__ == "__main__":
+    main()

@@ -27,6 +27,11 @@ setup(
         "importlib_resources>=6",
         "array_record>=0.5",
         "grain>=0.2.6",
+        "google-genai>=1.0",
+        "httpx>=0.27",
+        "tenacity>=8.2",
+        "rouge-score>=0.1.2",
+        "matplotlib>=3.8",
     ],
     extras_require={
         "test": [

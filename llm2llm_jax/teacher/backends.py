@@ -137,6 +137,18 @@ class Backend:
         raise NotImplementedError
 
 
+def _network_errors() -> tuple:
+    """Timeout and transport exception types of httpx and of httpx2 (which google-genai uses)."""
+    found = []
+    for name in ("httpx", "httpx2"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        found += [module.TimeoutException, module.TransportError]
+    return tuple(found) or (OSError,)
+
+
 # ---------------------------------------------------------------------------- gemini
 class GeminiBackend(Backend):
     kind = "gemini"
@@ -156,7 +168,6 @@ class GeminiBackend(Backend):
         self.types = types
 
     def _call(self, request):
-        import httpx
         from google.genai import errors
 
         t, s = self.types, self.settings
@@ -170,7 +181,7 @@ class GeminiBackend(Backend):
             if e.code == 429 or (e.code or 0) >= 500:
                 raise TransientError(f"HTTP {e.code}: {e.message}") from None
             raise TeacherError(f"gemini HTTP {e.code}: {e.message}") from None
-        except (httpx.TimeoutException, httpx.TransportError) as e:
+        except _network_errors() as e:
             raise TransientError(f"{type(e).__name__}: {e}") from None
         except ValueError as e:  # unreadable response body
             raise TransientError(f"unreadable response: {e}") from None

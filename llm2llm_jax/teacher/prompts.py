@@ -96,7 +96,9 @@ def parse_examples(text: str, task: Task) -> list[dict]:
     in_key, out_key = _keys(task)
     starts = [m.start() for m in _ITEM.finditer(text)]
     blocks = [text[s:e] for s, e in zip(starts, starts[1:] + [len(text)])] if starts else [text]
-    field = re.compile(rf"(?is)^\s*(?:\d+[.)]|[-*])?\s*\**({in_key}|{out_key}|input|output|question|answer)\**\s*:\s*")
+    # "Input: x", "1. Input: x", "**Input:** x", "- **Output**: y"
+    field = re.compile(rf"(?is)^\s*(?:\d+[.)]|[-*])?\s*\**({in_key}|{out_key}|input|output|question|answer)\**\s*:"
+                       rf"\s*\**\s*")
     out = []
     for block in blocks:
         parts: dict = {}

@@ -1,0 +1,145 @@
+"""Teacher backends against local servers speaking the Gemini REST and OpenAI chat APIs: the real
+google-genai client and the real HTTP path, with 429s, 500s, timeouts, garbage, budgets and the cache."""
+
+import os
+
+import pytest
+
+from fake_servers import ScriptedServer
+from llm2llm_jax.tasks import TASKS
+from llm2llm_jax.teacher import AugmentationFilter, build_messages, parse_examples
+from llm2llm_jax.teacher.backends import (BudgetExceeded, TeacherError, TeacherRequest, TeacherSettings,
+                                          make_backend)
+from llm2llm_jax.teacher.cache import DiskCache
+
+SECRET = "test-key-do-not-store-123"
+REPLY = "1. Input: Who invented the telephone ?\n   Output: human\n2. Input: Where is Lake Titicaca ?\n   Output: location"
+
+
+@pytest.fixture(params=["gemini", "openai"])
+def served(request, monkeypatch, tmp_path):
+    server = ScriptedServer(request.param, default_text=REPLY)
+    monkeypatch.setenv("GEMINI_API_KEY", SECRET)
+    monkeypatch.setenv("FAKE_OPENAI_KEY", SECRET)
+
+    def make(**overrides):
+        settings = dict(kind=request.param, model="fake-model", base_url=server.url + ("/v1" if request.param == "openai"
+                                                                                    else ""),
+                        api_key_env="FAKE_OPENAI_KEY", initial_delay=0.01, max_delay=0.05, timeout=2.0,
+                        max_attempts=4, concurrency=2)
+        settings.update(overrides)
+        return make_backend(TeacherSettings(**settings), DiskCache(str(tmp_path / "cache")))
+
+    yield server, make
+    server.close()
+
+
+def _request(seed=1):
+    task = TASKS["trec"]
+    system, turns = build_messages(task, {"input": "Who wrote Hamlet ?", "output": "HUM"}, " location", 2)
+    return TeacherRequest(system=system, turns=turns, seed=seed)
+
+
+def test_generates_and_parses_augmentations(served):
+    server, make = served
+    backend = make()
+    text = backend.complete(_request())
+    examples = parse_examples(text, TASKS["trec"])
+    assert [e["input"] for e in examples] == ["Who invented the telephone ?", "Where is Lake Titicaca ?"]
+    body = server.requests[0]["body"]
+    sent = str(body)
+    assert "Who wrote Hamlet ?" in sent and "Correct output: human" in sent and "Student's output: location" in sent
+    if server.flavor == "gemini":
+        assert server.requests[0]["path"].endswith("models/fake-model:generateContent")
+        assert body["generationConfig"]["seed"] == 1 and "systemInstruction" in body
+        assert server.requests[0]["headers"].get("x-goog-api-key") == SECRET
+    else:
+        assert server.requests[0]["path"] == "/v1/chat/completions"
+        assert body["messages"][0]["role"] == "system" and body["seed"] == 1
+        assert server.requests[0]["headers"]["Authorization"] == f"Bearer {SECRET}"
+
+
+def test_survives_429_500_timeouts_and_garbage(served):
+    server, make = served
+    server.steps = [("status", 429), ("status", 500), ("sleep", 3.0, "too late"), ("garbage",), ("ok", REPLY)]
+    backend = make(max_attempts=5)
+    assert backend.complete(_request()) == REPLY
+    assert backend.stats["retries"] == 4 and len(server.requests) == 5
+
+
+def test_gives_up_after_max_attempts_and_does_not_retry_client_errors(served):
+    server, make = served
+    server.steps = [("status", 503)] * 4
+    with pytest.raises(TeacherError, match="after 4 attempts"):
+        make().complete(_request())
+    server.steps = [("status", 400)]
+    before = len(server.requests)
+    with pytest.raises(TeacherError, match="400"):
+        make().complete(_request(seed=2))
+    assert len(server.requests) == before + 1
+
+
+def test_cache_means_never_paying_twice_and_holds_no_secret(served, tmp_path):
+    server, make = served
+    first = make()
+    replies = first.complete_many([_request(seed=s) for s in range(4)])
+    assert len(server.requests) == 4
+    second = make()  # a new run over the same cache directory
+    assert second.complete_many([_request(seed=s) for s in range(4)]) == replies
+    assert len(server.requests) == 4 and second.stats["cached"] == 4
+    for root, _, files in os.walk(tmp_path / "cache"):
+        for f in files:
+            assert SECRET not in open(os.path.join(root, f)).read()
+
+
+def test_budget_stops_cleanly(served):
+    server, make = served
+    backend = make(max_calls=2, concurrency=1)
+    backend.complete(_request(seed=1))
+    backend.complete(_request(seed=2))
+    with pytest.raises(BudgetExceeded, match="2 of 2 calls"):
+        backend.complete(_request(seed=3))
+    assert len(server.requests) == 2
+    assert backend.complete(_request(seed=1)) == REPLY  # cached answers stay free
+
+
+def test_malformed_teacher_text_is_counted_not_fatal(served):
+    server, make = served
+    server.steps = [("ok", "Sure! Here are some ideas:\nmaybe something about phones")]
+    text = make().complete(_request())
+    cands = parse_examples(text, TASKS["trec"])
+    filt = AugmentationFilter(TASKS["trec"], ["Who wrote Hamlet ?"], [])
+    kept, drops = filt.apply(cands)
+    assert kept == [] and sum(drops.values()) == len(cands)
+
+
+def test_missing_api_key_names_the_variable(monkeypatch):
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    with pytest.raises(TeacherError, match="GEMINI_API_KEY"):
+        make_backend(TeacherSettings(kind="gemini"))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(TeacherError, match="OPENAI_API_KEY"):
+        make_backend(TeacherSettings(kind="openai"))
+
+
+def test_parsing_and_filters_on_hand_written_replies():
+    trec, gsm = TASKS["trec"], TASKS["gsm8k"]
+    reply = ("Here you go:\n1. Input: What is the capital of Peru ?\n   Output: location\n"
+             "2) **Input:** How many moons does Mars have ?\n**Output:** number\n"
+             "3. Input: Who painted the Mona Lisa ?\n   Output: painter\n"
+             "4. Input: What is the capital of Peru ?\n   Output: location\n"
+             "5. Input: Who wrote Hamlet ?\n   Output: human\n6. Input:\n   Output: human")
+    cands = parse_examples(reply, trec)
+    assert len(cands) == 6 and cands[1]["input"] == "How many moons does Mars have ?"
+    filt = AugmentationFilter(trec, seed_inputs=["Where is the Eiffel Tower ?"], test_inputs=["Who wrote Hamlet ?"])
+    kept, drops = filt.apply(cands)
+    assert [k["output"] for k in kept] == ["LOC", "NUM"]
+    assert drops == {"empty": 1, "runaway": 0, "invalid_label": 1, "no_final_answer": 0, "test_leak": 1,
+                     "duplicate": 1}
+    math = parse_examples("1. Question: Ann has 2 cats and buys 3 more. How many?\n   Answer: 2 + 3 = 5\n   #### 5\n"
+                          "2. Question: Bob has 4 pens.\n   Answer: He has four pens.", gsm)
+    kept, drops = AugmentationFilter(gsm, [], []).apply(math)
+    assert len(kept) == 1 and kept[0]["output"].endswith("#### 5") and drops["no_final_answer"] == 1
+    runaway = [{"input": "x " * 3000, "raw_output": "human"}]
+    assert AugmentationFilter(trec, [], []).apply(runaway)[1]["runaway"] == 1

@@ -1,24 +1,47 @@
-"""Offline default: SmolLM2-135M-Instruct from its PyPI-shipped GGUF, on this machine's CPU.
+"""Offline default: LLM2LLM on TREC (packaged in a PyPI wheel) with SmolLM2-135M-Instruct as student
+and as teacher (or Gemini when GEMINI_API_KEY is set), sized to finish on 2 CPU cores.
 
-Until the LLM2LLM loop lands this runs the smoke job: load the model and complete a prompt.
+  python launch/run.py --config=configs/default.py
 """
 
-import ml_collections
+import os
+
+from configs.base import base_config
 
 
 def get_config():
-    c = ml_collections.ConfigDict()
-    c.job = "smoke"
-    c.seed = 0
-    c.model = ml_collections.ConfigDict()
-    c.model.source = "smollm2"  # smollm2 | hf | gguf
-    c.model.path = ""
-    c.model.dtype = "float32"
+    c = base_config()
+    c.task = "trec"
+    c.workdir = "runs/default"
+    c.iterations = 4
+    c.mesh = (1, -1, 1)
+
+    c.model.source = "smollm2"
+    c.model.dtype = "bfloat16"  # f32 master weights, bf16 matmuls with f32 accumulation
     c.model.param_dtype = "float32"
-    c.model.scan_layers = True
-    c.smoke = ml_collections.ConfigDict()
-    c.smoke.prompts = ("What is the capital of France? Answer in one sentence.",
-                       "Classify the question type (ABBR, DESC, ENTY, HUM, LOC, NUM): Who wrote Hamlet?")
-    c.smoke.max_new_tokens = 40
-    c.smoke.use_chat_template = True
+    c.model.scan_layers = False  # unrolled layers: faster backward on XLA:CPU
+    c.model.remat_policy = "none"
+
+    c.data.source = "trec_offline"
+    c.data.seed_count = 60
+    c.data.test_count = 500
+    c.data.test_limit = 200
+    c.data.max_length = 96
+
+    c.train.learning_rate = 1e-4
+    c.train.epochs = 3
+    c.train.batch_size = 8
+    c.train.seq_multiple = 32
+    c.train.checkpoint_every = 20
+
+    c.eval.batch_size = 32
+    c.eval.max_new_tokens = 4
+
+    if os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY"):
+        c.teacher.kind = "gemini"
+    else:
+        c.teacher.kind = "local"  # the student's own base model, sampled
+        c.teacher.model = "smollm2"
+    c.teacher.max_output_tokens = 96
+    c.teacher.per_example = 1
     return c

@@ -11,8 +11,12 @@ Examples:
 Every field of the config file can be overridden with --config.FIELD=VALUE.
 """
 
+import os
 import sys
 import time
+
+# Configs import `configs.base`; make the repository root importable wherever this is run from.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, logging
 from ml_collections import config_flags
@@ -41,7 +45,26 @@ def run_smoke(config) -> None:
     print(f"\n{len(prompts)} completions in {seconds:.1f}s (including jit compilation)")
 
 
-JOBS = {"smoke": run_smoke}
+def run_llm2llm(config) -> None:
+    """The LLM2LLM loop (or a baseline), then a one-screen summary."""
+    from llm2llm_jax import loop, parallel
+
+    parallel.maybe_initialize_distributed()
+    start = time.perf_counter()
+    rows = loop.run_from_config(config)
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\nLLM2LLM on {config.task} ({config.method}), run directory {os.path.abspath(config.workdir)}")
+    print(f"{'iter':>4} {'train size':>10} {'seed acc':>9} {'test acc':>9} {'new':>5}")
+    for r in rows:
+        print(f"{r['iteration']:>4} {r['train_size']:>10} {r['seed_accuracy']:>9.1%} {r['test_accuracy']:>9.1%} "
+              f"{r.get('new_examples', 0):>5}")
+    if rows:
+        print(f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
+              f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min")
+    print(f"report: {os.path.join(os.path.abspath(config.workdir), 'report.md')} and report.png")
+
+
+JOBS = {"smoke": run_smoke, "llm2llm": run_llm2llm}
 
 
 def main(argv):
@@ -51,7 +74,13 @@ def main(argv):
     if config.job not in JOBS:
         raise app.UsageError(f"--config.job={config.job!r}; choose one of {sorted(JOBS)}")
     logging.set_verbosity(logging.WARNING)
-    JOBS[config.job](config)
+    from llm2llm_jax.errors import USER_ERRORS
+
+    try:
+        JOBS[config.job](config)
+    except USER_ERRORS as e:  # a problem with the input or the environment: say what to do, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

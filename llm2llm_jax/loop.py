@@ -142,6 +142,11 @@ class Llm2llmRun:
         self.is_main = jax.process_index() == 0
         self.progress = bool(config.get("progress", True)) and self.is_main
 
+    def mesh(self):
+        if getattr(self, "_mesh", None) is None:
+            self._mesh = parallel.make_mesh(tuple(self.config.mesh))
+        return self._mesh
+
     # -- paths
     def path(self, *parts) -> str:
         return os.path.join(self.workdir, *parts)
@@ -193,7 +198,7 @@ class Llm2llmRun:
     # -- stage: data
     def prepare_data(self) -> tuple[list[dict], list[dict]]:
         seed_file, test_file = self.path("data", "seed.jsonl"), self.path("data", "test.jsonl")
-        if not (os.path.exists(seed_file) and os.path.exists(test_file)):
+        if self.is_main and not (os.path.exists(seed_file) and os.path.exists(test_file)):
             d = self.config.data
             train, test = load_source(d, self.task)
             seed_set = data_lib.sample_seed(train, seed=self.config.seed, count=d.seed_count,
@@ -206,11 +211,20 @@ class Llm2llmRun:
                 ex["id"] = ex.get("id") or f"seed-{i}"
                 ex.pop("source_line", None)
             test = [{k: v for k, v in ex.items() if k != "source_line"} for ex in test]
-            if self.is_main:
-                write_jsonl_atomic(test_file, test)
-                write_jsonl_atomic(seed_file, seed_set)
-            parallel.barrier("data")
+            write_jsonl_atomic(test_file, test)
+            write_jsonl_atomic(seed_file, seed_set)
+        parallel.barrier("data")
         return read_jsonl(seed_file), read_jsonl(test_file)
+
+    def agree(self, flag: bool) -> bool:
+        """Process 0's answer, so that every process takes the same branch (collectives must match)."""
+        return bool(parallel.broadcast_json(bool(flag)))
+
+    def write_shard(self, i: int, examples: Sequence[dict]) -> None:
+        shard_dir = self.path("shards")
+        if self.is_main and not shards.is_written(shard_dir, i):
+            shards.write_iteration(shard_dir, i, examples)
+        parallel.barrier(f"shard-{i}")
 
     # -- stage: train
     def train(self, i: int, train_set: Sequence[dict]):
@@ -225,8 +239,7 @@ class Llm2llmRun:
         examples, trunc = data_lib.tokenize_examples(self.task, train_set, tok, self.config.data.max_length,
                                                      self.config.data.truncation)
         total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs
-        mesh = parallel.make_mesh(tuple(self.config.mesh))
-        trainer = Trainer(cfg, hp, mesh, total_steps=total, checkpoint_dir=self.iter_path(i, "checkpoints"),
+        trainer = Trainer(cfg, hp, self.mesh(), total_steps=total, checkpoint_dir=self.iter_path(i, "checkpoints"),
                           keep_checkpoints=1)
         # Always from the base weights (adapters start fresh too): never from the previous iteration.
         params = add_lora_params(base_params, cfg, jax.random.PRNGKey(stable_seed(self.config.seed, "lora", i)))
@@ -249,8 +262,7 @@ class Llm2llmRun:
     def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:
         from llm2llm_jax.decode import generate, left_pad
 
-        cfg, _, tok = self.model()
-        cfg = cfg  # the trained params carry adapters when LoRA is on; cfg knows
+        cfg, _, tok = self.model()  # with LoRA, `params` carry the trained adapters and cfg applies them
         e = self.config.eval
         prompts = [tok(self.task.prompt(ex), add_special_tokens=False)["input_ids"] for ex in examples]
         limit = self.config.data.max_length
@@ -264,9 +276,10 @@ class Llm2llmRun:
             n = len(chunk)
             chunk = chunk + [chunk[-1]] * (e.batch_size - n)
             ids, mask = left_pad(chunk, tok.pad_token_id, multiple=32)
+            ids, mask = parallel.replicate_inputs(self.mesh(), ids, mask)
             tokens, lengths = generate(cfg, params, ids, mask, jax.random.PRNGKey(0), max_new_tokens=e.max_new_tokens,
                                        eos_ids=cfg.eos_token_ids, pad_id=tok.pad_token_id)
-            tokens, lengths = np.asarray(tokens), np.asarray(lengths)
+            tokens, lengths = parallel.to_host(tokens), parallel.to_host(lengths)
             for row in range(n):
                 ex = examples[start + row]
                 text = tok.decode(tokens[row, :lengths[row]], skip_special_tokens=True)
@@ -322,21 +335,20 @@ class Llm2llmRun:
         seed_set, test_set = self.prepare_data()
         test_eval = test_set[: self.config.data.test_limit] if self.config.data.test_limit else test_set
         shard_dir = self.path("shards")
-        if not shards.is_written(shard_dir, 0):
-            shards.write_iteration(shard_dir, 0, seed_set)
+        self.write_shard(0, seed_set)
         iterations = 1 if self.method == "finetune" else self.config.iterations
         filt = AugmentationFilter(self.task, [ex["input"] for ex in seed_set], [ex["input"] for ex in test_set],
                                   rouge_threshold=self.config.filters.rouge_threshold)
         for i in range(iterations):
             train_set = shards.read_iteration(shard_dir, i)
             metrics_file = self.iter_path(i, "metrics.json")
-            if os.path.exists(metrics_file):
+            if self.agree(os.path.exists(metrics_file)):
                 m = read_json(metrics_file)
                 _remember_augmented(filt, self.iter_path(i, "augment.jsonl"))
                 if m.get("stopped"):
                     break
-                if not shards.is_written(shard_dir, i + 1) and i + 1 < iterations:
-                    shards.write_iteration(shard_dir, i + 1, train_set + read_jsonl(self.iter_path(i, "augment.jsonl")))
+                if i + 1 < iterations and os.path.exists(self.iter_path(i, "augment.jsonl")):
+                    self.write_shard(i + 1, train_set + read_jsonl(self.iter_path(i, "augment.jsonl")))
                 continue
             try:
                 m = self.run_iteration(i, train_set, seed_set, test_eval, filt, last=i + 1 == iterations)
@@ -352,7 +364,7 @@ class Llm2llmRun:
         start = time.time()
         seed_pred_file, test_pred_file = self.iter_path(i, "predictions_seed.jsonl"), self.iter_path(i, "predictions_test.jsonl")
         train_file = self.iter_path(i, "train.json")
-        if not (os.path.exists(seed_pred_file) and os.path.exists(test_pred_file)):
+        if self.agree(not (os.path.exists(seed_pred_file) and os.path.exists(test_pred_file))):
             say(f"iteration {i}: fine-tuning from the base weights on {len(train_set)} examples")
             params, train_info = self.train(i, train_set)
             if self.is_main:
@@ -384,7 +396,7 @@ class Llm2llmRun:
             metrics["stopped"] = "no seed example is wrong"
             say(f"iteration {i}: every seed example is right; stopping early")
         else:
-            if not os.path.exists(augment_file):
+            if self.agree(not os.path.exists(augment_file)):
                 kept, stats = [], {}
                 if self.is_main:
                     kept, stats = self.augment(i, seed_set, chosen, by_id, filt)
@@ -401,10 +413,11 @@ class Llm2llmRun:
                            candidates=stats.get("candidates", 0), drops=stats.get("drops", {}))
             say(f"iteration {i}: kept {len(kept)} of {stats.get('candidates', 0)} new examples "
                 f"(dropped: {', '.join(f'{k} {v}' for k, v in stats.get('drops', {}).items() if v) or 'none'})")
-            shards.write_iteration(self.path("shards"), i + 1, list(train_set) + kept)
+            self.write_shard(i + 1, list(train_set) + kept)
         metrics["seconds"] = round(time.time() - start, 1)
         if self.is_main:
             write_json_atomic(self.iter_path(i, "metrics.json"), metrics)
+        parallel.barrier(f"metrics-{i}")
         return metrics
 
     # -- outputs

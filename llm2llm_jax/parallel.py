@@ -185,3 +185,21 @@ def broadcast_json(obj: Any) -> Any:
         buf[:] = np.frombuffer(payload, np.uint8)
     buf = np.asarray(multihost_utils.broadcast_one_to_all(buf))
     return json.loads(bytes(buf).decode("utf-8"))
+
+
+def to_host(x) -> np.ndarray:
+    """A jax array as numpy on this host, also when it spans processes (gathered if not replicated)."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    if x.sharding.is_fully_replicated:
+        return np.asarray(x.addressable_data(0))
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def replicate_inputs(mesh: Mesh, *arrays):
+    """Host arrays as replicated global arrays when several processes share the mesh (else unchanged)."""
+    if jax.process_count() == 1:
+        return arrays
+    return tuple(place(a, replicated(mesh)) for a in arrays)

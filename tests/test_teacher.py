@@ -143,3 +143,18 @@ def test_parsing_and_filters_on_hand_written_replies():
     assert len(kept) == 1 and kept[0]["output"].endswith("#### 5") and drops["no_final_answer"] == 1
     runaway = [{"input": "x " * 3000, "raw_output": "human"}]
     assert AugmentationFilter(trec, [], []).apply(runaway)[1]["runaway"] == 1
+
+
+def test_local_smollm2_teacher_is_reproducible_per_request(smollm2, tmp_path):
+    """The offline teacher: real SmolLM2 sampling; a request's answer does not depend on its batch neighbours."""
+    cfg, params, tok, _ = smollm2
+    settings = TeacherSettings(kind="local", max_output_tokens=24, temperature=0.7, top_p=0.95)
+    alone = make_backend(settings, DiskCache(str(tmp_path / "a")), model=(cfg, params, tok), batch_size=4)
+    together = make_backend(TeacherSettings(**{**settings.__dict__}), DiskCache(str(tmp_path / "b")),
+                            model=(cfg, params, tok), batch_size=4)
+    a = alone.complete(_request(seed=5))
+    both = together.complete_many([_request(seed=9), _request(seed=5)])
+    assert a.strip() and both[1] == a and both[0] != a
+    again = make_backend(TeacherSettings(**{**settings.__dict__}), DiskCache(str(tmp_path / "a")),
+                         model=(cfg, params, tok), batch_size=4)
+    assert again.complete(_request(seed=5)) == a and again.stats == {"calls": 0, "cached": 1, "retries": 0}

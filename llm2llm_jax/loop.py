@@ -337,6 +337,8 @@ class Llm2llmRun:
         shard_dir = self.path("shards")
         self.write_shard(0, seed_set)
         iterations = 1 if self.method == "finetune" else self.config.iterations
+        if self.is_main and iterations > 1 and self.method in ("llm2llm", "auggpt"):
+            self.teacher()  # fail fast (missing API key, unknown backend) before any compute is spent
         filt = AugmentationFilter(self.task, [ex["input"] for ex in seed_set], [ex["input"] for ex in test_set],
                                   rouge_threshold=self.config.filters.rouge_threshold)
         for i in range(iterations):

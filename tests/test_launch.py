@@ -13,7 +13,7 @@ def _run(*args, timeout=600):
 
 
 def test_smoke_job_completes_a_prompt():
-    proc = _run("--config=configs/default.py", "--config.smoke.max_new_tokens=12",
+    proc = _run("--config=configs/smoke.py", "--config.smoke.max_new_tokens=12",
                 "--config.smoke.prompts=('What is the capital of France?',)")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Paris" in proc.stdout
@@ -26,3 +26,27 @@ def test_help_and_bad_override():
     assert proc.returncode != 0 and "no_such_field" in proc.stderr
     proc = _run("--config=configs/default.py", "--config.job=train_everything")
     assert proc.returncode != 0 and "train_everything" in proc.stderr
+
+
+def test_malformed_config_and_bad_values_say_what_to_do(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(:\n    pass\n")
+    proc = _run(f"--config={broken}")
+    assert proc.returncode != 0 and "broken.py" in proc.stderr and "SyntaxError" in proc.stderr
+    proc = _run("--config=configs/default.py", "--config.iterations=many")
+    assert proc.returncode != 0 and "iterations" in proc.stderr
+    proc = _run("--config=configs/default.py", "--config.method=magic", f"--config.workdir={tmp_path / 'w'}")
+    assert proc.returncode == 2 and "config.method='magic'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_api_key_and_offline_tfds_are_explained(tmp_path):
+    env_free = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+    proc = subprocess.run([sys.executable, "launch/run.py", "--config=configs/trec.py",
+                           f"--config.workdir={tmp_path / 'w'}", "--config.data.source=trec_offline",
+                           "--config.model.source=smollm2", "--config.data.seed_count=6",
+                           "--config.iterations=2", "--config.teacher.kind=gemini", "--config.train.epochs=0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env_free)
+    assert proc.returncode == 2 and "GEMINI_API_KEY" in proc.stderr, proc.stderr[-2000:]
+    proc = _run("--config=configs/sst2.py", f"--config.workdir={tmp_path / 'x'}",
+                f"--config.data.tfds_data_dir={tmp_path / 'tfds'}")
+    assert proc.returncode == 2 and "huggingface:glue/sst2" in proc.stderr and "supply the data" in proc.stderr

@@ -191,7 +191,8 @@ class Llm2llmRun:
             extra = {}
             if settings.kind == "local" and t.get("model", "") in ("", "smollm2", "student"):
                 cfg, params, tok = self.model()
-                extra["model"] = (cfg.replace(lora_rank=0), _merged_base(params, cfg), tok)
+                # The untrained base student (loaded params never carry adapters; they are added per run).
+                extra["model"] = (cfg.replace(lora_rank=0), params, tok)
             self._teacher = make_backend(settings, DiskCache(self.path("teacher_cache")), **extra)
         return self._teacher
 
@@ -433,15 +434,6 @@ class Llm2llmRun:
             write_jsonl_atomic(self.path("metrics.jsonl"), rows)
             write_report(self.workdir, rows, self.config)
         return rows
-
-
-def _merged_base(params, cfg):
-    """Base params without adapters (the local teacher is the untrained student model)."""
-    if not cfg.lora_rank:
-        return params
-    from llm2llm_jax.train import split_trainable
-
-    return split_trainable(params, cfg)[1]
 
 
 def _remember_augmented(filt, path: str) -> None:

@@ -141,3 +141,26 @@ def test_workdir_with_another_config_is_refused(tmp_path):
         loop.Llm2llmRun(other)._check_config()
     more = loop_harness.small_config(str(tmp_path / "run"), iterations=7)
     loop.Llm2llmRun(more)._check_config()  # more iterations is a continuation, not a clash
+
+
+def test_loop_with_lora_and_the_eda_baseline(tmp_path):
+    """LoRA students and the EDA baseline go through the same controller (adapters fresh each iteration)."""
+    from llm2llm_jax import loop
+
+    cfg, params, tok = loop_harness.tiny_student()
+    lora_model = (cfg.replace(lora_rank=4), params, tok)
+    config = loop_harness.small_config(str(tmp_path / "lora"), iterations=2, epochs=2)
+    rows = loop.run_from_config(config, model=lora_model, teacher=_scripted(tmp_path / "lora"))
+    assert [r["iteration"] for r in rows] == [0, 1] and rows[1]["train_size"] >= rows[0]["train_size"]
+    eda = loop_harness.small_config(str(tmp_path / "eda"), iterations=2, epochs=2, method="eda")
+    rows = loop.run_from_config(eda, model=(cfg, params, tok))
+    augmented = loop.read_jsonl(str(tmp_path / "eda" / "iter_0000" / "augment.jsonl"))
+    assert rows[0]["teacher_requests"] == 0 and all(a["origin"] == "eda" for a in augmented)
+
+
+def _scripted(workdir):
+    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
+    from llm2llm_jax.teacher.cache import DiskCache
+
+    return ScriptedBackend(TeacherSettings(kind="scripted"), DiskCache(str(workdir / "teacher_cache")),
+                           script=loop_harness.scripted_answer)

@@ -12,7 +12,6 @@ example was made from) and iteration (when it entered the set).
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Iterator, Sequence
 
@@ -52,6 +51,13 @@ class Llm2llmShards(tfds.core.GeneratorBasedBuilder):
         # Keep written order: records are read back exactly as the controller wrote them.
         return self.dataset_info_from_configs(features=tfds.features.FeaturesDict(features), disable_shuffling=True)
 
+    # tfds prints "Downloading and preparing..." for every write; the controller reports progress itself.
+    def _log_download_bytes(self):
+        pass
+
+    def _log_download_done(self):
+        pass
+
     def _split_generators(self, dl_manager):
         del dl_manager
         return {"train": self._generate_examples()}
@@ -83,13 +89,7 @@ def write_iteration(shard_dir: str, iteration: int, examples: Sequence[dict]) ->
     builder = _builder(shard_dir, iteration, examples)
     if not builder.is_prepared():
         tfds.disable_progress_bar()
-        absl_log = logging.getLogger("absl")
-        level = absl_log.level
-        absl_log.setLevel(logging.WARNING)  # tfds's "Downloading and preparing..." lines are noise here
-        try:
-            builder.download_and_prepare()
-        finally:
-            absl_log.setLevel(level)
+        builder.download_and_prepare()
     return _path(shard_dir, iteration)
 
 

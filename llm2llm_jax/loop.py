@@ -340,8 +340,11 @@ class Llm2llmRun:
         iterations = 1 if self.method == "finetune" else self.config.iterations
         if self.is_main and iterations > 1 and self.method in ("llm2llm", "auggpt"):
             self.teacher()  # fail fast (missing API key, unknown backend) before any compute is spent
-        filt = AugmentationFilter(self.task, [ex["input"] for ex in seed_set], [ex["input"] for ex in test_set],
-                                  rouge_threshold=self.config.filters.rouge_threshold)
+        from llm2llm_jax.teacher.prompts import worked_example_inputs
+
+        # Dedup against the seed set and the prompt's worked example (weak teachers copy it).
+        filt = AugmentationFilter(self.task, [ex["input"] for ex in seed_set] + worked_example_inputs(self.task),
+                                  [ex["input"] for ex in test_set], rouge_threshold=self.config.filters.rouge_threshold)
         for i in range(iterations):
             train_set = shards.read_iteration(shard_dir, i)
             metrics_file = self.iter_path(i, "metrics.json")
@@ -511,7 +514,9 @@ def write_report(workdir: str, rows: Sequence[dict], config) -> None:
     ax2.set_ylabel("training examples")
     ax.set_zorder(ax2.get_zorder() + 1)
     ax.patch.set_visible(False)
-    ax.legend(loc="lower right")
+    ax.set_xticks(its)
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="lower right")
     ax.set_title(f"LLM2LLM on {config.task} ({config.method})")
     fig.tight_layout()
     fig.savefig(os.path.join(workdir, ".report.png.tmp.png"), dpi=100)

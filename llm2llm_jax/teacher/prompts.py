@@ -41,6 +41,11 @@ _WORKED = {
 }
 
 
+def worked_example_inputs(task: Task) -> list[str]:
+    """Inputs shown to the teacher as the worked example: a copy of one is a duplicate, not a new example."""
+    return [ex["input"] for ex in _WORKED.get(task.name, ())]
+
+
 def _keys(task: Task) -> tuple[str, str]:
     return ("Question", "Answer") if task.numeric else ("Input", "Output")
 

@@ -30,10 +30,9 @@ import random
 import sys
 import tempfile
 import time
-from typing import Callable, Optional, Sequence
+from typing import Sequence
 
 import jax
-import numpy as np
 
 from llm2llm_jax import data as data_lib
 from llm2llm_jax import parallel, shards
@@ -455,7 +454,7 @@ def _drop_checkpoints(path: str, keep: bool) -> None:
 def load_source(d, task: Task) -> tuple[list[dict], list[dict]]:
     """(train pool, test set) from config.data; test is held out here when the source has none."""
     if d.source == "trec_offline":
-        rows = data_lib.load_trec(fine=task.name == "trec_fine")
+        rows = data_lib.load_trec()
         train, test = data_lib.stratified_split(rows, d.test_count, seed=d.split_seed)
     elif d.source == "gsm8k_offline":
         rows = data_lib.load_gsm8k_test()

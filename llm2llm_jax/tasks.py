@@ -179,12 +179,6 @@ TASKS = {
 }
 
 
-def trec_fine_task(fine_labels: Sequence[str]) -> Task:
-    """TREC with its fine labels (e.g. 'HUM:ind'); written as given."""
-    return Task("trec_fine", cue="Class:", labels=tuple(sorted(fine_labels)),
-                instruction="Classify what the question asks for (coarse:fine label).")
-
-
 def custom_task(spec: Mapping) -> Task:
     """A task defined entirely in the config: template, cue, labels (+ verbalizers) or answer_regex."""
     allowed = {f.name for f in dataclasses.fields(Task)}

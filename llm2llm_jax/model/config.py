@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from typing import Any, Mapping, Optional
 
 import jax.numpy as jnp
@@ -260,7 +259,3 @@ def tiny_config(**overrides) -> LlamaConfig:
                 bos_token_id=1, eos_token_id=2, pad_token_id=0)
     base.update(overrides)
     return LlamaConfig(**base)
-
-
-def load_hf_config(model_dir: str, **runtime) -> LlamaConfig:
-    return LlamaConfig.from_hf_file(os.path.join(model_dir, "config.json"), **runtime)

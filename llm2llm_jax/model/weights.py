@@ -18,7 +18,7 @@ from typing import Iterator, Optional
 import ml_dtypes
 import numpy as np
 
-from llm2llm_jax.model.config import ConfigError, LlamaConfig
+from llm2llm_jax.model.config import LlamaConfig
 
 NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
 FLOAT_DTYPES = (np.float16, np.float32, np.float64, ml_dtypes.bfloat16)

@@ -87,6 +87,32 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, multiple: int = 8)
     return ids, mask
 
 
+def decode_batch(cfg: LlamaConfig, params, tokenizer, token_lists: Sequence[Sequence[int]], batch_size: int, *,
+                 max_new_tokens: int, rng=None, temperature: float = 0.0, top_p: float = 1.0,
+                 pad_multiple: int = 32, mesh=None) -> list[tuple[str, int]]:
+    """(text, tokens generated) for up to `batch_size` prompts, padded to a fixed batch (one compilation).
+
+    rng: one key, or one key per prompt (padding rows get key 0). mesh: when several processes share
+    it, inputs are placed replicated and outputs gathered.
+    """
+    from llm2llm_jax import parallel
+
+    n = len(token_lists)
+    pad_id = tokenizer.pad_token_id
+    rows = list(token_lists) + [token_lists[-1]] * (batch_size - n)
+    ids, mask = left_pad(rows, pad_id, multiple=pad_multiple)
+    if rng is None:
+        rng = jax.random.PRNGKey(0)
+    elif isinstance(rng, (list, tuple)):
+        rng = jnp.stack(list(rng) + [jax.random.PRNGKey(0)] * (batch_size - n))
+    if mesh is not None:
+        ids, mask = parallel.replicate_inputs(mesh, ids, mask)
+    tokens, lengths = generate(cfg, params, ids, mask, rng, max_new_tokens=max_new_tokens, temperature=temperature,
+                               top_p=top_p, eos_ids=cfg.eos_token_ids, pad_id=pad_id)
+    tokens, lengths = parallel.to_host(tokens), parallel.to_host(lengths)
+    return [(tokenizer.decode(tokens[r, :lengths[r]], skip_special_tokens=True), int(lengths[r])) for r in range(n)]
+
+
 def generate_text(cfg: LlamaConfig, params, tokenizer, prompts: Sequence[str], max_new_tokens: int = 64,
                   temperature: float = 0.0, top_p: float = 1.0, seed: int = 0) -> list[str]:
     """Host-side convenience: tokenize, left-pad, decode, detokenize up to each row's EOS."""

@@ -260,33 +260,25 @@ class Llm2llmRun:
 
     # -- stage: evaluate
     def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:
-        from llm2llm_jax.decode import generate, left_pad
+        from tqdm.auto import tqdm
+
+        from llm2llm_jax.decode import decode_batch
 
         cfg, _, tok = self.model()  # with LoRA, `params` carry the trained adapters and cfg applies them
         e = self.config.eval
-        prompts = [tok(self.task.prompt(ex), add_special_tokens=False)["input_ids"] for ex in examples]
         limit = self.config.data.max_length
-        prompts = [p[-limit:] for p in prompts]
+        prompts = [tok(self.task.prompt(ex), add_special_tokens=False)["input_ids"][-limit:] for ex in examples]
         out = []
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(examples), desc=desc, disable=not self.progress, unit="ex", leave=False)
         for start in range(0, len(examples), e.batch_size):
             chunk = prompts[start:start + e.batch_size]
-            n = len(chunk)
-            chunk = chunk + [chunk[-1]] * (e.batch_size - n)
-            ids, mask = left_pad(chunk, tok.pad_token_id, multiple=32)
-            ids, mask = parallel.replicate_inputs(self.mesh(), ids, mask)
-            tokens, lengths = generate(cfg, params, ids, mask, jax.random.PRNGKey(0), max_new_tokens=e.max_new_tokens,
-                                       eos_ids=cfg.eos_token_ids, pad_id=tok.pad_token_id)
-            tokens, lengths = parallel.to_host(tokens), parallel.to_host(lengths)
-            for row in range(n):
-                ex = examples[start + row]
-                text = tok.decode(tokens[row, :lengths[row]], skip_special_tokens=True)
+            decoded = decode_batch(cfg, params, tok, chunk, e.batch_size, max_new_tokens=e.max_new_tokens,
+                                   mesh=self.mesh())
+            for ex, (text, _) in zip(examples[start:start + e.batch_size], decoded):
                 pred = self.task.parse(text)
                 out.append({"id": ex["id"], "generation": text, "prediction": pred,
                             "correct": bool(self.task.score(pred, ex))})
-            bar.update(n)
+            bar.update(len(chunk))
         bar.close()
         return out
 

@@ -293,20 +293,17 @@ class Trainer:
         """Shapes, dtypes and shardings of the train state without allocating it (for AOT compilation)."""
         boxed = abstract_params(self.cfg)
         trainable, _ = split_trainable(nn.meta.unbox(boxed), self.cfg)
-        trainable = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), trainable,
-                                 self.trainable_shardings)
+        trainable = _with_shardings(trainable, self.trainable_shardings)
         self.state_shardings = self._state_shardings(trainable)
         shapes = jax.eval_shape(self._fresh_state, trainable)
         self._build_step()
-        return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes,
-                            self.state_shardings)
+        return _with_shardings(shapes, self.state_shardings)
 
     def lower_step(self, abstract_state, batch_shape: tuple):
         """Lower (not run) the train step for [accum, micro, length] batches; `.compile()` it for memory."""
         boxed = nn.meta.unbox(abstract_params(self.cfg))
         _, frozen = split_trainable(boxed, self.cfg)
-        frozen = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), frozen,
-                              self.frozen_shardings) if frozen else {}
+        frozen = _with_shardings(frozen, self.frozen_shardings) if frozen else {}
         batch = {k: jax.ShapeDtypeStruct(batch_shape, jnp.int32, sharding=self.batch_sharding)
                  for k in ("input_ids", "attention_mask", "loss_mask")}
         with jax.set_mesh(self.mesh), self._rules():
@@ -386,8 +383,7 @@ class Trainer:
         step = self.checkpoints.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.checkpoints.directory}")
-        target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), self.state,
-                              self.state_shardings)
+        target = _with_shardings(self.state, self.state_shardings)
         self.state = self.checkpoints.restore(step, args=ocp.args.StandardRestore(target))
         return step
 
@@ -395,6 +391,11 @@ class Trainer:
         if self.checkpoints is not None:
             self.checkpoints.wait_until_finished()
             self.checkpoints.close()
+
+
+def _with_shardings(tree: Any, shardings: Any) -> Any:
+    """Abstract arrays (shape, dtype) carrying the given shardings: targets for AOT lowering and restore."""
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

@@ -256,9 +256,8 @@ class LocalBackend(Backend):
     def complete_many(self, requests):
         """Cached answers first; the rest decoded in batches with one PRNG key per request (its seed)."""
         import jax
-        import numpy as np
 
-        from llm2llm_jax.decode import generate, left_pad
+        from llm2llm_jax.decode import decode_batch
 
         answers: list = [None] * len(requests)
         todo = []
@@ -269,28 +268,21 @@ class LocalBackend(Backend):
                 self._count("cached")
             else:
                 todo.append(i)
-        pad = self.tokenizer.pad_token_id
         s = self.settings
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start:start + self.batch_size]
             for _ in chunk:
                 self.budget.check()
             encoded = [self.tokenizer(self._prompt(requests[i]), add_special_tokens=False)["input_ids"] for i in chunk]
-            encoded += [encoded[-1]] * (self.batch_size - len(chunk))  # fixed batch shape: one compilation
-            ids, mask = left_pad(encoded, pad, multiple=64)
-            keys = jax.numpy.stack([jax.random.PRNGKey(requests[i].seed) for i in chunk] +
-                                   [jax.random.PRNGKey(0)] * (self.batch_size - len(chunk)))
-            tokens, lengths = generate(self.cfg, self.params, ids, mask, keys, max_new_tokens=s.max_output_tokens,
-                                       temperature=s.temperature, top_p=s.top_p, eos_ids=self.cfg.eos_token_ids,
-                                       pad_id=pad)
-            tokens, lengths = np.asarray(tokens), np.asarray(lengths)
-            for row, i in enumerate(chunk):
-                text = self.tokenizer.decode(tokens[row, :lengths[row]], skip_special_tokens=True)
+            decoded = decode_batch(self.cfg, self.params, self.tokenizer, encoded, self.batch_size,
+                                   max_new_tokens=s.max_output_tokens, temperature=s.temperature, top_p=s.top_p,
+                                   rng=[jax.random.PRNGKey(requests[i].seed) for i in chunk], pad_multiple=64)
+            for i, (text, n_tokens) in zip(chunk, decoded):
                 answers[i] = text
                 self._count("calls")
-                self.budget.charge_tokens(int(lengths[row]))
+                self.budget.charge_tokens(n_tokens)
                 if self.cache is not None:
-                    self.cache.put(self.key(requests[i]), {"text": text, "tokens": int(lengths[row])})
+                    self.cache.put(self.key(requests[i]), {"text": text, "tokens": n_tokens})
         return answers
 
     def complete(self, request):

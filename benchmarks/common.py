@@ -30,10 +30,11 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 7, dtype: str = "float32") -
     return 2 * n**3 / seconds
 
 
-def train_flops_per_token(cfg, seq_len: int) -> float:
-    """Forward + backward FLOPs per token (6 x matmul params, LM head included, causal attention halved)."""
+def train_flops_per_token(cfg, seq_len: int, head_fraction: float = 1.0) -> float:
+    """Forward + backward FLOPs per token (6 x matmul params, causal attention halved), with the
+    vocabulary projection run on `head_fraction` of the tokens (1.0: all of them)."""
     h, i, v, L = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_hidden_layers
     q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
-    matmul_params = L * (h * q + 2 * h * kv + q * h + 3 * h * i) + h * v
+    layer_params = L * (h * q + 2 * h * kv + q * h + 3 * h * i)
     attention = L * 2 * 2 * seq_len * q / 2  # QK^T and PV, 2 flops per MAC, causal half
-    return 6 * matmul_params + 3 * attention
+    return 6 * (layer_params + head_fraction * h * v) + 3 * attention

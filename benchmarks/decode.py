@@ -1,9 +1,12 @@
 """Greedy decoding throughput: llm2llm_jax (jitted prefill + while_loop, KV cache) vs transformers `generate`.
 
-Real SmolLM2-135M-Instruct weights (GGUF, f32), the same left-padded prompts, exactly --new tokens
-per row (EOS disabled on both sides so the work is identical), batch 1 and batch 32.
+Real SmolLM2-135M-Instruct weights (GGUF), the same left-padded prompts, exactly --new tokens per
+row (EOS disabled on both sides so the work is identical), batch 1 and batch 32, in f32 and in bf16
+(both sides run bf16 weights: transformers with the model cast to bf16, llm2llm_jax with the bf16
+compute dtype, whose decode loop casts the f32 weights once). Layers unrolled, as configs/default.py
+runs them on CPU.
 
-  python benchmarks/decode.py [--new 64 --batches 1,32 --repeats 3]
+  python benchmarks/decode.py [--new 64 --batches 1,32 --precision f32,bf16 --repeats 3]
 """
 
 from __future__ import annotations
@@ -33,41 +36,45 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--precision", default="f32,bf16")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
     import torch
     from transformers import AutoModelForCausalLM
 
-    cfg, params, tok = assets.load_smollm2(quiet=True, progress=False)
+    cfg, params, tok = assets.load_smollm2(quiet=True, progress=False, scan_layers=False)
     path = assets.smollm2_gguf_path(quiet=True)
     ref = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
                                                dtype=torch.float32).eval()
     params = jax.device_put(params)
-    print(f"SmolLM2-135M-Instruct f32, greedy, {args.new} new tokens per row, median of {args.repeats}, "
+    print(f"SmolLM2-135M-Instruct, greedy, {args.new} new tokens per row, median of {args.repeats}, "
           f"torch threads {torch.get_num_threads()}")
-    for batch in [int(b) for b in args.batches.split(",")]:
-        prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
-        ids, mask = left_pad([tok(p)["input_ids"] for p in prompts], tok.pad_token_id, multiple=1)
+    for precision in args.precision.split(","):
+        bf16 = precision == "bf16"
+        run_cfg = cfg.replace(dtype="bfloat16" if bf16 else "float32")
+        ref = ref.to(torch.bfloat16 if bf16 else torch.float32)
+        for batch in [int(b) for b in args.batches.split(",")]:
+            prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
+            ids, mask = left_pad([tok(p)["input_ids"] for p in prompts], tok.pad_token_id, multiple=1)
 
-        def ours():
-            out = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0),
-                           max_new_tokens=args.new, eos_ids=(), pad_id=tok.pad_token_id)
-            jax.block_until_ready(out)
+            def ours():
+                out = generate(run_cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0),
+                               max_new_tokens=args.new, eos_ids=(), pad_id=tok.pad_token_id)
+                jax.block_until_ready(out)
 
-        t_ids, t_mask = torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
+            t_ids, t_mask = torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
 
-        def theirs():
-            with torch.no_grad():
-                ref.generate(t_ids, attention_mask=t_mask, max_new_tokens=args.new, min_new_tokens=args.new,
-                             do_sample=False, pad_token_id=tok.pad_token_id)
+            def theirs():
+                with torch.no_grad():
+                    ref.generate(t_ids, attention_mask=t_mask, max_new_tokens=args.new, min_new_tokens=args.new,
+                                 do_sample=False, pad_token_id=tok.pad_token_id)
 
-        ours_s = median_seconds(ours, repeats=args.repeats, warmup=1)
-        theirs_s = median_seconds(theirs, repeats=args.repeats, warmup=1)
-        n = batch * args.new
-        print(f"batch {batch:3d}: llm2llm_jax {n / ours_s:8.1f} tokens/s   transformers {n / theirs_s:8.1f} tokens/s   "
-              f"speedup {theirs_s / ours_s:5.2f}x", flush=True)
-
+            ours_s = median_seconds(ours, repeats=args.repeats, warmup=1)
+            theirs_s = median_seconds(theirs, repeats=args.repeats, warmup=1)
+            n = batch * args.new
+            print(f"[{precision}] batch {batch:3d}: llm2llm_jax {n / ours_s:8.1f} tokens/s   "
+                  f"transformers {n / theirs_s:8.1f} tokens/s   speedup {theirs_s / ours_s:5.2f}x", flush=True)
 
 if __name__ == "__main__":
     main()

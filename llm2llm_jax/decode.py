@@ -42,10 +42,12 @@ def generate(cfg: LlamaConfig, params, input_ids, attention_mask, rng, *, max_ne
     Returns (tokens [B, max_new_tokens] int32 with `pad_id` after each row's EOS, lengths [B]:
     tokens generated per row including the EOS).
     """
+    cfg, params = inference_weights(cfg, params)
     model = LlamaForCausalLM(cfg)
     b, t = input_ids.shape
     cache = init_cache(cfg, b, t + max_new_tokens)
-    logits, cache = model.apply({"params": params}, input_ids, attention_mask, cache=cache)
+    last = jnp.full((b, 1), t - 1, jnp.int32)  # left padding: every row's newest token is at t - 1
+    logits, cache = model.apply({"params": params}, input_ids, attention_mask, cache=cache, logit_positions=last)
     eos = jnp.asarray(eos_ids if eos_ids else (-1,), jnp.int32)
 
     def cond(state):
@@ -72,6 +74,24 @@ def generate(cfg: LlamaConfig, params, input_ids, attention_mask, rng, *, max_ne
     is_eos = jnp.isin(tokens, eos)
     first_eos = jnp.where(is_eos.any(-1), jnp.argmax(is_eos, axis=-1) + 1, max_new_tokens)
     return tokens, first_eos
+
+
+def inference_weights(cfg: LlamaConfig, params) -> tuple[LlamaConfig, dict]:
+    """The same model laid out for a decode loop: float weights cast to the compute dtype, and a tied
+    model given its own [embed, vocab] head (the embedding transposed).
+
+    Both are loop-invariant work that XLA:CPU otherwise redoes every token (casting every weight and
+    transposing the 49152 x 576 embedding cost as much per step as a third of the matmuls); the
+    arithmetic is unchanged, so outputs are bit-identical.
+    """
+    dtype = cfg.jnp_dtype
+    params = jax.tree.map(lambda w: w.astype(dtype) if jnp.issubdtype(w.dtype, jnp.floating) else w, params)
+    cfg = cfg.replace(param_dtype=cfg.dtype)
+    if cfg.tie_word_embeddings:
+        params = dict(params, lm_head={"kernel": params["embed_tokens"]["embedding"].T})
+        cfg = cfg.replace(tie_word_embeddings=False,
+                          lora_targets=tuple(t for t in cfg.lora_targets if t != "lm_head"))
+    return cfg, params
 
 
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, multiple: int = 8) -> tuple[np.ndarray, np.ndarray]:

@@ -3,8 +3,12 @@
 Numerics are pure functions (`token_loss`, `train_step`); `Trainer` is the thin shell that owns the
 mesh, the jitted step with its shardings, and the checkpoint manager.
 
-A batch is a dict of int32 arrays shaped [accum_steps, micro_batch, length]:
-  input_ids, attention_mask (1 = real token; right padding), loss_mask (1 = target token).
+A batch is a dict of int32 arrays shaped [accum_steps, micro_batch, ...]:
+  input_ids, attention_mask [.., length] (1 = real token; right padding);
+  target_positions, target_mask [.., K]: the positions whose next token is a target (prompt tokens
+  are never targets), padded to K with mask 0. The LM head runs only at these positions: for
+  instruction data most tokens are prompt, and the 49152-wide vocabulary projection is the largest
+  matmul of a small model.
 The loss is the sum of target-token cross-entropies divided by the number of target tokens in the
 whole optimizer step, so accumulation and sharding do not change it.
 """
@@ -43,6 +47,7 @@ class TrainHParams:
     adam_b2: float = 0.999
     adam_eps: float = 1e-8
     seq_multiple: int = 32  # pad lengths up to a multiple of this (few distinct jit shapes)
+    target_multiple: int = 8  # pad per-row target counts up to a multiple of this
     max_length: int = 1024
     seed: int = 0
 
@@ -127,25 +132,25 @@ def merge_lora(params: dict, cfg: LlamaConfig) -> tuple[dict, LlamaConfig]:
 
 
 # ---------------------------------------------------------------------------- pure numerics
-def masked_nll(logits, input_ids, loss_mask):
-    """(sum of next-token NLL where the *predicted* token is a target, count). Position t predicts t+1.
+def target_nll(logits, target_ids, target_mask):
+    """(sum of NLL of target_ids under logits where target_mask is 1, count); logits [B, K, V].
 
-    Written as logsumexp - <logits, one_hot(next token)> over all positions (the last gets weight 0)
-    rather than slicing and gathering: the backward pass is then one fused elementwise op instead
-    of a pad, a scatter and a transposed copy of the [tokens, vocab] logits.
+    Written as logsumexp - <logits, one_hot(target)> rather than a gather: the backward pass is then
+    one fused elementwise op instead of a scatter into the [tokens, vocab] gradient.
     """
-    next_ids = jnp.roll(input_ids, -1, axis=1)
-    weights = jnp.roll(loss_mask, -1, axis=1).at[:, -1].set(0).astype(jnp.float32)
+    weights = target_mask.astype(jnp.float32)
     logits = logits.astype(jnp.float32)
-    picked = jnp.sum(logits * jax.nn.one_hot(next_ids, logits.shape[-1], dtype=logits.dtype), axis=-1)
+    picked = jnp.sum(logits * jax.nn.one_hot(target_ids, logits.shape[-1], dtype=logits.dtype), axis=-1)
     nll = jax.nn.logsumexp(logits, axis=-1) - picked
     return jnp.sum(nll * weights), jnp.sum(weights)
 
 
-def token_loss(params: dict, cfg: LlamaConfig, input_ids, attention_mask, loss_mask):
+def token_loss(params: dict, cfg: LlamaConfig, input_ids, attention_mask, target_positions, target_mask):
     """(sum of next-token cross-entropy over target tokens, number of target tokens)."""
-    logits, _ = LlamaForCausalLM(cfg).apply({"params": params}, input_ids, attention_mask)
-    return masked_nll(logits, input_ids, loss_mask)
+    logits, _ = LlamaForCausalLM(cfg).apply({"params": params}, input_ids, attention_mask,
+                                            logit_positions=target_positions)
+    next_pos = jnp.minimum(target_positions + 1, input_ids.shape[1] - 1)  # padded entries point at 0
+    return target_nll(logits, jnp.take_along_axis(input_ids, next_pos, axis=1), target_mask)
 
 
 def loss_and_grads(trainable: dict, frozen: dict, cfg: LlamaConfig, batch: dict):
@@ -155,7 +160,8 @@ def loss_and_grads(trainable: dict, frozen: dict, cfg: LlamaConfig, batch: dict)
         grad_sum, loss_sum, count = carry
 
         def f(t):
-            total, n = token_loss(combine(t, frozen), cfg, mb["input_ids"], mb["attention_mask"], mb["loss_mask"])
+            total, n = token_loss(combine(t, frozen), cfg, mb["input_ids"], mb["attention_mask"],
+                                  mb["target_positions"], mb["target_mask"])
             return total, n
 
         (total, n), g = jax.value_and_grad(f, has_aux=True)(trainable)
@@ -208,20 +214,32 @@ def make_batches(examples: Sequence[Example], hp: TrainHParams, rng: np.random.G
 
 
 def collate(rows: Sequence[Example], hp: TrainHParams, pad_id: int = 0) -> dict:
-    """Right-pad rows into [accum, micro, T] arrays; prompt and padding get loss_mask 0."""
+    """Right-pad rows into [accum, micro, T] token arrays and [accum, micro, K] target positions.
+
+    T rounds the longest row up to hp.seq_multiple and K the most targets in a row up to
+    hp.target_multiple, so that few distinct shapes are compiled.
+    """
     longest = max(min(len(r.prompt_ids) + len(r.target_ids), hp.max_length) for r in rows)
     width = min(-(-longest // hp.seq_multiple) * hp.seq_multiple, max(hp.max_length, hp.seq_multiple))
     n = hp.batch_size
     ids = np.full((n, width), pad_id, np.int32)
     attn = np.zeros((n, width), np.int32)
-    loss = np.zeros((n, width), np.int32)
+    predicting = []  # per row: positions whose next token is a target
     for i, r in enumerate(rows):
         seq = (list(r.prompt_ids) + list(r.target_ids))[:width]
         ids[i, :len(seq)] = seq
         attn[i, :len(seq)] = 1
-        loss[i, len(r.prompt_ids):len(seq)] = 1
-    shape = (hp.accum_steps, n // hp.accum_steps, width)
-    return {"input_ids": ids.reshape(shape), "attention_mask": attn.reshape(shape), "loss_mask": loss.reshape(shape)}
+        predicting.append(range(max(len(r.prompt_ids), 1) - 1, len(seq) - 1))
+    most = max([len(p) for p in predicting] + [1])
+    k = min(-(-most // hp.target_multiple) * hp.target_multiple, width)
+    positions = np.zeros((n, k), np.int32)
+    mask = np.zeros((n, k), np.int32)
+    for i, p in enumerate(predicting):
+        positions[i, :len(p)] = list(p)
+        mask[i, :len(p)] = 1
+    rows_shape = (hp.accum_steps, n // hp.accum_steps)
+    return {"input_ids": ids.reshape(rows_shape + (width,)), "attention_mask": attn.reshape(rows_shape + (width,)),
+            "target_positions": positions.reshape(rows_shape + (k,)), "target_mask": mask.reshape(rows_shape + (k,))}
 
 
 def padding_fraction(batches: Iterable[dict]) -> float:
@@ -299,13 +317,16 @@ class Trainer:
         self._build_step()
         return _with_shardings(shapes, self.state_shardings)
 
-    def lower_step(self, abstract_state, batch_shape: tuple):
-        """Lower (not run) the train step for [accum, micro, length] batches; `.compile()` it for memory."""
+    def lower_step(self, abstract_state, batch_shape: tuple, targets_per_row: int):
+        """Lower (not run) the train step for [accum, micro, length] batches with `targets_per_row`
+        target positions per row; `.compile()` it for memory."""
         boxed = nn.meta.unbox(abstract_params(self.cfg))
         _, frozen = split_trainable(boxed, self.cfg)
         frozen = _with_shardings(frozen, self.frozen_shardings) if frozen else {}
-        batch = {k: jax.ShapeDtypeStruct(batch_shape, jnp.int32, sharding=self.batch_sharding)
-                 for k in ("input_ids", "attention_mask", "loss_mask")}
+        target_shape = batch_shape[:2] + (targets_per_row,)
+        batch = {k: jax.ShapeDtypeStruct(target_shape if k.startswith("target") else batch_shape, jnp.int32,
+                                         sharding=self.batch_sharding)
+                 for k in ("input_ids", "attention_mask", "target_positions", "target_mask")}
         with jax.set_mesh(self.mesh), self._rules():
             return self._step_fn.lower(abstract_state, frozen, batch)
 

@@ -87,34 +87,52 @@ def test_gradients_equal_across_meshes(lora):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_prompt_and_padding_get_no_gradient():
-    """Only logits that predict a target token receive gradient; padding token embeddings get none."""
+def test_loss_covers_exactly_the_target_tokens():
+    """The LM head runs only at target positions, yet loss and gradients equal the full-logits loss
+    over target tokens; prompt and padding tokens contribute nothing."""
     from llm2llm_jax.model.llama import forward
-    from llm2llm_jax.train import masked_nll
 
     cfg = tiny_config()
     params = init_params(cfg, jax.random.PRNGKey(0))
     hp = TrainHParams(batch_size=2, seq_multiple=16)
     ex = [Example([5, 6, 7, 8], [9, 10, 2]), Example([11, 12], [13, 2])]
     b = {k: jnp.asarray(v[0]) for k, v in collate(ex, hp).items()}
-    logits = forward(cfg, params, b["input_ids"], b["attention_mask"])
-    total, count = masked_nll(logits, b["input_ids"], b["loss_mask"])
-    assert int(count) == 5  # 3 + 2 target tokens
-    g = jax.grad(lambda lg: masked_nll(lg, b["input_ids"], b["loss_mask"])[0])(logits)
-    touched = np.abs(np.asarray(g)).sum(-1) > 0
-    # row 0: positions 3..5 predict 9, 10, 2; row 1: positions 1..2 predict 13, 2; nothing else
-    expected = np.zeros_like(touched)
-    expected[0, 3:6] = True
-    expected[1, 1:3] = True
-    np.testing.assert_array_equal(touched, expected)
+    # row 0: positions 3..5 predict 9, 10, 2; row 1: positions 1..2 predict 13, 2; K rounds 3 up to 8
+    assert b["target_positions"].shape == (2, 8)
+    np.testing.assert_array_equal(b["target_positions"][0, :3], [3, 4, 5])
+    np.testing.assert_array_equal(b["target_mask"].sum(-1), [3, 2])
+    predicting = {0: [3, 4, 5], 1: [1, 2]}
 
-    def loss_of_embedding(e):
-        p = dict(params, embed_tokens={"embedding": e})
-        return token_loss(p, cfg, b["input_ids"], b["attention_mask"], b["loss_mask"])[0]
+    def reference(p):  # full logits, then pick the target-predicting positions by hand
+        logp = jax.nn.log_softmax(forward(cfg, p, b["input_ids"], b["attention_mask"]), axis=-1)
+        return -sum(logp[r, t, b["input_ids"][r, t + 1]] for r, ts in predicting.items() for t in ts)
 
-    g_embed = jax.grad(loss_of_embedding)(params["embed_tokens"]["embedding"])
+    def ours(p):
+        return token_loss(p, cfg, b["input_ids"], b["attention_mask"], b["target_positions"], b["target_mask"])
+
+    (total, count), g = jax.value_and_grad(ours, has_aux=True)(params)
+    ref_total, ref_g = jax.value_and_grad(reference)(params)
+    assert int(count) == 5
+    assert abs(float(total) - float(ref_total)) <= 1e-5 * abs(float(ref_total))
+    for x, y in zip(jax.tree.leaves(g), jax.tree.leaves(ref_g)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5)
+    g_embed = g["embed_tokens"]["embedding"]
     assert float(jnp.abs(g_embed[0]).max()) == 0.0  # id 0 only ever sits in (right) padding
     assert float(jnp.abs(g_embed[9]).max()) > 0.0
+    # A loss over every next token (prompt included) is a different number: the masking matters.
+    logp = jax.nn.log_softmax(forward(cfg, params, b["input_ids"], b["attention_mask"]), axis=-1)
+    all_tokens = -sum(logp[0, t, b["input_ids"][0, t + 1]] for t in range(6)) - sum(
+        logp[1, t, b["input_ids"][1, t + 1]] for t in range(3))
+    assert abs(float(all_tokens) - float(total)) > 1.0
+
+
+def test_truncated_and_promptless_rows():
+    """A prompt longer than max_length leaves no targets; without a prompt the first token is not predicted."""
+    hp = TrainHParams(batch_size=2, seq_multiple=8, max_length=8)
+    batch = collate([Example(list(range(3, 13)), [4, 2]), Example([], [7, 8, 2])], hp)
+    assert batch["input_ids"].shape == (1, 2, 8)
+    np.testing.assert_array_equal(batch["target_mask"][0].sum(-1), [0, 2])
+    np.testing.assert_array_equal(batch["target_positions"][0, 1, :2], [0, 1])
 
 
 def test_tiny_model_overfits():
@@ -138,7 +156,7 @@ def test_length_bucketing_keeps_padding_low():
     naive = padding_fraction(make_batches(examples, hp, np.random.default_rng(0), bucket_batches=1))
     assert bucketed < 0.1 and naive > 0.3, (bucketed, naive)
     # every example appears exactly once per epoch
-    seen = sum(int(b["loss_mask"].sum()) for b in make_batches(examples, hp, np.random.default_rng(1)))
+    seen = sum(int(b["target_mask"].sum()) for b in make_batches(examples, hp, np.random.default_rng(1)))
     assert seen == 2 * len(examples)
 
 

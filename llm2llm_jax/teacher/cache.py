@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from typing import Optional
+
+from llm2llm_jax.files import write_json
 
 
 def cache_key(**parts) -> str:
@@ -34,12 +35,7 @@ class DiskCache:
             return None
 
     def put(self, key: str, value: dict) -> None:
-        path = self._path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(value, f, ensure_ascii=False)
-        os.replace(tmp, path)
+        write_json(self._path(key), value, indent=None)
 
     def __len__(self) -> int:
         return sum(len(files) for _, _, files in os.walk(self.directory))

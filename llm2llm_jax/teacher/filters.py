@@ -2,7 +2,9 @@
 
 `AugmentationFilter` remembers every input it has kept (and the seed set), so deduplication is
 against everything kept so far across iterations, as in the paper (ROUGE-L F > 0.95 is a duplicate).
-Every drop is counted by reason.
+Every drop is counted by reason. With `same_label`, a classification candidate must carry the label of
+the seed example it was made from (`parent_label`): a weak teacher's own label is often wrong, and
+agreement with the label it was asked for is the cheapest check of both its question and its answer.
 """
 
 from __future__ import annotations
@@ -13,24 +15,27 @@ from typing import Iterable, Optional, Sequence
 from llm2llm_jax.data import LeakageChecker, normalize_text
 from llm2llm_jax.tasks import Task, parse_number
 
-REASONS = ("empty", "runaway", "invalid_label", "no_final_answer", "test_leak", "duplicate")
+REASONS = ("empty", "runaway", "invalid_label", "label_mismatch", "no_final_answer", "test_leak", "duplicate")
 
 
 class AugmentationFilter:
     def __init__(self, task: Task, seed_inputs: Iterable[str], test_inputs: Iterable[str],
-                 rouge_threshold: float = 0.95, max_input_chars: int = 2000, max_output_chars: int = 4000):
+                 rouge_threshold: float = 0.95, max_input_chars: int = 2000, max_output_chars: int = 4000,
+                 same_label: bool = False):
         from rouge_score import rouge_scorer
 
         self.task = task
+        self.same_label = same_label and task.is_classification
         self.threshold = rouge_threshold
         self.max_input_chars, self.max_output_chars = max_input_chars, max_output_chars
         self.leakage = LeakageChecker(test_inputs)
         self.scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
         self.kept: list[tuple[str, int]] = []  # (text, word count) of everything kept, seed set included
         for text in seed_inputs:
-            self._remember(text)
+            self.remember(text)
 
-    def _remember(self, text: str) -> None:
+    def remember(self, text: str) -> None:
+        """Count `text` as kept: later candidates too close to it are duplicates."""
         self.kept.append((text, len(normalize_text(text).split())))
 
     def is_duplicate(self, text: str) -> bool:
@@ -54,6 +59,8 @@ class AugmentationFilter:
             label = self.task.parse(raw)
             if label is None:
                 return None, "invalid_label"
+            if self.same_label and candidate.get("parent_label") not in (None, label):
+                return None, "label_mismatch"
             output = label
         elif self.task.numeric:
             if "####" not in raw or parse_number(raw) is None:
@@ -65,7 +72,7 @@ class AugmentationFilter:
             return None, "test_leak"
         if self.is_duplicate(text):
             return None, "duplicate"
-        self._remember(text)
+        self.remember(text)
         return {"input": text, "output": output}, None
 
     def apply(self, candidates: Sequence[dict]) -> tuple[list[dict], dict]:

@@ -66,24 +66,31 @@ def system_prompt(task: Task) -> str:
     return _RULES.format(description=description, output_rule=output_rule, in_key=in_key, out_key=out_key)
 
 
-def _user_message(task: Task, wrong: Mapping, student_answer: str, k: int) -> str:
+def _user_message(task: Task, wrong: Mapping, student_answer: str, k: int, same_label: bool) -> str:
     in_key, out_key = _keys(task)
+    ask = f"Write {k} new example(s)"
+    if same_label and task.is_classification:
+        ask += f" whose correct {out_key.lower()} is also {_show(task, wrong)}"
     return (f"Example the student got wrong:\n{in_key}: {wrong['input']}\nCorrect {out_key.lower()}: "
-            f"{_show(task, wrong)}\nStudent's {out_key.lower()}: {student_answer.strip() or '(empty)'}\n\n"
-            f"Write {k} new example(s).")
+            f"{_show(task, wrong)}\nStudent's {out_key.lower()}: {student_answer.strip() or '(empty)'}\n\n{ask}.")
 
 
-def build_messages(task: Task, wrong: Mapping, student_answer: str, k: int) -> tuple[str, list[dict]]:
-    """(system prompt, chat turns): the rules, one worked example exchange, then the wrong example."""
+def build_messages(task: Task, wrong: Mapping, student_answer: str, k: int,
+                   same_label: bool = False) -> tuple[str, list[dict]]:
+    """(system prompt, chat turns): the rules, one worked example exchange, then the wrong example.
+
+    same_label (classification): ask for new examples of the wrong example's own class, the class
+    the student failed on (the filter then keeps only those; see AugmentationFilter).
+    """
     system = system_prompt(task).replace("{k}", str(k))
     turns = []
     worked = _WORKED.get(task.name)
     if worked:
         shown, new = worked
         in_key, out_key = _keys(task)
-        turns.append({"role": "user", "content": _user_message(task, shown, "(a wrong answer)", 1)})
+        turns.append({"role": "user", "content": _user_message(task, shown, "(a wrong answer)", 1, same_label)})
         turns.append({"role": "assistant", "content": f"1. {in_key}: {new['input']}\n   {out_key}: {_show(task, new)}"})
-    turns.append({"role": "user", "content": _user_message(task, wrong, student_answer, k)})
+    turns.append({"role": "user", "content": _user_message(task, wrong, student_answer, k, same_label)})
     return system, turns
 
 

@@ -1,0 +1,23 @@
+"""Atomic writes: a failure mid-write keeps the old file and leaves no temporary behind."""
+
+import os
+
+import pytest
+
+from llm2llm_jax.files import atomic_open, read_json, read_jsonl, write_json, write_jsonl
+
+
+def test_round_trip_and_failed_write_keeps_the_old_file(tmp_path):
+    path = str(tmp_path / "sub" / "out.json")
+    write_json(path, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_open(path) as f:
+            f.write('{"a": 2, "trunc')
+            raise RuntimeError("killed mid-write")
+    assert read_json(path) == {"a": 1}
+    assert os.listdir(tmp_path / "sub") == ["out.json"]
+    write_jsonl(str(tmp_path / "rows.jsonl"), [{"x": "é"}, {"x": 2}])
+    assert read_jsonl(str(tmp_path / "rows.jsonl")) == [{"x": "é"}, {"x": 2}]
+    with atomic_open(str(tmp_path / "blob.bin"), "wb") as f:
+        f.write(b"\x00\x01")
+    assert (tmp_path / "blob.bin").read_bytes() == b"\x00\x01"

@@ -59,6 +59,7 @@ def base_config():
     c.train.micro_batch_size = 0
     c.train.max_grad_norm = 1.0
     c.train.seq_multiple = 64
+    c.train.shuffle_seed = -1  # batch order; -1 derives it from `seed` (the same for every iteration)
     c.train.checkpoint_every = 50  # steps; 0 = only the trained model at the end of each iteration
     c.train.keep_checkpoints = False  # keep each iteration's trained model after it is evaluated
 

@@ -208,7 +208,8 @@ class Llm2llmRun:
         hp = TrainHParams(learning_rate=t.learning_rate, warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay,
                           epochs=t.epochs, batch_size=t.batch_size, micro_batch_size=t.micro_batch_size,
                           max_grad_norm=t.max_grad_norm, seq_multiple=t.seq_multiple,
-                          max_length=self.config.data.max_length, seed=stable_seed(self.config.seed, "train"))
+                          max_length=self.config.data.max_length,
+                          seed=t.shuffle_seed if t.get("shuffle_seed", -1) >= 0 else stable_seed(self.config.seed, "train"))
         examples, trunc = data_lib.tokenize_examples(self.task, train_set, tok, self.config.data.max_length,
                                                      self.config.data.truncation)
         total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs

@@ -1,8 +1,13 @@
-"""Shared benchmark helpers: median timing, a matmul peak measured in-process, and Llama FLOP counts."""
+"""Shared benchmark helpers: median timing, a matmul peak measured in-process, Llama FLOP counts, and
+running the offline default config in a subprocess for the accuracy comparisons."""
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import jax
@@ -38,3 +43,23 @@ def train_flops_per_token(cfg, seq_len: int, head_fraction: float = 1.0) -> floa
     layer_params = L * (h * q + 2 * h * kv + q * h + 3 * h * i)
     attention = L * 2 * 2 * seq_len * q / 2  # QK^T and PV, 2 flops per MAC, causal half
     return 6 * (layer_params + head_fraction * h * v) + 3 * attention
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_offline_default(workdir: str, *overrides: str) -> list[dict]:
+    """Run `launch/run.py --config=configs/default.py` with these overrides (progress bars off) into
+    `workdir`, as a user would; returns its metrics.jsonl rows, one per iteration."""
+    cmd = [sys.executable, os.path.join(ROOT, "launch", "run.py"), "--config=configs/default.py",
+           f"--config.workdir={workdir}", "--config.progress=False", *overrides]
+    print("running:", " ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    with open(os.path.join(ROOT, workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def mean_sd(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = list(values)
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0

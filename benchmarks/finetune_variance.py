@@ -9,13 +9,11 @@ LLM2LLM over fine-tuning has to clear.
 """
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import mean_sd, run_offline_default  # noqa: E402
 
 
 def main():
@@ -26,22 +24,17 @@ def main():
     args, overrides = ap.parse_known_args()
     results = []
     for shuffle in [int(s) for s in args.shuffles.split(",")]:
-        workdir = os.path.join(args.workdir, f"seed{args.seed}-shuffle{shuffle}")
-        cmd = [sys.executable, os.path.join(ROOT, "launch", "run.py"), "--config=configs/default.py",
-               "--config.method=finetune", f"--config.seed={args.seed}", f"--config.train.shuffle_seed={shuffle}",
-               f"--config.workdir={workdir}", "--config.progress=False", *overrides]
-        print("running:", " ".join(cmd[1:]), flush=True)
-        subprocess.run(cmd, cwd=ROOT, check=True)
-        with open(os.path.join(ROOT, workdir, "metrics.jsonl")) as f:
-            row = json.loads(f.readline())
+        row = run_offline_default(os.path.join(args.workdir, f"seed{args.seed}-shuffle{shuffle}"),
+                                  "--config.method=finetune", f"--config.seed={args.seed}",
+                                  f"--config.train.shuffle_seed={shuffle}", *overrides)[0]
         results.append((shuffle, row["test_accuracy"], row["seed_accuracy"]))
     print(f"\n{'shuffle':>7} {'test acc':>9} {'seed acc':>9}")
     for shuffle, test, seed in results:
         print(f"{shuffle:>7} {test:>9.1%} {seed:>9.1%}")
-    tests, seeds = [r[1] for r in results], [r[2] for r in results]
-    sd = statistics.stdev if len(results) > 1 else (lambda xs: 0.0)
-    print(f"{'mean':>7} {statistics.mean(tests):>9.1%} {statistics.mean(seeds):>9.1%}   "
-          f"(sd test {sd(tests):.1%}, seed {sd(seeds):.1%}; range test {min(tests):.1%}-{max(tests):.1%})")
+    tests = [r[1] for r in results]
+    (test_mean, test_sd), (seed_mean, seed_sd) = mean_sd(tests), mean_sd(r[2] for r in results)
+    print(f"{'mean':>7} {test_mean:>9.1%} {seed_mean:>9.1%}   "
+          f"(sd test {test_sd:.1%}, seed {seed_sd:.1%}; range test {min(tests):.1%}-{max(tests):.1%})")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,11 @@ per-seed table and mean +- standard deviation of test accuracy.
 """
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import mean_sd, run_offline_default  # noqa: E402
 
 
 def main():
@@ -25,22 +23,15 @@ def main():
     args, overrides = ap.parse_known_args()
     results = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        workdir = os.path.join(args.workdir, f"seed{seed}")
-        cmd = [sys.executable, os.path.join(ROOT, "launch", "run.py"), "--config=configs/default.py",
-               f"--config.seed={seed}", f"--config.workdir={workdir}", f"--config.iterations={args.iterations}",
-               "--config.progress=False", *overrides]
-        print("running:", " ".join(cmd[1:]), flush=True)
-        subprocess.run(cmd, cwd=ROOT, check=True)
-        with open(os.path.join(ROOT, workdir, "metrics.jsonl")) as f:
-            rows = [json.loads(line) for line in f]
+        rows = run_offline_default(os.path.join(args.workdir, f"seed{seed}"), f"--config.seed={seed}",
+                                   f"--config.iterations={args.iterations}", *overrides)
         results.append((seed, rows[0]["test_accuracy"], rows[-1]["test_accuracy"], rows[-1]["train_size"]))
     print(f"\n{'seed':>4} {'fine-tune':>10} {'LLM2LLM':>8} {'gain':>7} {'final train size':>17}")
     for seed, ft, ll, size in results:
         print(f"{seed:>4} {ft:>10.1%} {ll:>8.1%} {ll - ft:>+7.1%} {size:>17}")
-    fts, lls = [r[1] for r in results], [r[2] for r in results]
-    sd = statistics.stdev if len(results) > 1 else (lambda xs: 0.0)
-    print(f"mean {statistics.mean(fts):>10.1%} {statistics.mean(lls):>8.1%} "
-          f"{statistics.mean(lls) - statistics.mean(fts):>+7.1%}   (sd fine-tune {sd(fts):.1%}, LLM2LLM {sd(lls):.1%})")
+    (ft_mean, ft_sd), (ll_mean, ll_sd) = mean_sd(r[1] for r in results), mean_sd(r[2] for r in results)
+    print(f"mean {ft_mean:>10.1%} {ll_mean:>8.1%} {ll_mean - ft_mean:>+7.1%}   "
+          f"(sd fine-tune {ft_sd:.1%}, LLM2LLM {ll_sd:.1%})")
 
 
 if __name__ == "__main__":

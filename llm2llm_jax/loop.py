@@ -110,7 +110,7 @@ class Llm2llmRun:
         self.task: Task = get_task(config.task, config.get("custom_task") and config.custom_task.to_dict())
         self._model = model
         self._teacher = teacher
-        self._pool = None  # teacher.kind='pool': unused training rows
+        self._pool = None  # teacher.kind='pool': unused training rows, grouped by label
         self.is_main = jax.process_index() == 0
         self.progress = bool(config.get("progress", True)) and self.is_main
 
@@ -209,7 +209,7 @@ class Llm2llmRun:
                           epochs=t.epochs, batch_size=t.batch_size, micro_batch_size=t.micro_batch_size,
                           max_grad_norm=t.max_grad_norm, seq_multiple=t.seq_multiple,
                           max_length=self.config.data.max_length,
-                          seed=t.shuffle_seed if t.get("shuffle_seed", -1) >= 0 else stable_seed(self.config.seed, "train"))
+                          seed=t.shuffle_seed if t.shuffle_seed >= 0 else stable_seed(self.config.seed, "train"))
         examples, trunc = data_lib.tokenize_examples(self.task, train_set, tok, self.config.data.max_length,
                                                      self.config.data.truncation)
         total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs
@@ -262,18 +262,9 @@ class Llm2llmRun:
                 filt) -> tuple[list[dict], dict]:
         """New examples from the chosen seed examples (wrong ones for llm2llm, all for auggpt/eda)."""
         k = self.config.teacher.per_example
-        if self.method == "eda":
-            rng = random.Random(stable_seed(self.config.seed, "eda", i))
-            cands = []
-            for ex in wrong:
-                for j in range(k):
-                    cands.append({"input": eda_edit(ex["input"], rng), "raw_output": self.task.target(ex).strip(),
-                                  "id": f"it{i}-{ex['id']}-{j}", "origin": "eda", "parent_id": ex["id"],
-                                  "iteration": i + 1})
-            kept, drops = filt.apply(cands)
-            return kept, {"requests": 0, "candidates": len(cands), "drops": drops}
-        if self.config.teacher.kind == "pool":
-            cands = self._pool_candidates(i, seed_set, wrong, k)
+        if self.method == "eda" or self.config.teacher.kind == "pool":  # candidates without a teacher call
+            make = self._eda_candidates if self.method == "eda" else self._pool_candidates
+            cands = make(i, seed_set, wrong, k)
             kept, drops = filt.apply(cands)
             return kept, {"requests": 0, "candidates": len(cands), "drops": drops}
         from llm2llm_jax.teacher.prompts import build_messages, parse_examples
@@ -299,6 +290,13 @@ class Llm2llmRun:
         return kept, {"requests": len(requests), "candidates": len(cands), "drops": drops,
                       "teacher_stats": dict(backend.stats)}
 
+    def _eda_candidates(self, i: int, seed_set: Sequence[dict], wrong: Sequence[dict], k: int) -> list[dict]:
+        """method='eda': k word-level edits of each chosen seed example, keeping its label."""
+        rng = random.Random(stable_seed(self.config.seed, "eda", i))
+        return [{"input": eda_edit(ex["input"], rng), "raw_output": self.task.target(ex).strip(),
+                 "id": f"it{i}-{ex['id']}-{j}", "origin": "eda", "parent_id": ex["id"], "iteration": i + 1}
+                for ex in wrong for j in range(k)]
+
     def _pool_candidates(self, i: int, seed_set: Sequence[dict], wrong: Sequence[dict], k: int) -> list[dict]:
         """teacher.kind='pool', a diagnostic: for each wrong seed example, k real labelled examples of its
         class from the training rows outside the seed set (the test set is held out by the source).
@@ -306,19 +304,25 @@ class Llm2llmRun:
         A perfect teacher: run against a real one, it separates the method's ceiling on this student
         from the quality of the teacher's examples.
         """
-        if self._pool is None:
+        if self._pool is None:  # unused training rows by label (one group when the task has no labels)
             train, _ = load_source(self.config.data, self.task)
             seed_inputs = {ex["input"] for ex in seed_set}
-            self._pool = [ex for ex in train if ex["input"] not in seed_inputs]
+            self._pool = {}
+            for row in train:
+                if row["input"] not in seed_inputs:
+                    self._pool.setdefault(self._pool_key(row), []).append(row)
         rng = random.Random(stable_seed(self.config.seed, "pool", i))
         cands = []
         for ex in wrong:
-            same = [row for row in self._pool if not self.task.is_classification or row["output"] == ex["output"]]
+            same = self._pool.get(self._pool_key(ex), [])
             for j, row in enumerate(rng.sample(same, min(k, len(same)))):
                 cands.append({"input": row["input"], "raw_output": self.task.target(row).strip(),
                               "id": f"it{i}-{ex['id']}-{j}", "origin": "pool", "parent_id": ex["id"],
                               "iteration": i + 1, "parent_label": ex["output"]})
         return cands
+
+    def _pool_key(self, example: dict):
+        return example["output"] if self.task.is_classification else None
 
     # -- the loop
     def run(self) -> list[dict]:

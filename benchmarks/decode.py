@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import median_seconds  # noqa: E402
 
 from llm2llm_jax import assets  # noqa: E402
+from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
 from llm2llm_jax.decode import generate, left_pad  # noqa: E402
 
 PROMPTS = [
@@ -49,7 +50,7 @@ def main():
                                                dtype=torch.float32).eval()
     params = jax.device_put(params)
     print(f"SmolLM2-135M-Instruct, greedy, {args.new} new tokens per row, median of {args.repeats}, "
-          f"torch threads {torch.get_num_threads()}")
+          f"torch threads {torch.get_num_threads()}; {malloc_setting()}")
     for precision in args.precision.split(","):
         bf16 = precision == "bf16"
         run_cfg = cfg.replace(dtype="bfloat16" if bf16 else "float32")
@@ -77,4 +78,5 @@ def main():
                   f"transformers {n / theirs_s:8.1f} tokens/s   speedup {theirs_s / ours_s:5.2f}x", flush=True)
 
 if __name__ == "__main__":
+    reexec_with_reusing_malloc()  # as launch/run.py does; both sides share it (LLM2LLM_KEEP_MALLOC=1: glibc default)
     main()

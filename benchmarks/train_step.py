@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import matmul_peak_flops, median_seconds, train_flops_per_token  # noqa: E402
 
 from llm2llm_jax import parallel  # noqa: E402
+from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
 from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
 from llm2llm_jax.model.llama import init_params  # noqa: E402
 from llm2llm_jax.train import Example, TrainHParams, Trainer, collate, host_params  # noqa: E402
@@ -86,7 +87,7 @@ def main():
     batch = collate(examples, TrainHParams(batch_size=args.batch, seq_multiple=args.seq, max_length=args.seq))
     tokens = args.batch * args.seq
     print(f"model SmolLM2-135M architecture, batch {args.batch} x {args.seq} tokens ({args.seq - prompt} of them targets), "
-          f"AdamW step with clipping, median of {args.repeats}")
+          f"AdamW step with clipping, median of {args.repeats}; {malloc_setting()}")
     for precision in args.precision.split(","):
         bf16 = precision == "bf16"
         cfg = LlamaConfig(**SMOLLM2, scan_layers=False, dtype="bfloat16" if bf16 else "float32")
@@ -106,4 +107,5 @@ def main():
 
 
 if __name__ == "__main__":
+    reexec_with_reusing_malloc()  # as launch/run.py does; both sides share it (LLM2LLM_KEEP_MALLOC=1: glibc default)
     main()

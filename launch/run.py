@@ -84,4 +84,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from llm2llm_jax.allocator import reexec_with_reusing_malloc
+
+    reexec_with_reusing_malloc()  # before jax starts: freed step buffers are reused, not re-faulted
     sys.exit(app.run(main))

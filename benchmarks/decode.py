@@ -4,7 +4,8 @@ Real SmolLM2-135M-Instruct weights (GGUF), the same left-padded prompts, exactly
 row (EOS disabled on both sides so the work is identical), batch 1 and batch 32, in f32 and in bf16
 (both sides run bf16 weights: transformers with the model cast to bf16, llm2llm_jax with the bf16
 compute dtype, whose decode loop casts the f32 weights once). Layers unrolled, as configs/default.py
-runs them on CPU.
+runs them on CPU. Each row is followed by a ceiling: the same-shaped matmuls alone, chained in one
+jit (see `dense_ceiling_seconds`).
 
   python benchmarks/decode.py [--new 64 --batches 1,32 --precision f32,bf16 --repeats 3]
 """
@@ -12,6 +13,7 @@ runs them on CPU.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -31,6 +33,32 @@ PROMPTS = [
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many?",
     "List three primary colors:", "Who wrote Pride and Prejudice?", "Translate to French: good morning",
 ]
+
+
+def dense_ceiling_seconds(cfg, batch: int, steps: int = 8) -> float:
+    """Seconds per decoded token of the model's matmuls alone (7 projections per layer and the
+    vocabulary head, weights of the model's shapes in its compute dtype, no attention, norms or
+    cache), chained inside one jit so they run back to back as in decoding: a floor that no decoder
+    built on XLA:CPU's matmuls can go below on this machine."""
+    h, i, L = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+    shapes = [(h, q), (h, kv), (h, kv), (q, h), (h, i), (h, i), (i, h)]
+    keys = iter(jax.random.split(jax.random.PRNGKey(0), L * len(shapes) + 2))
+    dtype = cfg.jnp_dtype
+    layers = [[(jax.random.normal(next(keys), s) * 0.02).astype(dtype) for s in shapes] for _ in range(L)]
+    head = (jax.random.normal(next(keys), (h, cfg.vocab_size)) * 0.02).astype(dtype)
+
+    def token(x):
+        for wq, wk, wv, wo, wg, wu, wd in layers:
+            mm = functools.partial(jnp.dot, preferred_element_type=jnp.float32)
+            attn = mm(x, wq) + mm(x, wk).sum() + mm(x, wv).sum()  # k, v feed nothing else here
+            x = x + mm(attn.astype(dtype), wo).astype(dtype)
+            x = x + mm((jax.nn.silu(mm(x, wg)) * mm(x, wu)).astype(dtype), wd).astype(dtype)
+        return x + jnp.argmax(mm(x, head), axis=-1)[:, None].astype(dtype)  # the next step depends on it
+
+    run = jax.jit(lambda x: jax.lax.fori_loop(0, steps, lambda _, y: token(y), x))
+    x = jax.random.normal(next(keys), (batch, h)).astype(dtype)
+    return median_seconds(lambda: jax.block_until_ready(run(x)), repeats=3, warmup=1) / steps
 
 
 def main():
@@ -76,6 +104,9 @@ def main():
             n = batch * args.new
             print(f"[{precision}] batch {batch:3d}: llm2llm_jax {n / ours_s:8.1f} tokens/s   "
                   f"transformers {n / theirs_s:8.1f} tokens/s   speedup {theirs_s / ours_s:5.2f}x", flush=True)
+            floor_s = dense_ceiling_seconds(run_cfg, batch)
+            print(f"[{precision}] batch {batch:3d}: matmuls alone (ceiling) {batch / floor_s:8.1f} tokens/s   "
+                  f"= {theirs_s / (args.new * floor_s):5.2f}x transformers", flush=True)
 
 if __name__ == "__main__":
     reexec_with_reusing_malloc()  # as launch/run.py does; both sides share it (LLM2LLM_KEEP_MALLOC=1: glibc default)

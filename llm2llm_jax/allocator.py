@@ -9,14 +9,16 @@ step. PyTorch's CPU allocator goes through the same malloc and suffers alike.
 The cure is three glibc tunables: one arena, no mmap for large blocks, and no trimming, so freed
 blocks stay in the heap and the next step reuses them. Tunables are read when a process starts,
 so `reexec_with_reusing_malloc` restarts the current command (same PID, same arguments) with them
-set. It does nothing where glibc is not the C library, when GLIBC_TUNABLES is already set (the
-user's own choice wins, and the restarted process sees it set), or when LLM2LLM_KEEP_MALLOC=1.
+set. It does nothing where glibc is not the C library, on hosts with a TPU or an NVIDIA GPU (step
+buffers live in device memory there), when GLIBC_TUNABLES is already set (the user's own choice
+wins, and the restarted process sees it set), or when LLM2LLM_KEEP_MALLOC=1.
 The price is that the process never shrinks below its peak heap, which a training job reaches
 anyway.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 import sys
@@ -24,11 +26,18 @@ import sys
 REUSING_MALLOC = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 
 
-def should_reexec(environ=os.environ) -> bool:
+def has_accelerator() -> bool:
+    """A TPU (/dev/accel*, or /dev/vfio/N on newer TPU VMs) or an NVIDIA GPU is attached."""
+    return bool(glob.glob("/dev/accel[0-9]*") or glob.glob("/dev/vfio/[0-9]*") or glob.glob("/dev/nvidia[0-9]*"))
+
+
+def should_reexec(environ=os.environ, accelerator=None) -> bool:
     """Whether this process should restart itself with REUSING_MALLOC."""
     if environ.get("GLIBC_TUNABLES") is not None or environ.get("LLM2LLM_KEEP_MALLOC") == "1":
         return False
-    return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
+        return False
+    return not (has_accelerator() if accelerator is None else accelerator)
 
 
 def reexec_with_reusing_malloc() -> None:

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent("""
     print("after", json.dumps([os.getpid(), sys.argv[1:], os.environ.get("GLIBC_TUNABLES"), faults]), flush=True)
 """)
 
-needs_glibc = pytest.mark.skipif(not allocator.should_reexec({}), reason="glibc on Linux only")
+needs_glibc = pytest.mark.skipif(not allocator.should_reexec({}), reason="CPU-only Linux hosts with glibc only")
 
 
 def run_script(tmp_path, env_extra):
@@ -65,6 +65,7 @@ def test_opt_out_keeps_glibc_default(tmp_path):
     assert int(faults) > 60000  # glibc maps a fresh block and every page faults again
 
 
-def test_users_own_tunables_win():
-    assert not allocator.should_reexec({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
-    assert not allocator.should_reexec({"LLM2LLM_KEEP_MALLOC": "1"})
+def test_users_own_tunables_win_and_accelerator_hosts_are_left_alone():
+    assert not allocator.should_reexec({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, accelerator=False)
+    assert not allocator.should_reexec({"LLM2LLM_KEEP_MALLOC": "1"}, accelerator=False)
+    assert not allocator.should_reexec({}, accelerator=True)

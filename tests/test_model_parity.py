@@ -127,3 +127,35 @@ def test_loss_gradients_match_transformers(tmp_path, case):
     for name, g in iter_hf_tensors(grads, cfg):
         scale = max(np.abs(ref_grads[name]).max(), 1e-6)
         np.testing.assert_allclose(g, ref_grads[name], atol=1e-5 * scale + 1e-7, err_msg=name)
+
+
+def test_bf16_gradients_track_f32_whatever_the_layout(tmp_path, monkeypatch):
+    """bf16 compute: the backward matmuls run on row-major bf16 operands on CPU (`_row_major`). The
+    layout must not change a single value, and the gradients must track the f32 ones to bf16 precision."""
+    from llm2llm_jax.model import llama
+    from llm2llm_jax.train import Example, TrainHParams, collate, token_loss
+
+    path, _ = make_hf_llama(tmp_path, num_key_value_heads=2, tie_word_embeddings=True)
+    cfg, params = load_hf_checkpoint(path, scan_layers=False)
+    rs = np.random.RandomState(0)
+    examples = [Example(list(rs.randint(3, cfg.vocab_size, n)), list(rs.randint(3, cfg.vocab_size, k)))
+                for n, k in [(9, 3), (5, 6), (12, 2)]]
+    b = {k: jnp.asarray(v[0]) for k, v in collate(examples, TrainHParams(batch_size=3, seq_multiple=8)).items()}
+
+    def grads(c):
+        def mean_loss(p):
+            total, count = token_loss(p, c, b["input_ids"], b["attention_mask"], b["target_positions"],
+                                      b["target_mask"])
+            return total / count
+        return jax.tree.leaves(jax.jit(jax.grad(mean_loss))(params))
+
+    f32 = grads(cfg)
+    bf16 = grads(cfg.replace(dtype="bfloat16"))
+    monkeypatch.setattr(llama, "_row_major", lambda a: a)
+    bf16_any_layout = grads(cfg.replace(dtype="bfloat16"))
+    for g16, g16_any, g32 in zip(bf16, bf16_any_layout, f32):
+        g16, g32 = np.asarray(g16, np.float64), np.asarray(g32, np.float64)
+        np.testing.assert_allclose(g16, np.asarray(g16_any), rtol=0, atol=1e-6 * np.abs(g32).max())
+        assert np.abs(g16 - g32).max() <= 0.1 * np.abs(g32).max()
+        cosine = (g16 * g32).sum() / (np.linalg.norm(g16) * np.linalg.norm(g32))
+        assert cosine > 0.999, cosine

@@ -48,9 +48,10 @@ def dense_ceiling_seconds(cfg, batch: int, steps: int = 8) -> float:
     layers = [[(jax.random.normal(next(keys), s) * 0.02).astype(dtype) for s in shapes] for _ in range(L)]
     head = (jax.random.normal(next(keys), (h, cfg.vocab_size)) * 0.02).astype(dtype)
 
+    mm = functools.partial(jnp.dot, preferred_element_type=jnp.float32)
+
     def token(x):
         for wq, wk, wv, wo, wg, wu, wd in layers:
-            mm = functools.partial(jnp.dot, preferred_element_type=jnp.float32)
             attn = mm(x, wq) + mm(x, wk).sum() + mm(x, wv).sum()  # k, v feed nothing else here
             x = x + mm(attn.astype(dtype), wo).astype(dtype)
             x = x + mm((jax.nn.silu(mm(x, wg)) * mm(x, wu)).astype(dtype), wd).astype(dtype)

@@ -91,6 +91,27 @@ def test_params_carry_logical_axis_names():
                 "layers", "embed", "q_heads")
 
 
+def target_batch(vocab_size):
+    """One collated row-batch of three examples with 2-6 target tokens each (numpy arrays)."""
+    from llm2llm_jax.train import Example, TrainHParams, collate
+
+    rs = np.random.RandomState(0)
+    examples = [Example(list(rs.randint(3, vocab_size, n)), list(rs.randint(3, vocab_size, k)))
+                for n, k in [(9, 3), (5, 6), (12, 2)]]
+    return {k: v[0] for k, v in collate(examples, TrainHParams(batch_size=3, seq_multiple=8)).items()}
+
+
+def mean_target_loss(cfg, b):
+    """params -> mean next-token loss over the target tokens of batch `b`."""
+    from llm2llm_jax.train import token_loss
+
+    def mean_loss(p):
+        total, count = token_loss(p, cfg, *(jnp.asarray(b[k]) for k in
+                                            ("input_ids", "attention_mask", "target_positions", "target_mask")))
+        return total / count
+    return mean_loss
+
+
 @pytest.mark.parametrize("case", ["gqa-tied", "mha-untied"])
 def test_loss_gradients_match_transformers(tmp_path, case):
     """Every gradient of the target-token loss (through the hand-written matmul backward, the
@@ -98,21 +119,11 @@ def test_loss_gradients_match_transformers(tmp_path, case):
     import torch
 
     from llm2llm_jax.model.weights import iter_hf_tensors
-    from llm2llm_jax.train import Example, TrainHParams, collate, token_loss
 
     path, ref_model = make_hf_llama(tmp_path, **CASES[case])
     cfg, params = load_hf_checkpoint(path, scan_layers=False)
-    rs = np.random.RandomState(0)
-    examples = [Example(list(rs.randint(3, cfg.vocab_size, n)), list(rs.randint(3, cfg.vocab_size, k)))
-                for n, k in [(9, 3), (5, 6), (12, 2)]]
-    b = {k: v[0] for k, v in collate(examples, TrainHParams(batch_size=3, seq_multiple=8)).items()}
-
-    def mean_loss(p):
-        total, count = token_loss(p, cfg, *(jnp.asarray(b[k]) for k in
-                                            ("input_ids", "attention_mask", "target_positions", "target_mask")))
-        return total / count
-
-    loss, grads = jax.value_and_grad(mean_loss)(params)
+    b = target_batch(cfg.vocab_size)
+    loss, grads = jax.value_and_grad(mean_target_loss(cfg, b))(params)
 
     ids = torch.tensor(b["input_ids"], dtype=torch.long)
     labels = torch.full_like(ids, -100)  # transformers shifts: label at t is predicted at t - 1
@@ -133,21 +144,13 @@ def test_bf16_gradients_track_f32_whatever_the_layout(tmp_path, monkeypatch):
     """bf16 compute: the backward matmuls run on row-major bf16 operands on CPU (`_row_major`). The
     layout must not change a single value, and the gradients must track the f32 ones to bf16 precision."""
     from llm2llm_jax.model import llama
-    from llm2llm_jax.train import Example, TrainHParams, collate, token_loss
 
     path, _ = make_hf_llama(tmp_path, num_key_value_heads=2, tie_word_embeddings=True)
     cfg, params = load_hf_checkpoint(path, scan_layers=False)
-    rs = np.random.RandomState(0)
-    examples = [Example(list(rs.randint(3, cfg.vocab_size, n)), list(rs.randint(3, cfg.vocab_size, k)))
-                for n, k in [(9, 3), (5, 6), (12, 2)]]
-    b = {k: jnp.asarray(v[0]) for k, v in collate(examples, TrainHParams(batch_size=3, seq_multiple=8)).items()}
+    b = target_batch(cfg.vocab_size)
 
     def grads(c):
-        def mean_loss(p):
-            total, count = token_loss(p, c, b["input_ids"], b["attention_mask"], b["target_positions"],
-                                      b["target_mask"])
-            return total / count
-        return jax.tree.leaves(jax.jit(jax.grad(mean_loss))(params))
+        return jax.tree.leaves(jax.jit(jax.grad(mean_target_loss(c, b)))(params))
 
     f32 = grads(cfg)
     bf16 = grads(cfg.replace(dtype="bfloat16"))

@@ -162,3 +162,32 @@ def test_bf16_gradients_track_f32_whatever_the_layout(tmp_path, monkeypatch):
         assert np.abs(g16 - g32).max() <= 0.1 * np.abs(g32).max()
         cosine = (g16 * g32).sum() / (np.linalg.norm(g16) * np.linalg.norm(g32))
         assert cosine > 0.999, cosine
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_row_major_attention_equals_the_cache_attention(dtype):
+    """Training attends through `_attend_rows` (batched row-major matmuls with their own backward),
+    decoding through `_attend_cached` (einsums over the cache layout): same values and gradients,
+    left padding included (a fully padded query row gets uniform weights on both paths)."""
+    from llm2llm_jax.model.llama import _attend_cached, _attend_rows
+
+    b, t, h, kvh, d = 3, 10, 6, 2, 8
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    q, k, v = (jax.random.normal(key, (b, t, n, d)).astype(dtype) for key, n in zip(keys, (h, kvh, kvh)))
+    valid = jnp.arange(t)[None, :] >= jnp.array([0, 3, 7])[:, None]  # left padding
+    mask = jnp.tril(jnp.ones((t, t), bool))[None] & valid[:, None, :]
+    weights = jax.random.normal(keys[3], (b, t, kvh, h // kvh, d))
+
+    def loss(fn):
+        return lambda q, k, v: jnp.sum(fn(q, k, v, mask, jnp.dtype(dtype)) * weights)
+
+    rows, rows_grads = jax.value_and_grad(loss(_attend_rows), argnums=(0, 1, 2))(q, k, v)
+    einsum, einsum_grads = jax.value_and_grad(loss(_attend_cached), argnums=(0, 1, 2))(q, k, v)
+    out_rows = _attend_rows(q, k, v, mask, jnp.dtype(dtype))
+    assert out_rows.shape == (b, t, kvh, h // kvh, d) and out_rows.dtype == jnp.float32
+    tol = 1e-5 if dtype == "float32" else 2e-2  # bf16: the probabilities are rounded before P @ V
+    np.testing.assert_allclose(out_rows, _attend_cached(q, k, v, mask, jnp.dtype(dtype)), atol=tol)
+    assert abs(float(rows) - float(einsum)) <= tol * abs(float(einsum)) + tol
+    for g_rows, g_einsum in zip(rows_grads, einsum_grads):
+        g_rows, g_einsum = np.asarray(g_rows, np.float32), np.asarray(g_einsum, np.float32)
+        np.testing.assert_allclose(g_rows, g_einsum, atol=tol * np.abs(g_einsum).max())

@@ -161,6 +161,63 @@ def _dense(cfg: LlamaConfig, features: int, names, name: str):
     return LoRADense(cfg, features, tuple(names), name=name)
 
 
+def _attend_cached(q, k, v, mask, dtype):
+    """GQA attention of q [B, T, h, D] over a KV cache k, v [B, S, kvh, D]; returns [B, T, kvh, g, D] f32.
+
+    The einsums read the cache in the layout it is written in, so a decode step moves no cache data.
+    """
+    b, t, h, d = q.shape
+    kvh = k.shape[2]
+    qg = q.reshape(b, t, kvh, h // kvh, d)
+    scores = jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32) / math.sqrt(d)
+    scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
+    probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
+    return jnp.einsum("bkgts,bskd->btkgd", probs, v, preferred_element_type=jnp.float32)
+
+
+def _attend_rows(q, k, v, mask, dtype):
+    """GQA attention without a cache (training, scoring) as batched row-major matmuls; returns
+    [B, T, kvh, g, D] f32.
+
+    Each kv head's query group is laid out as one [g * T, D] block per row, so both products are
+    plain [m, k] @ [k, n] matmuls (`_bmm`) in the forward and the backward. Written as the einsums of
+    `_attend_cached`, XLA:CPU ran them with transposed operands (f32 kernels under bf16) and added a
+    transposing copy of the scores; this form made the bf16 SmolLM2 train step 3-13% faster in
+    paired runs and left f32 unchanged.
+    """
+    b, t, h, d = q.shape
+    s, kvh = k.shape[1], k.shape[2]
+    g = h // kvh
+    qg = _row_major(q.reshape(b, t, kvh, g, d).transpose(0, 2, 3, 1, 4)).reshape(b, kvh, g * t, d)
+    kt = _row_major(k.transpose(0, 2, 3, 1))  # [b, kvh, d, s]
+    vs = _row_major(v.transpose(0, 2, 1, 3))  # [b, kvh, s, d]
+    scores = _bmm(qg, kt).reshape(b, kvh, g, t, s) / math.sqrt(d)
+    scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
+    probs = jax.nn.softmax(scores, axis=-1).astype(dtype).reshape(b, kvh, g * t, s)
+    return _bmm(probs, vs).reshape(b, kvh, g, t, d).transpose(0, 3, 1, 2, 4)
+
+
+@jax.custom_vjp
+def _bmm(a, b):
+    """Batched a [..., m, k] @ b [..., k, n] with f32 accumulation; the backward keeps row-major operands."""
+    return jnp.matmul(a, b, preferred_element_type=jnp.float32)
+
+
+def _bmm_fwd(a, b):
+    return _bmm(a, b), (a, b)
+
+
+def _bmm_bwd(res, ct):
+    a, b = res
+    ct = ct.astype(a.dtype)
+    da = jnp.matmul(ct, _row_major(jnp.swapaxes(b, -1, -2)), preferred_element_type=jnp.float32)
+    db = jnp.matmul(_row_major(jnp.swapaxes(a, -1, -2)), ct, preferred_element_type=jnp.float32)
+    return da.astype(a.dtype), db.astype(b.dtype)
+
+
+_bmm.defvjp(_bmm_fwd, _bmm_bwd)
+
+
 class Attention(nn.Module):
     cfg: LlamaConfig
 
@@ -176,21 +233,16 @@ class Attention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
 
         new_cache = None
-        if layer_cache is not None:
+        if layer_cache is None:
+            out = _attend_rows(q, k, v, mask, cfg.jnp_dtype)
+        else:
             # Write this step's keys/values at [cache_index, cache_index + t) and attend over the whole cache.
             ck = jax.lax.dynamic_update_slice(layer_cache["k"], k.astype(layer_cache["k"].dtype),
                                               (0, cache_index, 0, 0))
             cv = jax.lax.dynamic_update_slice(layer_cache["v"], v.astype(layer_cache["v"].dtype),
                                               (0, cache_index, 0, 0))
             new_cache = {"k": ck, "v": cv}
-            k, v = ck.astype(cfg.jnp_dtype), cv.astype(cfg.jnp_dtype)
-
-        groups = h // kvh
-        qg = q.reshape(b, t, kvh, groups, d)
-        scores = jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32) / math.sqrt(d)
-        scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
-        probs = jax.nn.softmax(scores, axis=-1).astype(cfg.jnp_dtype)
-        out = jnp.einsum("bkgts,bskd->btkgd", probs, v, preferred_element_type=jnp.float32)
+            out = _attend_cached(q, ck.astype(cfg.jnp_dtype), cv.astype(cfg.jnp_dtype), mask, cfg.jnp_dtype)
         out = out.astype(cfg.jnp_dtype).reshape(b, t, h * d)
         out = _dense(cfg, cfg.hidden_size, ("q_heads", "embed"), "o_proj")(out)
         return out, new_cache

@@ -182,8 +182,7 @@ def _attend_rows(q, k, v, mask, dtype):
     Each kv head's query group is laid out as one [g * T, D] block per row, so both products are
     plain [m, k] @ [k, n] matmuls (`_bmm`) in the forward and the backward. Written as the einsums of
     `_attend_cached`, XLA:CPU ran them with transposed operands (f32 kernels under bf16) and added a
-    transposing copy of the scores; this form made the bf16 SmolLM2 train step 3-13% faster in
-    paired runs and left f32 unchanged.
+    transposing copy of the scores. `benchmarks/attention_paths.py` times both forms in one process.
     """
     b, t, h, d = q.shape
     s, kvh = k.shape[1], k.shape[2]

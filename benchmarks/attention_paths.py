@@ -18,15 +18,14 @@ import sys
 import time
 
 import jax
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_step import SMOLLM2, jax_step  # noqa: E402
+from train_step import SMOLLM2, jax_step, random_batch  # noqa: E402
 
 from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
 from llm2llm_jax.model import llama  # noqa: E402
 from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
-from llm2llm_jax.train import Example, TrainHParams, collate, host_params  # noqa: E402
+from llm2llm_jax.train import host_params  # noqa: E402
 
 
 def main():
@@ -36,10 +35,7 @@ def main():
     ap.add_argument("--precision", default="bf16", choices=["f32", "bf16"])
     args = ap.parse_args()
 
-    rs = np.random.RandomState(0)
-    examples = [Example(list(rs.randint(3, SMOLLM2["vocab_size"], 128)), list(rs.randint(3, SMOLLM2["vocab_size"], 128)))
-                for _ in range(8)]
-    batch = collate(examples, TrainHParams(batch_size=8, seq_multiple=256, max_length=256))
+    batch = random_batch(8, 256, 128)
     cfg = LlamaConfig(**dict(SMOLLM2, num_hidden_layers=args.layers), scan_layers=False,
                       dtype="bfloat16" if args.precision == "bf16" else "float32")
     params = host_params(llama.init_params(cfg, jax.random.PRNGKey(0)))

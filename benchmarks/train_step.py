@@ -38,6 +38,14 @@ SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hi
                max_position_embeddings=8192, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2)
 
 
+def random_batch(rows: int, seq: int, targets: int) -> dict:
+    """One collated batch of `rows` random examples, `seq` tokens each, the last `targets` of them targets."""
+    rs = np.random.RandomState(0)
+    examples = [Example(list(rs.randint(3, SMOLLM2["vocab_size"], seq - targets)),
+                        list(rs.randint(3, SMOLLM2["vocab_size"], targets))) for _ in range(rows)]
+    return collate(examples, TrainHParams(batch_size=rows, seq_multiple=seq, max_length=seq))
+
+
 def jax_step(cfg, params, batch_np):
     """One jitted AdamW step on one device (layers unrolled: faster backward on XLA:CPU), as a callable."""
     hp = TrainHParams(learning_rate=1e-5, batch_size=batch_np["input_ids"].shape[1], warmup_ratio=0.0,
@@ -118,11 +126,8 @@ def main():
     ap.add_argument("--precision", default="f32,bf16")
     args = ap.parse_args()
 
-    rs = np.random.RandomState(0)
     prompt = args.seq - (args.targets or args.seq // 2)
-    examples = [Example(list(rs.randint(3, SMOLLM2["vocab_size"], prompt)),
-                        list(rs.randint(3, SMOLLM2["vocab_size"], args.seq - prompt))) for _ in range(args.batch)]
-    batch = collate(examples, TrainHParams(batch_size=args.batch, seq_multiple=args.seq, max_length=args.seq))
+    batch = random_batch(args.batch, args.seq, args.seq - prompt)
     tokens = args.batch * args.seq
     print(f"model SmolLM2-135M architecture, batch {args.batch} x {args.seq} tokens ({args.seq - prompt} of them targets), "
           f"AdamW step with clipping, median of {args.repeats}; {malloc_setting()}")

@@ -133,11 +133,9 @@ def _mm_bwd(res, ct):
     row-major first (`_row_major`).
     """
     x, w = res
-    ct = ct.astype(x.dtype)
-    x2 = x.reshape(-1, x.shape[-1])
-    dx = jnp.dot(ct, _row_major(w.T), preferred_element_type=jnp.float32).astype(x.dtype)
-    dw = jnp.dot(_row_major(x2.T), ct.reshape(-1, ct.shape[-1]), preferred_element_type=jnp.float32)
-    return dx, dw.astype(w.dtype)
+    # The [tokens, k] @ [k, n] case of `_bmm`'s backward, with every leading axis folded into tokens.
+    dx, dw = _bmm_bwd((x.reshape(-1, x.shape[-1]), w), ct.reshape(-1, ct.shape[-1]))
+    return dx.reshape(x.shape), dw
 
 
 def _row_major(a: Array) -> Array:

@@ -1,10 +1,12 @@
-"""Training attention written two ways, paired in one process: batched row-major matmuls
-(`_attend_rows`, what the model trains with) vs the einsums that decoding uses (`_attend_cached`).
+"""Training attention written three ways, timed in one process: what the model trains with
+(`_attend_rows`: causal query blocks, each block's keys only, as batched row-major matmuls), the
+same matmuls over all keys in one block (`_attend_block`), and the einsums decoding uses
+(`_attend_cached`).
 
-Two trainers of the SmolLM2-135M architecture (random init, batch 8 x 256, half the tokens
-targets, AdamW with clipping) are compiled, one per attention form, and their steps alternate
-(the order flips every round), so this shared machine's slow spells hit both alike. Prints each
-form's median step, the ratio of the medians and the median of the per-round ratios.
+One trainer of the SmolLM2-135M architecture (random init, batch 8 x 256, half the tokens
+targets, AdamW with clipping) is compiled per form and their steps take turns (the order rotates
+every round), so this shared machine's slow spells hit all alike. Prints each form's median step,
+and against the first form the ratio of the medians and the median of the per-round ratios.
 
   python benchmarks/attention_paths.py [--layers 30 --rounds 8 --precision bf16]
 """
@@ -42,7 +44,9 @@ def main():
 
     steps = {}
     rows = llama._attend_rows
-    for name, attend in (("rows (_attend_rows)", rows), ("einsums (_attend_cached)", llama._attend_cached)):
+    forms = (("causal blocks (_attend_rows)", rows), ("one block (_attend_block)", llama._attend_block),
+             ("einsums (_attend_cached)", llama._attend_cached))
+    for name, attend in forms:
         llama._attend_rows = attend  # what Attention calls when there is no cache; read when the step is traced
         steps[name] = jax_step(cfg, params, batch)
         steps[name]()  # compile now, while this form is in place
@@ -50,19 +54,21 @@ def main():
 
     times = {name: [] for name in steps}
     for r in range(args.rounds):
-        for name in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
+        names = list(steps)
+        for name in names[r % len(names):] + names[:r % len(names)]:
             start = time.perf_counter()
             steps[name]()
             times[name].append(time.perf_counter() - start)
-    (a, ta), (b, tb) = times.items()
     print(f"SmolLM2-135M architecture, {args.layers} layers, {args.precision}, batch 8 x 256, "
-          f"{args.rounds} alternated rounds; {malloc_setting()}")
-    for name, t in times.items():
-        print(f"  {name:26s} median step {statistics.median(t) * 1e3:7.0f} ms")
-    per_round = [y / x for x, y in zip(ta, tb)]
-    print(f"  einsums / rows: {statistics.median(tb) / statistics.median(ta):.3f}x (ratio of medians), "
-          f"{statistics.median(per_round):.3f}x (median of per-round ratios, {min(per_round):.3f}-{max(per_round):.3f})")
-
+          f"{args.rounds} rounds; {malloc_setting()}")
+    (first, t_first), *others = times.items()
+    print(f"  {first:30s} median step {statistics.median(t_first) * 1e3:7.0f} ms")
+    for name, t in others:
+        per_round = [y / x for x, y in zip(t_first, t)]
+        print(f"  {name:30s} median step {statistics.median(t) * 1e3:7.0f} ms: "
+              f"{statistics.median(t) / statistics.median(t_first):.3f}x the first (ratio of medians), "
+              f"{statistics.median(per_round):.3f}x (median of per-round ratios, "
+              f"{min(per_round):.3f}-{max(per_round):.3f})")
 
 if __name__ == "__main__":
     reexec_with_reusing_malloc()

@@ -30,7 +30,7 @@ from common import matmul_peak_flops, median_seconds, train_flops_per_token  # n
 from llm2llm_jax import parallel  # noqa: E402
 from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
 from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
-from llm2llm_jax.model.llama import _bmm, _mm, _row_major, init_params  # noqa: E402  (the model's own matmuls)
+from llm2llm_jax.model.llama import _bmm, _causal_blocks, _mm, _row_major, init_params  # noqa: E402  (the model's own)
 from llm2llm_jax.train import Example, TrainHParams, Trainer, collate, host_params  # noqa: E402
 
 SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -76,11 +76,17 @@ def matmul_ceiling_step(cfg, batch: int, seq: int, targets: int):
 
     def chain(weights, x):
         for wq, wk, wv, wo, wg, wu, wd in weights["layers"]:
-            # The model's attention products (`_attend_rows`): [g * T, D] @ [D, S], then [g * T, S] @ [S, D].
-            q = proj(x, wq).reshape(batch, kv_heads, -1, d)
+            # The model's attention products (`_attend_rows`), per causal query block [t0, t1) over
+            # keys [0, t1): [g * (t1 - t0), D] @ [D, t1], then [g * (t1 - t0), t1] @ [t1, D].
+            q = proj(x, wq).reshape(batch, kv_heads, -1, seq, d)
             k = proj(x, wk).reshape(batch, kv_heads, d, seq)
-            scores = _bmm(q, k).astype(dt)
-            out = _bmm(scores, proj(x, wv).reshape(batch, kv_heads, seq, d)).astype(dt)
+            v = proj(x, wv).reshape(batch, kv_heads, seq, d)
+            blocks = []
+            for t0, t1 in _causal_blocks(seq):
+                qb = q[:, :, :, t0:t1].reshape(batch, kv_heads, -1, d)
+                scores = _bmm(qb, k[..., :t1]).astype(dt)
+                blocks.append(_bmm(scores, v[:, :, :t1]).astype(dt).reshape(batch, kv_heads, -1, t1 - t0, d))
+            out = jnp.concatenate(blocks, axis=3)
             x = x + proj(out.reshape(batch, seq, heads * d), wo)
             x = x + proj(proj(x, wg) * proj(x, wu), wd)
         return jnp.sum(_mm(x[:, :targets], _row_major(weights["embed"].astype(dt).T)))

@@ -166,17 +166,21 @@ def test_bf16_gradients_track_f32_whatever_the_layout(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_row_major_attention_equals_the_cache_attention(dtype):
-    """Training attends through `_attend_rows` (batched row-major matmuls with their own backward),
-    decoding through `_attend_cached` (einsums over the cache layout): same values and gradients,
-    left padding included (a fully padded query row gets uniform weights on both paths)."""
-    from llm2llm_jax.model.llama import _attend_cached, _attend_rows
+    """Training attends through `_attend_rows` (causal query blocks of batched row-major matmuls with
+    their own backward), decoding through `_attend_cached` (einsums over the whole cache layout):
+    the same values on every real query row and the same gradients, with left padding longer than a
+    block and a last block shorter than the others."""
+    from llm2llm_jax.model.llama import _attend_cached, _attend_rows, _causal_blocks
 
-    b, t, h, kvh, d = 3, 10, 6, 2, 8
+    b, t, h, kvh, d = 3, 160, 6, 2, 8
+    assert _causal_blocks(t) == [(0, 64), (64, 128), (128, 160)]
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     q, k, v = (jax.random.normal(key, (b, t, n, d)).astype(dtype) for key, n in zip(keys, (h, kvh, kvh)))
-    valid = jnp.arange(t)[None, :] >= jnp.array([0, 3, 7])[:, None]  # left padding
+    valid = jnp.arange(t)[None, :] >= jnp.array([0, 3, 100])[:, None]  # left padding
     mask = jnp.tril(jnp.ones((t, t), bool))[None] & valid[:, None, :]
-    weights = jax.random.normal(keys[3], (b, t, kvh, h // kvh, d))
+    # A loss reads real positions only, as training's does: padded query rows average over different
+    # key ranges on the two paths, and nothing may depend on them.
+    weights = jax.random.normal(keys[3], (b, t, kvh, h // kvh, d)) * valid[:, :, None, None, None]
 
     def loss(fn):
         return lambda q, k, v: jnp.sum(fn(q, k, v, mask, jnp.dtype(dtype)) * weights)
@@ -186,7 +190,9 @@ def test_row_major_attention_equals_the_cache_attention(dtype):
     out_rows = _attend_rows(q, k, v, mask, jnp.dtype(dtype))
     assert out_rows.shape == (b, t, kvh, h // kvh, d) and out_rows.dtype == jnp.float32
     tol = 1e-5 if dtype == "float32" else 2e-2  # bf16: the probabilities are rounded before P @ V
-    np.testing.assert_allclose(out_rows, _attend_cached(q, k, v, mask, jnp.dtype(dtype)), atol=tol)
+    real = np.asarray(valid)
+    np.testing.assert_allclose(np.asarray(out_rows)[real],
+                               np.asarray(_attend_cached(q, k, v, mask, jnp.dtype(dtype)))[real], atol=tol)
     assert abs(float(rows) - float(einsum)) <= tol * abs(float(einsum)) + tol
     for g_rows, g_einsum in zip(rows_grads, einsum_grads):
         g_rows, g_einsum = np.asarray(g_rows, np.float32), np.asarray(g_einsum, np.float32)

@@ -173,8 +173,31 @@ def _attend_cached(q, k, v, mask, dtype):
     return jnp.einsum("bkgts,bskd->btkgd", probs, v, preferred_element_type=jnp.float32)
 
 
+def _causal_blocks(t: int) -> list[tuple[int, int]]:
+    """Query blocks [t0, t1) for `_attend_rows`: at most 8, at least 64 queries each (fewer, larger
+    matmuls below that cost more than the masked work they skip)."""
+    size = max(64, -(-t // 8))
+    return [(t0, min(t0 + size, t)) for t0 in range(0, t, size)]
+
+
 def _attend_rows(q, k, v, mask, dtype):
-    """GQA attention without a cache (training, scoring) as batched row-major matmuls; returns
+    """Causal GQA attention without a cache (training, scoring): q [B, T, h, D] over k, v [B, T, kvh, D]
+    with `mask` [B, T, T] causal and padding; returns [B, T, kvh, g, D] f32.
+
+    The queries are split into blocks (`_causal_blocks`) and block [t0, t1) attends keys [0, t1) only,
+    the causal mask hiding the rest: at 4 to 8 blocks that skips 37% to 44% of the scores, their
+    softmax and both products, forward and backward. Every real query row gets the same output, so
+    every loss over real positions gets the same gradient; a row that is all padding averages
+    uniformly over fewer keys, and no real position ever reads it.
+    """
+    assert q.shape[1] == k.shape[1], "_attend_rows is self-attention over the same T positions"
+    outs = [_attend_block(q[:, t0:t1], k[:, :t1], v[:, :t1], mask[:, t0:t1, :t1], dtype)
+            for t0, t1 in _causal_blocks(q.shape[1])]
+    return outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=1)
+
+
+def _attend_block(q, k, v, mask, dtype):
+    """GQA attention of q [B, T, h, D] over k, v [B, S, kvh, D] as batched row-major matmuls; returns
     [B, T, kvh, g, D] f32.
 
     Each kv head's query group is laid out as one [g * T, D] block per row, so both products are

@@ -53,8 +53,8 @@ def main():
     llama._attend_rows = rows
 
     times = {name: [] for name in steps}
+    names = list(steps)
     for r in range(args.rounds):
-        names = list(steps)
         for name in names[r % len(names):] + names[:r % len(names)]:
             start = time.perf_counter()
             steps[name]()
@@ -69,6 +69,7 @@ def main():
               f"{statistics.median(t) / statistics.median(t_first):.3f}x the first (ratio of medians), "
               f"{statistics.median(per_round):.3f}x (median of per-round ratios, "
               f"{min(per_round):.3f}-{max(per_round):.3f})")
+
 
 if __name__ == "__main__":
     reexec_with_reusing_malloc()

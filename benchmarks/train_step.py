@@ -30,7 +30,7 @@ from common import matmul_peak_flops, median_seconds, train_flops_per_token  # n
 from llm2llm_jax import parallel  # noqa: E402
 from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
 from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
-from llm2llm_jax.model.llama import _bmm, _causal_blocks, _mm, _row_major, init_params  # noqa: E402  (the model's own)
+from llm2llm_jax.model.llama import _causal_blocks, _mm, _row_major, init_params  # noqa: E402  (the model's own)
 from llm2llm_jax.train import Example, TrainHParams, Trainer, collate, host_params  # noqa: E402
 
 SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -58,7 +58,7 @@ def jax_step(cfg, params, batch_np):
 def matmul_ceiling_step(cfg, batch: int, seq: int, targets: int):
     """The train step's matmuls alone, as a callable: per layer the seven projections and the two
     attention products, then the tied vocabulary head on `targets` rows each, forward and backward
-    (the gradient of a chain of them, through the model's own matmuls `_mm` and `_bmm`), joined only
+    (the gradient of a chain of them, through the model's own matmul `_mm`), joined only
     by the casts and residual adds that chain them; no norms, RoPE, softmax, loss or optimizer. No
     train step built on XLA:CPU's matmuls can beat it on this machine."""
     h, i, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
@@ -84,8 +84,8 @@ def matmul_ceiling_step(cfg, batch: int, seq: int, targets: int):
             blocks = []
             for t0, t1 in _causal_blocks(seq):
                 qb = q[:, :, :, t0:t1].reshape(batch, kv_heads, -1, d)
-                scores = _bmm(qb, k[..., :t1]).astype(dt)
-                blocks.append(_bmm(scores, v[:, :, :t1]).astype(dt).reshape(batch, kv_heads, -1, t1 - t0, d))
+                scores = _mm(qb, k[..., :t1]).astype(dt)
+                blocks.append(_mm(scores, v[:, :, :t1]).astype(dt).reshape(batch, kv_heads, -1, t1 - t0, d))
             out = jnp.concatenate(blocks, axis=3)
             x = x + proj(out.reshape(batch, seq, heads * d), wo)
             x = x + proj(proj(x, wg) * proj(x, wu), wd)

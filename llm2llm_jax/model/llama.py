@@ -114,17 +114,18 @@ class LoRADense(nn.Module):
 
 
 @jax.custom_vjp
-def _mm(x, w):
-    """x [..., k] @ w [k, n] with f32 accumulation, and a hand-written backward (`_mm_bwd`)."""
-    return jnp.dot(x, w, preferred_element_type=jnp.float32)
+def _mm(a, b):
+    """a [..., m, k] @ b [..., k, n] (batched) or a [..., k] @ b [k, n] (a weight shared by every
+    leading axis of a), with f32 accumulation and a hand-written backward (`_mm_bwd`)."""
+    return jnp.matmul(a, b, preferred_element_type=jnp.float32)
 
 
-def _mm_fwd(x, w):
-    return _mm(x, w), (x, w)
+def _mm_fwd(a, b):
+    return _mm(a, b), (a, b)
 
 
 def _mm_bwd(res, ct):
-    """dx = ct @ w.T and dw = x.T @ ct, with x (not the wider cotangent) as the transposed operand.
+    """da = ct @ b^T and db = a^T @ ct, each a plain row-major matmul.
 
     Left to autodiff, XLA:CPU transposes the [tokens, 1536] MLP cotangent inside the fused SiLU
     backward, a slow strided loop (about a fifth of the f32 step); transposing the [tokens, 576]
@@ -132,10 +133,14 @@ def _mm_bwd(res, ct):
     stay on the fast bf16 path of CPUs and TPUs, and on CPU the transposed operands are laid out
     row-major first (`_row_major`).
     """
-    x, w = res
-    # The [tokens, k] @ [k, n] case of `_bmm`'s backward, with every leading axis folded into tokens.
-    dx, dw = _bmm_bwd((x.reshape(-1, x.shape[-1]), w), ct.reshape(-1, ct.shape[-1]))
-    return dx.reshape(x.shape), dw
+    a, b = res
+    if b.ndim == 2 and a.ndim > 2:  # a shared weight: every leading axis of a and ct folds into rows
+        da, db = _mm_bwd((a.reshape(-1, a.shape[-1]), b), ct.reshape(-1, ct.shape[-1]))
+        return da.reshape(a.shape), db
+    ct = ct.astype(a.dtype)
+    da = jnp.matmul(ct, _row_major(jnp.swapaxes(b, -1, -2)), preferred_element_type=jnp.float32)
+    db = jnp.matmul(_row_major(jnp.swapaxes(a, -1, -2)), ct, preferred_element_type=jnp.float32)
+    return da.astype(a.dtype), db.astype(b.dtype)
 
 
 def _row_major(a: Array) -> Array:
@@ -201,7 +206,7 @@ def _attend_block(q, k, v, mask, dtype):
     [B, T, kvh, g, D] f32.
 
     Each kv head's query group is laid out as one [g * T, D] block per row, so both products are
-    plain [m, k] @ [k, n] matmuls (`_bmm`) in the forward and the backward. Written as the einsums of
+    plain [m, k] @ [k, n] matmuls (`_mm`) in the forward and the backward. Written as the einsums of
     `_attend_cached`, XLA:CPU ran them with transposed operands (f32 kernels under bf16) and added a
     transposing copy of the scores. `benchmarks/attention_paths.py` times both forms in one process.
     """
@@ -211,31 +216,12 @@ def _attend_block(q, k, v, mask, dtype):
     qg = _row_major(q.reshape(b, t, kvh, g, d).transpose(0, 2, 3, 1, 4)).reshape(b, kvh, g * t, d)
     kt = _row_major(k.transpose(0, 2, 3, 1))  # [b, kvh, d, s]
     vs = _row_major(v.transpose(0, 2, 1, 3))  # [b, kvh, s, d]
-    scores = _bmm(qg, kt).reshape(b, kvh, g, t, s) / math.sqrt(d)
+    scores = _mm(qg, kt).reshape(b, kvh, g, t, s) / math.sqrt(d)
     scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
     probs = jax.nn.softmax(scores, axis=-1).astype(dtype).reshape(b, kvh, g * t, s)
-    return _bmm(probs, vs).reshape(b, kvh, g, t, d).transpose(0, 3, 1, 2, 4)
+    return _mm(probs, vs).reshape(b, kvh, g, t, d).transpose(0, 3, 1, 2, 4)
 
 
-@jax.custom_vjp
-def _bmm(a, b):
-    """Batched a [..., m, k] @ b [..., k, n] with f32 accumulation; the backward keeps row-major operands."""
-    return jnp.matmul(a, b, preferred_element_type=jnp.float32)
-
-
-def _bmm_fwd(a, b):
-    return _bmm(a, b), (a, b)
-
-
-def _bmm_bwd(res, ct):
-    a, b = res
-    ct = ct.astype(a.dtype)
-    da = jnp.matmul(ct, _row_major(jnp.swapaxes(b, -1, -2)), preferred_element_type=jnp.float32)
-    db = jnp.matmul(_row_major(jnp.swapaxes(a, -1, -2)), ct, preferred_element_type=jnp.float32)
-    return da.astype(a.dtype), db.astype(b.dtype)
-
-
-_bmm.defvjp(_bmm_fwd, _bmm_bwd)
 
 
 class Attention(nn.Module):

@@ -42,35 +42,43 @@ def generate(cfg: LlamaConfig, params, input_ids, attention_mask, rng, *, max_ne
     Returns (tokens [B, max_new_tokens] int32 with `pad_id` after each row's EOS, lengths [B]:
     tokens generated per row including the EOS).
     """
+    if max_new_tokens < 1:
+        raise ValueError(f"generate: max_new_tokens must be at least 1, got {max_new_tokens}")
     cfg, params = inference_weights(cfg, params)
     model = LlamaForCausalLM(cfg)
     b, t = input_ids.shape
-    cache = init_cache(cfg, b, t + max_new_tokens)
+    cache = init_cache(cfg, b, t + max_new_tokens - 1)  # the last new token is never fed back
     last = jnp.full((b, 1), t - 1, jnp.int32)  # left padding: every row's newest token is at t - 1
     logits, cache = model.apply({"params": params}, input_ids, attention_mask, cache=cache, logit_positions=last)
     eos = jnp.asarray(eos_ids if eos_ids else (-1,), jnp.int32)
 
-    def cond(state):
-        step, _, done, _, _, _ = state
-        return (step < max_new_tokens) & ~jnp.all(done)
-
-    def body(state):
-        step, tokens, done, cache, last_logits, rng = state
+    def pick(step, tokens, done, logits, rng):
+        """Choose token `step` of every row from the logits of the step before (pad once a row is done)."""
         if rng.ndim == 2:
             pair = jax.vmap(jax.random.split)(rng)
             rng, sub = pair[:, 0], pair[:, 1]
         else:
             rng, sub = jax.random.split(rng)
-        tok = choose_token(last_logits, sub, temperature, top_p)
-        tok = jnp.where(done, pad_id, tok)
-        tokens = tokens.at[:, step].set(tok)
-        done = done | jnp.isin(tok, eos)
+        tok = jnp.where(done, pad_id, choose_token(logits, sub, temperature, top_p))
+        return tokens.at[:, step].set(tok), done | jnp.isin(tok, eos), tok, rng
+
+    # The loop feeds back all but the last token: the last one is picked after it, since the forward
+    # pass over it would produce logits nobody reads (a quarter of the steps at max_new_tokens=4).
+    def cond(state):
+        step, _, done, _, _, _ = state
+        return (step < max_new_tokens - 1) & ~jnp.all(done)
+
+    def body(state):
+        step, tokens, done, cache, last_logits, rng = state
+        tokens, done, tok, rng = pick(step, tokens, done, last_logits, rng)
         logits, cache = model.apply({"params": params}, tok[:, None], jnp.ones((b, 1), jnp.int32), cache=cache)
         return step + 1, tokens, done, cache, logits[:, -1], rng
 
     state = (jnp.int32(0), jnp.full((b, max_new_tokens), pad_id, jnp.int32), jnp.zeros((b,), bool), cache,
              logits[:, -1], rng)
-    _, tokens, _, _, _, _ = jax.lax.while_loop(cond, body, state)
+    step, tokens, done, _, last_logits, rng = jax.lax.while_loop(cond, body, state)
+    # When every row finished early this writes padding at `step`, which is padding already.
+    tokens, _, _, _ = pick(step, tokens, done, last_logits, rng)
     is_eos = jnp.isin(tokens, eos)
     first_eos = jnp.where(is_eos.any(-1), jnp.argmax(is_eos, axis=-1) + 1, max_new_tokens)
     return tokens, first_eos

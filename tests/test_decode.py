@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import REAL_PROMPTS
-from llm2llm_jax.decode import generate, left_pad
+from llm2llm_jax.decode import choose_token, generate, left_pad
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import LlamaForCausalLM, forward, init_cache, init_params
 
@@ -45,6 +45,27 @@ def test_generate_equals_greedy_by_full_forward(scan, tied):
         nxt = np.argmax(np.asarray(forward(cfg, params, jnp.asarray(seq), jnp.asarray(m)))[:, -1], axis=-1)
         assert list(np.asarray(tokens)[:, step]) == list(nxt), f"step {step}"
         seq, m = np.concatenate([seq, nxt[:, None]], 1), np.concatenate([m, np.ones_like(m[:, :1])], 1)
+
+
+def test_sampling_equals_sampling_by_full_forward():
+    """Top-p sampling with one key per row: the decode loop (KV cache, last token picked after the loop)
+    draws the same tokens as re-running the whole sequence each step with the same key splits."""
+    cfg = tiny_config()
+    params = init_params(cfg, jax.random.PRNGKey(5))
+    ids, mask = left_pad([[5, 6, 7, 8], [9, 10], [11, 12, 13]], pad_id=0, multiple=1)
+    keys = jnp.stack([jax.random.PRNGKey(i) for i in (7, 8, 9)])
+    new, temperature, top_p = 5, 1.3, 0.9
+    tokens, _ = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), keys, max_new_tokens=new,
+                         temperature=temperature, top_p=top_p)
+    seq, m = ids, mask
+    for step in range(new):
+        pair = jax.vmap(jax.random.split)(keys)
+        keys, sub = pair[:, 0], pair[:, 1]
+        logits = forward(cfg, params, jnp.asarray(seq), jnp.asarray(m))[:, -1]
+        nxt = np.asarray(choose_token(logits, sub, temperature, top_p))
+        assert list(np.asarray(tokens)[:, step]) == list(nxt), f"step {step}"
+        seq, m = np.concatenate([seq, nxt[:, None]], 1), np.concatenate([m, np.ones_like(m[:, :1])], 1)
+    assert len(set(map(tuple, np.asarray(tokens)))) > 1  # rows drew different samples
 
 
 def test_greedy_matches_transformers_generate(smollm2, smollm2_torch):

@@ -42,6 +42,21 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") 
     return 2 * n**3 / fastest
 
 
+def torch_matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:
+    """`matmul_peak_flops` for PyTorch's CPU matmul (MKL / oneDNN), same size, precision and timing."""
+    import torch
+
+    tdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    a, b = torch.randn(n, n).to(tdtype), torch.randn(n, n).to(tdtype)
+    torch.matmul(a, b)
+    fastest = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        fastest = min(fastest, time.perf_counter() - start)
+    return 2 * n**3 / fastest
+
+
 def train_flops_per_token(cfg, seq_len: int, head_fraction: float = 1.0) -> float:
     """Forward + backward FLOPs per token (6 x matmul params, causal attention halved), with the
     vocabulary projection run on `head_fraction` of the tokens (1.0: all of them)."""

@@ -5,7 +5,9 @@ row (EOS disabled on both sides so the work is identical), batch 1 and batch 32,
 (both sides run bf16 weights: transformers with the model cast to bf16, llm2llm_jax with the bf16
 compute dtype, whose decode loop casts the f32 weights once). Layers unrolled, as configs/default.py
 runs them on CPU. Each row is followed by a ceiling: the same-shaped matmuls alone, chained in one
-jit (see `dense_ceiling_seconds`).
+jit (see `dense_ceiling_seconds`); and a bound: the matmul FLOPs any decoder must do for that batch
+(`decode_matmul_flops`) at the faster of JAX's and PyTorch's matmul peak measured in this run, the
+ratio no decoder on this machine could beat even with attention, norms and sampling for free.
 
   python benchmarks/decode.py [--new 64 --batches 1,32 --precision f32,bf16 --repeats 3]
 """
@@ -21,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import median_seconds  # noqa: E402
+from common import matmul_peak_flops, median_seconds, torch_matmul_peak_flops  # noqa: E402
 
 from llm2llm_jax import assets  # noqa: E402
 from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
@@ -62,6 +64,16 @@ def dense_ceiling_seconds(cfg, batch: int, steps: int = 8) -> float:
     return median_seconds(lambda: jax.block_until_ready(run(x)), repeats=3, warmup=1) / steps
 
 
+def decode_matmul_flops(cfg, prompt_tokens: int, batch: int, new: int) -> float:
+    """Matmul FLOPs that greedy decoding of `new` tokens per row cannot avoid: every real (unpadded)
+    prompt token and every new token but the last through the layers' seven projections, and every
+    new token through the vocabulary head. Attention is not counted, so this is a lower bound."""
+    h, i, v, L = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_hidden_layers
+    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+    layer_params = L * (h * q + 2 * h * kv + q * h + 3 * h * i)
+    return 2 * ((prompt_tokens + batch * (new - 1)) * layer_params + batch * new * h * v)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--new", type=int, default=64)
@@ -84,6 +96,10 @@ def main():
         bf16 = precision == "bf16"
         run_cfg = cfg.replace(dtype="bfloat16" if bf16 else "float32")
         ref = ref.to(torch.bfloat16 if bf16 else torch.float32)
+        dtype_name = "bfloat16" if bf16 else "float32"
+        peaks = matmul_peak_flops(dtype=dtype_name), torch_matmul_peak_flops(dtype=dtype_name)
+        print(f"[{precision}] 2048^2 matmul peak: jax {peaks[0] / 1e9:.0f} GFLOP/s, torch {peaks[1] / 1e9:.0f} GFLOP/s",
+              flush=True)
         for batch in [int(b) for b in args.batches.split(",")]:
             prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
             ids, mask = left_pad([tok(p)["input_ids"] for p in prompts], tok.pad_token_id, multiple=1)
@@ -108,6 +124,13 @@ def main():
             floor_s = dense_ceiling_seconds(run_cfg, batch)
             print(f"[{precision}] batch {batch:3d}: matmuls alone (ceiling) {batch / floor_s:8.1f} tokens/s   "
                   f"= {theirs_s / (args.new * floor_s):5.2f}x transformers", flush=True)
+            flops = decode_matmul_flops(run_cfg, int(mask.sum()), batch, args.new)
+            bound_s = flops / max(peaks)
+            print(f"[{precision}] batch {batch:3d}: FLOP bound: {flops / 1e9:.0f} GFLOP of unavoidable matmuls at "
+                  f"{max(peaks) / 1e9:.0f} GFLOP/s = {n / bound_s:7.1f} tokens/s = {theirs_s / bound_s:5.2f}x "
+                  f"transformers at most; 3x needs {3 * flops / theirs_s / max(peaks):.0%} of that peak throughout",
+                  flush=True)
+
 
 if __name__ == "__main__":
     reexec_with_reusing_malloc()  # as launch/run.py does; both sides share it (LLM2LLM_KEEP_MALLOC=1: glibc default)

@@ -18,6 +18,10 @@ def base_config():
     c.workdir = "runs/default"
     c.progress = True
     c.mesh = (1, -1, 1)  # (data, fsdp, tensor); -1 takes the remaining devices
+    # JAX's persistent compilation cache: a rerun or a resumed (preempted) run loads its compiled
+    # train and decode steps instead of compiling them again. "auto": jax_compile/ in the asset
+    # cache ($LLM2LLM_JAX_CACHE, default ~/.cache/llm2llm_jax); "" turns it off.
+    c.compile_cache_dir = "auto"
 
     c.model = ml_collections.ConfigDict()
     c.model.source = "hf"  # smollm2 | hf | gguf

@@ -9,6 +9,7 @@ import ml_collections
 def get_config():
     c = ml_collections.ConfigDict()
     c.job = "smoke"
+    c.compile_cache_dir = "auto"  # as in configs/base.py
     c.model = ml_collections.ConfigDict()
     c.model.source = "smollm2"  # smollm2 | hf | gguf
     c.model.path = ""

@@ -67,6 +67,21 @@ def run_llm2llm(config) -> None:
 JOBS = {"smoke": run_smoke, "llm2llm": run_llm2llm}
 
 
+def use_compilation_cache(path: str) -> None:
+    """Keep compiled executables in `path` across runs (JAX's persistent cache; its key covers the
+    program, the compile options, the JAX/XLA version and the devices). "auto" puts it beside the
+    downloaded assets, "" turns it off, and JAX_COMPILATION_CACHE_DIR, when set, wins."""
+    import jax
+
+    from llm2llm_jax import assets
+
+    if not path or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    if path == "auto":
+        path = os.path.join(assets.cache_dir(), "jax_compile")
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -74,6 +89,7 @@ def main(argv):
     if config.job not in JOBS:
         raise app.UsageError(f"--config.job={config.job!r}; choose one of {sorted(JOBS)}")
     logging.set_verbosity(logging.WARNING)
+    use_compilation_cache(config.get("compile_cache_dir", ""))
     from llm2llm_jax.errors import USER_ERRORS
 
     try:

@@ -43,7 +43,7 @@ METHODS = ("llm2llm", "finetune", "auggpt", "eda")
 # Config fields that may change between a run and its resumption without changing its results.
 RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.timeout", "teacher.max_calls",
                     "teacher.max_tokens", "teacher.max_attempts", "teacher.initial_delay", "teacher.max_delay",
-                    "progress")
+                    "progress", "compile_cache_dir")
 
 
 class RunError(RuntimeError):

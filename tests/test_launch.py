@@ -12,11 +12,13 @@ def _run(*args, timeout=600):
                           timeout=timeout)
 
 
-def test_smoke_job_completes_a_prompt():
+def test_smoke_job_completes_a_prompt(tmp_path):
     proc = _run("--config=configs/smoke.py", "--config.smoke.max_new_tokens=12",
-                "--config.smoke.prompts=('What is the capital of France?',)")
+                "--config.smoke.prompts=('What is the capital of France?',)",
+                f"--config.compile_cache_dir={tmp_path / 'xla'}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Paris" in proc.stdout
+    assert any(name.startswith("jit_generate") for name in os.listdir(tmp_path / "xla"))  # kept for the next run
 
 
 def test_help_and_bad_override():

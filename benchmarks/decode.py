@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import matmul_peak_flops, median_seconds, torch_matmul_peak_flops  # noqa: E402
+from common import matmul_params, matmul_peak_flops, median_seconds, torch_matmul_peak_flops  # noqa: E402
 
 from llm2llm_jax import assets  # noqa: E402
 from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
@@ -68,10 +68,8 @@ def decode_matmul_flops(cfg, prompt_tokens: int, batch: int, new: int) -> float:
     """Matmul FLOPs that greedy decoding of `new` tokens per row cannot avoid: every real (unpadded)
     prompt token and every new token but the last through the layers' seven projections, and every
     new token through the vocabulary head. Attention is not counted, so this is a lower bound."""
-    h, i, v, L = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_hidden_layers
-    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
-    layer_params = L * (h * q + 2 * h * kv + q * h + 3 * h * i)
-    return 2 * ((prompt_tokens + batch * (new - 1)) * layer_params + batch * new * h * v)
+    layer_params, head_params = matmul_params(cfg)
+    return 2 * ((prompt_tokens + batch * (new - 1)) * layer_params + batch * new * head_params)
 
 
 def main():
@@ -94,9 +92,9 @@ def main():
           f"torch threads {torch.get_num_threads()}; {malloc_setting()}")
     for precision in args.precision.split(","):
         bf16 = precision == "bf16"
-        run_cfg = cfg.replace(dtype="bfloat16" if bf16 else "float32")
-        ref = ref.to(torch.bfloat16 if bf16 else torch.float32)
         dtype_name = "bfloat16" if bf16 else "float32"
+        run_cfg = cfg.replace(dtype=dtype_name)
+        ref = ref.to(torch.bfloat16 if bf16 else torch.float32)
         peaks = matmul_peak_flops(dtype=dtype_name), torch_matmul_peak_flops(dtype=dtype_name)
         print(f"[{precision}] 2048^2 matmul peak: jax {peaks[0] / 1e9:.0f} GFLOP/s, torch {peaks[1] / 1e9:.0f} GFLOP/s",
               flush=True)

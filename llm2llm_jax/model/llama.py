@@ -222,8 +222,6 @@ def _attend_block(q, k, v, mask, dtype):
     return _mm(probs, vs).reshape(b, kvh, g, t, d).transpose(0, 3, 1, 2, 4)
 
 
-
-
 class Attention(nn.Module):
     cfg: LlamaConfig
 

@@ -3,8 +3,9 @@
 Real SmolLM2-135M-Instruct weights (GGUF), the same left-padded prompts, exactly --new tokens per
 row (EOS disabled on both sides so the work is identical), batch 1 and batch 32, in f32 and in bf16
 (both sides run bf16 weights: transformers with the model cast to bf16, llm2llm_jax with the bf16
-compute dtype, whose decode loop casts the f32 weights once). Layers unrolled, as configs/default.py
-runs them on CPU. Each row is followed by a ceiling: the same-shaped matmuls alone, chained in one
+compute dtype). Each side prepares its weights once, outside the timing: transformers' `.to(dtype)`
+and llm2llm_jax's `inference_weights` (the cast and the untied head), as the evaluation loop does.
+Layers unrolled, as configs/default.py runs them on CPU. Each row is followed by a ceiling: the same-shaped matmuls alone, chained in one
 jit (see `dense_ceiling_seconds`); and a bound: the matmul FLOPs any decoder must do for that batch
 (`decode_matmul_flops`) at the faster of JAX's and PyTorch's matmul peak measured in this run, the
 ratio no decoder on this machine could beat even with attention, norms and sampling for free.
@@ -27,7 +28,7 @@ from common import matmul_params, matmul_peak_flops, median_seconds, torch_matmu
 
 from llm2llm_jax import assets  # noqa: E402
 from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
-from llm2llm_jax.decode import generate, left_pad  # noqa: E402
+from llm2llm_jax.decode import generate, inference_weights, left_pad  # noqa: E402
 
 PROMPTS = [
     "What is the capital of France?", "Explain photosynthesis in one sentence.",
@@ -95,6 +96,7 @@ def main():
         dtype_name = "bfloat16" if bf16 else "float32"
         run_cfg = cfg.replace(dtype=dtype_name)
         ref = ref.to(torch.bfloat16 if bf16 else torch.float32)
+        dec_cfg, dec_params = inference_weights(run_cfg, params)
         peaks = matmul_peak_flops(dtype=dtype_name), torch_matmul_peak_flops(dtype=dtype_name)
         print(f"[{precision}] 2048^2 matmul peak: jax {peaks[0] / 1e9:.0f} GFLOP/s, torch {peaks[1] / 1e9:.0f} GFLOP/s",
               flush=True)
@@ -103,7 +105,7 @@ def main():
             ids, mask = left_pad([tok(p)["input_ids"] for p in prompts], tok.pad_token_id, multiple=1)
 
             def ours():
-                out = generate(run_cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0),
+                out = generate(dec_cfg, dec_params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0),
                                max_new_tokens=args.new, eos_ids=(), pad_id=tok.pad_token_id)
                 jax.block_until_ready(out)
 

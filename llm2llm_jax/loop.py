@@ -237,9 +237,10 @@ class Llm2llmRun:
     def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:
         from tqdm.auto import tqdm
 
-        from llm2llm_jax.decode import decode_batch
+        from llm2llm_jax.decode import decode_batch, inference_weights
 
         cfg, _, tok = self.model()  # with LoRA, `params` carry the trained adapters and cfg applies them
+        cfg, params = inference_weights(cfg, params)  # once for the whole pass, not once per batch
         e = self.config.eval
         limit = self.config.data.max_length
         prompts = [tok(self.task.prompt(ex), add_special_tokens=False)["input_ids"][-limit:] for ex in examples]

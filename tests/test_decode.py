@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import REAL_PROMPTS
-from llm2llm_jax.decode import choose_token, generate, left_pad
+from llm2llm_jax.decode import choose_token, generate, inference_weights, left_pad
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import LlamaForCausalLM, forward, init_cache, init_params
 
@@ -45,6 +45,25 @@ def test_generate_equals_greedy_by_full_forward(scan, tied):
         nxt = np.argmax(np.asarray(forward(cfg, params, jnp.asarray(seq), jnp.asarray(m)))[:, -1], axis=-1)
         assert list(np.asarray(tokens)[:, step]) == list(nxt), f"step {step}"
         seq, m = np.concatenate([seq, nxt[:, None]], 1), np.concatenate([m, np.ones_like(m[:, :1])], 1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_weights_prepared_once_decode_identically(dtype):
+    """Callers that decode many batches prepare the weights once (`inference_weights`, outside jit):
+    the same tokens as raw weights, and preparing prepared weights changes nothing (generate's own
+    call inside its jit is then free)."""
+    cfg = tiny_config(tie_word_embeddings=True).replace(dtype=dtype)
+    params = init_params(cfg, jax.random.PRNGKey(3))
+    dec_cfg, dec_params = inference_weights(cfg, params)
+    assert not dec_cfg.tie_word_embeddings and dec_params["lm_head"]["kernel"].dtype == jnp.dtype(dtype)
+    again_cfg, again = inference_weights(dec_cfg, dec_params)
+    assert again_cfg == dec_cfg
+    assert all(a is b for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(dec_params)))
+    ids, mask = left_pad([[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]], pad_id=0, multiple=1)
+    args = (jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0))
+    raw, _ = generate(cfg, params, *args, max_new_tokens=5)
+    prepared, _ = generate(dec_cfg, dec_params, *args, max_new_tokens=5)
+    np.testing.assert_array_equal(np.asarray(raw), np.asarray(prepared))
 
 
 def test_sampling_equals_sampling_by_full_forward():

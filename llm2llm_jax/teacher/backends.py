@@ -243,7 +243,10 @@ class LocalBackend(Backend):
 
             model = load_pretrained("smollm2" if not settings.model or settings.model == "smollm2" else "hf",
                                     "" if settings.model in ("", "smollm2") else settings.model, progress=False)
-        self.cfg, self.params, self.tokenizer = model
+        from llm2llm_jax.decode import inference_weights
+
+        cfg, params, self.tokenizer = model
+        self.cfg, self.params = inference_weights(cfg, params)  # cast and untied once, not per batch
         self.settings.model = settings.model or "smollm2"
         self.batch_size = batch_size
 

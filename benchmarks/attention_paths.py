@@ -1,7 +1,7 @@
 """Training attention written three ways, timed in one process: what the model trains with
 (`_attend_rows`: causal query blocks, each block's keys only, as batched row-major matmuls), the
-same matmuls over all keys in one block (`_attend_block`), and the einsums decoding uses
-(`_attend_cached`).
+same matmuls over all keys in one block (`_attend_block`, as decoding runs it over the cache), and
+the plain way to write it: two einsums over [B, T, kv_heads, D] keys and values (`einsum_attention`).
 
 One trainer of the SmolLM2-135M architecture (random init, batch 8 x 256, half the tokens
 targets, AdamW with clipping) is compiled per form and their steps take turns (the order rotates
@@ -14,12 +14,14 @@ and against the first form the ratio of the medians and the median of the per-ro
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
 import time
 
 import jax
+import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_step import SMOLLM2, jax_step, random_batch  # noqa: E402
@@ -28,6 +30,22 @@ from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # 
 from llm2llm_jax.model import llama  # noqa: E402
 from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
 from llm2llm_jax.train import host_params  # noqa: E402
+
+
+def einsum_attention(q, k, v, mask, dtype):
+    """GQA attention as einsums over q [B, T, h, D], k, v [B, S, kvh, D]; returns [B, T, kvh, g, D] f32."""
+    b, t, h, d = q.shape
+    kvh = k.shape[2]
+    qg = q.reshape(b, t, kvh, h // kvh, d)
+    scores = jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32) / math.sqrt(d)
+    scores = jnp.where(mask[:, None, None, :, :], scores, llama.MASK_VALUE)
+    probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
+    return jnp.einsum("bkgts,bskd->btkgd", probs, v, preferred_element_type=jnp.float32)
+
+
+def one_block(q, k, v, mask, dtype):
+    """`_attend_block` over all keys at once, as decoding calls it on the cache."""
+    return llama._attend_block(q, llama._keys_by_head(k), llama._values_by_head(v), mask, dtype)
 
 
 def main():
@@ -44,8 +62,8 @@ def main():
 
     steps = {}
     rows = llama._attend_rows
-    forms = (("causal blocks (_attend_rows)", rows), ("one block (_attend_block)", llama._attend_block),
-             ("einsums (_attend_cached)", llama._attend_cached))
+    forms = (("causal blocks (_attend_rows)", rows), ("one block (_attend_block)", one_block),
+             ("einsums (einsum_attention)", einsum_attention))
     for name, attend in forms:
         llama._attend_rows = attend  # what Attention calls when there is no cache; read when the step is traced
         steps[name] = jax_step(cfg, params, batch)

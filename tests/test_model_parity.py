@@ -164,13 +164,24 @@ def test_bf16_gradients_track_f32_whatever_the_layout(tmp_path, monkeypatch):
         assert cosine > 0.999, cosine
 
 
+def _reference_attention(q, k, v, mask):
+    """Plain masked softmax attention in f32 with each kv head repeated for its query group:
+    q [B, T, h, D], k, v [B, S, kvh, D] -> [B, T, kvh, g, D]."""
+    b, t, h, d = q.shape
+    kvh = k.shape[2]
+    k, v = (jnp.repeat(x.astype(jnp.float32), h // kvh, axis=2) for x in (k, v))
+    scores = jnp.einsum("bthd,bshd->bhts", q.astype(jnp.float32), k) / np.sqrt(d)
+    probs = jax.nn.softmax(jnp.where(mask[:, None], scores, -1e30), axis=-1)
+    return jnp.einsum("bhts,bshd->bthd", probs, v).reshape(b, t, kvh, h // kvh, d)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_row_major_attention_equals_the_cache_attention(dtype):
+def test_attention_paths_equal_plain_attention(dtype):
     """Training attends through `_attend_rows` (causal query blocks of batched row-major matmuls with
-    their own backward), decoding through `_attend_cached` (einsums over the whole cache layout):
-    the same values on every real query row and the same gradients, with left padding longer than a
-    block and a last block shorter than the others."""
-    from llm2llm_jax.model.llama import _attend_cached, _attend_rows, _causal_blocks
+    their own backward), decoding through `_attend_block` over the whole cache layout: both give plain
+    softmax attention's values on every real query row, and `_attend_rows` its gradients, with left
+    padding longer than a block and a last block shorter than the others."""
+    from llm2llm_jax.model.llama import _attend_block, _attend_rows, _causal_blocks, _keys_by_head, _values_by_head
 
     b, t, h, kvh, d = 3, 160, 6, 2, 8
     assert _causal_blocks(t) == [(0, 64), (64, 128), (128, 160)]
@@ -182,18 +193,19 @@ def test_row_major_attention_equals_the_cache_attention(dtype):
     # key ranges on the two paths, and nothing may depend on them.
     weights = jax.random.normal(keys[3], (b, t, kvh, h // kvh, d)) * valid[:, :, None, None, None]
 
-    def loss(fn):
-        return lambda q, k, v: jnp.sum(fn(q, k, v, mask, jnp.dtype(dtype)) * weights)
-
-    rows, rows_grads = jax.value_and_grad(loss(_attend_rows), argnums=(0, 1, 2))(q, k, v)
-    einsum, einsum_grads = jax.value_and_grad(loss(_attend_cached), argnums=(0, 1, 2))(q, k, v)
+    rows, rows_grads = jax.value_and_grad(
+        lambda q, k, v: jnp.sum(_attend_rows(q, k, v, mask, jnp.dtype(dtype)) * weights), argnums=(0, 1, 2))(q, k, v)
+    ref, ref_grads = jax.value_and_grad(
+        lambda q, k, v: jnp.sum(_reference_attention(q, k, v, mask) * weights), argnums=(0, 1, 2))(q, k, v)
     out_rows = _attend_rows(q, k, v, mask, jnp.dtype(dtype))
-    assert out_rows.shape == (b, t, kvh, h // kvh, d) and out_rows.dtype == jnp.float32
+    out_cache = _attend_block(q, _keys_by_head(k), _values_by_head(v), mask, jnp.dtype(dtype))
+    assert out_rows.shape == out_cache.shape == (b, t, kvh, h // kvh, d) and out_rows.dtype == jnp.float32
     tol = 1e-5 if dtype == "float32" else 2e-2  # bf16: the probabilities are rounded before P @ V
     real = np.asarray(valid)
-    np.testing.assert_allclose(np.asarray(out_rows)[real],
-                               np.asarray(_attend_cached(q, k, v, mask, jnp.dtype(dtype)))[real], atol=tol)
-    assert abs(float(rows) - float(einsum)) <= tol * abs(float(einsum)) + tol
-    for g_rows, g_einsum in zip(rows_grads, einsum_grads):
-        g_rows, g_einsum = np.asarray(g_rows, np.float32), np.asarray(g_einsum, np.float32)
-        np.testing.assert_allclose(g_rows, g_einsum, atol=tol * np.abs(g_einsum).max())
+    out_ref = np.asarray(_reference_attention(q, k, v, mask))
+    np.testing.assert_allclose(np.asarray(out_rows)[real], out_ref[real], atol=tol)
+    np.testing.assert_allclose(np.asarray(out_cache)[real], out_ref[real], atol=tol)
+    assert abs(float(rows) - float(ref)) <= tol * abs(float(ref)) + tol
+    for g_rows, g_ref in zip(rows_grads, ref_grads):
+        g_rows, g_ref = np.asarray(g_rows, np.float32), np.asarray(g_ref, np.float32)
+        np.testing.assert_allclose(g_rows, g_ref, atol=tol * np.abs(g_ref).max())

@@ -164,20 +164,6 @@ def _dense(cfg: LlamaConfig, features: int, names, name: str):
     return LoRADense(cfg, features, tuple(names), name=name)
 
 
-def _attend_cached(q, k, v, mask, dtype):
-    """GQA attention of q [B, T, h, D] over a KV cache k, v [B, S, kvh, D]; returns [B, T, kvh, g, D] f32.
-
-    The einsums read the cache in the layout it is written in, so a decode step moves no cache data.
-    """
-    b, t, h, d = q.shape
-    kvh = k.shape[2]
-    qg = q.reshape(b, t, kvh, h // kvh, d)
-    scores = jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32) / math.sqrt(d)
-    scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
-    probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
-    return jnp.einsum("bkgts,bskd->btkgd", probs, v, preferred_element_type=jnp.float32)
-
-
 def _causal_blocks(t: int) -> list[tuple[int, int]]:
     """Query blocks [t0, t1) for `_attend_rows`: at most 8, at least 64 queries each (fewer, larger
     matmuls below that cost more than the masked work they skip)."""
@@ -196,26 +182,36 @@ def _attend_rows(q, k, v, mask, dtype):
     uniformly over fewer keys, and no real position ever reads it.
     """
     assert q.shape[1] == k.shape[1], "_attend_rows is self-attention over the same T positions"
-    outs = [_attend_block(q[:, t0:t1], k[:, :t1], v[:, :t1], mask[:, t0:t1, :t1], dtype)
-            for t0, t1 in _causal_blocks(q.shape[1])]
+    outs = [_attend_block(q[:, t0:t1], _keys_by_head(k[:, :t1]), _values_by_head(v[:, :t1]), mask[:, t0:t1, :t1],
+                          dtype) for t0, t1 in _causal_blocks(q.shape[1])]
     return outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=1)
 
 
-def _attend_block(q, k, v, mask, dtype):
-    """GQA attention of q [B, T, h, D] over k, v [B, S, kvh, D] as batched row-major matmuls; returns
-    [B, T, kvh, g, D] f32.
+def _keys_by_head(k):
+    """Keys [B, S, kvh, D] as the right operand of q @ k^T per kv head: [B, kvh, D, S], row-major."""
+    return _row_major(k.transpose(0, 2, 3, 1))
+
+
+def _values_by_head(v):
+    """Values [B, S, kvh, D] as the right operand of p @ v per kv head: [B, kvh, S, D], row-major."""
+    return _row_major(v.transpose(0, 2, 1, 3))
+
+
+def _attend_block(q, kt, vs, mask, dtype):
+    """GQA attention of q [B, T, h, D] over keys kt [B, kvh, D, S] and values vs [B, kvh, S, D] (the
+    layouts of `_keys_by_head`, `_values_by_head` and the KV cache) as batched row-major matmuls;
+    returns [B, T, kvh, g, D] f32.
 
     Each kv head's query group is laid out as one [g * T, D] block per row, so both products are
-    plain [m, k] @ [k, n] matmuls (`_mm`) in the forward and the backward. Written as the einsums of
-    `_attend_cached`, XLA:CPU ran them with transposed operands (f32 kernels under bf16) and added a
-    transposing copy of the scores. `benchmarks/attention_paths.py` times both forms in one process.
+    plain [m, k] @ [k, n] matmuls (`_mm`) in the forward and the backward. Written as einsums over
+    [B, S, kvh, D] keys and values, XLA:CPU ran them with transposed operands (f32 kernels under
+    bf16) and added a transposing copy of the scores (of the whole cache, in decoding).
+    `benchmarks/attention_paths.py` times both forms in one process.
     """
     b, t, h, d = q.shape
-    s, kvh = k.shape[1], k.shape[2]
+    kvh, s = kt.shape[1], kt.shape[3]
     g = h // kvh
     qg = _row_major(q.reshape(b, t, kvh, g, d).transpose(0, 2, 3, 1, 4)).reshape(b, kvh, g * t, d)
-    kt = _row_major(k.transpose(0, 2, 3, 1))  # [b, kvh, d, s]
-    vs = _row_major(v.transpose(0, 2, 1, 3))  # [b, kvh, s, d]
     scores = _mm(qg, kt).reshape(b, kvh, g, t, s) / math.sqrt(d)
     scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
     probs = jax.nn.softmax(scores, axis=-1).astype(dtype).reshape(b, kvh, g * t, s)
@@ -240,13 +236,15 @@ class Attention(nn.Module):
         if layer_cache is None:
             out = _attend_rows(q, k, v, mask, cfg.jnp_dtype)
         else:
-            # Write this step's keys/values at [cache_index, cache_index + t) and attend over the whole cache.
-            ck = jax.lax.dynamic_update_slice(layer_cache["k"], k.astype(layer_cache["k"].dtype),
-                                              (0, cache_index, 0, 0))
-            cv = jax.lax.dynamic_update_slice(layer_cache["v"], v.astype(layer_cache["v"].dtype),
-                                              (0, cache_index, 0, 0))
+            # Write this step's keys/values at slots [cache_index, cache_index + t) and attend over the
+            # whole cache, in the cache's dtype (f32 on CPU even under bf16 compute, see init_cache).
+            cache_dtype = layer_cache["k"].dtype
+            ck = jax.lax.dynamic_update_slice(layer_cache["k"], k.transpose(0, 2, 3, 1).astype(cache_dtype),
+                                              (0, 0, 0, cache_index))
+            cv = jax.lax.dynamic_update_slice(layer_cache["v"], v.transpose(0, 2, 1, 3).astype(cache_dtype),
+                                              (0, 0, cache_index, 0))
             new_cache = {"k": ck, "v": cv}
-            out = _attend_cached(q, ck.astype(cfg.jnp_dtype), cv.astype(cfg.jnp_dtype), mask, cfg.jnp_dtype)
+            out = _attend_block(q.astype(cache_dtype), ck, cv, mask, cache_dtype)
         out = out.astype(cfg.jnp_dtype).reshape(b, t, h * d)
         out = _dense(cfg, cfg.hidden_size, ("q_heads", "embed"), "o_proj")(out)
         return out, new_cache
@@ -370,15 +368,24 @@ class LlamaForCausalLM(nn.Module):
 def init_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> dict:
     """An empty KV cache for `batch` rows and `max_len` slots (prompt plus new tokens).
 
-    Keys and values are one stacked [layers, ...] array when the layers are scanned, and a tuple of
-    per-layer arrays when they are unrolled (so XLA updates each in place instead of copying the stack).
+    Keys are kept as [batch, kv_heads, head_dim, slots] and values as [batch, kv_heads, slots,
+    head_dim]: the right operands of the two attention matmuls as they are (`_attend_block`), so a
+    decode step reads the cache without transposing it. Stacked into one [layers, ...] array when
+    the layers are scanned, a tuple of per-layer arrays when they are unrolled (so XLA updates each
+    in place instead of copying the stack).
+
+    dtype: by default the compute dtype, except f32 on CPU: XLA:CPU has no bf16 dynamic-update-slice
+    and would convert the whole bf16 cache to f32 and back at every step, to write one slot.
     """
-    dtype = dtype or cfg.jnp_dtype
-    shape = (batch, max_len, cfg.num_key_value_heads, cfg.head_dim)
+    if dtype is None:
+        dtype = jnp.float32 if jax.default_backend() == "cpu" else cfg.jnp_dtype
+    kvh, d, layers = cfg.num_key_value_heads, cfg.head_dim, cfg.num_hidden_layers
+    k_shape, v_shape = (batch, kvh, d, max_len), (batch, kvh, max_len, d)
     if cfg.scan_layers:
-        k = v = jnp.zeros((cfg.num_hidden_layers,) + shape, dtype)
+        k, v = jnp.zeros((layers,) + k_shape, dtype), jnp.zeros((layers,) + v_shape, dtype)
     else:
-        k = v = tuple(jnp.zeros(shape, dtype) for _ in range(cfg.num_hidden_layers))
+        k = tuple(jnp.zeros(k_shape, dtype) for _ in range(layers))
+        v = tuple(jnp.zeros(v_shape, dtype) for _ in range(layers))
     return {
         "k": k, "v": v,
         "valid": jnp.zeros((batch, max_len), bool),

@@ -5,10 +5,11 @@ row (EOS disabled on both sides so the work is identical), batch 1 and batch 32,
 (both sides run bf16 weights: transformers with the model cast to bf16, llm2llm_jax with the bf16
 compute dtype). Each side prepares its weights once, outside the timing: transformers' `.to(dtype)`
 and llm2llm_jax's `inference_weights` (the cast and the untied head), as the evaluation loop does.
-Layers unrolled, as configs/default.py runs them on CPU. Each row is followed by a ceiling: the same-shaped matmuls alone, chained in one
-jit (see `dense_ceiling_seconds`); and a bound: the matmul FLOPs any decoder must do for that batch
-(`decode_matmul_flops`) at the faster of JAX's and PyTorch's matmul peak measured in this run, the
-ratio no decoder on this machine could beat even with attention, norms and sampling for free.
+Layers unrolled, as configs/default.py runs them on CPU. Each row is followed by a ceiling: the
+same-shaped matmuls alone, chained in one jit (see `dense_ceiling_seconds`); and a bound: the matmul
+FLOPs any decoder must do for that batch (`decode_matmul_flops`) at the faster of JAX's and
+PyTorch's matmul peak measured in this run, the ratio no decoder on this machine could beat even
+with attention, norms and sampling for free.
 
   python benchmarks/decode.py [--new 64 --batches 1,32 --precision f32,bf16 --repeats 3]
 """

@@ -187,14 +187,19 @@ def _attend_rows(q, k, v, mask, dtype):
     return outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=1)
 
 
+# [B, S, kvh, D] keys and values -> the right operands of q @ k^T and p @ v per kv head, the layout
+# `_attend_block` and the KV cache use: keys [B, kvh, D, S], values [B, kvh, S, D].
+_KEYS_BY_HEAD, _VALUES_BY_HEAD = (0, 2, 3, 1), (0, 2, 1, 3)
+
+
 def _keys_by_head(k):
-    """Keys [B, S, kvh, D] as the right operand of q @ k^T per kv head: [B, kvh, D, S], row-major."""
-    return _row_major(k.transpose(0, 2, 3, 1))
+    """Keys [B, S, kvh, D] as [B, kvh, D, S], row-major (`_KEYS_BY_HEAD`)."""
+    return _row_major(k.transpose(_KEYS_BY_HEAD))
 
 
 def _values_by_head(v):
-    """Values [B, S, kvh, D] as the right operand of p @ v per kv head: [B, kvh, S, D], row-major."""
-    return _row_major(v.transpose(0, 2, 1, 3))
+    """Values [B, S, kvh, D] as [B, kvh, S, D], row-major (`_VALUES_BY_HEAD`)."""
+    return _row_major(v.transpose(_VALUES_BY_HEAD))
 
 
 def _attend_block(q, kt, vs, mask, dtype):
@@ -239,9 +244,9 @@ class Attention(nn.Module):
             # Write this step's keys/values at slots [cache_index, cache_index + t) and attend over the
             # whole cache, in the cache's dtype (f32 on CPU even under bf16 compute, see init_cache).
             cache_dtype = layer_cache["k"].dtype
-            ck = jax.lax.dynamic_update_slice(layer_cache["k"], k.transpose(0, 2, 3, 1).astype(cache_dtype),
+            ck = jax.lax.dynamic_update_slice(layer_cache["k"], k.transpose(_KEYS_BY_HEAD).astype(cache_dtype),
                                               (0, 0, 0, cache_index))
-            cv = jax.lax.dynamic_update_slice(layer_cache["v"], v.transpose(0, 2, 1, 3).astype(cache_dtype),
+            cv = jax.lax.dynamic_update_slice(layer_cache["v"], v.transpose(_VALUES_BY_HEAD).astype(cache_dtype),
                                               (0, 0, cache_index, 0))
             new_cache = {"k": ck, "v": cv}
             out = _attend_block(q.astype(cache_dtype), ck, cv, mask, cache_dtype)

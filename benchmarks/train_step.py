@@ -30,7 +30,8 @@ from common import matmul_peak_flops, median_seconds, train_flops_per_token  # n
 from llm2llm_jax import parallel  # noqa: E402
 from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
 from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
-from llm2llm_jax.model.llama import _causal_blocks, _mm, _row_major, init_params  # noqa: E402  (the model's own)
+from llm2llm_jax.model.kernels import causal_blocks, cpu_matmul, row_major  # noqa: E402  (the cpu kernels' own)
+from llm2llm_jax.model.llama import init_params  # noqa: E402
 from llm2llm_jax.train import Example, TrainHParams, Trainer, collate, host_params  # noqa: E402
 
 SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -72,7 +73,7 @@ def matmul_ceiling_step(cfg, batch: int, seq: int, targets: int):
     x0 = jax.random.normal(next(keys), (batch, seq, h)).astype(dt)
 
     def proj(a, w):
-        return _mm(a, w.astype(dt)).astype(dt)
+        return cpu_matmul(a, w.astype(dt)).astype(dt)
 
     def chain(weights, x):
         for wq, wk, wv, wo, wg, wu, wd in weights["layers"]:
@@ -82,14 +83,14 @@ def matmul_ceiling_step(cfg, batch: int, seq: int, targets: int):
             k = proj(x, wk).reshape(batch, kv_heads, d, seq)
             v = proj(x, wv).reshape(batch, kv_heads, seq, d)
             blocks = []
-            for t0, t1 in _causal_blocks(seq):
+            for t0, t1 in causal_blocks(seq):
                 qb = q[:, :, :, t0:t1].reshape(batch, kv_heads, -1, d)
-                scores = _mm(qb, k[..., :t1]).astype(dt)
-                blocks.append(_mm(scores, v[:, :, :t1]).astype(dt).reshape(batch, kv_heads, -1, t1 - t0, d))
+                scores = cpu_matmul(qb, k[..., :t1]).astype(dt)
+                blocks.append(cpu_matmul(scores, v[:, :, :t1]).astype(dt).reshape(batch, kv_heads, -1, t1 - t0, d))
             out = jnp.concatenate(blocks, axis=3)
             x = x + proj(out.reshape(batch, seq, heads * d), wo)
             x = x + proj(proj(x, wg) * proj(x, wu), wd)
-        return jnp.sum(_mm(x[:, :targets], _row_major(weights["embed"].astype(dt).T)))
+        return jnp.sum(cpu_matmul(x[:, :targets], row_major(weights["embed"].astype(dt).T)))
 
     grads = jax.jit(jax.grad(chain))
     return lambda: jax.block_until_ready(grads(weights, x0))

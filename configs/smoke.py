@@ -16,6 +16,7 @@ def get_config():
     c.model.dtype = "float32"
     c.model.param_dtype = "float32"
     c.model.scan_layers = True
+    c.model.kernels = "auto"  # as in configs/base.py
     c.smoke = ml_collections.ConfigDict()
     c.smoke.prompts = ("What is the capital of France? Answer in one sentence.",
                        "Write one sentence about the sea.")

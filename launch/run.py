@@ -32,7 +32,7 @@ def run_smoke(config) -> None:
 
     m = config.model
     cfg, params, tokenizer = load_pretrained(m.source, m.path, dtype=m.dtype, param_dtype=m.param_dtype,
-                                             scan_layers=m.scan_layers)
+                                             scan_layers=m.scan_layers, kernels=m.kernels)
     prompts = list(config.smoke.prompts)
     if config.smoke.use_chat_template and tokenizer.chat_template:
         prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,

@@ -148,9 +148,13 @@ class Llm2llmRun:
             from llm2llm_jax.model.loading import load_pretrained
 
             m = self.config.model
-            self._model = load_pretrained(m.source, m.path, dtype=m.dtype, param_dtype=m.param_dtype,
-                                          scan_layers=m.scan_layers, remat_policy=m.remat_policy,
-                                          lora_rank=m.lora_rank, lora_alpha=m.lora_alpha, progress=self.progress)
+            cfg, params, tok = load_pretrained(
+                m.source, m.path, dtype=m.dtype, param_dtype=m.param_dtype, scan_layers=m.scan_layers,
+                remat_policy=m.remat_policy, lora_rank=m.lora_rank, lora_alpha=m.lora_alpha,
+                kernels=m.kernels, fused_attention=m.fused_attention,
+                progress=self.progress)
+            # Training, evaluation and the local teacher all run on this mesh: resolve 'auto' for it once.
+            self._model = cfg.with_kernels_for(self.mesh().devices.flat), params, tok
         return self._model
 
     def teacher(self):

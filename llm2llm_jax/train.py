@@ -260,6 +260,7 @@ class Trainer:
 
     def __init__(self, cfg: LlamaConfig, hp: TrainHParams, mesh, total_steps: int,
                  checkpoint_dir: Optional[str] = None, keep_checkpoints: int = 2):
+        cfg = cfg.with_kernels_for(mesh.devices.flat)  # 'auto' picks the kernels of this mesh's devices
         self.cfg, self.hp, self.mesh, self.total_steps = cfg, hp, mesh, total_steps
         self.optimizer = make_optimizer(hp, total_steps)
         boxed = abstract_params(cfg)

@@ -1,4 +1,5 @@
-"""KV-cache decoding: cached == uncached logits; greedy == transformers' greedy generate on SmolLM2."""
+"""KV-cache decoding with each kernel set: cached == uncached logits; greedy == transformers' greedy
+generate on SmolLM2, and the two kernel sets pick the same tokens."""
 
 import jax
 import jax.numpy as jnp
@@ -12,8 +13,12 @@ from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import LlamaForCausalLM, forward, init_cache, init_params
 
 
-def test_cached_logits_equal_uncached():
-    cfg = tiny_config()
+KERNELS = ["cpu", "xla"]
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_cached_logits_equal_uncached(kernels):
+    cfg = tiny_config(kernels=kernels)
     params = init_params(cfg, jax.random.PRNGKey(0))
     ids, mask = left_pad([[5, 6, 7, 8, 9, 10, 11], [12, 13, 14], [15, 16, 17, 18, 19]], pad_id=0, multiple=1)
     full = np.asarray(forward(cfg, params, jnp.asarray(ids), jnp.asarray(mask)))
@@ -31,12 +36,13 @@ def test_cached_logits_equal_uncached():
     assert np.abs(stepped - full)[valid].max() < 1e-5
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("scan", [True, False], ids=["scan", "unrolled"])
 @pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
-def test_generate_equals_greedy_by_full_forward(scan, tied):
+def test_generate_equals_greedy_by_full_forward(scan, tied, kernels):
     """The decode loop (stacked or per-layer cache, untied head built for the loop, last-position prefill)
     picks the same tokens as re-running the whole sequence each step."""
-    cfg = tiny_config(scan_layers=scan, tie_word_embeddings=tied)
+    cfg = tiny_config(scan_layers=scan, tie_word_embeddings=tied, kernels=kernels)
     params = init_params(cfg, jax.random.PRNGKey(2))
     ids, mask = left_pad([[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]], pad_id=0, multiple=1)
     tokens, _ = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0), max_new_tokens=6)
@@ -66,10 +72,11 @@ def test_weights_prepared_once_decode_identically(dtype):
     np.testing.assert_array_equal(np.asarray(raw), np.asarray(prepared))
 
 
-def test_sampling_equals_sampling_by_full_forward():
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_sampling_equals_sampling_by_full_forward(kernels):
     """Top-p sampling with one key per row: the decode loop (KV cache, last token picked after the loop)
     draws the same tokens as re-running the whole sequence each step with the same key splits."""
-    cfg = tiny_config()
+    cfg = tiny_config(kernels=kernels)
     params = init_params(cfg, jax.random.PRNGKey(5))
     ids, mask = left_pad([[5, 6, 7, 8], [9, 10], [11, 12, 13]], pad_id=0, multiple=1)
     keys = jnp.stack([jax.random.PRNGKey(i) for i in (7, 8, 9)])
@@ -87,8 +94,10 @@ def test_sampling_equals_sampling_by_full_forward():
     assert len(set(map(tuple, np.asarray(tokens)))) > 1  # rows drew different samples
 
 
-def test_greedy_matches_transformers_generate(smollm2, smollm2_torch):
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_greedy_matches_transformers_generate(smollm2, smollm2_torch, kernels):
     cfg, params, tok, _ = smollm2
+    cfg = cfg.replace(kernels=kernels)
     encoded = [tok(p)["input_ids"] for p in REAL_PROMPTS]
     assert len({len(e) for e in encoded}) > 3  # different lengths, so left padding matters
     ids, mask = left_pad(encoded, tok.pad_token_id, multiple=1)
@@ -141,12 +150,13 @@ def test_candidate_scores_match_transformers(tmp_path):
             assert abs(scores[i, j] - expected) < 1e-4
 
 
-def test_decoding_on_a_sharded_mesh_equals_one_device():
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_decoding_on_a_sharded_mesh_equals_one_device(kernels):
     """Params sharded over (2,2,2) and the batch over data x fsdp give the same greedy tokens."""
     from llm2llm_jax import parallel
     from llm2llm_jax.model.llama import abstract_params
 
-    cfg = tiny_config()
+    cfg = tiny_config(kernels=kernels)
     params = init_params(cfg, jax.random.PRNGKey(2))
     ids, mask = left_pad([[5, 6, 7], [8, 9, 10, 11], [12], [13, 14]], pad_id=0, multiple=1)
     kwargs = dict(max_new_tokens=10, eos_ids=(2,), pad_id=0)
@@ -158,3 +168,25 @@ def test_decoding_on_a_sharded_mesh_equals_one_device():
                    jax.random.PRNGKey(0), **kwargs)
     np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(expected[0]))
     np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(expected[1]))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_kernel_sets_pick_the_same_tokens_on_smollm2(smollm2, dtype):
+    """Greedy decoding of the real SmolLM2 with the cpu and the xla kernels, 8 prompts of different
+    lengths: in f32 the same 32 tokens everywhere. Under bf16 compute the sets round differently (the
+    xla set keeps its cache, scores and logits in bf16, as transformers does; the cpu set keeps them in
+    f32), so once two candidates are close a continuation may drift: the first 8 tokens must agree."""
+    cfg, params, tok, _ = smollm2
+    ids, mask = left_pad([tok(p)["input_ids"] for p in REAL_PROMPTS], tok.pad_token_id, multiple=1)
+    picked = []
+    for kernels in KERNELS:
+        dec_cfg, dec_params = inference_weights(cfg.replace(kernels=kernels, dtype=dtype), params)
+        tokens, lengths = generate(dec_cfg, dec_params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0),
+                                   max_new_tokens=32, eos_ids=cfg.eos_token_ids, pad_id=tok.pad_token_id)
+        picked.append((np.asarray(tokens), np.asarray(lengths)))
+    (cpu, cpu_lengths), (xla, xla_lengths) = picked
+    assert (cpu_lengths > 8).sum() >= 4  # mostly real answers, not immediate EOS
+    agree = 32 if dtype == "float32" else 8
+    np.testing.assert_array_equal(cpu[:, :agree], xla[:, :agree])
+    if dtype == "float32":
+        np.testing.assert_array_equal(cpu_lengths, xla_lengths)

@@ -1,4 +1,5 @@
-"""Flax Llama vs transformers' PyTorch LlamaForCausalLM on tiny random configs (f32, max |diff| <= 1e-4)."""
+"""Flax Llama vs transformers' PyTorch LlamaForCausalLM on tiny random configs (f32, max |diff| <= 1e-4),
+with each kernel set (model/kernels.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -20,13 +21,18 @@ CASES = {
                                  rope_theta=500000.0),
     "explicit-head-dim": dict(num_key_value_heads=2, head_dim=32),
 }
+# Every kernel set, and the xla set training through jax.nn.dot_product_attention (its XLA implementation;
+# the cuDNN one runs the same code on a GPU, see benchmarks/accelerator_check.py).
+KERNELS = {"cpu": dict(kernels="cpu"), "xla": dict(kernels="xla"),
+           "xla-fused": dict(kernels="xla", fused_attention="xla")}
 
 
+@pytest.mark.parametrize("kernels", list(KERNELS))
 @pytest.mark.parametrize("scan", [True, False], ids=["scan", "loop"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_logits_match_transformers(tmp_path, case, scan):
+def test_logits_match_transformers(tmp_path, case, scan, kernels):
     path, ref_model = make_hf_llama(tmp_path, **CASES[case])
-    cfg, params = load_hf_checkpoint(path, scan_layers=scan)
+    cfg, params = load_hf_checkpoint(path, scan_layers=scan, **KERNELS[kernels])
     ids, mask = random_batch(cfg.vocab_size, length=24)
     ref = torch_logits(ref_model, ids, mask)
     out = np.asarray(forward(cfg, params, jnp.asarray(ids), jnp.asarray(mask)))
@@ -46,10 +52,11 @@ def test_rope_scaling_is_not_a_no_op(tmp_path):
     assert np.abs(scaled - plain).max() > 1e-3
 
 
+@pytest.mark.parametrize("kernels", ["cpu", "xla"])
 @pytest.mark.parametrize("policy", ["full", "dots"])
-def test_remat_keeps_logits_and_grads(tmp_path, policy):
+def test_remat_keeps_logits_and_grads(tmp_path, policy, kernels):
     path, _ = make_hf_llama(tmp_path)
-    cfg, params = load_hf_checkpoint(path)
+    cfg, params = load_hf_checkpoint(path, kernels=kernels)
     ids, mask = random_batch(cfg.vocab_size)
 
     def loss(p, c):
@@ -62,11 +69,11 @@ def test_remat_keeps_logits_and_grads(tmp_path, policy):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
 
 
-def test_bf16_compute_tracks_f32(tmp_path):
+@pytest.mark.parametrize("kernels", ["cpu", "xla"])
+def test_bf16_compute_tracks_f32(tmp_path, kernels):
     path, ref_model = make_hf_llama(tmp_path)
-    cfg, params = load_hf_checkpoint(path)
-    cfg16, params16 = load_hf_checkpoint(path, dtype="bfloat16", param_dtype="bfloat16")
-    ids, mask = random_batch(cfg.vocab_size)
+    cfg16, params16 = load_hf_checkpoint(path, dtype="bfloat16", param_dtype="bfloat16", kernels=kernels)
+    ids, mask = random_batch(cfg16.vocab_size)
     ref = torch_logits(ref_model, ids, mask)
     out16 = np.asarray(forward(cfg16, params16, jnp.asarray(ids), jnp.asarray(mask)))
     assert jax.tree.leaves(params16)[0].dtype == jnp.bfloat16
@@ -112,16 +119,17 @@ def mean_target_loss(cfg, b):
     return mean_loss
 
 
+@pytest.mark.parametrize("kernels", list(KERNELS))
 @pytest.mark.parametrize("case", ["gqa-tied", "mha-untied"])
-def test_loss_gradients_match_transformers(tmp_path, case):
-    """Every gradient of the target-token loss (through the hand-written matmul backward, the
+def test_loss_gradients_match_transformers(tmp_path, case, kernels):
+    """Every gradient of the target-token loss (through each kernel set's matmul backward, the
     target-only LM head and the tied embedding) equals torch autograd on transformers' model."""
     import torch
 
     from llm2llm_jax.model.weights import iter_hf_tensors
 
     path, ref_model = make_hf_llama(tmp_path, **CASES[case])
-    cfg, params = load_hf_checkpoint(path, scan_layers=False)
+    cfg, params = load_hf_checkpoint(path, scan_layers=False, **KERNELS[kernels])
     b = target_batch(cfg.vocab_size)
     loss, grads = jax.value_and_grad(mean_target_loss(cfg, b))(params)
 
@@ -140,13 +148,15 @@ def test_loss_gradients_match_transformers(tmp_path, case):
         np.testing.assert_allclose(g, ref_grads[name], atol=1e-5 * scale + 1e-7, err_msg=name)
 
 
-def test_bf16_gradients_track_f32_whatever_the_layout(tmp_path, monkeypatch):
-    """bf16 compute: the backward matmuls run on row-major bf16 operands on CPU (`_row_major`). The
-    layout must not change a single value, and the gradients must track the f32 ones to bf16 precision."""
-    from llm2llm_jax.model import llama
+@pytest.mark.parametrize("kernels", ["cpu", "xla"])
+def test_bf16_gradients_track_f32(tmp_path, monkeypatch, kernels):
+    """bf16 compute: the gradients track the f32 ones to bf16 precision. With the cpu kernels the
+    backward matmuls run on row-major bf16 operands (`kernels.row_major`); that layout must not change
+    a single value."""
+    from llm2llm_jax.model import kernels as kernels_lib
 
     path, _ = make_hf_llama(tmp_path, num_key_value_heads=2, tie_word_embeddings=True)
-    cfg, params = load_hf_checkpoint(path, scan_layers=False)
+    cfg, params = load_hf_checkpoint(path, scan_layers=False, kernels=kernels)
     b = target_batch(cfg.vocab_size)
 
     def grads(c):
@@ -154,58 +164,14 @@ def test_bf16_gradients_track_f32_whatever_the_layout(tmp_path, monkeypatch):
 
     f32 = grads(cfg)
     bf16 = grads(cfg.replace(dtype="bfloat16"))
-    monkeypatch.setattr(llama, "_row_major", lambda a: a)
-    bf16_any_layout = grads(cfg.replace(dtype="bfloat16"))
-    for g16, g16_any, g32 in zip(bf16, bf16_any_layout, f32):
+    if kernels == "cpu":
+        monkeypatch.setattr(kernels_lib, "row_major", lambda a: a)
+        bf16_any_layout = grads(cfg.replace(dtype="bfloat16"))  # traced again, without the layout constraints
+        for g16, g16_any in zip(bf16, bf16_any_layout):
+            np.testing.assert_allclose(np.asarray(g16), np.asarray(g16_any), rtol=0,
+                                       atol=1e-6 * np.abs(np.asarray(g16, np.float64)).max())
+    for g16, g32 in zip(bf16, f32):
         g16, g32 = np.asarray(g16, np.float64), np.asarray(g32, np.float64)
-        np.testing.assert_allclose(g16, np.asarray(g16_any), rtol=0, atol=1e-6 * np.abs(g32).max())
         assert np.abs(g16 - g32).max() <= 0.1 * np.abs(g32).max()
         cosine = (g16 * g32).sum() / (np.linalg.norm(g16) * np.linalg.norm(g32))
         assert cosine > 0.999, cosine
-
-
-def _reference_attention(q, k, v, mask):
-    """Plain masked softmax attention in f32 with each kv head repeated for its query group:
-    q [B, T, h, D], k, v [B, S, kvh, D] -> [B, T, kvh, g, D]."""
-    b, t, h, d = q.shape
-    kvh = k.shape[2]
-    k, v = (jnp.repeat(x.astype(jnp.float32), h // kvh, axis=2) for x in (k, v))
-    scores = jnp.einsum("bthd,bshd->bhts", q.astype(jnp.float32), k) / np.sqrt(d)
-    probs = jax.nn.softmax(jnp.where(mask[:, None], scores, -1e30), axis=-1)
-    return jnp.einsum("bhts,bshd->bthd", probs, v).reshape(b, t, kvh, h // kvh, d)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_attention_paths_equal_plain_attention(dtype):
-    """Training attends through `_attend_rows` (causal query blocks of batched row-major matmuls with
-    their own backward), decoding through `_attend_block` over the whole cache layout: both give plain
-    softmax attention's values on every real query row, and `_attend_rows` its gradients, with left
-    padding longer than a block and a last block shorter than the others."""
-    from llm2llm_jax.model.llama import _attend_block, _attend_rows, _causal_blocks, _keys_by_head, _values_by_head
-
-    b, t, h, kvh, d = 3, 160, 6, 2, 8
-    assert _causal_blocks(t) == [(0, 64), (64, 128), (128, 160)]
-    keys = jax.random.split(jax.random.PRNGKey(0), 4)
-    q, k, v = (jax.random.normal(key, (b, t, n, d)).astype(dtype) for key, n in zip(keys, (h, kvh, kvh)))
-    valid = jnp.arange(t)[None, :] >= jnp.array([0, 3, 100])[:, None]  # left padding
-    mask = jnp.tril(jnp.ones((t, t), bool))[None] & valid[:, None, :]
-    # A loss reads real positions only, as training's does: padded query rows average over different
-    # key ranges on the two paths, and nothing may depend on them.
-    weights = jax.random.normal(keys[3], (b, t, kvh, h // kvh, d)) * valid[:, :, None, None, None]
-
-    rows, rows_grads = jax.value_and_grad(
-        lambda q, k, v: jnp.sum(_attend_rows(q, k, v, mask, jnp.dtype(dtype)) * weights), argnums=(0, 1, 2))(q, k, v)
-    ref, ref_grads = jax.value_and_grad(
-        lambda q, k, v: jnp.sum(_reference_attention(q, k, v, mask) * weights), argnums=(0, 1, 2))(q, k, v)
-    out_rows = _attend_rows(q, k, v, mask, jnp.dtype(dtype))
-    out_cache = _attend_block(q, _keys_by_head(k), _values_by_head(v), mask, jnp.dtype(dtype))
-    assert out_rows.shape == out_cache.shape == (b, t, kvh, h // kvh, d) and out_rows.dtype == jnp.float32
-    tol = 1e-5 if dtype == "float32" else 2e-2  # bf16: the probabilities are rounded before P @ V
-    real = np.asarray(valid)
-    out_ref = np.asarray(_reference_attention(q, k, v, mask))
-    np.testing.assert_allclose(np.asarray(out_rows)[real], out_ref[real], atol=tol)
-    np.testing.assert_allclose(np.asarray(out_cache)[real], out_ref[real], atol=tol)
-    assert abs(float(rows) - float(ref)) <= tol * abs(float(ref)) + tol
-    for g_rows, g_ref in zip(rows_grads, ref_grads):
-        g_rows, g_ref = np.asarray(g_rows, np.float32), np.asarray(g_ref, np.float32)
-        np.testing.assert_allclose(g_rows, g_ref, atol=tol * np.abs(g_ref).max())

@@ -1,4 +1,5 @@
-"""Training on a (2,2,2) mesh of 8 simulated CPU devices equals one device; masking, overfitting, orbax."""
+"""Training on a (2,2,2) mesh of 8 simulated CPU devices equals one device, with each kernel set; masking,
+overfitting, LoRA, orbax."""
 
 import jax
 import jax.numpy as jnp
@@ -30,10 +31,14 @@ def _run_two_steps(cfg, params, mesh, hp, batch):
     return [jax.device_get(m) for m in (m1, m2)], host_params(trainer.state["params"])
 
 
+KERNELS = ["cpu", "xla"]
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("lora", [0, 4], ids=["full", "lora"])
-def test_sharded_equals_single_device(lora):
+def test_sharded_equals_single_device(lora, kernels):
     assert len(jax.devices()) == 8
-    cfg = tiny_config(lora_rank=lora)
+    cfg = tiny_config(lora_rank=lora, kernels=kernels)
     params = add_lora_params(init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(0)), cfg, jax.random.PRNGKey(1))
     params = host_params(params)
     hp = TrainHParams(learning_rate=1e-3, batch_size=8, micro_batch_size=4, warmup_ratio=0.0, seq_multiple=8)
@@ -61,12 +66,13 @@ def test_sharded_equals_single_device(lora):
         assert any(np.abs(x - y).max() > 0 for x, y in zip(jax.tree.leaves(lora_after), jax.tree.leaves(lora_before)))
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("lora", [0, 4], ids=["full", "lora"])
-def test_gradients_equal_across_meshes(lora):
+def test_gradients_equal_across_meshes(lora, kernels):
     """Loss and every gradient leaf: mesh (2,2,2) vs one device, within 1e-5, with 2-step accumulation."""
     from llm2llm_jax.train import loss_and_grads
 
-    cfg = tiny_config(lora_rank=lora)
+    cfg = tiny_config(lora_rank=lora, kernels=kernels)
     params = add_lora_params(init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(3)), cfg, jax.random.PRNGKey(4))
     params = jax.tree_util.tree_map_with_path(lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x,
                                               host_params(params))
@@ -87,12 +93,13 @@ def test_gradients_equal_across_meshes(lora):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_loss_covers_exactly_the_target_tokens():
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_loss_covers_exactly_the_target_tokens(kernels):
     """The LM head runs only at target positions, yet loss and gradients equal the full-logits loss
     over target tokens; prompt and padding tokens contribute nothing."""
     from llm2llm_jax.model.llama import forward
 
-    cfg = tiny_config()
+    cfg = tiny_config(kernels=kernels)
     params = init_params(cfg, jax.random.PRNGKey(0))
     hp = TrainHParams(batch_size=2, seq_multiple=16)
     ex = [Example([5, 6, 7, 8], [9, 10, 2]), Example([11, 12], [13, 2])]
@@ -160,10 +167,11 @@ def test_length_bucketing_keeps_padding_low():
     assert seen == 2 * len(examples)
 
 
-def test_lora_merge_equals_adapted_model():
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_lora_merge_equals_adapted_model(kernels):
     from llm2llm_jax.model.llama import forward
 
-    cfg = tiny_config(lora_rank=4)
+    cfg = tiny_config(lora_rank=4, kernels=kernels)
     params = add_lora_params(init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(0)), cfg, jax.random.PRNGKey(1))
     params = jax.tree_util.tree_map_with_path(
         lambda p, x: x + 0.05 if p[-1].key == "lora_b" else x, host_params(params))

@@ -8,6 +8,8 @@ from typing import Any, Mapping, Optional
 
 import jax.numpy as jnp
 
+from llm2llm_jax.model import kernels as kernels_lib
+
 # HF `model_type` values whose checkpoints are plain Llama (same tensors, same maths).
 LLAMA_MODEL_TYPES = ("llama",)
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
@@ -45,6 +47,11 @@ class LlamaConfig:
     param_dtype: str = "float32"
     scan_layers: bool = True
     remat_policy: str = "none"
+    # Hardware-specific implementations (model/kernels.py): "auto" (cpu on CPU devices, xla elsewhere),
+    # "xla" or "cpu"; see `with_kernels_for`. fused_attention: "off", or "xla" / "cudnn" to run training
+    # and scoring attention through jax.nn.dot_product_attention with that implementation.
+    kernels: str = "auto"
+    fused_attention: str = "off"
     # LoRA: rank 0 is full fine-tuning; otherwise low-rank adapters on the named projections.
     lora_rank: int = 0
     lora_alpha: float = 16.0
@@ -88,6 +95,14 @@ class LlamaConfig:
         if unknown:
             raise ConfigError(f"{source}: lora_targets has unknown projection(s) {sorted(unknown)}; "
                               f"choose from {LORA_TARGETS}")
+        if self.kernels not in kernels_lib.KERNEL_SETS:
+            raise ConfigError(f"{source}: kernels must be one of {kernels_lib.KERNEL_SETS}, got {self.kernels!r}")
+        if self.fused_attention not in kernels_lib.FUSED_ATTENTION:
+            raise ConfigError(f"{source}: fused_attention must be one of {kernels_lib.FUSED_ATTENTION}, "
+                              f"got {self.fused_attention!r}")
+        if self.fused_attention == "cudnn" and self.dtype == "float32":
+            raise ConfigError(f"{source}: fused_attention='cudnn' needs a bfloat16 or float16 compute dtype, "
+                              f"got dtype='float32'; set dtype=bfloat16 or fused_attention=xla")
         if self.remat_policy not in REMAT_POLICIES:
             raise ConfigError(f"{source}: remat_policy must be one of {REMAT_POLICIES}, got {self.remat_policy!r}")
 
@@ -114,6 +129,16 @@ class LlamaConfig:
 
     def replace(self, **changes) -> "LlamaConfig":
         return dataclasses.replace(self, **changes)
+
+    def with_kernels_for(self, devices) -> "LlamaConfig":
+        """This config with `kernels` resolved for the devices the model runs on (a mesh's devices):
+        'auto' becomes 'cpu' on CPUs and 'xla' elsewhere. Raises `ConfigError` for a choice those
+        devices cannot run."""
+        try:
+            name = kernels_lib.resolve(self.kernels, list(devices), self.fused_attention)
+        except kernels_lib.KernelError as e:
+            raise ConfigError(str(e)) from None
+        return self.replace(kernels=name)
 
     def num_params(self) -> int:
         """Parameter count (tied embeddings counted once)."""

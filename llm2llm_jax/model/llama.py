@@ -4,6 +4,8 @@ Every parameter carries logical axis names (see `parallel.py` for how they map o
   vocab, embed, q_heads, kv_heads, mlp, norm, and `layers` for the scanned stack.
 Activations are constrained with act_batch / act_length / act_embed / act_heads / act_mlp.
 
+The matmuls, the attention products and the KV cache layout come from the kernel set the config
+names (`model/kernels.py`, `LlamaConfig.kernels`); this module never asks which hardware it runs on.
 Numerics follow transformers' LlamaForCausalLM exactly in f32: RMSNorm in f32 then cast,
 cos/sin computed in f32, softmax in f32.
 """
@@ -18,14 +20,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental.layout import Layout, with_layout_constraint
 
+from llm2llm_jax.model import kernels
 from llm2llm_jax.model.config import LlamaConfig
 
 Array = jax.Array
-
-# Large finite negative instead of -inf, so fully padded query rows give uniform (not NaN) weights.
-MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)
 
 
 def _init(names, stddev=0.02):
@@ -93,134 +92,28 @@ class LoRADense(nn.Module):
     cfg: LlamaConfig
     features: int
     names: tuple
-    f32_output: bool = False  # the LM head keeps f32 logits
+    f32_output: bool = False  # the LM head: its product uncast (f32 from the cpu kernels); logits are made f32 after
 
     @nn.compact
     def __call__(self, x):
         cfg = self.cfg
         kernel = self.param("kernel", _init(self.names), (x.shape[-1], self.features), cfg.jnp_param_dtype)
         x = x.astype(cfg.jnp_dtype)
-        # Accumulate in f32 (the fast bf16 path on CPUs and what TPUs do), then return the compute dtype.
-        y = _mm(x, kernel.astype(cfg.jnp_dtype))
+        mm = kernels.for_config(cfg).matmul
+        y = mm(x, kernel.astype(cfg.jnp_dtype))
         if cfg.lora_rank and self.name in cfg.lora_targets:
             r = cfg.lora_rank
             a = self.param("lora_a", _init((self.names[0], "lora_rank"), 1.0 / r), (x.shape[-1], r),
                            cfg.jnp_param_dtype)
             b = self.param("lora_b", nn.with_logical_partitioning(nn.initializers.zeros, ("lora_rank", self.names[1])),
                            (r, self.features), cfg.jnp_param_dtype)
-            low = _mm(x, a.astype(cfg.jnp_dtype)).astype(cfg.jnp_dtype)
-            y = y + _mm(low, b.astype(cfg.jnp_dtype)) * (cfg.lora_alpha / r)
+            low = mm(x, a.astype(cfg.jnp_dtype)).astype(cfg.jnp_dtype)
+            y = y + mm(low, b.astype(cfg.jnp_dtype)) * (cfg.lora_alpha / r)
         return y if self.f32_output else y.astype(cfg.jnp_dtype)
-
-
-@jax.custom_vjp
-def _mm(a, b):
-    """a [..., m, k] @ b [..., k, n] (batched) or a [..., k] @ b [k, n] (a weight shared by every
-    leading axis of a), with f32 accumulation and a hand-written backward (`_mm_bwd`)."""
-    return jnp.matmul(a, b, preferred_element_type=jnp.float32)
-
-
-def _mm_fwd(a, b):
-    return _mm(a, b), (a, b)
-
-
-def _mm_bwd(res, ct):
-    """da = ct @ b^T and db = a^T @ ct, each a plain row-major matmul.
-
-    Left to autodiff, XLA:CPU transposes the [tokens, 1536] MLP cotangent inside the fused SiLU
-    backward, a slow strided loop (about a fifth of the f32 step); transposing the [tokens, 576]
-    input instead is cheaper. For bf16 operands the cotangent is cast down so both backward matmuls
-    stay on the fast bf16 path of CPUs and TPUs, and on CPU the transposed operands are laid out
-    row-major first (`_row_major`).
-    """
-    a, b = res
-    if b.ndim == 2 and a.ndim > 2:  # a shared weight: every leading axis of a and ct folds into rows
-        da, db = _mm_bwd((a.reshape(-1, a.shape[-1]), b), ct.reshape(-1, ct.shape[-1]))
-        return da.reshape(a.shape), db
-    ct = ct.astype(a.dtype)
-    da = jnp.matmul(ct, _row_major(jnp.swapaxes(b, -1, -2)), preferred_element_type=jnp.float32)
-    db = jnp.matmul(_row_major(jnp.swapaxes(a, -1, -2)), ct, preferred_element_type=jnp.float32)
-    return da.astype(a.dtype), db.astype(b.dtype)
-
-
-def _row_major(a: Array) -> Array:
-    """`a` with a row-major physical layout, for a bf16 matmul operand on CPU; unchanged otherwise.
-
-    XLA:CPU runs a bf16 matmul on its bf16 kernels only when both operands are row-major [m, k] and
-    [k, n]; given a transposed operand (every backward matmul) it converts both to f32 and runs the
-    f32 kernel at half the speed. Asking for the transpose to be materialised costs one copy of the
-    operand and puts the matmul back on the bf16 kernel (about 1.9x faster for SmolLM2's shapes).
-    TPUs and GPUs read transposed operands natively, so they keep XLA's own choice.
-    """
-    if a.dtype != jnp.bfloat16 or jax.default_backend() != "cpu":
-        return a
-    return with_layout_constraint(a, Layout(major_to_minor=tuple(range(a.ndim))))
-
-
-_mm.defvjp(_mm_fwd, _mm_bwd)
 
 
 def _dense(cfg: LlamaConfig, features: int, names, name: str):
     return LoRADense(cfg, features, tuple(names), name=name)
-
-
-def _causal_blocks(t: int) -> list[tuple[int, int]]:
-    """Query blocks [t0, t1) for `_attend_rows`: at most 8, at least 64 queries each (fewer, larger
-    matmuls below that cost more than the masked work they skip)."""
-    size = max(64, -(-t // 8))
-    return [(t0, min(t0 + size, t)) for t0 in range(0, t, size)]
-
-
-def _attend_rows(q, k, v, mask, dtype):
-    """Causal GQA attention without a cache (training, scoring): q [B, T, h, D] over k, v [B, T, kvh, D]
-    with `mask` [B, T, T] causal and padding; returns [B, T, kvh, g, D] f32.
-
-    The queries are split into blocks (`_causal_blocks`) and block [t0, t1) attends keys [0, t1) only,
-    the causal mask hiding the rest: at 4 to 8 blocks that skips 37% to 44% of the scores, their
-    softmax and both products, forward and backward. Every real query row gets the same output, so
-    every loss over real positions gets the same gradient; a row that is all padding averages
-    uniformly over fewer keys, and no real position ever reads it.
-    """
-    assert q.shape[1] == k.shape[1], "_attend_rows is self-attention over the same T positions"
-    outs = [_attend_block(q[:, t0:t1], _keys_by_head(k[:, :t1]), _values_by_head(v[:, :t1]), mask[:, t0:t1, :t1],
-                          dtype) for t0, t1 in _causal_blocks(q.shape[1])]
-    return outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=1)
-
-
-# [B, S, kvh, D] keys and values -> the right operands of q @ k^T and p @ v per kv head, the layout
-# `_attend_block` and the KV cache use: keys [B, kvh, D, S], values [B, kvh, S, D].
-_KEYS_BY_HEAD, _VALUES_BY_HEAD = (0, 2, 3, 1), (0, 2, 1, 3)
-
-
-def _keys_by_head(k):
-    """Keys [B, S, kvh, D] as [B, kvh, D, S], row-major (`_KEYS_BY_HEAD`)."""
-    return _row_major(k.transpose(_KEYS_BY_HEAD))
-
-
-def _values_by_head(v):
-    """Values [B, S, kvh, D] as [B, kvh, S, D], row-major (`_VALUES_BY_HEAD`)."""
-    return _row_major(v.transpose(_VALUES_BY_HEAD))
-
-
-def _attend_block(q, kt, vs, mask, dtype):
-    """GQA attention of q [B, T, h, D] over keys kt [B, kvh, D, S] and values vs [B, kvh, S, D] (the
-    layouts of `_keys_by_head`, `_values_by_head` and the KV cache) as batched row-major matmuls;
-    returns [B, T, kvh, g, D] f32.
-
-    Each kv head's query group is laid out as one [g * T, D] block per row, so both products are
-    plain [m, k] @ [k, n] matmuls (`_mm`) in the forward and the backward. Written as einsums over
-    [B, S, kvh, D] keys and values, XLA:CPU ran them with transposed operands (f32 kernels under
-    bf16) and added a transposing copy of the scores (of the whole cache, in decoding).
-    `benchmarks/attention_paths.py` times both forms in one process.
-    """
-    b, t, h, d = q.shape
-    kvh, s = kt.shape[1], kt.shape[3]
-    g = h // kvh
-    qg = _row_major(q.reshape(b, t, kvh, g, d).transpose(0, 2, 3, 1, 4)).reshape(b, kvh, g * t, d)
-    scores = _mm(qg, kt).reshape(b, kvh, g, t, s) / math.sqrt(d)
-    scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
-    probs = jax.nn.softmax(scores, axis=-1).astype(dtype).reshape(b, kvh, g * t, s)
-    return _mm(probs, vs).reshape(b, kvh, g, t, d).transpose(0, 3, 1, 2, 4)
 
 
 class Attention(nn.Module):
@@ -239,17 +132,9 @@ class Attention(nn.Module):
 
         new_cache = None
         if layer_cache is None:
-            out = _attend_rows(q, k, v, mask, cfg.jnp_dtype)
-        else:
-            # Write this step's keys/values at slots [cache_index, cache_index + t) and attend over the
-            # whole cache, in the cache's dtype (f32 on CPU even under bf16 compute, see init_cache).
-            cache_dtype = layer_cache["k"].dtype
-            ck = jax.lax.dynamic_update_slice(layer_cache["k"], k.transpose(_KEYS_BY_HEAD).astype(cache_dtype),
-                                              (0, 0, 0, cache_index))
-            cv = jax.lax.dynamic_update_slice(layer_cache["v"], v.transpose(_VALUES_BY_HEAD).astype(cache_dtype),
-                                              (0, 0, cache_index, 0))
-            new_cache = {"k": ck, "v": cv}
-            out = _attend_block(q.astype(cache_dtype), ck, cv, mask, cache_dtype)
+            out = kernels.for_config(cfg).attend(q, k, v, mask, cfg.jnp_dtype)
+        else:  # this step's keys and values go to slots [cache_index, cache_index + t); attend over all
+            out, new_cache = kernels.for_config(cfg).attend_cached(q, k, v, layer_cache, cache_index, mask)
         out = out.astype(cfg.jnp_dtype).reshape(b, t, h * d)
         out = _dense(cfg, cfg.hidden_size, ("q_heads", "embed"), "o_proj")(out)
         return out, new_cache
@@ -303,7 +188,7 @@ class LlamaForCausalLM(nn.Module):
 
     @nn.compact
     def __call__(self, input_ids, attention_mask=None, positions=None, cache=None, logit_positions=None):
-        cfg = self.cfg
+        cfg = _with_kernels(self.cfg)
         b, t = input_ids.shape
         if attention_mask is None:
             attention_mask = jnp.ones((b, t), jnp.int32)
@@ -355,7 +240,7 @@ class LlamaForCausalLM(nn.Module):
             x = jnp.take_along_axis(x, logit_positions[:, :, None].astype(jnp.int32), axis=1)
         x = RMSNorm(cfg, name="norm")(x)
         if cfg.tie_word_embeddings:
-            logits = _mm(x, _row_major(embed.embedding.astype(cfg.jnp_dtype).T))
+            logits = kernels.for_config(cfg).tied_head(x, embed.embedding.astype(cfg.jnp_dtype))
         else:
             logits = LoRADense(cfg, cfg.vocab_size, ("embed", "vocab"), f32_output=True, name="lm_head")(x)
         logits = logits.astype(jnp.float32)
@@ -371,32 +256,19 @@ class LlamaForCausalLM(nn.Module):
 
 
 def init_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> dict:
-    """An empty KV cache for `batch` rows and `max_len` slots (prompt plus new tokens).
+    """An empty KV cache for `batch` rows and `max_len` slots (prompt plus new tokens), laid out as the
+    config's kernel set reads it (`Kernels.init_cache`); dtype None: that set's default (the compute
+    dtype for `xla`, f32 for `cpu`)."""
+    cache = kernels.for_config(_with_kernels(cfg)).init_cache(cfg, batch, max_len, dtype)
+    return dict(cache, valid=jnp.zeros((batch, max_len), bool), index=jnp.int32(0),
+                next_position=jnp.zeros((batch,), jnp.int32))
 
-    Keys are kept as [batch, kv_heads, head_dim, slots] and values as [batch, kv_heads, slots,
-    head_dim]: the right operands of the two attention matmuls as they are (`_attend_block`), so a
-    decode step reads the cache without transposing it. Stacked into one [layers, ...] array when
-    the layers are scanned, a tuple of per-layer arrays when they are unrolled (so XLA updates each
-    in place instead of copying the stack).
 
-    dtype: by default the compute dtype, except f32 on CPU: XLA:CPU has no bf16 dynamic-update-slice
-    and would convert the whole bf16 cache to f32 and back at every step, to write one slot.
-    """
-    if dtype is None:
-        dtype = jnp.float32 if jax.default_backend() == "cpu" else cfg.jnp_dtype
-    kvh, d, layers = cfg.num_key_value_heads, cfg.head_dim, cfg.num_hidden_layers
-    k_shape, v_shape = (batch, kvh, d, max_len), (batch, kvh, max_len, d)
-    if cfg.scan_layers:
-        k, v = jnp.zeros((layers,) + k_shape, dtype), jnp.zeros((layers,) + v_shape, dtype)
-    else:
-        k = tuple(jnp.zeros(k_shape, dtype) for _ in range(layers))
-        v = tuple(jnp.zeros(v_shape, dtype) for _ in range(layers))
-    return {
-        "k": k, "v": v,
-        "valid": jnp.zeros((batch, max_len), bool),
-        "index": jnp.int32(0),
-        "next_position": jnp.zeros((batch,), jnp.int32),
-    }
+def _with_kernels(cfg: LlamaConfig) -> LlamaConfig:
+    """`cfg` with kernels='auto' resolved against jax.devices(), the devices a call outside a mesh runs
+    on. Entry points that build a model for a mesh (Trainer, the controller) resolve it for that mesh
+    first (`LlamaConfig.with_kernels_for`), so this only fills in for direct calls."""
+    return cfg.with_kernels_for(jax.devices()) if cfg.kernels == "auto" else cfg
 
 
 def init_params(cfg: LlamaConfig, rng: Any, seq_len: int = 8) -> dict:

@@ -1,0 +1,127 @@
+"""The kernel sets (model/kernels.py): how 'auto' is resolved, and that every set's attention, with and
+without the KV cache, equals plain softmax attention in values and gradients."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from llm2llm_jax import parallel
+from llm2llm_jax.model import kernels
+from llm2llm_jax.model.config import ConfigError, tiny_config
+from llm2llm_jax.train import TrainHParams, Trainer
+
+
+@dataclasses.dataclass
+class FakeDevice:
+    platform: str
+
+
+def test_auto_picks_cpu_on_cpus_and_xla_elsewhere():
+    assert kernels.resolve("auto", jax.devices()) == "cpu"
+    assert kernels.resolve("auto", [FakeDevice("gpu")] * 2) == "xla"
+    assert kernels.resolve("auto", [FakeDevice("tpu")] * 4) == "xla"
+    assert kernels.resolve("cpu", [FakeDevice("gpu")]) == "cpu"  # an explicit choice is kept
+    assert kernels.resolve("xla", jax.devices()) == "xla"
+    assert kernels.resolve("auto", [FakeDevice("gpu")], fused_attention="cudnn") == "xla"
+
+
+def test_kernel_choices_that_cannot_run_say_what_to_do():
+    with pytest.raises(ConfigError, match="kernels must be one of"):
+        tiny_config(kernels="fast")
+    with pytest.raises(ConfigError, match="needs a bfloat16 or float16 compute dtype"):
+        tiny_config(fused_attention="cudnn")
+    with pytest.raises(ConfigError, match="needs the xla kernels.*model.kernels=xla"):
+        tiny_config(fused_attention="xla").with_kernels_for(jax.devices())
+    with pytest.raises(ConfigError, match="runs on NVIDIA GPUs only"):
+        tiny_config(kernels="xla", dtype="bfloat16", fused_attention="cudnn").with_kernels_for(jax.devices())
+    with pytest.raises(kernels.KernelError, match="must be resolved"):
+        kernels.for_config(tiny_config())
+
+
+def test_trainer_resolves_auto_for_its_mesh():
+    """The choice is made once, from the mesh's devices, when the trainer builds the model."""
+    cfg = tiny_config()
+    assert cfg.kernels == "auto"
+    trainer = Trainer(cfg, TrainHParams(), parallel.make_mesh((1, 8, 1)), total_steps=1)
+    assert trainer.cfg.kernels == "cpu"
+    trainer = Trainer(cfg.replace(kernels="xla"), TrainHParams(), parallel.make_mesh((1, 8, 1)), total_steps=1)
+    assert trainer.cfg.kernels == "xla"
+
+
+def _reference_attention(q, k, v, mask):
+    """Plain masked softmax attention in f32 with each kv head repeated for its query group:
+    q [B, T, h, D], k, v [B, S, kvh, D] -> [B, T, kvh, g, D]."""
+    b, t, h, d = q.shape
+    kvh = k.shape[2]
+    k, v = (jnp.repeat(x.astype(jnp.float32), h // kvh, axis=2) for x in (k, v))
+    scores = jnp.einsum("bthd,bshd->bhts", q.astype(jnp.float32), k) / np.sqrt(d)
+    probs = jax.nn.softmax(jnp.where(mask[:, None], scores, -1e30), axis=-1)
+    return jnp.einsum("bhts,bshd->bthd", probs, v).reshape(b, t, kvh, h // kvh, d)
+
+
+KERNEL_SETS = {"cpu": kernels.CpuKernels(), "xla": kernels.XlaKernels(),
+               "xla-fused-xla": kernels.XlaKernels("xla")}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("name", list(KERNEL_SETS))
+def test_attention_equals_plain_attention(name, dtype):
+    """Every set's training attention (`attend`) and decoding attention (`attend_cached`, the whole
+    sequence written into an empty cache of its layout) give plain softmax attention's values on every
+    real query row, and `attend` its gradients, with left padding longer than a causal block of the
+    cpu set and a last block shorter than the others."""
+    ks = KERNEL_SETS[name]
+    b, t, h, kvh, d = 3, 160, 6, 2, 8
+    assert kernels.causal_blocks(t) == [(0, 64), (64, 128), (128, 160)]
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    q, k, v = (jax.random.normal(key, (b, t, n, d)).astype(dtype) for key, n in zip(keys, (h, kvh, kvh)))
+    valid = jnp.arange(t)[None, :] >= jnp.array([0, 3, 100])[:, None]  # left padding
+    mask = jnp.tril(jnp.ones((t, t), bool))[None] & valid[:, None, :]
+    # A loss reads real positions only, as training's does: padded query rows may average over
+    # different key ranges on different paths, and nothing may depend on them.
+    weights = jax.random.normal(keys[3], (b, t, kvh, h // kvh, d)) * valid[:, :, None, None, None]
+    dt = jnp.dtype(dtype)
+
+    def loss(attend):
+        return lambda q, k, v: jnp.sum(attend(q, k, v).astype(jnp.float32) * weights)
+
+    ours, our_grads = jax.value_and_grad(loss(lambda q, k, v: ks.attend(q, k, v, mask, dt)), argnums=(0, 1, 2))(q, k, v)
+    ref, ref_grads = jax.value_and_grad(loss(lambda q, k, v: _reference_attention(q, k, v, mask)),
+                                        argnums=(0, 1, 2))(q, k, v)
+    cfg = tiny_config(num_attention_heads=h, num_key_value_heads=kvh, head_dim=d, hidden_size=h * d,
+                      num_hidden_layers=1, dtype=dtype, kernels=ks.name)
+    cache = ks.init_cache(cfg, b, t + 4)
+    layer_cache = {"k": cache["k"][0], "v": cache["v"][0]}
+    cache_mask = jnp.pad(mask, ((0, 0), (0, 0), (0, 4)))  # the 4 unwritten slots are never attended
+    out_cached, written = ks.attend_cached(q, k, v, layer_cache, jnp.int32(0), cache_mask)
+    out = ks.attend(q, k, v, mask, dt)
+    assert out.shape == out_cached.shape == (b, t, kvh, h // kvh, d)
+    assert written["k"].shape == layer_cache["k"].shape and written["k"].dtype == ks.cache_dtype(cfg)
+    tol = 1e-5 if dtype == "float32" else 2e-2  # bf16: scores and probabilities are rounded
+    real = np.asarray(valid)
+    out_ref = np.asarray(_reference_attention(q, k, v, mask))
+    np.testing.assert_allclose(np.asarray(out, np.float32)[real], out_ref[real], atol=tol)
+    np.testing.assert_allclose(np.asarray(out_cached, np.float32)[real], out_ref[real], atol=tol)
+    assert abs(float(ours) - float(ref)) <= tol * abs(float(ref)) + tol
+    for g_ours, g_ref in zip(our_grads, ref_grads):
+        g_ours, g_ref = np.asarray(g_ours, np.float32), np.asarray(g_ref, np.float32)
+        np.testing.assert_allclose(g_ours, g_ref, atol=tol * np.abs(g_ref).max())
+
+
+@pytest.mark.parametrize("name", ["cpu", "xla"])
+def test_cache_layout_and_dtype(name):
+    """cpu: keys [B, kvh, D, S] and values [B, kvh, S, D] in f32 under bf16 compute; xla: both
+    [B, kvh, S, D] in the compute dtype. Scanned layers stack, unrolled layers keep one array each."""
+    cfg = tiny_config(dtype="bfloat16", kernels=name)
+    from llm2llm_jax.model.llama import init_cache
+
+    stacked = init_cache(cfg, 2, 10)
+    unrolled = init_cache(cfg.replace(scan_layers=False), 2, 10)
+    kvh, d, layers = cfg.num_key_value_heads, cfg.head_dim, cfg.num_hidden_layers
+    k_shape = (2, kvh, d, 10) if name == "cpu" else (2, kvh, 10, d)
+    assert stacked["k"].shape == (layers,) + k_shape and stacked["v"].shape == (layers, 2, kvh, 10, d)
+    assert len(unrolled["k"]) == layers and unrolled["k"][0].shape == k_shape
+    assert stacked["k"].dtype == (jnp.float32 if name == "cpu" else jnp.bfloat16)

@@ -1,5 +1,5 @@
-"""Shared benchmark helpers: median timing, a matmul peak measured in-process, Llama FLOP counts, and
-running the offline default config in a subprocess for the accuracy comparisons."""
+"""Shared benchmark helpers: model shapes, median timing, a matmul peak measured in-process (CPU or GPU),
+Llama FLOP counts, the PyTorch device, and running the offline default config in a subprocess."""
 
 from __future__ import annotations
 
@@ -12,6 +12,44 @@ import time
 
 import jax
 import jax.numpy as jnp
+
+# Architectures the speed benchmarks time (random weights: speed does not depend on them).
+MODEL_SHAPES = {
+    "smollm2-135m": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                         num_attention_heads=9, num_key_value_heads=3, rope_theta=100000.0,
+                         tie_word_embeddings=True, max_position_embeddings=8192, rms_norm_eps=1e-5,
+                         bos_token_id=1, eos_token_id=2),
+    "llama-3.2-1b": dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                         num_attention_heads=32, num_key_value_heads=8, head_dim=64, rope_theta=500000.0,
+                         tie_word_embeddings=True, max_position_embeddings=131072, rms_norm_eps=1e-5,
+                         bos_token_id=128000, eos_token_id=128001),
+    "llama-2-7b": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                       num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
+                       rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2),
+    # For dry runs of the benchmark code on CPU.
+    "tiny": dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5,
+                 bos_token_id=1, eos_token_id=2),
+}
+
+
+def on_gpu() -> bool:
+    """JAX runs on an NVIDIA GPU here (the benchmarks then time PyTorch on CUDA too)."""
+    return jax.default_backend() == "gpu"
+
+
+def torch_device() -> str:
+    import torch
+
+    return "cuda" if on_gpu() and torch.cuda.is_available() else "cpu"
+
+
+def torch_sync() -> None:
+    """Wait for PyTorch's queued GPU work (its CUDA calls return before the work is done)."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
@@ -40,7 +78,7 @@ def fastest_seconds(fn, repeats: int) -> float:
 def matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:
     """FLOP/s of a jitted n x n matmul (f32 accumulation) on the default device, from its fastest of
     `repeats` runs (a peak, so that a noisy neighbour slows the measurement less): what MFU is quoted
-    against."""
+    against. On a GPU use n = 8192: smaller products do not fill the card."""
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
     b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32).astype(dtype)
     f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
@@ -48,12 +86,19 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") 
 
 
 def torch_matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:
-    """`matmul_peak_flops` for PyTorch's CPU matmul (MKL / oneDNN), same size, precision and timing."""
+    """`matmul_peak_flops` for PyTorch's matmul on `torch_device()` (MKL / oneDNN or cuBLAS), same size,
+    precision and timing."""
     import torch
 
     tdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-    a, b = torch.randn(n, n).to(tdtype), torch.randn(n, n).to(tdtype)
-    return 2 * n**3 / fastest_seconds(lambda: torch.matmul(a, b), repeats)
+    device = torch_device()
+    a, b = (torch.randn(n, n, device=device).to(tdtype) for _ in range(2))
+
+    def run():
+        torch.matmul(a, b)
+        torch_sync()
+
+    return 2 * n**3 / fastest_seconds(run, repeats)
 
 
 def matmul_params(cfg) -> tuple[int, int]:
@@ -64,13 +109,14 @@ def matmul_params(cfg) -> tuple[int, int]:
     return L * (h * q + 2 * h * kv + q * h + 3 * h * i), h * v
 
 
-def train_flops_per_token(cfg, seq_len: int, head_fraction: float = 1.0) -> float:
+def train_flops_per_token(cfg, seq_len: int, head_fraction: float = 1.0, frozen: bool = False) -> float:
     """Forward + backward FLOPs per token (6 x matmul params, causal attention halved), with the
-    vocabulary projection run on `head_fraction` of the tokens (1.0: all of them)."""
+    vocabulary projection run on `head_fraction` of the tokens (1.0: all of them). frozen: the weights
+    get no gradient (LoRA), so 4 x matmul params; the adapters' own FLOPs are not counted."""
     layer_params, head_params = matmul_params(cfg)
     q = cfg.num_attention_heads * cfg.head_dim
     attention = cfg.num_hidden_layers * 2 * 2 * seq_len * q / 2  # QK^T and PV, 2 flops per MAC, causal half
-    return 6 * (layer_params + head_fraction * head_params) + 3 * attention
+    return (4 if frozen else 6) * (layer_params + head_fraction * head_params) + 3 * attention
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,27 +1,32 @@
 """Llama-2-7B train step compiled (never run) for an 8-device mesh: per-device memory, and whether it fits.
 
 Lowers and compiles from abstract shapes only (nothing is allocated), on 8 simulated CPU devices,
-then prints XLA's memory analysis per device for full fine-tuning and for LoRA. The CPU compiler's
-buffer assignment stands in for the TPU's, so treat the figures as estimates of a TPU compile.
+then prints XLA's memory analysis per device for full fine-tuning and for LoRA. The model is built
+with the `xla` kernels (--kernels), the set a TPU or GPU mesh resolves 'auto' to, so no CPU-only
+layout copies are counted; the CPU compiler's buffer assignment stands in for the TPU's, so treat
+the figures as estimates of a TPU compile.
 
-  python benchmarks/compile_7b.py [--mesh 1,8,1 --micro-batch 8 --seq 1024 --targets 1024 --chip-gib 32]
+  python benchmarks/compile_7b.py [--mesh 1,8,1 --micro-batch 8 --seq 1024 --targets 1024 --chip-gib 32 --kernels xla]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 
 import jax  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import MODEL_SHAPES  # noqa: E402
+
 from llm2llm_jax import parallel  # noqa: E402
 from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
 from llm2llm_jax.train import TrainHParams, Trainer  # noqa: E402
 
-LLAMA2_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                 num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5)
+LLAMA2_7B = MODEL_SHAPES["llama-2-7b"]
 GIB = 1024**3
 
 
@@ -48,16 +53,19 @@ def main():
     ap.add_argument("--targets", type=int, default=0,
                     help="target tokens per row (the LM head runs only there); default --seq, the worst case")
     ap.add_argument("--chip-gib", type=float, default=32)
+    ap.add_argument("--kernels", default="xla", choices=["xla", "cpu"],
+                    help="kernel set (xla: what a TPU or GPU mesh runs; cpu: what this CPU would run)")
     args = ap.parse_args()
     mesh = parallel.make_mesh([int(x) for x in args.mesh.split(",")])
     hp = TrainHParams(batch_size=args.micro_batch * args.accum, micro_batch_size=args.micro_batch)
     shape = (args.accum, args.micro_batch, args.seq)
     targets = args.targets or args.seq
     print(f"Llama-2-7B train step, mesh (data, fsdp, tensor) = {tuple(mesh.devices.shape)}, batch {shape} "
-          f"[accum, rows, tokens], {targets} targets per row, jax {jax.__version__}")
-    full = LlamaConfig(**LLAMA2_7B, param_dtype="float32", dtype="bfloat16", remat_policy="full")
+          f"[accum, rows, tokens], {targets} targets per row, kernels={args.kernels}, jax {jax.__version__}")
+    full = LlamaConfig(**LLAMA2_7B, param_dtype="float32", dtype="bfloat16", remat_policy="full", kernels=args.kernels)
     analyse("full fine-tune (f32 params+Adam, bf16 compute)", full, hp, mesh, shape, targets, args.chip_gib)
-    lora = LlamaConfig(**LLAMA2_7B, param_dtype="bfloat16", dtype="bfloat16", remat_policy="full", lora_rank=16)
+    lora = LlamaConfig(**LLAMA2_7B, param_dtype="bfloat16", dtype="bfloat16", remat_policy="full", lora_rank=16,
+                       kernels=args.kernels)
     analyse("LoRA r=16 (bf16 frozen base)", lora, hp, mesh, shape, targets, args.chip_gib)
 
 

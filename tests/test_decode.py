@@ -150,6 +150,7 @@ def test_candidate_scores_match_transformers(tmp_path):
             assert abs(scores[i, j] - expected) < 1e-4
 
 
+@pytest.mark.multi_device
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_decoding_on_a_sharded_mesh_equals_one_device(kernels):
     """Params sharded over (2,2,2) and the batch over data x fsdp give the same greedy tokens."""

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import on_gpu
 from llm2llm_jax import parallel
 from llm2llm_jax.model import kernels
 from llm2llm_jax.model.config import ConfigError, tiny_config
@@ -20,11 +21,11 @@ class FakeDevice:
 
 
 def test_auto_picks_cpu_on_cpus_and_xla_elsewhere():
-    assert kernels.resolve("auto", jax.devices()) == "cpu"
+    assert kernels.resolve("auto", jax.devices("cpu")) == "cpu"
     assert kernels.resolve("auto", [FakeDevice("gpu")] * 2) == "xla"
     assert kernels.resolve("auto", [FakeDevice("tpu")] * 4) == "xla"
     assert kernels.resolve("cpu", [FakeDevice("gpu")]) == "cpu"  # an explicit choice is kept
-    assert kernels.resolve("xla", jax.devices()) == "xla"
+    assert kernels.resolve("xla", jax.devices("cpu")) == "xla"
     assert kernels.resolve("auto", [FakeDevice("gpu")], fused_attention="cudnn") == "xla"
 
 
@@ -34,9 +35,9 @@ def test_kernel_choices_that_cannot_run_say_what_to_do():
     with pytest.raises(ConfigError, match="needs a bfloat16 or float16 compute dtype"):
         tiny_config(fused_attention="cudnn")
     with pytest.raises(ConfigError, match="needs the xla kernels.*model.kernels=xla"):
-        tiny_config(fused_attention="xla").with_kernels_for(jax.devices())
+        tiny_config(fused_attention="xla").with_kernels_for(jax.devices("cpu"))
     with pytest.raises(ConfigError, match="runs on NVIDIA GPUs only"):
-        tiny_config(kernels="xla", dtype="bfloat16", fused_attention="cudnn").with_kernels_for(jax.devices())
+        tiny_config(kernels="xla", dtype="bfloat16", fused_attention="cudnn").with_kernels_for(jax.devices("cpu"))
     with pytest.raises(kernels.KernelError, match="must be resolved"):
         kernels.for_config(tiny_config())
 
@@ -45,10 +46,9 @@ def test_trainer_resolves_auto_for_its_mesh():
     """The choice is made once, from the mesh's devices, when the trainer builds the model."""
     cfg = tiny_config()
     assert cfg.kernels == "auto"
-    trainer = Trainer(cfg, TrainHParams(), parallel.make_mesh((1, 8, 1)), total_steps=1)
-    assert trainer.cfg.kernels == "cpu"
-    trainer = Trainer(cfg.replace(kernels="xla"), TrainHParams(), parallel.make_mesh((1, 8, 1)), total_steps=1)
-    assert trainer.cfg.kernels == "xla"
+    cpus = parallel.make_mesh((1, -1, 1), devices=jax.devices("cpu"))
+    assert Trainer(cfg, TrainHParams(), cpus, total_steps=1).cfg.kernels == "cpu"
+    assert Trainer(cfg.replace(kernels="xla"), TrainHParams(), cpus, total_steps=1).cfg.kernels == "xla"
 
 
 def _reference_attention(q, k, v, mask):
@@ -64,11 +64,15 @@ def _reference_attention(q, k, v, mask):
 
 KERNEL_SETS = {"cpu": kernels.CpuKernels(), "xla": kernels.XlaKernels(),
                "xla-fused-xla": kernels.XlaKernels("xla")}
+if on_gpu():
+    KERNEL_SETS["xla-fused-cudnn"] = kernels.XlaKernels("cudnn")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("name", list(KERNEL_SETS))
 def test_attention_equals_plain_attention(name, dtype):
+    if name.endswith("cudnn") and dtype == "float32":
+        pytest.skip("cuDNN attention runs bf16 and fp16 only")
     """Every set's training attention (`attend`) and decoding attention (`attend_cached`, the whole
     sequence written into an empty cache of its layout) give plain softmax attention's values on every
     real query row, and `attend` its gradients, with left padding longer than a causal block of the

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import make_hf_llama, random_batch, torch_logits
+from conftest import make_hf_llama, on_gpu, random_batch, torch_logits
 from llm2llm_jax.model.llama import forward
 from llm2llm_jax.model.weights import load_hf_checkpoint
 
@@ -69,10 +69,13 @@ def test_remat_keeps_logits_and_grads(tmp_path, policy, kernels):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
 
 
-@pytest.mark.parametrize("kernels", ["cpu", "xla"])
+BF16_KERNELS = dict(KERNELS, **({"xla-cudnn": dict(kernels="xla", fused_attention="cudnn")} if on_gpu() else {}))
+
+
+@pytest.mark.parametrize("kernels", list(BF16_KERNELS))
 def test_bf16_compute_tracks_f32(tmp_path, kernels):
     path, ref_model = make_hf_llama(tmp_path)
-    cfg16, params16 = load_hf_checkpoint(path, dtype="bfloat16", param_dtype="bfloat16", kernels=kernels)
+    cfg16, params16 = load_hf_checkpoint(path, dtype="bfloat16", param_dtype="bfloat16", **BF16_KERNELS[kernels])
     ids, mask = random_batch(cfg16.vocab_size)
     ref = torch_logits(ref_model, ids, mask)
     out16 = np.asarray(forward(cfg16, params16, jnp.asarray(ids), jnp.asarray(mask)))

@@ -1,0 +1,52 @@
+"""benchmarks/accelerator_check.sh --cpu-dry-run: every step of the GPU check runs on CPU with tiny sizes and
+leaves its figures; the targets are read from the figures the way a GPU run's would be."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+
+def test_cpu_dry_run_runs_every_step(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable)
+    proc = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "accelerator_check.sh"), "--cpu-dry-run"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "accelerator_check.json").read_text())
+    log = (tmp_path / "accelerator_check.log").read_text()
+    assert report["mode"] == "cpu-dry-run" and report["device"]["backend"] == "cpu"
+    assert report["device"]["jax_bf16_matmul_tflops"] > 0 and report["device"]["torch_bf16_matmul_tflops"] > 0
+    steps = report["steps"]
+    assert list(steps) == ["tests", "train_llama_1b", "decode", "default_run", "train_llama_7b_lora"]
+    assert all(step["status"] == "ok" for step in steps.values()), steps
+    assert "1 passed" in log or "passed" in log
+    for name in ("train_llama_1b", "train_llama_7b_lora"):
+        (row,) = steps[name]["figures"]
+        assert row["precision"] == "bf16" and row["torch"]["tokens_per_s"] > 0
+        assert row["kernels"]["xla+fused"]["tokens_per_s"] > 0 and 0 < row["kernels"]["xla+fused"]["mfu"] < 1
+    assert steps["train_llama_7b_lora"]["figures"][0]["lora_rank"] == 4
+    (dec,) = steps["decode"]["figures"]
+    assert set(dec["batches"]) == {"1", "2"} and dec["batches"]["2"]["kernels"]["xla"]["tokens_per_s"] > 0
+    assert len(steps["default_run"]["figures"]["test_accuracy"]) == 1
+    assert any(line.startswith("train step >= 1B") for line in report["targets"])
+
+
+def test_targets_are_read_from_the_figures():
+    from accelerator_check import targets
+
+    def report(mfu, vs_torch, decode_ratio, seconds):
+        return {"steps": {
+            "train_llama_1b": {"figures": [{"kernels": {"xla": {"mfu": mfu, "vs_torch": vs_torch},
+                                                        "xla+cudnn": {"mfu": mfu / 2, "vs_torch": 9.0}}}]},
+            "decode": {"figures": [{"batches": {"32": {"kernels": {"xla": {"vs_transformers": decode_ratio}}}}}]},
+            "default_run": {"status": "ok", "seconds": seconds}}}
+
+    met = targets(report(0.55, 1.4, 2.5, 50))
+    assert len(met) == 3 and all(line.endswith(": met") for line in met), met
+    assert "kernels=xla:" in met[0]  # the row with the best MFU is the one judged
+    missed = targets(report(0.45, 1.4, 1.9, 75))
+    assert all(line.endswith("NOT met") for line in missed), missed
+    assert targets({"steps": {}}) == []

@@ -39,6 +39,9 @@ def test_malformed_config_and_bad_values_say_what_to_do(tmp_path):
     assert proc.returncode != 0 and "iterations" in proc.stderr
     proc = _run("--config=configs/default.py", "--config.method=magic", f"--config.workdir={tmp_path / 'w'}")
     assert proc.returncode == 2 and "config.method='magic'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _run("--config=configs/default.py", "--config.model.kernels=fast", f"--config.workdir={tmp_path / 'k'}")
+    assert proc.returncode == 2 and "model.kernels" in proc.stderr and "'fast'" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_missing_api_key_and_offline_tfds_are_explained(tmp_path):

@@ -96,13 +96,14 @@ class LlamaConfig:
             raise ConfigError(f"{source}: lora_targets has unknown projection(s) {sorted(unknown)}; "
                               f"choose from {LORA_TARGETS}")
         if self.kernels not in kernels_lib.KERNEL_SETS:
-            raise ConfigError(f"{source}: kernels must be one of {kernels_lib.KERNEL_SETS}, got {self.kernels!r}")
+            raise ConfigError(f"{source}: kernels (config key model.kernels) must be one of "
+                              f"{kernels_lib.KERNEL_SETS}, got {self.kernels!r}")
         if self.fused_attention not in kernels_lib.FUSED_ATTENTION:
-            raise ConfigError(f"{source}: fused_attention must be one of {kernels_lib.FUSED_ATTENTION}, "
-                              f"got {self.fused_attention!r}")
+            raise ConfigError(f"{source}: fused_attention (config key model.fused_attention) must be one of "
+                              f"{kernels_lib.FUSED_ATTENTION}, got {self.fused_attention!r}")
         if self.fused_attention == "cudnn" and self.dtype == "float32":
-            raise ConfigError(f"{source}: fused_attention='cudnn' needs a bfloat16 or float16 compute dtype, "
-                              f"got dtype='float32'; set dtype=bfloat16 or fused_attention=xla")
+            raise ConfigError(f"{source}: model.fused_attention='cudnn' needs a bfloat16 or float16 compute dtype, "
+                              f"got model.dtype='float32'; set model.dtype=bfloat16 or model.fused_attention=xla")
         if self.remat_policy not in REMAT_POLICIES:
             raise ConfigError(f"{source}: remat_policy must be one of {REMAT_POLICIES}, got {self.remat_policy!r}")
 

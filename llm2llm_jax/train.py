@@ -59,14 +59,24 @@ class TrainHParams:
         return self.batch_size // micro
 
 
-def make_optimizer(hp: TrainHParams, total_steps: int) -> optax.GradientTransformation:
-    warmup = max(1, int(round(hp.warmup_ratio * total_steps))) if hp.warmup_ratio > 0 else 0
-    schedule = optax.warmup_cosine_decay_schedule(
+def warmup_steps(hp: TrainHParams, total_steps: int) -> int:
+    return max(1, int(round(hp.warmup_ratio * total_steps))) if hp.warmup_ratio > 0 else 0
+
+
+def learning_rate_schedule(hp: TrainHParams, total_steps: int) -> optax.Schedule:
+    """Linear warmup from 0 to the peak over warmup_ratio of the steps, then cosine decay to 0 at the last."""
+    warmup = warmup_steps(hp, total_steps)
+    return optax.warmup_cosine_decay_schedule(
         init_value=0.0 if warmup else hp.learning_rate, peak_value=hp.learning_rate, warmup_steps=warmup,
         decay_steps=max(total_steps, warmup + 1), end_value=0.0)
+
+
+def make_optimizer(hp: TrainHParams, total_steps: int) -> optax.GradientTransformation:
+    """Clip by global norm, then AdamW on `learning_rate_schedule` (the paper's recipe)."""
     return optax.chain(
         optax.clip_by_global_norm(hp.max_grad_norm) if hp.max_grad_norm > 0 else optax.identity(),
-        optax.adamw(schedule, b1=hp.adam_b1, b2=hp.adam_b2, eps=hp.adam_eps, weight_decay=hp.weight_decay),
+        optax.adamw(learning_rate_schedule(hp, total_steps), b1=hp.adam_b1, b2=hp.adam_b2, eps=hp.adam_eps,
+                    weight_decay=hp.weight_decay),
     )
 
 

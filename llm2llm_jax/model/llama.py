@@ -271,11 +271,18 @@ def _with_kernels(cfg: LlamaConfig) -> LlamaConfig:
     return cfg.with_kernels_for(jax.devices()) if cfg.kernels == "auto" else cfg
 
 
-def init_params(cfg: LlamaConfig, rng: Any, seq_len: int = 8) -> dict:
-    """Random params (unboxed plain arrays) for `cfg`."""
+@functools.lru_cache(maxsize=16)
+def _initializer(cfg: LlamaConfig, seq_len: int):
     model = LlamaForCausalLM(cfg)
-    variables = model.init(rng, jnp.zeros((1, seq_len), jnp.int32))
-    return nn.meta.unbox(variables["params"])
+    return jax.jit(lambda rng: model.init(rng, jnp.zeros((1, seq_len), jnp.int32)))
+
+
+def init_params(cfg: LlamaConfig, rng: Any, seq_len: int = 8) -> dict:
+    """Random params (unboxed plain arrays) for `cfg`.
+
+    Initialised by one compiled program per config: run op by op, flax's init dispatches and compiles
+    about a hundred small programs, which took longer than the model's first training step."""
+    return nn.meta.unbox(_initializer(cfg, seq_len)(rng)["params"])
 
 
 def abstract_params(cfg: LlamaConfig, seq_len: int = 8):

@@ -36,9 +36,12 @@ def test_cached_logits_equal_uncached(kernels):
     assert np.abs(stepped - full)[valid].max() < 1e-5
 
 
-@pytest.mark.parametrize("kernels", KERNELS)
-@pytest.mark.parametrize("scan", [True, False], ids=["scan", "unrolled"])
-@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+# Each pair of (tied or not, scanned or not, kernel set) values appears in one of the four variants.
+DECODE_VARIANTS = [(True, True, "cpu"), (False, True, "xla"), (True, False, "xla"), (False, False, "cpu")]
+
+
+@pytest.mark.parametrize("tied,scan,kernels", DECODE_VARIANTS,
+                         ids=[f"{'tied' if t else 'untied'}-{'scan' if s else 'unrolled'}-{k}" for t, s, k in DECODE_VARIANTS])
 def test_generate_equals_greedy_by_full_forward(scan, tied, kernels):
     """The decode loop (stacked or per-layer cache, untied head built for the loop, last-position prefill)
     picks the same tokens as re-running the whole sequence each step."""
@@ -114,7 +117,7 @@ def test_greedy_matches_transformers_generate(smollm2, smollm2_torch, kernels):
         assert list(tokens[row, :n]) == list(ref[row, :n]), f"row {row} differs"
 
 
-def test_sampling_is_reproducible_and_respects_eos():
+def test_sampling_is_reproducible():
     cfg = tiny_config()
     params = init_params(cfg, jax.random.PRNGKey(1))
     ids, mask = left_pad([[5, 6, 7], [8, 9]], pad_id=0, multiple=1)
@@ -123,11 +126,78 @@ def test_sampling_is_reproducible_and_respects_eos():
     b = generate(*args, jax.random.PRNGKey(3), max_new_tokens=12, temperature=1.0, top_p=0.9, eos_ids=(2,))
     c = generate(*args, jax.random.PRNGKey(4), max_new_tokens=12, temperature=1.0, top_p=0.9, eos_ids=(2,))
     assert np.array_equal(a[0], b[0]) and not np.array_equal(a[0], c[0])
-    # make token 7 the EOS: greedy rows stop there and pad afterwards
-    greedy, lengths = generate(*args, jax.random.PRNGKey(0), max_new_tokens=12, eos_ids=(int(
-        np.asarray(generate(*args, jax.random.PRNGKey(0), max_new_tokens=1)[0])[0, 0]),), pad_id=0)
-    greedy, lengths = np.asarray(greedy), np.asarray(lengths)
-    assert lengths[0] == 1 and (greedy[0, 1:] == 0).all()
+
+
+def test_every_row_stops_at_its_eos():
+    """Two tokens of an EOS-free greedy run are declared EOS: every row ends at its first one (kept, then
+    padding; length counts it) and a row that never meets one runs to max_new_tokens."""
+    cfg = tiny_config()
+    params = init_params(cfg, jax.random.PRNGKey(1))
+    ids, mask = left_pad([[5, 6, 7], [8, 9], [10, 11, 12, 13], [14]], pad_id=0, multiple=1)
+    args = (cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0))
+    free = np.asarray(generate(*args, max_new_tokens=12)[0])
+    eos = (int(free[0, 1]), int(free[2, 4]))
+    tokens, lengths = generate(*args, max_new_tokens=12, eos_ids=eos, pad_id=0)
+    tokens, lengths = np.asarray(tokens), np.asarray(lengths)
+    for row in range(4):
+        hits = [j for j in range(12) if free[row, j] in eos]
+        n = hits[0] + 1 if hits else 12
+        assert lengths[row] == n, f"row {row}"
+        np.testing.assert_array_equal(tokens[row, :n], free[row, :n])
+        assert (tokens[row, n:] == 0).all(), f"row {row} continues after its EOS"
+    assert lengths[0] == 2 and len(set(lengths.tolist())) > 1
+
+
+def _nucleus_logits():
+    """Hand-set next-token distribution over 6 tokens, in shuffled vocabulary order."""
+    probs = np.array([0.05, 0.4, 0.1, 0.25, 0.15, 0.05])
+    return np.log(probs), probs
+
+
+def _draw(logits, n, temperature, top_p, seed=0):
+    keys = jax.random.split(jax.random.PRNGKey(seed), n)
+    rows = jnp.asarray(np.tile(logits, (n, 1)), jnp.float32)
+    return np.asarray(choose_token(rows, keys, temperature, top_p))
+
+
+@pytest.mark.parametrize("top_p,nucleus", [(0.35, {1}), (0.6, {1, 3}), (0.7, {1, 3, 4}), (0.85, {1, 3, 4, 2}),
+                                           (1.0, {0, 1, 2, 3, 4, 5})])
+def test_top_p_keeps_exactly_the_nucleus(top_p, nucleus):
+    """The smallest set of most likely tokens whose mass reaches top_p, sampled in proportion to their
+    probabilities (the reference is worked out here from the hand-set distribution)."""
+    logits, probs = _nucleus_logits()
+    drawn = _draw(logits, 8000, 1.0, top_p)
+    assert set(drawn.tolist()) == nucleus
+    kept = np.array(sorted(nucleus))
+    freq = np.array([(drawn == t).mean() for t in kept])
+    np.testing.assert_allclose(freq, probs[kept] / probs[kept].sum(), atol=0.025)
+
+
+def test_temperature_sampling_follows_the_softmax():
+    logits = np.array([2.0, 1.0, 0.0, -1.0])
+    for temperature in (0.5, 2.0):
+        drawn = _draw(logits, 8000, temperature, 1.0, seed=1)
+        want = np.exp(logits / temperature) / np.exp(logits / temperature).sum()
+        np.testing.assert_allclose(np.bincount(drawn, minlength=4) / 8000, want, atol=0.025)
+
+
+def test_a_rows_sample_does_not_depend_on_its_neighbours():
+    """With one key per row, a prompt samples the same tokens whichever rows share its batch (the teacher's
+    cache stores answers per request on this)."""
+    cfg = tiny_config()
+    params = init_params(cfg, jax.random.PRNGKey(4))
+    prompts = {"a": [5, 6, 7, 8], "b": [9, 10, 11, 12], "c": [13, 14, 15, 16]}
+    keys = {name: jax.random.PRNGKey(i) for i, name in enumerate(prompts, 10)}
+
+    def sample(names):
+        ids, mask = left_pad([prompts[n] for n in names], pad_id=0, multiple=1)
+        tokens, _ = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jnp.stack([keys[n] for n in names]),
+                             max_new_tokens=8, temperature=1.0, top_p=0.95)
+        return np.asarray(tokens)
+
+    first, second = sample(["a", "b"]), sample(["c", "a"])
+    np.testing.assert_array_equal(first[0], second[1])
+    assert not np.array_equal(first[0], first[1])
 
 
 def test_candidate_scores_match_transformers(tmp_path):

@@ -1,6 +1,7 @@
 """The Colab notebook executes top to bottom (nbclient) with a tiny student and the local teacher."""
 
 import os
+import re
 
 import nbformat
 from nbclient import NotebookClient
@@ -15,6 +16,13 @@ def test_notebook_runs(monkeypatch):
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(path)}}).execute()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "trec llm2llm 2 local" in outputs
-    assert "seed" in outputs and "test" in outputs
+    rows = [tuple(int(x) for x in (m[0], m[1], m[4])) + (float(m[2]), float(m[3]))
+            for m in re.findall(r"^(\d+) (\d+) seed ([\d.]+)% test ([\d.]+)% new (\d+)$", outputs, re.M)]
+    assert [r[0] for r in rows] == [0, 1], outputs  # one printed line per iteration
+    (_, size0, new0, seed_acc0, _), (_, size1, _, _, _) = rows
+    assert size0 == 8 and size1 == size0 + new0  # the seed set, then the seed set plus what was kept
+    assert 0.0 <= seed_acc0 <= 100.0
     shown = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "display_data"]
-    assert any("image/png" in o["data"] for o in shown)
+    assert any(o["data"].get("image/png") for o in shown)
+    tables = [o["data"]["text/markdown"] for o in shown if "text/markdown" in o["data"]]
+    assert tables and "| iteration | train size |" in tables[0] and tables[0].count("\n| 1 |") == 1

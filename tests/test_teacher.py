@@ -104,13 +104,22 @@ def test_budget_stops_cleanly(served):
 
 
 def test_malformed_teacher_text_is_counted_not_fatal(served):
+    """Chatter, an item without an output and one without an input come back through the real client, are
+    parsed into candidates, and are counted as drops; the well-formed item is kept."""
     server, make = served
-    server.steps = [("ok", "Sure! Here are some ideas:\nmaybe something about phones")]
+    server.steps = [("ok", "Sure! Here are some ideas:\n1. Input: Who discovered penicillin ?\n"
+                           "2. Output: human\nmaybe something about phones\n"
+                           "3. Input: Where is Lima ?\n   Output: location")]
     text = make().complete(_request())
     cands = parse_examples(text, TASKS["trec"])
+    assert cands == [{"input": "Who discovered penicillin ?", "raw_output": ""},
+                     {"input": "", "raw_output": "human\nmaybe something about phones"},
+                     {"input": "Where is Lima ?", "raw_output": "location"}]
     filt = AugmentationFilter(TASKS["trec"], ["Who wrote Hamlet ?"], [])
     kept, drops = filt.apply(cands)
-    assert kept == [] and sum(drops.values()) == len(cands)
+    assert kept == [{"input": "Where is Lima ?", "output": "LOC"}]
+    assert drops["empty"] == 2 and sum(drops.values()) == 2
+    assert parse_examples("Sorry, I cannot help with that.", TASKS["trec"]) == []  # no item at all
 
 
 def test_missing_api_key_names_the_variable(monkeypatch):

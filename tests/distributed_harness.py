@@ -29,7 +29,7 @@ def main():
     from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
     from llm2llm_jax.teacher.cache import DiskCache
 
-    config = loop_harness.small_config(workdir, iterations=2, epochs=4)
+    config = loop_harness.small_config(workdir, iterations=2, epochs=2)
     config.data.test_limit = 8
     teacher = ScriptedBackend(TeacherSettings(kind="scripted", concurrency=1),
                               DiskCache(os.path.join(workdir, "teacher_cache")), script=loop_harness.scripted_answer)

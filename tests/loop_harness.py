@@ -45,7 +45,7 @@ def scripted_answer(request) -> str:
     return f"1. Input: Tell me, {text.lower()} (variant {request.seed % 997})\n   Output: {label}"
 
 
-def small_config(workdir, iterations=3, method="llm2llm", epochs=6):
+def small_config(workdir, iterations=3, method="llm2llm", epochs=3):
     from configs.base import base_config
 
     c = base_config()

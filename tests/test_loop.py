@@ -46,7 +46,10 @@ def reference_run(tmp_path_factory):
     return workdir, out
 
 
-def test_loop_sends_only_wrong_seed_examples_and_trains_from_base(tmp_path, monkeypatch):
+def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch):
+    """The real controller and a real (tiny) student: every iteration's Trainer starts from the same base
+    weights, the teacher is asked about the student's wrong seed examples, and the run leaves its report.
+    (Which examples are sent, and what is kept, is pinned down with a stand-in student below.)"""
     from llm2llm_jax import loop
     from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
     from llm2llm_jax.teacher.cache import DiskCache
@@ -62,30 +65,20 @@ def test_loop_sends_only_wrong_seed_examples_and_trains_from_base(tmp_path, monk
         return original_init(self, params)
 
     monkeypatch.setattr(Trainer, "init_state", init_state)
-    config = loop_harness.small_config(str(tmp_path / "run"), iterations=3, epochs=16)  # enough to get some right
+    config = loop_harness.small_config(str(tmp_path / "run"), iterations=2, epochs=2)
     teacher = ScriptedBackend(TeacherSettings(kind="scripted"), DiskCache(str(tmp_path / "run" / "teacher_cache")),
                               script=loop_harness.scripted_answer)
     rows = loop.run_from_config(config, model=model, teacher=teacher)
 
-    assert [r["iteration"] for r in rows] == [0, 1, 2]
-    assert len(seen_params) == 3 and all(p == base_fingerprint for p in seen_params)  # always the base weights
+    assert [r["iteration"] for r in rows] == [0, 1]
+    assert len(seen_params) == 2 and all(p == base_fingerprint for p in seen_params)  # always the base weights
     seed = files.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))
     by_input = {ex["input"]: ex["id"] for ex in seed}
-    requests = iter(teacher.seen)
-    for i in (0, 1):
-        preds = files.read_jsonl(str(tmp_path / "run" / f"iter_{i:04d}" / "predictions_seed.jsonl"))
-        wrong = {p["id"] for p in preds if not p["correct"]}
-        asked = []
-        for _ in range(len(wrong)):
-            text = next(requests).turns[-1]["content"].split("\n")[1].removeprefix("Input: ")
-            assert text in by_input, "a request was made from something that is not a seed example"
-            asked.append(by_input[text])
-        assert set(asked) == wrong and len(asked) == len(wrong)
-        augmented = files.read_jsonl(str(tmp_path / "run" / f"iter_{i:04d}" / "augment.jsonl"))
-        assert all(a["parent_id"] in wrong and a["origin"] == "teacher" and a["iteration"] == i + 1 for a in augmented)
-    assert next(requests, None) is None  # the last iteration asks nothing
-    assert 0 < rows[0]["seed_wrong"] < len(seed) or 0 < rows[1]["seed_wrong"] < len(seed)  # a real mix of right/wrong
-    assert rows[1]["train_size"] == rows[0]["train_size"] + rows[0]["new_examples"]
+    preds = files.read_jsonl(str(tmp_path / "run" / "iter_0000" / "predictions_seed.jsonl"))
+    wrong = {p["id"] for p in preds if not p["correct"]}
+    asked = [by_input[r.turns[-1]["content"].split("\n")[1].removeprefix("Input: ")] for r in teacher.seen]
+    assert sorted(asked) == sorted(wrong) and rows[0]["seed_wrong"] == len(wrong) > 0
+    assert rows[1]["train_size"] == rows[0]["train_size"] + rows[0]["new_examples"] > rows[0]["train_size"]
     for name in ("metrics.jsonl", "report.md", "report.png", "config.json"):
         assert os.path.getsize(tmp_path / "run" / name) > 0
     assert "test accuracy" in (tmp_path / "run" / "report.md").read_text()
@@ -109,27 +102,6 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, reference_run, stage)
             assert (workdir / f"iter_{i:04d}" / name).read_text() == (ref_dir / f"iter_{i:04d}" / name).read_text()
 
 
-def test_budget_stops_cleanly_and_a_larger_budget_continues(tmp_path):
-    from llm2llm_jax import loop
-    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
-    from llm2llm_jax.teacher.cache import DiskCache
-
-    model = loop_harness.tiny_student()
-    config = loop_harness.small_config(str(tmp_path / "run"), iterations=2)
-
-    def teacher(max_calls):
-        return ScriptedBackend(TeacherSettings(kind="scripted", max_calls=max_calls, concurrency=1),
-                               DiskCache(str(tmp_path / "run" / "teacher_cache")), script=loop_harness.scripted_answer)
-
-    with pytest.raises(loop.RunError, match="budget spent: 2 of 2 calls.*rerun the same command"):
-        loop.run_from_config(config, model=model, teacher=teacher(2))
-    assert os.path.exists(tmp_path / "run" / "iter_0000" / "predictions_seed.jsonl")
-    second = teacher(0)
-    rows = loop.run_from_config(config, model=model, teacher=second)
-    assert len(rows) == 2
-    assert len(second.seen) == rows[0]["teacher_requests"] - 2  # the two paid answers came from the cache
-
-
 def test_workdir_with_another_config_is_refused(tmp_path):
     from llm2llm_jax import loop
 
@@ -144,36 +116,15 @@ def test_workdir_with_another_config_is_refused(tmp_path):
     loop.Llm2llmRun(more)._check_config()  # more iterations is a continuation, not a clash
 
 
-def test_loop_with_lora_and_the_eda_baseline(tmp_path):
-    """LoRA students and the EDA baseline go through the same controller (adapters fresh each iteration)."""
+def test_loop_with_a_lora_student(tmp_path):
+    """A LoRA student goes through the same controller (adapters fresh each iteration)."""
     from llm2llm_jax import loop
 
     cfg, params, tok = loop_harness.tiny_student()
     lora_model = (cfg.replace(lora_rank=4), params, tok)
-    config = loop_harness.small_config(str(tmp_path / "lora"), iterations=2, epochs=2)
+    config = loop_harness.small_config(str(tmp_path / "lora"), iterations=2, epochs=1)
     rows = loop.run_from_config(config, model=lora_model, teacher=_scripted(tmp_path / "lora"))
-    assert [r["iteration"] for r in rows] == [0, 1] and rows[1]["train_size"] >= rows[0]["train_size"]
-    eda = loop_harness.small_config(str(tmp_path / "eda"), iterations=2, epochs=2, method="eda")
-    rows = loop.run_from_config(eda, model=(cfg, params, tok))
-    augmented = files.read_jsonl(str(tmp_path / "eda" / "iter_0000" / "augment.jsonl"))
-    assert rows[0]["teacher_requests"] == 0 and all(a["origin"] == "eda" for a in augmented)
-
-
-def test_pool_teacher_adds_real_rows_of_the_failed_class(tmp_path):
-    """The diagnostic 'pool' teacher: unused training rows with each wrong seed example's label."""
-    from llm2llm_jax import loop
-
-    config = loop_harness.small_config(str(tmp_path / "pool"), iterations=2, epochs=2)
-    config.teacher.kind = "pool"
-    config.teacher.per_example = 2
-    config.teacher.same_label = True
-    rows = loop.run_from_config(config, model=loop_harness.tiny_student())
-    augmented = files.read_jsonl(str(tmp_path / "pool" / "iter_0000" / "augment.jsonl"))
-    seed = {ex["id"]: ex for ex in files.read_jsonl(str(tmp_path / "pool" / "data" / "seed.jsonl"))}
-    test = files.read_jsonl(str(tmp_path / "pool" / "data" / "test.jsonl"))
-    assert rows[0]["seed_wrong"] > 0 and len(augmented) == rows[0]["new_examples"] > 0
-    assert all(a["origin"] == "pool" and a["output"] == seed[a["parent_id"]]["output"] for a in augmented)
-    assert not {a["input"] for a in augmented} & ({ex["input"] for ex in seed.values()} | {ex["input"] for ex in test})
+    assert [r["iteration"] for r in rows] == [0, 1] and rows[1]["train_size"] > rows[0]["train_size"]
 
 
 def _scripted(workdir):
@@ -182,3 +133,209 @@ def _scripted(workdir):
 
     return ScriptedBackend(TeacherSettings(kind="scripted"), DiskCache(str(workdir / "teacher_cache")),
                            script=loop_harness.scripted_answer)
+
+
+# ---------------------------------------------------------------------------- the controller with a stand-in student
+# Short TREC-style questions (ROUGE-L between a question and its tagged variants stays under the 0.95 threshold).
+ORACLE_TRAIN = [("What does NASA stand for ?", "ABBR"), ("Who wrote Hamlet ?", "HUM"),
+                ("Where is Lake Titicaca ?", "LOC"), ("How many moons does Mars have ?", "NUM"),
+                ("What is a quasar ?", "DESC"), ("What color is a ruby ?", "ENTY"),
+                ("Who painted the Night Watch ?", "HUM"), ("Where is the Alhambra ?", "LOC"),
+                ("How tall is Mount Fuji ?", "NUM"), ("What is photosynthesis ?", "DESC"),
+                ("What does CPU mean ?", "ABBR"), ("What animal is a kea ?", "ENTY")]
+ORACLE_TEST = [("Where is Timbuktu ?", "LOC"), ("Who invented radio ?", "HUM"), ("What is a comet ?", "DESC"),
+               ("Who wrote Hamlet ?", "HUM")]  # the last one duplicates a training row: it must not be a seed
+ORACLE_RIGHT = {"What does NASA stand for ?", "Where is Lake Titicaca ?", "What is a quasar ?",
+                "Who painted the Night Watch ?", "What is photosynthesis ?"}
+OTHER_LABEL = {"ABBR": "DESC", "DESC": "ENTY", "ENTY": "HUM", "HUM": "LOC", "LOC": "NUM", "NUM": "ABBR"}
+
+
+class OracleRun:
+    """Builds an Llm2llmRun whose student is a stand-in: training returns at once, and evaluation answers the
+    seed examples in ORACLE_RIGHT correctly and every other one with a wrong class, whatever the training
+    set. The rest (data, shards, teacher requests, filters, resume) is the real controller."""
+
+    @staticmethod
+    def make(config, teacher):
+        from llm2llm_jax import loop
+
+        class Run(loop.Llm2llmRun):
+            def train(self, i, train_set):
+                trained_on.append(sorted(ex["input"] for ex in train_set))
+                return None, {"steps": 0, "examples": len(train_set), "truncation": {}, "final_loss": None}
+
+            def evaluate(self, params, examples, desc):
+                out = []
+                for ex in examples:
+                    right = ex["input"] in ORACLE_RIGHT
+                    label = ex["output"] if right else OTHER_LABEL[ex["output"]]
+                    out.append({"id": ex["id"], "generation": " " + self.task.verbalize(label), "prediction": label,
+                                "correct": right})
+                return out
+
+        trained_on = []
+        run = Run(config, teacher=teacher)
+        run.trained_on = trained_on
+        return run
+
+
+def oracle_teacher_answer(request) -> str:
+    """Four items per request: a verbatim copy of the seed input (a duplicate), a fixed rewording (new once,
+    then a duplicate in later iterations), a variant tagged with the request's seed (new every time), and
+    one with the student's wrong class (a label mismatch under same_label)."""
+    import re
+
+    last = request.turns[-1]["content"]
+    text = re.search(r"^Input: (.*)$", last, re.M).group(1)
+    label = re.search(r"^Correct output: (.*)$", last, re.M).group(1)
+    student = re.search(r"^Student's output: (.*)$", last, re.M).group(1)
+    items = [(text, label), (f"Tell me, {text.lower()}", label), (f"{text} (variant {request.seed % 997})", label),
+             (f"{text} Answer briefly.", student)]
+    return "\n".join(f"{n}. Input: {q}\n   Output: {a}" for n, (q, a) in enumerate(items, 1))
+
+
+def _oracle_config(tmp_path, name):
+    workdir = tmp_path / name
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    for split, rows in (("train", ORACLE_TRAIN), ("test", ORACLE_TEST)):
+        files.write_jsonl(str(data / f"{split}.jsonl"), [{"input": q, "output": a} for q, a in rows])
+    config = loop_harness.small_config(str(workdir), iterations=3)
+    config.data.source = "file"
+    config.data.train_path = str(data / "train.jsonl")
+    config.data.test_path = str(data / "test.jsonl")
+    config.data.seed_count = 0
+    config.data.seed_fraction = 1.0
+    config.teacher.per_example = 4
+    config.teacher.same_label = True
+    config.teacher.concurrency = 1
+    return config
+
+
+def _oracle_teacher(workdir, script=oracle_teacher_answer):
+    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
+    from llm2llm_jax.teacher.cache import DiskCache
+
+    return ScriptedBackend(TeacherSettings(kind="scripted", concurrency=1), DiskCache(str(workdir / "teacher_cache")),
+                           script=script)
+
+
+def test_controller_sends_wrong_seed_examples_and_keeps_gold_labelled_new_ones(tmp_path, capsys):
+    """A student right on 5 of 11 seed examples: each iteration asks the teacher about exactly the 6 wrong
+    ones (with their gold class and the student's answer, a fresh sample seed per iteration), keeps new
+    examples of the gold class only, drops copies of seed examples and of what earlier iterations kept,
+    and trains iteration i+1 on everything iteration i trained on plus what it kept."""
+    config = _oracle_config(tmp_path, "run")
+    teacher = _oracle_teacher(tmp_path / "run")
+    run = OracleRun.make(config, teacher)
+    rows = run.run()
+
+    seed = files.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))
+    assert len(seed) == 11 and "Who wrote Hamlet ?" not in {ex["input"] for ex in seed}  # the test duplicate
+    assert "dropped 1 seed examples that duplicate test examples" in capsys.readouterr().err
+    by_id = {ex["id"]: ex for ex in seed}
+    wrong = {ex["id"] for ex in seed if ex["input"] not in ORACLE_RIGHT}
+    assert len(wrong) == 6
+    by_input = {ex["input"]: ex["id"] for ex in seed}
+    asked = [by_input[r.turns[-1]["content"].split("\n")[1].removeprefix("Input: ")] for r in teacher.seen]
+    assert len(asked) == 12 and set(asked[:6]) == set(asked[6:]) == wrong  # two iterations ask; the last does not
+    seeds_by_example = {}
+    for example_id, request in zip(asked, teacher.seen):
+        seeds_by_example.setdefault(example_id, set()).add(request.seed)
+    assert all(len(s) == 2 for s in seeds_by_example.values())  # a new sample each iteration, not the cached one
+
+    assert [r["seed_wrong"] for r in rows] == [6, 6, 6]
+    assert [r["new_examples"] for r in rows] == [12, 6, 0]
+    assert rows[0]["drops"]["duplicate"] == 6 and rows[1]["drops"]["duplicate"] == 12
+    assert rows[0]["drops"]["label_mismatch"] == rows[1]["drops"]["label_mismatch"] == 6
+    seed_inputs = {ex["input"] for ex in seed}
+    for i in (0, 1):
+        kept = files.read_jsonl(str(tmp_path / "run" / f"iter_{i:04d}" / "augment.jsonl"))
+        assert all(k["parent_id"] in wrong and k["output"] == by_id[k["parent_id"]]["output"] for k in kept)
+        assert not {k["input"] for k in kept} & seed_inputs
+    assert [r["train_size"] for r in rows] == [11, 23, 29]
+    assert [len(t) for t in run.trained_on] == [11, 23, 29]
+    for before, after in zip(run.trained_on, run.trained_on[1:]):
+        assert set(before) < set(after)
+
+
+def test_controller_resumed_after_an_interruption_keeps_what_an_uninterrupted_run_keeps(tmp_path):
+    """Interrupted during iteration 1's teacher calls, the same command again: the same kept examples and
+    metrics as a run that never stopped (the filter remembers iteration 0's examples), and no answer
+    bought twice."""
+
+    class Preempted(RuntimeError):
+        pass
+
+    whole = OracleRun.make(_oracle_config(tmp_path, "whole"), _oracle_teacher(tmp_path / "whole"))
+    expected = _comparable(whole.run())
+
+    calls = []
+
+    def dies_at_call_8(request):
+        calls.append(request.seed)
+        if len(calls) == 8:
+            raise Preempted("preempted")
+        return oracle_teacher_answer(request)
+
+    config = _oracle_config(tmp_path, "resumed")
+    with pytest.raises(Preempted):
+        OracleRun.make(config, _oracle_teacher(tmp_path / "resumed", dies_at_call_8)).run()
+    assert os.path.exists(tmp_path / "resumed" / "iter_0001" / "predictions_seed.jsonl")
+    assert not os.path.exists(tmp_path / "resumed" / "iter_0001" / "augment.jsonl")
+    second = _oracle_teacher(tmp_path / "resumed")
+    rows = OracleRun.make(config, second).run()
+    assert _comparable(rows) == expected
+    # Every answer was bought once: what the first run got before and around the failure came from the cache.
+    assert (len(calls) - 1) + len(second.seen) == 12 and len(second.seen) < 6
+    for i in (0, 1):
+        name = f"iter_{i:04d}/augment.jsonl"
+        assert (tmp_path / "resumed" / name).read_text() == (tmp_path / "whole" / name).read_text()
+
+
+def test_budget_stops_cleanly_and_a_larger_budget_continues(tmp_path):
+    from llm2llm_jax import loop
+    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
+    from llm2llm_jax.teacher.cache import DiskCache
+
+    config = _oracle_config(tmp_path, "run")
+
+    def teacher(max_calls):
+        return ScriptedBackend(TeacherSettings(kind="scripted", max_calls=max_calls, concurrency=1),
+                               DiskCache(str(tmp_path / "run" / "teacher_cache")), script=oracle_teacher_answer)
+
+    with pytest.raises(loop.RunError, match="budget spent: 2 of 2 calls.*rerun the same command"):
+        OracleRun.make(config, teacher(2)).run()
+    assert os.path.exists(tmp_path / "run" / "iter_0000" / "predictions_seed.jsonl")
+    second = teacher(0)
+    rows = OracleRun.make(config, second).run()
+    assert len(rows) == 3 and rows[0]["teacher_requests"] == 6
+    assert len(second.seen) == 2 * 6 - 2  # the two paid answers came from the cache
+
+
+def test_eda_baseline_edits_the_seed_examples_without_a_teacher(tmp_path):
+    config = _oracle_config(tmp_path, "eda")
+    config.method = "eda"
+    config.iterations = 2
+    config.teacher.per_example = 1
+    rows = OracleRun.make(config, None).run()
+    augmented = files.read_jsonl(str(tmp_path / "eda" / "iter_0000" / "augment.jsonl"))
+    seed = {ex["id"]: ex for ex in files.read_jsonl(str(tmp_path / "eda" / "data" / "seed.jsonl"))}
+    assert rows[0]["teacher_requests"] == 0 and augmented and all(a["origin"] == "eda" for a in augmented)
+    assert {a["parent_id"] for a in augmented} <= set(seed)  # every seed example, right or wrong, is edited
+    assert all(a["output"] == seed[a["parent_id"]]["output"] for a in augmented)
+
+
+def test_pool_teacher_adds_real_rows_of_the_failed_class(tmp_path):
+    """The diagnostic 'pool' teacher: unused training rows with each wrong seed example's label."""
+    config = loop_harness.small_config(str(tmp_path / "pool"), iterations=2)
+    config.teacher.kind = "pool"
+    config.teacher.per_example = 2
+    config.teacher.same_label = True
+    rows = OracleRun.make(config, None).run()
+    augmented = files.read_jsonl(str(tmp_path / "pool" / "iter_0000" / "augment.jsonl"))
+    seed = {ex["id"]: ex for ex in files.read_jsonl(str(tmp_path / "pool" / "data" / "seed.jsonl"))}
+    test = files.read_jsonl(str(tmp_path / "pool" / "data" / "test.jsonl"))
+    assert rows[0]["seed_wrong"] == 12 and len(augmented) == rows[0]["new_examples"] >= 20
+    assert all(a["origin"] == "pool" and a["output"] == seed[a["parent_id"]]["output"] for a in augmented)
+    assert not {a["input"] for a in augmented} & ({ex["input"] for ex in seed.values()} | {ex["input"] for ex in test})

@@ -1,0 +1,265 @@
+"""The targeted mutations `tools/mutation_test.py` runs: one small bug each, and the tests that must catch it.
+
+A mutation replaces exact text (each `old` must occur once in its file) and names the pytest node ids
+that guard the behaviour. `equivalent` holds the reason when a mutation cannot change what the code
+computes; such mutations are run and reported but not scored. Keep `what` to the behaviour a user
+would lose, not the edit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str
+    edits: tuple  # ((old, new), ...)
+    tests: tuple
+    what: str
+    equivalent: str = ""
+
+
+def m(name, file, edits, tests, what, equivalent=""):
+    if isinstance(edits[0], str):
+        edits = (edits,)
+    return Mutation(name, file, tuple(edits), tuple(tests) if not isinstance(tests, str) else (tests,), what,
+                    equivalent)
+
+
+TRAIN = "llm2llm_jax/train.py"
+DECODE = "llm2llm_jax/decode.py"
+PARALLEL = "llm2llm_jax/parallel.py"
+LLAMA = "llm2llm_jax/model/llama.py"
+KERNELS = "llm2llm_jax/model/kernels.py"
+WEIGHTS = "llm2llm_jax/model/weights.py"
+CONFIG = "llm2llm_jax/model/config.py"
+TASKS = "llm2llm_jax/tasks.py"
+DATA = "llm2llm_jax/data.py"
+FILTERS = "llm2llm_jax/teacher/filters.py"
+PROMPTS = "llm2llm_jax/teacher/prompts.py"
+BACKENDS = "llm2llm_jax/teacher/backends.py"
+LOOP = "llm2llm_jax/loop.py"
+
+T_TRAIN = "tests/test_train.py"
+T_DECODE = "tests/test_decode.py"
+T_LOOP = "tests/test_loop.py"
+T_PARITY = "tests/test_model_parity.py"
+
+OPTIMIZER = f"{T_TRAIN}::test_optimizer_equals_an_explicit_optax_chain"
+SCHEDULE = f"{T_TRAIN}::test_learning_rate_warms_up_then_decays_by_cosine_to_zero"
+CONTROLLER = f"{T_LOOP}::test_controller_sends_wrong_seed_examples_and_keeps_gold_labelled_new_ones"
+CONTROLLER_RESUME = f"{T_LOOP}::test_controller_resumed_after_an_interruption_keeps_what_an_uninterrupted_run_keeps"
+LOGITS = f"{T_PARITY}::test_logits_match_transformers"
+
+MUTATIONS = [
+    # ------------------------------------------------------------------ training recipe
+    m("lr-constant-after-warmup", TRAIN,
+      ("decay_steps=max(total_steps, warmup + 1), end_value=0.0)",
+       "decay_steps=max(total_steps, warmup + 1), end_value=hp.learning_rate)"),
+      (SCHEDULE, OPTIMIZER), "the cosine decay (constant learning rate after warmup)"),
+    m("no-warmup", TRAIN, ("init_value=0.0 if warmup else hp.learning_rate", "init_value=hp.learning_rate"),
+      (SCHEDULE, OPTIMIZER), "the linear warmup from zero"),
+    m("no-gradient-clipping", TRAIN,
+      ("optax.clip_by_global_norm(hp.max_grad_norm) if hp.max_grad_norm > 0 else optax.identity()",
+       "optax.identity()"),
+      OPTIMIZER, "global-norm gradient clipping"),
+    m("weight-decay-ignored", TRAIN, ("weight_decay=hp.weight_decay)", "weight_decay=0.0)"),
+      OPTIMIZER, "the configured weight decay"),
+    m("adam-betas-swapped", TRAIN, ("b1=hp.adam_b1, b2=hp.adam_b2", "b1=hp.adam_b2, b2=hp.adam_b1"),
+      OPTIMIZER, "Adam's moment decay rates"),
+    m("accumulation-averages-micro-means", TRAIN,
+      (("grad_sum = jax.tree.map(lambda a, b: a + b.astype(jnp.float32), grad_sum, g)",
+        "grad_sum = jax.tree.map(lambda a, b: a + b.astype(jnp.float32) / jnp.maximum(n, 1.0), grad_sum, g)"),
+       ("return (grad_sum, loss_sum + total, count + n), None",
+        "return (grad_sum, loss_sum + total / jnp.maximum(n, 1.0), count + 1), None")),
+      f"{T_TRAIN}::test_accumulation_weights_micro_batches_by_target_tokens",
+      "token-weighted gradient accumulation (the loss would depend on micro_batch_size)"),
+    m("target-positions-off-by-one", TRAIN,
+      ("predicting.append(range(max(len(r.prompt_ids), 1) - 1, len(seq) - 1))",
+       "predicting.append(range(max(len(r.prompt_ids), 1), len(seq) - 1))"),
+      f"{T_TRAIN}::test_loss_covers_exactly_the_target_tokens", "the first target token's loss"),
+    m("loss-predicts-the-current-token", TRAIN,
+      ("next_pos = jnp.minimum(target_positions + 1, input_ids.shape[1] - 1)",
+       "next_pos = jnp.minimum(target_positions, input_ids.shape[1] - 1)"),
+      f"{T_TRAIN}::test_loss_covers_exactly_the_target_tokens", "next-token prediction"),
+    m("batches-drop-an-example", TRAIN,
+      ("batches += [chunk[i:i + hp.batch_size] for i in range(0, len(chunk), hp.batch_size)]",
+       "batches += [chunk[i:i + hp.batch_size][1:] for i in range(0, len(chunk), hp.batch_size)]"),
+      f"{T_TRAIN}::test_length_bucketing_keeps_padding_low", "every example once per epoch"),
+    m("lora-scale-alpha-not-over-rank", (LLAMA),
+      ("y = y + mm(low, b.astype(cfg.jnp_dtype)) * (cfg.lora_alpha / r)",
+       "y = y + mm(low, b.astype(cfg.jnp_dtype)) * cfg.lora_alpha"),
+      f"{T_TRAIN}::test_lora_matches_peft", "LoRA's alpha / rank scale in the forward pass"),
+    m("lora-merge-scale", TRAIN, ("scale = cfg.lora_alpha / cfg.lora_rank", "scale = cfg.lora_alpha"),
+      f"{T_TRAIN}::test_lora_merge_equals_adapted_model", "LoRA's scale when adapters are merged for export"),
+    m("lora-base-weights-trained", TRAIN,
+      ("    if not cfg.lora_rank:\n        return params, {}", "    if True:\n        return params, {}"),
+      f"{T_TRAIN}::test_sharded_equals_single_device", "frozen base weights under LoRA"),
+    m("lora-b-not-zero", TRAIN, ("flat[key] = np.zeros(shape, dtype)", "flat[key] = np.full(shape, 0.01, dtype)"),
+      f"{T_TRAIN}::test_fresh_adapters_leave_the_model_unchanged", "fresh adapters start as the identity"),
+    m("optimizer-moments-replicated", TRAIN,
+      ("lambda node: self.trainable_shardings if jax.tree.structure(node) == params_def else repl",
+       "lambda node: repl"),
+      f"{T_TRAIN}::test_optimizer_moments_are_sharded_like_params", "Adam moments sharded like the params"),
+    m("resume-replays-a-step", TRAIN, ("if step <= start_step:", "if step < start_step:"),
+      f"{T_TRAIN}::test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit",
+      "resuming training at the step after the checkpoint"),
+    # ------------------------------------------------------------------ sharding
+    m("fsdp-off", PARALLEL, ('("embed", "fsdp"),', '("embed", None),'),
+      (f"{T_TRAIN}::test_fsdp_and_tensor_axes_split_every_large_parameter",),
+      "FSDP (every parameter replicated on a data-parallel mesh)"),
+    m("tensor-parallel-mlp-off", PARALLEL, ('("mlp", "tensor"),', '("mlp", None),'),
+      f"{T_TRAIN}::test_fsdp_and_tensor_axes_split_every_large_parameter", "tensor parallelism of the MLP"),
+    m("batch-not-split-over-fsdp", PARALLEL, ('BATCH_AXES = ("data", "fsdp")', 'BATCH_AXES = ("data",)'),
+      f"{T_TRAIN}::test_fsdp_and_tensor_axes_split_every_large_parameter", "batch split over both data axes"),
+    m("mesh-fill-wrong", PARALLEL, ("shape[shape.index(-1)] = num_devices // known",
+                                    "shape[shape.index(-1)] = known"),
+      f"{T_TRAIN}::test_mesh_shape_errors_and_unmatched_rule", "a -1 mesh axis takes the remaining devices"),
+    m("uneven-dims-not-replicated", PARALLEL, ("if axes_tuple and dim % size:", "if False:"),
+      f"{T_TRAIN}::test_uneven_dimensions_are_replicated_with_a_warning",
+      "a dimension that does not divide over its mesh axes is replicated, not an XLA error"),
+    # ------------------------------------------------------------------ decoding
+    m("top-p-ignored", DECODE, ("    if top_p < 1.0:\n        sorted_logits", "    if False:\n        sorted_logits"),
+      f"{T_DECODE}::test_top_p_keeps_exactly_the_nucleus", "nucleus (top-p) sampling"),
+    m("top-p-keeps-one-more", DECODE,
+      ("cutoff_idx = jnp.sum(mass_before < top_p, axis=-1, keepdims=True) - 1",
+       "cutoff_idx = jnp.minimum(jnp.sum(mass_before < top_p, axis=-1, keepdims=True), logits.shape[-1] - 1)"),
+      f"{T_DECODE}::test_top_p_keeps_exactly_the_nucleus", "the smallest nucleus reaching top_p"),
+    m("temperature-ignored", DECODE, ("    logits = logits / temperature\n", "    logits = logits\n"),
+      f"{T_DECODE}::test_temperature_sampling_follows_the_softmax", "sampling temperature"),
+    m("rows-share-one-key", DECODE,
+      ("return jax.vmap(lambda k, lg: jax.random.categorical(k, lg))(rng, logits).astype(jnp.int32)",
+       "return jax.random.categorical(rng[0], logits, axis=-1).astype(jnp.int32)"),
+      f"{T_DECODE}::test_a_rows_sample_does_not_depend_on_its_neighbours",
+      "per-row sampling keys (the teacher cache's reproducibility)"),
+    m("eos-never-ends-a-row", DECODE, ("done | jnp.isin(tok, eos)", "done"),
+      f"{T_DECODE}::test_every_row_stops_at_its_eos", "stopping and padding after EOS"),
+    m("length-excludes-eos", DECODE, ("jnp.argmax(is_eos, axis=-1) + 1", "jnp.argmax(is_eos, axis=-1)"),
+      f"{T_DECODE}::test_every_row_stops_at_its_eos", "the returned lengths"),
+    m("cache-position-stalls", LLAMA, ('"next_position": positions[:, -1] + 1,', '"next_position": positions[:, -1],'),
+      f"{T_DECODE}::test_generate_equals_greedy_by_full_forward[untied-scan-xla]", "RoPE positions while decoding"),
+    m("decode-last-token-from-wrong-slot", DECODE, ("last = jnp.full((b, 1), t - 1, jnp.int32)",
+                                                    "last = jnp.full((b, 1), t - 2, jnp.int32)"),
+      f"{T_DECODE}::test_generate_equals_greedy_by_full_forward[tied-scan-cpu]", "the prefill's next-token logits"),
+    # ------------------------------------------------------------------ model numerics
+    m("rope-sign", LLAMA, ("rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)",
+                           "rotated = jnp.concatenate([x[..., half:], -x[..., :half]], axis=-1)"),
+      f"{LOGITS}[mha-untied-scan-cpu]", "rotary embeddings"),
+    m("rmsnorm-eps-outside", LLAMA,
+      ("jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.cfg.rms_norm_eps)",
+       "(jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True)) + self.cfg.rms_norm_eps)"),
+      f"{LOGITS}[mha-untied-scan-cpu]", "RMSNorm"),
+    m("llama3-rope-smoothing", LLAMA, ("smoothed = (1 - smooth) * scaled / factor + smooth * scaled",
+                                       "smoothed = (1 - smooth) * scaled + smooth * scaled / factor"),
+      f"{LOGITS}[mqa-tied-llama3-rope-scan-cpu]", "Llama 3 RoPE scaling"),
+    m("causal-mask-sees-the-next-token", LLAMA, ("causal = jnp.tril(jnp.ones((t, t), bool))",
+                                                 "causal = jnp.tril(jnp.ones((t, t), bool), k=1)"),
+      f"{LOGITS}[mha-untied-scan-xla]", "causal masking"),
+    m("gqa-tile-not-repeat", KERNELS, ("qg = q.reshape(b, t, kvh, h // kvh, d)\n",
+                                       "qg = q.reshape(b, t, h // kvh, kvh, d).swapaxes(2, 3)\n"),
+      f"{LOGITS}[gqa-tied-scan-xla]", "grouped-query attention's head mapping"),
+    m("cpu-matmul-backward", KERNELS, ("return da.astype(a.dtype), db.astype(b.dtype)",
+                                       "return da.astype(a.dtype), (db * 1.001).astype(b.dtype)"),
+      f"{T_PARITY}::test_loss_gradients_match_transformers[gqa-tied-cpu]", "the cpu kernels' matmul gradient"),
+    m("attention-softmax-scale", KERNELS,
+      ("scores = jnp.einsum(f\"btkgd,{kv_layout}->bkgts\", qg, k).astype(jnp.float32) / math.sqrt(d)",
+       "scores = jnp.einsum(f\"btkgd,{kv_layout}->bkgts\", qg, k).astype(jnp.float32) / d"),
+      f"{LOGITS}[mha-untied-scan-xla]", "1/sqrt(head_dim) attention scaling"),
+    m("auto-kernels-inverted", KERNELS, ('name = "cpu" if platforms == {"cpu"} else "xla"',
+                                         'name = "xla" if platforms == {"cpu"} else "cpu"'),
+      "tests/test_kernels.py::test_auto_picks_cpu_on_cpus_and_xla_elsewhere", "kernels=auto's choice"),
+    m("gguf-qk-not-unpermuted", WEIGHTS, ("            w = unpermute_qk(w, cfg.num_key_value_heads)\n",
+                                          "            pass\n"),
+      "tests/test_gguf.py::test_smollm2_logits_match_transformers", "llama.cpp's key permutation on GGUF load"),
+    # ------------------------------------------------------------------ tasks and data
+    m("label-parse-shortest-first", TASKS, ("key=lambda wl: -len(wl[0]))", "key=lambda wl: len(wl[0]))"),
+      "tests/test_tasks.py::test_classification_parse", "longest label first (not entailment vs entailment)"),
+    m("number-after-first-####", TASKS, ('found = _NUMBER.findall(text.rsplit("####", 1)[1])',
+                                         'found = _NUMBER.findall(text.split("####", 1)[1])'),
+      "tests/test_tasks.py::test_parse_number", "the final answer after the last '####'"),
+    m("number-first-not-last", TASKS, ("raw = found[-1] if found else None", "raw = found[0] if found else None"),
+      "tests/test_tasks.py::test_parse_number", "the last number when there is no '####'"),
+    m("target-without-leading-space", TASKS, ('return " " + self.verbalize(example["output"]).strip()',
+                                              'return self.verbalize(example["output"]).strip()'),
+      "tests/test_tasks.py::test_classification_prompt_target_and_label_set", "the target's leading space"),
+    m("stratified-remainder-to-smallest", DATA, ("key=lambda k: (-(exact[k] - alloc[k]), k))",
+                                                 "key=lambda k: ((exact[k] - alloc[k]), k))"),
+      "tests/test_data.py::test_stratified_seed_sampling_keeps_proportions_and_is_reproducible",
+      "label proportions of the seed set"),
+    m("leakage-ngram-off", DATA, ("if shared / len(grams) >= self.overlap and similar_size:",
+                                  "if shared / len(grams) > 1.0 and similar_size:"),
+      "tests/test_data.py::test_planted_test_duplicates_are_caught", "near-duplicate test leakage"),
+    m("truncation-cuts-the-cue", DATA, ("prompt = prompt[overflow:]", "prompt = prompt[:-overflow]"),
+      "tests/test_data.py::test_tokenization_truncates_or_drops_long_examples",
+      "truncating the start of a long prompt (keeping the cue)"),
+    # ------------------------------------------------------------------ teacher
+    m("filter-never-duplicate", FILTERS, ('if self.scorer.score(other, text)["rougeL"].fmeasure > self.threshold:',
+                                          'if self.scorer.score(other, text)["rougeL"].fmeasure > 1.0:'),
+      "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies", "ROUGE-L deduplication"),
+    m("filter-forgets-what-it-kept", FILTERS, ("        self.remember(text)\n        return {", "        return {"),
+      "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies",
+      "deduplication among the candidates of one batch"),
+    m("filter-same-label-off", FILTERS, ('if self.same_label and candidate.get("parent_label") not in (None, label):',
+                                         'if False:'),
+      "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies", "same_label filtering"),
+    m("filter-no-test-leak-check", FILTERS, ("        if self.leakage.check(text):\n", "        if False:\n"),
+      "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies", "dropping test-set leaks"),
+    m("filter-length-bound-inverted", FILTERS, ("if hi and 2 * lo / (lo + hi) < self.threshold:",
+                                                "if hi and 2 * lo / (lo + hi) >= self.threshold:"),
+      "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies",
+      "the length shortcut skips only pairs that cannot be duplicates"),
+    m("parse-drops-continuation-lines", PROMPTS, ('parts[current] += "\\n" + line.strip()', "pass"),
+      "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies",
+      "multi-line answers (a worked solution's '#### N' line)"),
+    m("malformed-items-vanish", PROMPTS, ("        if parts:\n            out.append(",
+                                          "        if parts.get(\"input\") and parts.get(\"output\"):\n"
+                                          "            out.append("),
+      "tests/test_teacher.py::test_malformed_teacher_text_is_counted_not_fatal",
+      "counting malformed teacher items as drops instead of losing them silently"),
+    m("prompt-hides-student-answer", PROMPTS,
+      ("f\"{_show(task, wrong)}\\nStudent's {out_key.lower()}: {student_answer.strip() or '(empty)'}\\n\\n{ask}.\")",
+       "f\"{_show(task, wrong)}\\n\\n{ask}.\")"),
+      "tests/test_teacher.py::test_generates_and_parses_augmentations[gemini]",
+      "showing the teacher what the student answered"),
+    m("budget-allows-one-more", BACKENDS, ("if self.max_calls and self.calls >= self.max_calls:",
+                                           "if self.max_calls and self.calls > self.max_calls:"),
+      "tests/test_teacher.py::test_budget_stops_cleanly[openai]", "the teacher call budget"),
+    m("cache-never-read", BACKENDS, ("            hit = self.cache.get(key)\n            if hit is not None:\n",
+                                         "            hit = self.cache.get(key)\n            if False:\n"),
+      "tests/test_teacher.py::test_cache_means_never_paying_twice_and_holds_no_secret[openai]",
+      "never paying twice for a cached answer"),
+    m("retry-client-errors", BACKENDS, ("retry=retry_if_exception_type(TransientError)",
+                                        "retry=retry_if_exception_type(Exception)"),
+      "tests/test_teacher.py::test_gives_up_after_max_attempts_and_does_not_retry_client_errors[openai]",
+      "not retrying 4xx client errors"),
+    # ------------------------------------------------------------------ controller
+    m("parent-label-from-prediction", LOOP,
+      ('parent_label=ex["output"])', 'parent_label=predictions.get(ex["id"], {}).get("prediction"))'),
+      CONTROLLER, "same_label keeps new examples of the gold class"),
+    m("all-seed-examples-sent", LOOP, ('chosen = wrong if self.method in ("llm2llm",) else list(seed_set)',
+                                       "chosen = list(seed_set)"),
+      CONTROLLER, "llm2llm asks the teacher about wrong seed examples only"),
+    m("no-dedup-against-seed", LOOP,
+      ('AugmentationFilter(self.task, [ex["input"] for ex in seed_set] + worked_example_inputs(self.task),',
+       "AugmentationFilter(self.task, worked_example_inputs(self.task),"),
+      CONTROLLER, "dropping teacher copies of seed examples"),
+    m("teacher-seed-ignores-iteration", LOOP, ('seed=stable_seed(self.config.seed, "teacher", i, ex["id"])',
+                                               'seed=stable_seed(self.config.seed, "teacher", ex["id"])'),
+      CONTROLLER, "fresh teacher samples in every iteration (not the cached answer of the last)"),
+    m("next-set-drops-the-old-one", LOOP, ("self.write_shard(i + 1, list(train_set) + kept)",
+                                           "self.write_shard(i + 1, kept + list(seed_set))"),
+      CONTROLLER, "D(i+1) = Di + Ai (examples kept in earlier iterations stay)"),
+    m("resume-forgets-kept-examples", LOOP, ("                _remember_augmented(filt, self.iter_path(i, "
+                                             "\"augment.jsonl\"))\n                if m.get", "                if m.get"),
+      CONTROLLER_RESUME, "a resumed run deduplicates against what it kept before the interruption"),
+    m("seed-test-leak-kept", LOOP, ("seed_set, leak = checker.filter(seed_set)",
+                                    "leak = {\"exact\": 0, \"ngram\": 0}"),
+      CONTROLLER, "dropping seed examples that duplicate test examples"),
+    m("trains-from-the-previous-iteration", LOOP,
+      (("params = add_lora_params(base_params, cfg,", "params = add_lora_params(getattr(self, \"_last\", base_params), cfg,"),
+       ("trained = trainer.params()", "trained = self._last = trainer.params()")),
+      f"{T_LOOP}::test_loop_trains_every_iteration_from_the_base_weights",
+      "every iteration fine-tunes from the base weights"),
+]

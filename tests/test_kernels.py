@@ -92,16 +92,18 @@ def test_attention_equals_plain_attention(name, dtype):
     def loss(attend):
         return lambda q, k, v: jnp.sum(attend(q, k, v).astype(jnp.float32) * weights)
 
-    ours, our_grads = jax.value_and_grad(loss(lambda q, k, v: ks.attend(q, k, v, mask, dt)), argnums=(0, 1, 2))(q, k, v)
-    ref, ref_grads = jax.value_and_grad(loss(lambda q, k, v: _reference_attention(q, k, v, mask)),
-                                        argnums=(0, 1, 2))(q, k, v)
+    # jitted: run op by op, the cpu set's blocks of small matmuls and their gradients dispatch hundreds of ops
+    ours, our_grads = jax.jit(jax.value_and_grad(loss(lambda q, k, v: ks.attend(q, k, v, mask, dt)),
+                                                 argnums=(0, 1, 2)))(q, k, v)
+    ref, ref_grads = jax.jit(jax.value_and_grad(loss(lambda q, k, v: _reference_attention(q, k, v, mask)),
+                                                argnums=(0, 1, 2)))(q, k, v)
     cfg = tiny_config(num_attention_heads=h, num_key_value_heads=kvh, head_dim=d, hidden_size=h * d,
                       num_hidden_layers=1, dtype=dtype, kernels=ks.name)
     cache = ks.init_cache(cfg, b, t + 4)
     layer_cache = {"k": cache["k"][0], "v": cache["v"][0]}
     cache_mask = jnp.pad(mask, ((0, 0), (0, 0), (0, 4)))  # the 4 unwritten slots are never attended
-    out_cached, written = ks.attend_cached(q, k, v, layer_cache, jnp.int32(0), cache_mask)
-    out = ks.attend(q, k, v, mask, dt)
+    out_cached, written = jax.jit(ks.attend_cached)(q, k, v, layer_cache, jnp.int32(0), cache_mask)
+    out = jax.jit(lambda q, k, v: ks.attend(q, k, v, mask, dt))(q, k, v)
     assert out.shape == out_cached.shape == (b, t, kvh, h // kvh, d)
     assert written["k"].shape == layer_cache["k"].shape and written["k"].dtype == ks.cache_dtype(cfg)
     tol = 1e-5 if dtype == "float32" else 2e-2  # bf16: scores and probabilities are rounded

@@ -37,6 +37,16 @@ def test_stratified_seed_sampling_keeps_proportions_and_is_reproducible():
     assert len(sample_seed(rows, seed=0, fraction=0.01)) == 55
 
 
+def test_seed_counts_are_the_largest_remainder_allocation():
+    """Floors of the exact shares, and the leftover examples to the labels with the largest remainders."""
+    from llm2llm_jax.data import _allocate
+
+    assert _allocate({"a": 5, "b": 3, "c": 2}, 7) == {"a": 4, "b": 2, "c": 1}  # exact 3.5, 2.1, 1.4
+    rows = [{"output": label} for label, n in (("x", 50), ("y", 30), ("z", 20)) for _ in range(n)]
+    counts = collections.Counter(r["output"] for r in sample_seed(rows, seed=0, count=7))
+    assert counts == {"x": 4, "y": 2, "z": 1}
+
+
 def test_planted_test_duplicates_are_caught():
     rows = load_trec()
     train, test = stratified_split(rows, 300, seed=1)

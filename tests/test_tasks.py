@@ -11,7 +11,7 @@ from llm2llm_jax.tasks import TASKS, TaskError, casehold_input, custom_task, get
     ("#### 1,234", Decimal(1234)), ("so she pays $5.", Decimal(5)), ("#### 5.0", Decimal(5)),
     ("The answer is 12 apples", Decimal(12)), ("#### -3", Decimal(-3)), ("#### $1,000,000", Decimal(1000000)),
     ("3 + 4 = 7\n#### 7 dollars", Decimal(7)), ("#### .5", Decimal("0.5")), ("no number here", None), ("", None),
-    ("#### ", None),
+    ("#### ", None), ("#### 3\nWait, I recount.\n#### 4", Decimal(4)), ("3 + 4 = 7, then 7 * 2 = 14", Decimal(14)),
 ])
 def test_parse_number(text, expected):
     assert parse_number(text) == expected
@@ -39,6 +39,16 @@ def test_gsm8k_scoring():
 ])
 def test_classification_parse(name, gen, label):
     assert get_task(name).parse(gen) == label
+
+
+def test_a_label_inside_a_longer_label_is_not_taken_for_it():
+    """Longest verbalizer first: 'not entailment' is not read as 'entailment', 'play music' not as 'play'."""
+    nli = custom_task({"cue": "Answer:", "labels": ["entailment", "not_entailment"],
+                       "verbalizers": ["entailment", "not entailment"]})
+    assert nli.parse("I think it is not entailment") == "not_entailment"
+    assert nli.parse("clearly entailment") == "entailment"
+    media = custom_task({"cue": "Intent:", "labels": ["Play", "PlayMusic"], "verbalizers": ["play", "play music"]})
+    assert media.parse("play music by Queen") == "PlayMusic" and media.parse("play the video") == "Play"
 
 
 def test_classification_prompt_target_and_label_set():

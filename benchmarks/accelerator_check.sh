@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The engine on a single GPU (an H100 or H200) in one prepared run: benchmarks/accelerator_check.py.
 #
-#   bash benchmarks/accelerator_check.sh --prepare       # here, with the package index reachable: .accel/
+#   bash benchmarks/accelerator_check.sh --prepare       # here, with the package index reachable: the dry
+#                                                        # run's test, then .accel/
 #   bash benchmarks/accelerator_check.sh                 # on the GPU machine (figures into $OUT)
 #   bash benchmarks/accelerator_check.sh --cpu-dry-run   # the same code paths with tiny sizes, on CPU
 #
@@ -14,6 +15,8 @@ cd "$(dirname "$0")/.."
 py="${PYTHON:-python3}"
 
 if [[ "${1:-}" == "--prepare" ]]; then
+  # The check's own code first, with tiny sizes on this CPU: a broken step should not cost GPU time.
+  "$py" -m pytest -q -p no:cacheprovider tests/test_accelerator_check.py --run-slow
   exec "$py" benchmarks/accelerator_carry.py --prepare
 fi
 

@@ -13,14 +13,27 @@ import pytest
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true",
+                     help="also run the tests marked slow (the GPU check's CPU dry run, about 3 minutes)")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "multi_device: needs the 8-device simulated CPU pod (skipped on a GPU)")
+    config.addinivalue_line("markers", "slow: minutes of benchmark-harness code; runs with --run-slow "
+                                       "(benchmarks/accelerator_check.sh --prepare runs it before a GPU session)")
 
 
 def pytest_collection_modifyitems(config, items):
-    """On a backend with fewer than 8 devices (one GPU), the mesh tests cannot build their meshes."""
+    """Slow tests need --run-slow. On a backend with fewer than 8 devices (one GPU), the mesh tests cannot
+    build their meshes."""
     import jax
 
+    if not config.getoption("--run-slow"):
+        slow = pytest.mark.skip(reason="slow: run with --run-slow")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(slow)
     if len(jax.devices()) >= 8:
         return
     skip = pytest.mark.skip(reason=f"needs 8 devices; {jax.default_backend()} has {len(jax.devices())}")

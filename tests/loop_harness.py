@@ -63,7 +63,7 @@ def small_config(workdir, iterations=3, method="llm2llm", epochs=3):
     c.train.learning_rate = 1e-2
     c.train.epochs = epochs
     c.train.batch_size = 8
-    c.train.seq_multiple = 32
+    c.train.seq_multiple = 64  # = max_length: one training batch shape, one compilation per run
     c.train.checkpoint_every = 4
     c.eval.batch_size = 16
     c.eval.max_new_tokens = 3

@@ -445,7 +445,8 @@ def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit(tmp_path):
     step 4: the final parameters equal those of an uninterrupted fit."""
     cfg = tiny_config()
     params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
-    hp = TrainHParams(learning_rate=1e-3, batch_size=4, epochs=2, warmup_ratio=0.0, seq_multiple=8)
+    # One batch shape for every step (rows of at most 20 tokens, 8 targets): one compilation per Trainer.
+    hp = TrainHParams(learning_rate=1e-3, batch_size=4, epochs=2, warmup_ratio=0.0, seq_multiple=32)
     examples = _examples(16, seed=3)  # 4 steps per epoch, 8 in all
     mesh = _one_device_mesh()
 

@@ -97,7 +97,9 @@ def test_sampling_equals_sampling_by_full_forward(kernels):
     assert len(set(map(tuple, np.asarray(tokens)))) > 1  # rows drew different samples
 
 
-@pytest.mark.parametrize("kernels", KERNELS)
+# The cpu kernels here; the xla kernels pick the same 32 tokens as the cpu kernels in f32
+# (test_kernel_sets_pick_the_same_tokens_on_smollm2), so they match generate too.
+@pytest.mark.parametrize("kernels", ["cpu"])
 def test_greedy_matches_transformers_generate(smollm2, smollm2_torch, kernels):
     cfg, params, tok, _ = smollm2
     cfg = cfg.replace(kernels=kernels)

@@ -16,7 +16,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
 
 import loop_harness  # noqa: E402
-from llm2llm_jax import files  # noqa: E402
+from llm2llm_jax import files, loop  # noqa: E402
 
 
 JIT_CACHE = os.path.join(ROOT, ".cache", "test-jit-cache")
@@ -50,9 +50,6 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
     """The real controller and a real (tiny) student: every iteration's Trainer starts from the same base
     weights, the teacher is asked about the student's wrong seed examples, and the run leaves its report.
     (Which examples are sent, and what is kept, is pinned down with a stand-in student below.)"""
-    from llm2llm_jax import loop
-    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
-    from llm2llm_jax.teacher.cache import DiskCache
     from llm2llm_jax.train import Trainer
 
     model = loop_harness.tiny_student()
@@ -66,17 +63,15 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
 
     monkeypatch.setattr(Trainer, "init_state", init_state)
     config = loop_harness.small_config(str(tmp_path / "run"), iterations=2, epochs=2)
-    teacher = ScriptedBackend(TeacherSettings(kind="scripted"), DiskCache(str(tmp_path / "run" / "teacher_cache")),
-                              script=loop_harness.scripted_answer)
+    teacher = _scripted(tmp_path / "run")
     rows = loop.run_from_config(config, model=model, teacher=teacher)
 
     assert [r["iteration"] for r in rows] == [0, 1]
     assert len(seen_params) == 2 and all(p == base_fingerprint for p in seen_params)  # always the base weights
     seed = files.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))
-    by_input = {ex["input"]: ex["id"] for ex in seed}
     preds = files.read_jsonl(str(tmp_path / "run" / "iter_0000" / "predictions_seed.jsonl"))
     wrong = {p["id"] for p in preds if not p["correct"]}
-    asked = [by_input[r.turns[-1]["content"].split("\n")[1].removeprefix("Input: ")] for r in teacher.seen]
+    asked = _asked_ids(teacher, seed)
     assert sorted(asked) == sorted(wrong) and rows[0]["seed_wrong"] == len(wrong) > 0
     assert rows[1]["train_size"] == rows[0]["train_size"] + rows[0]["new_examples"] > rows[0]["train_size"]
     for name in ("metrics.jsonl", "report.md", "report.png", "config.json"):
@@ -103,8 +98,6 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, reference_run, stage)
 
 
 def test_workdir_with_another_config_is_refused(tmp_path):
-    from llm2llm_jax import loop
-
     config = loop_harness.small_config(str(tmp_path / "run"))
     os.makedirs(tmp_path / "run")
     files.write_json(str(tmp_path / "run" / "config.json"), json.loads(json.dumps(config.to_dict(), default=str)))
@@ -118,8 +111,6 @@ def test_workdir_with_another_config_is_refused(tmp_path):
 
 def test_loop_with_a_lora_student(tmp_path):
     """A LoRA student trains (adapters only) and is evaluated with its adapters through the same controller."""
-    from llm2llm_jax import loop
-
     cfg, params, tok = loop_harness.tiny_student()
     lora_model = (cfg.replace(lora_rank=4), params, tok)
     config = loop_harness.small_config(str(tmp_path / "lora"), iterations=1, epochs=1)
@@ -129,12 +120,19 @@ def test_loop_with_a_lora_student(tmp_path):
     assert len(preds) == 12 and all("generation" in p for p in preds)
 
 
-def _scripted(workdir):
+def _scripted(workdir, script=loop_harness.scripted_answer, **settings):
+    """The scripted teacher over the run's own cache directory (settings: TeacherSettings fields)."""
     from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
     from llm2llm_jax.teacher.cache import DiskCache
 
-    return ScriptedBackend(TeacherSettings(kind="scripted"), DiskCache(str(workdir / "teacher_cache")),
-                           script=loop_harness.scripted_answer)
+    return ScriptedBackend(TeacherSettings(kind="scripted", **settings), DiskCache(str(workdir / "teacher_cache")),
+                           script=script)
+
+
+def _asked_ids(teacher, seed):
+    """Ids of the seed examples the teacher's requests were made from, in request order."""
+    by_input = {ex["input"]: ex["id"] for ex in seed}
+    return [by_input[r.turns[-1]["content"].split("\n")[1].removeprefix("Input: ")] for r in teacher.seen]
 
 
 # ---------------------------------------------------------------------------- the controller with a stand-in student
@@ -152,33 +150,27 @@ ORACLE_RIGHT = {"What does NASA stand for ?", "Where is Lake Titicaca ?", "What 
 OTHER_LABEL = {"ABBR": "DESC", "DESC": "ENTY", "ENTY": "HUM", "HUM": "LOC", "LOC": "NUM", "NUM": "ABBR"}
 
 
-class OracleRun:
-    """Builds an Llm2llmRun whose student is a stand-in: training returns at once, and evaluation answers the
-    seed examples in ORACLE_RIGHT correctly and every other one with a wrong class, whatever the training
-    set. The rest (data, shards, teacher requests, filters, resume) is the real controller."""
+class OracleRun(loop.Llm2llmRun):
+    """The controller with a stand-in student: training returns at once (recording what it was given), and
+    evaluation answers the seed examples in ORACLE_RIGHT correctly and every other one with a wrong class,
+    whatever the training set. The rest (data, shards, teacher requests, filters, resume) is the real one."""
 
-    @staticmethod
-    def make(config, teacher):
-        from llm2llm_jax import loop
+    def __init__(self, config, teacher=None):
+        super().__init__(config, teacher=teacher)
+        self.trained_on = []
 
-        class Run(loop.Llm2llmRun):
-            def train(self, i, train_set):
-                trained_on.append(sorted(ex["input"] for ex in train_set))
-                return None, {"steps": 0, "examples": len(train_set), "truncation": {}, "final_loss": None}
+    def train(self, i, train_set):
+        self.trained_on.append(sorted(ex["input"] for ex in train_set))
+        return None, {"steps": 0, "examples": len(train_set), "truncation": {}, "final_loss": None}
 
-            def evaluate(self, params, examples, desc):
-                out = []
-                for ex in examples:
-                    right = ex["input"] in ORACLE_RIGHT
-                    label = ex["output"] if right else OTHER_LABEL[ex["output"]]
-                    out.append({"id": ex["id"], "generation": " " + self.task.verbalize(label), "prediction": label,
-                                "correct": right})
-                return out
-
-        trained_on = []
-        run = Run(config, teacher=teacher)
-        run.trained_on = trained_on
-        return run
+    def evaluate(self, params, examples, desc):
+        out = []
+        for ex in examples:
+            right = ex["input"] in ORACLE_RIGHT
+            label = ex["output"] if right else OTHER_LABEL[ex["output"]]
+            out.append({"id": ex["id"], "generation": " " + self.task.verbalize(label), "prediction": label,
+                        "correct": right})
+        return out
 
 
 def oracle_teacher_answer(request) -> str:
@@ -214,12 +206,8 @@ def _oracle_config(tmp_path, name):
     return config
 
 
-def _oracle_teacher(workdir, script=oracle_teacher_answer):
-    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
-    from llm2llm_jax.teacher.cache import DiskCache
-
-    return ScriptedBackend(TeacherSettings(kind="scripted", concurrency=1), DiskCache(str(workdir / "teacher_cache")),
-                           script=script)
+def _oracle_teacher(workdir, script=oracle_teacher_answer, **settings):
+    return _scripted(workdir, script, concurrency=1, **settings)
 
 
 def test_controller_sends_wrong_seed_examples_and_keeps_gold_labelled_new_ones(tmp_path, capsys):
@@ -229,7 +217,7 @@ def test_controller_sends_wrong_seed_examples_and_keeps_gold_labelled_new_ones(t
     and trains iteration i+1 on everything iteration i trained on plus what it kept."""
     config = _oracle_config(tmp_path, "run")
     teacher = _oracle_teacher(tmp_path / "run")
-    run = OracleRun.make(config, teacher)
+    run = OracleRun(config, teacher)
     rows = run.run()
 
     seed = files.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))
@@ -238,8 +226,7 @@ def test_controller_sends_wrong_seed_examples_and_keeps_gold_labelled_new_ones(t
     by_id = {ex["id"]: ex for ex in seed}
     wrong = {ex["id"] for ex in seed if ex["input"] not in ORACLE_RIGHT}
     assert len(wrong) == 6
-    by_input = {ex["input"]: ex["id"] for ex in seed}
-    asked = [by_input[r.turns[-1]["content"].split("\n")[1].removeprefix("Input: ")] for r in teacher.seen]
+    asked = _asked_ids(teacher, seed)
     assert len(asked) == 12 and set(asked[:6]) == set(asked[6:]) == wrong  # two iterations ask; the last does not
     seeds_by_example = {}
     for example_id, request in zip(asked, teacher.seen):
@@ -269,7 +256,7 @@ def test_controller_resumed_after_an_interruption_keeps_what_an_uninterrupted_ru
     class Preempted(RuntimeError):
         pass
 
-    whole = OracleRun.make(_oracle_config(tmp_path, "whole"), _oracle_teacher(tmp_path / "whole"))
+    whole = OracleRun(_oracle_config(tmp_path, "whole"), _oracle_teacher(tmp_path / "whole"))
     expected = _comparable(whole.run())
 
     calls = []
@@ -282,11 +269,11 @@ def test_controller_resumed_after_an_interruption_keeps_what_an_uninterrupted_ru
 
     config = _oracle_config(tmp_path, "resumed")
     with pytest.raises(Preempted):
-        OracleRun.make(config, _oracle_teacher(tmp_path / "resumed", dies_at_call_8)).run()
+        OracleRun(config, _oracle_teacher(tmp_path / "resumed", dies_at_call_8)).run()
     assert os.path.exists(tmp_path / "resumed" / "iter_0001" / "predictions_seed.jsonl")
     assert not os.path.exists(tmp_path / "resumed" / "iter_0001" / "augment.jsonl")
     second = _oracle_teacher(tmp_path / "resumed")
-    rows = OracleRun.make(config, second).run()
+    rows = OracleRun(config, second).run()
     assert _comparable(rows) == expected
     # Every answer was bought once: what the first run got before and around the failure came from the cache.
     assert (len(calls) - 1) + len(second.seen) == 12 and len(second.seen) < 6
@@ -296,21 +283,16 @@ def test_controller_resumed_after_an_interruption_keeps_what_an_uninterrupted_ru
 
 
 def test_budget_stops_cleanly_and_a_larger_budget_continues(tmp_path):
-    from llm2llm_jax import loop
-    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
-    from llm2llm_jax.teacher.cache import DiskCache
-
     config = _oracle_config(tmp_path, "run")
 
     def teacher(max_calls):
-        return ScriptedBackend(TeacherSettings(kind="scripted", max_calls=max_calls, concurrency=1),
-                               DiskCache(str(tmp_path / "run" / "teacher_cache")), script=oracle_teacher_answer)
+        return _oracle_teacher(tmp_path / "run", max_calls=max_calls)
 
     with pytest.raises(loop.RunError, match="budget spent: 2 of 2 calls.*rerun the same command"):
-        OracleRun.make(config, teacher(2)).run()
+        OracleRun(config, teacher(2)).run()
     assert os.path.exists(tmp_path / "run" / "iter_0000" / "predictions_seed.jsonl")
     second = teacher(0)
-    rows = OracleRun.make(config, second).run()
+    rows = OracleRun(config, second).run()
     assert len(rows) == 3 and rows[0]["teacher_requests"] == 6
     assert len(second.seen) == 2 * 6 - 2  # the two paid answers came from the cache
 
@@ -320,7 +302,7 @@ def test_eda_baseline_edits_the_seed_examples_without_a_teacher(tmp_path):
     config.method = "eda"
     config.iterations = 2
     config.teacher.per_example = 1
-    rows = OracleRun.make(config, None).run()
+    rows = OracleRun(config, None).run()
     augmented = files.read_jsonl(str(tmp_path / "eda" / "iter_0000" / "augment.jsonl"))
     seed = {ex["id"]: ex for ex in files.read_jsonl(str(tmp_path / "eda" / "data" / "seed.jsonl"))}
     assert rows[0]["teacher_requests"] == 0 and augmented and all(a["origin"] == "eda" for a in augmented)
@@ -334,7 +316,7 @@ def test_pool_teacher_adds_real_rows_of_the_failed_class(tmp_path):
     config.teacher.kind = "pool"
     config.teacher.per_example = 2
     config.teacher.same_label = True
-    rows = OracleRun.make(config, None).run()
+    rows = OracleRun(config, None).run()
     augmented = files.read_jsonl(str(tmp_path / "pool" / "iter_0000" / "augment.jsonl"))
     seed = {ex["id"]: ex for ex in files.read_jsonl(str(tmp_path / "pool" / "data" / "seed.jsonl"))}
     test = files.read_jsonl(str(tmp_path / "pool" / "data" / "test.jsonl"))

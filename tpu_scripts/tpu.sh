@@ -61,7 +61,7 @@ setup() {
   ssh_all "set -e; if [ ! -d llm2llm-jax ]; then git clone $(printf '%q' "$REPO_URL") llm2llm-jax; fi; \
 cd llm2llm-jax && git fetch --all && git checkout $(printf '%q' "$REPO_REF") && \
 python3 -m venv .venv && . .venv/bin/activate && pip install -q -U pip && \
-pip install -q 'jax[tpu]' -e ."
+pip install -q -c constraints.txt 'jax[tpu]' -e ."
 }
 
 launch() {

@@ -26,7 +26,6 @@ setup(
         "tensorflow-datasets>=4.9.7",
         "importlib_resources>=6",
         "array_record>=0.5",
-        "grain>=0.2.6",
         "google-genai>=1.0",
         "httpx>=0.27",
         "tenacity>=8.2",

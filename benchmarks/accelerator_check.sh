@@ -16,7 +16,7 @@ py="${PYTHON:-python3}"
 
 if [[ "${1:-}" == "--prepare" ]]; then
   # The check's own code first, with tiny sizes on this CPU: a broken step should not cost GPU time.
-  "$py" -m pytest -q -p no:cacheprovider tests/test_accelerator_check.py --run-slow
+  "$py" -m pytest -q -p no:cacheprovider tests/test_accelerator_check.py --run-gpu-dry-run
   exec "$py" benchmarks/accelerator_carry.py --prepare
 fi
 

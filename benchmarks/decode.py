@@ -93,8 +93,9 @@ def load_models(weights: str, model: str = "smollm2-135m"):
     device = torch_device()
     if weights == "real":
         from llm2llm_jax import assets
+        from llm2llm_jax.model.loading import load_smollm2
 
-        cfg, params, tok = assets.load_smollm2(quiet=True, progress=False, scan_layers=False)
+        cfg, params, tok = load_smollm2(quiet=True, progress=False, scan_layers=False)
         path = assets.smollm2_gguf_path(quiet=True)
         ref = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
                                                    dtype=torch.float32, attn_implementation="sdpa")

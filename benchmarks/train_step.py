@@ -44,7 +44,8 @@ from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # 
 from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
 from llm2llm_jax.model.kernels import causal_blocks, cpu_matmul, row_major  # noqa: E402  (the cpu kernels' own)
 from llm2llm_jax.model.llama import init_params  # noqa: E402
-from llm2llm_jax.train import Example, TrainHParams, Trainer, collate, host_params  # noqa: E402
+from llm2llm_jax.data import Example, collate  # noqa: E402
+from llm2llm_jax.train import TrainHParams, Trainer, host_params  # noqa: E402
 
 SMOLLM2 = MODEL_SHAPES["smollm2-135m"]
 

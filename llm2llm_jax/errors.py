@@ -1,13 +1,13 @@
-"""The exception types that mean "the user's input or environment needs fixing" (shown without a traceback)."""
+"""The base of every user-facing error: input, config or environment that needs fixing (one line, no traceback)."""
 
-from llm2llm_jax.assets import AssetError
-from llm2llm_jax.data import DataError
-from llm2llm_jax.loop import RunError
-from llm2llm_jax.model.config import ConfigError
-from llm2llm_jax.model.weights import WeightError
-from llm2llm_jax.parallel import ShardingError
-from llm2llm_jax.tasks import TaskError
-from llm2llm_jax.teacher.backends import TeacherError
 
-USER_ERRORS = (AssetError, ConfigError, DataError, RunError, ShardingError, TaskError, TeacherError, WeightError,
-               FileExistsError)
+class UserError(Exception):
+    """Something the user can fix; the message names the file, field or config key and says how.
+
+    `launch/run.py` prints it as one line and exits with status 2. Each module's own error type derives
+    from it (and from the builtin it used to be, so `except ValueError` callers keep working).
+    """
+
+
+class RunError(UserError, RuntimeError):
+    """A run that cannot start or continue as configured."""

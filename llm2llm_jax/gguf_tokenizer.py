@@ -8,12 +8,14 @@ vocabularies (Llama-2 GGUFs) pass the original HF tokenizer directory instead.
 
 from __future__ import annotations
 
+from llm2llm_jax.errors import UserError
+
 # llama.cpp pre-tokenizer names whose regex first splits every digit on its own (then GPT-2 rules).
 _DIGIT_SPLIT_PRE = {"smollm", "starcoder", "refact", "codeshell"}
 _GGML_CONTROL = 3  # llama.cpp token type for control (special) tokens
 
 
-class TokenizerError(ValueError):
+class TokenizerError(UserError, ValueError):
     """A GGUF whose tokenizer cannot be rebuilt here."""
 
 

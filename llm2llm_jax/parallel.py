@@ -19,6 +19,8 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from llm2llm_jax.errors import UserError
+
 log = logging.getLogger(__name__)
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -43,7 +45,7 @@ LOGICAL_RULES: tuple = (
 )
 
 
-class ShardingError(ValueError):
+class ShardingError(UserError, ValueError):
     """A mesh or parameter that cannot be laid out as asked."""
 
 

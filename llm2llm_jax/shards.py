@@ -1,4 +1,4 @@
-"""Per-iteration training sets as tfds array_record datasets, read back through grain.
+"""Per-iteration training sets as tfds array_record datasets (readable by tfds by name), one per iteration.
 
 Iteration i's set is the builder config `iteration_000i` of the `llm2llm_shards` dataset under the
 run's shard directory (tfds only generates a builder's current version, so each iteration is a
@@ -12,8 +12,10 @@ example was made from) and iteration (when it entered the set).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -79,7 +81,10 @@ def _path(shard_dir: str, iteration: int) -> str:
 
 
 def is_written(shard_dir: str, iteration: int) -> bool:
-    return os.path.isdir(_path(shard_dir, iteration)) and _builder(shard_dir, iteration).is_prepared()
+    if not os.path.isdir(_path(shard_dir, iteration)):
+        return False
+    with _without_variant_warning():
+        return _builder(shard_dir, iteration).is_prepared()
 
 
 def write_iteration(shard_dir: str, iteration: int, examples: Sequence[dict]) -> str:
@@ -87,10 +92,28 @@ def write_iteration(shard_dir: str, iteration: int, examples: Sequence[dict]) ->
     if not examples:
         raise ValueError(f"iteration {iteration}: refusing to write an empty training set")
     builder = _builder(shard_dir, iteration, examples)
-    if not builder.is_prepared():
-        tfds.disable_progress_bar()
-        builder.download_and_prepare()
+    with _without_variant_warning():
+        if not builder.is_prepared():
+            tfds.disable_progress_bar()
+            builder.download_and_prepare()
     return _path(shard_dir, iteration)
+
+
+class _NotVariantWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Variant folder")
+
+
+@contextlib.contextmanager
+def _without_variant_warning():
+    """tfds logs "Variant folder ... has no dataset_info.json" when asked whether a version it has not
+    finished writing is prepared: the answer (no) is what this module asks for, not a problem."""
+    quiet = _NotVariantWarning()
+    logging.getLogger("absl").addFilter(quiet)
+    try:
+        yield
+    finally:
+        logging.getLogger("absl").removeFilter(quiet)
 
 
 def _decode(record: dict) -> dict:
@@ -111,18 +134,3 @@ def read_iteration(shard_dir: str, iteration: int) -> list[dict]:
     """Every record of one iteration, in written order."""
     source = data_source(shard_dir, iteration)
     return [_decode(source[i]) for i in range(len(source))]
-
-
-def iterate(shard_dir: str, iteration: int, *, seed: int, epoch: int = 0, process_index: int = 0,
-            process_count: int = 1, shuffle: bool = True) -> Iterator[dict]:
-    """This process's records of one iteration, deterministically shuffled per (seed, epoch) by grain.
-
-    Processes get disjoint strided slices of the same shuffled order; together they cover the set.
-    """
-    import grain
-
-    ds = grain.MapDataset.source(data_source(shard_dir, iteration))
-    if shuffle:
-        ds = ds.shuffle(seed=seed + 1000003 * epoch)
-    ds = ds[process_index::process_count].map(_decode)
-    return iter(ds)

@@ -13,8 +13,10 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Mapping, Optional, Sequence
 
+from llm2llm_jax.errors import UserError
 
-class TaskError(ValueError):
+
+class TaskError(UserError, ValueError):
     """An example or task definition that does not fit the task."""
 
 
@@ -182,11 +184,16 @@ TASKS = {
 def custom_task(spec: Mapping) -> Task:
     """A task defined entirely in the config: template, cue, labels (+ verbalizers) or answer_regex."""
     allowed = {f.name for f in dataclasses.fields(Task)}
+    # Fields left empty in the config section are unset; lists may be given as "a,b,c" (command line).
+    spec = {k: v for k, v in spec.items() if not (isinstance(v, (str, tuple, list)) and not v)}
+    for key in ("labels", "verbalizers"):
+        if isinstance(spec.get(key), str):
+            spec[key] = tuple(part.strip() for part in spec[key].split(",") if part.strip())
     unknown = set(spec) - allowed
     if unknown:
         raise TaskError(f"custom task: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
     if "cue" not in spec:
-        raise TaskError("custom task: field 'cue' is required (e.g. 'Answer:')")
+        raise TaskError("field 'cue' is required (e.g. --config.custom_task.cue=Answer:)")
     spec = dict(spec)
     for key in ("labels", "verbalizers"):
         if key in spec:

@@ -24,17 +24,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import traverse_util
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from llm2llm_jax import parallel
+from llm2llm_jax.data import Example, make_batches
 from llm2llm_jax.model.config import LlamaConfig
+from llm2llm_jax.model.lora import add_lora_params, combine, split_trainable
 from llm2llm_jax.model.llama import LlamaForCausalLM, abstract_params
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainHParams:
-    """Paper defaults: full fine-tuning, 3 epochs, lr 2e-5, cosine, 3% warmup, weight decay 0, batch 128."""
+    """The fine-tuning recipe, built from `config.train` (these defaults are the config's defaults).
+
+    The paper's: full fine-tuning, 3 epochs, lr 2e-5, cosine, 3% warmup, weight decay 0, batch 128.
+    """
 
     learning_rate: float = 2e-5
     warmup_ratio: float = 0.03
@@ -48,8 +52,8 @@ class TrainHParams:
     adam_eps: float = 1e-8
     seq_multiple: int = 32  # pad lengths up to a multiple of this (few distinct jit shapes)
     target_multiple: int = 8  # pad per-row target counts up to a multiple of this
-    max_length: int = 1024
-    seed: int = 0
+    max_length: int = 1024  # from config.data.max_length
+    seed: int = 0  # batch order; from config.train.shuffle_seed (or derived from config.seed)
 
     @property
     def accum_steps(self) -> int:
@@ -78,67 +82,6 @@ def make_optimizer(hp: TrainHParams, total_steps: int) -> optax.GradientTransfor
         optax.adamw(learning_rate_schedule(hp, total_steps), b1=hp.adam_b1, b2=hp.adam_b2, eps=hp.adam_eps,
                     weight_decay=hp.weight_decay),
     )
-
-
-# ---------------------------------------------------------------------------- trainable / frozen split
-def is_lora_path(path: tuple) -> bool:
-    return path[-1] in ("lora_a", "lora_b")
-
-
-def split_trainable(params: dict, cfg: LlamaConfig) -> tuple[dict, dict]:
-    """(trainable, frozen): everything is trainable for full fine-tuning; only adapters with LoRA."""
-    if not cfg.lora_rank:
-        return params, {}
-    flat = traverse_util.flatten_dict(params)
-    trainable = {k: v for k, v in flat.items() if is_lora_path(k)}
-    frozen = {k: v for k, v in flat.items() if not is_lora_path(k)}
-    if not trainable:
-        raise ValueError("lora_rank > 0 but the params hold no lora_a/lora_b; call add_lora_params first")
-    return traverse_util.unflatten_dict(trainable), traverse_util.unflatten_dict(frozen)
-
-
-def combine(trainable: dict, frozen: dict) -> dict:
-    if not frozen:
-        return trainable
-    flat = traverse_util.flatten_dict(frozen)
-    flat.update(traverse_util.flatten_dict(trainable))
-    return traverse_util.unflatten_dict(flat)
-
-
-def add_lora_params(params: dict, cfg: LlamaConfig, rng: jax.Array) -> dict:
-    """Base params plus fresh adapters (lora_a ~ N(0, 1/rank), lora_b = 0: the model starts unchanged)."""
-    if not cfg.lora_rank:
-        return params
-    flat = traverse_util.flatten_dict(params)
-    shapes = traverse_util.flatten_dict(nn.meta.unbox(abstract_params(cfg)))
-    lora_keys = sorted(k for k in shapes if is_lora_path(k))
-    rngs = jax.random.split(rng, len(lora_keys))
-    dtype = cfg.jnp_param_dtype
-    for key, r in zip(lora_keys, rngs):
-        shape = shapes[key].shape
-        if key[-1] == "lora_a":
-            flat[key] = np.asarray(jax.random.normal(r, shape, jnp.float32) / cfg.lora_rank).astype(dtype)
-        else:
-            flat[key] = np.zeros(shape, dtype)
-    return traverse_util.unflatten_dict(flat)
-
-
-def merge_lora(params: dict, cfg: LlamaConfig) -> tuple[dict, LlamaConfig]:
-    """Fold adapters into the kernels (W + A @ B * alpha / rank) and drop them: plain Llama params."""
-    if not cfg.lora_rank:
-        return params, cfg
-    flat = traverse_util.flatten_dict(params)
-    out = {k: v for k, v in flat.items() if not is_lora_path(k)}
-    scale = cfg.lora_alpha / cfg.lora_rank
-    for key in flat:
-        if key[-1] == "lora_a":
-            module = key[:-1]
-            a = np.asarray(flat[key], np.float32)
-            b = np.asarray(flat[module + ("lora_b",)], np.float32)
-            kernel = np.asarray(flat[module + ("kernel",)])
-            delta = np.matmul(a, b) * scale  # stacked [L, in, r] @ [L, r, out] works too
-            out[module + ("kernel",)] = (kernel.astype(np.float32) + delta).astype(kernel.dtype)
-    return traverse_util.unflatten_dict(out), cfg.replace(lora_rank=0)
 
 
 # ---------------------------------------------------------------------------- pure numerics
@@ -191,73 +134,6 @@ def train_step(state: dict, frozen: dict, batch: dict, *, cfg: LlamaConfig, opti
     params = optax.apply_updates(state["params"], updates)
     metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "target_tokens": count}
     return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
-
-
-# ---------------------------------------------------------------------------- batching
-@dataclasses.dataclass
-class Example:
-    """One tokenized training example: the prompt tokens are masked out of the loss."""
-
-    prompt_ids: Sequence[int]
-    target_ids: Sequence[int]
-
-
-def make_batches(examples: Sequence[Example], hp: TrainHParams, rng: np.random.Generator, pad_id: int = 0,
-                 shuffle: bool = True, bucket_batches: int = 32) -> Iterator[dict]:
-    """One epoch of fixed-shape batches [accum, micro, T].
-
-    Length bucketing keeps padding low: examples are shuffled, cut into groups of `bucket_batches`
-    batches, sorted by length inside each group, and each batch is padded only to its own longest
-    example (rounded up to hp.seq_multiple). A short last batch is filled with all-masked rows.
-    """
-    order = rng.permutation(len(examples)) if shuffle else np.arange(len(examples))
-    group = hp.batch_size * bucket_batches
-    batches: list = []
-    for start in range(0, len(order), group):
-        chunk = sorted(order[start:start + group],
-                       key=lambda i: len(examples[i].prompt_ids) + len(examples[i].target_ids))
-        batches += [chunk[i:i + hp.batch_size] for i in range(0, len(chunk), hp.batch_size)]
-    if shuffle:
-        rng.shuffle(batches)
-    for idx in batches:
-        yield collate([examples[i] for i in idx], hp, pad_id)
-
-
-def collate(rows: Sequence[Example], hp: TrainHParams, pad_id: int = 0) -> dict:
-    """Right-pad rows into [accum, micro, T] token arrays and [accum, micro, K] target positions.
-
-    T rounds the longest row up to hp.seq_multiple and K the most targets in a row up to
-    hp.target_multiple, so that few distinct shapes are compiled.
-    """
-    longest = max(min(len(r.prompt_ids) + len(r.target_ids), hp.max_length) for r in rows)
-    width = min(-(-longest // hp.seq_multiple) * hp.seq_multiple, max(hp.max_length, hp.seq_multiple))
-    n = hp.batch_size
-    ids = np.full((n, width), pad_id, np.int32)
-    attn = np.zeros((n, width), np.int32)
-    predicting = []  # per row: positions whose next token is a target
-    for i, r in enumerate(rows):
-        seq = (list(r.prompt_ids) + list(r.target_ids))[:width]
-        ids[i, :len(seq)] = seq
-        attn[i, :len(seq)] = 1
-        predicting.append(range(max(len(r.prompt_ids), 1) - 1, len(seq) - 1))
-    most = max([len(p) for p in predicting] + [1])
-    k = min(-(-most // hp.target_multiple) * hp.target_multiple, width)
-    positions = np.zeros((n, k), np.int32)
-    mask = np.zeros((n, k), np.int32)
-    for i, p in enumerate(predicting):
-        positions[i, :len(p)] = list(p)
-        mask[i, :len(p)] = 1
-    rows_shape = (hp.accum_steps, n // hp.accum_steps)
-    return {"input_ids": ids.reshape(rows_shape + (width,)), "attention_mask": attn.reshape(rows_shape + (width,)),
-            "target_positions": positions.reshape(rows_shape + (k,)), "target_mask": mask.reshape(rows_shape + (k,))}
-
-
-def padding_fraction(batches: Iterable[dict]) -> float:
-    real = total = 0
-    for b in batches:
-        real += int(b["attention_mask"].sum())
-        total += b["attention_mask"].size
-    return 1.0 - real / max(total, 1)
 
 
 # ---------------------------------------------------------------------------- the stateful shell
@@ -377,11 +253,11 @@ class Trainer:
         so the first `start_step` batches are regenerated and skipped. checkpoint_every: save (async)
         every this many steps.
         """
-        from tqdm.auto import tqdm
+        from llm2llm_jax.console import progress_bar
 
         rng = np.random.default_rng(self.hp.seed)
         history = []
-        bar = tqdm(total=self.total_steps, initial=start_step, desc=desc, disable=not progress, unit="step")
+        bar = progress_bar(self.total_steps, desc, progress, unit="step", initial=start_step)
         step = 0
         for epoch in range(self.hp.epochs):
             for batch in make_batches(examples, self.hp, rng, pad_id=pad_id):
@@ -437,3 +313,42 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
 def host_params(tree: Any) -> Any:
     """Device arrays to host numpy (fully replicated gather)."""
     return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)
+
+
+def hparams_from_config(config) -> TrainHParams:
+    """The recipe of a run's config: `config.train`, with the data's max_length, and the batch-order seed
+    (train.shuffle_seed, or derived from config.seed: the same every iteration, so that iterations differ
+    only in their data)."""
+    from llm2llm_jax.settings import build, stable_seed
+
+    t = config.train
+    seed = t.shuffle_seed if t.shuffle_seed >= 0 else stable_seed(config.seed, "train")
+    return build(TrainHParams, t, max_length=config.data.max_length, seed=seed)
+
+
+def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Sequence[dict], hp: TrainHParams, mesh,
+             *, lora_seed: int, truncation: str, checkpoint_dir: str, checkpoint_every: int = 0,
+             progress: bool = False, desc: str = "training", say=lambda msg: None) -> tuple[dict, dict]:
+    """(trained params on the mesh, info) for one fine-tune of the base weights on `train_set`.
+
+    Always from the base weights, with fresh adapters from `lora_seed` when cfg has LoRA; a checkpoint in
+    `checkpoint_dir` from an interrupted fine-tune of the same data is resumed from its step.
+    """
+    from llm2llm_jax.data import tokenize_examples
+
+    examples, trunc = tokenize_examples(task, train_set, tokenizer, hp.max_length, truncation)
+    total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs
+    trainer = Trainer(cfg, hp, mesh, total_steps=total, checkpoint_dir=checkpoint_dir, keep_checkpoints=1)
+    trainer.init_state(add_lora_params(base_params, cfg, jax.random.PRNGKey(lora_seed)))
+    start = 0
+    if trainer.checkpoints.latest_step() is not None:
+        start = trainer.restore()
+        say(f"resuming training at step {start}/{total}")
+    history = trainer.fit(examples, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc, start_step=start,
+                          checkpoint_every=checkpoint_every)
+    if checkpoint_every:
+        trainer.save(wait=True)
+    trained = trainer.params()
+    trainer.close()
+    return trained, {"steps": total, "examples": len(examples), "truncation": trunc,
+                     "final_loss": history[-1]["loss"] if history else None}

@@ -14,26 +14,32 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def pytest_addoption(parser):
-    parser.addoption("--run-slow", action="store_true",
-                     help="also run the tests marked slow (the GPU check's CPU dry run, about 3 minutes)")
+    parser.addoption("--run-gpu-dry-run", action="store_true",
+                     help="also run the GPU check's CPU dry run (about 3 minutes of benchmark-harness code)")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "multi_device: needs the 8-device simulated CPU pod (skipped on a GPU)")
-    config.addinivalue_line("markers", "slow: minutes of benchmark-harness code; runs with --run-slow "
+    config.addinivalue_line("markers", "slow: loads the real SmolLM2 weights, starts subprocesses, executes the "
+                                       "notebook, or compiles model steps for more than ~5 s on 2 cores; "
+                                       "`-m 'not slow'` is the quick tier (under 3 minutes), CI runs everything")
+    config.addinivalue_line("markers", "gpu_dry_run: the GPU check's CPU dry run; runs with --run-gpu-dry-run "
                                        "(benchmarks/accelerator_check.sh --prepare runs it before a GPU session)")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Slow tests need --run-slow. On a backend with fewer than 8 devices (one GPU), the mesh tests cannot
-    build their meshes."""
+    """Tests that use the real SmolLM2 are slow; the GPU check's dry run needs --run-gpu-dry-run. On a backend
+    with fewer than 8 devices (one GPU), the mesh tests cannot build their meshes."""
     import jax
 
-    if not config.getoption("--run-slow"):
-        slow = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if {"smollm2", "smollm2_torch"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    if not config.getoption("--run-gpu-dry-run"):
+        skip_dry_run = pytest.mark.skip(reason="the GPU check's dry run: run with --run-gpu-dry-run")
         for item in items:
-            if "slow" in item.keywords:
-                item.add_marker(slow)
+            if "gpu_dry_run" in item.keywords:
+                item.add_marker(skip_dry_run)
     if len(jax.devices()) >= 8:
         return
     skip = pytest.mark.skip(reason=f"needs 8 devices; {jax.default_backend()} has {len(jax.devices())}")
@@ -92,7 +98,9 @@ def smollm2():
     """(cfg, params, tokenizer, gguf_path) for the real SmolLM2-135M-Instruct."""
     from llm2llm_jax import assets
 
-    cfg, params, tok = assets.load_smollm2(quiet=True, progress=False)
+    from llm2llm_jax.model.loading import load_smollm2
+
+    cfg, params, tok = load_smollm2(quiet=True, progress=False)
     return cfg, params, tok, assets.smollm2_gguf_path(quiet=True)
 
 

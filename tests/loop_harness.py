@@ -28,9 +28,10 @@ def tiny_student():
     from llm2llm_jax import assets
     from llm2llm_jax.model.config import LlamaConfig
     from llm2llm_jax.model.llama import init_params
+    from llm2llm_jax.model.loading import load_gguf_tokenizer
     from llm2llm_jax.train import host_params
 
-    tok = assets.load_gguf_tokenizer(assets.smollm2_gguf_path(quiet=True))
+    tok = load_gguf_tokenizer(assets.smollm2_gguf_path(quiet=True))
     cfg = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, bos_token_id=1,
                       eos_token_id=2, pad_token_id=2, max_position_embeddings=512)
@@ -55,6 +56,7 @@ def small_config(workdir, iterations=3, method="llm2llm", epochs=3):
     c.iterations = iterations
     c.progress = False
     c.mesh = (1, -1, 1)
+    c.model.source = "smollm2"  # valid for config checks; the tests hand the run its model (or a stand-in)
     c.data.source = "trec_offline"
     c.data.seed_count = 12
     c.data.test_count = 200

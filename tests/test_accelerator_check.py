@@ -1,7 +1,7 @@
 """benchmarks/accelerator_check.sh --cpu-dry-run: every step of the GPU check runs on CPU with tiny sizes and
 leaves its figures; the targets are read from the figures the way a GPU run's would be.
 
-The dry run takes about three minutes of benchmark-harness code, so it is marked slow (pytest --run-slow);
+The dry run takes about three minutes of benchmark-harness code, so it runs only with pytest --run-gpu-dry-run;
 `accelerator_check.sh --prepare` runs it first, so a broken check is found before a GPU session is spent."""
 
 import json
@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 
-@pytest.mark.slow
+@pytest.mark.gpu_dry_run
 def test_cpu_dry_run_runs_every_step(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable)
     proc = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "accelerator_check.sh"), "--cpu-dry-run"],

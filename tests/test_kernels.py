@@ -68,6 +68,7 @@ if on_gpu():
     KERNEL_SETS["xla-fused-cudnn"] = kernels.XlaKernels("cudnn")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("name", list(KERNEL_SETS))
 def test_attention_equals_plain_attention(name, dtype):

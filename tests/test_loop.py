@@ -16,7 +16,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
 
 import loop_harness  # noqa: E402
-from llm2llm_jax import files, loop  # noqa: E402
+from llm2llm_jax import files, loop, settings  # noqa: E402
 
 
 JIT_CACHE = os.path.join(ROOT, ".cache", "test-jit-cache")
@@ -46,6 +46,7 @@ def reference_run(tmp_path_factory):
     return workdir, out
 
 
+@pytest.mark.slow
 def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch):
     """The real controller and a real (tiny) student: every iteration's Trainer starts from the same base
     weights, the teacher is asked about the student's wrong seed examples, and the run leaves its report.
@@ -80,6 +81,7 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("stage", ["train", "teacher", "shards"])
+@pytest.mark.slow  # runs the harness in subprocesses
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path, reference_run, stage):
     ref_dir, ref = reference_run
     workdir = tmp_path / "run"
@@ -104,11 +106,12 @@ def test_workdir_with_another_config_is_refused(tmp_path):
     other = loop_harness.small_config(str(tmp_path / "run"))
     other.train.learning_rate = 0.5
     with pytest.raises(loop.RunError, match=r"another config.*train.learning_rate.*--config.workdir"):
-        loop.Llm2llmRun(other)._check_config()
+        settings.check_snapshot(other, str(tmp_path / "run"), write=False)
     more = loop_harness.small_config(str(tmp_path / "run"), iterations=7)
-    loop.Llm2llmRun(more)._check_config()  # more iterations is a continuation, not a clash
+    settings.check_snapshot(more, str(tmp_path / "run"), write=False)  # more iterations continue, not clash
 
 
+@pytest.mark.slow
 def test_loop_with_a_lora_student(tmp_path):
     """A LoRA student trains (adapters only) and is evaluated with its adapters through the same controller."""
     cfg, params, tok = loop_harness.tiny_student()
@@ -310,10 +313,10 @@ def test_eda_baseline_edits_the_seed_examples_without_a_teacher(tmp_path):
     assert all(a["output"] == seed[a["parent_id"]]["output"] for a in augmented)
 
 
-def test_pool_teacher_adds_real_rows_of_the_failed_class(tmp_path):
-    """The diagnostic 'pool' teacher: unused training rows with each wrong seed example's label."""
+def test_pool_method_adds_real_rows_of_the_failed_class(tmp_path):
+    """The diagnostic 'pool' method: unused training rows with each wrong seed example's label."""
     config = loop_harness.small_config(str(tmp_path / "pool"), iterations=2)
-    config.teacher.kind = "pool"
+    config.method = "pool"
     config.teacher.per_example = 2
     config.teacher.same_label = True
     rows = OracleRun(config, None).run()
@@ -323,3 +326,37 @@ def test_pool_teacher_adds_real_rows_of_the_failed_class(tmp_path):
     assert rows[0]["seed_wrong"] == 12 and len(augmented) == rows[0]["new_examples"] >= 20
     assert all(a["origin"] == "pool" and a["output"] == seed[a["parent_id"]]["output"] for a in augmented)
     assert not {a["input"] for a in augmented} & ({ex["input"] for ex in seed.values()} | {ex["input"] for ex in test})
+
+
+def test_a_round_that_keeps_nothing_reuses_the_result_and_the_run_stops(tmp_path, capsys):
+    """A teacher with nothing usable to say: iteration 1 would train on exactly iteration 0's data, so it
+    reuses iteration 0's fine-tune and evaluation instead (no training), asks the teacher again about the
+    still-wrong examples with new sampling seeds, and after teacher.max_empty_rounds=2 empty rounds the run
+    stops and says why. Rerunning the finished command changes nothing."""
+    config = _oracle_config(tmp_path, "run")
+    config.iterations = 5
+    teacher = _oracle_teacher(tmp_path / "run", script=lambda request: "Sorry, I cannot write more examples.")
+    run = OracleRun(config, teacher)
+    rows = run.run()
+
+    assert len(run.trained_on) == 1  # only iteration 0 fine-tuned
+    assert len(rows) == 2 and rows[1]["reused_from"] == 0 and "reused_from" not in rows[0]
+    for key in ("train_size", "seed_accuracy", "test_accuracy", "seed_wrong", "train_final_loss"):
+        assert rows[1][key] == rows[0][key]
+    for name in ("predictions_seed.jsonl", "predictions_test.jsonl"):
+        assert (tmp_path / "run" / "iter_0001" / name).read_text() == (tmp_path / "run" / "iter_0000" / name).read_text()
+    assert [r["new_examples"] for r in rows] == [0, 0] and "stopped" not in rows[0]
+    assert rows[1]["stopped"] == "no new example kept in 2 rounds in a row"
+    seed = files.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))
+    asked = _asked_ids(teacher, seed)
+    assert len(asked) == 12 and set(asked[:6]) == set(asked[6:])  # the same wrong examples, asked twice
+    assert len({r.seed for r in teacher.seen}) == 12  # ... with a fresh sampling seed each round
+    err = capsys.readouterr().err
+    assert "iteration 1: same training data and settings as iteration 0; reusing its fine-tuned result" in err
+    assert "stopping: no new example kept in 2 rounds in a row (teacher.max_empty_rounds)" in err
+    assert "teacher.per_example" in err
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "reused iteration 0's result; stopped: no new example kept in 2 rounds in a row" in report
+
+    again = OracleRun(config, _oracle_teacher(tmp_path / "run"))
+    assert _comparable(again.run()) == _comparable(rows) and again.trained_on == []

@@ -59,6 +59,7 @@ def test_rope_scaling_is_not_a_no_op(tmp_path):
     assert np.abs(scaled - plain).max() > 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", ["cpu", "xla"])
 @pytest.mark.parametrize("policy", ["full", "dots"])
 def test_remat_keeps_logits_and_grads(tmp_path, policy, kernels):
@@ -79,6 +80,7 @@ def test_remat_keeps_logits_and_grads(tmp_path, policy, kernels):
 BF16_KERNELS = dict(KERNELS, **({"xla-cudnn": dict(kernels="xla", fused_attention="cudnn")} if on_gpu() else {}))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", list(BF16_KERNELS))
 def test_bf16_compute_tracks_f32(tmp_path, kernels):
     path, ref_model = make_hf_llama(tmp_path)
@@ -110,7 +112,8 @@ def test_params_carry_logical_axis_names():
 
 def target_batch(vocab_size):
     """One collated row-batch of three examples with 2-6 target tokens each (numpy arrays)."""
-    from llm2llm_jax.train import Example, TrainHParams, collate
+    from llm2llm_jax.data import Example, collate
+    from llm2llm_jax.train import TrainHParams
 
     rs = np.random.RandomState(0)
     examples = [Example(list(rs.randint(3, vocab_size, n)), list(rs.randint(3, vocab_size, k)))
@@ -129,6 +132,7 @@ def mean_target_loss(cfg, b):
     return mean_loss
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", list(KERNELS))
 @pytest.mark.parametrize("case", ["gqa-tied", "mha-untied"])
 def test_loss_gradients_match_transformers(tmp_path, case, kernels):
@@ -158,6 +162,7 @@ def test_loss_gradients_match_transformers(tmp_path, case, kernels):
         np.testing.assert_allclose(g, ref_grads[name], atol=1e-5 * scale + 1e-7, err_msg=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", ["cpu", "xla"])
 def test_bf16_gradients_track_f32(tmp_path, monkeypatch, kernels):
     """bf16 compute: the gradients track the f32 ones to bf16 precision. With the cpu kernels the

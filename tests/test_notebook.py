@@ -5,6 +5,9 @@ import re
 
 import nbformat
 from nbclient import NotebookClient
+import pytest
+
+pytestmark = pytest.mark.slow  # executes the notebook in a kernel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

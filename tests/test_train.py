@@ -9,8 +9,17 @@ import pytest
 from llm2llm_jax import parallel
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import init_params
-from llm2llm_jax.train import (Example, TrainHParams, Trainer, add_lora_params, collate, host_params, make_batches,
-                               merge_lora, padding_fraction, split_trainable, token_loss)
+from llm2llm_jax.data import Example, collate, make_batches
+from llm2llm_jax.model.lora import add_lora_params, merge_lora, split_trainable
+from llm2llm_jax.train import TrainHParams, Trainer, host_params, token_loss
+
+
+def padding_fraction(batches) -> float:
+    real = total = 0
+    for b in batches:
+        real += int(b["attention_mask"].sum())
+        total += b["attention_mask"].size
+    return 1.0 - real / max(total, 1)
 
 
 def _examples(n=16, seed=0, vocab=256):
@@ -34,6 +43,7 @@ def _run_two_steps(cfg, params, mesh, hp, batch):
 KERNELS = ["cpu", "xla"]
 
 
+@pytest.mark.slow
 @pytest.mark.multi_device
 @pytest.mark.parametrize("lora,kernels", [(0, "cpu"), (4, "xla")], ids=["full-cpu", "lora-xla"])
 def test_sharded_equals_single_device(lora, kernels):
@@ -76,6 +86,7 @@ def test_sharded_equals_single_device(lora, kernels):
         assert all(np.abs(after[k] - before[k]).max() > 0 for k in before if k[-1] in ("lora_a", "lora_b"))
 
 
+@pytest.mark.slow
 @pytest.mark.multi_device
 @pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("lora", [0, 4], ids=["full", "lora"])
@@ -104,6 +115,7 @@ def test_gradients_equal_across_meshes(lora, kernels):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_loss_covers_exactly_the_target_tokens(kernels):
     """The LM head runs only at target positions, yet loss and gradients equal the full-logits loss
@@ -153,6 +165,7 @@ def test_truncated_and_promptless_rows():
     np.testing.assert_array_equal(batch["target_positions"][0, 1, :2], [0, 1])
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits():
     cfg = tiny_config()
     params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
@@ -206,6 +219,7 @@ def test_lora_merge_equals_adapted_model(kernels):
     assert np.abs(np.asarray(forward(plain_cfg, split_trainable(params, cfg)[1], ids)) - np.asarray(adapted)).max() > 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.multi_device
 def test_orbax_restore_onto_a_different_mesh(tmp_path):
     cfg = tiny_config()
@@ -323,6 +337,7 @@ def test_optimizer_equals_an_explicit_optax_chain():
     assert float(jnp.abs(our_params["w"] - params["w"]).max()) > 1e-3  # the run moved the parameters
 
 
+@pytest.mark.slow
 def test_accumulation_weights_micro_batches_by_target_tokens():
     """Four micro-batches of two rows give the loss and gradients of one batch of eight: every target token
     counts once, however the rows fall into micro-batches (rows hold 1 to 12 target tokens)."""
@@ -440,6 +455,7 @@ def test_uneven_dimensions_are_replicated_with_a_warning(caplog):
     assert "w: dimension 6 (embed) does not divide over mesh axes" in caplog.text
 
 
+@pytest.mark.slow
 def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit(tmp_path):
     """Interrupted after step 4 with a checkpoint at step 3, a new Trainer restores step 3 and continues at
     step 4: the final parameters equal those of an uninterrupted fit."""

@@ -54,7 +54,7 @@ def test_export_refuses_existing_target_and_leaves_nothing_behind(tmp_path):
     target = tmp_path / "taken"
     target.mkdir()
     (target / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="already exists"):
+    with pytest.raises(WeightError, match="already exists"):
         save_hf_checkpoint(params, cfg, str(target))
     assert os.listdir(target) == ["keep.txt"]
     # a failure mid-export (a param tree missing a tensor) leaves no partial directory

@@ -8,6 +8,7 @@ from typing import Any, Mapping, Optional
 
 import jax.numpy as jnp
 
+from llm2llm_jax.errors import UserError
 from llm2llm_jax.model import kernels as kernels_lib
 
 # HF `model_type` values whose checkpoints are plain Llama (same tensors, same maths).
@@ -18,7 +19,7 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A model config that cannot describe a Llama this package can run."""
 
 

@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.layout import Layout, with_layout_constraint
 
+from llm2llm_jax.errors import UserError
+
 Array = jax.Array
 
 KERNEL_SETS = ("auto", "xla", "cpu")
@@ -34,7 +36,7 @@ FUSED_ATTENTION = ("off", "xla", "cudnn")
 MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)
 
 
-class KernelError(ValueError):
+class KernelError(UserError, ValueError):
     """A kernel choice that the devices or the config cannot run."""
 
 

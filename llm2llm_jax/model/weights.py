@@ -18,6 +18,7 @@ from typing import Iterator, Optional
 import ml_dtypes
 import numpy as np
 
+from llm2llm_jax.errors import UserError
 from llm2llm_jax.model.config import LlamaConfig
 
 NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
@@ -26,7 +27,7 @@ FLOAT_DTYPES = (np.float16, np.float32, np.float64, ml_dtypes.bfloat16)
 IGNORED_TENSORS = re.compile(r".*rotary_emb\.inv_freq$")
 
 
-class WeightError(ValueError):
+class WeightError(UserError, ValueError):
     """A checkpoint whose tensors do not fit the model they are meant for."""
 
 
@@ -225,7 +226,7 @@ def save_hf_checkpoint(params: dict, cfg: LlamaConfig, out_dir: str, dtype: Opti
 
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir):
-        raise FileExistsError(f"{out_dir}: already exists; choose a new export directory or remove it first")
+        raise WeightError(f"{out_dir}: already exists; choose a new export directory or remove it first")
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     np_dtype = NP_DTYPES[dtype or cfg.param_dtype]
@@ -387,6 +388,6 @@ def load_gguf_checkpoint(path: str, progress: bool = False, **runtime) -> tuple[
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from llm2llm_jax.console import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="tensor", disable=not enabled, leave=False)
+    return progress_bar(total, desc, enabled, unit="tensor")

@@ -15,10 +15,11 @@ from typing import Optional, Sequence
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from llm2llm_jax.errors import UserError
 from llm2llm_jax.teacher.cache import DiskCache, cache_key
 
 
-class TeacherError(RuntimeError):
+class TeacherError(UserError, RuntimeError):
     """A teacher call that cannot succeed by retrying (bad key, bad model name, bad request)."""
 
 
@@ -32,12 +33,14 @@ class BudgetExceeded(RuntimeError):
 
 @dataclasses.dataclass
 class TeacherSettings:
-    kind: str = "local"  # gemini | openai | local | scripted
-    model: str = ""
+    """How to reach the teacher; built from `config.teacher` (these defaults are the config's defaults)."""
+
+    kind: str = "gemini"  # gemini | openai | local (a Llama checkpoint on this mesh) | scripted (tests)
+    model: str = ""  # "" = the backend's default model
     temperature: float = 0.7
     top_p: float = 0.95
     max_output_tokens: int = 512
-    concurrency: int = 4
+    concurrency: int = 8  # API calls in flight
     max_attempts: int = 6
     initial_delay: float = 1.0
     max_delay: float = 30.0
@@ -243,10 +246,10 @@ class LocalBackend(Backend):
 
             model = load_pretrained("smollm2" if not settings.model or settings.model == "smollm2" else "hf",
                                     "" if settings.model in ("", "smollm2") else settings.model, progress=False)
-        from llm2llm_jax.decode import inference_weights
+        from llm2llm_jax.predict import Predictor
 
         cfg, params, self.tokenizer = model
-        self.cfg, self.params = inference_weights(cfg, params)  # cast and untied once, not per batch
+        self.predictor = Predictor(cfg, params, self.tokenizer, batch_size, pad_multiple=64)
         self.settings.model = settings.model or "smollm2"
         self.batch_size = batch_size
 
@@ -259,8 +262,6 @@ class LocalBackend(Backend):
     def complete_many(self, requests):
         """Cached answers first; the rest decoded in batches with one PRNG key per request (its seed)."""
         import jax
-
-        from llm2llm_jax.decode import decode_batch
 
         answers: list = [None] * len(requests)
         todo = []
@@ -277,9 +278,8 @@ class LocalBackend(Backend):
             for _ in chunk:
                 self.budget.check()
             encoded = [self.tokenizer(self._prompt(requests[i]), add_special_tokens=False)["input_ids"] for i in chunk]
-            decoded = decode_batch(self.cfg, self.params, self.tokenizer, encoded, self.batch_size,
-                                   max_new_tokens=s.max_output_tokens, temperature=s.temperature, top_p=s.top_p,
-                                   rng=[jax.random.PRNGKey(requests[i].seed) for i in chunk], pad_multiple=64)
+            decoded = self.predictor.generate(encoded, s.max_output_tokens, temperature=s.temperature, top_p=s.top_p,
+                                              rngs=[jax.random.PRNGKey(requests[i].seed) for i in chunk])
             for i, (text, n_tokens) in zip(chunk, decoded):
                 answers[i] = text
                 self._count("calls")
@@ -321,3 +321,19 @@ def make_backend(settings: TeacherSettings, cache: Optional[DiskCache] = None, *
     if settings.kind not in BACKENDS:
         raise TeacherError(f"teacher.kind={settings.kind!r}: choose one of {sorted(BACKENDS)}")
     return BACKENDS[settings.kind](settings, cache, **extra)
+
+
+def backend_from_config(section, cache_dir: str, student=None) -> Backend:
+    """The backend for a run's `config.teacher` section, answering from (and into) the cache in `cache_dir`.
+
+    student: a function returning the run's (cfg, params, tokenizer); teacher.kind='local' with model ''
+    or 'smollm2' samples the untrained base student (adapters are added per fine-tune, never loaded).
+    """
+    from llm2llm_jax.settings import build
+
+    settings = build(TeacherSettings, section)
+    extra = {}
+    if settings.kind == "local" and settings.model in ("", "smollm2", "student") and student is not None:
+        cfg, params, tok = student()
+        extra["model"] = (cfg.replace(lora_rank=0), params, tok)
+    return make_backend(settings, DiskCache(cache_dir), **extra)

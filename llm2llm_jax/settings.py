@@ -1,0 +1,165 @@
+"""The run config: one check of every field before any work starts, the module dataclasses built from its
+sections (their defaults are the only defaults), derived seeds, and the run directory's config snapshot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any, Callable
+
+from llm2llm_jax.errors import RunError
+from llm2llm_jax.files import read_json, write_json
+from llm2llm_jax.model.config import ConfigError
+
+# Config fields that may change between a run and its resumption without changing its results.
+RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.timeout", "teacher.max_calls",
+                    "teacher.max_tokens", "teacher.max_attempts", "teacher.initial_delay", "teacher.max_delay",
+                    "teacher.max_empty_rounds", "progress", "compile_cache_dir")
+# Fields that decide what a fine-tune + evaluation computes (the key under which its result is reused).
+RESULT_FIELDS = ("seed", "task", "custom_task", "mesh", "model", "data", "train", "eval")
+RESULT_IGNORES = ("train.checkpoint_every", "train.keep_checkpoints")
+
+
+def defaults_of(cls, exclude=()) -> dict:
+    """A dataclass's field defaults, for the config section that the dataclass is built from."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.name not in exclude}
+
+
+def build(cls, section, **fixed):
+    """`cls` from the config section's fields of the same names, plus `fixed` ones that come from elsewhere."""
+    names = {f.name for f in dataclasses.fields(cls)} - set(fixed)
+    return cls(**{name: section[name] for name in names}, **fixed)
+
+
+def stable_seed(*parts) -> int:
+    """A seed derived from the run seed and a purpose (the same on every process and every rerun)."""
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def snapshot(config) -> dict:
+    """The config as plain JSON values (tuples become lists)."""
+    return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def result_fields(config) -> dict:
+    """The flattened config fields that decide a fine-tune + evaluation's result."""
+    flat = flatten(snapshot(config))
+    return {k: v for k, v in sorted(flat.items())
+            if k.split(".")[0] in RESULT_FIELDS and k not in RESULT_IGNORES}
+
+
+def check_snapshot(config, workdir: str, write: bool) -> None:
+    """Refuse a run directory made with another config (fields outside RESUMABLE_FIELDS); then record this one."""
+    target = os.path.join(workdir, "config.json")
+    new = snapshot(config)
+    if os.path.exists(target):
+        old, flat = flatten(read_json(target)), flatten(new)
+        changed = sorted(k for k in set(old) | set(flat)
+                         if old.get(k) != flat.get(k) and not any(k == f or k.startswith(f + ".")
+                                                                  for f in RESUMABLE_FIELDS))
+        if changed:
+            raise RunError(f"{workdir} holds a run with another config (differs in {changed[:6]}). "
+                           f"Resume it with the same config, or choose another --config.workdir.")
+    if write:
+        write_json(target, new)
+
+
+# ---------------------------------------------------------------------------- validation
+def _field(config, key: str) -> Any:
+    node = config
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _require(config, key: str, ok: Callable[[Any], bool], fix: str) -> None:
+    value = _field(config, key)
+    if not ok(value):
+        raise ConfigError(f"config.{key}={value!r}: {fix}")
+
+
+def validate(config, num_devices: int, model_given: bool = False) -> None:
+    """Every field a run depends on, before any weights are loaded or any file is written.
+
+    Raises ConfigError naming the first bad field and the fix. model_given: the caller hands the run its
+    model, so config.model is not read.
+    """
+    from llm2llm_jax import augment, data, parallel, tasks
+    from llm2llm_jax.data import TRUNCATION_POLICIES
+    from llm2llm_jax.model.kernels import FUSED_ATTENTION, KERNEL_SETS
+    from llm2llm_jax.model.loading import SOURCES as MODEL_SOURCES
+    from llm2llm_jax.teacher.backends import BACKENDS
+
+    positive = lambda v: isinstance(v, int) and v > 0  # noqa: E731
+    _require(config, "method", lambda v: v in augment.METHODS, f"choose one of {augment.METHODS}")
+    _require(config, "iterations", positive, "run at least 1 iteration (iteration 0 is plain fine-tuning)")
+    try:
+        tasks.get_task(config.task, config.custom_task.to_dict() if config.task == "custom" else None)
+    except tasks.TaskError as e:
+        field = "custom_task" if config.task == "custom" else "task"
+        raise ConfigError(f"config.{field}: {e}") from None
+    try:
+        mesh = parallel.resolve_mesh_shape(tuple(config.mesh), num_devices)
+    except parallel.ShardingError as e:
+        raise ConfigError(f"config.mesh={tuple(config.mesh)}: {e}") from None
+
+    if not model_given:
+        _require(config, "model.source", lambda v: v in MODEL_SOURCES, f"choose one of {MODEL_SOURCES}")
+    if not model_given and config.model.source != "smollm2":
+        _require(config, "model.path", bool, "give the HF checkpoint directory or the .gguf file")
+    _require(config, "model.kernels", lambda v: v in KERNEL_SETS, f"choose one of {KERNEL_SETS}")
+    _require(config, "model.fused_attention", lambda v: v in FUSED_ATTENTION, f"choose one of {FUSED_ATTENTION}")
+
+    d = config.data
+    _require(config, "data.source", lambda v: v in data.SOURCES, f"choose one of {data.SOURCES}")
+    if d.source == "file":
+        for key in ("data.train_path",) + (("data.test_path",) if d.test_path else ()):
+            _require(config, key, lambda v: bool(v) and os.path.isfile(v),
+                     "give an existing JSONL, CSV or TSV file (data.test_path may stay empty: "
+                     "data.test_count rows are then held out)")
+    if d.source == "tfds":
+        _require(config, "data.tfds_name", bool, "name the tfds dataset (e.g. 'glue/sst2')")
+    _require(config, "data.seed_count", lambda v: isinstance(v, int) and v >= 0, "use 0 (then data.seed_fraction "
+             "applies) or a positive count")
+    if not d.seed_count:
+        _require(config, "data.seed_fraction", lambda v: 0 < v <= 1, "use a fraction in (0, 1], or set "
+                 "data.seed_count")
+    _require(config, "data.max_length", positive, "use the longest prompt + answer in tokens (e.g. 512)")
+    _require(config, "data.truncation", lambda v: v in TRUNCATION_POLICIES, f"choose one of {TRUNCATION_POLICIES}")
+
+    t = config.train
+    _require(config, "train.batch_size", positive, "use a positive number of examples per optimizer step")
+    _require(config, "train.micro_batch_size",
+             lambda v: isinstance(v, int) and v >= 0 and (not v or t.batch_size % v == 0),
+             f"use 0 (no accumulation) or a divisor of train.batch_size={t.batch_size}")
+    _require(config, "train.epochs", positive, "train for at least 1 epoch")
+    _require(config, "train.learning_rate", lambda v: v > 0, "use a positive learning rate (e.g. 2e-5)")
+    rows = mesh[0] * mesh[1]  # the batch is split over the data and fsdp axes
+    micro_key = "train.micro_batch_size" if t.micro_batch_size else "train.batch_size"
+    _require(config, micro_key, lambda v: v % rows == 0,
+             f"the micro-batch must split evenly over the {rows} data-parallel devices of mesh {mesh}; "
+             f"use a multiple of {rows}")
+    _require(config, "eval.batch_size", positive, "use a positive number of prompts per decode batch")
+    _require(config, "eval.max_new_tokens", positive, "allow at least 1 generated token")
+
+    if config.method != "finetune" and config.iterations > 1:
+        if config.teacher.kind == "pool":
+            raise ConfigError("config.teacher.kind='pool': the real-rows diagnostic is now a method; set "
+                              "config.method=pool (and any teacher.kind)")
+        if augment.AUGMENTERS[config.method].uses_teacher:
+            _require(config, "teacher.kind", lambda v: v in BACKENDS, f"choose one of {sorted(BACKENDS)}")
+        _require(config, "teacher.per_example", positive, "ask for at least 1 new example per seed example")
+        _require(config, "teacher.max_empty_rounds", positive, "stop after at least 1 round that keeps nothing")

@@ -113,7 +113,7 @@ class Llm2llmRun:
         self._write_shard(0, lambda: seed_set)
         for i in range(self.iterations):
             try:
-                metrics = run_stage(f"iteration-{i}", [self.iter_path(i, "metrics.json")],
+                metrics = run_stage(f"iteration-{i}", lambda: self._finished(i),
                                     lambda: self._iteration(i, seed_set, test_set, test_eval),
                                     lambda m: write_json(self.iter_path(i, "metrics.json"), m),
                                     lambda: read_json(self.iter_path(i, "metrics.json")), collective=True)
@@ -124,6 +124,12 @@ class Llm2llmRun:
             if metrics.get("stopped"):
                 break
         return self.finish()
+
+    def _finished(self, i: int) -> bool:
+        """Iteration i has its metrics, and did not end a shorter run of this one: a finished run extended with
+        more iterations goes on to augment from its old last iteration (its fine-tune is reused)."""
+        path = self.iter_path(i, "metrics.json")
+        return os.path.exists(path) and not (i + 1 < self.iterations and "note" in read_json(path))
 
     def _iteration(self, i: int, seed_set, test_set, test_eval) -> dict:
         start = time.time()
@@ -166,11 +172,8 @@ class Llm2llmRun:
                 say(f"dropped {dropped} seed examples that duplicate test examples")
             return seed_set, test
 
-        def write(value):
-            write_jsonl(test_file, value[1])
-            write_jsonl(seed_file, value[0])
-
-        return run_stage("data", [seed_file, test_file], compute, write,
+        return run_stage("data", [seed_file, test_file], compute,
+                         lambda value: (write_jsonl(test_file, value[1]), write_jsonl(seed_file, value[0])),
                          lambda: (read_jsonl(seed_file), read_jsonl(test_file)))
 
     def _write_shard(self, i: int, examples) -> None:
@@ -213,15 +216,11 @@ class Llm2llmRun:
 
     def _augment(self, i: int, train_set, test_set, chosen, by_id) -> tuple[list[dict], dict]:
         aug_file, stats_file = self.iter_path(i, "augment.jsonl"), self.iter_path(i, "augment_stats.json")
-
-        def write(value):
-            write_json(stats_file, value[1])
-            write_jsonl(aug_file, value[0])
-
         return run_stage(f"augment-{i}", [aug_file, stats_file],
                          lambda: self.augmenter.augment(
                              i, chosen, by_id, augment.make_filter(self.task, self.config, train_set, test_set)),
-                         write, lambda: (read_jsonl(aug_file), read_json(stats_file)))
+                         lambda value: (write_json(stats_file, value[1]), write_jsonl(aug_file, value[0])),
+                         lambda: (read_jsonl(aug_file), read_json(stats_file)))
 
     def _stop_if_nothing_kept(self, i: int, kept: Sequence[dict], metrics: dict) -> None:
         """Stop after teacher.max_empty_rounds rounds in a row that kept nothing: more would retrain on the

@@ -360,3 +360,26 @@ def test_a_round_that_keeps_nothing_reuses_the_result_and_the_run_stops(tmp_path
 
     again = OracleRun(config, _oracle_teacher(tmp_path / "run"))
     assert _comparable(again.run()) == _comparable(rows) and again.trained_on == []
+
+
+@pytest.mark.slow
+def test_a_finished_run_extended_with_more_iterations_equals_a_longer_run(tmp_path):
+    """--config.iterations=3 on a finished 2-iteration run continues it: the old last iteration now augments
+    (its fine-tune and evaluation are read back, not redone) and the run equals one that asked for 3 from
+    the start, metrics, predictions and kept examples alike."""
+    model = loop_harness.tiny_student()
+
+    def run(name, iterations):
+        config = loop_harness.small_config(str(tmp_path / name), iterations=iterations, epochs=1)
+        return loop.run_from_config(config, model=model, teacher=_scripted(tmp_path / name))
+
+    whole = run("whole", 3)
+    short = run("grown", 2)
+    assert len(short) == 2 and short[1]["note"] == "last iteration: no augmentation"
+    grown = run("grown", 3)
+    assert _comparable(grown) == _comparable(whole) and len(grown) == 3
+    for i in range(3):
+        for name in ("predictions_seed.jsonl", "predictions_test.jsonl", "augment.jsonl"):
+            if i < 2 or name != "augment.jsonl":
+                assert ((tmp_path / "grown" / f"iter_{i:04d}" / name).read_text()
+                        == (tmp_path / "whole" / f"iter_{i:04d}" / name).read_text()), (i, name)

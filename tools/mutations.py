@@ -283,6 +283,10 @@ MUTATIONS = [
                                         "if not kept and empty > self.config.teacher.max_empty_rounds:"),
       f"{T_LOOP}::test_a_round_that_keeps_nothing_reuses_the_result_and_the_run_stops",
       "stopping after teacher.max_empty_rounds rounds that kept nothing"),
+    m("extended-run-not-continued", LOOP, ('return os.path.exists(path) and not (i + 1 < self.iterations and "note" in '
+                                           'read_json(path))', "return os.path.exists(path)"),
+      f"{T_LOOP}::test_a_finished_run_extended_with_more_iterations_equals_a_longer_run",
+      "continuing a finished run asked for more iterations"),
     m("mesh-divisibility-unchecked", SETTINGS, ("_require(config, micro_key, lambda v: v % rows == 0,",
                                                 "_require(config, micro_key, lambda v: True,"),
       "tests/test_settings.py::test_each_bad_field_is_one_line_that_names_it_and_the_fix[train__batch_size=12]",

@@ -29,11 +29,8 @@ class LogProgress:
         self._line("started")
 
     def _line(self, state: str) -> None:
-        rate = ""
-        elapsed = time.monotonic() - self.started
-        if state != "started" and elapsed > 0:
-            rate = f", {elapsed:.0f} s"
-        print(f"[llm2llm] {self.desc}: {self.n}/{self.total} {self.unit} {state}{rate}{self.postfix}",
+        elapsed = "" if state == "started" else f", {time.monotonic() - self.started:.0f} s"
+        print(f"[llm2llm] {self.desc}: {self.n}/{self.total} {self.unit} {state}{elapsed}{self.postfix}",
               file=sys.stderr, flush=True)
 
     def update(self, n: int = 1) -> None:

@@ -42,7 +42,7 @@ class Llm2llmRun:
     """
 
     def __init__(self, config, model=None, teacher=None):
-        settings.validate(config, len(jax.devices()), model_given=model is not None)
+        settings.validate(config, jax.devices(), model_given=model is not None)
         self.config = config
         self.workdir = os.path.abspath(config.workdir)
         self.task: Task = get_task(config.task, config.custom_task.to_dict() if config.task == "custom" else None)

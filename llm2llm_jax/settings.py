@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from llm2llm_jax.errors import RunError
 from llm2llm_jax.files import read_json, write_json
@@ -91,15 +91,15 @@ def _require(config, key: str, ok: Callable[[Any], bool], fix: str) -> None:
         raise ConfigError(f"config.{key}={value!r}: {fix}")
 
 
-def validate(config, num_devices: int, model_given: bool = False) -> None:
+def validate(config, devices: Sequence, model_given: bool = False) -> None:
     """Every field a run depends on, before any weights are loaded or any file is written.
 
-    Raises ConfigError naming the first bad field and the fix. model_given: the caller hands the run its
-    model, so config.model is not read.
+    Raises ConfigError naming the first bad field and the fix. devices: the ones the mesh is made of.
+    model_given: the caller hands the run its model, so config.model's source and path are not read.
     """
     from llm2llm_jax import augment, data, parallel, tasks
     from llm2llm_jax.data import TRUNCATION_POLICIES
-    from llm2llm_jax.model.kernels import FUSED_ATTENTION, KERNEL_SETS
+    from llm2llm_jax.model import kernels
     from llm2llm_jax.model.loading import SOURCES as MODEL_SOURCES
     from llm2llm_jax.teacher.backends import BACKENDS
 
@@ -112,7 +112,7 @@ def validate(config, num_devices: int, model_given: bool = False) -> None:
         field = "custom_task" if config.task == "custom" else "task"
         raise ConfigError(f"config.{field}: {e}") from None
     try:
-        mesh = parallel.resolve_mesh_shape(tuple(config.mesh), num_devices)
+        mesh = parallel.resolve_mesh_shape(tuple(config.mesh), len(devices))
     except parallel.ShardingError as e:
         raise ConfigError(f"config.mesh={tuple(config.mesh)}: {e}") from None
 
@@ -120,8 +120,12 @@ def validate(config, num_devices: int, model_given: bool = False) -> None:
         _require(config, "model.source", lambda v: v in MODEL_SOURCES, f"choose one of {MODEL_SOURCES}")
     if not model_given and config.model.source != "smollm2":
         _require(config, "model.path", bool, "give the HF checkpoint directory or the .gguf file")
-    _require(config, "model.kernels", lambda v: v in KERNEL_SETS, f"choose one of {KERNEL_SETS}")
-    _require(config, "model.fused_attention", lambda v: v in FUSED_ATTENTION, f"choose one of {FUSED_ATTENTION}")
+    _require(config, "model.fused_attention", lambda v: v in kernels.FUSED_ATTENTION,
+             f"choose one of {kernels.FUSED_ATTENTION}")
+    try:  # the kernel choice against these devices, by the rule the model applies later
+        kernels.resolve(config.model.kernels, devices, config.model.fused_attention)
+    except kernels.KernelError as e:
+        raise ConfigError(f"config.{e}") from None  # its messages name the model.* field
 
     d = config.data
     _require(config, "data.source", lambda v: v in data.SOURCES, f"choose one of {data.SOURCES}")

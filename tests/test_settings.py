@@ -56,6 +56,9 @@ BAD = [
     ({"model__source": "onnx"}, "config.model.source='onnx': choose one of"),
     ({"model__source": "hf"}, "config.model.path='': give the HF checkpoint directory or the .gguf file"),
     ({"model__kernels": "fast"}, "config.model.kernels='fast': choose one of"),
+    ({"model__fused_attention": "flash"}, "config.model.fused_attention='flash': choose one of"),
+    ({"model__fused_attention": "cudnn"}, "config.model.fused_attention='cudnn' needs the xla kernels, but "
+                                          "model.kernels='auto' runs the cpu kernels here"),
     ({"data__source": "s3"}, "config.data.source='s3': choose one of"),
     ({"data__source": "file"}, "config.data.train_path='': give an existing JSONL, CSV or TSV file"),
     ({"data__source": "file", "data__train_path": "/nonexistent/train.jsonl"},
@@ -88,7 +91,7 @@ def test_each_bad_field_is_one_line_that_names_it_and_the_fix(tmp_path, override
 
     config = _config(tmp_path, **overrides)
     with pytest.raises(ConfigError) as err:
-        settings.validate(config, len(jax.devices()))
+        settings.validate(config, jax.devices())
     assert str(err.value).startswith(expected) and "\n" not in str(err.value)
     assert not os.path.exists(config.workdir)  # nothing written
 
@@ -99,10 +102,10 @@ def test_a_good_config_passes_and_the_teacher_is_not_checked_without_augmentatio
 
     from configs import default
 
-    settings.validate(default.get_config(), len(jax.devices()))  # the offline default as shipped
-    settings.validate(_config(tmp_path), len(jax.devices()))
-    settings.validate(_config(tmp_path, method="finetune", teacher__kind="claude"), len(jax.devices()))
-    settings.validate(_config(tmp_path, method="eda", teacher__kind="claude"), len(jax.devices()))
+    settings.validate(default.get_config(), jax.devices())  # the offline default as shipped
+    settings.validate(_config(tmp_path), jax.devices())
+    settings.validate(_config(tmp_path, method="finetune", teacher__kind="claude"), jax.devices())
+    settings.validate(_config(tmp_path, method="eda", teacher__kind="claude"), jax.devices())
 
 
 def test_a_custom_task_from_the_command_line(monkeypatch):

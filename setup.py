@@ -24,6 +24,7 @@ setup(
         "jinja2>=3.1",
         "tqdm>=4.66",
         "tensorflow-datasets>=4.9.7",
+        "datasets>=3",  # tfds's huggingface: namespace (configs/sst2.py ...) imports it lazily
         "importlib_resources>=6",
         "array_record>=0.5",
         "google-genai>=1.0",

@@ -143,3 +143,53 @@ def test_tfds_by_name_reads_a_prepared_dataset_and_explains_offline_failures(tmp
     assert [r["input"] for r in rows] == [r["input"] for r in _records(4)]
     with pytest.raises(DataError, match=r"huggingface:sst2.*supply the data as a file"):
         load_tfds("huggingface:sst2", "train", "sentence", "label", data_dir=str(tmp_path / "empty"))
+
+
+def test_a_huggingface_source_goes_through_the_datasets_package_and_tfds_conversion():
+    """configs/sst2.py reads `huggingface:glue/sst2`: tfds's builder imports `datasets` lazily and converts each
+    row with its feature converters. Offline, the chain is run on a small `datasets.Dataset` of GLUE's schema."""
+    import datasets
+    import numpy as np
+    from tensorflow_datasets.core.utils import huggingface_utils
+    from tensorflow_datasets.core.utils.lazy_imports_utils import datasets as lazy_datasets
+    from tensorflow_datasets.core.utils import conversion_utils
+
+    from llm2llm_jax.data import examples_from_records
+
+    assert lazy_datasets.Dataset is datasets.Dataset  # the builder's lazy import resolves to the installed package
+    glue_sst2 = datasets.Features({"sentence": datasets.Value("string"),
+                                   "label": datasets.ClassLabel(names=["negative", "positive"]),
+                                   "idx": datasets.Value("int32")})
+    rows = datasets.Dataset.from_dict({"sentence": ["a gorgeous film", "dull and overlong"], "label": [1, 0],
+                                       "idx": [0, 1]}, features=glue_sst2)
+    features = huggingface_utils.convert_hf_features(rows.features)
+    records = [features.decode_example_np(features.encode_example(conversion_utils.to_tfds_value(rows[i], features)))
+               for i in range(len(rows))]
+    assert isinstance(records[0]["label"], (int, np.integer))
+    examples = examples_from_records(records, features, "huggingface:glue/sst2[train]", "sentence", "label")
+    assert [(e["input"], e["output"]) for e in examples] == [("a gorgeous film", "positive"),
+                                                             ("dull and overlong", "negative")]
+    assert examples[0]["id"] == "huggingface:glue/sst2-train-0"
+    check_labels(examples, TASKS["sst2"], "huggingface:glue/sst2")
+
+
+def test_an_unreachable_hub_is_one_line_after_its_retries(tmp_path, monkeypatch, capfd):
+    """No network (as here): the hub client retries with backoff (its sleeps skipped in this test), then the
+    source fails with one DataError line that says how to supply the data, and no retry chatter."""
+    import datasets
+    import huggingface_hub
+    import huggingface_hub.utils._http as hub_http
+
+    slept = []
+    monkeypatch.setattr(hub_http.time, "sleep", slept.append)
+    # Nothing listens there: the same failure on a machine with or without a network.
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(DataError) as failure:
+        load_tfds("huggingface:glue/sst2", "train", "sentence", "label", data_dir=str(tmp_path))
+    assert len(slept) >= 3  # the hub client did retry
+    message = str(failure.value)
+    assert "\n" not in message and "tfds dataset 'huggingface:glue/sst2' (split 'train') is not available" in message
+    assert "data.source='file'" in message
+    assert "Retrying" not in capfd.readouterr().err

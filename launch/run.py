@@ -11,6 +11,7 @@ Examples:
 Every field of the config file can be overridden with --config.FIELD=VALUE.
 """
 
+import json
 import os
 import re
 import sys
@@ -62,6 +63,13 @@ def run_llm2llm(config) -> None:
               f"{r.get('new_examples', 0):>5}{note}")
     if rows and rows[-1].get("stopped"):
         print(f"stopped early: {rows[-1]['stopped']}")
+    spend_file = os.path.join(os.path.abspath(config.workdir), "teacher_spend.json")
+    if os.path.exists(spend_file):
+        with open(spend_file, encoding="utf-8") as f:
+            s = json.load(f)
+        cost = f", ${s['cost_usd']:.4f}" if s.get("cost_usd") else ""
+        print(f"teacher spend over the whole run: {s['calls']} calls, {s['input_tokens']} input and "
+              f"{s['output_tokens']} output tokens{cost}")
     if rows:
         print(f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
               f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min")
@@ -128,6 +136,9 @@ def main(argv):
     except UserError as e:  # a problem with the input or the environment: say what to do, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every finished stage is on disk; the run directory's lock is released
+        print("\ninterrupted; rerun the same command to continue", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ class Augmenter:
         """(kept examples, stats): the candidates of iteration `i`, through the filter."""
         cands, stats = self.candidates(i, chosen, predictions)
         kept, drops = filt.apply(cands)
+        if stats.get("unparseable"):  # whole replies, counted beside the candidates' drop reasons
+            drops = {"unparseable": stats["unparseable"], **drops}
         return kept, {"requests": 0, **stats, "candidates": len(cands), "drops": drops}
 
     def _provenance(self, i: int, parent: dict, j: int, origin: str) -> dict:
@@ -82,11 +84,20 @@ class Llm2llm(Augmenter):
         self.ctx.say(f"iteration {i}: asking the {backend.kind} teacher for {k} new example(s) from each of "
                      f"{len(requests)} seed examples")
         replies = backend.complete_many(requests)
-        cands = []
+        cands, unparseable = [], []
         for ex, reply in zip(chosen, replies):
-            for j, cand in enumerate(parse_examples(reply, self.ctx.task)[:k]):
+            parsed = parse_examples(reply, self.ctx.task)[:k]
+            if not parsed:
+                unparseable.append(reply)
+            for j, cand in enumerate(parsed):
                 cands.append({**cand, **self._provenance(i, ex, j, "teacher")})
-        return cands, {"requests": len(requests), "teacher_stats": dict(backend.stats)}
+        if unparseable:
+            sample = " ".join(unparseable[0].split())[:160]
+            self.ctx.say(f"iteration {i}: warning: {len(unparseable)} of {len(replies)} teacher replies held no "
+                         f"numbered Input/Output items and were dropped as unparseable (first: {sample!r}); a "
+                         f"stronger teacher.model, or a lower teacher.temperature, usually follows the format")
+        return cands, {"requests": len(requests), "unparseable": len(unparseable),
+                       "unparseable_sample": [r[:500] for r in unparseable[:3]]}  # spend: the run's ledger
 
 
 class AugGpt(Llm2llm):

@@ -23,9 +23,11 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(e, OSError) and not e.filename:  # a failed write names no file: name the one being made
+            raise OSError(e.errno, e.strerror, path) from e
         raise
 
 
@@ -38,6 +40,19 @@ def write_jsonl(path: str, rows: Sequence[dict]) -> None:
     with atomic_open(path) as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_if_changed(path: str, data: bytes) -> bool:
+    """Write `data` atomically unless `path` already holds exactly it (a finished run stays read-only)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return False
+    except FileNotFoundError:
+        pass
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return True
 
 
 def read_json(path: str):

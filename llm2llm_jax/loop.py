@@ -11,7 +11,8 @@
 Run directory (config.workdir): config.json (the config snapshot; API keys stay in the environment),
 data/{seed,test}.jsonl, shards/ (each iteration's training set, shards.py), iter_XXXX/ (train.json,
 checkpoints/, predictions_{seed,test}.jsonl, augment.jsonl, augment_stats.json, metrics.json),
-teacher_cache/ (one file per request: a rerun never pays twice), metrics.jsonl, report.md, report.png.
+teacher_cache/ (one file per request: a rerun never pays twice), teacher_spend.json (what the run has paid, over
+every invocation), run.lock (while a run works here), metrics.jsonl, report.md, report.png.
 
 Every stage goes through `stages.run_stage` (skipped when its output exists, written atomically by process 0),
 so after `kill -9` the same command continues from the last completed stage: one path for fresh and resumed runs.
@@ -26,7 +27,7 @@ from typing import Sequence
 
 import jax
 
-from llm2llm_jax import augment, data as data_lib, parallel, results, settings, shards
+from llm2llm_jax import augment, data as data_lib, parallel, results, rundir, settings, shards, stages
 from llm2llm_jax.console import say
 from llm2llm_jax.errors import RunError
 from llm2llm_jax.files import read_json, read_jsonl, write_json, write_jsonl
@@ -75,10 +76,12 @@ class Llm2llmRun:
         return self._model
 
     def teacher(self):
-        if self._teacher is None:
-            from llm2llm_jax.teacher.backends import backend_from_config
+        from llm2llm_jax.teacher.backends import SPEND_FILE, backend_from_config
 
-            self._teacher = backend_from_config(self.config.teacher, self.path("teacher_cache"), student=self.model)
+        if self._teacher is None:
+            self._teacher = backend_from_config(self.config.teacher, self.workdir, student=self.model)
+        elif self._teacher.budget.path is None:  # a handed-in backend counts into this run's ledger too
+            self._teacher.budget.attach(self.path(SPEND_FILE))
         return self._teacher
 
     # -- the student's two jobs
@@ -90,7 +93,8 @@ class Llm2llmRun:
         return finetune(cfg, base_params, tok, self.task, train_set, hparams_from_config(c), self.mesh(),
                         lora_seed=settings.stable_seed(c.seed, "lora"), truncation=c.data.truncation,
                         checkpoint_dir=self.iter_path(i, "checkpoints"), checkpoint_every=c.train.checkpoint_every,
-                        progress=self.progress, desc=f"iter {i} train", say=lambda m: say(f"iteration {i}: {m}"))
+                        keep_trained=c.train.keep_checkpoints, progress=self.progress, desc=f"iter {i} train",
+                        say=lambda m: say(f"iteration {i}: {m}"))
 
     def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:
         from llm2llm_jax.predict import Predictor
@@ -101,15 +105,46 @@ class Llm2llmRun:
 
     # -- the loop
     def run(self) -> list[dict]:
-        os.makedirs(self.workdir, exist_ok=True)
-        settings.check_snapshot(self.config, self.workdir, write=self.is_main)
+        """Lock the run directory, check it belongs to this config, reach the teacher, then run every stage not
+        done yet. A start that fails before the first stage output leaves the directory as it was."""
+        created = self.is_main and not os.path.exists(self.workdir)
+        lock = rundir.WorkdirLock(self.workdir)
+        try:
+            with rundir.reporting_disk_faults("the run's files", self.workdir):
+                stages.on_main(lambda: (os.makedirs(self.workdir, exist_ok=True), lock.acquire()))
+                if lock.note:
+                    say(lock.note)
+                new_identity = settings.check_snapshot(self.config, self.workdir)
+                stages.on_main(self._preflight)
+                if new_identity and self.is_main and not lock.read_only:
+                    settings.write_snapshot(self.config, self.workdir)
+                return self._stages()
+        finally:
+            lock.release()
+            if created and os.path.isdir(self.workdir) and not os.listdir(self.workdir):
+                os.rmdir(self.workdir)
+
+    def _preflight(self) -> None:
+        """Fail before any work is written when the teacher cannot be used: its key, its model, its URL."""
+        uses_teacher = augment.AUGMENTERS.get(self.config.method, augment.Augmenter).uses_teacher
+        if uses_teacher and self.iterations > 1 and not self._done():
+            self.teacher().check_reachable()
+
+    def _done(self) -> bool:
+        """Every iteration has its metrics, or one stopped the run: nothing is left to compute."""
+        for i in range(self.iterations):
+            if not self._finished(i):
+                return False
+            if read_json(self.iter_path(i, "metrics.json")).get("stopped"):
+                return True
+        return True
+
+    def _stages(self) -> list[dict]:
         seed_set, test_set = self._data()
         test_eval = test_set[: self.config.data.test_limit] if self.config.data.test_limit else test_set
         cls = augment.AUGMENTERS.get(self.config.method)
         if cls is not None:
             self.augmenter = cls(augment.Context(self.task, self.config, seed_set, self.teacher, say))
-            if self.is_main and self.iterations > 1 and cls.uses_teacher:
-                self.teacher()  # fail fast (missing API key, unknown model) before any compute is spent
         self._write_shard(0, lambda: seed_set)
         for i in range(self.iterations):
             try:
@@ -234,11 +269,9 @@ class Llm2llmRun:
                 f"(teacher.per_example); {self.iter_path(i, 'augment_stats.json')} says what was dropped.")
 
     def finish(self) -> list[dict]:
-        from llm2llm_jax.report import write_outputs
+        from llm2llm_jax.report import read_rows, write_outputs
 
-        rows = []
-        while os.path.exists(self.iter_path(len(rows), "metrics.json")):
-            rows.append(read_json(self.iter_path(len(rows), "metrics.json")))
+        rows = read_rows(self.workdir)
         if self.is_main:
             write_outputs(self.workdir, rows, self.config)
         return rows

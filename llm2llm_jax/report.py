@@ -1,20 +1,50 @@
-"""A run's outputs for people: metrics.jsonl, report.md (a table) and report.png (accuracies and train size)."""
+"""A run's outputs for people: metrics.jsonl, report.md (a table) and report.png (accuracies and train size).
+
+Each file is rewritten only when its content changes, so summarising a finished run writes nothing. Regenerate
+the report of any run directory, a read-only copy included, into another directory with
+
+    python -m llm2llm_jax.report RUN_DIR [OUT_DIR]
+"""
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import sys
 from typing import Sequence
 
-from llm2llm_jax.files import atomic_open, write_jsonl
+from llm2llm_jax.files import write_if_changed
 
 
-def write_outputs(workdir: str, rows: Sequence[dict], config) -> None:
-    """metrics.jsonl (one row per finished iteration) and the report."""
-    write_jsonl(os.path.join(workdir, "metrics.jsonl"), rows)
-    write_report(workdir, rows, config)
+def write_outputs(workdir: str, rows: Sequence[dict], config, out_dir: str = "") -> None:
+    """metrics.jsonl (one row per finished iteration) and the report, in `out_dir` (default: the run's)."""
+    out_dir = out_dir or workdir
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    write_if_changed(os.path.join(out_dir, "metrics.jsonl"), lines.encode("utf-8"))
+    write_report(out_dir, rows, config, spend=_spend(workdir))
 
 
-def write_report(workdir: str, rows: Sequence[dict], config) -> None:
+def read_rows(workdir: str) -> list[dict]:
+    """The metrics of the run's finished iterations, in order."""
+    rows = []
+    while os.path.exists(path := os.path.join(workdir, f"iter_{len(rows):04d}", "metrics.json")):
+        with open(path, encoding="utf-8") as f:
+            rows.append(json.load(f))
+    return rows
+
+
+def _spend(workdir: str) -> dict:
+    from llm2llm_jax.teacher.backends import SPEND_FILE
+
+    path = os.path.join(workdir, SPEND_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None = None) -> None:
     """report.md (a table) and report.png (seed accuracy, test accuracy and train size per iteration)."""
     import matplotlib
 
@@ -32,8 +62,11 @@ def write_report(workdir: str, rows: Sequence[dict], config) -> None:
     if rows:
         gain = rows[-1]["test_accuracy"] - rows[0]["test_accuracy"]
         lines += ["", f"Test accuracy gain over iteration 0 (plain fine-tuning on the seed set): {gain:+.2%}"]
-    with atomic_open(os.path.join(workdir, "report.md")) as f:
-        f.write("\n".join(lines) + "\n")
+    if spend:
+        cost = f", ${spend['cost_usd']:.4f}" if spend.get("cost_usd") else ""
+        lines += ["", f"Teacher spend over the whole run: {spend['calls']} calls, {spend['input_tokens']} input and "
+                      f"{spend['output_tokens']} output tokens{cost}."]
+    write_if_changed(os.path.join(workdir, "report.md"), ("\n".join(lines) + "\n").encode("utf-8"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     its = [r["iteration"] for r in rows]
@@ -51,6 +84,37 @@ def write_report(workdir: str, rows: Sequence[dict], config) -> None:
     ax.legend(handles=handles, loc="lower right")
     ax.set_title(f"LLM2LLM on {config.task} ({config.method})")
     fig.tight_layout()
-    with atomic_open(os.path.join(workdir, "report.png"), "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
+    write_if_changed(os.path.join(workdir, "report.png"), png.getvalue())
+
+
+def main(argv: Sequence[str]) -> int:
+    """Regenerate RUN_DIR's metrics.jsonl and report into OUT_DIR (default RUN_DIR) from its finished iterations."""
+    import ml_collections
+
+    if len(argv) not in (2, 3):
+        print("usage: python -m llm2llm_jax.report RUN_DIR [OUT_DIR]", file=sys.stderr)
+        return 2
+    workdir, out_dir = argv[1], argv[2] if len(argv) == 3 else argv[1]
+    config_path = os.path.join(workdir, "config.json")
+    if not os.path.exists(config_path):
+        print(f"error: {workdir} is not a run directory (no config.json)", file=sys.stderr)
+        return 2
+    with open(config_path, encoding="utf-8") as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    rows = read_rows(workdir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        write_outputs(workdir, rows, config, out_dir=out_dir)
+    except OSError as e:
+        print(f"error: cannot write the report to {e.filename or out_dir}: {e.strerror}; give a writable OUT_DIR",
+              file=sys.stderr)
+        return 2
+    print(f"{len(rows)} iteration(s); report: {os.path.join(out_dir, 'report.md')} and report.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -17,7 +17,8 @@ from llm2llm_jax.model.config import ConfigError
 # Config fields that may change between a run and its resumption without changing its results.
 RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.timeout", "teacher.max_calls",
                     "teacher.max_tokens", "teacher.max_attempts", "teacher.initial_delay", "teacher.max_delay",
-                    "teacher.max_empty_rounds", "progress", "compile_cache_dir")
+                    "teacher.max_empty_rounds", "teacher.price_input", "teacher.price_output", "progress",
+                    "compile_cache_dir")
 # Fields that decide what a fine-tune + evaluation computes (the key under which its result is reused).
 RESULT_FIELDS = ("seed", "task", "custom_task", "mesh", "model", "data", "train", "eval")
 RESULT_IGNORES = ("train.checkpoint_every", "train.keep_checkpoints")
@@ -61,20 +62,32 @@ def result_fields(config) -> dict:
             if k.split(".")[0] in RESULT_FIELDS and k not in RESULT_IGNORES}
 
 
-def check_snapshot(config, workdir: str, write: bool) -> None:
-    """Refuse a run directory made with another config (fields outside RESUMABLE_FIELDS); then record this one."""
+def check_snapshot(config, workdir: str) -> bool:
+    """Refuse a run directory made with another config (fields outside RESUMABLE_FIELDS), or one that holds
+    files but no config; True when this config's snapshot still has to be written (new run, or changed
+    resumable fields), so an unchanged run directory is only read."""
     target = os.path.join(workdir, "config.json")
     new = snapshot(config)
-    if os.path.exists(target):
-        old, flat = flatten(read_json(target)), flatten(new)
-        changed = sorted(k for k in set(old) | set(flat)
-                         if old.get(k) != flat.get(k) and not any(k == f or k.startswith(f + ".")
-                                                                  for f in RESUMABLE_FIELDS))
-        if changed:
-            raise RunError(f"{workdir} holds a run with another config (differs in {changed[:6]}). "
-                           f"Resume it with the same config, or choose another --config.workdir.")
-    if write:
-        write_json(target, new)
+    if not os.path.exists(target):
+        found = sorted(n for n in os.listdir(workdir) if n != "run.lock" and not n.startswith(".")) \
+            if os.path.isdir(workdir) else []
+        if found:
+            raise RunError(f"{workdir} holds {', '.join(found[:5])}{' ...' if len(found) > 5 else ''} but no "
+                           f"config.json, so it cannot be resumed or checked against this config. Choose an empty "
+                           f"or new --config.workdir (or move those files away).")
+        return True
+    old, flat = flatten(read_json(target)), flatten(new)
+    changed = sorted(k for k in set(old) | set(flat) if old.get(k) != flat.get(k)
+                     and not any(k == f or k.startswith(f + ".") for f in RESUMABLE_FIELDS))
+    if changed:
+        raise RunError(f"{workdir} holds a run with another config (differs in {changed[:6]}). "
+                       f"Resume it with the same config, or choose another --config.workdir.")
+    moved = {"workdir"}  # a copied or moved run directory is the same run
+    return any(old.get(k) != flat.get(k) for k in set(old) | set(flat) if k not in moved)
+
+
+def write_snapshot(config, workdir: str) -> None:
+    write_json(os.path.join(workdir, "config.json"), snapshot(config))
 
 
 # ---------------------------------------------------------------------------- validation

@@ -15,6 +15,7 @@ from typing import Callable, Sequence, TypeVar, Union
 import jax
 
 from llm2llm_jax import parallel
+from llm2llm_jax.rundir import reporting_disk_faults
 
 T = TypeVar("T")
 
@@ -39,6 +40,25 @@ def run_stage(name: str, done: Union[Sequence[str], Callable[[], bool]], compute
         if collective or main:
             value = compute()
             if main:
-                write(value)
+                with reporting_disk_faults(f"the output of stage {name}"):
+                    write(value)
         parallel.barrier(name)
     return read()
+
+
+def on_main(check: Callable[[], None]) -> None:
+    """Run `check` on process 0 only; a UserError it raises is raised on every process (with the same
+    line), so that no process is left waiting at a barrier for one that stopped."""
+    from llm2llm_jax.errors import RunError, UserError
+
+    message = ""
+    if jax.process_index() == 0:
+        try:
+            check()
+        except UserError as e:
+            if jax.process_count() == 1:
+                raise
+            message = str(e)
+    message = parallel.broadcast_json(message)
+    if message:
+        raise RunError(message)

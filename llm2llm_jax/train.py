@@ -157,6 +157,7 @@ class Trainer:
         self.batch_sharding = NamedSharding(mesh, P(None, parallel.BATCH_AXES, None))
         self.frozen = None
         self.state = None
+        self.history: list[dict] = []  # per-step metrics since step 0, saved with each checkpoint
         self._step_fn = None
         self.checkpoints = None
         if checkpoint_dir:
@@ -256,7 +257,7 @@ class Trainer:
         from llm2llm_jax.console import progress_bar
 
         rng = np.random.default_rng(self.hp.seed)
-        history = []
+        history = []  # this call's steps; self.history has every step since 0, restored ones included
         bar = progress_bar(self.total_steps, desc, progress, unit="step", initial=start_step)
         step = 0
         for epoch in range(self.hp.epochs):
@@ -267,9 +268,12 @@ class Trainer:
                 metrics = {k: float(v) for k, v in jax.device_get(self.step(batch)).items()}
                 metrics["epoch"] = epoch
                 history.append(metrics)
+                self.history.append(metrics)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
                 bar.update(1)
-                if checkpoint_every and step % checkpoint_every == 0 and self.checkpoints is not None:
+                # Mid-training checkpoints only (preemption); the caller decides about the trained model's.
+                if checkpoint_every and step % checkpoint_every == 0 and step < self.total_steps \
+                        and self.checkpoints is not None:
                     self.save()
         bar.close()
         return history
@@ -280,7 +284,8 @@ class Trainer:
 
         step = int(jax.device_get(self.state["step"]))
         if step != self.checkpoints.latest_step():
-            self.checkpoints.save(step, args=ocp.args.StandardSave(self.state))
+            self.checkpoints.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(self.state),
+                                                                history=ocp.args.JsonSave(self.history[:step])))
         if wait:
             self.checkpoints.wait_until_finished()
 
@@ -292,7 +297,9 @@ class Trainer:
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.checkpoints.directory}")
         target = _with_shardings(self.state, self.state_shardings)
-        self.state = self.checkpoints.restore(step, args=ocp.args.StandardRestore(target))
+        restored = self.checkpoints.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                                          history=ocp.args.JsonRestore()))
+        self.state, self.history = restored["state"], list(restored["history"])
         return step
 
     def close(self) -> None:
@@ -328,12 +335,25 @@ def hparams_from_config(config) -> TrainHParams:
 
 def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Sequence[dict], hp: TrainHParams, mesh,
              *, lora_seed: int, truncation: str, checkpoint_dir: str, checkpoint_every: int = 0,
-             progress: bool = False, desc: str = "training", say=lambda msg: None) -> tuple[dict, dict]:
+             keep_trained: bool = False, progress: bool = False, desc: str = "training",
+             say=lambda msg: None) -> tuple[dict, dict]:
     """(trained params on the mesh, info) for one fine-tune of the base weights on `train_set`.
 
     Always from the base weights, with fresh adapters from `lora_seed` when cfg has LoRA; a checkpoint in
-    `checkpoint_dir` from an interrupted fine-tune of the same data is resumed from its step.
+    `checkpoint_dir` from an interrupted fine-tune of the same data is resumed from its step. Checkpoints
+    are written every `checkpoint_every` steps during training, and of the trained model only when
+    `keep_trained` (the caller evaluates the weights in memory). A disk fault while writing one is one line.
     """
+    from llm2llm_jax.rundir import reporting_disk_faults
+
+    with reporting_disk_faults("a training checkpoint", checkpoint_dir):
+        return _finetune(cfg, base_params, tokenizer, task, train_set, hp, mesh, lora_seed=lora_seed,
+                         truncation=truncation, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                         keep_trained=keep_trained, progress=progress, desc=desc, say=say)
+
+
+def _finetune(cfg, base_params, tokenizer, task, train_set, hp, mesh, *, lora_seed, truncation, checkpoint_dir,
+              checkpoint_every, keep_trained, progress, desc, say):
     from llm2llm_jax.data import tokenize_examples
 
     examples, trunc = tokenize_examples(task, train_set, tokenizer, hp.max_length, truncation)
@@ -344,11 +364,11 @@ def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Se
     if trainer.checkpoints.latest_step() is not None:
         start = trainer.restore()
         say(f"resuming training at step {start}/{total}")
-    history = trainer.fit(examples, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc, start_step=start,
-                          checkpoint_every=checkpoint_every)
-    if checkpoint_every:
+    trainer.fit(examples, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc, start_step=start,
+                checkpoint_every=checkpoint_every)
+    if keep_trained:
         trainer.save(wait=True)
     trained = trainer.params()
     trainer.close()
     return trained, {"steps": total, "examples": len(examples), "truncation": trunc,
-                     "final_loss": history[-1]["loss"] if history else None}
+                     "final_loss": trainer.history[-1]["loss"] if trainer.history else None}

@@ -2,7 +2,8 @@
 
 Each server answers from a queue of steps: ("ok", text), ("status", code), ("sleep", seconds, text),
 ("garbage",) for an unreadable body. When the queue is empty it answers ("ok", default_text).
-Every request body is recorded so tests can check what the client sent.
+Every request body is recorded so tests can check what the client sent; GETs (model lookups, the
+run's reachability check) are recorded apart, in `checks`, and answer `check_status`.
 """
 
 import json
@@ -17,6 +18,8 @@ class ScriptedServer:
         self.steps: list = []
         self.default_text = default_text
         self.requests: list = []
+        self.checks: list = []  # GET requests (model lookups: the run's reachability check)
+        self.check_status = 200
         self.lock = threading.Lock()
         server = self
 
@@ -31,6 +34,23 @@ class ScriptedServer:
                     server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
                     step = server.steps.pop(0) if server.steps else ("ok", server.default_text)
                 server.respond(self, step)
+
+            def do_GET(self):
+                with server.lock:
+                    server.checks.append({"path": self.path, "headers": dict(self.headers)})
+                code = server.check_status
+                if code != 200:
+                    server.respond(self, ("status", code))
+                    return
+                name = self.path.rstrip("/").split("/")[-1]
+                body = ({"name": f"models/{name}", "displayName": name} if server.flavor == "gemini"
+                        else {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+                payload = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

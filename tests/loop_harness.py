@@ -1,6 +1,6 @@
 """Runs a small LLM2LLM loop in its own process (tiny random student, scripted teacher), for the loop tests.
 
-  python tests/loop_harness.py WORKDIR [--kill-at train|teacher|shards] [--iterations N] [--method M]
+  python tests/loop_harness.py WORKDIR [--kill-at train|eval|teacher|shards] [--iterations N] [--method M]
 
 --kill-at sends SIGKILL to this very process in the middle of that stage (a real kill -9), so
 the tests can rerun the same command and check the resumed run against an uninterrupted one.
@@ -109,6 +109,18 @@ def main():
             return out
 
         Trainer.step = step
+    elif args.kill_at == "eval":  # iteration 1, between its test and seed evaluations
+        from llm2llm_jax.predict import Predictor
+
+        original_evaluate = Predictor.evaluate
+
+        def evaluate(self, task, examples, *rest, **kwargs):
+            out = original_evaluate(self, task, examples, *rest, **kwargs)
+            if os.path.exists(os.path.join(args.workdir, "iter_0000", "metrics.json")):
+                die()
+            return out
+
+        Predictor.evaluate = evaluate
     elif args.kill_at == "teacher":  # iteration 1, after 3 paid teacher calls
         original_call = ScriptedBackend._call
 
@@ -134,7 +146,13 @@ def main():
 
         shards.Llm2llmShards._generate_examples = gen
 
-    rows = loop.run_from_config(config, model=tiny_student(), teacher=teacher)
+    from llm2llm_jax.errors import UserError
+
+    try:
+        rows = loop.run_from_config(config, model=tiny_student(), teacher=teacher)
+    except UserError as e:  # as the launcher reports it
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     print("METRICS " + json.dumps(rows))
     print("TEACHER " + json.dumps([r.seed for r in teacher.seen]))
 

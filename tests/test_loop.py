@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -16,6 +17,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
 
 import loop_harness  # noqa: E402
+from oracle_run import (ORACLE_RIGHT, OracleRun, _asked_ids, _oracle_config, _oracle_teacher, _scripted,  # noqa: E402
+                        oracle_teacher_answer)
 from llm2llm_jax import files, loop, settings  # noqa: E402
 
 
@@ -80,7 +83,7 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
     assert "test accuracy" in (tmp_path / "run" / "report.md").read_text()
 
 
-@pytest.mark.parametrize("stage", ["train", "teacher", "shards"])
+@pytest.mark.parametrize("stage", ["train", "eval", "teacher", "shards"])
 @pytest.mark.slow  # runs the harness in subprocesses
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path, reference_run, stage):
     ref_dir, ref = reference_run
@@ -95,8 +98,30 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, reference_run, stage)
     # the resumed run paid only for what the killed one had not: total calls equal the reference's
     assert paid_before + len(out["TEACHER"]) == len(ref["TEACHER"])
     for i in range(3):
-        for name in ("predictions_seed.jsonl", "predictions_test.jsonl"):
+        names = ("predictions_seed.jsonl", "predictions_test.jsonl", "train.json") + (
+            ("augment.jsonl", "augment_stats.json") if i < 2 else ())
+        for name in names:
             assert (workdir / f"iter_{i:04d}" / name).read_text() == (ref_dir / f"iter_{i:04d}" / name).read_text()
+    assert (workdir / "metrics.jsonl").read_text().count("train_final_loss\": null") == 0
+
+
+@pytest.mark.slow  # two harness processes
+def test_a_second_run_on_the_same_workdir_refuses_while_the_first_goes_on(tmp_path, reference_run):
+    _, ref = reference_run
+    workdir = tmp_path / "run"
+    env = dict(os.environ, LLM2LLM_TEST_JIT_CACHE=JIT_CACHE)
+    first = subprocess.Popen([sys.executable, os.path.join(HERE, "loop_harness.py"), str(workdir)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    while not (workdir / "run.lock").exists() and first.poll() is None:
+        time.sleep(0.05)
+    second, _ = _harness(workdir)
+    assert first.poll() is None  # refused while the first was still working, not after waiting for it
+    assert second.returncode == 2 and second.stderr.strip().splitlines()[-1].startswith(
+        f"error: {workdir} is in use by another run (pid {first.pid} on ")
+    out, err = first.communicate(timeout=900)
+    assert first.returncode == 0, err[-3000:]
+    rows = json.loads(next(line for line in out.splitlines() if line.startswith("METRICS ")).partition(" ")[2])
+    assert _comparable(rows) == _comparable(ref["METRICS"])
 
 
 def test_workdir_with_another_config_is_refused(tmp_path):
@@ -106,9 +131,9 @@ def test_workdir_with_another_config_is_refused(tmp_path):
     other = loop_harness.small_config(str(tmp_path / "run"))
     other.train.learning_rate = 0.5
     with pytest.raises(loop.RunError, match=r"another config.*train.learning_rate.*--config.workdir"):
-        settings.check_snapshot(other, str(tmp_path / "run"), write=False)
+        settings.check_snapshot(other, str(tmp_path / "run"))
     more = loop_harness.small_config(str(tmp_path / "run"), iterations=7)
-    settings.check_snapshot(more, str(tmp_path / "run"), write=False)  # more iterations continue, not clash
+    assert settings.check_snapshot(more, str(tmp_path / "run"))  # more iterations continue (and are recorded)
 
 
 @pytest.mark.slow
@@ -121,96 +146,6 @@ def test_loop_with_a_lora_student(tmp_path):
     assert [r["iteration"] for r in rows] == [0] and rows[0]["train_final_loss"] > 0
     preds = files.read_jsonl(str(tmp_path / "lora" / "iter_0000" / "predictions_seed.jsonl"))
     assert len(preds) == 12 and all("generation" in p for p in preds)
-
-
-def _scripted(workdir, script=loop_harness.scripted_answer, **settings):
-    """The scripted teacher over the run's own cache directory (settings: TeacherSettings fields)."""
-    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
-    from llm2llm_jax.teacher.cache import DiskCache
-
-    return ScriptedBackend(TeacherSettings(kind="scripted", **settings), DiskCache(str(workdir / "teacher_cache")),
-                           script=script)
-
-
-def _asked_ids(teacher, seed):
-    """Ids of the seed examples the teacher's requests were made from, in request order."""
-    by_input = {ex["input"]: ex["id"] for ex in seed}
-    return [by_input[r.turns[-1]["content"].split("\n")[1].removeprefix("Input: ")] for r in teacher.seen]
-
-
-# ---------------------------------------------------------------------------- the controller with a stand-in student
-# Short TREC-style questions (ROUGE-L between a question and its tagged variants stays under the 0.95 threshold).
-ORACLE_TRAIN = [("What does NASA stand for ?", "ABBR"), ("Who wrote Hamlet ?", "HUM"),
-                ("Where is Lake Titicaca ?", "LOC"), ("How many moons does Mars have ?", "NUM"),
-                ("What is a quasar ?", "DESC"), ("What color is a ruby ?", "ENTY"),
-                ("Who painted the Night Watch ?", "HUM"), ("Where is the Alhambra ?", "LOC"),
-                ("How tall is Mount Fuji ?", "NUM"), ("What is photosynthesis ?", "DESC"),
-                ("What does CPU mean ?", "ABBR"), ("What animal is a kea ?", "ENTY")]
-ORACLE_TEST = [("Where is Timbuktu ?", "LOC"), ("Who invented radio ?", "HUM"), ("What is a comet ?", "DESC"),
-               ("Who wrote Hamlet ?", "HUM")]  # the last one duplicates a training row: it must not be a seed
-ORACLE_RIGHT = {"What does NASA stand for ?", "Where is Lake Titicaca ?", "What is a quasar ?",
-                "Who painted the Night Watch ?", "What is photosynthesis ?"}
-OTHER_LABEL = {"ABBR": "DESC", "DESC": "ENTY", "ENTY": "HUM", "HUM": "LOC", "LOC": "NUM", "NUM": "ABBR"}
-
-
-class OracleRun(loop.Llm2llmRun):
-    """The controller with a stand-in student: training returns at once (recording what it was given), and
-    evaluation answers the seed examples in ORACLE_RIGHT correctly and every other one with a wrong class,
-    whatever the training set. The rest (data, shards, teacher requests, filters, resume) is the real one."""
-
-    def __init__(self, config, teacher=None):
-        super().__init__(config, teacher=teacher)
-        self.trained_on = []
-
-    def train(self, i, train_set):
-        self.trained_on.append(sorted(ex["input"] for ex in train_set))
-        return None, {"steps": 0, "examples": len(train_set), "truncation": {}, "final_loss": None}
-
-    def evaluate(self, params, examples, desc):
-        out = []
-        for ex in examples:
-            right = ex["input"] in ORACLE_RIGHT
-            label = ex["output"] if right else OTHER_LABEL[ex["output"]]
-            out.append({"id": ex["id"], "generation": " " + self.task.verbalize(label), "prediction": label,
-                        "correct": right})
-        return out
-
-
-def oracle_teacher_answer(request) -> str:
-    """Four items per request: a verbatim copy of the seed input (a duplicate), a fixed rewording (new once,
-    then a duplicate in later iterations), a variant tagged with the request's seed (new every time), and
-    one with the student's wrong class (a label mismatch under same_label)."""
-    import re
-
-    last = request.turns[-1]["content"]
-    text = re.search(r"^Input: (.*)$", last, re.M).group(1)
-    label = re.search(r"^Correct output: (.*)$", last, re.M).group(1)
-    student = re.search(r"^Student's output: (.*)$", last, re.M).group(1)
-    items = [(text, label), (f"Tell me, {text.lower()}", label), (f"{text} (variant {request.seed % 997})", label),
-             (f"{text} Answer briefly.", student)]
-    return "\n".join(f"{n}. Input: {q}\n   Output: {a}" for n, (q, a) in enumerate(items, 1))
-
-
-def _oracle_config(tmp_path, name):
-    workdir = tmp_path / name
-    data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
-    for split, rows in (("train", ORACLE_TRAIN), ("test", ORACLE_TEST)):
-        files.write_jsonl(str(data / f"{split}.jsonl"), [{"input": q, "output": a} for q, a in rows])
-    config = loop_harness.small_config(str(workdir), iterations=3)
-    config.data.source = "file"
-    config.data.train_path = str(data / "train.jsonl")
-    config.data.test_path = str(data / "test.jsonl")
-    config.data.seed_count = 0
-    config.data.seed_fraction = 1.0
-    config.teacher.per_example = 4
-    config.teacher.same_label = True
-    config.teacher.concurrency = 1
-    return config
-
-
-def _oracle_teacher(workdir, script=oracle_teacher_answer, **settings):
-    return _scripted(workdir, script, concurrency=1, **settings)
 
 
 def test_controller_sends_wrong_seed_examples_and_keeps_gold_labelled_new_ones(tmp_path, capsys):

@@ -468,7 +468,7 @@ def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit(tmp_path):
 
     whole = Trainer(cfg, hp, mesh, total_steps=8)
     whole.init_state(params)
-    whole.fit(examples, progress=False)
+    whole_history = whole.fit(examples, progress=False)
     expected = host_params(whole.state["params"])
 
     class Interrupted(Exception):
@@ -494,6 +494,7 @@ def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit(tmp_path):
     assert second.restore() == 3
     history = second.fit(examples, progress=False, start_step=3)
     assert len(history) == 5
+    assert second.history == whole_history  # the 3 steps before the checkpoint came back with it
     for a, b in zip(jax.tree.leaves(host_params(second.state["params"])), jax.tree.leaves(expected)):
         np.testing.assert_array_equal(a, b)
     second.close()

@@ -46,11 +46,15 @@ LORA = "llm2llm_jax/model/lora.py"
 AUGMENT = "llm2llm_jax/augment.py"
 SETTINGS = "llm2llm_jax/settings.py"
 RESULTS = "llm2llm_jax/results.py"
+RUNDIR = "llm2llm_jax/rundir.py"
+FILES = "llm2llm_jax/files.py"
+LAUNCH = "launch/run.py"
 
 T_TRAIN = "tests/test_train.py"
 T_DECODE = "tests/test_decode.py"
 T_LOOP = "tests/test_loop.py"
 T_PARITY = "tests/test_model_parity.py"
+T_REL = "tests/test_reliability.py"
 
 OPTIMIZER = f"{T_TRAIN}::test_optimizer_equals_an_explicit_optax_chain"
 SCHEDULE = f"{T_TRAIN}::test_learning_rate_warms_up_then_decays_by_cosine_to_zero"
@@ -229,8 +233,8 @@ MUTATIONS = [
        "f\"{_show(task, wrong)}\\n\\n{ask}.\")"),
       "tests/test_teacher.py::test_generates_and_parses_augmentations[gemini]",
       "showing the teacher what the student answered"),
-    m("budget-allows-one-more", BACKENDS, ("if self.max_calls and self.calls >= self.max_calls:",
-                                           "if self.max_calls and self.calls > self.max_calls:"),
+    m("budget-allows-one-more", BACKENDS, ("if self.max_calls and self.calls + self.in_flight >= self.max_calls:",
+                                           "if self.max_calls and self.calls + self.in_flight > self.max_calls:"),
       "tests/test_teacher.py::test_budget_stops_cleanly[openai]", "the teacher call budget"),
     m("cache-never-read", BACKENDS, ("            hit = self.cache.get(key)\n            if hit is not None:\n",
                                          "            hit = self.cache.get(key)\n            if False:\n"),
@@ -307,7 +311,7 @@ MUTATIONS = [
     m("runaway-not-dropped", FILTERS, ("if len(text) > self.max_input_chars or len(raw) > self.max_output_chars:",
                                        "if False:"),
       "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies", "dropping runaway generations"),
-    m("budget-never-charged", BACKENDS, ("            self.calls += 1  # reserve the call now", "            pass  # "),
+    m("budget-never-charged", BACKENDS, ('            s["calls"] += 1', '            s["calls"] += 0'),
       "tests/test_teacher.py::test_budget_stops_cleanly[gemini]", "counting teacher calls against the budget"),
     m("same-label-not-asked", PROMPTS, ("    if same_label and task.is_classification:\n        ask +=",
                                         "    if False:\n        ask +="),
@@ -315,4 +319,38 @@ MUTATIONS = [
       "asking the teacher for the failed example's class"),
     m("more-iterations-refused", SETTINGS, ('RESUMABLE_FIELDS = ("iterations", "workdir",', 'RESUMABLE_FIELDS = ("workdir",'),
       f"{T_LOOP}::test_workdir_with_another_config_is_refused", "extending a run with more iterations"),
+    # issue 19: runs that never mix, never lose work and never pay twice
+    m("lock-overwritten", RUNDIR, ("os.O_CREAT | os.O_EXCL | os.O_WRONLY", "os.O_CREAT | os.O_TRUNC | os.O_WRONLY"),
+      f"{T_REL}::test_a_run_directory_in_use_is_refused_at_once_naming_its_holder", "one writer per run directory"),
+    m("stale-lock-kept", RUNDIR, ('and not _alive(holder["pid"])', "and False"),
+      f"{T_REL}::test_a_lock_left_by_a_dead_process_is_taken_over_with_a_note", "taking over a dead run's lock"),
+    m("identity-before-preflight", LOOP, ("                stages.on_main(self._preflight)\n",
+                                          "                settings.write_snapshot(self.config, self.workdir)\n"
+                                          "                stages.on_main(self._preflight)\n"),
+      f"{T_REL}::test_a_start_that_fails_leaves_the_workdir_as_it_found_it",
+      "a failed start leaving the run directory as it was"),
+    m("outputs-without-config-reused", SETTINGS, ("        if found:\n", "        if False:\n"),
+      f"{T_REL}::test_a_workdir_with_outputs_but_no_config_is_refused", "refusing results of an unknown config"),
+    m("budget-per-invocation", BACKENDS, ("                self.spent.update(read_json(path))", "                pass"),
+      f"{T_REL}::test_the_teacher_budget_caps_the_run_over_every_invocation", "a budget for the run, not the call"),
+    m("teacher-not-checked", LOOP, ("            self.teacher().check_reachable()", "            self.teacher()"),
+      f"{T_REL}::test_an_unreachable_teacher_is_found_before_any_work_naming_its_url",
+      "finding an unreachable teacher before any work"),
+    m("unparseable-not-counted", AUGMENT, ("            if not parsed:\n", "            if False:\n"),
+      f"{T_REL}::test_replies_that_parse_to_nothing_are_counted_and_warned_about", "counting unparseable replies"),
+    m("disk-fault-traceback", RUNDIR, ("        if fault is None:\n            raise", "        if True:\n            raise"),
+      f"{T_REL}::test_a_full_disk_is_one_line_naming_the_path_and_the_rerun_completes",
+      "a full disk reported as one line"),
+    m("finished-run-rewritten", FILES, ("            if f.read() == data:\n", "            if False:\n"),
+      f"{T_REL}::test_summarising_a_finished_run_writes_nothing", "a finished run that is only read"),
+    m("trained-model-always-checkpointed", TRAIN, ("    if keep_trained:\n", "    if True:\n"),
+      f"{T_REL}::test_the_trained_model_is_checkpointed_only_when_kept_and_a_full_disk_there_is_one_line",
+      "no checkpoint of the trained model unless asked"),
+    m("loss-history-not-restored", TRAIN, ('self.state, self.history = restored["state"], list(restored["history"])',
+                                           'self.state = restored["state"]'),
+      f"{T_TRAIN}::test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit", "the final loss after a resume"),
+    m("ctrl-c-traceback", LAUNCH, ("        return 130\n", "        raise\n"),
+      f"{T_REL}::test_ctrl_c_says_how_to_continue_and_exits_130", "Ctrl-C as one line and exit 130"),
+    m("hub-retries-shown", DATA, ("        lg.setLevel(logging.ERROR)\n", "        pass\n"),
+      "tests/test_data.py::test_an_unreachable_hub_is_one_line_after_its_retries", "one line when the hub is down"),
 ]

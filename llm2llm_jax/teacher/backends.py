@@ -45,8 +45,10 @@ class TeacherSettings:
     initial_delay: float = 1.0
     max_delay: float = 30.0
     timeout: float = 60.0
-    max_calls: int = 0  # 0 = unlimited
-    max_tokens: int = 0  # 0 = unlimited
+    max_calls: int = 0  # for the whole run, over every invocation; 0 = unlimited
+    max_tokens: int = 0  # input + output, for the whole run; 0 = unlimited
+    price_input: float = 0.0  # USD per million input tokens, for the spend record (0 = not counted)
+    price_output: float = 0.0  # USD per million output tokens
     base_url: str = ""
     api_key_env: str = ""  # openai: which variable holds the key (default OPENAI_API_KEY)
 
@@ -58,38 +60,90 @@ class TeacherRequest:
     seed: int
 
 
-class Budget:
-    """Calls and tokens spent by this run (thread-safe)."""
+SPEND_FILE = "teacher_spend.json"
 
-    def __init__(self, max_calls: int = 0, max_tokens: int = 0):
+
+class Budget:
+    """What a run spends on its teacher (thread-safe), and the caps on it: calls, tokens (input + output) and,
+    where prices are configured, dollars.
+
+    Attached to a file (`attach`), the spend is a ledger of the run, not of one invocation: it is read when
+    the run starts and rewritten after every paid call, so a rerun counts what earlier invocations paid.
+    """
+
+    def __init__(self, max_calls: int = 0, max_tokens: int = 0, price_input: float = 0.0, price_output: float = 0.0):
         self.max_calls, self.max_tokens = max_calls, max_tokens
-        self.calls = self.tokens = 0
+        self.price_input, self.price_output = price_input, price_output  # USD per million tokens
+        self.spent = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
+        self.in_flight = 0
+        self.path = None
         self._lock = threading.Lock()
 
-    def check(self) -> None:
-        with self._lock:
-            if self.max_calls and self.calls >= self.max_calls:
-                raise BudgetExceeded(f"teacher budget spent: {self.calls} of {self.max_calls} calls "
-                                     f"(raise teacher.max_calls to continue)")
-            if self.max_tokens and self.tokens >= self.max_tokens:
-                raise BudgetExceeded(f"teacher budget spent: {self.tokens} of {self.max_tokens} tokens "
-                                     f"(raise teacher.max_tokens to continue)")
-            self.calls += 1  # reserve the call now so concurrent workers cannot overshoot
+    @property
+    def calls(self) -> int:
+        return self.spent["calls"]
 
-    def charge_tokens(self, tokens: int) -> None:
+    @property
+    def tokens(self) -> int:
+        return self.spent["input_tokens"] + self.spent["output_tokens"]
+
+    def attach(self, path: str) -> None:
+        """Count from (and record into) the ledger at `path`."""
+        from llm2llm_jax.files import read_json
+
         with self._lock:
-            self.tokens += int(tokens)
+            self.path = path
+            if os.path.exists(path):
+                self.spent.update(read_json(path))
+
+    def describe(self) -> str:
+        s = self.spent
+        cost = f", ${s['cost_usd']:.4f}" if s["cost_usd"] else ""
+        return (f"{s['calls']} calls, {self.tokens} tokens ({s['input_tokens']} in, {s['output_tokens']} out"
+                f"{cost})")
+
+    def reserve(self) -> None:
+        """Claim one call, or raise BudgetExceeded; concurrent workers cannot overshoot the caps."""
+        with self._lock:
+            if self.max_calls and self.calls + self.in_flight >= self.max_calls:
+                raise BudgetExceeded(f"teacher budget spent: {self.calls} of {self.max_calls} calls; this run has "
+                                     f"spent {self.describe()} (raise teacher.max_calls to continue)")
+            if self.max_tokens and self.tokens >= self.max_tokens:
+                raise BudgetExceeded(f"teacher budget spent: {self.tokens} of {self.max_tokens} tokens; this run has "
+                                     f"spent {self.describe()} (raise teacher.max_tokens to continue)")
+            self.in_flight += 1
+
+    def release(self) -> None:
+        """A reserved call that was not paid (it failed)."""
+        with self._lock:
+            self.in_flight -= 1
+
+    def charge(self, input_tokens: int, output_tokens: int) -> None:
+        """A reserved call that was paid: count it, and record the ledger before the answer is cached."""
+        from llm2llm_jax.files import write_json
+
+        with self._lock:
+            self.in_flight -= 1
+            s = self.spent
+            s["calls"] += 1
+            s["input_tokens"] += int(input_tokens)
+            s["output_tokens"] += int(output_tokens)
+            s["cost_usd"] = round(s["cost_usd"] + (input_tokens * self.price_input
+                                                   + output_tokens * self.price_output) / 1e6, 6)
+            if self.path:
+                write_json(self.path, s)
 
 
 class Backend:
-    """Cache + budget + retries around one backend's `_call(request) -> (text, tokens)`."""
+    """Cache + budget + retries around one backend's `_call(request) -> (text, input tokens, output tokens)`."""
 
     kind = "base"
 
     def __init__(self, settings: TeacherSettings, cache: Optional[DiskCache] = None, budget: Optional[Budget] = None):
         self.settings = settings
         self.cache = cache
-        self.budget = budget or Budget(settings.max_calls, settings.max_tokens)
+        self.budget = budget or Budget(settings.max_calls, settings.max_tokens, settings.price_input,
+                                       settings.price_output)
         self.stats = {"calls": 0, "cached": 0, "retries": 0}
         self._stats_lock = threading.Lock()
 
@@ -110,7 +164,7 @@ class Backend:
             if hit is not None:
                 self._count("cached")
                 return hit["text"]
-        self.budget.check()
+        self.budget.reserve()
         s = self.settings
 
         def before_retry(state):
@@ -120,13 +174,17 @@ class Backend:
                        wait=wait_random_exponential(multiplier=s.initial_delay, max=s.max_delay),
                        before_sleep=before_retry, reraise=True)(self._call)
         try:
-            text, tokens = caller(request)
+            text, input_tokens, output_tokens = caller(request)
         except TransientError as e:
+            self.budget.release()
             raise TeacherError(f"{self.kind} teacher failed after {s.max_attempts} attempts: {e}") from None
+        except BaseException:
+            self.budget.release()
+            raise
         self._count("calls")
-        self.budget.charge_tokens(tokens)
+        self.budget.charge(input_tokens, output_tokens)
         if self.cache is not None:
-            self.cache.put(key, {"text": text, "tokens": tokens})
+            self.cache.put(key, {"text": text, "input_tokens": input_tokens, "output_tokens": output_tokens})
         return text
 
     def complete_many(self, requests: Sequence[TeacherRequest]) -> list[str]:
@@ -136,8 +194,12 @@ class Backend:
         with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
             return list(pool.map(self.complete, requests))
 
-    def _call(self, request: TeacherRequest) -> tuple[str, int]:
+    def _call(self, request: TeacherRequest) -> tuple[str, int, int]:
         raise NotImplementedError
+
+    def check_reachable(self) -> None:
+        """A cheap request (no generation) that fails with one TeacherError line when the teacher cannot be
+        used: unreachable URL, rejected key, unknown model. Backends without a server have nothing to check."""
 
 
 def _network_errors() -> tuple:
@@ -169,6 +231,7 @@ class GeminiBackend(Backend):
                                  retry_options=types.HttpRetryOptions(attempts=1))  # we retry ourselves
         self.client = genai.Client(api_key=key, http_options=http)
         self.types = types
+        self.url = settings.base_url or "https://generativelanguage.googleapis.com"
 
     def _call(self, request):
         from google.genai import errors
@@ -189,8 +252,22 @@ class GeminiBackend(Backend):
         except ValueError as e:  # unreadable response body
             raise TransientError(f"unreadable response: {e}") from None
         usage = resp.usage_metadata
-        tokens = (usage.total_token_count or 0) if usage else 0
-        return resp.text or "", tokens
+        if usage is None:
+            return resp.text or "", 0, 0
+        return resp.text or "", usage.prompt_token_count or 0, usage.candidates_token_count or 0
+
+    def check_reachable(self):
+        from google.genai import errors
+
+        try:
+            self.client.models.get(model=self.settings.model)
+        except errors.APIError as e:
+            raise TeacherError(f"the gemini teacher at {self.url} refused a check of model "
+                               f"{self.settings.model!r}: HTTP {e.code} {e.message} (check teacher.model and the "
+                               f"API key)") from None
+        except _network_errors() as e:
+            raise TeacherError(f"cannot reach the gemini teacher at {self.url} ({type(e).__name__}: "
+                               f"{str(e)[:200]}); check teacher.base_url and the network") from None
 
 
 # ---------------------------------------------------------------------------- openai-compatible
@@ -230,7 +307,20 @@ class OpenAIBackend(Backend):
             text = data["choices"][0]["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError) as e:
             raise TransientError(f"unreadable response ({type(e).__name__}): {resp.text[:200]}") from None
-        return text, int((data.get("usage") or {}).get("total_tokens", 0))
+        usage = data.get("usage") or {}
+        return text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+
+    def check_reachable(self):
+        import httpx
+
+        try:
+            resp = self.http.get(f"{self.base_url}/models")
+        except (httpx.TimeoutException, httpx.TransportError) as e:
+            raise TeacherError(f"cannot reach the openai teacher at {self.base_url} ({type(e).__name__}: "
+                               f"{str(e)[:200]}); check teacher.base_url and that the server is running") from None
+        if resp.status_code in (401, 403):
+            raise TeacherError(f"the openai teacher at {self.base_url} rejected the API key (HTTP "
+                               f"{resp.status_code}); check ${self.settings.api_key_env or 'OPENAI_API_KEY'}")
 
 
 # ---------------------------------------------------------------------------- local Flax Llama
@@ -276,16 +366,17 @@ class LocalBackend(Backend):
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start:start + self.batch_size]
             for _ in chunk:
-                self.budget.check()
+                self.budget.reserve()
             encoded = [self.tokenizer(self._prompt(requests[i]), add_special_tokens=False)["input_ids"] for i in chunk]
             decoded = self.predictor.generate(encoded, s.max_output_tokens, temperature=s.temperature, top_p=s.top_p,
                                               rngs=[jax.random.PRNGKey(requests[i].seed) for i in chunk])
-            for i, (text, n_tokens) in zip(chunk, decoded):
+            for i, prompt, (text, n_tokens) in zip(chunk, encoded, decoded):
                 answers[i] = text
                 self._count("calls")
-                self.budget.charge_tokens(n_tokens)
+                self.budget.charge(len(prompt), n_tokens)
                 if self.cache is not None:
-                    self.cache.put(self.key(requests[i]), {"text": text, "tokens": n_tokens})
+                    self.cache.put(self.key(requests[i]), {"text": text, "input_tokens": len(prompt),
+                                                           "output_tokens": n_tokens})
         return answers
 
     def complete(self, request):
@@ -311,7 +402,8 @@ class ScriptedBackend(Backend):
         with self._seen_lock:
             self.seen.append(request)
         text = self.script(request)
-        return text, len(text.split())
+        prompt = " ".join([request.system] + [t["content"] for t in request.turns])
+        return text, len(prompt.split()), len(text.split())
 
 
 BACKENDS = {"gemini": GeminiBackend, "openai": OpenAIBackend, "local": LocalBackend, "scripted": ScriptedBackend}
@@ -323,8 +415,9 @@ def make_backend(settings: TeacherSettings, cache: Optional[DiskCache] = None, *
     return BACKENDS[settings.kind](settings, cache, **extra)
 
 
-def backend_from_config(section, cache_dir: str, student=None) -> Backend:
-    """The backend for a run's `config.teacher` section, answering from (and into) the cache in `cache_dir`.
+def backend_from_config(section, run_dir: str, student=None) -> Backend:
+    """The backend for a run's `config.teacher` section, answering from (and into) the cache in
+    run_dir/teacher_cache and counting its spend in the run's ledger, run_dir/teacher_spend.json.
 
     student: a function returning the run's (cfg, params, tokenizer); teacher.kind='local' with model ''
     or 'smollm2' samples the untrained base student (adapters are added per fine-tune, never loaded).
@@ -336,4 +429,6 @@ def backend_from_config(section, cache_dir: str, student=None) -> Backend:
     if settings.kind == "local" and settings.model in ("", "smollm2", "student") and student is not None:
         cfg, params, tok = student()
         extra["model"] = (cfg.replace(lora_rank=0), params, tok)
-    return make_backend(settings, DiskCache(cache_dir), **extra)
+    backend = make_backend(settings, DiskCache(os.path.join(run_dir, "teacher_cache")), **extra)
+    backend.budget.attach(os.path.join(run_dir, SPEND_FILE))
+    return backend

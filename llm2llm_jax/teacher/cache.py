@@ -21,8 +21,7 @@ def cache_key(**parts) -> str:
 
 class DiskCache:
     def __init__(self, directory: str):
-        self.directory = directory
-        os.makedirs(directory, exist_ok=True)
+        self.directory = directory  # made by the first answer written: a run that fails at start leaves none
 
     def _path(self, key: str) -> str:
         return os.path.join(self.directory, key[:2], key + ".json")
@@ -38,4 +37,4 @@ class DiskCache:
         write_json(self._path(key), value, indent=None)
 
     def __len__(self) -> int:
-        return sum(len(files) for _, _, files in os.walk(self.directory))
+        return sum(len(files) for _, _, files in os.walk(self.directory))  # 0 when not made yet

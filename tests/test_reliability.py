@@ -149,6 +149,7 @@ def test_an_unreachable_teacher_is_found_before_any_work_naming_its_url(tmp_path
     config.teacher.kind = "openai"
     config.teacher.api_key_env = "FAKE_OPENAI_KEY"
     config.teacher.base_url = url = f"http://127.0.0.1:{_closed_port()}/v1"
+    config.teacher.initial_delay = config.teacher.max_delay = 0.01  # (without the check: quick retries)
     run = OracleRun(config)
     with pytest.raises(UserError, match=rf"cannot reach the openai teacher at {url} \(ConnectError"):
         run.run()

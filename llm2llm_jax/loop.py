@@ -21,13 +21,12 @@ so after `kill -9` the same command continues from the last completed stage: one
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from typing import Sequence
 
 import jax
 
-from llm2llm_jax import augment, data as data_lib, parallel, results, rundir, settings, shards, stages
+from llm2llm_jax import augment, data as data_lib, files, parallel, results, rundir, settings, shards, stages
 from llm2llm_jax.console import say
 from llm2llm_jax.errors import RunError
 from llm2llm_jax.files import read_json, read_jsonl, write_json, write_jsonl
@@ -45,7 +44,7 @@ class Llm2llmRun:
     def __init__(self, config, model=None, teacher=None):
         settings.validate(config, jax.devices(), model_given=model is not None)
         self.config = config
-        self.workdir = os.path.abspath(config.workdir)
+        self.workdir = files.absolute(config.workdir)
         self.task: Task = get_task(config.task, config.custom_task.to_dict() if config.task == "custom" else None)
         self._model, self._teacher, self._mesh = model, teacher, None
         self._weights_id = None if model is not None else "config.model"  # a handed-in model is fingerprinted
@@ -107,11 +106,11 @@ class Llm2llmRun:
     def run(self) -> list[dict]:
         """Lock the run directory, check it belongs to this config, reach the teacher, then run every stage not
         done yet. A start that fails before the first stage output leaves the directory as it was."""
-        created = self.is_main and not os.path.exists(self.workdir)
+        created = self.is_main and not files.exists(self.workdir)
         lock = rundir.WorkdirLock(self.workdir)
         try:
             with rundir.reporting_disk_faults("the run's files", self.workdir):
-                stages.on_main(lambda: (os.makedirs(self.workdir, exist_ok=True), lock.acquire()))
+                stages.on_main(lambda: (files.makedirs(self.workdir), lock.acquire()))
                 if lock.note:
                     say(lock.note)
                 new_identity = settings.check_snapshot(self.config, self.workdir)
@@ -121,8 +120,8 @@ class Llm2llmRun:
                 return self._stages()
         finally:
             lock.release()
-            if created and os.path.isdir(self.workdir) and not os.listdir(self.workdir):
-                os.rmdir(self.workdir)
+            if created:
+                files.remove_empty_dir(self.workdir)
 
     def _preflight(self) -> None:
         """Fail before any work is written when the teacher cannot be used: its key, its model, its URL."""
@@ -164,7 +163,7 @@ class Llm2llmRun:
         """Iteration i has its metrics, and did not end a shorter run of this one: a finished run extended with
         more iterations goes on to augment from its old last iteration (its fine-tune is reused)."""
         path = self.iter_path(i, "metrics.json")
-        return os.path.exists(path) and not (i + 1 < self.iterations and "note" in read_json(path))
+        return files.exists(path) and not (i + 1 < self.iterations and "note" in read_json(path))
 
     def _iteration(self, i: int, seed_set, test_set, test_eval) -> dict:
         start = time.time()
@@ -242,7 +241,7 @@ class Llm2llmRun:
 
         result = run_stage(f"fit-{i}", paths, compute, write, lambda: self._result(i), collective=True)
         if self.is_main and not self.config.train.keep_checkpoints:
-            shutil.rmtree(self.iter_path(i, "checkpoints"), ignore_errors=True)
+            files.rmtree(self.iter_path(i, "checkpoints"))
         return result
 
     def _result(self, i: int) -> tuple[dict, list[dict], list[dict]]:

@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Sequence
 
+from llm2llm_jax import files
 from llm2llm_jax.files import write_if_changed
 
 
@@ -28,9 +29,8 @@ def write_outputs(workdir: str, rows: Sequence[dict], config, out_dir: str = "")
 def read_rows(workdir: str) -> list[dict]:
     """The metrics of the run's finished iterations, in order."""
     rows = []
-    while os.path.exists(path := os.path.join(workdir, f"iter_{len(rows):04d}", "metrics.json")):
-        with open(path, encoding="utf-8") as f:
-            rows.append(json.load(f))
+    while files.exists(path := os.path.join(workdir, f"iter_{len(rows):04d}", "metrics.json")):
+        rows.append(files.read_json(path))
     return rows
 
 
@@ -38,10 +38,7 @@ def _spend(workdir: str) -> dict:
     from llm2llm_jax.teacher.backends import SPEND_FILE
 
     path = os.path.join(workdir, SPEND_FILE)
-    if not os.path.exists(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return files.read_json(path) if files.exists(path) else {}
 
 
 def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None = None) -> None:
@@ -99,14 +96,13 @@ def main(argv: Sequence[str]) -> int:
         return 2
     workdir, out_dir = argv[1], argv[2] if len(argv) == 3 else argv[1]
     config_path = os.path.join(workdir, "config.json")
-    if not os.path.exists(config_path):
+    if not files.exists(config_path):
         print(f"error: {workdir} is not a run directory (no config.json)", file=sys.stderr)
         return 2
-    with open(config_path, encoding="utf-8") as f:
-        config = ml_collections.ConfigDict(json.load(f))
+    config = ml_collections.ConfigDict(files.read_json(config_path))
     rows = read_rows(workdir)
     try:
-        os.makedirs(out_dir, exist_ok=True)
+        files.makedirs(out_dir)
         write_outputs(workdir, rows, config, out_dir=out_dir)
     except OSError as e:
         print(f"error: cannot write the report to {e.filename or out_dir}: {e.strerror}; give a writable OUT_DIR",

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from llm2llm_jax import settings
-from llm2llm_jax.files import read_json
+from llm2llm_jax.files import exists, read_json
 
 
 def fingerprint(model) -> str:
@@ -39,6 +39,6 @@ def earlier_with(key: str, iter_path: Callable[..., str], i: int) -> Optional[in
     """The first iteration before `i` whose result (its train.json) has `key`."""
     for j in range(i):
         path = iter_path(j, "train.json")
-        if os.path.exists(path) and read_json(path).get("result_key") == key:
+        if exists(path) and read_json(path).get("result_key") == key:
             return j
     return None

@@ -1,7 +1,8 @@
 """The run directory's guards: one writer at a time (a lock file naming its holder), a run identity that is
 written only when the run is about to produce output, and disk faults reported as one line.
 
-The lock is a file created exclusively (`run.lock`: host, pid, start time). A second run on the same
+The lock is a file created exclusively (`run.lock`: host, pid, start time; on an object store, an upload with
+the precondition that no object of that name exists). A second run on the same
 directory finds it and refuses at once, naming the holder; a lock left by a process that no longer runs
 on this host (kill -9, a lost VM) is taken over with a note. A lock from another host cannot be checked
 from here, so the message says how to remove it once that run is known to be gone.
@@ -19,6 +20,7 @@ import socket
 import time
 from typing import Iterator, Optional
 
+from llm2llm_jax import files
 from llm2llm_jax.errors import RunError
 
 LOCK_NAME = "run.lock"
@@ -94,8 +96,7 @@ class WorkdirLock:
 
     def _holder(self) -> dict:
         try:
-            with open(self.path, encoding="utf-8") as f:
-                return json.load(f)
+            return files.read_json(self.path)
         except (OSError, ValueError):
             return {}  # being written right now, or unreadable: treated as held by an unknown process
 
@@ -103,26 +104,22 @@ class WorkdirLock:
         me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         for _ in range(3):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                created = files.create_exclusive(self.path, json.dumps(me).encode("utf-8"))
             except OSError as e:
-                if not isinstance(e, FileExistsError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
                     self.read_only = True  # nothing can change it through this path; writes report themselves
                     return
-                if not isinstance(e, FileExistsError):
-                    raise
-                holder = self._holder()
-                if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
-                        and not _alive(holder["pid"]):
-                    self.note = (f"took over the lock of an earlier run (pid {holder['pid']}, started "
-                                 f"{holder.get('started', '?')}) that is no longer running")
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(self.path)
-                    continue
-                raise RunError(self._refusal(holder)) from None
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(me, f)
-            self.held = True
-            return
+                raise
+            if created:
+                self.held = True
+                return
+            holder = self._holder()
+            if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
+                self.note = (f"took over the lock of an earlier run (pid {holder['pid']}, started "
+                             f"{holder.get('started', '?')}) that is no longer running")
+                files.remove(self.path)
+                continue
+            raise RunError(self._refusal(holder))
         raise RunError(self._refusal(self._holder()))
 
     def _refusal(self, holder: dict) -> str:
@@ -135,6 +132,5 @@ class WorkdirLock:
 
     def release(self) -> None:
         if self.held:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.path)
+            files.remove(self.path)
             self.held = False

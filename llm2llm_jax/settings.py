@@ -11,6 +11,7 @@ import os
 from typing import Any, Callable, Sequence
 
 from llm2llm_jax.errors import RunError
+from llm2llm_jax import files
 from llm2llm_jax.files import read_json, write_json
 from llm2llm_jax.model.config import ConfigError
 
@@ -68,9 +69,8 @@ def check_snapshot(config, workdir: str) -> bool:
     resumable fields), so an unchanged run directory is only read."""
     target = os.path.join(workdir, "config.json")
     new = snapshot(config)
-    if not os.path.exists(target):
-        found = sorted(n for n in os.listdir(workdir) if n != "run.lock" and not n.startswith(".")) \
-            if os.path.isdir(workdir) else []
+    if not files.exists(target):
+        found = [n for n in files.listdir(workdir) if n != "run.lock" and not n.startswith(".")]
         if found:
             raise RunError(f"{workdir} holds {', '.join(found[:5])}{' ...' if len(found) > 5 else ''} but no "
                            f"config.json, so it cannot be resumed or checked against this config. Choose an empty "

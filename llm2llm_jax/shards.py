@@ -15,10 +15,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 from typing import Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
+
+from llm2llm_jax import files
 
 NAME = "llm2llm_shards"
 MAX_ITERATIONS = 1000
@@ -81,6 +84,8 @@ def _path(shard_dir: str, iteration: int) -> str:
 
 
 def is_written(shard_dir: str, iteration: int) -> bool:
+    if files.is_remote(shard_dir):  # its dataset_info.json is uploaded last
+        return files.exists(os.path.join(_path(shard_dir, iteration), "dataset_info.json"))
     if not os.path.isdir(_path(shard_dir, iteration)):
         return False
     with _without_variant_warning():
@@ -88,9 +93,22 @@ def is_written(shard_dir: str, iteration: int) -> bool:
 
 
 def write_iteration(shard_dir: str, iteration: int, examples: Sequence[dict]) -> str:
-    """Write iteration `iteration`'s training set (skipped if that version is already complete)."""
+    """Write iteration `iteration`'s training set (skipped if that version is already complete).
+
+    On an object store (array_record writes local files only) the version is written to a local temporary
+    directory and uploaded file by file, dataset_info.json last, so `is_written` sees only complete ones.
+    """
     if not examples:
         raise ValueError(f"iteration {iteration}: refusing to write an empty training set")
+    if files.is_remote(shard_dir):
+        if not is_written(shard_dir, iteration):
+            with tempfile.TemporaryDirectory(prefix="llm2llm-shard-") as local:
+                written = write_iteration(local, iteration, examples)
+                names = sorted(os.listdir(written), key=lambda n: n == "dataset_info.json")
+                for name in names:
+                    files.write_if_changed(os.path.join(_path(shard_dir, iteration), name),
+                                           files.read_bytes(os.path.join(written, name)))
+        return _path(shard_dir, iteration)
     builder = _builder(shard_dir, iteration, examples)
     with _without_variant_warning():
         if not builder.is_prepared():
@@ -131,6 +149,18 @@ def data_source(shard_dir: str, iteration: int):
 
 
 def read_iteration(shard_dir: str, iteration: int) -> list[dict]:
-    """Every record of one iteration, in written order."""
+    """Every record of one iteration, in written order (from an object store: through a local copy, which
+    reads the set in a few requests rather than one per record)."""
+    if files.is_remote(shard_dir):
+        remote = _path(shard_dir, iteration)
+        if not is_written(shard_dir, iteration):
+            raise FileNotFoundError(f"{remote}: iteration {iteration} has not been written")
+        with tempfile.TemporaryDirectory(prefix="llm2llm-shard-") as local:
+            copy = _path(local, iteration)
+            os.makedirs(copy)
+            for name in files.listdir(remote):
+                with open(os.path.join(copy, name), "wb") as f:
+                    f.write(files.read_bytes(os.path.join(remote, name)))
+            return read_iteration(local, iteration)
     source = data_source(shard_dir, iteration)
     return [_decode(source[i]) for i in range(len(source))]

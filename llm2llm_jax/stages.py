@@ -14,7 +14,7 @@ from typing import Callable, Sequence, TypeVar, Union
 
 import jax
 
-from llm2llm_jax import parallel
+from llm2llm_jax import files, parallel
 from llm2llm_jax.rundir import reporting_disk_faults
 
 T = TypeVar("T")
@@ -34,7 +34,7 @@ def run_stage(name: str, done: Union[Sequence[str], Callable[[], bool]], compute
       otherwise on process 0 only (e.g. teacher calls, which must be bought once).
     write: writes the output atomically (files.write_json / write_jsonl / shards.write_iteration).
     """
-    is_done = done if callable(done) else (lambda: all(os.path.exists(p) for p in done))
+    is_done = done if callable(done) else (lambda: all(files.exists(p) for p in done))
     if agree(not is_done()):
         main = jax.process_index() == 0
         if collective or main:

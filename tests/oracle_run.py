@@ -17,8 +17,8 @@ def _scripted(workdir, script=loop_harness.scripted_answer, **settings):
     from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
     from llm2llm_jax.teacher.cache import DiskCache
 
-    return ScriptedBackend(TeacherSettings(kind="scripted", **settings), DiskCache(str(workdir / "teacher_cache")),
-                           script=script)
+    return ScriptedBackend(TeacherSettings(kind="scripted", **settings),
+                           DiskCache(os.path.join(str(workdir), "teacher_cache")), script=script)
 
 
 def _asked_ids(teacher, seed):

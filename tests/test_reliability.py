@@ -337,3 +337,56 @@ def test_the_trained_model_is_checkpointed_only_when_kept_and_a_full_disk_there_
     line = str(failure.value)
     assert "\n" not in line and line.startswith(f"cannot write a training checkpoint to {disk / 'ckpt'}")
     assert "the disk is full" in line
+
+
+# ---------------------------------------------------------------------------- run directories on GCS
+@pytest.fixture(scope="module")
+def gcs():
+    """A local GCS (tests/gcs_emulator.py) with the bucket `bucket`; the clients find it through its variables."""
+    import gcs_emulator
+
+    with gcs_emulator.running("bucket") as url:
+        import gcsfs
+
+        gcsfs.GCSFileSystem.clear_instance_cache()
+        yield url
+        gcsfs.GCSFileSystem.clear_instance_cache()
+
+
+def test_a_run_directory_on_gcs_equals_a_local_one_and_resumes_there(tmp_path, gcs):
+    from etils import epath
+
+    expected = _reference_rows(tmp_path)
+    config = _oracle_config(tmp_path, "unused")
+    config.workdir = "gs://bucket/runs/trec"
+    first = _oracle_teacher(config.workdir)
+    assert _comparable(OracleRun(config, first).run()) == expected
+    run = epath.Path(config.workdir)
+    for name in ("config.json", "metrics.jsonl", "report.md", "report.png", "teacher_spend.json",
+                 "data/seed.jsonl", "iter_0001/augment.jsonl",
+                 "shards/llm2llm_shards/iteration_0002/1.0.0/dataset_info.json"):
+        assert (run / name).exists(), name
+    assert not (run / rundir.LOCK_NAME).exists()
+    assert files.read_json(f"{config.workdir}/{SPEND_FILE}")["calls"] == len(first.seen) == 12
+    again = _oracle_teacher(config.workdir)
+    assert _comparable(OracleRun(config, again).run()) == expected and again.seen == []  # read back, not redone
+
+
+def test_the_lock_on_gcs_is_an_exclusive_create(gcs):
+    path = "gs://bucket/locks/run.lock"
+    assert files.create_exclusive(path, b"first") and not files.create_exclusive(path, b"second")
+    assert files.read_bytes(path) == b"first"
+    files.write_json(path, {"host": "some-other-host", "pid": 1, "started": "2026-11-28 10:00:00"})
+    with pytest.raises(RunError, match="in use by another run .pid 1 on some-other-host"):
+        rundir.WorkdirLock("gs://bucket/locks").acquire()
+
+
+@pytest.mark.slow  # trains the tiny student
+def test_orbax_checkpoints_of_a_fine_tune_on_gcs(tmp_path, gcs):
+    """Mid-training and kept checkpoints written by orbax (through tensorstore) to gs://, and a fine-tune resumed
+    from there reports what the first did."""
+    from etils import epath
+
+    info = _finetune(tmp_path / "a", keep_trained=True, checkpoint_dir="gs://bucket/ckpt")
+    assert sorted(p.name for p in epath.Path("gs://bucket/ckpt").iterdir()) == ["4"]
+    assert _finetune(tmp_path / "a", keep_trained=True, checkpoint_dir="gs://bucket/ckpt") == info

@@ -279,7 +279,7 @@ MUTATIONS = [
       ('content = {"train": [[ex["input"], ex["output"]] for ex in train_set], "weights": weights_id,',
        'content = {"train": len(train_set) > 0, "weights": weights_id,'),
       CONTROLLER, "a changed training set is fine-tuned again, never served from an earlier iteration"),
-    m("never-reuses", RESULTS, ('if os.path.exists(path) and read_json(path).get("result_key") == key:',
+    m("never-reuses", RESULTS, ('if exists(path) and read_json(path).get("result_key") == key:',
                                 "if False:"),
       f"{T_LOOP}::test_a_round_that_keeps_nothing_reuses_the_result_and_the_run_stops",
       "an iteration on unchanged data reuses the last result instead of retraining"),
@@ -287,8 +287,8 @@ MUTATIONS = [
                                         "if not kept and empty > self.config.teacher.max_empty_rounds:"),
       f"{T_LOOP}::test_a_round_that_keeps_nothing_reuses_the_result_and_the_run_stops",
       "stopping after teacher.max_empty_rounds rounds that kept nothing"),
-    m("extended-run-not-continued", LOOP, ('return os.path.exists(path) and not (i + 1 < self.iterations and "note" in '
-                                           'read_json(path))', "return os.path.exists(path)"),
+    m("extended-run-not-continued", LOOP, ('return files.exists(path) and not (i + 1 < self.iterations and "note" in '
+                                           'read_json(path))', "return files.exists(path)"),
       f"{T_LOOP}::test_a_finished_run_extended_with_more_iterations_equals_a_longer_run",
       "continuing a finished run asked for more iterations"),
     m("mesh-divisibility-unchecked", SETTINGS, ("_require(config, micro_key, lambda v: v % rows == 0,",
@@ -320,7 +320,7 @@ MUTATIONS = [
     m("more-iterations-refused", SETTINGS, ('RESUMABLE_FIELDS = ("iterations", "workdir",', 'RESUMABLE_FIELDS = ("workdir",'),
       f"{T_LOOP}::test_workdir_with_another_config_is_refused", "extending a run with more iterations"),
     # issue 19: runs that never mix, never lose work and never pay twice
-    m("lock-overwritten", RUNDIR, ("os.O_CREAT | os.O_EXCL | os.O_WRONLY", "os.O_CREAT | os.O_TRUNC | os.O_WRONLY"),
+    m("lock-overwritten", FILES, ("os.O_CREAT | os.O_EXCL | os.O_WRONLY", "os.O_CREAT | os.O_TRUNC | os.O_WRONLY"),
       f"{T_REL}::test_a_run_directory_in_use_is_refused_at_once_naming_its_holder", "one writer per run directory"),
     m("stale-lock-kept", RUNDIR, ('and not _alive(holder["pid"])', "and False"),
       f"{T_REL}::test_a_lock_left_by_a_dead_process_is_taken_over_with_a_note", "taking over a dead run's lock"),
@@ -341,7 +341,7 @@ MUTATIONS = [
     m("disk-fault-traceback", RUNDIR, ("        if fault is None:\n            raise", "        if True:\n            raise"),
       f"{T_REL}::test_a_full_disk_is_one_line_naming_the_path_and_the_rerun_completes",
       "a full disk reported as one line"),
-    m("finished-run-rewritten", FILES, ("            if f.read() == data:\n", "            if False:\n"),
+    m("finished-run-rewritten", FILES, ("        if read_bytes(path) == data:\n", "        if False:\n"),
       f"{T_REL}::test_summarising_a_finished_run_writes_nothing", "a finished run that is only read"),
     m("trained-model-always-checkpointed", TRAIN, ("    if keep_trained:\n", "    if True:\n"),
       f"{T_REL}::test_the_trained_model_is_checkpointed_only_when_kept_and_a_full_disk_there_is_one_line",

@@ -89,11 +89,11 @@ class Budget:
 
     def attach(self, path: str) -> None:
         """Count from (and record into) the ledger at `path`."""
-        from llm2llm_jax.files import read_json
+        from llm2llm_jax.files import exists, read_json
 
         with self._lock:
             self.path = path
-            if os.path.exists(path):
+            if exists(path):
                 self.spent.update(read_json(path))
 
     def describe(self) -> str:

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Optional
 
-from llm2llm_jax.files import write_json
+from llm2llm_jax.files import listdir, read_json, write_json
 
 
 def cache_key(**parts) -> str:
@@ -28,8 +28,7 @@ class DiskCache:
 
     def get(self, key: str) -> Optional[dict]:
         try:
-            with open(self._path(key), encoding="utf-8") as f:
-                return json.load(f)
+            return read_json(self._path(key))
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
@@ -37,4 +36,4 @@ class DiskCache:
         write_json(self._path(key), value, indent=None)
 
     def __len__(self) -> int:
-        return sum(len(files) for _, _, files in os.walk(self.directory))  # 0 when not made yet
+        return sum(len(listdir(os.path.join(self.directory, d))) for d in listdir(self.directory))

@@ -58,6 +58,11 @@ def test_missing_api_key_and_offline_tfds_are_explained(tmp_path):
                            "--config.iterations=2", "--config.teacher.kind=gemini"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600, env=env_free)
     assert proc.returncode == 2 and "GEMINI_API_KEY" in proc.stderr, proc.stderr[-2000:]
-    proc = _run("--config=configs/sst2.py", f"--config.workdir={tmp_path / 'x'}",
-                f"--config.data.tfds_data_dir={tmp_path / 'tfds'}")
+    assert not (tmp_path / "w").exists()  # the key is missing: found before anything is written
+    # The paper config's data: the hub is out of reach (offline mode here skips the client's retries, which
+    # test_data.py runs); the teacher is not needed to reach the data stage.
+    proc = subprocess.run([sys.executable, "launch/run.py", "--config=configs/sst2.py", "--config.method=finetune",
+                           f"--config.workdir={tmp_path / 'x'}", f"--config.data.tfds_data_dir={tmp_path / 'tfds'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(env_free, HF_HUB_OFFLINE="1"))
     assert proc.returncode == 2 and "huggingface:glue/sst2" in proc.stderr and "supply the data" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]

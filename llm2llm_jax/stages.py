@@ -9,7 +9,6 @@ reads the result after the barrier from the shared run directory.
 
 from __future__ import annotations
 
-import os
 from typing import Callable, Sequence, TypeVar, Union
 
 import jax

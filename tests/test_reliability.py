@@ -9,7 +9,6 @@ trained model's checkpoint) are in test_loop.py and test_train.py.
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import signal

@@ -130,14 +130,19 @@ def main(argv):
     use_compilation_cache(config.get("compile_cache_dir", ""))
     from llm2llm_jax.errors import UserError
 
+    from llm2llm_jax.rundir import collect_abandoned_writes
+
     try:
         JOBS[config.job](config)
+        return 0
     except UserError as e:  # a problem with the input or the environment: say what to do, no traceback
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        status = 2
     except KeyboardInterrupt:  # every finished stage is on disk; the run directory's lock is released
         print("\ninterrupted; rerun the same command to continue", file=sys.stderr)
-        return 130
+        status = 130
+    collect_abandoned_writes()
+    return status
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
 
 
 def create_exclusive(path: str, data: bytes) -> bool:
-    """Create `path` holding `data` unless it exists (False then), as one atomic step: O_EXCL locally, a
+    """Create `path` holding `data` unless it exists (False then), as one atomic step: a hard link locally, a
     generation precondition (if-generation-match 0) on an object store."""
     if is_remote(path):
         import fsspec
@@ -128,12 +128,17 @@ def create_exclusive(path: str, data: bytes) -> bool:
         except FileExistsError:
             return False
         return True
+    # The content first, under a temporary name, then a hard link to `path`, which fails if it exists: the file
+    # never exists without its content (an interrupted start leaves no empty lock).
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.link(tmp, path)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    finally:
+        os.remove(tmp)
     return True
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import gc
+import json
+import logging
 import os
 import re
 import socket
+import sys
 import time
 from typing import Iterator, Optional
 
@@ -53,25 +55,76 @@ def disk_error(error: BaseException) -> Optional[OSError]:
     return None
 
 
+_FAULT_TEXT = re.compile(r"os_error_code='(28|122|30|13|1)'|No space left on device|Disk quota exceeded|"
+                         r"Read-only file system|Permission denied")
+
+
+class _QuietDiskFaults(logging.Filter):
+    """Drops log records about a disk fault (orbax logs each failed write with its traceback, from several
+    threads): the fault is reported once, as the DiskError line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += str(record.exc_info[1])
+        return not _FAULT_TEXT.search(text)
+
+
+class _QuietUnraisable:
+    """An unraisable-exception hook that drops the echoes of a disk fault: orbax's abandoned writes fail again, in
+    tensorstore's threads and when collected ("Event loop is closed", the same ENOSPC); anything else is passed on."""
+
+    def __init__(self, previous):
+        self.previous = previous
+
+    def __call__(self, unraisable) -> None:
+        text = str(unraisable.exc_value)
+        if "Event loop is closed" not in text and not _FAULT_TEXT.search(text):
+            self.previous(unraisable)
+
+
 @contextlib.contextmanager
 def reporting_disk_faults(what: str, where: str = "") -> Iterator[None]:
-    """Turn a disk fault while writing `what` under `where` into one DiskError line that names the path."""
+    """Turn a disk fault while writing `what` under `where` into one DiskError line that names the path.
+
+    While the block runs, log records and unraisable exceptions about a disk fault are dropped (the line
+    reports it); after a fault the hook stays until `collect_abandoned_writes`.
+    """
+    quiet, loggers = _QuietDiskFaults(), [logging.getLogger("absl"), logging.getLogger()]
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _QuietUnraisable(previous_hook)
+    for logger in loggers:
+        logger.addFilter(quiet)
+    fault = None
     try:
         yield
     except DiskError:
+        fault = True
         raise
     except Exception as e:  # noqa: BLE001 - any wrapper around an OSError (orbax, tfds, concurrent futures)
         fault = disk_error(e)
         if fault is None:
             raise
-        # orbax leaves the failed checkpoint's other writes pending: finish them now, while the interpreter is
-        # whole, rather than at exit, where each prints a traceback.
-        gc.collect()
         path = fault.filename or where or "the run directory"
         reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                   errno.EROFS: "the file system is read-only"}.get(fault.errno, "permission denied")
         raise DiskError(f"cannot write {what} to {path}: {reason}. Everything written before is kept; free space "
                         f"or fix the permissions, then rerun the same command to continue.") from None
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+        if fault is None:
+            sys.unraisablehook = previous_hook
+
+
+def collect_abandoned_writes() -> None:
+    """After a disk fault: orbax leaves the failed checkpoint's other writes pending, each failing with the same
+    fault when it is collected; collect them now, quietly, rather than at exit, where each would print a
+    traceback, then put back the usual unraisable-exception hook. Call it once the error is handled (while the
+    exception lives, its frames keep those writes alive)."""
+    gc.collect()
+    while isinstance(sys.unraisablehook, _QuietUnraisable):
+        sys.unraisablehook = sys.unraisablehook.previous
 
 
 def _alive(pid: int) -> bool:
@@ -92,6 +145,7 @@ class WorkdirLock:
         self.path = os.path.join(workdir, LOCK_NAME)
         self.held = False
         self.read_only = False  # the directory cannot be written: a finished run can still be read
+        self.me = None  # what this process writes into the lock
         self.note = ""  # what happened to a stale lock, for the log
 
     def _holder(self) -> dict:
@@ -101,7 +155,8 @@ class WorkdirLock:
             return {}  # being written right now, or unreadable: treated as held by an unknown process
 
     def acquire(self) -> None:
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        self.me = me = {"host": socket.gethostname(), "pid": os.getpid(),
+                        "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         for _ in range(3):
             try:
                 created = files.create_exclusive(self.path, json.dumps(me).encode("utf-8"))
@@ -131,6 +186,7 @@ class WorkdirLock:
                 f"--config.workdir; if that run is gone (another machine), delete {self.path}.")
 
     def release(self) -> None:
-        if self.held:
+        """Remove the lock if this process made it (also when interrupted between making it and noting so)."""
+        if self.held or (self.me is not None and self._holder() == self.me):
             files.remove(self.path)
-            self.held = False
+        self.held = False

@@ -152,6 +152,11 @@ def main():
         rows = loop.run_from_config(config, model=tiny_student(), teacher=teacher)
     except UserError as e:  # as the launcher reports it
         print(f"error: {e}", file=sys.stderr)
+        rows = None
+    if rows is None:
+        from llm2llm_jax.rundir import collect_abandoned_writes
+
+        collect_abandoned_writes()
         sys.exit(2)
     print("METRICS " + json.dumps(rows))
     print("TEACHER " + json.dumps([r.seed for r in teacher.seen]))

@@ -320,7 +320,7 @@ MUTATIONS = [
     m("more-iterations-refused", SETTINGS, ('RESUMABLE_FIELDS = ("iterations", "workdir",', 'RESUMABLE_FIELDS = ("workdir",'),
       f"{T_LOOP}::test_workdir_with_another_config_is_refused", "extending a run with more iterations"),
     # issue 19: runs that never mix, never lose work and never pay twice
-    m("lock-overwritten", FILES, ("os.O_CREAT | os.O_EXCL | os.O_WRONLY", "os.O_CREAT | os.O_TRUNC | os.O_WRONLY"),
+    m("lock-overwritten", FILES, ("        os.link(tmp, path)\n", "        os.replace(tmp, path)\n        os.link(path, tmp)\n"),
       f"{T_REL}::test_a_run_directory_in_use_is_refused_at_once_naming_its_holder", "one writer per run directory"),
     m("stale-lock-kept", RUNDIR, ('and not _alive(holder["pid"])', "and False"),
       f"{T_REL}::test_a_lock_left_by_a_dead_process_is_taken_over_with_a_note", "taking over a dead run's lock"),
@@ -349,7 +349,7 @@ MUTATIONS = [
     m("loss-history-not-restored", TRAIN, ('self.state, self.history = restored["state"], list(restored["history"])',
                                            'self.state = restored["state"]'),
       f"{T_TRAIN}::test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit", "the final loss after a resume"),
-    m("ctrl-c-traceback", LAUNCH, ("        return 130\n", "        raise\n"),
+    m("ctrl-c-traceback", LAUNCH, ("        status = 130\n", "        raise\n"),
       f"{T_REL}::test_ctrl_c_says_how_to_continue_and_exits_130", "Ctrl-C as one line and exit 130"),
     m("hub-retries-shown", DATA, ("        lg.setLevel(logging.ERROR)\n", "        pass\n"),
       "tests/test_data.py::test_an_unreachable_hub_is_one_line_after_its_retries", "one line when the hub is down"),

@@ -49,6 +49,7 @@ def run_smoke(config) -> None:
 def run_llm2llm(config) -> None:
     """The LLM2LLM loop (or a baseline), then a one-screen summary."""
     from llm2llm_jax import files, loop, parallel
+    from llm2llm_jax.teacher.backends import describe_spend, read_spend
 
     parallel.maybe_initialize_distributed()
     start = time.perf_counter()
@@ -63,12 +64,9 @@ def run_llm2llm(config) -> None:
               f"{r.get('new_examples', 0):>5}{note}")
     if rows and rows[-1].get("stopped"):
         print(f"stopped early: {rows[-1]['stopped']}")
-    spend_file = os.path.join(workdir, "teacher_spend.json")
-    if files.exists(spend_file):
-        s = files.read_json(spend_file)
-        cost = f", ${s['cost_usd']:.4f}" if s.get("cost_usd") else ""
-        print(f"teacher spend over the whole run: {s['calls']} calls, {s['input_tokens']} input and "
-              f"{s['output_tokens']} output tokens{cost}")
+    spend = read_spend(workdir)
+    if spend:
+        print(f"teacher spend over the whole run: {describe_spend(spend)}")
     if rows:
         print(f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
               f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min")

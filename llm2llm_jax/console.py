@@ -1,4 +1,5 @@
-"""What a run prints: status lines on process 0, and progress bars that stay out of log files.
+"""What a run prints: status lines on process 0, progress bars that stay out of log files, and libraries'
+log records this project answers for itself kept out.
 
 On a terminal a progress bar is tqdm's. When stderr is a file or a pipe (a TPU VM's log, CI), carriage-
 return redraws would pile up into one enormous line, so the bar prints a plain line when it starts,
@@ -7,8 +8,11 @@ at most once a minute while it runs, and when it ends.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import time
+from typing import Callable, Iterator
 
 
 def say(msg: str) -> None:
@@ -17,6 +21,29 @@ def say(msg: str) -> None:
 
     if jax.process_index() == 0:
         print(f"[llm2llm] {msg}", file=sys.stderr, flush=True)
+
+
+class _Drop(logging.Filter):
+    def __init__(self, drop: Callable[[logging.LogRecord], bool]):
+        super().__init__()
+        self.drop = drop
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.drop(record)
+
+
+@contextlib.contextmanager
+def without_log_records(drop: Callable[[logging.LogRecord], bool], *logger_names: str) -> Iterator[None]:
+    """While the block runs, the records logged to these loggers ("" is the root) for which `drop` is true are
+    not emitted. (A logger's filters see only the records logged to it by name, not its children's.)"""
+    quiet, loggers = _Drop(drop), [logging.getLogger(name) for name in logger_names]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 class LogProgress:

@@ -37,10 +37,6 @@ def exists(path: str) -> bool:
     return _remote(path).exists() if is_remote(path) else os.path.exists(path)
 
 
-def isdir(path: str) -> bool:
-    return _remote(path).is_dir() if is_remote(path) else os.path.isdir(path)
-
-
 def listdir(path: str) -> list[str]:
     """Names in a directory ([] when it does not exist)."""
     if is_remote(path):
@@ -79,10 +75,7 @@ def remove_empty_dir(path: str) -> None:
 
 def read_bytes(path: str) -> bytes:
     if is_remote(path):
-        p = _remote(path)
-        if not p.exists():
-            raise FileNotFoundError(path)
-        return p.read_bytes()
+        return _remote(path).read_bytes()  # FileNotFoundError when missing, as locally
     with open(path, "rb") as f:
         return f.read()
 

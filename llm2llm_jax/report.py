@@ -23,7 +23,9 @@ def write_outputs(workdir: str, rows: Sequence[dict], config, out_dir: str = "")
     out_dir = out_dir or workdir
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     write_if_changed(os.path.join(out_dir, "metrics.jsonl"), lines.encode("utf-8"))
-    write_report(out_dir, rows, config, spend=_spend(workdir))
+    from llm2llm_jax.teacher.backends import read_spend
+
+    write_report(out_dir, rows, config, spend=read_spend(workdir))
 
 
 def read_rows(workdir: str) -> list[dict]:
@@ -32,13 +34,6 @@ def read_rows(workdir: str) -> list[dict]:
     while files.exists(path := os.path.join(workdir, f"iter_{len(rows):04d}", "metrics.json")):
         rows.append(files.read_json(path))
     return rows
-
-
-def _spend(workdir: str) -> dict:
-    from llm2llm_jax.teacher.backends import SPEND_FILE
-
-    path = os.path.join(workdir, SPEND_FILE)
-    return files.read_json(path) if files.exists(path) else {}
 
 
 def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None = None) -> None:
@@ -60,9 +55,9 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
         gain = rows[-1]["test_accuracy"] - rows[0]["test_accuracy"]
         lines += ["", f"Test accuracy gain over iteration 0 (plain fine-tuning on the seed set): {gain:+.2%}"]
     if spend:
-        cost = f", ${spend['cost_usd']:.4f}" if spend.get("cost_usd") else ""
-        lines += ["", f"Teacher spend over the whole run: {spend['calls']} calls, {spend['input_tokens']} input and "
-                      f"{spend['output_tokens']} output tokens{cost}."]
+        from llm2llm_jax.teacher.backends import describe_spend
+
+        lines += ["", f"Teacher spend over the whole run: {describe_spend(spend)}."]
     write_if_changed(os.path.join(workdir, "report.md"), ("\n".join(lines) + "\n").encode("utf-8"))
 
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -23,6 +23,7 @@ import time
 from typing import Iterator, Optional
 
 from llm2llm_jax import files
+from llm2llm_jax.console import without_log_records
 from llm2llm_jax.errors import RunError
 
 LOCK_NAME = "run.lock"
@@ -59,15 +60,13 @@ _FAULT_TEXT = re.compile(r"os_error_code='(28|122|30|13|1)'|No space left on dev
                          r"Read-only file system|Permission denied")
 
 
-class _QuietDiskFaults(logging.Filter):
-    """Drops log records about a disk fault (orbax logs each failed write with its traceback, from several
-    threads): the fault is reported once, as the DiskError line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            text += str(record.exc_info[1])
-        return not _FAULT_TEXT.search(text)
+def _about_a_disk_fault(record: logging.LogRecord) -> bool:
+    """A log record about a disk fault (orbax logs each failed write with its traceback, from several threads):
+    the fault is reported once, as the DiskError line."""
+    text = record.getMessage()
+    if record.exc_info and record.exc_info[1] is not None:
+        text += str(record.exc_info[1])
+    return bool(_FAULT_TEXT.search(text))
 
 
 class _QuietUnraisable:
@@ -90,14 +89,12 @@ def reporting_disk_faults(what: str, where: str = "") -> Iterator[None]:
     While the block runs, log records and unraisable exceptions about a disk fault are dropped (the line
     reports it); after a fault the hook stays until `collect_abandoned_writes`.
     """
-    quiet, loggers = _QuietDiskFaults(), [logging.getLogger("absl"), logging.getLogger()]
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _QuietUnraisable(previous_hook)
-    for logger in loggers:
-        logger.addFilter(quiet)
     fault = None
     try:
-        yield
+        with without_log_records(_about_a_disk_fault, "absl", ""):
+            yield
     except DiskError:
         fault = True
         raise
@@ -111,8 +108,6 @@ def reporting_disk_faults(what: str, where: str = "") -> Iterator[None]:
         raise DiskError(f"cannot write {what} to {path}: {reason}. Everything written before is kept; free space "
                         f"or fix the permissions, then rerun the same command to continue.") from None
     finally:
-        for logger in loggers:
-            logger.removeFilter(quiet)
         if fault is None:
             sys.unraisablehook = previous_hook
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from llm2llm_jax.errors import RunError
 from llm2llm_jax import files
+from llm2llm_jax.rundir import LOCK_NAME
 from llm2llm_jax.files import read_json, write_json
 from llm2llm_jax.model.config import ConfigError
 
@@ -70,20 +71,19 @@ def check_snapshot(config, workdir: str) -> bool:
     target = os.path.join(workdir, "config.json")
     new = snapshot(config)
     if not files.exists(target):
-        found = [n for n in files.listdir(workdir) if n != "run.lock" and not n.startswith(".")]
+        found = [n for n in files.listdir(workdir) if n != LOCK_NAME and not n.startswith(".")]
         if found:
             raise RunError(f"{workdir} holds {', '.join(found[:5])}{' ...' if len(found) > 5 else ''} but no "
                            f"config.json, so it cannot be resumed or checked against this config. Choose an empty "
                            f"or new --config.workdir (or move those files away).")
         return True
     old, flat = flatten(read_json(target)), flatten(new)
-    changed = sorted(k for k in set(old) | set(flat) if old.get(k) != flat.get(k)
-                     and not any(k == f or k.startswith(f + ".") for f in RESUMABLE_FIELDS))
+    differing = {k for k in set(old) | set(flat) if old.get(k) != flat.get(k)}
+    changed = sorted(k for k in differing if not any(k == f or k.startswith(f + ".") for f in RESUMABLE_FIELDS))
     if changed:
         raise RunError(f"{workdir} holds a run with another config (differs in {changed[:6]}). "
                        f"Resume it with the same config, or choose another --config.workdir.")
-    moved = {"workdir"}  # a copied or moved run directory is the same run
-    return any(old.get(k) != flat.get(k) for k in set(old) | set(flat) if k not in moved)
+    return bool(differing - {"workdir"})  # a copied or moved run directory is the same run
 
 
 def write_snapshot(config, workdir: str) -> None:

@@ -12,8 +12,6 @@ example was made from) and iteration (when it entered the set).
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import tempfile
 from typing import Sequence
@@ -22,6 +20,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from llm2llm_jax import files
+from llm2llm_jax.console import without_log_records
 
 NAME = "llm2llm_shards"
 MAX_ITERATIONS = 1000
@@ -117,21 +116,10 @@ def write_iteration(shard_dir: str, iteration: int, examples: Sequence[dict]) ->
     return _path(shard_dir, iteration)
 
 
-class _NotVariantWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Variant folder")
-
-
-@contextlib.contextmanager
 def _without_variant_warning():
     """tfds logs "Variant folder ... has no dataset_info.json" when asked whether a version it has not
     finished writing is prepared: the answer (no) is what this module asks for, not a problem."""
-    quiet = _NotVariantWarning()
-    logging.getLogger("absl").addFilter(quiet)
-    try:
-        yield
-    finally:
-        logging.getLogger("absl").removeFilter(quiet)
+    return without_log_records(lambda record: record.getMessage().startswith("Variant folder"), "absl")
 
 
 def _decode(record: dict) -> dict:

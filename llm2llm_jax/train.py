@@ -248,7 +248,8 @@ class Trainer:
 
     def fit(self, examples: Sequence[Example], pad_id: int = 0, progress: bool = True, desc: str = "training",
             start_step: int = 0, checkpoint_every: int = 0) -> list[dict]:
-        """Run hp.epochs epochs over `examples`; returns per-step metrics (host floats).
+        """Run hp.epochs epochs over `examples`; returns this call's per-step metrics (host floats), which
+        `self.history` holds after the steps restored with a checkpoint.
 
         start_step: resume after a restored checkpoint; the batch order is a pure function of hp.seed,
         so the first `start_step` batches are regenerated and skipped. checkpoint_every: save (async)
@@ -257,7 +258,7 @@ class Trainer:
         from llm2llm_jax.console import progress_bar
 
         rng = np.random.default_rng(self.hp.seed)
-        history = []  # this call's steps; self.history has every step since 0, restored ones included
+        first = len(self.history)  # steps restored with a checkpoint come before this call's
         bar = progress_bar(self.total_steps, desc, progress, unit="step", initial=start_step)
         step = 0
         for epoch in range(self.hp.epochs):
@@ -267,7 +268,6 @@ class Trainer:
                     continue
                 metrics = {k: float(v) for k, v in jax.device_get(self.step(batch)).items()}
                 metrics["epoch"] = epoch
-                history.append(metrics)
                 self.history.append(metrics)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
                 bar.update(1)
@@ -276,7 +276,7 @@ class Trainer:
                         and self.checkpoints is not None:
                     self.save()
         bar.close()
-        return history
+        return self.history[first:]
 
     # -- checkpoints
     def save(self, wait: bool = False) -> None:
@@ -344,31 +344,23 @@ def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Se
     are written every `checkpoint_every` steps during training, and of the trained model only when
     `keep_trained` (the caller evaluates the weights in memory). A disk fault while writing one is one line.
     """
-    from llm2llm_jax.rundir import reporting_disk_faults
-
-    with reporting_disk_faults("a training checkpoint", checkpoint_dir):
-        return _finetune(cfg, base_params, tokenizer, task, train_set, hp, mesh, lora_seed=lora_seed,
-                         truncation=truncation, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                         keep_trained=keep_trained, progress=progress, desc=desc, say=say)
-
-
-def _finetune(cfg, base_params, tokenizer, task, train_set, hp, mesh, *, lora_seed, truncation, checkpoint_dir,
-              checkpoint_every, keep_trained, progress, desc, say):
     from llm2llm_jax.data import tokenize_examples
+    from llm2llm_jax.rundir import reporting_disk_faults
 
     examples, trunc = tokenize_examples(task, train_set, tokenizer, hp.max_length, truncation)
     total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs
-    trainer = Trainer(cfg, hp, mesh, total_steps=total, checkpoint_dir=checkpoint_dir, keep_checkpoints=1)
-    trainer.init_state(add_lora_params(base_params, cfg, jax.random.PRNGKey(lora_seed)))
-    start = 0
-    if trainer.checkpoints.latest_step() is not None:
-        start = trainer.restore()
-        say(f"resuming training at step {start}/{total}")
-    trainer.fit(examples, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc, start_step=start,
-                checkpoint_every=checkpoint_every)
-    if keep_trained:
-        trainer.save(wait=True)
-    trained = trainer.params()
-    trainer.close()
+    with reporting_disk_faults("a training checkpoint", checkpoint_dir):
+        trainer = Trainer(cfg, hp, mesh, total_steps=total, checkpoint_dir=checkpoint_dir, keep_checkpoints=1)
+        trainer.init_state(add_lora_params(base_params, cfg, jax.random.PRNGKey(lora_seed)))
+        start = 0
+        if trainer.checkpoints.latest_step() is not None:
+            start = trainer.restore()
+            say(f"resuming training at step {start}/{total}")
+        trainer.fit(examples, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc, start_step=start,
+                    checkpoint_every=checkpoint_every)
+        if keep_trained:
+            trainer.save(wait=True)
+        trained = trainer.params()
+        trainer.close()
     return trained, {"steps": total, "examples": len(examples), "truncation": trunc,
                      "final_loss": trainer.history[-1]["loss"] if trainer.history else None}

@@ -63,6 +63,21 @@ class TeacherRequest:
 SPEND_FILE = "teacher_spend.json"
 
 
+def read_spend(run_dir: str) -> dict:
+    """A run's teacher ledger ({} before its first paid call)."""
+    from llm2llm_jax.files import exists, read_json
+
+    path = os.path.join(run_dir, SPEND_FILE)
+    return read_json(path) if exists(path) else {}
+
+
+def describe_spend(spent: dict) -> str:
+    """The ledger as people read it: calls, tokens (in and out) and, when prices are configured, dollars."""
+    cost = f", ${spent['cost_usd']:.4f}" if spent.get("cost_usd") else ""
+    return (f"{spent['calls']} calls, {spent['input_tokens'] + spent['output_tokens']} tokens "
+            f"({spent['input_tokens']} in, {spent['output_tokens']} out{cost})")
+
+
 class Budget:
     """What a run spends on its teacher (thread-safe), and the caps on it: calls, tokens (input + output) and,
     where prices are configured, dollars.
@@ -96,21 +111,15 @@ class Budget:
             if exists(path):
                 self.spent.update(read_json(path))
 
-    def describe(self) -> str:
-        s = self.spent
-        cost = f", ${s['cost_usd']:.4f}" if s["cost_usd"] else ""
-        return (f"{s['calls']} calls, {self.tokens} tokens ({s['input_tokens']} in, {s['output_tokens']} out"
-                f"{cost})")
-
     def reserve(self) -> None:
         """Claim one call, or raise BudgetExceeded; concurrent workers cannot overshoot the caps."""
         with self._lock:
             if self.max_calls and self.calls + self.in_flight >= self.max_calls:
                 raise BudgetExceeded(f"teacher budget spent: {self.calls} of {self.max_calls} calls; this run has "
-                                     f"spent {self.describe()} (raise teacher.max_calls to continue)")
+                                     f"spent {describe_spend(self.spent)} (raise teacher.max_calls to continue)")
             if self.max_tokens and self.tokens >= self.max_tokens:
                 raise BudgetExceeded(f"teacher budget spent: {self.tokens} of {self.max_tokens} tokens; this run has "
-                                     f"spent {self.describe()} (raise teacher.max_tokens to continue)")
+                                     f"spent {describe_spend(self.spent)} (raise teacher.max_tokens to continue)")
             self.in_flight += 1
 
     def release(self) -> None:

@@ -2,7 +2,7 @@
 
 Run it through `benchmarks/accelerator_check.sh`, which first installs the carried wheels and assets
 (`benchmarks/accelerator_carry.py`). Each step runs in its own process with its own time limit, in
-the order that matters most, inside an overall budget (--budget, 8 minutes); the figures go to
+the order that matters most, inside an overall budget (--budget, 9 minutes); the figures go to
 `accelerator_check.json` in --out (or $OUT), rewritten after every step, so a run cut short keeps what
 it measured. The issue's targets are printed at the end as met or not met, never asserted.
 
@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,6 +26,8 @@ BENCH = os.path.join(ROOT, "benchmarks")
 
 # GPU-relevant tests: parity with transformers, HF-greedy token equality, training on one device, LoRA.
 # The cpu kernels and the 8-device simulated mesh are CPU matters (the latter skip themselves on a GPU).
+# Each test compiles its own programs, so on a GPU the first three files take about four minutes; they run
+# after the figures, with what the budget has left.
 GPU_TESTS = ["tests/test_model_parity.py", "tests/test_kernels.py", "tests/test_decode.py", "tests/test_train.py",
              "tests/test_gguf.py"]
 NEEDS_SMOLLM2 = "gguf or smollm2 or transformers_generate"
@@ -71,21 +74,32 @@ class Check:
             print(f"\n=== {name}: skipped, the budget is spent", flush=True)
             self.save()
             return None
-        figures = None
+        figures, lines = None, []
         with tempfile.TemporaryDirectory() as tmp:
             json_path = os.path.join(tmp, "figures.json")
             full = cmd + (["--json", json_path] if json_out else [])
-            print(f"\n=== {name} (limit {min(limit, left):.0f} s): {entry['command']}", flush=True)
+            timeout = min(limit, left)
+            print(f"\n=== {name} (limit {timeout:.0f} s): {entry['command']}", flush=True)
             start = time.monotonic()
-            try:
-                rc = subprocess.run(full, cwd=ROOT, env=dict(self.env, **(env or {})), timeout=min(limit, left)).returncode
-                entry["status"] = "ok" if rc == 0 else f"failed (exit {rc})"
-            except subprocess.TimeoutExpired:
-                entry["status"] = f"timed out after {min(limit, left):.0f} s"
+            proc = subprocess.Popen(full, cwd=ROOT, env=dict(self.env, **(env or {})), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace")
+            timer = threading.Timer(timeout, proc.kill)
+            timer.start()
+            for line in proc.stdout:  # streamed into this log; the figure lines are kept for a step cut short
+                print(line, end="", flush=True)
+                if line.startswith("["):
+                    lines.append(line.rstrip())
+            rc = proc.wait()
+            timed_out = not timer.is_alive()
+            timer.cancel()
+            entry["status"] = (f"timed out after {timeout:.0f} s" if timed_out
+                               else "ok" if rc == 0 else f"failed (exit {rc})")
             entry["seconds"] = round(time.monotonic() - start, 1)
             if json_out and os.path.exists(json_path):
                 with open(json_path) as f:
                     figures = entry["figures"] = json.load(f)
+            elif lines:
+                entry["printed"] = lines[-40:]
         print(f"=== {name}: {entry['status']} in {entry['seconds']} s", flush=True)
         self.save()
         return figures
@@ -124,7 +138,7 @@ def run_tests(check: Check, smollm2: bool) -> None:
         select = "not cpu" + ("" if smollm2 else f" and not ({NEEDS_SMOLLM2})")
         cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *GPU_TESTS, "-k", select]
     # f32 parity needs true f32 matmuls (a GPU may otherwise run them in TF32).
-    check.step("tests", 240, cmd, env={"JAX_DEFAULT_MATMUL_PRECISION": "highest"}, json_out=False)
+    check.step("tests", 300, cmd, env={"JAX_DEFAULT_MATMUL_PRECISION": "highest"}, json_out=False)
 
 
 def train_step(check: Check, name: str, model: str, batch: int, seq: int, lora: int = 0, limit: float = 120) -> None:
@@ -148,9 +162,9 @@ def decode(check: Check, smollm2: bool) -> None:
         cmd = [py, script, "--weights", "random", "--model", "tiny", "--batches", "1,2", "--new", "4", "--repeats",
                "1", "--kernels", "xla", "--precision", "bf16", "--no-limits"]
     else:
-        cmd = [py, script, "--weights", "real" if smollm2 else "random", "--batches", "1,32,128", "--new", "64",
+        cmd = [py, script, "--weights", "real" if smollm2 else "random", "--batches", "1,32", "--new", "64",
                "--repeats", "3", "--kernels", "xla", "--precision", "bf16"]
-    check.step("decode", 150, cmd)
+    check.step("decode", 120, cmd)
 
 
 def default_run(check: Check, smollm2: bool) -> None:
@@ -166,7 +180,7 @@ def default_run(check: Check, smollm2: bool) -> None:
     if check.dry:
         cmd += ["--config.iterations=1", "--config.data.seed_count=8", "--config.data.test_limit=8",
                 "--config.train.epochs=1", "--config.eval.batch_size=8", "--config.model.scan_layers=True"]
-    check.step(entry_name, 240, cmd, json_out=False)
+    check.step(entry_name, 180, cmd, json_out=False)
     metrics = os.path.join(workdir, "metrics.jsonl")
     if os.path.exists(metrics):
         with open(metrics) as f:
@@ -209,7 +223,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpu-dry-run", action="store_true", help="every step with tiny sizes on CPU")
     ap.add_argument("--out", default=os.environ.get("OUT") or os.path.join(ROOT, "runs", "accelerator_check"))
-    ap.add_argument("--budget", type=float, default=480, help="seconds for all steps together")
+    ap.add_argument("--budget", type=float, default=540, help="seconds for all steps together")
     args = ap.parse_args()
 
     check = Check(args.out, args.budget, args.cpu_dry_run)
@@ -219,13 +233,15 @@ def main() -> int:
         return 2
     smollm2 = have_smollm2(fetch=args.cpu_dry_run)
     check.report["smollm2_weights"] = smollm2
-    run_tests(check, smollm2)
-    train_step(check, "train_llama_1b", "llama-3.2-1b", batch=8, seq=1024)
+    # The targets' figures first (each step prints its rows as it goes, so one cut short keeps them), then the
+    # tests with what is left, then the other shapes.
+    train_step(check, "train_llama_1b", "llama-3.2-1b", batch=8, seq=1024, limit=150)
     decode(check, smollm2)
     default_run(check, smollm2)
+    run_tests(check, smollm2)
+    train_step(check, "train_llama_7b_lora", "llama-2-7b", batch=2, seq=1024, lora=16)
     if not args.cpu_dry_run:  # the same code as the 1B step's, which the dry run covers
         train_step(check, "train_smollm2", "smollm2-135m", batch=16, seq=512, limit=90)
-    train_step(check, "train_llama_7b_lora", "llama-2-7b", batch=2, seq=1024, lora=16)
 
     check.report["targets"] = targets(check.report)
     check.save()

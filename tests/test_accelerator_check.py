@@ -26,7 +26,7 @@ def test_cpu_dry_run_runs_every_step(tmp_path):
     assert report["mode"] == "cpu-dry-run" and report["device"]["backend"] == "cpu"
     assert report["device"]["jax_bf16_matmul_tflops"] > 0 and report["device"]["torch_bf16_matmul_tflops"] > 0
     steps = report["steps"]
-    assert list(steps) == ["tests", "train_llama_1b", "decode", "default_run", "train_llama_7b_lora"]
+    assert list(steps) == ["train_llama_1b", "decode", "default_run", "tests", "train_llama_7b_lora"]
     assert all(step["status"] == "ok" for step in steps.values()), steps
     assert "1 passed" in log or "passed" in log
     for name in ("train_llama_1b", "train_llama_7b_lora"):
@@ -56,3 +56,16 @@ def test_targets_are_read_from_the_figures():
     missed = targets(report(0.45, 1.4, 1.9, 75))
     assert all(line.endswith("NOT met") for line in missed), missed
     assert targets({"steps": {}}) == []
+
+
+def test_a_step_cut_short_keeps_its_printed_rows(tmp_path):
+    from accelerator_check import Check
+
+    check = Check(str(tmp_path), budget=60, dry=True)
+    script = "import time; print('[bf16] row one', flush=True); print('noise', flush=True); time.sleep(30)"
+    check.step("slow", 2, [sys.executable, "-c", script], json_out=False)
+    entry = json.loads((tmp_path / "accelerator_check.json").read_text())["steps"]["slow"]
+    assert entry["status"] == "timed out after 2 s" and entry["seconds"] < 20
+    assert entry["printed"] == ["[bf16] row one"]
+    check.step("quick", 10, [sys.executable, "-c", "print('[x] done')"], json_out=False)
+    assert check.report["steps"]["quick"]["status"] == "ok"

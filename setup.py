@@ -34,6 +34,7 @@ setup(
         "tenacity>=8.2",
         "rouge-score>=0.1.2",
         "matplotlib>=3.8",
+        "scipy>=1.11",  # the intervals and paired tests of comparisons (llm2llm_jax/stats.py)
     ],
     extras_require={
         "test": [

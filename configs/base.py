@@ -80,6 +80,9 @@ def base_config():
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 32
     c.eval.max_new_tokens = 8
+    # generate: greedy decoding, the answer parsed by the task; score (classification only): the label whose
+    # answer the model finds most likely (llm2llm_jax/scoring.py), one prompt pass, never unparseable
+    c.eval.mode = "generate"
 
     # How to reach the teacher (TeacherSettings: kind gemini | openai | local, model, sampling, retries, budget
     # max_calls / max_tokens with 0 = unlimited) and what to ask it for.

@@ -1,7 +1,9 @@
-"""One predictor for every generation a run makes: the student's evaluation and the local teacher.
+"""One predictor for everything a run asks of a model: the student's evaluation and the local teacher.
 
-It prepares the weights for decoding once (`decode.inference_weights`), cuts prompts into fixed-size
-batches (one compilation), and for evaluation parses and scores each answer with the task.
+It prepares the weights for inference once (`decode.inference_weights`), cuts prompts into fixed-size
+batches (one compilation), and evaluates in one of two modes (`eval.mode`): `generate` decodes greedily
+and parses each answer with the task; `score` (classification) picks the label whose answer the model
+finds most likely (`scoring.py`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from llm2llm_jax.decode import decode_batch, inference_weights
+from llm2llm_jax.scoring import candidate_tokens, score_batch
 from llm2llm_jax.tasks import Task
 
 
@@ -38,18 +41,39 @@ class Predictor:
         return out
 
     def evaluate(self, task: Task, examples: Sequence[dict], max_length: int, max_new_tokens: int,
-                 desc: str = "eval", progress: bool = False) -> list[dict]:
-        """Greedy answers to the task's prompts: one row per example with its generation, parsed prediction
-        and whether it is correct. Prompts longer than `max_length` tokens keep their end (the cue)."""
+                 desc: str = "eval", progress: bool = False, mode: str = "generate") -> list[dict]:
+        """One row per example with the model's answer (`generation`), its `prediction` and whether it is
+        `correct`; score mode adds each label's log-probability (`logprobs`). Prompts longer than
+        `max_length` tokens keep their end (the cue)."""
         from llm2llm_jax.console import progress_bar
 
         prompts = [self.tokenizer(task.prompt(ex), add_special_tokens=False)["input_ids"][-max_length:]
                    for ex in examples]
         bar = progress_bar(len(examples), desc, progress, unit="ex")
-        decoded = self.generate(prompts, max_new_tokens, bar=bar)
+        if mode == "score":
+            rows = self._score(task, examples, prompts, bar)
+        else:
+            rows = []
+            for ex, (text, _) in zip(examples, self.generate(prompts, max_new_tokens, bar=bar)):
+                pred = task.parse(text)
+                rows.append({"id": ex["id"], "generation": text, "prediction": pred,
+                             "correct": bool(task.score(pred, ex))})
         bar.close()
+        return rows
+
+    def _score(self, task: Task, examples, prompts, bar) -> list[dict]:
+        candidates = candidate_tokens(task, self.tokenizer)
         rows = []
-        for ex, (text, _) in zip(examples, decoded):
-            pred = task.parse(text)
-            rows.append({"id": ex["id"], "generation": text, "prediction": pred, "correct": bool(task.score(pred, ex))})
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = prompts[start:start + self.batch_size]
+            scores = score_batch(self.cfg, self.params, chunk, candidates, self.batch_size,
+                                 self.tokenizer.pad_token_id, pad_multiple=self.pad_multiple, mesh=self.mesh)
+            for ex, row in zip(examples[start:start + len(chunk)], scores):
+                best = int(row.argmax())
+                pred = task.labels[best]
+                rows.append({"id": ex["id"], "generation": task.words[best], "prediction": pred,
+                             "correct": bool(task.score(pred, ex)),
+                             "logprobs": {label: round(float(v), 4) for label, v in zip(task.labels, row)}})
+            if bar is not None:
+                bar.update(len(chunk))
         return rows

@@ -22,6 +22,7 @@ RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.tim
                     "teacher.max_empty_rounds", "teacher.price_input", "teacher.price_output", "progress",
                     "compile_cache_dir")
 # Fields that decide what a fine-tune + evaluation computes (the key under which its result is reused).
+EVAL_MODES = ("generate", "score")
 RESULT_FIELDS = ("seed", "task", "custom_task", "mesh", "model", "data", "train", "eval")
 RESULT_IGNORES = ("train.checkpoint_every", "train.keep_checkpoints")
 
@@ -171,6 +172,11 @@ def validate(config, devices: Sequence, model_given: bool = False) -> None:
              f"use a multiple of {rows}")
     _require(config, "eval.batch_size", positive, "use a positive number of prompts per decode batch")
     _require(config, "eval.max_new_tokens", positive, "allow at least 1 generated token")
+    _require(config, "eval.mode", lambda v: v in EVAL_MODES, f"choose one of {EVAL_MODES}")
+    if config.eval.mode == "score":
+        task = tasks.get_task(config.task, config.custom_task.to_dict() if config.task == "custom" else None)
+        _require(config, "eval.mode", lambda v: task.is_classification,
+                 f"score mode ranks a classification task's labels, and task {task.name} has none; use 'generate'")
 
     if config.method != "finetune" and config.iterations > 1:
         if config.teacher.kind == "pool":

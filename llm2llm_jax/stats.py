@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from typing import Sequence
 
 CONFIDENCE = 0.95
@@ -47,7 +48,7 @@ def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summar
     mean = sum(x) / len(x)
     if len(x) == 1:
         return Summary(1, mean, 0.0, math.nan, math.nan)
-    sd = float(stats.tstd(x))
+    sd = statistics.stdev(x)
     if sd < 1e-12:
         return Summary(len(x), mean, 0.0, mean, mean)
     ci = stats.ttest_1samp(x, 0.0).confidence_interval(confidence)

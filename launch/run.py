@@ -48,7 +48,7 @@ def run_smoke(config) -> None:
 
 def run_llm2llm(config) -> None:
     """The LLM2LLM loop (or a baseline), then a one-screen summary."""
-    from llm2llm_jax import files, loop, parallel
+    from llm2llm_jax import files, loop, parallel, timing
     from llm2llm_jax.teacher.backends import describe_spend, read_spend
 
     parallel.maybe_initialize_distributed()
@@ -70,6 +70,12 @@ def run_llm2llm(config) -> None:
     if rows:
         print(f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
               f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min")
+    stage_seconds = {}
+    for r in rows:
+        for kind, seconds in r.get("stage_seconds", {}).items():
+            stage_seconds[kind] = stage_seconds.get(kind, 0.0) + seconds
+    if stage_seconds:
+        print(f"where the iterations' time went: {timing.describe(stage_seconds)}")
     print(f"report: {os.path.join(workdir, 'report.md')} and report.png")
 
 

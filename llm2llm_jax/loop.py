@@ -26,7 +26,7 @@ from typing import Sequence
 
 import jax
 
-from llm2llm_jax import augment, data as data_lib, files, parallel, results, rundir, settings, shards, stages
+from llm2llm_jax import augment, data as data_lib, files, parallel, results, rundir, settings, shards, stages, timing
 from llm2llm_jax.console import say
 from llm2llm_jax.errors import RunError
 from llm2llm_jax.files import read_json, read_jsonl, write_json, write_jsonl
@@ -52,6 +52,7 @@ class Llm2llmRun:
         self.progress = bool(config.progress) and self.is_main
         self.iterations = 1 if config.method == "finetune" else config.iterations
         self.augmenter = None  # made once the seed set exists
+        self.clock = timing.StageClock()  # each iteration's metrics carry its stage_seconds
 
     def mesh(self):
         if self._mesh is None:
@@ -69,7 +70,8 @@ class Llm2llmRun:
         if self._model is None:
             from llm2llm_jax.model.loading import load_from_config
 
-            cfg, params, tok = load_from_config(self.config.model, progress=self.progress)
+            with self.clock.timing("load"):
+                cfg, params, tok = load_from_config(self.config.model, progress=self.progress)
             # Training, evaluation and the local teacher all run on this mesh: resolve 'auto' for it once.
             self._model = cfg.with_kernels_for(self.mesh().devices.flat), params, tok
         return self._model
@@ -89,18 +91,20 @@ class Llm2llmRun:
 
         cfg, base_params, tok = self.model()
         c = self.config
-        return finetune(cfg, base_params, tok, self.task, train_set, hparams_from_config(c), self.mesh(),
-                        lora_seed=settings.stable_seed(c.seed, "lora"), truncation=c.data.truncation,
-                        checkpoint_dir=self.iter_path(i, "checkpoints"), checkpoint_every=c.train.checkpoint_every,
-                        keep_trained=c.train.keep_checkpoints, progress=self.progress, desc=f"iter {i} train",
-                        say=lambda m: say(f"iteration {i}: {m}"))
+        with self.clock.timing("fine-tune"):
+            return finetune(cfg, base_params, tok, self.task, train_set, hparams_from_config(c), self.mesh(),
+                            lora_seed=settings.stable_seed(c.seed, "lora"), truncation=c.data.truncation,
+                            checkpoint_dir=self.iter_path(i, "checkpoints"),
+                            checkpoint_every=c.train.checkpoint_every, keep_trained=c.train.keep_checkpoints,
+                            progress=self.progress, desc=f"iter {i} train", say=lambda m: say(f"iteration {i}: {m}"))
 
     def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:
         from llm2llm_jax.predict import Predictor
 
         (cfg, _, tok), e = self.model(), self.config.eval
-        return Predictor(cfg, params, tok, e.batch_size, mesh=self.mesh()).evaluate(
-            self.task, examples, self.config.data.max_length, e.max_new_tokens, desc, self.progress)
+        with self.clock.timing("evaluation"):
+            return Predictor(cfg, params, tok, e.batch_size, mesh=self.mesh()).evaluate(
+                self.task, examples, self.config.data.max_length, e.max_new_tokens, desc, self.progress, mode=e.mode)
 
     # -- the loop
     def run(self) -> list[dict]:
@@ -194,6 +198,7 @@ class Llm2llmRun:
             self._write_shard(i + 1, lambda: list(train_set) + kept)
             self._stop_if_nothing_kept(i, kept, m)
         m["seconds"] = round(time.time() - start, 1)
+        m["stage_seconds"] = self.clock.take()  # this iteration's, and the data and first shard before iteration 0
         return m
 
     # -- the stages
@@ -212,8 +217,12 @@ class Llm2llmRun:
 
     def _write_shard(self, i: int, examples) -> None:
         shard_dir = self.path("shards")
-        run_stage(f"shard-{i}", lambda: shards.is_written(shard_dir, i), examples,
-                  lambda rows: shards.write_iteration(shard_dir, i, rows), lambda: None)
+
+        def write(rows):
+            with self.clock.timing("writes"):
+                shards.write_iteration(shard_dir, i, rows)
+
+        run_stage(f"shard-{i}", lambda: shards.is_written(shard_dir, i), examples, write, lambda: None)
 
     def _fit_and_evaluate(self, i: int, train_set, seed_set, test_eval):
         """(train info, seed predictions, test predictions): fine-tune and evaluate, or reuse the result of an
@@ -250,9 +259,13 @@ class Llm2llmRun:
 
     def _augment(self, i: int, train_set, test_set, chosen, by_id) -> tuple[list[dict], dict]:
         aug_file, stats_file = self.iter_path(i, "augment.jsonl"), self.iter_path(i, "augment_stats.json")
-        return run_stage(f"augment-{i}", [aug_file, stats_file],
-                         lambda: self.augmenter.augment(
-                             i, chosen, by_id, augment.make_filter(self.task, self.config, train_set, test_set)),
+
+        def compute():
+            with self.clock.timing("teacher"):
+                return self.augmenter.augment(
+                    i, chosen, by_id, augment.make_filter(self.task, self.config, train_set, test_set))
+
+        return run_stage(f"augment-{i}", [aug_file, stats_file], compute,
                          lambda value: (write_json(stats_file, value[1]), write_jsonl(aug_file, value[0])),
                          lambda: (read_jsonl(aug_file), read_json(stats_file)))
 

@@ -38,7 +38,7 @@ def _usual_unraisable_hook():
 
 
 def _comparable(rows):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in rows]
 
 
 def _tree(directory) -> dict:

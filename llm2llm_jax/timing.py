@@ -1,0 +1,76 @@
+"""Where a run's time goes: wall seconds per kind of stage, with JAX's compilation inside them counted apart.
+
+JAX reports each tracing, lowering and backend compilation through `jax.monitoring`; a listener adds
+them up, so a stage's own time is its wall time less the compilation that happened inside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import jax
+
+# Tracing a function, lowering it to StableHLO, and XLA's compilation (or its load from the persistent cache).
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+# The order a summary lists them in.
+KINDS = ("load", "compile", "fine-tune", "evaluation", "teacher", "writes")
+
+_compile_seconds = 0.0
+_lock = threading.Lock()
+
+
+def _on_event(event: str, duration: float, **_) -> None:
+    global _compile_seconds
+    if event in COMPILE_EVENTS:
+        with _lock:
+            _compile_seconds += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_event)
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent compiling so far."""
+    return _compile_seconds
+
+
+class StageClock:
+    """Adds up wall seconds per kind (one of KINDS); the compilation inside a timed block goes to 'compile', and
+    a block timed inside another (the model loaded lazily by the first fine-tune) is taken out of the outer."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._open: list[list[float]] = []  # per open block: [seconds, compilation] of the blocks inside it
+
+    @contextlib.contextmanager
+    def timing(self, kind: str):
+        start, compiled = time.perf_counter(), compile_seconds()
+        self._open.append([0.0, 0.0])
+        try:
+            yield
+        finally:
+            inner, inner_compile = self._open.pop()
+            elapsed, compile_inside = time.perf_counter() - start, compile_seconds() - compiled
+            self._add(kind, elapsed - inner - (compile_inside - inner_compile))
+            self._add("compile", compile_inside - inner_compile)
+            if self._open:
+                self._open[-1][0] += elapsed
+                self._open[-1][1] += compile_inside
+
+    def _add(self, kind: str, seconds: float) -> None:
+        if seconds > 0:
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
+
+    def take(self) -> dict:
+        """The seconds so far, rounded and in KINDS order, and start again from zero."""
+        out = {k: round(self.seconds[k], 1) for k in KINDS if k in self.seconds}
+        self.seconds = {}
+        return out
+
+
+def describe(seconds: dict) -> str:
+    """'fine-tune 41 s, evaluation 12 s, ...' in KINDS order."""
+    return ", ".join(f"{k} {seconds[k]:.0f} s" for k in KINDS if seconds.get(k))

@@ -1,0 +1,24 @@
+"""The stage clock: wall time per kind, compilation counted apart, a nested block taken out of its outer one."""
+
+import time
+
+import jax
+import jax.numpy as jnp
+
+from llm2llm_jax import timing
+
+
+def test_stage_clock_splits_compilation_and_nested_blocks():
+    clock = timing.StageClock()
+    with clock.timing("fine-tune"):
+        time.sleep(0.2)
+        with clock.timing("load"):
+            time.sleep(0.1)
+            jax.jit(lambda x: jnp.sin(x) * 3 + 1)(jnp.arange(7.0)).block_until_ready()  # a fresh compilation
+    seconds = dict(clock.seconds)
+    assert seconds["compile"] > 0
+    assert 0.1 <= seconds["load"] < 0.1 + 0.15, seconds
+    assert 0.2 <= seconds["fine-tune"] < 0.2 + 0.15, seconds  # without the nested load and its compilation
+    taken = clock.take()
+    assert list(taken) == [k for k in timing.KINDS if k in taken] and clock.seconds == {}
+    assert timing.describe({"evaluation": 12.4, "fine-tune": 40.6, "teacher": 0.0}) == "fine-tune 41 s, evaluation 12 s"

@@ -76,6 +76,14 @@ def base_config():
     c.train.shuffle_seed = -1  # batch order; -1 derives it from `seed` (the same for every iteration)
     c.train.checkpoint_every = 50  # steps; 0 = only the trained model at the end of each iteration
     c.train.keep_checkpoints = False  # keep each iteration's trained model after it is evaluated
+    # base: every iteration fine-tunes the base weights (the paper's); previous: it continues the previous
+    # iteration's model (fresh optimizer and schedule), the paper's ablation
+    c.train.init = "base"
+
+    # Which examples an iteration grows from (the paper's ablations). parents: 'wrong' (LLM2LLM) or 'all'
+    # (every candidate parent, right or wrong). from_augmented: False (parents come from the seed set only,
+    # the paper's) or True (kept examples can be parents too; the student is then evaluated on them as well).
+    c.augment = ml_collections.ConfigDict(dict(parents="wrong", from_augmented=False))
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 32

@@ -3,7 +3,8 @@
 An `Augmenter` picks seed examples (`choose`) and turns them into candidate examples (`candidates`); the
 run's `AugmentationFilter` then keeps the clean, new ones. `config.method` names the strategy:
 
-    llm2llm  the seed examples the student got wrong -> teacher (the paper's method)
+    llm2llm  the seed examples the student got wrong -> teacher (the paper's method; config.augment
+             switches to every seed example, or lets kept examples be parents too: the paper's ablations)
     auggpt   every seed example -> teacher, same prompts and budget rules (the paper's AugGPT baseline)
     eda      every seed example -> word-level edits, no teacher (the paper's EDA baseline)
     pool     the wrong seed examples -> real training rows of the same class (a diagnostic: a perfect
@@ -43,9 +44,11 @@ class Augmenter:
         self.ctx = ctx
         self.per_example = ctx.config.teacher.per_example
 
-    def choose(self, wrong: Sequence[dict]) -> list[dict]:
-        """The seed examples to augment, given the ones the student got wrong."""
-        return list(wrong)
+    def choose(self, wrong: Sequence[dict], pool: Sequence[dict]) -> list[dict]:
+        """The examples to grow from, given the candidate parents the student was evaluated on (`pool`: the
+        seed set, or with augment.from_augmented the whole training set) and the ones it got wrong; with
+        augment.parents='all', every candidate parent."""
+        return list(pool) if self.ctx.config.augment.parents == "all" else list(wrong)
 
     def candidates(self, i: int, chosen: Sequence[dict], predictions: dict) -> tuple[list[dict], dict]:
         """(candidate examples with `input`, `raw_output` and provenance, stats to record)."""
@@ -103,8 +106,8 @@ class Llm2llm(Augmenter):
 class AugGpt(Llm2llm):
     """The same teacher prompts for every seed example, right or wrong."""
 
-    def choose(self, wrong):
-        return list(self.ctx.seed_set)
+    def choose(self, wrong, pool):
+        return list(pool)
 
 
 def eda_edit(text: str, rng: random.Random, alpha: float = 0.1) -> str:
@@ -132,8 +135,8 @@ def eda_edit(text: str, rng: random.Random, alpha: float = 0.1) -> str:
 class Eda(Augmenter):
     """`per_example` word-level edits of every seed example, keeping its label."""
 
-    def choose(self, wrong):
-        return list(self.ctx.seed_set)
+    def choose(self, wrong, pool):
+        return list(pool)
 
     def candidates(self, i, chosen, predictions):
         rng = random.Random(stable_seed(self.ctx.config.seed, "eda", i))

@@ -2,9 +2,10 @@
 
     D0 = seed set                 M0 = base student
     for i in 0 .. n-1:
-        Mi = finetune(M0, Di)     # always from the base weights; reused when Di equals an earlier D
-        evaluate Mi on the test set and on the SEED examples
-        Ci = the seed examples the method augments (llm2llm: the ones Mi gets wrong)
+        Mi = finetune(M0, Di)     # from the base weights (train.init='base', the paper's) or from M(i-1)
+                                  # ('previous'); reused when Di and the start equal an earlier iteration's
+        evaluate Mi on the test set and on the SEED examples (augment.from_augmented: on all of Di)
+        Ci = the examples the method augments (llm2llm: the ones Mi gets wrong; augment.parents='all': all)
         Ai = filter(augmenter(Ci))
         D(i+1) = Di + Ai
 
@@ -91,12 +92,19 @@ class Llm2llmRun:
 
         cfg, base_params, tok = self.model()
         c = self.config
+        continued = c.train.init == "previous" and i > 0
         with self.clock.timing("fine-tune"):
             return finetune(cfg, base_params, tok, self.task, train_set, hparams_from_config(c), self.mesh(),
                             lora_seed=settings.stable_seed(c.seed, "lora"), truncation=c.data.truncation,
                             checkpoint_dir=self.iter_path(i, "checkpoints"),
-                            checkpoint_every=c.train.checkpoint_every, keep_trained=c.train.keep_checkpoints,
+                            checkpoint_every=c.train.checkpoint_every,
+                            keep_trained=c.train.keep_checkpoints or c.train.init == "previous",
+                            init_from=self.iter_path(self._model_of(i - 1), "checkpoints") if continued else "",
                             progress=self.progress, desc=f"iter {i} train", say=lambda m: say(f"iteration {i}: {m}"))
+
+    def _model_of(self, i: int) -> int:
+        """The iteration whose fine-tune is iteration i's model (itself, or the one whose result it reused)."""
+        return read_json(self.iter_path(i, "train.json")).get("reused_from", i)
 
     def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:
         from llm2llm_jax.predict import Predictor
@@ -172,8 +180,9 @@ class Llm2llmRun:
     def _iteration(self, i: int, seed_set, test_set, test_eval) -> dict:
         start = time.time()
         train_set = shards.read_iteration(self.path("shards"), i)
-        info, seed_preds, test_preds = self._fit_and_evaluate(i, train_set, seed_set, test_eval)
-        by_id = {p["id"]: p for p in seed_preds}
+        pool = train_set if self.config.augment.from_augmented else seed_set  # the candidate parents
+        info, pool_preds, test_preds = self._fit_and_evaluate(i, train_set, pool, test_eval)
+        by_id = {p["id"]: p for p in pool_preds}
         wrong = [ex for ex in seed_set if not by_id[ex["id"]]["correct"]]
         m = {"iteration": i, "method": self.config.method, "train_size": len(train_set),
              "seed_accuracy": 1 - len(wrong) / len(seed_set),
@@ -183,12 +192,14 @@ class Llm2llmRun:
             m["reused_from"] = info["reused_from"]
         say(f"iteration {i}: test accuracy {m['test_accuracy']:.2%}, seed accuracy {m['seed_accuracy']:.2%} "
             f"({len(wrong)} of {len(seed_set)} seed examples wrong), train set {len(train_set)}")
-        chosen = self.augmenter.choose(wrong) if self.augmenter else []
+        pool_wrong = [ex for ex in pool if not by_id[ex["id"]]["correct"]]
+        chosen = self.augmenter.choose(pool_wrong, pool) if self.augmenter else []
         if i + 1 == self.iterations or self.augmenter is None:
             m["note"] = "last iteration: no augmentation"
         elif not chosen:
-            m["stopped"] = "no seed example is wrong"
-            say(f"iteration {i}: every seed example is right; stopping early")
+            m["stopped"] = ("no seed or kept example is wrong" if self.config.augment.from_augmented
+                            else "no seed example is wrong")
+            say(f"iteration {i}: {m['stopped']}; stopping early")
         else:
             kept, stats = self._augment(i, train_set, test_set, chosen, by_id)
             m.update(new_examples=len(kept), teacher_requests=stats.get("requests", 0),
@@ -224,24 +235,31 @@ class Llm2llmRun:
 
         run_stage(f"shard-{i}", lambda: shards.is_written(shard_dir, i), examples, write, lambda: None)
 
-    def _fit_and_evaluate(self, i: int, train_set, seed_set, test_eval):
-        """(train info, seed predictions, test predictions): fine-tune and evaluate, or reuse the result of an
-        earlier iteration that trained on the same data with the same settings."""
+    def _fit_and_evaluate(self, i: int, train_set, pool, test_eval):
+        """(train info, predictions on the candidate parents `pool`, test predictions): fine-tune and evaluate,
+        or reuse the result of an earlier iteration that trained on the same data with the same settings.
+        The parents' predictions go to predictions_seed.jsonl (with augment.from_augmented, the kept examples'
+        too)."""
         paths = [self.iter_path(i, n) for n in ("train.json", "predictions_seed.jsonl", "predictions_test.jsonl")]
 
         def compute():
             self._weights_id = self._weights_id or results.fingerprint(self._model)
-            key = results.result_key(self.config, train_set, self._weights_id)
+            start = self._weights_id
+            if self.config.train.init == "previous" and i > 0:  # the model it continues is part of the result
+                start += "+" + read_json(self.iter_path(i - 1, "train.json"))["result_key"]
+            key = results.result_key(self.config, train_set, start)
             earlier = parallel.broadcast_json(results.earlier_with(key, self.iter_path, i))
             if earlier is not None:
                 say(f"iteration {i}: same training data and settings as iteration {earlier}; reusing its fine-tuned "
                     f"result (no training)")
                 info, seed_preds, test_preds = self._result(earlier)
                 return dict(info, reused_from=earlier), seed_preds, test_preds
-            say(f"iteration {i}: fine-tuning from the base weights on {len(train_set)} examples")
+            start_from = ("the base weights" if self.config.train.init == "base" or i == 0
+                          else f"iteration {self._model_of(i - 1)}'s model")
+            say(f"iteration {i}: fine-tuning from {start_from} on {len(train_set)} examples")
             params, info = self.train(i, train_set)
             test_preds = self.evaluate(params, test_eval, f"iter {i} eval test")
-            return dict(info, result_key=key), self.evaluate(params, seed_set, f"iter {i} eval seed"), test_preds
+            return dict(info, result_key=key), self.evaluate(params, pool, f"iter {i} eval seed"), test_preds
 
         def write(value):
             write_jsonl(paths[2], value[2])
@@ -250,8 +268,16 @@ class Llm2llmRun:
 
         result = run_stage(f"fit-{i}", paths, compute, write, lambda: self._result(i), collective=True)
         if self.is_main and not self.config.train.keep_checkpoints:
-            files.rmtree(self.iter_path(i, "checkpoints"))
+            self._prune_checkpoints(i)
         return result
+
+    def _prune_checkpoints(self, i: int) -> None:
+        """Remove the checkpoints of iterations up to i that nothing needs any more: all of them, or with
+        train.init='previous' all but the model the next iteration starts from."""
+        needed = self._model_of(i) if self.config.train.init == "previous" else None
+        for j in range(i + 1):
+            if j != needed:
+                files.rmtree(self.iter_path(j, "checkpoints"))
 
     def _result(self, i: int) -> tuple[dict, list[dict], list[dict]]:
         return (read_json(self.iter_path(i, "train.json")), read_jsonl(self.iter_path(i, "predictions_seed.jsonl")),

@@ -21,9 +21,12 @@ RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.tim
                     "teacher.max_tokens", "teacher.max_attempts", "teacher.initial_delay", "teacher.max_delay",
                     "teacher.max_empty_rounds", "teacher.price_input", "teacher.price_output", "progress",
                     "compile_cache_dir")
-# Fields that decide what a fine-tune + evaluation computes (the key under which its result is reused).
 EVAL_MODES = ("generate", "score")
-RESULT_FIELDS = ("seed", "task", "custom_task", "mesh", "model", "data", "train", "eval")
+TRAIN_INITS = ("base", "previous")
+AUGMENT_PARENTS = ("wrong", "all")
+# Fields (sections or single fields) that decide what a fine-tune + evaluation computes (the key under which
+# its result is reused); from_augmented decides which examples besides the seed set are evaluated.
+RESULT_FIELDS = ("seed", "task", "custom_task", "mesh", "model", "data", "train", "eval", "augment.from_augmented")
 RESULT_IGNORES = ("train.checkpoint_every", "train.keep_checkpoints")
 
 
@@ -62,7 +65,7 @@ def result_fields(config) -> dict:
     """The flattened config fields that decide a fine-tune + evaluation's result."""
     flat = flatten(snapshot(config))
     return {k: v for k, v in sorted(flat.items())
-            if k.split(".")[0] in RESULT_FIELDS and k not in RESULT_IGNORES}
+            if any(k == f or k.startswith(f + ".") for f in RESULT_FIELDS) and k not in RESULT_IGNORES}
 
 
 def check_snapshot(config, workdir: str) -> bool:
@@ -170,6 +173,9 @@ def validate(config, devices: Sequence, model_given: bool = False) -> None:
     _require(config, micro_key, lambda v: v % rows == 0,
              f"the micro-batch must split evenly over the {rows} data-parallel devices of mesh {mesh}; "
              f"use a multiple of {rows}")
+    _require(config, "train.init", lambda v: v in TRAIN_INITS, f"choose one of {TRAIN_INITS}")
+    _require(config, "augment.parents", lambda v: v in AUGMENT_PARENTS, f"choose one of {AUGMENT_PARENTS}")
+    _require(config, "augment.from_augmented", lambda v: isinstance(v, bool), "use True or False")
     _require(config, "eval.batch_size", positive, "use a positive number of prompts per decode batch")
     _require(config, "eval.max_new_tokens", positive, "allow at least 1 generated token")
     _require(config, "eval.mode", lambda v: v in EVAL_MODES, f"choose one of {EVAL_MODES}")

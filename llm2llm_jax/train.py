@@ -140,7 +140,7 @@ def train_step(state: dict, frozen: dict, batch: dict, *, cfg: LlamaConfig, opti
 class Trainer:
     """Owns the mesh, the sharded jitted step, and the (optional) orbax checkpoint manager.
 
-    Fine-tuning always starts from the base params handed to `init_state`; nothing is carried over
+    Fine-tuning starts from the params handed to `init_state`; nothing is carried over
     between Trainer instances.
     """
 
@@ -333,16 +333,30 @@ def hparams_from_config(config) -> TrainHParams:
     return build(TrainHParams, t, max_length=config.data.max_length, seed=seed)
 
 
+def trained_params(cfg: LlamaConfig, hp: TrainHParams, mesh, checkpoint_dir: str, template: dict) -> dict:
+    """The params of the latest checkpoint in `checkpoint_dir` (a trained model), on the mesh; `template`:
+    params of the same structure (base + fresh adapters), for the shapes."""
+    trainer = Trainer(cfg, hp, mesh, total_steps=1, checkpoint_dir=checkpoint_dir, keep_checkpoints=1)
+    try:
+        trainer.init_state(template)
+        trainer.restore()
+        return trainer.params()
+    finally:
+        trainer.close()
+
+
 def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Sequence[dict], hp: TrainHParams, mesh,
              *, lora_seed: int, truncation: str, checkpoint_dir: str, checkpoint_every: int = 0,
-             keep_trained: bool = False, progress: bool = False, desc: str = "training",
+             keep_trained: bool = False, init_from: str = "", progress: bool = False, desc: str = "training",
              say=lambda msg: None) -> tuple[dict, dict]:
-    """(trained params on the mesh, info) for one fine-tune of the base weights on `train_set`.
+    """(trained params on the mesh, info) for one fine-tune on `train_set`.
 
-    Always from the base weights, with fresh adapters from `lora_seed` when cfg has LoRA; a checkpoint in
-    `checkpoint_dir` from an interrupted fine-tune of the same data is resumed from its step. Checkpoints
-    are written every `checkpoint_every` steps during training, and of the trained model only when
-    `keep_trained` (the caller evaluates the weights in memory). A disk fault while writing one is one line.
+    From the base weights, with fresh adapters from `lora_seed` when cfg has LoRA, or, with `init_from`,
+    from the trained model checkpointed there (the previous iteration's, adapters included); either way
+    with a fresh optimizer and schedule. A checkpoint in `checkpoint_dir` from an interrupted fine-tune of
+    the same data is resumed from its step. Checkpoints are written every `checkpoint_every` steps during
+    training, and of the trained model only when `keep_trained` (the caller evaluates the weights in
+    memory). A disk fault while writing one is one line.
     """
     from llm2llm_jax.data import tokenize_examples
     from llm2llm_jax.rundir import reporting_disk_faults
@@ -351,11 +365,14 @@ def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Se
     total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs
     with reporting_disk_faults("a training checkpoint", checkpoint_dir):
         trainer = Trainer(cfg, hp, mesh, total_steps=total, checkpoint_dir=checkpoint_dir, keep_checkpoints=1)
-        trainer.init_state(add_lora_params(base_params, cfg, jax.random.PRNGKey(lora_seed)))
+        start_params = add_lora_params(base_params, cfg, jax.random.PRNGKey(lora_seed))
+        trainer.init_state(start_params)
         start = 0
         if trainer.checkpoints.latest_step() is not None:
             start = trainer.restore()
             say(f"resuming training at step {start}/{total}")
+        elif init_from:
+            trainer.init_state(trained_params(cfg, hp, mesh, init_from, start_params))
         trainer.fit(examples, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc, start_step=start,
                     checkpoint_every=checkpoint_every)
         if keep_trained:

@@ -49,6 +49,9 @@ RESULTS = "llm2llm_jax/results.py"
 RUNDIR = "llm2llm_jax/rundir.py"
 FILES = "llm2llm_jax/files.py"
 LAUNCH = "launch/run.py"
+SCORING = "llm2llm_jax/scoring.py"
+STATS = "llm2llm_jax/stats.py"
+TIMING = "llm2llm_jax/timing.py"
 
 T_TRAIN = "tests/test_train.py"
 T_DECODE = "tests/test_decode.py"
@@ -248,10 +251,7 @@ MUTATIONS = [
     m("parent-label-from-prediction", AUGMENT,
       ('"parent_label": parent["output"]}', '"parent_label": parent.get("prediction")}'),
       CONTROLLER, "same_label keeps new examples of the gold class"),
-    m("all-seed-examples-sent", AUGMENT, ('''        """The seed examples to augment, given the ones the student got wrong."""
-        return list(wrong)''',
-                                          '''        """The seed examples to augment, given the ones the student got wrong."""
-        return list(self.ctx.seed_set)'''),
+    m("all-seed-examples-sent", AUGMENT, ('else list(wrong)\n', 'else list(self.ctx.seed_set)\n'),
       CONTROLLER, "llm2llm asks the teacher about wrong seed examples only"),
     m("no-dedup-against-seed", AUGMENT,
       ('return AugmentationFilter(task, [ex["input"] for ex in train_set] + worked_example_inputs(task),',
@@ -270,8 +270,8 @@ MUTATIONS = [
                                     "leak = {\"exact\": 0, \"ngram\": 0}"),
       CONTROLLER, "dropping seed examples that duplicate test examples"),
     m("trains-from-the-previous-iteration", TRAIN,
-      (("trainer.init_state(add_lora_params(base_params, cfg,",
-        "trainer.init_state(add_lora_params(globals().get(\"_last\", base_params), cfg,"),
+      (("start_params = add_lora_params(base_params, cfg,",
+        "start_params = add_lora_params(globals().get(\"_last\", base_params), cfg,"),
        ("        trained = trainer.params()\n",
         "        trained = trainer.params()\n        globals()[\"_last\"] = trained\n")),
       f"{T_LOOP}::test_loop_trains_every_iteration_from_the_base_weights",
@@ -354,4 +354,31 @@ MUTATIONS = [
       f"{T_REL}::test_ctrl_c_says_how_to_continue_and_exits_130", "Ctrl-C as one line and exit 130"),
     m("hub-retries-shown", DATA, ("        lg.setLevel(logging.ERROR)\n", "        pass\n"),
       "tests/test_data.py::test_an_unreachable_hub_is_one_line_after_its_retries", "one line when the hub is down"),
+    # issue 20: evidence
+    m("score-first-token-only", SCORING, ("        scores = scores + rest.sum(axis=-1).reshape(b, c)",
+                                          "        scores = scores + 0 * rest.sum(axis=-1).reshape(b, c)"),
+      "tests/test_scoring.py::test_candidate_logprobs_equal_the_full_sequence_likelihood",
+      "scoring every token of a label's answer"),
+    m("score-cache-copies-interleaved", SCORING, ("    rep = lambda x, axis=0: jnp.repeat(x, copies, axis=axis)",
+                                                  "    rep = lambda x, axis=0: jnp.concatenate([x] * copies, axis=axis)"),
+      "tests/test_scoring.py::test_candidate_logprobs_equal_the_full_sequence_likelihood",
+      "each prompt's cache paired with its own candidates"),
+    m("score-without-eos", SCORING, ("    eos = [tokenizer.eos_token_id] if", "    eos = [] if"),
+      "tests/test_scoring.py::test_score_mode_predicts_the_most_likely_label", "answers scored as training writes them"),
+    m("wilson-as-clopper-pearson", STATS, ('method="wilson"', 'method="exact"'),
+      "tests/test_stats.py::test_wilson_interval_matches_the_formula", "the Wilson interval"),
+    m("paired-unpaired", STATS, ("            res = stats.ttest_rel(a, b)", "            res = stats.ttest_ind(a, b)"),
+      "tests/test_stats.py::test_paired_comparison_tests_the_differences", "a paired test for paired runs"),
+    m("compile-in-stage", TIMING, ("            self._add(kind, elapsed - inner - (compile_inside - inner_compile))",
+                                   "            self._add(kind, elapsed - inner)"),
+      "tests/test_timing.py::test_stage_clock_splits_compilation_and_nested_blocks", "compilation counted apart"),
+    m("init-previous-ignored", LOOP, ('if continued else ""', 'if False else ""'),
+      "tests/test_ablations.py::test_train_init_previous_continues_the_previous_iterations_model",
+      "continuing the previous iteration's model"),
+    m("parents-all-ignored", AUGMENT, ('return list(pool) if self.ctx.config.augment.parents == "all" else list(wrong)',
+                                       'return list(wrong)'),
+      "tests/test_ablations.py::test_parents_all_asks_about_every_seed_example", "augmenting every seed example"),
+    m("from-augmented-ignored", LOOP, ("pool = train_set if self.config.augment.from_augmented else seed_set",
+                                       "pool = seed_set"),
+      "tests/test_ablations.py::test_from_augmented_lets_kept_examples_be_parents", "kept examples as parents"),
 ]

@@ -83,7 +83,16 @@ def base_config():
     # Which examples an iteration grows from (the paper's ablations). parents: 'wrong' (LLM2LLM) or 'all'
     # (every candidate parent, right or wrong). from_augmented: False (parents come from the seed set only,
     # the paper's) or True (kept examples can be parents too; the student is then evaluated on them as well).
-    c.augment = ml_collections.ConfigDict(dict(parents="wrong", from_augmented=False))
+    # max_parents: at most this many parents per iteration ('14,4,4'; '' no cap), a random subset; the
+    # comparison job sets it to give the baselines LLM2LLM's teacher budget.
+    c.augment = ml_collections.ConfigDict(dict(parents="wrong", from_augmented=False, max_parents=""))
+
+    # job="compare" (python launch/compare.py): a run per (method, seed) under workdir, and the comparison
+    # (llm2llm_jax/compare.py). equal_budget: AugGPT and EDA get as many parents per iteration as LLM2LLM.
+    c.compare = ml_collections.ConfigDict(dict(methods="finetune,llm2llm", seeds="0,1,2", equal_budget=True))
+    # A directory of fine-tune + evaluation results shared between runs (the comparison job sets it): a run
+    # reads a result with its key from there instead of computing it, and adds the ones it computes.
+    c.shared_results = ""
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 32

@@ -59,7 +59,8 @@ def run_llm2llm(config) -> None:
     print(f"\nLLM2LLM on {config.task} ({config.method}), run directory {workdir}")
     print(f"{'iter':>4} {'train size':>10} {'seed acc':>9} {'test acc':>9} {'new':>5}")
     for r in rows:
-        note = f"  (reused iteration {r['reused_from']})" if "reused_from" in r else ""
+        note = (f"  (reused iteration {r['reused_from']})" if "reused_from" in r
+                else f"  (reused {r['shared_from']})" if "shared_from" in r else "")
         print(f"{r['iteration']:>4} {r['train_size']:>10} {r['seed_accuracy']:>9.1%} {r['test_accuracy']:>9.1%} "
               f"{r.get('new_examples', 0):>5}{note}")
     if rows and rows[-1].get("stopped"):
@@ -79,7 +80,21 @@ def run_llm2llm(config) -> None:
     print(f"report: {os.path.join(workdir, 'report.md')} and report.png")
 
 
-JOBS = {"smoke": run_smoke, "llm2llm": run_llm2llm}
+def run_compare(config) -> None:
+    """Every (method, seed) run of a comparison, then its table (llm2llm_jax/compare.py)."""
+    from llm2llm_jax import compare, files, parallel
+
+    parallel.maybe_initialize_distributed()
+    start = time.perf_counter()
+    comparison = compare.run_experiment(config)
+    experiment = files.absolute(config.workdir)
+    print(f"\ncomparison on {config.task}, experiment directory {experiment}")
+    print("\n".join(compare.table(comparison)))
+    print(f"{(time.perf_counter() - start) / 60:.1f} min; report: {os.path.join(experiment, 'comparison.md')} "
+          f"and comparison.png")
+
+
+JOBS = {"smoke": run_smoke, "llm2llm": run_llm2llm, "compare": run_compare}
 
 
 def use_compilation_cache(path: str) -> None:

@@ -50,6 +50,17 @@ class Augmenter:
         augment.parents='all', every candidate parent."""
         return list(pool) if self.ctx.config.augment.parents == "all" else list(wrong)
 
+    def parents(self, i: int, wrong: Sequence[dict], pool: Sequence[dict]) -> list[dict]:
+        """`choose`, then at most augment.max_parents[i] of them (a seeded random subset): a comparison gives
+        the baselines the number of teacher requests LLM2LLM made at the same iteration."""
+        chosen = self.choose(wrong, pool)
+        cap = max_parents_at(self.ctx.config, i)
+        if cap is not None and len(chosen) > cap:
+            rng = random.Random(stable_seed(self.ctx.config.seed, "parents", i))
+            keep = set(rng.sample(range(len(chosen)), cap))
+            chosen = [ex for n, ex in enumerate(chosen) if n in keep]
+        return chosen
+
     def candidates(self, i: int, chosen: Sequence[dict], predictions: dict) -> tuple[list[dict], dict]:
         """(candidate examples with `input`, `raw_output` and provenance, stats to record)."""
         raise NotImplementedError
@@ -179,6 +190,16 @@ class Pool(Augmenter):
                 cands.append({"input": row["input"], "raw_output": self.ctx.task.target(row).strip(),
                               **self._provenance(i, ex, j, "pool")})
         return cands, {}
+
+
+def max_parents_at(config, i: int):
+    """augment.max_parents ('14,4,4': a cap per iteration; '' none) at iteration i; an iteration past the list
+    gets 0."""
+    raw = str(config.augment.max_parents).strip()
+    if not raw:
+        return None
+    caps = [int(v) for v in raw.split(",")]
+    return caps[i] if i < len(caps) else 0
 
 
 AUGMENTERS = {"llm2llm": Llm2llm, "auggpt": AugGpt, "eda": Eda, "pool": Pool}

@@ -188,16 +188,19 @@ class Llm2llmRun:
              "seed_accuracy": 1 - len(wrong) / len(seed_set),
              "test_accuracy": sum(p["correct"] for p in test_preds) / max(1, len(test_preds)),
              "seed_wrong": len(wrong), "train_final_loss": info.get("final_loss"), "new_examples": 0}
-        if "reused_from" in info:
-            m["reused_from"] = info["reused_from"]
+        for field in ("reused_from", "shared_from"):
+            if field in info:
+                m[field] = info[field]
         say(f"iteration {i}: test accuracy {m['test_accuracy']:.2%}, seed accuracy {m['seed_accuracy']:.2%} "
             f"({len(wrong)} of {len(seed_set)} seed examples wrong), train set {len(train_set)}")
         pool_wrong = [ex for ex in pool if not by_id[ex["id"]]["correct"]]
-        chosen = self.augmenter.choose(pool_wrong, pool) if self.augmenter else []
+        chosen = self.augmenter.parents(i, pool_wrong, pool) if self.augmenter else []
         if i + 1 == self.iterations or self.augmenter is None:
             m["note"] = "last iteration: no augmentation"
         elif not chosen:
-            m["stopped"] = ("no seed or kept example is wrong" if self.config.augment.from_augmented
+            m["stopped"] = ("augment.max_parents allows no parent at this iteration"
+                            if augment.max_parents_at(self.config, i) == 0 and pool_wrong
+                            else "no seed or kept example is wrong" if self.config.augment.from_augmented
                             else "no seed example is wrong")
             say(f"iteration {i}: {m['stopped']}; stopping early")
         else:
@@ -254,12 +257,21 @@ class Llm2llmRun:
                     f"result (no training)")
                 info, seed_preds, test_preds = self._result(earlier)
                 return dict(info, reused_from=earlier), seed_preds, test_preds
+            shared = self.config.shared_results if self.config.train.init == "base" else ""
+            if shared and parallel.broadcast_json(results.has_shared(shared, key)):
+                info, seed_preds, test_preds = results.read_shared(shared, key)
+                say(f"iteration {i}: same training data and settings as {info['source']}; reusing its fine-tuned "
+                    f"result (no training)")
+                return dict(info, shared_from=info.pop("source")), seed_preds, test_preds
             start_from = ("the base weights" if self.config.train.init == "base" or i == 0
                           else f"iteration {self._model_of(i - 1)}'s model")
             say(f"iteration {i}: fine-tuning from {start_from} on {len(train_set)} examples")
             params, info = self.train(i, train_set)
             test_preds = self.evaluate(params, test_eval, f"iter {i} eval test")
-            return dict(info, result_key=key), self.evaluate(params, pool, f"iter {i} eval seed"), test_preds
+            value = dict(info, result_key=key), self.evaluate(params, pool, f"iter {i} eval seed"), test_preds
+            if shared and self.is_main:
+                results.write_shared(shared, key, value, source=f"{self.workdir} iteration {i}")
+            return value
 
         def write(value):
             write_jsonl(paths[2], value[2])

@@ -48,6 +48,7 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
              "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
         note = "; ".join(filter(None, [f"reused iteration {r['reused_from']}'s result" if "reused_from" in r else "",
+                                       f"reused the result of {r['shared_from']}" if "shared_from" in r else "",
                                        f"stopped: {r['stopped']}" if r.get("stopped") else ""]))
         lines.append(f"| {r['iteration']} | {r['train_size']} | {r['seed_accuracy']:.2%} | {r['test_accuracy']:.2%} | "
                      f"{r['seed_wrong']} | {r.get('new_examples', 0)} | {note} |")

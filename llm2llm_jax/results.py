@@ -1,7 +1,10 @@
-"""Reusing a fine-tune + evaluation: the key of what decides its result, and the earlier iteration that has it.
+"""Reusing a fine-tune + evaluation: the key of what decides its result, the earlier iteration that has it, and
+a store of results shared between runs.
 
 An iteration whose training set, settings and base weights equal an earlier iteration's would compute
-the same model and the same predictions (training is deterministic), so the controller reuses them.
+the same model and the same predictions (training is deterministic), so the controller reuses them. The
+shared store (config.shared_results, set by the comparison job) holds one directory per key, so that the
+runs of an experiment compute each seed's plain fine-tune once.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import jax
 import numpy as np
 
 from llm2llm_jax import settings
-from llm2llm_jax.files import exists, read_json
+from llm2llm_jax.files import exists, read_json, read_jsonl, write_json, write_jsonl
 
 
 def fingerprint(model) -> str:
@@ -41,3 +44,27 @@ def earlier_with(key: str, iter_path: Callable[..., str], i: int) -> Optional[in
         if exists(path) and read_json(path).get("result_key") == key:
             return j
     return None
+
+
+def _shared(shared_dir: str, key: str, name: str) -> str:
+    import os
+
+    return os.path.join(shared_dir, key, name)
+
+
+def has_shared(shared_dir: str, key: str) -> bool:
+    """The store has a complete result for `key` (its train.json is written last)."""
+    return exists(_shared(shared_dir, key, "train.json"))
+
+
+def read_shared(shared_dir: str, key: str) -> tuple[dict, list[dict], list[dict]]:
+    """(train info with the `source` that computed it, parent predictions, test predictions)."""
+    return (read_json(_shared(shared_dir, key, "train.json")), read_jsonl(_shared(shared_dir, key, "predictions_seed.jsonl")),
+            read_jsonl(_shared(shared_dir, key, "predictions_test.jsonl")))
+
+
+def write_shared(shared_dir: str, key: str, value: tuple, source: str) -> None:
+    info, seed_preds, test_preds = value
+    write_jsonl(_shared(shared_dir, key, "predictions_test.jsonl"), test_preds)
+    write_jsonl(_shared(shared_dir, key, "predictions_seed.jsonl"), seed_preds)
+    write_json(_shared(shared_dir, key, "train.json"), dict(info, source=source))

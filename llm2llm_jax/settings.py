@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from typing import Any, Callable, Sequence
 
 from llm2llm_jax.errors import RunError
@@ -20,7 +21,7 @@ from llm2llm_jax.model.config import ConfigError
 RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.timeout", "teacher.max_calls",
                     "teacher.max_tokens", "teacher.max_attempts", "teacher.initial_delay", "teacher.max_delay",
                     "teacher.max_empty_rounds", "teacher.price_input", "teacher.price_output", "progress",
-                    "compile_cache_dir")
+                    "compile_cache_dir", "compare", "shared_results")
 EVAL_MODES = ("generate", "score")
 TRAIN_INITS = ("base", "previous")
 AUGMENT_PARENTS = ("wrong", "all")
@@ -176,6 +177,8 @@ def validate(config, devices: Sequence, model_given: bool = False) -> None:
     _require(config, "train.init", lambda v: v in TRAIN_INITS, f"choose one of {TRAIN_INITS}")
     _require(config, "augment.parents", lambda v: v in AUGMENT_PARENTS, f"choose one of {AUGMENT_PARENTS}")
     _require(config, "augment.from_augmented", lambda v: isinstance(v, bool), "use True or False")
+    _require(config, "augment.max_parents", lambda v: re.fullmatch(r"\s*(\d+\s*(,\s*\d+\s*)*)?", str(v)),
+             "give a cap per iteration as comma-separated counts (e.g. '14,4,4'), or '' for none")
     _require(config, "eval.batch_size", positive, "use a positive number of prompts per decode batch")
     _require(config, "eval.max_new_tokens", positive, "allow at least 1 generated token")
     _require(config, "eval.mode", lambda v: v in EVAL_MODES, f"choose one of {EVAL_MODES}")

@@ -52,6 +52,7 @@ LAUNCH = "launch/run.py"
 SCORING = "llm2llm_jax/scoring.py"
 STATS = "llm2llm_jax/stats.py"
 TIMING = "llm2llm_jax/timing.py"
+COMPARE = "llm2llm_jax/compare.py"
 
 T_TRAIN = "tests/test_train.py"
 T_DECODE = "tests/test_decode.py"
@@ -381,4 +382,15 @@ MUTATIONS = [
     m("from-augmented-ignored", LOOP, ("pool = train_set if self.config.augment.from_augmented else seed_set",
                                        "pool = seed_set"),
       "tests/test_ablations.py::test_from_augmented_lets_kept_examples_be_parents", "kept examples as parents"),
+    m("shared-results-ignored", LOOP, ("if shared and parallel.broadcast_json(results.has_shared(shared, key)):",
+                                       "if False:"),
+      "tests/test_compare.py::test_every_method_and_seed_runs_once_and_iteration_0_is_shared",
+      "iteration 0 computed once per seed"),
+    m("baselines-unbudgeted", COMPARE, ('run_config(config, method, seed, budget if capped else "")',
+                                        'run_config(config, method, seed, "")'),
+      "tests/test_compare.py::test_baselines_get_llm2llms_teacher_requests_per_iteration",
+      "the baselines held to LLM2LLM's teacher budget"),
+    m("unpaired-differences", COMPARE, ("[_final(baseline[s]) for s in paired_seeds])",
+                                        "[_final(baseline[s]) for s in reversed(paired_seeds)])"),
+      "tests/test_compare.py::test_summary_statistics_are_paired_by_seed", "differences paired by seed"),
 ]

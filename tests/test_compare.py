@@ -1,0 +1,104 @@
+"""The comparison job: one run per (method, seed), iteration 0 computed once per seed and shared, the baselines
+held to LLM2LLM's teacher budget, and a comparison whose numbers are the runs' own, paired by seed."""
+
+import json
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
+from llm2llm_jax import compare, files  # noqa: E402
+from llm2llm_jax.settings import ConfigError  # noqa: E402
+
+
+def _experiment(tmp_path, methods="finetune,llm2llm,auggpt,eda", seeds="0,1"):
+    config = _oracle_config(tmp_path, "experiment")
+    config.compare.methods, config.compare.seeds = methods, seeds
+    runs = []
+
+    def run(c):
+        r = OracleRun(c, _oracle_teacher(c.workdir))
+        runs.append(r)
+        return r.run()
+
+    return config, runs, run
+
+
+def test_every_method_and_seed_runs_once_and_iteration_0_is_shared(tmp_path):
+    config, runs, run = _experiment(tmp_path)
+    comparison = compare.run_experiment(config, run=run)
+    experiment = tmp_path / "experiment"
+    assert [(r.config.method, r.config.seed) for r in runs] == [
+        (m, s) for s in (0, 1) for m in ("finetune", "llm2llm", "auggpt", "eda")]
+    for r in runs:
+        assert r.workdir == str(experiment / r.config.method / f"seed{r.config.seed}")
+    # plain fine-tuning on a seed's seed set happens once per seed: the other methods read it
+    first_fits = [r for r in runs if r.trained_on and len(r.trained_on[0]) == 11]
+    assert [(r.config.method, r.config.seed) for r in first_fits] == [("finetune", 0), ("finetune", 1)]
+    rows = files.read_jsonl(str(experiment / "llm2llm" / "seed1" / "metrics.jsonl"))
+    assert rows[0]["shared_from"] == f"{experiment / 'finetune' / 'seed1'} iteration 0"
+    for name in ("comparison.json", "comparison.md", "comparison.png"):
+        assert os.path.getsize(experiment / name) > 0
+    saved = json.loads((experiment / "comparison.json").read_text())
+    assert saved["methods"]["llm2llm"]["final_test_accuracy"] == {
+        str(s): files.read_jsonl(str(experiment / "llm2llm" / f"seed{s}" / "metrics.jsonl"))[-1]["test_accuracy"]
+        for s in (0, 1)}
+    assert "vs_finetune" in saved["methods"]["auggpt"] and "vs_finetune" not in saved["methods"]["finetune"]
+    assert comparison["methods"]["eda"]["teacher_requests"] == 0
+    # a second invocation reads every finished run and writes nothing new
+    before = {p: os.path.getmtime(p) for p in experiment.rglob("*") if p.is_file()}
+    compare.run_experiment(config, run=run)
+    assert {p: os.path.getmtime(p) for p in experiment.rglob("*") if p.is_file()} == before
+
+
+def test_baselines_get_llm2llms_teacher_requests_per_iteration(tmp_path):
+    config, runs, run = _experiment(tmp_path, methods="llm2llm,auggpt", seeds="0")
+    compare.run_experiment(config, run=run)
+    llm2llm, auggpt = (files.read_jsonl(str(tmp_path / "experiment" / m / "seed0" / "metrics.jsonl"))
+                       for m in ("llm2llm", "auggpt"))
+    asked = [r.get("teacher_requests", 0) for r in llm2llm]
+    assert asked[:2] == [6, 6]  # the stand-in student gets 6 of 11 seed examples wrong
+    assert [r.get("teacher_requests", 0) for r in auggpt] == asked
+    assert runs[1].config.augment.max_parents == "6,6"
+    (tmp_path / "free").mkdir()
+    unbudgeted = _experiment(tmp_path / "free", methods="auggpt", seeds="0")
+    compare.run_experiment(unbudgeted[0], run=unbudgeted[2])
+    free = files.read_jsonl(str(tmp_path / "free" / "experiment" / "auggpt" / "seed0" / "metrics.jsonl"))
+    assert free[0]["teacher_requests"] == 11  # AugGPT alone: every seed example
+
+
+def test_summary_statistics_are_paired_by_seed():
+    def rows(*accs):
+        return [{"test_accuracy": a, "teacher_requests": 2, "new_examples": 1} for a in accs]
+
+    found = {"finetune": {0: rows(0.60), 1: rows(0.70), 2: rows(0.65)},
+             "llm2llm": {0: rows(0.60, 0.66), 1: rows(0.70, 0.72), 2: rows(0.65, 0.69, 0.70)}}
+    spend = {m: {s: {"input_tokens": 10, "output_tokens": 5} for s in range(3)} for m in found}
+    out = compare.summarize(found, spend)
+    ll = out["methods"]["llm2llm"]
+    assert out["iterations"] == 3
+    assert ll["summary"]["mean"] == pytest.approx((0.66 + 0.72 + 0.70) / 3)
+    assert ll["vs_finetune"]["differences"] == pytest.approx([0.06, 0.02, 0.05])
+    assert ll["vs_finetune"]["diff_mean"] == pytest.approx(13 / 300)
+    # a run that stopped early keeps its last accuracy; plain fine-tuning is flat
+    assert [c["mean"] for c in ll["curve"]] == pytest.approx([0.65, (0.66 + 0.72 + 0.69) / 3, (0.66 + 0.72 + 0.70) / 3])
+    assert [c["mean"] for c in out["methods"]["finetune"]["curve"]] == pytest.approx([0.65] * 3)
+    assert ll["teacher_requests"] == pytest.approx(14 / 3) and ll["teacher_tokens"] == 15
+    table = "\n".join(compare.table(out))
+    assert "| llm2llm | 3 | 69.3 [" in table and "| +4.3 [" in table
+    one = compare.summarize({"finetune": {0: rows(0.6)}, "llm2llm": {0: rows(0.7)}}, {m: {0: {}} for m in found})
+    assert one["methods"]["llm2llm"]["summary"]["low"] is None and "n/a" in "\n".join(compare.table(one))
+
+
+def test_a_bad_method_or_seed_list_is_one_line_before_any_run(tmp_path):
+    config, runs, run = _experiment(tmp_path, methods="finetune,llm2lm")
+    with pytest.raises(ConfigError, match=r"config.compare.methods: 'llm2lm' is not a method"):
+        compare.run_experiment(config, run=run)
+    config.compare.methods, config.compare.seeds = "finetune", "0,0"
+    with pytest.raises(ConfigError, match=r"config.compare.seeds='0,0': a value is repeated"):
+        compare.run_experiment(config, run=run)
+    assert not runs and not os.path.exists(tmp_path / "experiment")

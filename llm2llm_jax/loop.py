@@ -13,7 +13,8 @@ Run directory (config.workdir): config.json (the config snapshot; API keys stay 
 data/{seed,test}.jsonl, shards/ (each iteration's training set, shards.py), iter_XXXX/ (train.json,
 checkpoints/, predictions_{seed,test}.jsonl, augment.jsonl, augment_stats.json, metrics.json),
 teacher_cache/ (one file per request: a rerun never pays twice), teacher_spend.json (what the run has paid, over
-every invocation), run.lock (while a run works here), metrics.jsonl, report.md, report.png.
+every invocation), run.lock (while a run works here), metrics.jsonl, report.md, report.png, dataset/ (the final
+training set with provenance and a data card: export.py).
 
 Every stage goes through `stages.run_stage` (skipped when its output exists, written atomically by process 0),
 so after `kill -9` the same command continues from the last completed stage: one path for fresh and resumed runs.
@@ -323,7 +324,11 @@ class Llm2llmRun:
 
         rows = read_rows(self.workdir)
         if self.is_main:
+            from llm2llm_jax.export import write_dataset
+
             write_outputs(self.workdir, rows, self.config)
+            with rundir.reporting_disk_faults("the exported dataset", self.path("dataset")):
+                write_dataset(self.workdir, rows, self.config)
         return rows
 
 

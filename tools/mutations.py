@@ -53,6 +53,7 @@ SCORING = "llm2llm_jax/scoring.py"
 STATS = "llm2llm_jax/stats.py"
 TIMING = "llm2llm_jax/timing.py"
 COMPARE = "llm2llm_jax/compare.py"
+EXPORT = "llm2llm_jax/export.py"
 
 T_TRAIN = "tests/test_train.py"
 T_DECODE = "tests/test_decode.py"
@@ -393,4 +394,8 @@ MUTATIONS = [
     m("unpaired-differences", COMPARE, ("[_final(baseline[s]) for s in paired_seeds])",
                                         "[_final(baseline[s]) for s in reversed(paired_seeds)])"),
       "tests/test_compare.py::test_summary_statistics_are_paired_by_seed", "differences paired by seed"),
+    m("export-seed-set-only", EXPORT, ('    last = rows[-1]["iteration"]\n    examples = shards',
+                                       '    last = 0\n    examples = shards'),
+      "tests/test_export.py::test_the_final_training_set_is_exported_with_a_data_card",
+      "the exported set is the last iteration's"),
 ]

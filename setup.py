@@ -34,7 +34,8 @@ setup(
         "tenacity>=8.2",
         "rouge-score>=0.1.2",
         "matplotlib>=3.8",
-        "scipy>=1.11",  # the intervals and paired tests of comparisons (llm2llm_jax/stats.py)
+        "scipy>=1.11",
+        "tensorboardX>=2.6",  # TensorBoard scalars without TensorFlow (llm2llm_jax/board.py)  # the intervals and paired tests of comparisons (llm2llm_jax/stats.py)
     ],
     extras_require={
         "test": [

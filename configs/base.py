@@ -30,6 +30,7 @@ def base_config():
     c.seed = 0
     c.workdir = "runs/default"
     c.progress = True
+    c.tensorboard = True  # scalars under workdir/tensorboard (llm2llm_jax/board.py)
     c.mesh = (1, -1, 1)  # (data, fsdp, tensor); -1 takes the remaining devices
     # JAX's persistent compilation cache: a rerun or a resumed (preempted) run loads its compiled
     # train and decode steps instead of compiling them again. "auto": jax_compile/ in the asset

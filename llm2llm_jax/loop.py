@@ -55,6 +55,7 @@ class Llm2llmRun:
         self.iterations = 1 if config.method == "finetune" else config.iterations
         self.augmenter = None  # made once the seed set exists
         self.clock = timing.StageClock()  # each iteration's metrics carry its stage_seconds
+        self.board = None  # TensorBoard scalars, opened when the run starts
 
     def mesh(self):
         if self._mesh is None:
@@ -101,7 +102,8 @@ class Llm2llmRun:
                             checkpoint_every=c.train.checkpoint_every,
                             keep_trained=c.train.keep_checkpoints or c.train.init == "previous",
                             init_from=self.iter_path(self._model_of(i - 1), "checkpoints") if continued else "",
-                            progress=self.progress, desc=f"iter {i} train", say=lambda m: say(f"iteration {i}: {m}"))
+                            progress=self.progress, desc=f"iter {i} train", say=lambda m: say(f"iteration {i}: {m}"),
+                            on_step=lambda step, m: self.board and self.board.fine_tune_step(i, step, m))
 
     def _model_of(self, i: int) -> int:
         """The iteration whose fine-tune is iteration i's model (itself, or the one whose result it reused)."""
@@ -121,6 +123,8 @@ class Llm2llmRun:
         done yet. A start that fails before the first stage output leaves the directory as it was."""
         created = self.is_main and not files.exists(self.workdir)
         lock = rundir.WorkdirLock(self.workdir)
+        from llm2llm_jax.board import RunBoard
+
         try:
             with rundir.reporting_disk_faults("the run's files", self.workdir):
                 stages.on_main(lambda: (files.makedirs(self.workdir), lock.acquire()))
@@ -130,8 +134,12 @@ class Llm2llmRun:
                 stages.on_main(self._preflight)
                 if new_identity and self.is_main and not lock.read_only:
                     settings.write_snapshot(self.config, self.workdir)
+                self.board = RunBoard(self.workdir, self.config.tensorboard and self.is_main and not lock.read_only,
+                                      say)
                 return self._stages()
         finally:
+            if self.board is not None:
+                self.board.close()
             lock.release()
             if created:
                 files.remove_empty_dir(self.workdir)
@@ -185,10 +193,17 @@ class Llm2llmRun:
         info, pool_preds, test_preds = self._fit_and_evaluate(i, train_set, pool, test_eval)
         by_id = {p["id"]: p for p in pool_preds}
         wrong = [ex for ex in seed_set if not by_id[ex["id"]]["correct"]]
+        from llm2llm_jax.predict import accuracy_summary
+
+        summary = accuracy_summary(self.task, test_eval, test_preds)
         m = {"iteration": i, "method": self.config.method, "train_size": len(train_set),
              "seed_accuracy": 1 - len(wrong) / len(seed_set),
-             "test_accuracy": sum(p["correct"] for p in test_preds) / max(1, len(test_preds)),
-             "seed_wrong": len(wrong), "train_final_loss": info.get("final_loss"), "new_examples": 0}
+             "test_accuracy": summary["correct"] / max(1, summary["count"]),
+             "test_accuracy_low": summary["accuracy_low"], "test_accuracy_high": summary["accuracy_high"],
+             "test_count": summary["count"], "seed_wrong": len(wrong), "train_final_loss": info.get("final_loss"),
+             "new_examples": 0}
+        if "per_class" in summary:
+            m["test_per_class"], m["test_confusion"] = summary["per_class"], summary["confusion"]
         for field in ("reused_from", "shared_from"):
             if field in info:
                 m[field] = info[field]
@@ -214,6 +229,8 @@ class Llm2llmRun:
             self._stop_if_nothing_kept(i, kept, m)
         m["seconds"] = round(time.time() - start, 1)
         m["stage_seconds"] = self.clock.take()  # this iteration's, and the data and first shard before iteration 0
+        if self.board is not None:
+            self.board.iteration(m)
         return m
 
     # -- the stages

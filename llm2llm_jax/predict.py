@@ -77,3 +77,25 @@ class Predictor:
             if bar is not None:
                 bar.update(len(chunk))
         return rows
+
+
+def accuracy_summary(task: Task, examples: Sequence[dict], rows: Sequence[dict]) -> dict:
+    """Counts behind an accuracy: correct of total with its 95% Wilson interval and, for classification, the
+    accuracy per gold class and the confusion matrix ({gold: {predicted: count}}, 'none' for an answer that
+    did not parse)."""
+    from llm2llm_jax.stats import wilson_interval
+
+    correct = sum(r["correct"] for r in rows)
+    low, high = wilson_interval(correct, len(rows))
+    out = {"correct": correct, "count": len(rows), "accuracy_low": round(low, 6), "accuracy_high": round(high, 6)}
+    if task.is_classification:
+        gold = {ex["id"]: ex["output"] for ex in examples}
+        confusion: dict = {label: {} for label in task.labels}
+        for r in rows:
+            cell = confusion[gold[r["id"]]]
+            pred = r["prediction"] if r["prediction"] is not None else "none"
+            cell[pred] = cell.get(pred, 0) + 1
+        out["per_class"] = {label: {"count": sum(c.values()), "accuracy": (c.get(label, 0) / sum(c.values()))
+                                    if c else None} for label, c in confusion.items()}
+        out["confusion"] = confusion
+    return out

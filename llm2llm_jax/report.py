@@ -44,17 +44,26 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
     import matplotlib.pyplot as plt
 
     lines = [f"# LLM2LLM run: task {config.task}, method {config.method}", "",
-             "| iteration | train size | seed accuracy | test accuracy | seed wrong | new examples | note |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+             "| iteration | train size | seed accuracy | test accuracy [95% CI] | seed wrong | teacher asked | parsed "
+             "| kept | dropped | note |",
+             "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in rows:
         note = "; ".join(filter(None, [f"reused iteration {r['reused_from']}'s result" if "reused_from" in r else "",
                                        f"reused the result of {r['shared_from']}" if "shared_from" in r else "",
                                        f"stopped: {r['stopped']}" if r.get("stopped") else ""]))
-        lines.append(f"| {r['iteration']} | {r['train_size']} | {r['seed_accuracy']:.2%} | {r['test_accuracy']:.2%} | "
-                     f"{r['seed_wrong']} | {r.get('new_examples', 0)} | {note} |")
+        interval = (f" [{r['test_accuracy_low']:.1%}, {r['test_accuracy_high']:.1%}]"
+                    if "test_accuracy_low" in r else "")
+        dropped = ", ".join(f"{k} {v}" for k, v in r.get("drops", {}).items() if v)
+        lines.append(f"| {r['iteration']} | {r['train_size']} | {r['seed_accuracy']:.2%} | "
+                     f"{r['test_accuracy']:.2%}{interval} | {r['seed_wrong']} | {r.get('teacher_requests', '')} | "
+                     f"{r.get('candidates', '')} | {r.get('new_examples', 0)} | {dropped} | {note} |")
     if rows:
         gain = rows[-1]["test_accuracy"] - rows[0]["test_accuracy"]
-        lines += ["", f"Test accuracy gain over iteration 0 (plain fine-tuning on the seed set): {gain:+.2%}"]
+        lines += ["", f"Test accuracy gain over iteration 0 (plain fine-tuning on the seed set): {gain:+.2%}. "
+                      "The interval is Wilson's for one run on this test set: it says how much the test set's "
+                      "size leaves open, not how much another seed set or batch order would move the result "
+                      "(`python launch/compare.py` measures that)."]
+        lines += _classes(rows[-1])
     if spend:
         from llm2llm_jax.teacher.backends import describe_spend
 
@@ -64,7 +73,13 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
     fig, ax = plt.subplots(figsize=(7, 4))
     its = [r["iteration"] for r in rows]
     ax.plot(its, [100 * r["seed_accuracy"] for r in rows], "o-", label="seed accuracy")
-    ax.plot(its, [100 * r["test_accuracy"] for r in rows], "s-", label="test accuracy")
+    test = [100 * r["test_accuracy"] for r in rows]
+    if all("test_accuracy_low" in r for r in rows):
+        below = [t - 100 * r["test_accuracy_low"] for t, r in zip(test, rows)]
+        above = [100 * r["test_accuracy_high"] - t for t, r in zip(test, rows)]
+        ax.errorbar(its, test, yerr=[below, above], fmt="s-", capsize=3, label="test accuracy (95% Wilson)")
+    else:
+        ax.plot(its, test, "s-", label="test accuracy")
     ax.set_xlabel("iteration")
     ax.set_ylabel("accuracy (%)")
     ax2 = ax.twinx()
@@ -81,6 +96,22 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
     fig.savefig(png, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
     write_if_changed(os.path.join(workdir, "report.png"), png.getvalue())
+
+
+def _classes(row: dict) -> list[str]:
+    """Per-class test accuracy and the confusion matrix of one iteration (classification tasks)."""
+    if "test_confusion" not in row:
+        return []
+    confusion = row["test_confusion"]
+    predicted = list(confusion) + sorted({p for c in confusion.values() for p in c} - set(confusion))
+    lines = ["", f"## Iteration {row['iteration']} on the test set, per class", "",
+             "| gold \\ predicted | " + " | ".join(predicted) + " | examples | accuracy |",
+             "| --- | " + " | ".join("---:" for _ in predicted) + " | ---: | ---: |"]
+    for gold, cells in confusion.items():
+        acc = row["test_per_class"][gold]["accuracy"]
+        lines.append(f"| {gold} | " + " | ".join(str(cells.get(p, 0)) for p in predicted) +
+                     f" | {sum(cells.values())} | {'' if acc is None else f'{acc:.1%}'} |")
+    return lines
 
 
 def main(argv: Sequence[str]) -> int:

@@ -21,7 +21,7 @@ from llm2llm_jax.model.config import ConfigError
 RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.timeout", "teacher.max_calls",
                     "teacher.max_tokens", "teacher.max_attempts", "teacher.initial_delay", "teacher.max_delay",
                     "teacher.max_empty_rounds", "teacher.price_input", "teacher.price_output", "progress",
-                    "compile_cache_dir", "compare", "shared_results")
+                    "compile_cache_dir", "compare", "shared_results", "tensorboard")
 EVAL_MODES = ("generate", "score")
 TRAIN_INITS = ("base", "previous")
 AUGMENT_PARENTS = ("wrong", "all")

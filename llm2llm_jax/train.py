@@ -247,13 +247,13 @@ class Trainer:
         return combine(self.state["params"], self.frozen)
 
     def fit(self, examples: Sequence[Example], pad_id: int = 0, progress: bool = True, desc: str = "training",
-            start_step: int = 0, checkpoint_every: int = 0) -> list[dict]:
+            start_step: int = 0, checkpoint_every: int = 0, on_step=None) -> list[dict]:
         """Run hp.epochs epochs over `examples`; returns this call's per-step metrics (host floats), which
         `self.history` holds after the steps restored with a checkpoint.
 
         start_step: resume after a restored checkpoint; the batch order is a pure function of hp.seed,
         so the first `start_step` batches are regenerated and skipped. checkpoint_every: save (async)
-        every this many steps.
+        every this many steps. on_step(step, metrics): called after each step (TensorBoard).
         """
         from llm2llm_jax.console import progress_bar
 
@@ -269,6 +269,8 @@ class Trainer:
                 metrics = {k: float(v) for k, v in jax.device_get(self.step(batch)).items()}
                 metrics["epoch"] = epoch
                 self.history.append(metrics)
+                if on_step is not None:
+                    on_step(step, metrics)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
                 bar.update(1)
                 # Mid-training checkpoints only (preemption); the caller decides about the trained model's.
@@ -348,7 +350,7 @@ def trained_params(cfg: LlamaConfig, hp: TrainHParams, mesh, checkpoint_dir: str
 def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Sequence[dict], hp: TrainHParams, mesh,
              *, lora_seed: int, truncation: str, checkpoint_dir: str, checkpoint_every: int = 0,
              keep_trained: bool = False, init_from: str = "", progress: bool = False, desc: str = "training",
-             say=lambda msg: None) -> tuple[dict, dict]:
+             say=lambda msg: None, on_step=None) -> tuple[dict, dict]:
     """(trained params on the mesh, info) for one fine-tune on `train_set`.
 
     From the base weights, with fresh adapters from `lora_seed` when cfg has LoRA, or, with `init_from`,
@@ -356,7 +358,7 @@ def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Se
     with a fresh optimizer and schedule. A checkpoint in `checkpoint_dir` from an interrupted fine-tune of
     the same data is resumed from its step. Checkpoints are written every `checkpoint_every` steps during
     training, and of the trained model only when `keep_trained` (the caller evaluates the weights in
-    memory). A disk fault while writing one is one line.
+    memory). A disk fault while writing one is one line. on_step(step, metrics): after each step (TensorBoard).
     """
     from llm2llm_jax.data import tokenize_examples
     from llm2llm_jax.rundir import reporting_disk_faults
@@ -374,7 +376,7 @@ def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Se
         elif init_from:
             trainer.init_state(trained_params(cfg, hp, mesh, init_from, start_params))
         trainer.fit(examples, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc, start_step=start,
-                    checkpoint_every=checkpoint_every)
+                    checkpoint_every=checkpoint_every, on_step=on_step)
         if keep_trained:
             trainer.save(wait=True)
         trained = trainer.params()

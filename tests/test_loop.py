@@ -81,6 +81,13 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
     for name in ("metrics.jsonl", "report.md", "report.png", "config.json"):
         assert os.path.getsize(tmp_path / "run" / name) > 0
     assert "test accuracy" in (tmp_path / "run" / "report.md").read_text()
+    from test_run_report import tensorboard_scalars  # each fine-tune's loss per step, for TensorBoard
+
+    for i in (0, 1):
+        losses = tensorboard_scalars(str(tmp_path / "run" / "tensorboard" / f"iter_{i:04d}"))["fine-tune/loss"]
+        train = files.read_json(str(tmp_path / "run" / f"iter_{i:04d}" / "train.json"))
+        assert sorted(losses) == list(range(1, train["steps"] + 1))
+        assert losses[train["steps"]] == pytest.approx(train["final_loss"], rel=1e-6)
 
 
 @pytest.mark.parametrize("stage", ["train", "eval", "teacher", "shards"])

@@ -121,10 +121,10 @@ class Llm2llmRun:
     def run(self) -> list[dict]:
         """Lock the run directory, check it belongs to this config, reach the teacher, then run every stage not
         done yet. A start that fails before the first stage output leaves the directory as it was."""
-        created = self.is_main and not files.exists(self.workdir)
-        lock = rundir.WorkdirLock(self.workdir)
         from llm2llm_jax.board import RunBoard
 
+        created = self.is_main and not files.exists(self.workdir)
+        lock = rundir.WorkdirLock(self.workdir)
         try:
             with rundir.reporting_disk_faults("the run's files", self.workdir):
                 stages.on_main(lambda: (files.makedirs(self.workdir), lock.acquire()))

@@ -94,7 +94,8 @@ def data_card(workdir: str, rows: Sequence[dict], config, examples: Sequence[dic
               f"top_p {t.top_p}), {config.teacher.per_example} new example(s) asked per parent, same_label "
               f"{config.teacher.same_label}; parents: `augment.parents={config.augment.parents}`, "
               f"`augment.from_augmented={config.augment.from_augmented}`.", "",
-              "Every new example passed these filters: " + "; ".join(FILTERS) + ".", "",
+              "Every new example passed the filters that apply to this task and these settings "
+              "(llm2llm_jax/teacher/filters.py): " + "; ".join(FILTERS) + ".", "",
               "| iteration | parents asked about | candidates | kept | dropped |",
               "| ---: | ---: | ---: | ---: | --- |"]
     for r in rows:

@@ -40,7 +40,7 @@ def base_config():
     c.model = ml_collections.ConfigDict()
     c.model.source = "hf"  # smollm2 | hf | gguf
     c.model.path = ""
-    c.model.dtype = "bfloat16"
+    c.model.dtype = "bfloat16"  # compute dtype: bfloat16, float32, or auto (bf16 where the hardware multiplies it)
     c.model.param_dtype = "float32"
     c.model.scan_layers = True
     c.model.remat_policy = "full"

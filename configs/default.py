@@ -17,7 +17,9 @@ def get_config():
     c.mesh = (1, -1, 1)
 
     c.model.source = "smollm2"
-    c.model.dtype = "bfloat16"  # f32 master weights, bf16 matmuls with f32 accumulation
+    # f32 master weights; bf16 matmuls with f32 accumulation where the hardware multiplies bf16 (TPUs, GPUs,
+    # CPUs with AVX512-BF16, AMX or Arm BF16), f32 on CPUs that would emulate bf16 (slower than f32 there)
+    c.model.dtype = "auto"
     c.model.param_dtype = "float32"
     c.model.scan_layers = False  # unrolled layers: faster backward on XLA:CPU
     c.model.remat_policy = "none"

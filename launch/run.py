@@ -28,11 +28,15 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Path 
 
 def run_smoke(config) -> None:
     """Load the student and complete the configured prompts (the job until the LLM2LLM loop exists)."""
+    import jax
+
     from llm2llm_jax.decode import generate_text
+    from llm2llm_jax.model.kernels import resolve_dtype
     from llm2llm_jax.model.loading import load_pretrained
 
     m = config.model
-    cfg, params, tokenizer = load_pretrained(m.source, m.path, dtype=m.dtype, param_dtype=m.param_dtype,
+    cfg, params, tokenizer = load_pretrained(m.source, m.path, dtype=resolve_dtype(m.dtype, jax.devices()),
+                                             param_dtype=m.param_dtype,
                                              scan_layers=m.scan_layers, kernels=m.kernels)
     prompts = list(config.smoke.prompts)
     if config.smoke.use_chat_template and tokenizer.chat_template:

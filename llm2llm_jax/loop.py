@@ -74,7 +74,8 @@ class Llm2llmRun:
             from llm2llm_jax.model.loading import load_from_config
 
             with self.clock.timing("load"):
-                cfg, params, tok = load_from_config(self.config.model, progress=self.progress)
+                cfg, params, tok = load_from_config(self.config.model, progress=self.progress,
+                                                    devices=self.mesh().devices.flat)
             # Training, evaluation and the local teacher all run on this mesh: resolve 'auto' for it once.
             self._model = cfg.with_kernels_for(self.mesh().devices.flat), params, tok
         return self._model

@@ -140,8 +140,9 @@ def validate(config, devices: Sequence, model_given: bool = False) -> None:
         _require(config, "model.path", bool, "give the HF checkpoint directory or the .gguf file")
     _require(config, "model.fused_attention", lambda v: v in kernels.FUSED_ATTENTION,
              f"choose one of {kernels.FUSED_ATTENTION}")
-    try:  # the kernel choice against these devices, by the rule the model applies later
+    try:  # the kernel and dtype choices against these devices, by the rules the model applies later
         kernels.resolve(config.model.kernels, devices, config.model.fused_attention)
+        kernels.resolve_dtype(config.model.dtype, devices)
     except kernels.KernelError as e:
         raise ConfigError(f"config.{e}") from None  # its messages name the model.* field
 

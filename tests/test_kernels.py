@@ -132,3 +132,29 @@ def test_cache_layout_and_dtype(name):
     assert stacked["k"].shape == (layers,) + k_shape and stacked["v"].shape == (layers, 2, kvh, 10, d)
     assert len(unrolled["k"]) == layers and unrolled["k"][0].shape == k_shape
     assert stacked["k"].dtype == (jnp.float32 if name == "cpu" else jnp.bfloat16)
+
+
+def test_auto_dtype_is_bf16_where_the_hardware_multiplies_it(tmp_path, monkeypatch):
+    import types
+
+    from llm2llm_jax.model import kernels
+
+    amd = tmp_path / "amd"
+    amd.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu avx2\n")
+    intel = tmp_path / "intel"
+    intel.write_text("processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_tile amx_bf16\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
+    assert not kernels.cpu_has_native_bf16(str(amd))
+    assert kernels.cpu_has_native_bf16(str(intel)) and kernels.cpu_has_native_bf16(str(arm))
+    assert not kernels.cpu_has_native_bf16(str(tmp_path / "missing"))
+
+    cpu, gpu = types.SimpleNamespace(platform="cpu"), types.SimpleNamespace(platform="gpu")
+    monkeypatch.setattr(kernels, "cpu_has_native_bf16", lambda: False)
+    assert kernels.resolve_dtype("auto", [cpu, cpu]) == "float32"
+    assert kernels.resolve_dtype("auto", [gpu]) == "bfloat16"
+    assert kernels.resolve_dtype("bfloat16", [cpu]) == "bfloat16"  # an explicit choice stands
+    monkeypatch.setattr(kernels, "cpu_has_native_bf16", lambda: True)
+    assert kernels.resolve_dtype("auto", [cpu]) == "bfloat16"
+    with pytest.raises(kernels.KernelError, match=r"model.dtype='fp8': choose one of \('auto', 'bfloat16', 'float32'\)"):
+        kernels.resolve_dtype("fp8", [cpu])

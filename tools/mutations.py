@@ -398,4 +398,8 @@ MUTATIONS = [
                                        '    last = 0\n    examples = shards'),
       "tests/test_export.py::test_the_final_training_set_is_exported_with_a_data_card",
       "the exported set is the last iteration's"),
+    m("auto-dtype-always-bf16", KERNELS, ('    if {d.platform for d in devices} == {"cpu"} and not cpu_has_native_bf16():\n        return "float32"',
+                                          '    if {d.platform for d in devices} == {"cpu"} and not cpu_has_native_bf16():\n        return "bfloat16"'),
+      "tests/test_kernels.py::test_auto_dtype_is_bf16_where_the_hardware_multiplies_it",
+      "f32 where bf16 would be emulated"),
 ]

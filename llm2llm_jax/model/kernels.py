@@ -59,6 +59,38 @@ def resolve(choice: str, devices: Sequence, fused_attention: str = "off") -> str
     return name
 
 
+COMPUTE_DTYPES = ("auto", "bfloat16", "float32")
+NATIVE_BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86 AVX512-BF16 and AMX; Arm's BF16 extension
+
+
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this host's CPU multiplies bf16 in hardware. Without it XLA:CPU emulates bf16 matmuls, which
+    then run slower than f32 ones (benchmarks/train_step.py measures both)."""
+    try:
+        with open(cpuinfo) as f:
+            text = f.read()
+    except OSError:  # no /proc (macOS, Windows): assume emulation, f32 is the safe choice
+        return False
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return bool(flags & NATIVE_BF16_CPU_FLAGS)
+
+
+def resolve_dtype(choice: str, devices: Sequence) -> str:
+    """The compute dtype for `choice` on `devices`: 'auto' is bfloat16 on TPUs and GPUs and on CPUs that
+    multiply bf16 natively, float32 on CPUs that would emulate it."""
+    if choice not in COMPUTE_DTYPES:
+        raise KernelError(f"model.dtype={choice!r}: choose one of {COMPUTE_DTYPES}")
+    if choice != "auto":
+        return choice
+    if {d.platform for d in devices} == {"cpu"} and not cpu_has_native_bf16():
+        return "float32"
+    return "bfloat16"
+
+
 def for_config(cfg) -> "Kernels":
     """The kernel set a config names (already resolved: 'xla' or 'cpu')."""
     if cfg.kernels == "cpu":

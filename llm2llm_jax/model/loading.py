@@ -31,9 +31,15 @@ def load_pretrained(source: str, path: str = "", progress: bool = True, **runtim
     return cfg, params, load_hf_tokenizer(path)
 
 
-def load_from_config(m, progress: bool = True):
-    """(LlamaConfig, params, tokenizer) for a run's `config.model` section."""
-    return load_pretrained(m.source, m.path, dtype=m.dtype, param_dtype=m.param_dtype, scan_layers=m.scan_layers,
+def load_from_config(m, progress: bool = True, devices=None):
+    """(LlamaConfig, params, tokenizer) for a run's `config.model` section; model.dtype 'auto' is resolved for
+    `devices` (default: every device JAX sees)."""
+    import jax
+
+    from llm2llm_jax.model import kernels
+
+    dtype = kernels.resolve_dtype(m.dtype, list(devices if devices is not None else jax.devices()))
+    return load_pretrained(m.source, m.path, dtype=dtype, param_dtype=m.param_dtype, scan_layers=m.scan_layers,
                            remat_policy=m.remat_policy, lora_rank=m.lora_rank, lora_alpha=m.lora_alpha,
                            kernels=m.kernels, fused_attention=m.fused_attention, progress=progress)
 

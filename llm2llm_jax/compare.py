@@ -142,9 +142,9 @@ def summarize(found: dict, spend: dict) -> dict:
                  "teacher_tokens": sum(spend[m][s].get("input_tokens", 0) + spend[m][s].get("output_tokens", 0)
                                        for s in seeds) / len(seeds),
                  "curve": []}
+        curves = [curve(found[m][s], iterations) for s in seeds]
         for it in range(iterations):
-            entry["curve"].append({k: _clean(v) for k, v in stats.summarize(
-                [curve(found[m][s], iterations)[it] for s in seeds]).as_dict().items()})
+            entry["curve"].append({k: _clean(v) for k, v in stats.summarize([c[it] for c in curves]).as_dict().items()})
         if baseline is not None and m != "finetune":
             paired_seeds = [s for s in seeds if s in baseline]
             if paired_seeds:

@@ -38,12 +38,11 @@ def tfds_path(workdir: str, iteration: int) -> str:
     return shards._path(os.path.join(dataset_dir(workdir), "tfds"), iteration)
 
 
-def final_examples(workdir: str, rows: Sequence[dict]) -> list[dict]:
+def final_examples(workdir: str, rows: Sequence[dict], config) -> list[dict]:
     """The training set of the run's last finished iteration, with each kept example's teacher and filters."""
     last = rows[-1]["iteration"]
     examples = shards.read_iteration(os.path.join(workdir, "shards"), last)
-    config = files.read_json(os.path.join(workdir, "config.json"))
-    teacher = f"{config['teacher']['kind']}:{config['teacher']['model']}"
+    teacher = f"{config.teacher.kind}:{config.teacher.model}"
     out = []
     for ex in examples:
         record = {k: ex[k] for k in ("id", "input", "output", "origin", "parent_id", "iteration")}
@@ -58,7 +57,7 @@ def write_dataset(workdir: str, rows: Sequence[dict], config) -> None:
     """dataset/train.jsonl, dataset/tfds/ and dataset/README.md for the finished iterations in `rows`."""
     if not rows:
         return
-    examples = final_examples(workdir, rows)
+    examples = final_examples(workdir, rows, config)
     out = dataset_dir(workdir)
     lines = "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in examples)
     write_if_changed(os.path.join(out, "train.jsonl"), lines.encode("utf-8"))

@@ -46,7 +46,7 @@ def get_config():
         c.teacher.model = "smollm2"
     c.teacher.max_output_tokens = 96
     # A 135M teacher writes noisy labels: ask for several examples of the failed example's class and keep
-    # only those labelled as asked (see README, "Does LLM2LLM beat fine-tuning here?").
+    # only those labelled as asked (see README, "Does LLM2LLM beat plain fine-tuning offline?").
     c.teacher.per_example = 3
     c.teacher.same_label = True
     return c

@@ -77,7 +77,10 @@ def test_gguf_tokenizer_matches_transformers(smollm2):
     """Our torch-free GGUF tokenizer equals transformers' GGUF tokenizer on tricky text."""
     from transformers import AutoTokenizer
 
-    ours, path = smollm2[2], smollm2[3]
+    from llm2llm_jax.model.loading import load_gguf_tokenizer
+
+    path = smollm2[3]
+    ours = load_gguf_tokenizer(path)
     ref = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
     texts = REAL_PROMPTS + ["Natalia sold 48 clips for $1,234.50!", "<|im_start|>user\nhi<|im_end|>",
                             "  two spaces\tand\ttabs\n\nnewlines  ", "héllo wörld 😀 日本語", "#### 72", ""]
@@ -87,3 +90,32 @@ def test_gguf_tokenizer_matches_transformers(smollm2):
     chat = [{"role": "user", "content": "hi"}]
     assert ours.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == \
         ref.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+
+
+def test_the_converted_smollm2_directory_equals_its_gguf(smollm2, tmp_path):
+    """load_smollm2 reads the f32 HF directory converted from the packaged GGUF: the same config, bit-identical
+    weights, and a tokenizer that encodes, pads and templates as the one rebuilt from the GGUF."""
+    import jax
+
+    from llm2llm_jax.model.loading import load_gguf_tokenizer, smollm2_converted_dir
+
+    from llm2llm_jax.model.loading import convert_gguf, load_hf_tokenizer
+    from llm2llm_jax.model.weights import load_hf_checkpoint
+
+    cfg, params, tok, path = smollm2
+    assert os.path.isdir(smollm2_converted_dir(path))  # the fixture's load converted it, or found it
+    convert_gguf(path, str(tmp_path / "converted"))  # what a first load does
+    cfg, params = load_hf_checkpoint(str(tmp_path / "converted"))
+    tok = load_hf_tokenizer(str(tmp_path / "converted"))
+    direct_cfg, direct = load_gguf_checkpoint(path)
+    assert direct_cfg == cfg
+    assert jax.tree.structure(direct) == jax.tree.structure(params)
+    for a, b in zip(jax.tree.leaves(direct), jax.tree.leaves(params)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    gguf_tok = load_gguf_tokenizer(path)
+    text = "<|im_start|>user\nWhat is 12345 + 67, ünïcode?<|im_end|>\n"
+    assert tok(text)["input_ids"] == gguf_tok(text)["input_ids"]
+    assert (tok.pad_token_id, tok.eos_token_id, tok.bos_token_id, tok.padding_side) == (
+        gguf_tok.pad_token_id, gguf_tok.eos_token_id, gguf_tok.bos_token_id, "left")
+    messages = [{"role": "user", "content": "hi"}]
+    assert tok.apply_chat_template(messages, tokenize=False) == gguf_tok.apply_chat_template(messages, tokenize=False)

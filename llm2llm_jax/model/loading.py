@@ -66,11 +66,48 @@ def load_gguf_tokenizer(gguf_path: str):
 
 
 def load_smollm2(quiet: bool = False, progress: bool = True, **runtime):
-    """(config, params, tokenizer) for SmolLM2-135M-Instruct from its GGUF."""
-    from llm2llm_jax.model.weights import load_gguf_checkpoint
+    """(config, params, tokenizer) for SmolLM2-135M-Instruct.
+
+    The packaged GGUF is converted once into an f32 HF directory beside it (`smollm2_converted_dir`; the same
+    values, since dequantized weights are f32) and read from there: parsing the GGUF's embedded vocabulary,
+    once for the weights and once for the tokenizer, took most of a run's loading. A GGUF of your own
+    ($LLM2LLM_JAX_SMOLLM2_GGUF) is read directly, and nothing is written beside it.
+    """
+    from llm2llm_jax.model.weights import load_gguf_checkpoint, load_hf_checkpoint
 
     path = assets.smollm2_gguf_path(quiet=quiet)
     if not quiet:
         assets.say(f"loading SmolLM2-135M-Instruct from {path}")
-    cfg, params = load_gguf_checkpoint(path, progress=progress and not quiet, **runtime)
-    return cfg, params, load_gguf_tokenizer(path)
+    if os.environ.get("LLM2LLM_JAX_SMOLLM2_GGUF"):
+        cfg, params = load_gguf_checkpoint(path, progress=progress and not quiet, **runtime)
+        return cfg, params, load_gguf_tokenizer(path)
+    converted = smollm2_converted_dir(path)
+    if not os.path.isdir(converted):
+        convert_gguf(path, converted, progress=progress and not quiet)
+    cfg, params = load_hf_checkpoint(converted, progress=False, **runtime)
+    return cfg, params, load_hf_tokenizer(converted)
+
+
+def smollm2_converted_dir(gguf_path: str) -> str:
+    return gguf_path + ".hf-f32"
+
+
+def convert_gguf(gguf_path: str, out_dir: str, progress: bool = False) -> None:
+    """Write a GGUF's weights (dequantized, f32) and tokenizer as an HF directory at `out_dir`, atomically;
+    when another process wrote it first, keep theirs."""
+    import tempfile
+
+    from llm2llm_jax.model.weights import WeightError, load_gguf_checkpoint, save_hf_checkpoint
+
+    cfg, params = load_gguf_checkpoint(gguf_path, progress=progress)
+    with tempfile.TemporaryDirectory() as tmp:
+        load_gguf_tokenizer(gguf_path).save_pretrained(tmp)
+        tokenizer_files = {}
+        for name in os.listdir(tmp):
+            with open(os.path.join(tmp, name), encoding="utf-8") as f:
+                tokenizer_files[name] = f.read()
+    try:
+        save_hf_checkpoint(params, cfg, out_dir, dtype="float32", extra_files=tokenizer_files)
+    except WeightError:
+        if not os.path.isdir(out_dir):
+            raise

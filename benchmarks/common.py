@@ -1,5 +1,6 @@
-"""Shared benchmark helpers: model shapes, median timing, a matmul peak measured in-process (CPU or GPU),
-Llama FLOP counts, the PyTorch device, and running the offline default config in a subprocess."""
+"""Shared benchmark helpers: model shapes, median timing, PyTorch's matmul peak beside JAX's (the FLOP counts
+and JAX's peak live in llm2llm_jax/flops.py), the PyTorch device, and running the offline default config in
+a subprocess."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
+
+from llm2llm_jax.flops import matmul_params, matmul_peak_flops, train_flops_per_token  # noqa: F401 (re-exported)
 
 # Architectures the speed benchmarks time (random weights: speed does not depend on them).
 MODEL_SHAPES = {
@@ -75,16 +77,6 @@ def fastest_seconds(fn, repeats: int) -> float:
     return fastest
 
 
-def matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:
-    """FLOP/s of a jitted n x n matmul (f32 accumulation) on the default device, from its fastest of
-    `repeats` runs (a peak, so that a noisy neighbour slows the measurement less): what MFU is quoted
-    against. On a GPU use n = 8192: smaller products do not fill the card."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
-    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32).astype(dtype)
-    f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
-    return 2 * n**3 / fastest_seconds(lambda: f(a, b).block_until_ready(), repeats)
-
-
 def torch_matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:
     """`matmul_peak_flops` for PyTorch's matmul on `torch_device()` (MKL / oneDNN or cuBLAS), same size,
     precision and timing."""
@@ -99,24 +91,6 @@ def torch_matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "floa
         torch_sync()
 
     return 2 * n**3 / fastest_seconds(run, repeats)
-
-
-def matmul_params(cfg) -> tuple[int, int]:
-    """(weights of the seven projections over all layers, weights of the vocabulary head): the
-    multiply-adds per token of a forward pass, attention aside."""
-    h, i, v, L = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_hidden_layers
-    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
-    return L * (h * q + 2 * h * kv + q * h + 3 * h * i), h * v
-
-
-def train_flops_per_token(cfg, seq_len: int, head_fraction: float = 1.0, frozen: bool = False) -> float:
-    """Forward + backward FLOPs per token (6 x matmul params, causal attention halved), with the
-    vocabulary projection run on `head_fraction` of the tokens (1.0: all of them). frozen: the weights
-    get no gradient (LoRA), so 4 x matmul params; the adapters' own FLOPs are not counted."""
-    layer_params, head_params = matmul_params(cfg)
-    q = cfg.num_attention_heads * cfg.head_dim
-    attention = cfg.num_hidden_layers * 2 * 2 * seq_len * q / 2  # QK^T and PV, 2 flops per MAC, causal half
-    return (4 if frozen else 6) * (layer_params + head_fraction * head_params) + 3 * attention
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from llm2llm_jax import parallel
+from llm2llm_jax import flops, parallel
 from llm2llm_jax.data import Example, make_batches
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.lora import add_lora_params, combine, split_trainable
@@ -75,13 +75,21 @@ def learning_rate_schedule(hp: TrainHParams, total_steps: int) -> optax.Schedule
         decay_steps=max(total_steps, warmup + 1), end_value=0.0)
 
 
-def make_optimizer(hp: TrainHParams, total_steps: int) -> optax.GradientTransformation:
-    """Clip by global norm, then AdamW on `learning_rate_schedule` (the paper's recipe)."""
+def make_optimizer(hp: TrainHParams) -> optax.GradientTransformation:
+    """Clip by global norm, then AdamW (the paper's recipe) at a unit learning rate: `train_step` multiplies its
+    updates by the step's rate from `learning_rate_schedule`, evaluated on the host. The schedule depends on
+    the fine-tune's length, and a rate passed in keeps it out of the compiled step, so that one compilation
+    serves every iteration's fine-tune (and the persistent cache serves later runs)."""
     return optax.chain(
         optax.clip_by_global_norm(hp.max_grad_norm) if hp.max_grad_norm > 0 else optax.identity(),
-        optax.adamw(learning_rate_schedule(hp, total_steps), b1=hp.adam_b1, b2=hp.adam_b2, eps=hp.adam_eps,
-                    weight_decay=hp.weight_decay),
+        optax.adamw(1.0, b1=hp.adam_b1, b2=hp.adam_b2, eps=hp.adam_eps, weight_decay=hp.weight_decay),
     )
+
+
+def at_learning_rate(updates, learning_rate):
+    """AdamW's updates at a unit rate (its direction, negated) times this step's rate: the same numbers as
+    optax scaling by the negated rate itself, since negation is exact."""
+    return jax.tree.map(lambda u: u * jnp.asarray(learning_rate, u.dtype), updates)
 
 
 # ---------------------------------------------------------------------------- pure numerics
@@ -128,15 +136,17 @@ def loss_and_grads(trainable: dict, frozen: dict, cfg: LlamaConfig, batch: dict)
     return loss_sum / denom, grads, count
 
 
-def train_step(state: dict, frozen: dict, batch: dict, *, cfg: LlamaConfig, optimizer):
+def train_step(state: dict, frozen: dict, batch: dict, learning_rate, *, cfg: LlamaConfig, optimizer):
     loss, grads, count = loss_and_grads(state["params"], frozen, cfg, batch)
     updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-    params = optax.apply_updates(state["params"], updates)
+    params = optax.apply_updates(state["params"], at_learning_rate(updates, learning_rate))
     metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "target_tokens": count}
     return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
 
 
 # ---------------------------------------------------------------------------- the stateful shell
+_STEP_FNS: dict = {}  # jitted train steps by (model, mesh, optimizer settings): see Trainer._build_step
+
 class Trainer:
     """Owns the mesh, the sharded jitted step, and the (optional) orbax checkpoint manager.
 
@@ -148,7 +158,9 @@ class Trainer:
                  checkpoint_dir: Optional[str] = None, keep_checkpoints: int = 2):
         cfg = cfg.with_kernels_for(mesh.devices.flat)  # 'auto' picks the kernels of this mesh's devices
         self.cfg, self.hp, self.mesh, self.total_steps = cfg, hp, mesh, total_steps
-        self.optimizer = make_optimizer(hp, total_steps)
+        self.optimizer = make_optimizer(hp)
+        self.schedule = learning_rate_schedule(hp, total_steps)
+        self.steps_done = 0  # optimizer steps the state has taken: the schedule's count for the next step
         boxed = abstract_params(cfg)
         full_shardings = parallel.param_shardings(boxed, mesh)
         self.param_shardings = full_shardings
@@ -158,6 +170,7 @@ class Trainer:
         self.frozen = None
         self.state = None
         self.history: list[dict] = []  # per-step metrics since step 0, saved with each checkpoint
+        self.flops = 0.0  # of the steps this process ran (llm2llm_jax/flops.py)
         self._step_fn = None
         self.checkpoints = None
         if checkpoint_dir:
@@ -178,6 +191,7 @@ class Trainer:
         trainable = parallel.place(trainable, self.trainable_shardings)
         self.state_shardings = self._state_shardings(trainable)
         self.state = jax.jit(self._fresh_state, out_shardings=self.state_shardings)(trainable)
+        self.steps_done = 0
         self._build_step()
 
     def _fresh_state(self, trainable):
@@ -216,18 +230,24 @@ class Trainer:
                                          sharding=self.batch_sharding)
                  for k in ("input_ids", "attention_mask", "target_positions", "target_mask")}
         with jax.set_mesh(self.mesh), self._rules():
-            return self._step_fn.lower(abstract_state, frozen, batch)
+            return self._step_fn.lower(abstract_state, frozen, batch, jax.ShapeDtypeStruct((), jnp.float32))
 
     def _build_step(self):
+        """The jitted step for this model, optimizer settings and mesh, shared by every Trainer that has them
+        (each iteration's fine-tune builds a Trainer): traced and compiled once per batch shape."""
         import functools
 
-        step = functools.partial(train_step, cfg=self.cfg, optimizer=self.optimizer)
-        repl = parallel.replicated(self.mesh)
-        self._step_fn = jax.jit(
-            step,
-            in_shardings=(self.state_shardings, self.frozen_shardings, self.batch_sharding),
-            out_shardings=(self.state_shardings, repl),
-            donate_argnums=(0,))
+        hp = self.hp
+        key = (self.cfg, self.mesh, hp.max_grad_norm, hp.adam_b1, hp.adam_b2, hp.adam_eps, hp.weight_decay)
+        if key not in _STEP_FNS:
+            step = functools.partial(train_step, cfg=self.cfg, optimizer=self.optimizer)
+            repl = parallel.replicated(self.mesh)
+            _STEP_FNS[key] = jax.jit(
+                step,
+                in_shardings=(self.state_shardings, self.frozen_shardings, self.batch_sharding, repl),
+                out_shardings=(self.state_shardings, repl),
+                donate_argnums=(0,))
+        self._step_fn = _STEP_FNS[key]
 
     def place_batch(self, batch: dict) -> dict:
         divisor = parallel.batch_divisor(self.mesh)
@@ -238,8 +258,11 @@ class Trainer:
 
     # -- running
     def step(self, batch: dict) -> dict:
+        """One optimizer step at the schedule's rate for the steps taken so far."""
+        learning_rate = np.float32(self.schedule(jnp.int32(self.steps_done)))
         with jax.set_mesh(self.mesh), self._rules():
-            self.state, metrics = self._step_fn(self.state, self.frozen, self.place_batch(batch))
+            self.state, metrics = self._step_fn(self.state, self.frozen, self.place_batch(batch), learning_rate)
+        self.steps_done += 1
         return metrics
 
     def params(self) -> dict:
@@ -267,6 +290,8 @@ class Trainer:
                 if step <= start_step:
                     continue
                 metrics = {k: float(v) for k, v in jax.device_get(self.step(batch)).items()}
+                self.flops += flops.train_step_flops(self.cfg, self.hp.batch_size, batch["input_ids"].shape[-1],
+                                                     batch["target_positions"].shape[-1])
                 metrics["epoch"] = epoch
                 self.history.append(metrics)
                 if on_step is not None:
@@ -302,6 +327,7 @@ class Trainer:
         restored = self.checkpoints.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
                                                                           history=ocp.args.JsonRestore()))
         self.state, self.history = restored["state"], list(restored["history"])
+        self.steps_done = step
         return step
 
     def close(self) -> None:
@@ -381,5 +407,5 @@ def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Se
             trainer.save(wait=True)
         trained = trainer.params()
         trainer.close()
-    return trained, {"steps": total, "examples": len(examples), "truncation": trunc,
+    return trained, {"steps": total, "examples": len(examples), "truncation": trunc, "flops": trainer.flops,
                      "final_loss": trainer.history[-1]["loss"] if trainer.history else None}

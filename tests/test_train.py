@@ -305,22 +305,25 @@ def test_learning_rate_warms_up_then_decays_by_cosine_to_zero():
 
 
 def test_optimizer_equals_an_explicit_optax_chain():
-    """make_optimizer against the recipe built here from optax's parts and the written-out schedule:
-    clip by global norm, Adam moments, decoupled weight decay, minus the learning rate. Gradients of very
-    different sizes (some clipped, some not) and non-default betas, eps and decay, over a whole run."""
+    """make_optimizer, with the step's rate applied as train_step applies it, against the recipe built here from
+    optax's parts and the written-out schedule: clip by global norm, Adam moments, decoupled weight decay,
+    minus the learning rate; and bit for bit against optax applying the same schedule itself. Gradients of
+    very different sizes (some clipped, some not) and non-default betas, eps and decay, over a whole run."""
     import optax
 
-    from llm2llm_jax.train import make_optimizer
+    from llm2llm_jax.train import at_learning_rate, learning_rate_schedule, make_optimizer
 
     total = 12
     hp = TrainHParams(learning_rate=1e-2, warmup_ratio=0.25, weight_decay=0.1, max_grad_norm=0.5, adam_b1=0.8,
                       adam_b2=0.95, adam_eps=1e-6)
     reference = optax.chain(optax.clip_by_global_norm(0.5), optax.scale_by_adam(b1=0.8, b2=0.95, eps=1e-6),
                             optax.add_decayed_weights(0.1), optax.scale_by_learning_rate(_paper_schedule(1e-2, 3, total)))
-    ours = make_optimizer(hp, total)
+    ours, schedule = make_optimizer(hp), learning_rate_schedule(hp, total)
+    scheduled_inside = optax.chain(optax.clip_by_global_norm(0.5),
+                                   optax.adamw(schedule, b1=0.8, b2=0.95, eps=1e-6, weight_decay=0.1))
     rs = np.random.RandomState(0)
     params = {"w": jnp.asarray(rs.randn(5, 3), jnp.float32), "b": jnp.asarray(rs.randn(3), jnp.float32)}
-    ref_state, our_state = reference.init(params), ours.init(params)
+    ref_state, our_state, inside_state = reference.init(params), ours.init(params), scheduled_inside.init(params)
     ref_params = our_params = params
     norms = []
     for step in range(total):
@@ -329,12 +332,50 @@ def test_optimizer_equals_an_explicit_optax_chain():
         norms.append(float(optax.tree.norm(grads)))
         ref_updates, ref_state = reference.update(grads, ref_state, ref_params)
         our_updates, our_state = ours.update(grads, our_state, our_params)
-        for a, b in zip(jax.tree.leaves(our_updates), jax.tree.leaves(ref_updates)):
+        our_updates = at_learning_rate(our_updates, np.float32(schedule(jnp.int32(step))))
+        inside_updates, inside_state = scheduled_inside.update(grads, inside_state, our_params)
+        for a, b, c in zip(jax.tree.leaves(our_updates), jax.tree.leaves(ref_updates), jax.tree.leaves(inside_updates)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-9, err_msg=f"step {step}")
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(c), err_msg=f"step {step}")
         ref_params = optax.apply_updates(ref_params, ref_updates)
         our_params = optax.apply_updates(our_params, our_updates)
     assert min(norms) < 0.5 < max(norms)
     assert float(jnp.abs(our_params["w"] - params["w"]).max()) > 1e-3  # the run moved the parameters
+
+
+@pytest.mark.slow
+def test_trainer_steps_follow_the_schedule_with_one_compiled_step_per_recipe():
+    """Trainer steps equal plain optax (clip + AdamW on the warmup-cosine schedule) applied to the same
+    gradients, for two recipes of different lengths and weight decays trained one after the other in one
+    process: the compiled step is shared where it may be (any length) and not where it may not (another
+    optimizer setting)."""
+    import optax
+
+    from llm2llm_jax.train import learning_rate_schedule, loss_and_grads
+
+    cfg = tiny_config()
+    params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
+    mesh = _one_device_mesh()
+    batches = [collate(_examples(8, seed=s), TrainHParams(batch_size=8, seq_multiple=32)) for s in range(3)]
+    grads_of = jax.jit(lambda p, b: loss_and_grads(p, {}, cfg, b)[1])  # one shape: every row fits in 32
+    for total, decay in ((6, 0.0), (9, 0.0), (9, 0.3)):
+        hp = TrainHParams(learning_rate=1e-2, batch_size=8, warmup_ratio=0.2, weight_decay=decay, seq_multiple=8)
+        trainer = Trainer(cfg, hp, mesh, total_steps=total)
+        trainer.init_state(params)
+        for batch in batches:
+            trainer.step(batch)
+        reference = optax.chain(optax.clip_by_global_norm(hp.max_grad_norm),
+                                optax.adamw(learning_rate_schedule(hp, total), weight_decay=decay))
+        want = jax.tree.map(jnp.asarray, params)
+        opt_state = reference.init(want)
+        for batch in batches:
+            grads = grads_of(want, jax.tree.map(jnp.asarray, batch))
+            updates, opt_state = reference.update(grads, opt_state, want)
+            want = optax.apply_updates(want, updates)
+        got = host_params(trainer.params())
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(a, np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=f"total {total}, decay {decay}")
+        assert float(np.abs(got["lm_head"]["kernel"] - params["lm_head"]["kernel"]).max()) > 1e-4
 
 
 @pytest.mark.slow

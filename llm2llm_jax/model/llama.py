@@ -264,6 +264,16 @@ def init_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> dict:
                 next_position=jnp.zeros((batch,), jnp.int32))
 
 
+def repeat_cache_rows(cache: dict, copies: int, scanned: bool) -> dict:
+    """Every row of a KV cache `copies` times in a row (row r becomes rows r*copies ... r*copies + copies - 1):
+    a prompt's cache shared by several continuations of it."""
+    rep = lambda x, axis=0: jnp.repeat(x, copies, axis=axis)  # noqa: E731
+    layer_axis = 1 if scanned else 0  # a scanned cache stacks the layers in front of the batch
+    kv = {name: (rep(cache[name], layer_axis) if scanned else tuple(rep(x) for x in cache[name]))
+          for name in ("k", "v")}
+    return dict(kv, valid=rep(cache["valid"]), next_position=rep(cache["next_position"]), index=cache["index"])
+
+
 def _with_kernels(cfg: LlamaConfig) -> LlamaConfig:
     """`cfg` with kernels='auto' resolved against jax.devices(), the devices a call outside a mesh runs
     on. Entry points that build a model for a mesh (Trainer, the controller) resolve it for that mesh
@@ -285,8 +295,10 @@ def init_params(cfg: LlamaConfig, rng: Any, seq_len: int = 8) -> dict:
     return nn.meta.unbox(_initializer(cfg, seq_len)(rng)["params"])
 
 
+@functools.lru_cache(maxsize=16)
 def abstract_params(cfg: LlamaConfig, seq_len: int = 8):
-    """Boxed abstract params (shapes + logical axis names), no memory allocated."""
+    """Boxed abstract params (shapes + logical axis names), no memory allocated; kept per config, since
+    tracing the model's init takes a second and every Trainer asks."""
     model = LlamaForCausalLM(cfg)
     variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, seq_len), jnp.int32)))
     return variables["params"]

@@ -1,0 +1,83 @@
+"""FLOP counts of the model's work (training steps, prefill and decoding) and the device's matmul rate.
+
+A run adds up the FLOPs of what it computed (padding included: the hardware multiplies it too) and divides
+by the rate of one large matmul on its device, so that its summary can put a FLOP-bound time beside each
+measured stage. Counts are of the matmuls (the seven projections, the vocabulary head where logits are
+read, attention's two products); norms, rotary and softmax are left out.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+
+
+def matmul_params(cfg) -> tuple[int, int]:
+    """(weights of the seven projections over all layers, weights of the vocabulary head): the
+    multiply-adds per token of a forward pass, attention aside."""
+    h, i, v, L = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_hidden_layers
+    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+    return L * (h * q + 2 * h * kv + q * h + 3 * h * i), h * v
+
+
+def attention_flops_per_token(cfg, context: float) -> float:
+    """QK^T and PV over `context` earlier positions, in every layer (2 FLOPs per multiply-add)."""
+    return cfg.num_hidden_layers * 2 * 2 * context * cfg.num_attention_heads * cfg.head_dim
+
+
+def train_flops_per_token(cfg, seq_len: int, head_fraction: float = 1.0, frozen: bool = False) -> float:
+    """Forward + backward FLOPs per token (6 x matmul params, causal attention halved), with the
+    vocabulary projection run on `head_fraction` of the tokens (1.0: all of them). frozen: the weights
+    get no gradient (LoRA), so 4 x matmul params; the adapters' own FLOPs are not counted."""
+    layer_params, head_params = matmul_params(cfg)
+    return (4 if frozen else 6) * (layer_params + head_fraction * head_params) \
+        + 3 * attention_flops_per_token(cfg, seq_len / 2)
+
+
+def forward_flops(cfg, rows: int, width: int, logits_per_row: int, context_before: int = 0) -> float:
+    """A forward pass over [rows, width] new tokens that follow `context_before` cached ones, with logits
+    computed at `logits_per_row` positions per row."""
+    layer_params, head_params = matmul_params(cfg)
+    attention = attention_flops_per_token(cfg, context_before + width / 2)
+    return rows * (width * (2 * layer_params + attention) + logits_per_row * 2 * head_params)
+
+
+def train_step_flops(cfg, rows: int, width: int, targets_per_row: int) -> float:
+    """One optimizer step over a [rows, width] batch whose logits are read at `targets_per_row` positions:
+    forward and backward, the weights' gradients skipped when they are frozen (LoRA)."""
+    per_token = train_flops_per_token(cfg, width, head_fraction=targets_per_row / width,
+                                      frozen=bool(cfg.lora_rank))
+    return per_token * rows * width
+
+
+def decode_flops(cfg, rows: int, width: int, steps: int, prefix: int = 0) -> float:
+    """A [rows, width] prefill (logits at the last position) and `steps` single-token steps after it; with a
+    shared `prefix`, that prefix read once (one row) before the rows' own tokens."""
+    shared = forward_flops(cfg, 1, prefix, 1) if prefix else 0.0
+    return shared + forward_flops(cfg, rows, width, 1, prefix) + sum(
+        forward_flops(cfg, rows, 1, 1, prefix + width + s) for s in range(steps))
+
+
+def matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:
+    """FLOP/s of a jitted n x n matmul (f32 accumulation) on the default device, from its fastest of
+    `repeats` runs (a peak, so that a noisy neighbour slows the measurement less): what MFU is quoted
+    against. On a GPU use n = 8192: smaller products do not fill the card."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32).astype(dtype)
+    f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
+    f(a, b).block_until_ready()
+    fastest = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f(a, b).block_until_ready()
+        fastest = min(fastest, time.perf_counter() - start)
+    return 2 * n**3 / fastest
+
+
+def device_matmul_rate(dtype: str) -> float:
+    """`matmul_peak_flops` sized for the default device: 1024 on a CPU (a fraction of a second), 8192 on an
+    accelerator."""
+    on_cpu = jax.devices()[0].platform == "cpu"
+    return matmul_peak_flops(n=1024 if on_cpu else 8192, repeats=5 if on_cpu else 10, dtype=dtype)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from llm2llm_jax.model.config import LlamaConfig
-from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache
+from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, repeat_cache_rows
 
 
 def choose_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: float) -> jax.Array:
@@ -19,16 +19,35 @@ def choose_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: f
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     logits = logits / temperature
     if top_p < 1.0:
-        sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
-        probs = jax.nn.softmax(sorted_logits, axis=-1)
-        # Keep the smallest prefix whose mass reaches top_p (the top token always survives).
-        mass_before = jnp.cumsum(probs, axis=-1) - probs
-        cutoff_idx = jnp.sum(mass_before < top_p, axis=-1, keepdims=True) - 1
-        cutoff = jnp.take_along_axis(sorted_logits, cutoff_idx, axis=-1)
-        logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+        logits = jnp.where(logits < nucleus_cutoff(logits, top_p), -jnp.inf, logits)
     if rng.ndim == 2:  # one key per row: a row's sample does not depend on its batch neighbours
         return jax.vmap(lambda k, lg: jax.random.categorical(k, lg))(rng, logits).astype(jnp.int32)
     return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
+
+
+# Top-p looks for its nucleus among this many most likely tokens first: sorting a whole vocabulary every step
+# cost far more than the model's own step on CPU, and the nucleus is almost always far smaller.
+NUCLEUS_CANDIDATES = 256
+
+
+def nucleus_cutoff(logits: jax.Array, top_p: float) -> jax.Array:
+    """[B, 1]: the smallest logit top-p keeps per row, the logits of the smallest set of most likely tokens
+    whose probability reaches top_p (the top token always survives). Found among the NUCLEUS_CANDIDATES most
+    likely tokens when their mass reaches top_p, else over the whole sorted vocabulary."""
+
+    def cutoff_among(ranked, probs):
+        mass_before = jnp.cumsum(probs, axis=-1) - probs
+        kept = jnp.sum(mass_before < top_p, axis=-1, keepdims=True)
+        return jnp.take_along_axis(ranked, kept - 1, axis=-1), kept
+
+    def whole_vocabulary(_):
+        ranked = jnp.sort(logits, axis=-1)[:, ::-1]
+        return cutoff_among(ranked, jax.nn.softmax(ranked, axis=-1))[0]
+
+    k = min(NUCLEUS_CANDIDATES, logits.shape[-1])
+    top = jax.lax.top_k(logits, k)[0]
+    cutoff, kept = cutoff_among(top, jnp.exp(top - jax.nn.logsumexp(logits, axis=-1, keepdims=True)))
+    return jax.lax.cond(jnp.all(kept < k), lambda _: cutoff, whole_vocabulary, None)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "max_new_tokens", "temperature", "top_p", "eos_ids", "pad_id"))
@@ -50,6 +69,45 @@ def generate(cfg: LlamaConfig, params, input_ids, attention_mask, rng, *, max_ne
     cache = init_cache(cfg, b, t + max_new_tokens - 1)  # the last new token is never fed back
     last = jnp.full((b, 1), t - 1, jnp.int32)  # left padding: every row's newest token is at t - 1
     logits, cache = model.apply({"params": params}, input_ids, attention_mask, cache=cache, logit_positions=last)
+    return _decode_loop(model, params, cache, logits[:, -1], rng, max_new_tokens, temperature, top_p, eos_ids, pad_id)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "max_new_tokens", "temperature", "top_p", "eos_ids", "pad_id"))
+def generate_after_prefix(cfg: LlamaConfig, params, prefix_ids, input_ids, attention_mask, rng, *,
+                          max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0, eos_ids: tuple = (),
+                          pad_id: int = 0):
+    """`generate` for prompts that all begin with the same tokens `prefix_ids` [P], followed by each row's own
+    left-padded rest `input_ids` [B, T] (at least one token per row). The prefix is read once and its KV
+    cache copied to every row (the padding of the rests then sits between prefix and rest, masked out of
+    attention and of the positions); the same tokens as `generate` on the whole prompts, up to rounding."""
+    if max_new_tokens < 1:
+        raise ValueError(f"generate_after_prefix: max_new_tokens must be at least 1, got {max_new_tokens}")
+    cfg, params = inference_weights(cfg, params)
+    logits, cache = prefill_after_prefix(cfg, params, prefix_ids, input_ids, attention_mask, max_new_tokens - 1)
+    return _decode_loop(LlamaForCausalLM(cfg), params, cache, logits, rng, max_new_tokens, temperature, top_p, eos_ids,
+                        pad_id)
+
+
+def prefill_after_prefix(cfg: LlamaConfig, params, prefix_ids, input_ids, attention_mask, free_slots: int):
+    """(next-token logits [B, V] after each row's prompt, the KV cache holding it with `free_slots` left) for
+    prompts `prefix_ids` + row r of the left-padded `input_ids`: the prefix read once, its cache copied."""
+    model = LlamaForCausalLM(cfg)
+    b, t = input_ids.shape
+    p = prefix_ids.shape[0]
+    cache = init_cache(cfg, 1, p + t + free_slots)
+    _, cache = model.apply({"params": params}, prefix_ids[None], jnp.ones((1, p), jnp.int32), cache=cache,
+                           logit_positions=jnp.full((1, 1), p - 1, jnp.int32))
+    cache = repeat_cache_rows(cache, b, cfg.scan_layers)
+    last = jnp.full((b, 1), t - 1, jnp.int32)
+    logits, cache = model.apply({"params": params}, input_ids, attention_mask, cache=cache, logit_positions=last)
+    return logits[:, -1], cache
+
+
+def _decode_loop(model, params, cache, logits, rng, max_new_tokens: int, temperature: float, top_p: float,
+                 eos_ids: tuple, pad_id: int):
+    """From the logits after each row's prompt (and the cache holding it): (tokens, lengths) as `generate`
+    returns them."""
+    b = logits.shape[0]
     eos = jnp.asarray(eos_ids if eos_ids else (-1,), jnp.int32)
 
     def pick(step, tokens, done, logits, rng):
@@ -75,7 +133,7 @@ def generate(cfg: LlamaConfig, params, input_ids, attention_mask, rng, *, max_ne
         return step + 1, tokens, done, cache, logits[:, -1], rng
 
     state = (jnp.int32(0), jnp.full((b, max_new_tokens), pad_id, jnp.int32), jnp.zeros((b,), bool), cache,
-             logits[:, -1], rng)
+             logits, rng)
     step, tokens, done, _, last_logits, rng = jax.lax.while_loop(cond, body, state)
     # When every row finished early this writes padding at `step`, which is padding already.
     tokens, _, _, _ = pick(step, tokens, done, last_logits, rng)
@@ -105,10 +163,14 @@ def inference_weights(cfg: LlamaConfig, params) -> tuple[LlamaConfig, dict]:
     return cfg, params
 
 
+def padded_width(sequences: Sequence[Sequence[int]], multiple: int) -> int:
+    """The longest length rounded up to `multiple` (fewer distinct jit shapes)."""
+    return -(-max(len(s) for s in sequences) // multiple) * multiple
+
+
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, multiple: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Left-pad token lists to a common length rounded up to `multiple` (fewer distinct jit shapes)."""
-    longest = max(len(s) for s in sequences)
-    width = -(-longest // multiple) * multiple
+    width = padded_width(sequences, multiple)
     ids = np.full((len(sequences), width), pad_id, np.int32)
     mask = np.zeros((len(sequences), width), np.int32)
     for i, s in enumerate(sequences):
@@ -120,13 +182,15 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, multiple: int = 8)
 
 def decode_batch(cfg: LlamaConfig, params, tokenizer, token_lists: Sequence[Sequence[int]], batch_size: int, *,
                  max_new_tokens: int, rng=None, temperature: float = 0.0, top_p: float = 1.0,
-                 pad_multiple: int = 32, mesh=None) -> list[tuple[str, int]]:
+                 pad_multiple: int = 32, mesh=None, prefix: Sequence[int] = ()) -> list[tuple[str, int]]:
     """(text, tokens generated) for up to `batch_size` prompts, padded to a fixed batch (one compilation).
 
     Looping over many batches: pass `inference_weights(cfg, params)` (prepared once) as cfg, params.
 
     rng: one key, or one key per prompt (padding rows get key 0). mesh: when several processes share
-    it, inputs are placed replicated and outputs gathered.
+    it, inputs are placed replicated and outputs gathered. prefix: tokens that begin every prompt, left out
+    of `token_lists` (each of which keeps at least one token): read once for the whole batch
+    (`generate_after_prefix`).
     """
     from llm2llm_jax import parallel
 
@@ -140,8 +204,15 @@ def decode_batch(cfg: LlamaConfig, params, tokenizer, token_lists: Sequence[Sequ
         rng = jnp.stack(list(rng) + [jax.random.PRNGKey(0)] * (batch_size - n))
     if mesh is not None:
         ids, mask = parallel.replicate_inputs(mesh, ids, mask)
-    tokens, lengths = generate(cfg, params, ids, mask, rng, max_new_tokens=max_new_tokens, temperature=temperature,
-                               top_p=top_p, eos_ids=cfg.eos_token_ids, pad_id=pad_id)
+    options = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, eos_ids=cfg.eos_token_ids,
+                   pad_id=pad_id)
+    if len(prefix):
+        prefix_ids = np.asarray(prefix, np.int32)
+        if mesh is not None:
+            (prefix_ids,) = parallel.replicate_inputs(mesh, prefix_ids)
+        tokens, lengths = generate_after_prefix(cfg, params, prefix_ids, ids, mask, rng, **options)
+    else:
+        tokens, lengths = generate(cfg, params, ids, mask, rng, **options)
     tokens, lengths = parallel.to_host(tokens), parallel.to_host(lengths)
     return [(tokenizer.decode(tokens[r, :lengths[r]], skip_special_tokens=True), int(lengths[r])) for r in range(n)]
 

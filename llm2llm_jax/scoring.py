@@ -19,7 +19,7 @@ import numpy as np
 
 from llm2llm_jax.decode import inference_weights, left_pad
 from llm2llm_jax.model.config import LlamaConfig
-from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache
+from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, repeat_cache_rows
 
 
 def candidate_tokens(task, tokenizer) -> list[list[int]]:
@@ -38,15 +38,6 @@ def right_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarr
     return ids, mask
 
 
-def _per_candidate(cache: dict, copies: int, scanned: bool) -> dict:
-    """Every row of a KV cache `copies` times in a row (row r becomes rows r*copies ... r*copies + copies - 1)."""
-    rep = lambda x, axis=0: jnp.repeat(x, copies, axis=axis)  # noqa: E731
-    layer_axis = 1 if scanned else 0  # a scanned cache stacks the layers in front of the batch
-    kv = {name: (rep(cache[name], layer_axis) if scanned else tuple(rep(x) for x in cache[name]))
-          for name in ("k", "v")}
-    return dict(kv, valid=rep(cache["valid"]), next_position=rep(cache["next_position"]), index=cache["index"])
-
-
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def candidate_logprobs(cfg: LlamaConfig, params, input_ids, attention_mask, cand_ids, cand_mask):
     """[B, C] log-probability of each candidate continuing each left-padded prompt.
@@ -63,7 +54,7 @@ def candidate_logprobs(cfg: LlamaConfig, params, input_ids, attention_mask, cand
     scores = jax.nn.log_softmax(logits[:, 0], axis=-1)[:, cand_ids[:, 0]]  # the first token of each candidate
     if length > 1:
         ids, mask = jnp.tile(cand_ids, (b, 1)), jnp.tile(cand_mask, (b, 1))  # row r*C + j: prompt r, candidate j
-        cache = _per_candidate(cache, c, cfg.scan_layers)
+        cache = repeat_cache_rows(cache, c, cfg.scan_layers)
         logits, _ = model.apply({"params": params}, ids[:, :-1], mask[:, :-1], cache=cache)
         logp = jax.nn.log_softmax(logits, axis=-1)
         rest = jnp.take_along_axis(logp, ids[:, 1:, None], axis=-1)[..., 0] * mask[:, 1:]

@@ -58,6 +58,36 @@ def test_generate_equals_greedy_by_full_forward(scan, tied, kernels):
         seq, m = np.concatenate([seq, nxt[:, None]], 1), np.concatenate([m, np.ones_like(m[:, :1])], 1)
 
 
+@pytest.mark.parametrize("tied,scan,kernels", DECODE_VARIANTS[:2],
+                         ids=[f"{'tied' if t else 'untied'}-{'scan' if s else 'unrolled'}-{k}"
+                              for t, s, k in DECODE_VARIANTS[:2]])
+@pytest.mark.slow
+def test_a_shared_prefix_read_once_decodes_as_the_whole_prompts(tied, scan, kernels):
+    """generate_after_prefix (the common prefix prefilled once, its cache copied to every row, each row's
+    left-padded rest after it) samples the same tokens with the same lengths as generate on whole prompts,
+    and its logits agree with a full forward pass."""
+    from llm2llm_jax.decode import generate_after_prefix, prefill_after_prefix
+
+    cfg = tiny_config(scan_layers=scan, tie_word_embeddings=tied, kernels=kernels)
+    params = init_params(cfg, jax.random.PRNGKey(4))
+    prefix = [30, 31, 32, 33, 34, 35]
+    rests = [[5, 6, 7, 8, 9], [10], [12, 13, 14]]
+    whole_ids, whole_mask = left_pad([prefix + r for r in rests], pad_id=0, multiple=1)
+    rest_ids, rest_mask = left_pad(rests, pad_id=0, multiple=8)  # padding between the prefix and a rest
+    keys = jnp.stack([jax.random.PRNGKey(i) for i in (3, 4, 5)])
+    for temperature in (0.0, 1.2):
+        options = dict(max_new_tokens=6, temperature=temperature, top_p=0.9 if temperature else 1.0)
+        want = generate(cfg, params, jnp.asarray(whole_ids), jnp.asarray(whole_mask), keys, **options)
+        got = generate_after_prefix(cfg, params, jnp.asarray(prefix), jnp.asarray(rest_ids), jnp.asarray(rest_mask),
+                                    keys, **options)
+        np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+        np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
+    # the next-token logits after each whole prompt, as a full forward pass computes them
+    logits, _ = prefill_after_prefix(cfg, params, jnp.asarray(prefix), jnp.asarray(rest_ids), jnp.asarray(rest_mask), 0)
+    full = np.asarray(forward(cfg, params, jnp.asarray(whole_ids), jnp.asarray(whole_mask)))[:, -1]
+    np.testing.assert_allclose(np.asarray(logits), full, rtol=0, atol=1e-4)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_weights_prepared_once_decode_identically(dtype):
@@ -154,6 +184,25 @@ def test_every_row_stops_at_its_eos():
         np.testing.assert_array_equal(tokens[row, :n], free[row, :n])
         assert (tokens[row, n:] == 0).all(), f"row {row} continues after its EOS"
     assert lengths[0] == 2 and len(set(lengths.tolist())) > 1
+
+
+@pytest.mark.parametrize("spread", [4.0, 0.05], ids=["peaked", "flat"])
+def test_nucleus_among_the_top_candidates_equals_the_whole_sorted_vocabulary(spread):
+    """nucleus_cutoff keeps the same tokens as top-p over the whole sorted vocabulary: from its top-256
+    candidates when their mass reaches top_p (peaked rows), and by sorting everything when it does not
+    (flat rows, whose nucleus holds thousands of tokens)."""
+    from llm2llm_jax.decode import NUCLEUS_CANDIDATES, nucleus_cutoff
+
+    logits = jax.random.normal(jax.random.PRNGKey(7), (4, 5000)) * spread
+    for top_p in (0.5, 0.9, 0.95):
+        ranked = jnp.sort(logits, axis=-1)[:, ::-1]
+        probs = jax.nn.softmax(ranked, axis=-1)
+        kept = jnp.sum(jnp.cumsum(probs, axis=-1) - probs < top_p, axis=-1, keepdims=True)
+        want = np.asarray(logits >= jnp.take_along_axis(ranked, kept - 1, axis=-1))
+        got = np.asarray(logits >= jax.jit(nucleus_cutoff, static_argnums=1)(logits, top_p))
+        np.testing.assert_array_equal(got, want)
+        sizes = want.sum(axis=-1)
+        assert (sizes < NUCLEUS_CANDIDATES).all() if spread > 1 else (sizes > NUCLEUS_CANDIDATES).all(), sizes
 
 
 def _nucleus_logits():

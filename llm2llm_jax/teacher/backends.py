@@ -147,6 +147,7 @@ class Backend:
     """Cache + budget + retries around one backend's `_call(request) -> (text, input tokens, output tokens)`."""
 
     kind = "base"
+    flops = 0.0  # computed on this process's devices: a local model's (a remote teacher computes elsewhere)
 
     def __init__(self, settings: TeacherSettings, cache: Optional[DiskCache] = None, budget: Optional[Budget] = None):
         self.settings = settings
@@ -348,7 +349,7 @@ class LocalBackend(Backend):
         from llm2llm_jax.predict import Predictor
 
         cfg, params, self.tokenizer = model
-        self.predictor = Predictor(cfg, params, self.tokenizer, batch_size, pad_multiple=64)
+        self.predictor = Predictor(cfg, params, self.tokenizer, batch_size, pad_multiple=32)
         self.settings.model = settings.model or "smollm2"
         self.batch_size = batch_size
 
@@ -377,8 +378,10 @@ class LocalBackend(Backend):
             for _ in chunk:
                 self.budget.reserve()
             encoded = [self.tokenizer(self._prompt(requests[i]), add_special_tokens=False)["input_ids"] for i in chunk]
+            # Every prompt begins with the same rules and worked example: read once per batch.
             decoded = self.predictor.generate(encoded, s.max_output_tokens, temperature=s.temperature, top_p=s.top_p,
-                                              rngs=[jax.random.PRNGKey(requests[i].seed) for i in chunk])
+                                              rngs=[jax.random.PRNGKey(requests[i].seed) for i in chunk],
+                                              prefix_multiple=32)
             for i, prompt, (text, n_tokens) in zip(chunk, encoded, decoded):
                 answers[i] = text
                 self._count("calls")
@@ -390,6 +393,11 @@ class LocalBackend(Backend):
 
     def complete(self, request):
         return self.complete_many([request])[0]
+
+    @property
+    def flops(self) -> float:
+        """FLOPs of every batch decoded so far on this process's devices (llm2llm_jax/flops.py)."""
+        return self.predictor.flops
 
 
 # ---------------------------------------------------------------------------- scripted (tests, dry runs)

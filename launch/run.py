@@ -75,12 +75,19 @@ def run_llm2llm(config) -> None:
     if rows:
         print(f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
               f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min")
-    stage_seconds = {}
-    for r in rows:
-        for kind, seconds in r.get("stage_seconds", {}).items():
-            stage_seconds[kind] = stage_seconds.get(kind, 0.0) + seconds
+    stage_seconds, stage_flops = timing.totals(rows, "stage_seconds"), timing.totals(rows, "stage_flops")
     if stage_seconds:
         print(f"where the iterations' time went: {timing.describe(stage_seconds)}")
+    if stage_flops:
+        import jax
+
+        from llm2llm_jax import flops
+        from llm2llm_jax.model import kernels
+
+        dtype = kernels.resolve_dtype(config.model.dtype, jax.devices())
+        rate = flops.device_matmul_rate(dtype)
+        print(f"against this device's {dtype} matmul rate ({rate / 1e9:,.0f} GFLOP/s): "
+              f"{timing.describe_bound(stage_seconds, stage_flops, rate)}")
     print(f"report: {os.path.join(workdir, 'report.md')} and report.png")
 
 

@@ -97,7 +97,7 @@ class Llm2llmRun:
         c = self.config
         continued = c.train.init == "previous" and i > 0
         with self.clock.timing("fine-tune"):
-            return finetune(cfg, base_params, tok, self.task, train_set, hparams_from_config(c), self.mesh(),
+            params, info = finetune(cfg, base_params, tok, self.task, train_set, hparams_from_config(c), self.mesh(),
                             lora_seed=settings.stable_seed(c.seed, "lora"), truncation=c.data.truncation,
                             checkpoint_dir=self.iter_path(i, "checkpoints"),
                             checkpoint_every=c.train.checkpoint_every,
@@ -105,6 +105,8 @@ class Llm2llmRun:
                             init_from=self.iter_path(self._model_of(i - 1), "checkpoints") if continued else "",
                             progress=self.progress, desc=f"iter {i} train", say=lambda m: say(f"iteration {i}: {m}"),
                             on_step=lambda step, m: self.board and self.board.fine_tune_step(i, step, m))
+        self.clock.add_flops("fine-tune", info.pop("flops"))
+        return params, info
 
     def _model_of(self, i: int) -> int:
         """The iteration whose fine-tune is iteration i's model (itself, or the one whose result it reused)."""
@@ -115,8 +117,11 @@ class Llm2llmRun:
 
         (cfg, _, tok), e = self.model(), self.config.eval
         with self.clock.timing("evaluation"):
-            return Predictor(cfg, params, tok, e.batch_size, mesh=self.mesh()).evaluate(
-                self.task, examples, self.config.data.max_length, e.max_new_tokens, desc, self.progress, mode=e.mode)
+            predictor = Predictor(cfg, params, tok, e.batch_size, mesh=self.mesh())
+            rows = predictor.evaluate(self.task, examples, self.config.data.max_length, e.max_new_tokens, desc,
+                                      self.progress, mode=e.mode)
+        self.clock.add_flops("evaluation", predictor.flops)
+        return rows
 
     # -- the loop
     def run(self) -> list[dict]:
@@ -229,7 +234,8 @@ class Llm2llmRun:
             self._write_shard(i + 1, lambda: list(train_set) + kept)
             self._stop_if_nothing_kept(i, kept, m)
         m["seconds"] = round(time.time() - start, 1)
-        m["stage_seconds"] = self.clock.take()  # this iteration's, and the data and first shard before iteration 0
+        # this iteration's, and the data and first shard before iteration 0
+        m["stage_seconds"], m["stage_flops"] = self.clock.take(), self.clock.take_flops()
         if self.board is not None:
             self.board.iteration(m)
         return m
@@ -318,13 +324,20 @@ class Llm2llmRun:
         aug_file, stats_file = self.iter_path(i, "augment.jsonl"), self.iter_path(i, "augment_stats.json")
 
         def compute():
+            before = self._teacher_flops()
             with self.clock.timing("teacher"):
-                return self.augmenter.augment(
+                value = self.augmenter.augment(
                     i, chosen, by_id, augment.make_filter(self.task, self.config, train_set, test_set))
+            self.clock.add_flops("teacher", self._teacher_flops() - before)
+            return value
 
         return run_stage(f"augment-{i}", [aug_file, stats_file], compute,
                          lambda value: (write_json(stats_file, value[1]), write_jsonl(aug_file, value[0])),
                          lambda: (read_jsonl(aug_file), read_json(stats_file)))
+
+    def _teacher_flops(self) -> float:
+        """FLOPs this process's teacher has computed (a local one; none before it is built, or for a remote one)."""
+        return getattr(self._teacher, "flops", 0.0)
 
     def _stop_if_nothing_kept(self, i: int, kept: Sequence[dict], metrics: dict) -> None:
         """Stop after teacher.max_empty_rounds rounds in a row that kept nothing: more would retrain on the

@@ -43,6 +43,7 @@ class StageClock:
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
+        self.flops: dict[str, float] = {}  # what the timed work computed, per kind (llm2llm_jax/flops.py)
         self._open: list[list[float]] = []  # per open block: [seconds, compilation] of the blocks inside it
 
     @contextlib.contextmanager
@@ -64,6 +65,16 @@ class StageClock:
         if seconds > 0:
             self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
 
+    def add_flops(self, kind: str, flops: float) -> None:
+        if flops > 0:
+            self.flops[kind] = self.flops.get(kind, 0.0) + flops
+
+    def take_flops(self) -> dict:
+        """The FLOPs so far per kind, in KINDS order, and start again from zero."""
+        out = {k: float(f"{self.flops[k]:.4g}") for k in KINDS if k in self.flops}
+        self.flops = {}
+        return out
+
     def take(self) -> dict:
         """The seconds so far, rounded and in KINDS order, and start again from zero."""
         out = {k: round(self.seconds[k], 1) for k in KINDS if k in self.seconds}
@@ -71,6 +82,26 @@ class StageClock:
         return out
 
 
+def totals(rows, field: str) -> dict:
+    """A per-kind field of every iteration's metrics ('stage_seconds', 'stage_flops') added up."""
+    out: dict = {}
+    for r in rows:
+        for kind, value in r.get(field, {}).items():
+            out[kind] = out.get(kind, 0.0) + value
+    return out
+
+
 def describe(seconds: dict) -> str:
     """'fine-tune 41 s, evaluation 12 s, ...' in KINDS order."""
     return ", ".join(f"{k} {seconds[k]:.0f} s" for k in KINDS if seconds.get(k))
+
+
+def describe_bound(seconds: dict, flops: dict, rate: float) -> str:
+    """'fine-tune 41 s measured, 12 s FLOP-bound (29%); ...': each kind's FLOPs at `rate` FLOP/s beside its
+    measured seconds, in KINDS order."""
+    parts = []
+    for k in KINDS:
+        if flops.get(k) and seconds.get(k):
+            bound = flops[k] / rate
+            parts.append(f"{k} {seconds[k]:.0f} s measured, {bound:.0f} s FLOP-bound ({bound / seconds[k]:.0%})")
+    return "; ".join(parts)

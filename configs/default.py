@@ -33,7 +33,7 @@ def get_config():
     c.train.learning_rate = 1e-4
     c.train.epochs = 3
     c.train.batch_size = 8
-    c.train.seq_multiple = 32
+    c.train.seq_multiple = 16
     c.train.checkpoint_every = 20
 
     c.eval.batch_size = 32

@@ -34,12 +34,13 @@ setup(
         "tenacity>=8.2",
         "rouge-score>=0.1.2",
         "matplotlib>=3.8",
-        "scipy>=1.11",
-        "tensorboardX>=2.6",  # TensorBoard scalars without TensorFlow (llm2llm_jax/board.py)  # the intervals and paired tests of comparisons (llm2llm_jax/stats.py)
+        "scipy>=1.11",  # the intervals and paired tests of comparisons (llm2llm_jax/stats.py)
+        "tensorboardX>=2.6",  # TensorBoard scalars without TensorFlow (llm2llm_jax/board.py)
     ],
     extras_require={
         "test": [
             "pytest>=8",
+            "pytest-xdist>=3.5",  # the suite on two workers: one compiles while the other runs
             "torch>=2.4",
             "accelerate>=1.0",
             "peft>=0.13",

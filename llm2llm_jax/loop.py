@@ -98,13 +98,14 @@ class Llm2llmRun:
         continued = c.train.init == "previous" and i > 0
         with self.clock.timing("fine-tune"):
             params, info = finetune(cfg, base_params, tok, self.task, train_set, hparams_from_config(c), self.mesh(),
-                            lora_seed=settings.stable_seed(c.seed, "lora"), truncation=c.data.truncation,
-                            checkpoint_dir=self.iter_path(i, "checkpoints"),
-                            checkpoint_every=c.train.checkpoint_every,
-                            keep_trained=c.train.keep_checkpoints or c.train.init == "previous",
-                            init_from=self.iter_path(self._model_of(i - 1), "checkpoints") if continued else "",
-                            progress=self.progress, desc=f"iter {i} train", say=lambda m: say(f"iteration {i}: {m}"),
-                            on_step=lambda step, m: self.board and self.board.fine_tune_step(i, step, m))
+                                lora_seed=settings.stable_seed(c.seed, "lora"), truncation=c.data.truncation,
+                                checkpoint_dir=self.iter_path(i, "checkpoints"),
+                                checkpoint_every=c.train.checkpoint_every,
+                                keep_trained=c.train.keep_checkpoints or c.train.init == "previous",
+                                init_from=self.iter_path(self._model_of(i - 1), "checkpoints") if continued else "",
+                                progress=self.progress, desc=f"iter {i} train",
+                                say=lambda m: say(f"iteration {i}: {m}"),
+                                on_step=lambda step, m: self.board and self.board.fine_tune_step(i, step, m))
         self.clock.add_flops("fine-tune", info.pop("flops"))
         return params, info
 

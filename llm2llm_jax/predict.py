@@ -2,9 +2,10 @@
 
 It prepares the weights for inference once (`decode.inference_weights`), cuts prompts into fixed-size
 batches of similar length (padding is compute: a batch is padded to its own longest prompt, rounded up to
-`pad_multiple` so that few shapes are compiled), and evaluates in one of two modes (`eval.mode`): `generate` decodes greedily
-and parses each answer with the task; `score` (classification) picks the label whose answer the model
-finds most likely (`scoring.py`).
+`pad_multiple` so that few shapes are compiled), reads the tokens every prompt of a batch begins with
+once, and evaluates in one of two modes (`eval.mode`): `generate` decodes greedily and parses each answer
+with the task; `score` (classification) picks the label whose answer the model finds most likely
+(`scoring.py`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Predictor:
 
         prefix_multiple > 0: the tokens that begin every prompt of a batch, as many as a multiple of this
         (so that batches share one compiled shape), are read once for the batch instead of once per prompt
-        (long common instructions: the local teacher's)."""
+        (a task's instruction, the local teacher's rules and worked example)."""
         out: list = [None] * len(token_lists)
         for chunk in self.batches(token_lists):
             rows = [token_lists[i] for i in chunk]
@@ -79,7 +80,9 @@ class Predictor:
             rows = self._score(task, examples, prompts, bar)
         else:
             rows = []
-            for ex, (text, _) in zip(examples, self.generate(prompts, max_new_tokens, bar=bar)):
+            # A task's instruction begins every prompt: read once per batch.
+            answers = self.generate(prompts, max_new_tokens, bar=bar, prefix_multiple=self.pad_multiple)
+            for ex, (text, _) in zip(examples, answers):
                 pred = task.parse(text)
                 rows.append({"id": ex["id"], "generation": text, "prediction": pred,
                              "correct": bool(task.score(pred, ex))})

@@ -13,7 +13,8 @@ import time
 
 import jax
 
-from llm2llm_jax.flops import matmul_params, matmul_peak_flops, train_flops_per_token  # noqa: F401 (re-exported)
+from llm2llm_jax.flops import (fastest_seconds, matmul_params, matmul_peak_flops,  # noqa: F401 (re-exported)
+                               train_flops_per_token)
 
 # Architectures the speed benchmarks time (random weights: speed does not depend on them).
 MODEL_SHAPES = {
@@ -64,17 +65,6 @@ def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def fastest_seconds(fn, repeats: int) -> float:
-    """Fastest wall time of fn() over `repeats` runs after one warm-up (fn must block until done)."""
-    fn()
-    fastest = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest
 
 
 def torch_matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:

@@ -67,13 +67,18 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") 
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
     b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32).astype(dtype)
     f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
-    f(a, b).block_until_ready()
+    return 2 * n**3 / fastest_seconds(lambda: f(a, b).block_until_ready(), repeats)
+
+
+def fastest_seconds(fn, repeats: int) -> float:
+    """Fastest wall time of fn() over `repeats` runs after one warm-up (fn must block until done)."""
+    fn()
     fastest = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        f(a, b).block_until_ready()
+        fn()
         fastest = min(fastest, time.perf_counter() - start)
-    return 2 * n**3 / fastest
+    return fastest
 
 
 def device_matmul_rate(dtype: str) -> float:

@@ -30,7 +30,7 @@ setup(
         "importlib_resources>=6",
         "array_record>=0.5",
         "google-genai>=1.0",
-        "httpx>=0.27",
+        "openai>=1.40",  # the OpenAI-compatible teacher: chat completions, structured outputs, the Batch API
         "tenacity>=8.2",
         "rouge-score>=0.1.2",
         "matplotlib>=3.8",

@@ -106,9 +106,18 @@ def base_config():
     # max_calls / max_tokens with 0 = unlimited) and what to ask it for.
     c.teacher = ml_collections.ConfigDict(defaults_of(TeacherSettings))
     c.teacher.per_example = 1  # new examples per chosen seed example
-    c.teacher.same_label = False  # classification: ask for, and keep only, new examples of the wrong one's class
+    # How the teacher is asked (llm2llm_jax/teacher/prompts.py): 'example' (whole examples: input and output),
+    # 'label_conditioned' (classification: new inputs of the failed example's class, which is attached to
+    # them), or 'auto' (label_conditioned for classification tasks, example otherwise).
+    c.teacher.mode = "auto"
+    c.teacher.requests_per_example = 1  # per_example split over this many requests, each with its own seed
+    c.teacher.same_label = False  # example mode: ask for, and keep only, new examples of the wrong one's class
     c.teacher.max_empty_rounds = 2  # stop after this many rounds in a row that keep no new example
 
     c.filters = ml_collections.ConfigDict()
     c.filters.rouge_threshold = 0.95
+    # judge: a second pass labels (or solves) each new example without the intended answer, and drops it as
+    # `unverified` when it disagrees; by the teacher's backend, with filters.judge_model ('' = the teacher's own)
+    c.filters.verify = "none"
+    c.filters.judge_model = ""
     return c

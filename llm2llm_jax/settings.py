@@ -20,11 +20,18 @@ from llm2llm_jax.model.config import ConfigError
 # Config fields that may change between a run and its resumption without changing its results.
 RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.timeout", "teacher.max_calls",
                     "teacher.max_tokens", "teacher.max_attempts", "teacher.initial_delay", "teacher.max_delay",
-                    "teacher.max_empty_rounds", "teacher.price_input", "teacher.price_output", "progress",
-                    "compile_cache_dir", "compare", "shared_results", "tensorboard")
+                    "teacher.max_empty_rounds", "teacher.price_input", "teacher.price_output", "teacher.batch",
+                    "teacher.batch_poll_seconds", "progress", "compile_cache_dir", "compare", "shared_results",
+                    "tensorboard")
 EVAL_MODES = ("generate", "score")
 TRAIN_INITS = ("base", "previous")
 AUGMENT_PARENTS = ("wrong", "all")
+VERIFY_MODES = ("none", "judge")
+# Fields added after runs were made: an older run's snapshot lacks them, and it ran as if they had these
+# values, so a config that sets them so is the same run.
+ADDED_FIELDS = {"teacher.mode": "example", "teacher.requests_per_example": 1, "teacher.structured": False,
+                "teacher.batch": False, "teacher.batch_poll_seconds": None, "filters.verify": "none",
+                "filters.judge_model": ""}
 # Fields (sections or single fields) that decide what a fine-tune + evaluation computes (the key under which
 # its result is reused); from_augmented decides which examples besides the seed set are evaluated.
 RESULT_FIELDS = ("seed", "task", "custom_task", "mesh", "model", "data", "train", "eval", "augment.from_augmented")
@@ -83,6 +90,9 @@ def check_snapshot(config, workdir: str) -> bool:
                            f"or new --config.workdir (or move those files away).")
         return True
     old, flat = flatten(read_json(target)), flatten(new)
+    for key, value in ADDED_FIELDS.items():  # an older snapshot: the field had this value before it existed
+        if key not in old and key in flat and (value is None or flat[key] == value):
+            old[key] = flat[key]
     differing = {k for k in set(old) | set(flat) if old.get(k) != flat.get(k)}
     changed = sorted(k for k in differing if not any(k == f or k.startswith(f + ".") for f in RESUMABLE_FIELDS))
     if changed:
@@ -196,3 +206,32 @@ def validate(config, devices: Sequence, model_given: bool = False) -> None:
             _require(config, "teacher.kind", lambda v: v in BACKENDS, f"choose one of {sorted(BACKENDS)}")
         _require(config, "teacher.per_example", positive, "ask for at least 1 new example per seed example")
         _require(config, "teacher.max_empty_rounds", positive, "stop after at least 1 round that keeps nothing")
+        _validate_teacher_asks(config)
+
+
+def _validate_teacher_asks(config) -> None:
+    """What the teacher is asked for and how its answers are checked: mode, requests, structure, batch, judge."""
+    from llm2llm_jax import tasks
+    from llm2llm_jax.teacher.prompts import MODES
+
+    task = tasks.get_task(config.task, config.custom_task.to_dict() if config.task == "custom" else None)
+    positive = lambda v: isinstance(v, int) and v > 0  # noqa: E731
+    _require(config, "teacher.mode", lambda v: v in ("auto",) + MODES, f"choose one of {('auto',) + MODES}")
+    if config.teacher.mode == "label_conditioned":
+        _require(config, "teacher.mode", lambda v: task.is_classification,
+                 f"label-conditioned generation attaches a class, and task {task.name} has none; use 'example' "
+                 f"(or 'auto')")
+    _require(config, "teacher.requests_per_example", positive, "send at least 1 request per seed example")
+    _require(config, "teacher.requests_per_example", lambda v: v <= config.teacher.per_example,
+             f"each request asks for at least one example: use at most teacher.per_example="
+             f"{config.teacher.per_example}")
+    for key in ("teacher.structured", "teacher.batch"):
+        _require(config, key, lambda v: isinstance(v, bool), "use True or False")
+    _require(config, "teacher.batch_poll_seconds", lambda v: v > 0, "poll a batch job every few seconds (e.g. 30)")
+    if config.teacher.batch:
+        _require(config, "teacher.batch", lambda v: config.teacher.kind in ("gemini", "openai"),
+                 f"batch jobs are a gemini and openai API; teacher.kind={config.teacher.kind!r} answers directly, "
+                 f"set teacher.batch=False")
+    _require(config, "filters.verify", lambda v: v in VERIFY_MODES, f"choose one of {VERIFY_MODES}")
+    _require(config, "filters.judge_model", lambda v: isinstance(v, str),
+             "name the judge's model ('' = the teacher's), of the same teacher.kind")

@@ -1,4 +1,5 @@
-"""Per-task prompts, targets, answer parsers and scorers: sst2, trec, snips, gsm8k, casehold, custom.
+"""Per-task prompts, targets, answer parsers and scorers: the paper's five (sst2, trec, snips, gsm8k, casehold),
+two more with offline data (rotten_tomatoes, newsgroups), and custom.
 
 An example is a plain dict with at least `input` (the text the student sees) and `output` (the
 gold answer: a label for classification, the full worked solution ending `#### N` for gsm8k).
@@ -166,6 +167,11 @@ SNIPS_INTENTS = ("AddToPlaylist", "BookRestaurant", "GetWeather", "PlayMusic", "
 SNIPS_WORDS = ("add to playlist", "book restaurant", "get weather", "play music", "rate book",
                "search creative work", "search screening event")
 
+NEWSGROUP_TOPICS = ("comp.graphics", "misc.forsale", "rec.autos", "rec.motorcycles", "rec.sport.baseball", "sci.crypt",
+                    "sci.med", "sci.space", "soc.religion.christian", "talk.politics.guns")
+NEWSGROUP_WORDS = ("computer graphics", "for sale", "cars", "motorcycles", "baseball", "cryptography", "medicine",
+                   "space", "christianity", "guns")
+
 TASKS = {
     "sst2": Task("sst2", cue="Sentiment:", labels=("negative", "positive"),
                  instruction="Classify the sentiment of the movie review as positive or negative."),
@@ -176,6 +182,11 @@ TASKS = {
                   instruction="Classify the intent of the request."),
     "gsm8k": Task("gsm8k", cue="Answer:", template="Question: {input}", numeric=True,
                   instruction="Solve the math problem step by step and end with '#### <number>'."),
+    "rotten_tomatoes": Task("rotten_tomatoes", cue="Sentiment:", labels=("negative", "positive"),
+                            instruction="Classify the sentiment of the movie review as positive or negative."),
+    "newsgroups": Task("newsgroups", cue="Topic:", labels=NEWSGROUP_TOPICS, verbalizers=NEWSGROUP_WORDS,
+                       instruction="Classify the topic of the newsgroup post: " + ", ".join(NEWSGROUP_WORDS[:-1])
+                                   + " or " + NEWSGROUP_WORDS[-1] + "."),
     "casehold": Task("casehold", cue="Answer:", labels=("A", "B", "C", "D", "E"),
                      instruction="Choose the holding (A-E) that the citing text refers to."),
 }

@@ -70,6 +70,7 @@ def small_config(workdir, iterations=3, method="llm2llm", epochs=3):
     c.eval.batch_size = 16
     c.eval.max_new_tokens = 3
     c.teacher.kind = "scripted"
+    c.teacher.mode = "example"  # scripted_answer reads the example-mode prompt
     c.teacher.concurrency = 2
     return c
 

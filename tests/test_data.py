@@ -1,10 +1,11 @@
 """Sources, seed sampling, leakage checks, tokenization limits and the per-iteration tfds shards."""
 
 import collections
+from collections import Counter
 
 import pytest
 
-from llm2llm_jax import shards
+from llm2llm_jax import data, shards
 from llm2llm_jax.data import (DataError, LeakageChecker, check_labels, load_tfds, load_trec, read_table,
                               sample_seed, stratified_split, tokenize_examples)
 from llm2llm_jax.tasks import TASKS
@@ -21,6 +22,27 @@ def test_offline_trec_end_to_end():
     assert not {r["id"] for r in train} & {r["id"] for r in test}
     fine = load_trec(fine=True)
     assert len({r["output"] for r in fine}) == 50
+
+
+def test_offline_sentiment_and_topic_sets():
+    """The two classification sets built from public data inside PyPI wheels: Rotten Tomatoes snippets (fresh /
+    rotten) and ten newsgroups of 20 Newsgroups with its own test split, each post cut to its first words."""
+    rt = data.load_rotten_tomatoes()
+    assert len(rt) == 12752 and Counter(r["output"] for r in rt) == {"positive": 7368, "negative": 5384}
+    assert len({r["input"] for r in rt}) == len(rt)
+    train, test = data.load_newsgroups("train"), data.load_newsgroups("test")
+    assert (len(train), len(test)) == (5378, 3601)
+    assert set(Counter(r["output"] for r in train)) == set(TASKS["newsgroups"].labels)
+    assert min(Counter(r["output"] for r in test).values()) >= 300
+    assert max(len(r["input"].split()) for r in train) <= data.NEWSGROUP_WORDS
+    assert data.newsgroup_post("re saturn pricing in article c vir l r shuksan ds boeing com fredd writes i have been "
+                               "defending saturn", 6) == "re saturn pricing i have been"
+    from configs.base import base_config
+
+    c = base_config().data
+    c.source, c.test_count = "newsgroups_offline", 500
+    _, shuffled_test = data.load_source(c, TASKS["newsgroups"])
+    assert len(Counter(r["output"] for r in shuffled_test[:200])) == 10  # the first rows are a sample of every topic
 
 
 def test_stratified_seed_sampling_keeps_proportions_and_is_reproducible():

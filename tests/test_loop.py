@@ -194,6 +194,36 @@ def test_controller_sends_wrong_seed_examples_and_keeps_gold_labelled_new_ones(t
         assert set(before) < set(after)
 
 
+def test_label_conditioned_rounds_ask_for_inputs_of_the_gold_class_and_count_the_yield(tmp_path, capsys):
+    """teacher.mode=label_conditioned, 4 new examples asked in 2 requests per wrong seed example: every request names
+    the example's
+    gold class (never the student's answer), every kept example carries that class, and the iteration's
+    metrics and log line give requests, examples asked, parsed, kept and the yield."""
+    import re
+
+    def script(request):
+        question = re.search(r"^Question: (.*)$", request.turns[-1]["content"], re.M).group(1)
+        return f"1. {question} (variant {request.seed % 997})\n2. {question}"  # one new, one a copy
+
+    config = _oracle_config(tmp_path, "run")
+    config.teacher.mode, config.teacher.per_example, config.teacher.requests_per_example = "label_conditioned", 4, 2
+    config.teacher.same_label = False
+    teacher = _oracle_teacher(tmp_path / "run", script=script)
+    rows = OracleRun(config, teacher).run()
+    seed = {ex["id"]: ex for ex in files.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))}
+    from llm2llm_jax.tasks import TASKS
+
+    for request in teacher.seen:
+        last = request.turns[-1]["content"]
+        parent = next(ex for ex in seed.values() if f"Question: {ex['input']}\n" in last)
+        assert f"Class: {TASKS['trec'].verbalize(parent['output'])}" in last and "Student" not in last
+    assert rows[0]["teacher_requests"] == 12 and rows[0]["asked"] == 24 and rows[0]["candidates"] == 24
+    assert rows[0]["new_examples"] == 12 and rows[0]["drops"]["duplicate"] == 12 and rows[0]["teacher_yield"] == 0.5
+    kept = files.read_jsonl(str(tmp_path / "run" / "iter_0000" / "augment.jsonl"))
+    assert all(k["output"] == seed[k["parent_id"]]["output"] for k in kept)
+    assert "kept 12 of 24 asked (50% yield; 12 requests, 24 parsed) (dropped: duplicate 12)" in capsys.readouterr().err
+
+
 def test_controller_resumed_after_an_interruption_keeps_what_an_uninterrupted_run_keeps(tmp_path):
     """Interrupted during iteration 1's teacher calls, the same command again: the same kept examples and
     metrics as a run that never stopped (the filter remembers iteration 0's examples), and no answer

@@ -49,11 +49,18 @@ def test_iterations_carry_intervals_classes_and_yield_into_metrics_report_and_te
     report = (tmp_path / "run" / "report.md").read_text()
     high = f"{rows[0]['test_accuracy_high']:.1%}"
     assert high == "49.0%"  # Wilson's upper end for 0 of 4
-    assert f"| 0 | 11 | 45.45% | 0.00% [0.0%, {high}] | 6 | 6 | 24 | 12 | label_mismatch 6, duplicate 6 |" in report
+    # 6 requests for 4 examples each: 24 asked, 24 parsed, 12 kept
+    assert (f"| 0 | 11 | 45.45% | 0.00% [0.0%, {high}] | 6 | 6 | 24 | 24 | 12 | 50% | label_mismatch 6, duplicate 6 |"
+            in report)
+    assert rows[0]["asked"] == 24 and rows[0]["teacher_yield"] == 0.5
+    asked = sum(r.get("asked", 0) for r in rows)
+    kept = sum(r["new_examples"] for r in rows)
+    assert f"Teacher yield over the run: {kept} kept of {asked} new examples asked for" in report
     assert "## Iteration 2 on the test set, per class" in report and "| HUM | 0 | 0 | 0 | 0 | 2 | 0 | 2 | 0.0% |" in report
 
     scalars = tensorboard_scalars(str(tmp_path / "run" / "tensorboard" / "iterations"))
     assert scalars["run/test_accuracy"] == {0: 0.0, 1: 0.0, 2: 0.0}
     assert scalars["run/train_size"] == {0: 11, 1: 23, 2: 29}
     assert scalars["run/new_examples"] == {0: 12, 1: 6, 2: 0} and scalars["teacher_drops/duplicate"][1] == 12
+    assert scalars["run/teacher_yield"] == {0: 0.5, 1: 0.25}
     assert scalars["run/test_accuracy_high"][0] == pytest.approx(rows[0]["test_accuracy_high"], abs=1e-6)

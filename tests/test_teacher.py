@@ -56,7 +56,7 @@ def test_generates_and_parses_augmentations(served):
     else:
         assert server.requests[0]["path"] == "/v1/chat/completions"
         assert body["messages"][0]["role"] == "system" and body["seed"] == 1
-        assert server.requests[0]["headers"]["Authorization"] == f"Bearer {SECRET}"
+        assert server.requests[0]["headers"]["authorization"] == f"Bearer {SECRET}"
 
 
 def test_survives_429_500_timeouts_and_garbage(served):

@@ -1,4 +1,5 @@
 """Filters for teacher output: empty/runaway, label or final-answer validity, test leakage, ROUGE-L dedup.
+(The judge's verification, filters.verify, runs after them: llm2llm_jax/augment.py; its drops are `unverified`.)
 
 `AugmentationFilter` remembers every input it has kept (and the seed set), so deduplication is
 against everything kept so far across iterations, as in the paper (ROUGE-L F > 0.95 is a duplicate).
@@ -37,6 +38,13 @@ class AugmentationFilter:
     def remember(self, text: str) -> None:
         """Count `text` as kept: later candidates too close to it are duplicates."""
         self.kept.append((text, len(normalize_text(text).split())))
+
+    def forget(self, text: str) -> None:
+        """Undo `remember(text)` (an example dropped after filtering, e.g. by the judge)."""
+        for n in range(len(self.kept) - 1, -1, -1):
+            if self.kept[n][0] == text:
+                del self.kept[n]
+                return
 
     def is_duplicate(self, text: str) -> bool:
         n = len(normalize_text(text).split())

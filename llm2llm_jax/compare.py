@@ -75,8 +75,9 @@ def run_config(config, method: str, seed: int, max_parents: str = ""):
 
 
 def parents_used(rows: Sequence[dict]) -> str:
-    """LLM2LLM's teacher requests per iteration, as augment.max_parents ('14,4,4'; 0 where it asked nothing)."""
-    return ",".join(str(r.get("teacher_requests", 0)) for r in rows if "note" not in r)
+    """How many seed examples LLM2LLM grew from per iteration, as augment.max_parents ('14,4,4'; 0 where it asked
+    nothing). Rows of runs made before `parents` was recorded had one teacher request per parent."""
+    return ",".join(str(r.get("parents", r.get("teacher_requests", 0))) for r in rows if "note" not in r)
 
 
 def run_experiment(config, run: Callable = None) -> dict:

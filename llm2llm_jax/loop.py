@@ -252,7 +252,7 @@ class Llm2llmRun:
             say(f"iteration {i}: {m['stopped']}; stopping early")
         else:
             kept, stats = self._augment(i, train_set, test_set, chosen, by_id)
-            m.update(new_examples=len(kept), teacher_requests=stats.get("requests", 0),
+            m.update(new_examples=len(kept), parents=len(chosen), teacher_requests=stats.get("requests", 0),
                      candidates=stats.get("candidates", 0), drops=stats.get("drops", {}))
             if "asked" in stats:
                 m.update(asked=stats["asked"], teacher_yield=round(len(kept) / max(1, stats["asked"]), 4))

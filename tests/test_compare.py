@@ -69,6 +69,14 @@ def test_baselines_get_llm2llms_teacher_requests_per_iteration(tmp_path):
     compare.run_experiment(unbudgeted[0], run=unbudgeted[2])
     free = files.read_jsonl(str(tmp_path / "free" / "experiment" / "auggpt" / "seed0" / "metrics.jsonl"))
     assert free[0]["teacher_requests"] == 11  # AugGPT alone: every seed example
+    # two requests per parent: the baselines get as many parents as LLM2LLM had, not as many as its requests
+    (tmp_path / "split").mkdir()
+    split = _experiment(tmp_path / "split", methods="llm2llm,auggpt", seeds="0")
+    split[0].teacher.requests_per_example = 2
+    compare.run_experiment(split[0], run=split[2])
+    rows = files.read_jsonl(str(tmp_path / "split" / "experiment" / "llm2llm" / "seed0" / "metrics.jsonl"))
+    assert [r.get("teacher_requests") for r in rows[:2]] == [12, 12] and [r["parents"] for r in rows[:2]] == [6, 6]
+    assert split[1][1].config.augment.max_parents == "6,6"
 
 
 def test_summary_statistics_are_paired_by_seed():

@@ -23,7 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "An ml_collections config file.",
@@ -110,6 +110,7 @@ def main(argv):
 
     from llm2llm_jax.model.loading import load_from_config
 
+    logging.set_verbosity(logging.WARNING)  # tfds and rouge-score's info lines
     config = _CONFIG.value
     seeds = [int(s) for s in flags.FLAGS.seeds.split(",") if s.strip()]
     variants = [parse_variant(v.strip()) for v in flags.FLAGS.variants.split(";" if ":" in flags.FLAGS.variants

@@ -65,6 +65,10 @@ def test_parse_inputs_reads_lists_bare_lines_and_json():
              '   and why ?\n- Question: Who sang Help ?')
     assert [c["input"] for c in prompts.parse_inputs(reply, TREC)] == [
         'Who built the "Taj Mahal" ?', "Who painted Guernica ? and why ?", "Who sang Help ?"]
+    # a weak teacher's rewording or remark after its item is not part of it
+    assert [c["input"] for c in prompts.parse_inputs("2. Who first walked on the moon ?\n\nQuestion: Who walked "
+                                                     "there first ?\n3. Who wrote Ulysses ?\nNote: a novel", TREC)] == [
+        "Who first walked on the moon ?", "Who wrote Ulysses ?"]
     assert prompts.parse_inputs("Who discovered oxygen ?", TREC) == [{"input": "Who discovered oxygen ?",
                                                                       "raw_output": ""}]
     assert prompts.parse_inputs("I cannot do that.\nSorry about it.", TREC) == []  # chatter, not a list

@@ -314,24 +314,35 @@ def _clean_input(line: str, task: Task) -> str:
     return line
 
 
+_FIELD_LINE = re.compile(r"^\s*\**[A-Z][A-Za-z]*(?: [A-Za-z]+)?\**\s*:")  # "Question:", "Class:", "Note:" ...
+
+
 def parse_inputs(text: str, task: Task) -> list[dict]:
     """New inputs from a label-conditioned reply: a numbered (or bulleted) list, the JSON of `reply_schema`, or,
     from a teacher that writes one bare line, that line. Lines before the first item (chatter) are skipped; a
-    line without a marker continues the item above it. Returns dicts with `input` (and `raw_output` empty)."""
+    line right below an item continues it, unless it is blank or starts a field of its own ("Question: ...",
+    "Note: ..."), which ends the item: weak teachers follow an item with a rewording or a remark.
+    Returns dicts with `input` (and `raw_output` empty)."""
     if not text or not text.strip():
         return []
     value = _json_value(text) if text.lstrip()[:1] in "{[`" else None
     from_json = _from_json(value, task) if value is not None else None
     if from_json is not None:
         return [{"input": c["input"], "raw_output": ""} for c in from_json]
-    lines = [line for line in text.splitlines() if line.strip()]
-    starts = [n for n, line in enumerate(lines) if _ITEM.match(line)]
-    if not starts:  # a weak teacher's single bare line; several unnumbered lines are chatter, not a list
-        return [{"input": _clean_input(lines[0], task), "raw_output": ""}] if len(lines) == 1 else []
-    items = []
-    for a, b in zip(starts, starts[1:] + [len(lines)]):
-        items.append(" ".join([_clean_input(lines[a], task)] + [line.strip() for line in lines[a + 1:b]]).strip())
-    return [{"input": item, "raw_output": ""} for item in items]
+    lines = text.splitlines()
+    if not any(_ITEM.match(line) for line in lines):  # a weak teacher's single bare line; more lines are chatter
+        filled = [line for line in lines if line.strip()]
+        return [{"input": _clean_input(filled[0], task), "raw_output": ""}] if len(filled) == 1 else []
+    items, current = [], None
+    for line in lines:
+        if _ITEM.match(line):
+            current = [_clean_input(line, task)]
+            items.append(current)
+        elif current is not None and line.strip() and not _FIELD_LINE.match(line):
+            current.append(line.strip())
+        else:
+            current = None
+    return [{"input": " ".join(parts).strip(), "raw_output": ""} for parts in items]
 
 
 def parse_reply(text: str, task: Task, mode: str) -> list[dict]:

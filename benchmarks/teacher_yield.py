@@ -2,9 +2,10 @@
 
 For each seed, the student is fine-tuned once on that seed's seed set (plain fine-tuning, iteration 0 of
 any run; read from --shared_results when it is already there) and the seed examples it gets wrong become the
-parents. Then, for each teacher setting, the run's own augmenter and filters make new examples from exactly
-those parents, and the benchmark prints requests, examples asked, parsed, kept, the yield, the drops by reason,
-the kept examples per class and a few of them. Each setting answers into its own teacher cache, so a rerun
+parents (--parents=all: every seed example, for tasks where it gets nearly all of them right). Then, for
+each teacher setting, the run's own augmenter and filters make new examples from exactly those parents, and
+the benchmark prints requests, examples asked, parsed, kept, the yield, the drops by reason, the kept
+examples per class and a few of them. Each setting answers into its own teacher cache, so a rerun
 reads the answers back instead of sampling them again.
 
   python benchmarks/teacher_yield.py --config=configs/default.py --seeds=0,1,2 \
@@ -34,6 +35,9 @@ flags.DEFINE_string("variants", "before,label_conditioned,label_conditioned_spli
 flags.DEFINE_string("workdir", "runs/teacher_yield", "where the fine-tunes, caches and the result JSON go")
 flags.DEFINE_string("shared_results", "", "a result store to read iteration 0 from (default: WORKDIR/results)")
 flags.DEFINE_integer("samples", 3, "kept examples to print per variant")
+flags.DEFINE_enum("parents", "wrong", ["wrong", "all"],
+                  "grow from the seed examples plain fine-tuning gets wrong (what a run does), or from all of them "
+                  "(a larger sample of the teacher where the student gets nearly every seed example right)")
 
 # The settings compared by default. 'before' is how the offline default asked before label-conditioned
 # generation: whole examples, 3 in one request, kept only when labelled as the failed example's class.
@@ -92,7 +96,7 @@ def measure(config, run_dir: str, out_dir: str, model) -> dict:
     seed_set = read_jsonl(os.path.join(run_dir, "data", "seed.jsonl"))
     test_set = read_jsonl(os.path.join(run_dir, "data", "test.jsonl"))
     predictions = {p["id"]: p for p in read_jsonl(os.path.join(run_dir, "iter_0000", "predictions_seed.jsonl"))}
-    wrong = [ex for ex in seed_set if not predictions[ex["id"]]["correct"]]
+    wrong = [ex for ex in seed_set if flags.FLAGS.parents == "all" or not predictions[ex["id"]]["correct"]]
     os.makedirs(out_dir, exist_ok=True)
     teacher = backend_from_config(config.teacher, out_dir, student=lambda: model, say=lambda m: None)
     judge = teacher if not config.filters.judge_model else backend_from_config(
@@ -136,8 +140,10 @@ def main(argv):
 
 
 def report(config, results: dict, seeds) -> None:
-    print(f"\nTeacher yield on {config.task}, seeds {','.join(map(str, seeds))} (parents: the seed examples "
-          f"plain fine-tuning gets wrong), teacher {config.teacher.kind} {config.teacher.model or ''}")
+    parents = ("the seed examples plain fine-tuning gets wrong" if flags.FLAGS.parents == "wrong"
+               else "every seed example")
+    print(f"\nTeacher yield on {config.task}, seeds {','.join(map(str, seeds))} (parents: {parents}), teacher "
+          f"{config.teacher.kind} {config.teacher.model or ''}")
     print(f"{'setting':<26} {'parents':>7} {'requests':>8} {'asked':>6} {'parsed':>6} {'kept':>5} {'yield':>6}  "
           f"drops by reason")
     for name, r in results.items():

@@ -148,7 +148,7 @@ class Llm2llm(Augmenter):
         replies = backend.complete_many(requests)
         cands, unparseable, made = [], [], {}
         for ex, reply in zip(parents, replies):
-            parsed = parse_reply(reply, task, mode)[:k]
+            parsed = parse_reply(reply, task, mode, multiline="\n" in ex["input"])[:k]
             if not parsed:
                 unparseable.append(reply)
             for cand in parsed:

@@ -64,10 +64,14 @@ def test_parse_inputs_reads_lists_bare_lines_and_json():
     reply = ('Sure! Here are two:\n1. **Question:** Who built the "Taj Mahal" ?\n2) "Who painted Guernica ?"\n'
              '   and why ?\n- Question: Who sang Help ?')
     assert [c["input"] for c in prompts.parse_inputs(reply, TREC)] == [
+        'Who built the "Taj Mahal" ?', "Who painted Guernica ?", "Who sang Help ?"]
+    # inputs that span lines (the parent's does) keep the lines below their marker
+    assert [c["input"] for c in prompts.parse_inputs(reply, TREC, multiline=True)] == [
         'Who built the "Taj Mahal" ?', "Who painted Guernica ? and why ?", "Who sang Help ?"]
     # a weak teacher's rewording or remark after its item is not part of it
     assert [c["input"] for c in prompts.parse_inputs("2. Who first walked on the moon ?\n\nQuestion: Who walked "
-                                                     "there first ?\n3. Who wrote Ulysses ?\nNote: a novel", TREC)] == [
+                                                     "there first ?\n3. Who wrote Ulysses ?\nNote: a novel", TREC,
+                                                     multiline=True)] == [
         "Who first walked on the moon ?", "Who wrote Ulysses ?"]
     assert prompts.parse_inputs("Who discovered oxygen ?", TREC) == [{"input": "Who discovered oxygen ?",
                                                                       "raw_output": ""}]

@@ -317,12 +317,12 @@ def _clean_input(line: str, task: Task) -> str:
 _FIELD_LINE = re.compile(r"^\s*\**[A-Z][A-Za-z]*(?: [A-Za-z]+)?\**\s*:")  # "Question:", "Class:", "Note:" ...
 
 
-def parse_inputs(text: str, task: Task) -> list[dict]:
+def parse_inputs(text: str, task: Task, multiline: bool = False) -> list[dict]:
     """New inputs from a label-conditioned reply: a numbered (or bulleted) list, the JSON of `reply_schema`, or,
-    from a teacher that writes one bare line, that line. Lines before the first item (chatter) are skipped; a
-    line right below an item continues it, unless it is blank or starts a field of its own ("Question: ...",
-    "Note: ..."), which ends the item: weak teachers follow an item with a rewording or a remark.
-    Returns dicts with `input` (and `raw_output` empty)."""
+    from a teacher that writes one bare line, that line. Lines before the first item (chatter) are skipped. An
+    item is its line; with `multiline` (inputs that span lines) the lines right below it continue it, unless one
+    is blank or starts a field of its own ("Question: ...", "Note: "): weak teachers follow an item with a
+    rewording or a remark. Returns dicts with `input` (and `raw_output` empty)."""
     if not text or not text.strip():
         return []
     value = _json_value(text) if text.lstrip()[:1] in "{[`" else None
@@ -338,16 +338,16 @@ def parse_inputs(text: str, task: Task) -> list[dict]:
         if _ITEM.match(line):
             current = [_clean_input(line, task)]
             items.append(current)
-        elif current is not None and line.strip() and not _FIELD_LINE.match(line):
+        elif multiline and current is not None and line.strip() and not _FIELD_LINE.match(line):
             current.append(line.strip())
         else:
             current = None
     return [{"input": " ".join(parts).strip(), "raw_output": ""} for parts in items]
 
 
-def parse_reply(text: str, task: Task, mode: str) -> list[dict]:
+def parse_reply(text: str, task: Task, mode: str, multiline: bool = False) -> list[dict]:
     """Candidates from one reply in the given mode (see `parse_examples` and `parse_inputs`)."""
-    return parse_inputs(text, task) if mode == "label_conditioned" else parse_examples(text, task)
+    return parse_inputs(text, task, multiline) if mode == "label_conditioned" else parse_examples(text, task)
 
 
 # ---------------------------------------------------------------------------- verification (the judge)

@@ -39,14 +39,19 @@ def get_config():
     c.eval.batch_size = 32
     c.eval.max_new_tokens = 4
 
+    # What the teacher is asked for, chosen by measurement (README, "Teacher yield"): label-conditioned requests
+    # (teacher.mode 'auto' for this classification task: new questions of the failed question's class, which is
+    # attached to them), three new questions per wrong seed example.
+    c.teacher.per_example = 3
+    c.teacher.same_label = True  # teacher.mode=example only: keep the examples labelled as the class asked for
     if os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY"):
         c.teacher.kind = "gemini"
+        c.teacher.max_output_tokens = 256  # three questions as JSON
     else:
         c.teacher.kind = "local"  # the student's own base model, sampled
         c.teacher.model = "smollm2"
-    c.teacher.max_output_tokens = 96
-    # A 135M teacher writes noisy labels: ask for several examples of the failed example's class and keep
-    # only those labelled as asked (see README, "Does LLM2LLM beat plain fine-tuning offline?").
-    c.teacher.per_example = 3
-    c.teacher.same_label = True
+        # SmolLM2 writes one example per reply whatever it is asked for: each in its own request, with its own
+        # seed; a question fits in 48 tokens.
+        c.teacher.requests_per_example = 3
+        c.teacher.max_output_tokens = 48
     return c

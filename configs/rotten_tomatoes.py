@@ -13,4 +13,6 @@ def get_config():
     c.workdir = "runs/rotten_tomatoes"
     c.data.source = "rotten_tomatoes_offline"
     c.data.max_length = 128  # the longest snippets run to about 90 tokens after the instruction
+    if c.teacher.kind == "local":
+        c.teacher.max_output_tokens = 96  # a review sentence
     return c

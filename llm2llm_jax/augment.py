@@ -300,12 +300,13 @@ def estimate_teacher_use(ctx: Context, iterations: int) -> dict:
     cost = (input_tokens * s.price_input + output_tokens * s.price_output) / 1e6
     return {"requests": requests + judged, "judge_requests": judged, "input_tokens": int(input_tokens),
             "output_tokens": int(output_tokens), "cost_usd": round(cost, 4) if s.price_input or s.price_output
-            else None, "counted": how, "rounds": rounds}
+            else None, "counted": how, "rounds": rounds, "paid": backend.kind in ("gemini", "openai")}
 
 
 def describe_estimate(est: dict, seeds: int) -> str:
     cost = (f", at most ${est['cost_usd']:.4f} at the configured prices" if est.get("cost_usd") is not None
-            else " (set teacher.price_input and teacher.price_output, USD per million tokens, for a cost)")
+            else " (set teacher.price_input and teacher.price_output, USD per million tokens, for a cost)"
+            if est.get("paid") else "")
     judge = f", {est['judge_requests']} of them the judge's" if est.get("judge_requests") else ""
     return (f"teacher estimate, at most (every one of the {seeds} seed examples wrong in each of {est['rounds']} "
             f"rounds): {est['requests']} requests{judge}, about {est['input_tokens']:,} input tokens "

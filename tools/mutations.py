@@ -54,6 +54,8 @@ STATS = "llm2llm_jax/stats.py"
 TIMING = "llm2llm_jax/timing.py"
 COMPARE = "llm2llm_jax/compare.py"
 EXPORT = "llm2llm_jax/export.py"
+BATCH = "llm2llm_jax/teacher/batch.py"
+T_MODES = "tests/test_teacher_modes.py"
 
 T_TRAIN = "tests/test_train.py"
 T_DECODE = "tests/test_decode.py"
@@ -438,4 +440,54 @@ MUTATIONS = [
       ("    attention = attention_flops_per_token(cfg, context_before + width / 2)\n",
        "    attention = 0.0\n"),
       "tests/test_flops.py::test_forward_train_and_decode_counts_agree", "attention's FLOPs counted"),
+    # ------------------------------------------------------------------ teachers (issue 21)
+    m("label-not-the-parents", AUGMENT, ('cand["raw_output"] = task.verbalize(ex["output"])',
+                                         'cand["raw_output"] = task.verbalize(task.labels[0])'),
+      f"{T_LOOP}::test_label_conditioned_rounds_ask_for_inputs_of_the_gold_class_and_count_the_yield",
+      "a label-conditioned example carries its parent's class"),
+    m("requests-share-one-seed", AUGMENT, ('seed = stable_seed(c.seed, "teacher", i, ex["id"], *((r,) if r else ()))',
+                                           'seed = stable_seed(c.seed, "teacher", i, ex["id"])'),
+      f"{T_MODES}::test_several_requests_per_example_each_with_its_own_seed_and_the_label_attached",
+      "several requests per example sample different examples"),
+    m("asked-counts-requests", AUGMENT, ('"asked": len(requests) * k,', '"asked": len(requests),'),
+      f"{T_LOOP}::test_label_conditioned_rounds_ask_for_inputs_of_the_gold_class_and_count_the_yield",
+      "the yield's denominator: every example asked for"),
+    m("schema-refusal-unrecognised", BACKENDS, ('    return any(word in text for word in ("schema",',
+                                                '    return False and any(word in text for word in ("schema",'),
+      (f"{T_MODES}::test_a_refused_schema_falls_back_to_text_once[gemini]",
+       f"{T_MODES}::test_a_refused_schema_falls_back_to_text_once[openai]"),
+      "a server that refuses the schema still answers, as text"),
+    m("schema-never-sent", BACKENDS, ('        return request if self.structured and request.schema is not None else request.text_only()',
+                                      '        return request.text_only()'),
+      f"{T_MODES}::test_structured_reply_sends_the_schema_and_is_parsed[openai]", "structured outputs sent"),
+    m("batch-record-not-read", BATCH, ("        job = files.read_json(path) if files.exists(path) else None",
+                                       "        job = None"),
+      f"{T_MODES}::test_a_run_killed_while_its_batch_job_runs_polls_that_job_instead_of_submitting_again[openai]",
+      "a rerun polls the batch job it submitted instead of paying for a second"),
+    m("failed-batch-record-kept", BATCH, ("        if state != \"succeeded\":\n            files.remove(path)\n",
+                                          "        if state != \"succeeded\":\n"),
+      f"{T_MODES}::test_a_failed_batch_job_is_one_line_and_the_rerun_submits_again[gemini]",
+      "a failed batch job is submitted again by the rerun"),
+    m("judge-always-agrees", AUGMENT, ("            if parse_judgement(verdict, task) == task.gold(ex):",
+                                       "            if True:"),
+      f"{T_MODES}::test_the_judge_drops_a_mislabelled_candidate", "the judge drops what it labels otherwise"),
+    m("judge-rejects-stay-kept-for-dedup", AUGMENT, ("                filt.forget(ex[\"input\"])\n", "                pass\n"),
+      f"{T_MODES}::test_the_judge_drops_a_mislabelled_candidate",
+      "an input the judge rejected does not block a later one as a duplicate"),
+    m("estimate-one-request-per-example", AUGMENT,
+      ("    requests = len(ctx.seed_set) * c.teacher.requests_per_example * rounds",
+       "    requests = len(ctx.seed_set) * rounds"),
+      (f"{T_MODES}::test_the_estimate_bounds_and_matches_what_the_server_counted[gemini]",),
+      "the estimate counts every request"),
+    m("budget-by-requests", COMPARE, ('str(r.get("parents", r.get("teacher_requests", 0)))',
+                                      'str(r.get("teacher_requests", 0))'),
+      "tests/test_compare.py::test_baselines_get_llm2llms_teacher_requests_per_iteration",
+      "the baselines get LLM2LLM's parents per iteration"),
+    m("old-snapshots-refused", SETTINGS, ("    for key, value in ADDED_FIELDS.items():", "    for key, value in {}.items():"),
+      f"{T_MODES}::test_an_older_run_without_the_new_teacher_fields_resumes_when_they_keep_its_behaviour",
+      "an older run resumes under a config that keeps its behaviour"),
+    m("continuation-always-joined", PROMPTS, ("        elif multiline and current is not None",
+                                              "        elif current is not None"),
+      f"{T_MODES}::test_parse_inputs_reads_lists_bare_lines_and_json",
+      "a single-line item without the teacher's remark below it"),
 ]

@@ -40,10 +40,13 @@ flags.DEFINE_enum("parents", "wrong", ["wrong", "all"],
                   "(a larger sample of the teacher where the student gets nearly every seed example right)")
 
 # The settings compared by default. 'before' is how the offline default asked before label-conditioned
-# generation: whole examples, 3 in one request, kept only when labelled as the failed example's class.
+# generation: whole examples, 3 in one request of up to 96 tokens, kept only when labelled as the failed
+# example's class. The split variant keeps the config's max_output_tokens (one example per request).
 PRESETS = {
-    "before": {"teacher.mode": "example", "teacher.same_label": True, "teacher.requests_per_example": 1},
-    "label_conditioned": {"teacher.mode": "label_conditioned", "teacher.requests_per_example": 1},
+    "before": {"teacher.mode": "example", "teacher.same_label": True, "teacher.requests_per_example": 1,
+               "teacher.max_output_tokens": 96},
+    "label_conditioned": {"teacher.mode": "label_conditioned", "teacher.requests_per_example": 1,
+                          "teacher.max_output_tokens": 96},
     "label_conditioned_split": {"teacher.mode": "label_conditioned", "teacher.requests_per_example": -1},
 }
 

@@ -44,12 +44,20 @@ def forward_flops(cfg, rows: int, width: int, logits_per_row: int, context_befor
     return rows * (width * (2 * layer_params + attention) + logits_per_row * 2 * head_params)
 
 
-def train_step_flops(cfg, rows: int, width: int, targets_per_row: int) -> float:
+def train_step_flops(cfg, rows: int, width: int, targets_per_row: int, prefix: int = 0) -> float:
     """One optimizer step over a [rows, width] batch whose logits are read at `targets_per_row` positions:
-    forward and backward, the weights' gradients skipped when they are frozen (LoRA)."""
-    per_token = train_flops_per_token(cfg, width, head_fraction=targets_per_row / width,
-                                      frozen=bool(cfg.lora_rank))
-    return per_token * rows * width
+    forward and backward, the weights' gradients skipped when they are frozen (LoRA); with a shared `prefix`,
+    that prefix computed once (one row, one logit) before the rows, which attend to it too."""
+
+    def fwd_bwd(n_rows, n_width, logits_per_row, context_before):
+        layer_params, head_params = matmul_params(cfg)
+        weights = 2 if cfg.lora_rank else 3  # forward, the activations' gradient (and the weights')
+        attention = attention_flops_per_token(cfg, context_before + n_width / 2)
+        return n_rows * (n_width * (weights * 2 * layer_params + 3 * attention)
+                         + logits_per_row * weights * 2 * head_params)
+
+    shared = fwd_bwd(1, prefix, 1, 0) if prefix else 0.0
+    return shared + fwd_bwd(rows, width, targets_per_row, prefix)
 
 
 def decode_flops(cfg, rows: int, width: int, steps: int, prefix: int = 0) -> float:

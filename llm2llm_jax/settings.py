@@ -31,7 +31,7 @@ VERIFY_MODES = ("none", "judge")
 # values, so a config that sets them so is the same run.
 ADDED_FIELDS = {"teacher.mode": "example", "teacher.requests_per_example": 1, "teacher.structured": False,
                 "teacher.batch": False, "teacher.batch_poll_seconds": None, "filters.verify": "none",
-                "filters.judge_model": ""}
+                "filters.judge_model": "", "train.share_prefix": False, "train.prefix_multiple": None}
 # Fields (sections or single fields) that decide what a fine-tune + evaluation computes (the key under which
 # its result is reused); from_augmented decides which examples besides the seed set are evaluated.
 RESULT_FIELDS = ("seed", "task", "custom_task", "mesh", "model", "data", "train", "eval", "augment.from_augmented")

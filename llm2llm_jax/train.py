@@ -8,7 +8,11 @@ A batch is a dict of int32 arrays shaped [accum_steps, micro_batch, ...]:
   target_positions, target_mask [.., K]: the positions whose next token is a target (prompt tokens
   are never targets), padded to K with mask 0. The LM head runs only at these positions: for
   instruction data most tokens are prompt, and the 49152-wide vocabulary projection is the largest
-  matmul of a small model.
+  matmul of a small model;
+  and prefix_ids [P] (P may be 0): tokens that begin every row, left out of input_ids. With
+  hp.share_prefix the tokens every training example begins with (the task's instruction, about half of
+  a short example) are read once per step, through the KV cache that decoding uses, instead of once per row;
+  the rows attend to them as they would to their own first tokens, so the loss is the same function.
 The loss is the sum of target-token cross-entropies divided by the number of target tokens in the
 whole optimizer step, so accumulation and sharding do not change it.
 """
@@ -30,7 +34,7 @@ from llm2llm_jax import flops, parallel
 from llm2llm_jax.data import Example, make_batches
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.lora import add_lora_params, combine, split_trainable
-from llm2llm_jax.model.llama import LlamaForCausalLM, abstract_params
+from llm2llm_jax.model.llama import LlamaForCausalLM, abstract_params, init_cache, repeat_cache_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +55,8 @@ class TrainHParams:
     adam_b2: float = 0.999
     adam_eps: float = 1e-8
     seq_multiple: int = 32  # pad lengths up to a multiple of this (few distinct jit shapes)
+    share_prefix: bool = True  # read the tokens every example begins with once per step, not once per row
+    prefix_multiple: int = 4  # that shared prefix, rounded down to a multiple of this many tokens
     target_multiple: int = 8  # pad per-row target counts up to a multiple of this
     max_length: int = 1024  # from config.data.max_length
     seed: int = 0  # batch order; from config.train.shuffle_seed (or derived from config.seed)
@@ -106,10 +112,22 @@ def target_nll(logits, target_ids, target_mask):
     return jnp.sum(nll * weights), jnp.sum(weights)
 
 
-def token_loss(params: dict, cfg: LlamaConfig, input_ids, attention_mask, target_positions, target_mask):
-    """(sum of next-token cross-entropy over target tokens, number of target tokens)."""
-    logits, _ = LlamaForCausalLM(cfg).apply({"params": params}, input_ids, attention_mask,
-                                            logit_positions=target_positions)
+def token_loss(params: dict, cfg: LlamaConfig, input_ids, attention_mask, target_positions, target_mask,
+               prefix_ids=None):
+    """(sum of next-token cross-entropy over target tokens, number of target tokens).
+
+    prefix_ids [P] (P > 0): tokens before every row (target positions count from the row's first token): the
+    prefix runs once into a KV cache, which is copied to every row; its gradient is the sum of the rows'."""
+    model = LlamaForCausalLM(cfg)
+    cache = None
+    if prefix_ids is not None and prefix_ids.shape[0]:
+        b, p = input_ids.shape[0], prefix_ids.shape[0]
+        cache = init_cache(cfg, 1, p + input_ids.shape[1])
+        _, cache = model.apply({"params": params}, prefix_ids[None], jnp.ones((1, p), jnp.int32), cache=cache,
+                               logit_positions=jnp.full((1, 1), p - 1, jnp.int32))
+        cache = repeat_cache_rows(cache, b, cfg.scan_layers)
+    logits, _ = model.apply({"params": params}, input_ids, attention_mask, cache=cache,
+                            logit_positions=target_positions)
     next_pos = jnp.minimum(target_positions + 1, input_ids.shape[1] - 1)  # padded entries point at 0
     return target_nll(logits, jnp.take_along_axis(input_ids, next_pos, axis=1), target_mask)
 
@@ -117,12 +135,15 @@ def token_loss(params: dict, cfg: LlamaConfig, input_ids, attention_mask, target
 def loss_and_grads(trainable: dict, frozen: dict, cfg: LlamaConfig, batch: dict):
     """Mean target-token loss and its gradient over all micro-batches (accumulated with lax.scan)."""
 
+    batch = dict(batch)
+    prefix_ids = batch.pop("prefix_ids", None)  # the same for every micro-batch
+
     def micro(carry, mb):
         grad_sum, loss_sum, count = carry
 
         def f(t):
             total, n = token_loss(combine(t, frozen), cfg, mb["input_ids"], mb["attention_mask"],
-                                  mb["target_positions"], mb["target_mask"])
+                                  mb["target_positions"], mb["target_mask"], prefix_ids)
             return total, n
 
         (total, n), g = jax.value_and_grad(f, has_aux=True)(trainable)
@@ -144,7 +165,26 @@ def train_step(state: dict, frozen: dict, batch: dict, learning_rate, *, cfg: Ll
     return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
 
 
+def split_shared_prefix(examples: Sequence[Example], multiple: int) -> tuple[tuple, list[Example]]:
+    """(the tokens every example's prompt begins with, rounded down to a multiple of `multiple`, and the
+    examples without them). Every prompt keeps at least one token of its own (its last prompt token predicts
+    the first target), so that no target position moves into the prefix."""
+    if not examples:
+        return (), list(examples)
+    first = list(examples[0].prompt_ids)
+    n = min(len(e.prompt_ids) for e in examples) - 1
+    for e in examples[1:]:
+        ids = e.prompt_ids
+        while n > 0 and list(ids[:n]) != first[:n]:
+            n -= 1
+    n = (max(n, 0) // multiple) * multiple
+    if not n:
+        return (), list(examples)
+    return tuple(first[:n]), [Example(e.prompt_ids[n:], e.target_ids) for e in examples]
+
+
 # ---------------------------------------------------------------------------- the stateful shell
+BATCH_ROW_KEYS = ("input_ids", "attention_mask", "target_positions", "target_mask")
 _STEP_FNS: dict = {}  # jitted train steps by (model, mesh, optimizer settings): see Trainer._build_step
 
 class Trainer:
@@ -166,7 +206,8 @@ class Trainer:
         self.param_shardings = full_shardings
         t_sh, f_sh = split_trainable(full_shardings, cfg) if cfg.lora_rank else (full_shardings, {})
         self.trainable_shardings, self.frozen_shardings = t_sh, f_sh
-        self.batch_sharding = NamedSharding(mesh, P(None, parallel.BATCH_AXES, None))
+        rows = NamedSharding(mesh, P(None, parallel.BATCH_AXES, None))
+        self.batch_sharding = {k: rows for k in BATCH_ROW_KEYS} | {"prefix_ids": parallel.replicated(mesh)}
         self.frozen = None
         self.state = None
         self.history: list[dict] = []  # per-step metrics since step 0, saved with each checkpoint
@@ -227,8 +268,8 @@ class Trainer:
         frozen = _with_shardings(frozen, self.frozen_shardings) if frozen else {}
         target_shape = batch_shape[:2] + (targets_per_row,)
         batch = {k: jax.ShapeDtypeStruct(target_shape if k.startswith("target") else batch_shape, jnp.int32,
-                                         sharding=self.batch_sharding)
-                 for k in ("input_ids", "attention_mask", "target_positions", "target_mask")}
+                                         sharding=self.batch_sharding[k]) for k in BATCH_ROW_KEYS}
+        batch["prefix_ids"] = jax.ShapeDtypeStruct((0,), jnp.int32, sharding=self.batch_sharding["prefix_ids"])
         with jax.set_mesh(self.mesh), self._rules():
             return self._step_fn.lower(abstract_state, frozen, batch, jax.ShapeDtypeStruct((), jnp.float32))
 
@@ -250,15 +291,19 @@ class Trainer:
         self._step_fn = _STEP_FNS[key]
 
     def place_batch(self, batch: dict) -> dict:
+        """The batch on the mesh, rows split over the data-parallel axes, the shared prefix (none when the batch
+        has no `prefix_ids`) on every device."""
+        batch = dict(batch)
+        batch.setdefault("prefix_ids", np.zeros((0,), np.int32))
         divisor = parallel.batch_divisor(self.mesh)
         if batch["input_ids"].shape[1] % divisor:
             raise ValueError(f"micro-batch of {batch['input_ids'].shape[1]} rows does not divide over the "
                              f"{divisor} data-parallel devices; choose batch sizes that are multiples of it")
-        return {k: parallel.place(v, self.batch_sharding) for k, v in batch.items()}
+        return {k: parallel.place(v, self.batch_sharding[k]) for k, v in batch.items()}
 
     # -- running
     def step(self, batch: dict) -> dict:
-        """One optimizer step at the schedule's rate for the steps taken so far."""
+        """One optimizer step at the schedule's rate for the steps taken so far (a host batch, or one placed)."""
         learning_rate = np.float32(self.schedule(jnp.int32(self.steps_done)))
         with jax.set_mesh(self.mesh), self._rules():
             self.state, metrics = self._step_fn(self.state, self.frozen, self.place_batch(batch), learning_rate)
@@ -281,6 +326,9 @@ class Trainer:
         from llm2llm_jax.console import progress_bar
 
         rng = np.random.default_rng(self.hp.seed)
+        prefix, examples = split_shared_prefix(examples, self.hp.prefix_multiple) if self.hp.share_prefix \
+            else ((), examples)
+        prefix_ids = np.asarray(prefix, np.int32)
         first = len(self.history)  # steps restored with a checkpoint come before this call's
         bar = progress_bar(self.total_steps, desc, progress, unit="step", initial=start_step)
         step = 0
@@ -289,9 +337,10 @@ class Trainer:
                 step += 1
                 if step <= start_step:
                     continue
+                batch["prefix_ids"] = prefix_ids
                 metrics = {k: float(v) for k, v in jax.device_get(self.step(batch)).items()}
                 self.flops += flops.train_step_flops(self.cfg, self.hp.batch_size, batch["input_ids"].shape[-1],
-                                                     batch["target_positions"].shape[-1])
+                                                     batch["target_positions"].shape[-1], prefix=len(prefix))
                 metrics["epoch"] = epoch
                 self.history.append(metrics)
                 if on_step is not None:

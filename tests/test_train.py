@@ -115,6 +115,83 @@ def test_gradients_equal_across_meshes(lora, kernels):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def _prefixed_examples(n=8, prefix_len=10, seed=7):
+    """Examples whose prompts all begin with the same `prefix_len` tokens (a task's instruction)."""
+    rs = np.random.RandomState(seed)
+    prefix = list(rs.randint(3, 256, prefix_len))
+    return [Example(prefix + list(rs.randint(3, 256, rs.randint(1, 9))), list(rs.randint(3, 256, rs.randint(1, 6)))
+                    + [2]) for _ in range(n)]
+
+
+def test_the_shared_prefix_is_every_prompts_start_rounded_down():
+    from llm2llm_jax.train import split_shared_prefix
+
+    ex = _prefixed_examples(prefix_len=10)
+    prefix, rest = split_shared_prefix(ex, 4)
+    assert prefix == tuple(ex[0].prompt_ids[:8]) and all(len(r.prompt_ids) >= 1 for r in rest)
+    assert all(list(prefix) + list(r.prompt_ids) == list(e.prompt_ids) for r, e in zip(rest, ex))
+    assert split_shared_prefix(ex, 1)[0] == tuple(ex[0].prompt_ids[:10])  # where the prompts start to differ
+    # a prompt that is the prefix itself keeps its last token: it predicts the first target
+    short = [Example(ex[0].prompt_ids[:5], [9, 2])] + ex
+    assert len(split_shared_prefix(short, 1)[0]) == 4
+    assert split_shared_prefix([Example([5], [2]), Example([6], [2])], 1) == ((), [Example([5], [2]),
+                                                                                Example([6], [2])])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scan", [False, True], ids=["unrolled", "scan"])
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_a_shared_prefix_read_once_gives_the_loss_and_gradients_of_the_whole_rows(kernels, scan):
+    """The prefix every prompt begins with, run once into a KV cache and copied to the rows, gives the same
+    target-token loss and every gradient as the whole rows (f32), LoRA adapters included."""
+    from llm2llm_jax.train import loss_and_grads, split_shared_prefix
+
+    cfg = tiny_config(kernels=kernels, scan_layers=scan, lora_rank=4)
+    params = add_lora_params(init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(0)), cfg, jax.random.PRNGKey(1))
+    params = jax.tree_util.tree_map_with_path(lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x,
+                                              host_params(params))
+    merged, full_cfg = merge_lora(params, cfg)
+    hp = TrainHParams(batch_size=8, micro_batch_size=4, seq_multiple=8)
+    examples = _prefixed_examples()
+    prefix, rest = split_shared_prefix(examples, 4)
+    assert len(prefix) == 8
+    whole = collate(examples, hp)
+    shared = dict(collate(rest, hp), prefix_ids=np.asarray(prefix, np.int32))
+    assert shared["input_ids"].shape[-1] < whole["input_ids"].shape[-1]
+    for c, p in ((full_cfg, merged), (cfg, params)):
+        trainable, frozen = split_trainable(p, c)
+        fn = jax.jit(lambda t, f, b: loss_and_grads(t, f, c, b))
+        loss_a, grads_a, n_a = fn(trainable, frozen, {k: jnp.asarray(v) for k, v in whole.items()})
+        loss_b, grads_b, n_b = fn(trainable, frozen, {k: jnp.asarray(v) for k, v in shared.items()})
+        assert float(n_a) == float(n_b) > 0
+        assert abs(float(loss_a) - float(loss_b)) <= 1e-5
+        for a, b in zip(jax.tree.leaves(grads_a), jax.tree.leaves(grads_b)):
+            np.testing.assert_allclose(a, b, atol=1e-5 * max(1.0, float(np.abs(a).max())))
+
+
+@pytest.mark.slow
+@pytest.mark.multi_device
+def test_a_shared_prefix_on_the_mesh_equals_one_device():
+    """The prefix replicated, the rows split over mesh (2,2,2): loss and gradients as on one device."""
+    from llm2llm_jax.train import loss_and_grads, split_shared_prefix
+
+    cfg = tiny_config(kernels="cpu")
+    params = host_params(init_params(cfg, jax.random.PRNGKey(2)))
+    hp = TrainHParams(batch_size=8, micro_batch_size=4, seq_multiple=8)
+    prefix, rest = split_shared_prefix(_prefixed_examples(seed=3), 4)
+    batch = dict(collate(rest, hp), prefix_ids=np.asarray(prefix, np.int32))
+    results = []
+    for mesh in (_one_device_mesh(), parallel.make_mesh((2, 2, 2))):
+        trainer = Trainer(cfg, hp, mesh, total_steps=1)
+        trainable = parallel.place(params, trainer.trainable_shardings)
+        with jax.set_mesh(mesh):
+            loss, grads, _ = jax.jit(lambda t, b: loss_and_grads(t, {}, cfg, b))(trainable, trainer.place_batch(batch))
+        results.append((float(loss), host_params(grads)))
+    assert abs(results[0][0] - results[1][0]) <= 1e-5
+    for a, b in zip(jax.tree.leaves(results[0][1]), jax.tree.leaves(results[1][1])):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_loss_covers_exactly_the_target_tokens(kernels):

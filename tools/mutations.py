@@ -490,4 +490,13 @@ MUTATIONS = [
                                               "        elif current is not None"),
       f"{T_MODES}::test_parse_inputs_reads_lists_bare_lines_and_json",
       "a single-line item without the teacher's remark below it"),
+    # ------------------------------------------------------------------ the shared prefix in training (issue 20)
+    m("rows-forget-the-prefix", TRAIN, ("    logits, _ = model.apply({\"params\": params}, input_ids, attention_mask, cache=cache,",
+                                        "    logits, _ = model.apply({\"params\": params}, input_ids, attention_mask, cache=None,"),
+      f"{T_TRAIN}::test_a_shared_prefix_read_once_gives_the_loss_and_gradients_of_the_whole_rows[cpu-unrolled]",
+      "the rows attend to the instruction read once for them"),
+    m("prefix-takes-the-last-prompt-token", TRAIN, ("    n = min(len(e.prompt_ids) for e in examples) - 1",
+                                                    "    n = min(len(e.prompt_ids) for e in examples)"),
+      f"{T_TRAIN}::test_the_shared_prefix_is_every_prompts_start_rounded_down",
+      "every row keeps the prompt token that predicts its first target"),
 ]

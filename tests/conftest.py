@@ -60,21 +60,37 @@ def on_gpu() -> bool:
 
 def make_hf_llama(tmp_dir, seed=0, **overrides):
     """Save a tiny random transformers LlamaForCausalLM to `tmp_dir`; returns (dir, torch model)."""
-    import torch
-    from transformers import LlamaConfig as HFConfig
-    from transformers import LlamaForCausalLM as HFModel
+    return make_hf_model(tmp_dir, "llama", seed, **overrides)
 
+
+# family -> (transformers config class, model class) names
+HF_CLASSES = {"llama": ("LlamaConfig", "LlamaForCausalLM"), "mistral": ("MistralConfig", "MistralForCausalLM"),
+              "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"), "qwen3": ("Qwen3Config", "Qwen3ForCausalLM"),
+              "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM")}
+
+
+def make_hf_model(tmp_dir, family, seed=0, **overrides):
+    """Save a tiny random transformers model of `family` to `tmp_dir`; returns (dir, torch model). Norm
+    weights and biases are random too, so that every one of them is exercised."""
+    import torch
+    import transformers
+
+    config_cls, model_cls = (getattr(transformers, n) for n in HF_CLASSES[family])
     kwargs = dict(vocab_size=160, hidden_size=64, intermediate_size=112, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                   initializer_range=0.15, rms_norm_eps=1e-5)
     kwargs.update(overrides)
     torch.manual_seed(seed)
-    model = HFModel(HFConfig(**kwargs)).eval()
-    with torch.no_grad():  # random RMSNorm weights so the norms are exercised, not all ones
+    config = config_cls(**kwargs)
+    config._attn_implementation = "eager"  # the plain softmax reference, sliding windows included
+    model = model_cls(config).eval()
+    with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.uniform_(0.5, 1.5)
-    path = os.path.join(str(tmp_dir), "hf_model")
+            if name.endswith("norm.weight"):  # Gemma scales by (1 + weight): centre its weights on 0
+                p.uniform_(-0.5, 0.5) if family == "gemma3" else p.uniform_(0.5, 1.5)
+            elif name.endswith(".bias"):
+                p.uniform_(-0.5, 0.5)
+    path = os.path.join(str(tmp_dir), f"hf_{family}")
     model.save_pretrained(path)
     return path, model
 

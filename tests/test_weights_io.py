@@ -17,7 +17,7 @@ from llm2llm_jax.model.weights import WeightError, load_hf_checkpoint, save_hf_c
 def _reload_torch(path):
     from transformers import LlamaForCausalLM
 
-    return LlamaForCausalLM.from_pretrained(path).eval()
+    return LlamaForCausalLM.from_pretrained(path, attn_implementation="eager").eval()  # as make_hf_llama's
 
 
 @pytest.mark.parametrize("tied,scan,shard_bytes", [(False, True, 2**31), (True, False, 2**31), (False, True, 60_000)],

@@ -1,4 +1,5 @@
-"""LlamaConfig: the architecture numbers and runtime options, read from HF config.json or GGUF metadata."""
+"""LlamaConfig: the architecture numbers, the model family's switches and the runtime options, read from HF
+config.json or GGUF metadata (Llama, Mistral, Qwen2, Qwen3, Gemma 3)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,34 @@ import jax.numpy as jnp
 from llm2llm_jax.errors import UserError
 from llm2llm_jax.model import kernels as kernels_lib
 
-# HF `model_type` values whose checkpoints are plain Llama (same tensors, same maths).
-LLAMA_MODEL_TYPES = ("llama",)
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """What one model family changes in the shared decoder (model/llama.py) and how its files name it."""
+
+    name: str
+    hf_model_types: tuple  # config.json `model_type` values read as this family
+    hf_architecture: str  # written to an exported config.json
+    gguf_arch: str  # GGUF `general.architecture`
+    attention_bias: bool = False  # biases on the q, k and v projections (Qwen2)
+    qk_norm: bool = False  # RMSNorm over each head's queries and keys before RoPE (Qwen3, Gemma 3)
+    # Gemma: RMSNorm scales by (1 + weight), norms after attention and MLP too, embeddings times sqrt(hidden)
+    gemma_norms: bool = False
+    activation: str = "silu"  # the gated MLP's: silu, or gelu_tanh (Gemma)
+    gguf_permuted_qk: bool = False  # llama.cpp interleaves q/k rows for its llama arch only
+
+
+FAMILIES = {f.name: f for f in (
+    Family("llama", ("llama",), "LlamaForCausalLM", "llama", gguf_permuted_qk=True),
+    Family("mistral", ("mistral",), "MistralForCausalLM", "llama", gguf_permuted_qk=True),
+    Family("qwen2", ("qwen2",), "Qwen2ForCausalLM", "qwen2", attention_bias=True),
+    Family("qwen3", ("qwen3",), "Qwen3ForCausalLM", "qwen3", qk_norm=True),
+    Family("gemma3", ("gemma3_text", "gemma3"), "Gemma3ForCausalLM", "gemma3", qk_norm=True, gemma_norms=True,
+           activation="gelu_tanh"),
+)}
+FAMILY_BY_MODEL_TYPE = {t: f.name for f in FAMILIES.values() for t in f.hf_model_types}
+SUPPORTED_ARCHITECTURES = "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM"
+LAYER_TYPES = ("full_attention", "sliding_attention")
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 REMAT_POLICIES = ("none", "full", "dots", "dots_with_no_batch_dims")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -40,6 +67,14 @@ class LlamaConfig:
     rope_scaling: Optional[tuple] = None
     max_position_embeddings: int = 4096
     tie_word_embeddings: bool = False
+    # Family switches (FAMILIES) and the attention pattern: per layer `full_attention` or
+    # `sliding_attention` (None: every layer full); a sliding layer's query sees the `sliding_window`
+    # latest positions, itself included, and uses RoPE base `rope_local_theta` (None: rope_theta, unscaled).
+    family: str = "llama"
+    sliding_window: Optional[int] = None
+    layer_types: Optional[tuple] = None
+    rope_local_theta: Optional[float] = None
+    query_pre_attn_scalar: Optional[float] = None  # softmax scale 1/sqrt(this); None: head_dim
     bos_token_id: Optional[int] = 1
     eos_token_id: Any = 2  # int or tuple of ints
     pad_token_id: Optional[int] = None
@@ -66,12 +101,24 @@ class LlamaConfig:
         if isinstance(self.lora_targets, (list, str)):
             targets = self.lora_targets.split(",") if isinstance(self.lora_targets, str) else self.lora_targets
             object.__setattr__(self, "lora_targets", tuple(t.strip() for t in targets if t.strip()))
+        if isinstance(self.layer_types, list):
+            object.__setattr__(self, "layer_types", tuple(self.layer_types))
         if isinstance(self.eos_token_id, list):
             object.__setattr__(self, "eos_token_id", tuple(self.eos_token_id))
         self.validate()
 
     # ------------------------------------------------------------------ checks
     def validate(self, source: str = "LlamaConfig") -> None:
+        if self.family not in FAMILIES:
+            raise ConfigError(f"{source}: family {self.family!r} is not one of {sorted(FAMILIES)}")
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.num_hidden_layers or set(self.layer_types) - set(LAYER_TYPES):
+                raise ConfigError(f"{source}: layer_types must name one of {LAYER_TYPES} for each of the "
+                                  f"{self.num_hidden_layers} layers, got {list(self.layer_types)}")
+            if "sliding_attention" in self.layer_types and not (
+                    isinstance(self.sliding_window, int) and self.sliding_window > 0):
+                raise ConfigError(f"{source}: sliding_attention layers need a positive integer sliding_window, "
+                                  f"got {self.sliding_window!r}")
         for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                      "num_attention_heads", "num_key_value_heads", "head_dim"):
             value = getattr(self, name)
@@ -114,6 +161,15 @@ class LlamaConfig:
         return dict(self.rope_scaling or ())
 
     @property
+    def traits(self) -> Family:
+        return FAMILIES[self.family]
+
+    @property
+    def sliding_layers(self) -> tuple:
+        """Per layer: does it attend over the sliding window only?"""
+        return tuple(t == "sliding_attention" for t in (self.layer_types or ("full_attention",) * self.num_hidden_layers))
+
+    @property
     def jnp_dtype(self):
         return DTYPES[self.dtype]
 
@@ -148,6 +204,8 @@ class LlamaConfig:
         q = self.num_attention_heads * self.head_dim
         kv = self.num_key_value_heads * self.head_dim
         per_layer = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h
+        per_layer += (q + 2 * kv) * self.traits.attention_bias + 2 * self.head_dim * self.traits.qk_norm
+        per_layer += 2 * h * self.traits.gemma_norms
         return v * h * (1 if self.tie_word_embeddings else 2) + self.num_hidden_layers * per_layer + h
 
     # ------------------------------------------------------------------ HF
@@ -155,35 +213,71 @@ class LlamaConfig:
     def from_hf_dict(cls, d: Mapping[str, Any], source: str = "config.json", **runtime) -> "LlamaConfig":
         model_type = d.get("model_type")
         archs = d.get("architectures") or []
-        if model_type not in LLAMA_MODEL_TYPES:
+        if model_type not in FAMILY_BY_MODEL_TYPE:
             raise ConfigError(
-                f"{source}: field 'model_type' is {model_type!r} (architectures {archs}); only Llama-family "
-                f"checkpoints (model_type 'llama', LlamaForCausalLM) are supported")
-        for flag in ("attention_bias", "mlp_bias"):
-            if d.get(flag):
-                raise ConfigError(f"{source}: field '{flag}' is true; biased Llama variants are not supported")
-        act = d.get("hidden_act", "silu")
-        if act != "silu":
-            raise ConfigError(f"{source}: field 'hidden_act' is {act!r}; Llama uses 'silu'")
+                f"{source}: field 'model_type' is {model_type!r} (architectures {archs}); supported: "
+                f"{SUPPORTED_ARCHITECTURES} (model_type {', '.join(sorted(FAMILY_BY_MODEL_TYPE))})")
+        family = FAMILIES[FAMILY_BY_MODEL_TYPE[model_type]]
+        if model_type == "gemma3":  # the multimodal checkpoint: its language model is described in text_config
+            d = dict(d.get("text_config") or {}, model_type="gemma3_text",
+                     tie_word_embeddings=d.get("tie_word_embeddings", True))
+        if d.get("attention_bias") and not family.attention_bias:
+            raise ConfigError(f"{source}: field 'attention_bias' is true; {family.name} checkpoints with biased "
+                              f"attention are not supported")
+        if d.get("mlp_bias"):
+            raise ConfigError(f"{source}: field 'mlp_bias' is true; biased MLPs are not supported")
+        for flag in ("final_logit_softcapping", "attn_logit_softcapping"):
+            if d.get(flag) is not None:
+                raise ConfigError(f"{source}: field '{flag}' is {d[flag]!r}; soft-capped logits (Gemma 2) are "
+                                  f"not supported")
+        act = d.get("hidden_activation") or d.get("hidden_act") or ("gelu_pytorch_tanh" if family.gemma_norms else "silu")
+        expected_act = {"silu": ("silu",), "gelu_tanh": ("gelu_pytorch_tanh", "gelu_tanh")}[family.activation]
+        if act not in expected_act:
+            raise ConfigError(f"{source}: field 'hidden_act' is {act!r}; {family.name} uses '{expected_act[0]}'")
         required = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
         missing = [k for k in required if k not in d]
         if missing:
             raise ConfigError(f"{source}: missing required field(s) {missing}")
-        # transformers 5 nests theta and scaling under `rope_parameters`; older files keep
-        # `rope_theta` and `rope_scaling` at top level.
+        layers = d["num_hidden_layers"]
+        default_theta = 1_000_000.0 if family.gemma_norms else 10000.0
+        # transformers 5 nests theta and scaling under `rope_parameters` (per layer type for Gemma 3);
+        # older files keep `rope_theta`, `rope_scaling` and `rope_local_base_freq` at top level.
         rope_params = dict(d.get("rope_parameters") or {})
-        rope_theta = rope_params.pop("rope_theta", d.get("rope_theta", 10000.0))
+        local_rope = dict(rope_params.pop("sliding_attention", None) or {})
+        rope_params = dict(rope_params.pop("full_attention", None) or rope_params)
+        rope_theta = rope_params.pop("rope_theta", d.get("rope_theta", default_theta))
         scaling = dict(d.get("rope_scaling") or rope_params or {})
         if "type" in scaling and "rope_type" not in scaling:
             scaling["rope_type"] = scaling.pop("type")
         scaling.pop("rope_theta", None)
         if scaling.get("rope_type", "default") == "default":
             scaling = {}
+        if local_rope.get("rope_type", "default") != "default":
+            raise ConfigError(f"{source}: rope_parameters.sliding_attention has rope_type "
+                              f"{local_rope['rope_type']!r}; only unscaled RoPE on sliding layers is supported")
+        window = d.get("sliding_window")
+        layer_types = d.get("layer_types")
+        if layer_types is None and window:
+            if family.gemma_norms:
+                pattern = d.get("sliding_window_pattern") or d.get("_sliding_window_pattern") or 6
+                layer_types = ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(layers)]
+            elif family.name == "mistral":
+                layer_types = ["sliding_attention"] * layers
+            elif d.get("use_sliding_window"):
+                first = d.get("max_window_layers", layers)
+                layer_types = ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]
+        if family.name in ("qwen2", "qwen3") and not d.get("use_sliding_window", False):
+            layer_types = None
+        if layer_types is not None and all(t == "full_attention" for t in layer_types):
+            layer_types = None
+        rope_local_theta = None
+        if family.gemma_norms:
+            rope_local_theta = float(local_rope.get("rope_theta", d.get("rope_local_base_freq", 10000.0)))
         cfg = cls(
             vocab_size=d["vocab_size"],
             hidden_size=d["hidden_size"],
             intermediate_size=d["intermediate_size"],
-            num_hidden_layers=d["num_hidden_layers"],
+            num_hidden_layers=layers,
             num_attention_heads=d["num_attention_heads"],
             num_key_value_heads=d.get("num_key_value_heads") or d["num_attention_heads"],
             head_dim=d.get("head_dim"),
@@ -191,7 +285,13 @@ class LlamaConfig:
             rope_theta=float(rope_theta),
             rope_scaling=tuple(sorted(scaling.items())) or None,
             max_position_embeddings=d.get("max_position_embeddings", 4096),
-            tie_word_embeddings=bool(d.get("tie_word_embeddings", False)),
+            tie_word_embeddings=bool(d.get("tie_word_embeddings", family.gemma_norms)),
+            family=family.name,
+            sliding_window=window if layer_types is not None else None,
+            layer_types=tuple(layer_types) if layer_types is not None else None,
+            rope_local_theta=rope_local_theta,
+            query_pre_attn_scalar=float(d["query_pre_attn_scalar"]) if family.gemma_norms and
+            d.get("query_pre_attn_scalar") else None,
             bos_token_id=d.get("bos_token_id"),
             eos_token_id=d.get("eos_token_id"),
             pad_token_id=d.get("pad_token_id"),
@@ -212,9 +312,10 @@ class LlamaConfig:
         return cls.from_hf_dict(d, source=path, **runtime)
 
     def to_hf_dict(self) -> dict:
+        fam = self.traits
         d = {
-            "architectures": ["LlamaForCausalLM"],
-            "model_type": "llama",
+            "architectures": [fam.hf_architecture],
+            "model_type": fam.hf_model_types[0],
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
@@ -228,13 +329,32 @@ class LlamaConfig:
             "rope_scaling": self.rope_scaling_dict or None,
             "max_position_embeddings": self.max_position_embeddings,
             "tie_word_embeddings": self.tie_word_embeddings,
-            "attention_bias": False,
+            "attention_bias": fam.attention_bias,
             "mlp_bias": False,
             "bos_token_id": self.bos_token_id,
             "eos_token_id": list(self.eos_token_id) if isinstance(self.eos_token_id, tuple) else self.eos_token_id,
             "pad_token_id": self.pad_token_id,
             "torch_dtype": self.param_dtype,
         }
+        sliding = any(self.sliding_layers)
+        layer_types = list(self.layer_types or ("full_attention",) * self.num_hidden_layers)
+        if fam.name == "mistral":
+            d["sliding_window"] = self.sliding_window if sliding else None
+        elif fam.name in ("qwen2", "qwen3"):
+            d.update(use_sliding_window=sliding, sliding_window=self.sliding_window if sliding else None,
+                     max_window_layers=self.sliding_layers.index(True) if sliding else self.num_hidden_layers,
+                     layer_types=layer_types)
+            if fam.name == "qwen2":
+                del d["attention_bias"], d["mlp_bias"]
+        elif fam.gemma_norms:
+            del d["hidden_act"], d["rope_theta"], d["rope_scaling"], d["mlp_bias"]
+            full = {"rope_type": "default", "rope_theta": self.rope_theta, **self.rope_scaling_dict}
+            d.update(hidden_activation="gelu_pytorch_tanh", layer_types=layer_types,
+                     sliding_window=self.sliding_window or 4096,
+                     query_pre_attn_scalar=int(self.query_pre_attn_scalar or self.head_dim),
+                     rope_parameters={"full_attention": full, "sliding_attention": {
+                         "rope_type": "default", "rope_theta": self.rope_local_theta or self.rope_theta}},
+                     final_logit_softcapping=None, attn_logit_softcapping=None)
         return d
 
     # ------------------------------------------------------------------ GGUF
@@ -242,34 +362,56 @@ class LlamaConfig:
     def from_gguf_metadata(cls, meta: Mapping[str, Any], source: str, vocab_size: Optional[int] = None,
                            tied: bool = False, **runtime) -> "LlamaConfig":
         arch = meta.get("general.architecture")
-        if arch != "llama":
-            raise ConfigError(f"{source}: metadata 'general.architecture' is {arch!r}; only 'llama' GGUF files "
-                              f"are supported")
+        by_arch = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma3": "gemma3"}
+        if arch not in by_arch:
+            raise ConfigError(f"{source}: metadata 'general.architecture' is {arch!r}; supported GGUF "
+                              f"architectures: {', '.join(by_arch)}")
+        family = FAMILIES[by_arch[arch]]
 
         def need(key):
-            if key not in meta:
-                raise ConfigError(f"{source}: GGUF metadata lacks '{key}'")
-            return meta[key]
+            if f"{arch}.{key}" not in meta:
+                raise ConfigError(f"{source}: GGUF metadata lacks '{arch}.{key}'")
+            return meta[f"{arch}.{key}"]
 
-        heads = int(need("llama.attention.head_count"))
-        hidden = int(need("llama.embedding_length"))
-        head_dim = int(meta.get("llama.rope.dimension_count", hidden // heads))
+        def get(key, default=None):
+            return meta.get(f"{arch}.{key}", default)
+
+        heads = int(need("attention.head_count"))
+        hidden = int(need("embedding_length"))
+        layers = int(need("block_count"))
+        head_dim = int(get("attention.key_length", get("rope.dimension_count", hidden // heads)))
         scaling = {}
-        if meta.get("llama.rope.scaling.type") == "linear":
-            scaling = {"rope_type": "linear", "factor": float(meta["llama.rope.scaling.factor"])}
+        if get("rope.scaling.type") == "linear":
+            scaling = {"rope_type": "linear", "factor": float(get("rope.scaling.factor"))}
+        window = get("attention.sliding_window")
+        layer_types, local_theta, query_scalar = None, None, None
+        if family.gemma_norms:
+            # llama.cpp's defaults for what Gemma 3 GGUFs leave out: one global layer in six, RoPE base 10000
+            # on the local layers, queries scaled by head_dim (hidden / heads for the 62-layer 27B)
+            pattern = int(get("attention.sliding_window_pattern", 6))
+            if window:
+                layer_types = tuple("full_attention" if (i + 1) % pattern == 0 else "sliding_attention"
+                                    for i in range(layers))
+            local_theta = float(get("rope.freq_base_swa", 10000.0))
+            query_scalar = float(hidden // heads if layers == 62 else head_dim)
         cfg = cls(
-            vocab_size=int(meta.get("llama.vocab_size", vocab_size or 0)),
+            vocab_size=int(get("vocab_size", vocab_size or 0)),
             hidden_size=hidden,
-            intermediate_size=int(need("llama.feed_forward_length")),
-            num_hidden_layers=int(need("llama.block_count")),
+            intermediate_size=int(need("feed_forward_length")),
+            num_hidden_layers=layers,
             num_attention_heads=heads,
-            num_key_value_heads=int(meta.get("llama.attention.head_count_kv", heads)),
+            num_key_value_heads=int(get("attention.head_count_kv", heads)),
             head_dim=head_dim,
-            rms_norm_eps=float(meta.get("llama.attention.layer_norm_rms_epsilon", 1e-5)),
-            rope_theta=float(meta.get("llama.rope.freq_base", 10000.0)),
+            rms_norm_eps=float(get("attention.layer_norm_rms_epsilon", 1e-5)),
+            rope_theta=float(get("rope.freq_base", 10000.0)),
             rope_scaling=tuple(sorted(scaling.items())) or None,
-            max_position_embeddings=int(meta.get("llama.context_length", 2048)),
+            max_position_embeddings=int(get("context_length", 2048)),
             tie_word_embeddings=tied,
+            family=family.name,
+            sliding_window=int(window) if layer_types else None,
+            layer_types=layer_types,
+            rope_local_theta=local_theta,
+            query_pre_attn_scalar=query_scalar,
             bos_token_id=meta.get("tokenizer.ggml.bos_token_id"),
             eos_token_id=meta.get("tokenizer.ggml.eos_token_id"),
             pad_token_id=meta.get("tokenizer.ggml.padding_token_id"),

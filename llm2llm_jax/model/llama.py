@@ -1,4 +1,9 @@
-"""Flax Llama: RMSNorm, rotate-half RoPE, GQA attention with an optional KV cache, SwiGLU, scan + remat.
+"""The decoder (Llama, and the families that differ from it by switches): RMSNorm, rotate-half RoPE, GQA
+attention with an optional KV cache and sliding windows, gated MLP, scan + remat.
+
+The family's switches (`LlamaConfig.traits`): q/k/v biases (Qwen2), per-head query/key norms (Qwen3,
+Gemma 3), Gemma's (1 + weight) norms around attention and MLP with embeddings scaled by sqrt(hidden)
+and a GELU-tanh MLP; per layer, full or sliding-window attention with its own RoPE base (Gemma 3).
 
 Every parameter carries logical axis names (see `parallel.py` for how they map onto a mesh):
   vocab, embed, q_heads, kv_heads, mlp, norm, and `layers` for the scanned stack.
@@ -32,9 +37,12 @@ def _init(names, stddev=0.02):
 
 
 # ---------------------------------------------------------------------------- RoPE (pure)
-def rope_inv_freq(cfg: LlamaConfig) -> np.ndarray:
-    """Inverse frequencies for rotate-half RoPE, with `linear` or `llama3` scaling from the config."""
+def rope_inv_freq(cfg: LlamaConfig, local: bool = False) -> np.ndarray:
+    """Inverse frequencies for rotate-half RoPE, with `linear` or `llama3` scaling from the config; `local`:
+    those of the sliding-window layers (base `rope_local_theta`, unscaled, when the config sets one)."""
     d = cfg.head_dim
+    if local and cfg.rope_local_theta is not None:
+        return (1.0 / (cfg.rope_local_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))).astype(np.float32)
     inv_freq = 1.0 / (cfg.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))
     scaling = cfg.rope_scaling_dict
     rope_type = scaling.get("rope_type", "default")
@@ -72,15 +80,23 @@ def apply_rope(x: Array, cos: Array, sin: Array) -> Array:
 
 # ---------------------------------------------------------------------------- modules
 class RMSNorm(nn.Module):
+    """RMSNorm over the last axis (hidden, or head_dim for query/key norms), normalised in f32. Llama
+    casts back and multiplies by the weight; Gemma multiplies by (1 + weight) in f32, then casts."""
+
     cfg: LlamaConfig
+    features: int = 0  # 0: hidden_size
 
     @nn.compact
     def __call__(self, x):
-        weight = self.param("weight", nn.with_logical_partitioning(nn.initializers.ones, ("norm",)),
-                            (self.cfg.hidden_size,), self.cfg.jnp_param_dtype)
+        gemma = self.cfg.traits.gemma_norms
+        init = nn.initializers.zeros if gemma else nn.initializers.ones
+        weight = self.param("weight", nn.with_logical_partitioning(init, ("norm",)),
+                            (self.features or self.cfg.hidden_size,), self.cfg.jnp_param_dtype)
         in_dtype = x.dtype
         x32 = x.astype(jnp.float32)
         x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.cfg.rms_norm_eps)
+        if gemma:
+            return (x32 * (1.0 + weight.astype(jnp.float32))).astype(in_dtype)
         return weight.astype(self.cfg.jnp_dtype) * x32.astype(in_dtype)
 
 
@@ -93,6 +109,7 @@ class LoRADense(nn.Module):
     features: int
     names: tuple
     f32_output: bool = False  # the LM head: its product uncast (f32 from the cpu kernels); logits are made f32 after
+    use_bias: bool = False
 
     @nn.compact
     def __call__(self, x):
@@ -109,11 +126,15 @@ class LoRADense(nn.Module):
                            (r, self.features), cfg.jnp_param_dtype)
             low = mm(x, a.astype(cfg.jnp_dtype)).astype(cfg.jnp_dtype)
             y = y + mm(low, b.astype(cfg.jnp_dtype)) * (cfg.lora_alpha / r)
+        if self.use_bias:
+            bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, (self.names[1],)),
+                              (self.features,), cfg.jnp_param_dtype)
+            y = y + bias.astype(y.dtype)
         return y if self.f32_output else y.astype(cfg.jnp_dtype)
 
 
-def _dense(cfg: LlamaConfig, features: int, names, name: str):
-    return LoRADense(cfg, features, tuple(names), name=name)
+def _dense(cfg: LlamaConfig, features: int, names, name: str, use_bias: bool = False):
+    return LoRADense(cfg, features, tuple(names), use_bias=use_bias, name=name)
 
 
 class Attention(nn.Module):
@@ -124,11 +145,17 @@ class Attention(nn.Module):
         cfg = self.cfg
         b, t, _ = x.shape
         h, kvh, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-        q = _dense(cfg, h * d, ("embed", "q_heads"), "q_proj")(x).reshape(b, t, h, d)
-        k = _dense(cfg, kvh * d, ("embed", "kv_heads"), "k_proj")(x).reshape(b, t, kvh, d)
-        v = _dense(cfg, kvh * d, ("embed", "kv_heads"), "v_proj")(x).reshape(b, t, kvh, d)
+        bias = cfg.traits.attention_bias
+        q = _dense(cfg, h * d, ("embed", "q_heads"), "q_proj", bias)(x).reshape(b, t, h, d)
+        k = _dense(cfg, kvh * d, ("embed", "kv_heads"), "k_proj", bias)(x).reshape(b, t, kvh, d)
+        v = _dense(cfg, kvh * d, ("embed", "kv_heads"), "v_proj", bias)(x).reshape(b, t, kvh, d)
         q = nn.with_logical_constraint(q, ("act_batch", "act_length", "act_heads", None))
+        if cfg.traits.qk_norm:
+            q, k = RMSNorm(cfg, d, name="q_norm")(q), RMSNorm(cfg, d, name="k_norm")(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cfg.query_pre_attn_scalar is not None and cfg.query_pre_attn_scalar != d:
+            # the kernels divide the scores by sqrt(head_dim); this family divides by sqrt(query_pre_attn_scalar)
+            q = q * jnp.asarray(math.sqrt(d / cfg.query_pre_attn_scalar), q.dtype)
 
         new_cache = None
         if layer_cache is None:
@@ -148,20 +175,35 @@ class MLP(nn.Module):
         cfg = self.cfg
         gate = _dense(cfg, cfg.intermediate_size, ("embed", "mlp"), "gate_proj")(x)
         up = _dense(cfg, cfg.intermediate_size, ("embed", "mlp"), "up_proj")(x)
-        act = nn.with_logical_constraint(nn.silu(gate) * up, ("act_batch", "act_length", "act_mlp"))
+        gated = nn.gelu(gate, approximate=True) if cfg.traits.activation == "gelu_tanh" else nn.silu(gate)
+        act = nn.with_logical_constraint(gated * up, ("act_batch", "act_length", "act_mlp"))
         return _dense(cfg, cfg.hidden_size, ("mlp", "embed"), "down_proj")(act)
 
 
 class DecoderLayer(nn.Module):
+    """One block. `views` holds (cos, sin, mask) for full attention and, when the config has sliding
+    layers, for the window; `sliding` (a scalar, scanned over the stack) says which this layer reads."""
+
     cfg: LlamaConfig
 
     @nn.compact
-    def __call__(self, x, cos, sin, mask, cache_index, layer_cache):
+    def __call__(self, x, views, cache_index, layer_cache, sliding):
+        cfg = self.cfg
+        if "sliding" not in views:
+            cos, sin, mask = views["full"]
+        elif "full" not in views:
+            cos, sin, mask = views["sliding"]
+        else:  # both kinds in one stack: pick per layer
+            cos, sin, mask = (jnp.where(sliding, a, b) for a, b in zip(views["sliding"], views["full"]))
         x = nn.with_logical_constraint(x, ("act_batch", "act_length", "act_embed"))
-        attn_out, new_cache = Attention(self.cfg, name="self_attn")(
-            RMSNorm(self.cfg, name="input_layernorm")(x), cos, sin, mask, layer_cache, cache_index)
+        attn_out, new_cache = Attention(cfg, name="self_attn")(
+            RMSNorm(cfg, name="input_layernorm")(x), cos, sin, mask, layer_cache, cache_index)
+        if cfg.traits.gemma_norms:  # Gemma: a norm after each sub-block too, and its own pre-MLP norm
+            x = x + RMSNorm(cfg, name="post_attention_layernorm")(attn_out)
+            mlp_out = MLP(cfg, name="mlp")(RMSNorm(cfg, name="pre_feedforward_layernorm")(x))
+            return x + RMSNorm(cfg, name="post_feedforward_layernorm")(mlp_out), new_cache
         x = x + attn_out
-        x = x + MLP(self.cfg, name="mlp")(RMSNorm(self.cfg, name="post_attention_layernorm")(x))
+        x = x + MLP(cfg, name="mlp")(RMSNorm(cfg, name="post_attention_layernorm")(x))
         return x, new_cache
 
 
@@ -174,7 +216,7 @@ def _remat_policy(name: str):
 
 
 class LlamaForCausalLM(nn.Module):
-    """Llama causal LM. Call with input_ids [B, T]; returns (logits [B, T, V] f32, new_cache or None).
+    """The causal LM of every supported family. Call with input_ids [B, T]; returns (logits [B, T, V] f32, new_cache or None).
 
     attention_mask [B, T]: 1 for real tokens, 0 for padding (left padding for generation).
     positions [B, T]: RoPE positions; default is cumsum(attention_mask) - 1, which handles left padding.
@@ -197,24 +239,32 @@ class LlamaForCausalLM(nn.Module):
             positions = jnp.maximum(jnp.cumsum(attention_mask, axis=-1) - 1, 0)
             if cache is not None:
                 positions = positions + cache["next_position"][:, None]
-        cos, sin = rope_cos_sin(positions, rope_inv_freq(cfg))
-
         if cache is None:
-            causal = jnp.tril(jnp.ones((t, t), bool))
-            mask = causal[None] & attention_mask[:, None, :]
             cache_index, layer_caches, new_valid = jnp.int32(0), None, None
+            query_slot, key_slot, valid = jnp.arange(t), jnp.arange(t), attention_mask
         else:
             cache_index = cache["index"]
             new_valid = jax.lax.dynamic_update_slice(cache["valid"], attention_mask, (0, cache_index))
-            s = new_valid.shape[1]
-            query_slot = cache_index + jnp.arange(t)
-            causal = jnp.arange(s)[None, :] <= query_slot[:, None]
-            mask = causal[None] & new_valid[:, None, :]
+            query_slot, key_slot, valid = cache_index + jnp.arange(t), jnp.arange(new_valid.shape[1]), new_valid
             layer_caches = {"k": cache["k"], "v": cache["v"]}
+        causal = key_slot[None, :] <= query_slot[:, None]
+        # Each kind of layer the config has gets its RoPE and mask; a sliding layer's query sees the
+        # `sliding_window` latest slots (itself included), as transformers' sliding masks do.
+        sliding_layers = cfg.sliding_layers
+        views = {}
+        if not all(sliding_layers):
+            views["full"] = (*rope_cos_sin(positions, rope_inv_freq(cfg)), causal[None] & valid[:, None, :])
+        if any(sliding_layers):
+            in_window = query_slot[:, None] - key_slot[None, :] < cfg.sliding_window
+            views["sliding"] = (*rope_cos_sin(positions, rope_inv_freq(cfg, local=True)),
+                                (causal & in_window)[None] & valid[:, None, :])
+        sliding = jnp.asarray(sliding_layers)
 
         embed = nn.Embed(cfg.vocab_size, cfg.hidden_size, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype,
                          embedding_init=_init(("vocab", "embed")), name="embed_tokens")
         x = embed(input_ids)
+        if cfg.traits.gemma_norms:
+            x = x * jnp.asarray(math.sqrt(cfg.hidden_size), x.dtype)
 
         layer_cls = DecoderLayer
         if cfg.remat_policy != "none":
@@ -222,15 +272,15 @@ class LlamaForCausalLM(nn.Module):
                                  prevent_cse=not cfg.scan_layers, static_argnums=())
         if cfg.scan_layers:
             stack = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
-                            in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, 0),
+                            in_axes=(nn.broadcast, nn.broadcast, 0, 0),
                             length=cfg.num_hidden_layers, metadata_params={nn.PARTITION_NAME: "layers"})
-            x, new_layer_caches = stack(cfg, name="layers")(x, cos, sin, mask, cache_index, layer_caches)
+            x, new_layer_caches = stack(cfg, name="layers")(x, views, cache_index, layer_caches, sliding)
         else:
             # One buffer per layer (see init_cache): each is updated in place, never sliced or restacked.
             ks, vs = [], []
             for i in range(cfg.num_hidden_layers):
                 lc = None if layer_caches is None else {"k": layer_caches["k"][i], "v": layer_caches["v"][i]}
-                x, nc = layer_cls(cfg, name=f"layers_{i}")(x, cos, sin, mask, cache_index, lc)
+                x, nc = layer_cls(cfg, name=f"layers_{i}")(x, views, cache_index, lc, sliding[i])
                 if nc is not None:
                     ks.append(nc["k"])
                     vs.append(nc["v"])

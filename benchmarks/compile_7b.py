@@ -1,4 +1,6 @@
-"""Llama-2-7B train step compiled (never run) for an 8-device mesh: per-device memory, and whether it fits.
+"""7B-class train steps compiled (never run) for an 8-device mesh: per-device memory, and whether it fits.
+
+The models: Llama-2-7B (the paper's) and the example configs' instruct students of each family (--models).
 
 Lowers and compiles from abstract shapes only (nothing is allocated), on 8 simulated CPU devices,
 then prints XLA's memory analysis per device for full fine-tuning and for LoRA. The model is built
@@ -6,7 +8,8 @@ with the `xla` kernels (--kernels), the set a TPU or GPU mesh resolves 'auto' to
 layout copies are counted; the CPU compiler's buffer assignment stands in for the TPU's, so treat
 the figures as estimates of a TPU compile.
 
-  python benchmarks/compile_7b.py [--mesh 1,8,1 --micro-batch 8 --seq 1024 --targets 1024 --chip-gib 32 --kernels xla]
+  python benchmarks/compile_7b.py [--models llama-2-7b,qwen2.5-7b,qwen3-8b,llama-3.1-8b,gemma-3-4b --mesh 1,8,1
+                                   --micro-batch 8 --seq 1024 --targets 1024 --chip-gib 32 --kernels xla]
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from llm2llm_jax import parallel  # noqa: E402
 from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
 from llm2llm_jax.train import TrainHParams, Trainer  # noqa: E402
 
-LLAMA2_7B = MODEL_SHAPES["llama-2-7b"]
+MODELS = ("llama-2-7b", "qwen2.5-7b", "qwen3-8b", "llama-3.1-8b", "gemma-3-4b")
 GIB = 1024**3
 
 
@@ -46,6 +49,7 @@ def analyse(name, cfg, hp, mesh, batch_shape, targets, chip_gib):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="llama-2-7b", help=f"comma-separated, from {', '.join(MODELS)}")
     ap.add_argument("--mesh", default="1,8,1", help="data,fsdp,tensor")
     ap.add_argument("--micro-batch", type=int, default=8, help="global rows per accumulation step")
     ap.add_argument("--accum", type=int, default=16, help="accumulation steps (16 x 8 = the paper's batch 128)")
@@ -60,14 +64,18 @@ def main():
     hp = TrainHParams(batch_size=args.micro_batch * args.accum, micro_batch_size=args.micro_batch)
     shape = (args.accum, args.micro_batch, args.seq)
     targets = args.targets or args.seq
-    print(f"Llama-2-7B train step, mesh (data, fsdp, tensor) = {tuple(mesh.devices.shape)}, batch {shape} "
-          f"[accum, rows, tokens], {targets} targets per row, kernels={args.kernels}, jax {jax.__version__}")
-    full = LlamaConfig(**LLAMA2_7B, param_dtype="float32", dtype="bfloat16", remat_policy="full", kernels=args.kernels)
-    analyse("full fine-tune (f32 params+Adam, bf16 compute)", full, hp, mesh, shape, targets, args.chip_gib)
-    lora = LlamaConfig(**LLAMA2_7B, param_dtype="bfloat16", dtype="bfloat16", remat_policy="full", lora_rank=16,
-                       kernels=args.kernels)
-    analyse("LoRA r=16 (bf16 frozen base)", lora, hp, mesh, shape, targets, args.chip_gib)
-
+    for name in args.models.split(","):
+        if name not in MODELS:
+            ap.error(f"--models: {name!r} is not one of {', '.join(MODELS)}")
+        shape_cfg = MODEL_SHAPES[name]
+        print(f"{name} train step, mesh (data, fsdp, tensor) = {tuple(mesh.devices.shape)}, batch {shape} "
+              f"[accum, rows, tokens], {targets} targets per row, kernels={args.kernels}, jax {jax.__version__}")
+        full = LlamaConfig(**shape_cfg, param_dtype="float32", dtype="bfloat16", remat_policy="full",
+                           kernels=args.kernels)
+        analyse(f"{name} full fine-tune (f32 params+Adam, bf16)", full, hp, mesh, shape, targets, args.chip_gib)
+        lora = LlamaConfig(**shape_cfg, param_dtype="bfloat16", dtype="bfloat16", remat_policy="full", lora_rank=16,
+                           kernels=args.kernels)
+        analyse(f"{name} LoRA r=16 (bf16 frozen base)", lora, hp, mesh, shape, targets, args.chip_gib)
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-@pytest.mark.parametrize("name", ["default", "sst2", "trec", "snips", "gsm8k", "casehold"])
+FAMILY_CONFIGS = {"gemma3": "gemma3_270m", "qwen2_5_7b": "hf", "llama3_1_8b": "hf", "gemma3_4b": "hf"}
+
+
+@pytest.mark.parametrize("name", ["default", "sst2", "trec", "snips", "gsm8k", "casehold", "rotten_tomatoes",
+                                  "newsgroups"] + list(FAMILY_CONFIGS))
 def test_configs_build(name):
     from llm2llm_jax.augment import METHODS
     from llm2llm_jax.tasks import get_task
@@ -20,7 +24,13 @@ def test_configs_build(name):
     c = importlib.import_module(f"configs.{name}").get_config()
     assert get_task(c.task).name == c.task and c.method in METHODS
     assert c.job == "llm2llm"
-    if name != "default":  # the paper's recipe
+    if name in FAMILY_CONFIGS:
+        assert c.model.source == FAMILY_CONFIGS[name]
+    if name == "gemma3":  # a teacher other than the student, offline
+        assert c.teacher.kind != "local" or c.teacher.model == "smollm2"
+    if name in FAMILY_CONFIGS and name != "gemma3":
+        assert c.data.prompt_format == "auto"
+    if name not in ("default", "rotten_tomatoes", "newsgroups", "gemma3"):  # the paper's recipe
         assert (c.train.learning_rate, c.train.epochs, c.train.warmup_ratio, c.train.weight_decay,
                 c.train.batch_size, c.iterations) == (2e-5, 3, 0.03, 0.0, 128, 10)
 

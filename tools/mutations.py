@@ -55,7 +55,9 @@ TIMING = "llm2llm_jax/timing.py"
 COMPARE = "llm2llm_jax/compare.py"
 EXPORT = "llm2llm_jax/export.py"
 BATCH = "llm2llm_jax/teacher/batch.py"
+PROMPTING = "llm2llm_jax/prompting.py"
 T_MODES = "tests/test_teacher_modes.py"
+T_FAMILIES = "tests/test_families.py"
 
 T_TRAIN = "tests/test_train.py"
 T_DECODE = "tests/test_decode.py"
@@ -171,8 +173,8 @@ MUTATIONS = [
     m("llama3-rope-smoothing", LLAMA, ("smoothed = (1 - smooth) * scaled / factor + smooth * scaled",
                                        "smoothed = (1 - smooth) * scaled + smooth * scaled / factor"),
       f"{LOGITS}[mqa-tied-llama3-rope-scan-cpu]", "Llama 3 RoPE scaling"),
-    m("causal-mask-sees-the-next-token", LLAMA, ("causal = jnp.tril(jnp.ones((t, t), bool))",
-                                                 "causal = jnp.tril(jnp.ones((t, t), bool), k=1)"),
+    m("causal-mask-sees-the-next-token", LLAMA, ("causal = key_slot[None, :] <= query_slot[:, None]",
+                                                 "causal = key_slot[None, :] <= query_slot[:, None] + 1"),
       f"{LOGITS}[mha-untied-scan-xla]", "causal masking"),
     m("gqa-tile-not-repeat", KERNELS, ("qg = q.reshape(b, t, kvh, h // kvh, d)\n",
                                        "qg = q.reshape(b, t, h // kvh, kvh, d).swapaxes(2, 3)\n"),
@@ -310,8 +312,8 @@ MUTATIONS = [
     m("hf-config-ignores-kv-heads", CONFIG, ('num_key_value_heads=d.get("num_key_value_heads") or d["num_attention_heads"],',
                                              'num_key_value_heads=d["num_attention_heads"],'),
       f"{LOGITS}[gqa-tied-scan-cpu]", "loading GQA checkpoints"),
-    m("no-eos-after-targets", DATA, ('target = tokenizer(task.target(ex), add_special_tokens=False)["input_ids"] + eos',
-                                     'target = tokenizer(task.target(ex), add_special_tokens=False)["input_ids"]'),
+    m("no-eos-after-targets", PROMPTING, ('return _ids(tokenizer, task.target(example)) + ([eos] if add_eos and eos is not None else [])',
+                                          'return _ids(tokenizer, task.target(example))'),
       "tests/test_data.py::test_tokenization_truncates_or_drops_long_examples", "the student learns to stop"),
     m("runaway-not-dropped", FILTERS, ("if len(text) > self.max_input_chars or len(raw) > self.max_output_chars:",
                                        "if False:"),
@@ -367,7 +369,9 @@ MUTATIONS = [
                                                   "    rep = lambda x, axis=0: jnp.concatenate([x] * copies, axis=axis)"),
       "tests/test_scoring.py::test_candidate_logprobs_equal_the_full_sequence_likelihood",
       "each prompt's cache paired with its own candidates"),
-    m("score-without-eos", SCORING, ("    eos = [tokenizer.eos_token_id] if", "    eos = [] if"),
+    m("score-without-eos", PROMPTING, ('    return [target_ids(task, {"input": "", "output": label}, tokenizer, fmt) for label in task.labels]',
+                                       '    return [target_ids(task, {"input": "", "output": label}, tokenizer, fmt, add_eos=False)'
+                                       ' for label in task.labels]'),
       "tests/test_scoring.py::test_score_mode_predicts_the_most_likely_label", "answers scored as training writes them"),
     m("wilson-as-clopper-pearson", STATS, ('method="wilson"', 'method="exact"'),
       "tests/test_stats.py::test_wilson_interval_matches_the_formula", "the Wilson interval"),
@@ -499,4 +503,41 @@ MUTATIONS = [
                                                     "    n = min(len(e.prompt_ids) for e in examples)"),
       f"{T_TRAIN}::test_the_shared_prefix_is_every_prompts_start_rounded_down",
       "every row keeps the prompt token that predicts its first target"),
+    # ------------------------------------------------------------------ model families, prompt formats (issue 22)
+    m("gemma-norm-without-the-one", LLAMA, ("            return (x32 * (1.0 + weight.astype(jnp.float32))).astype(in_dtype)",
+                                             "            return (x32 * weight.astype(jnp.float32)).astype(in_dtype)"),
+      f"{T_FAMILIES}::test_logits_match_transformers[gemma3-mixed-scan-cpu]", "Gemma's norms scale by (1 + weight)"),
+    m("window-one-too-wide", LLAMA, ("            in_window = query_slot[:, None] - key_slot[None, :] < cfg.sliding_window",
+                                     "            in_window = query_slot[:, None] - key_slot[None, :] <= cfg.sliding_window"),
+      f"{T_FAMILIES}::test_logits_match_transformers[mistral-window-scan-cpu]",
+      "a sliding layer sees exactly sliding_window positions, itself included"),
+    m("decoding-ignores-the-window", LLAMA, ("                                (causal & in_window)[None] & valid[:, None, :])",
+                                             "                                (causal | ~in_window)[None] & valid[:, None, :])"),
+      f"{T_FAMILIES}::test_greedy_decoding_past_the_window_matches_generate[mistral-window-cpu]",
+      "cached decoding keeps the window once the sequence is longer than it"),
+    m("local-layers-use-the-global-rope", LLAMA, ("    if local and cfg.rope_local_theta is not None:", "    if False:"),
+      f"{T_FAMILIES}::test_logits_match_transformers[gemma3-mixed-scan-cpu]",
+      "Gemma 3's local layers rotate with their own RoPE base"),
+    m("query-scale-ignored", LLAMA, ("        if cfg.query_pre_attn_scalar is not None and cfg.query_pre_attn_scalar != d:",
+                                     "        if False:"),
+      f"{T_FAMILIES}::test_logits_match_transformers[gemma3-mixed-scan-cpu]", "Gemma's softmax scale"),
+    m("gemma-embeddings-unscaled", LLAMA, ("            x = x * jnp.asarray(math.sqrt(cfg.hidden_size), x.dtype)", "            pass"),
+      f"{T_FAMILIES}::test_logits_match_transformers[gemma3-mixed-scan-cpu]", "Gemma's embeddings times sqrt(hidden)"),
+    m("qk-norm-after-rope", LLAMA, (("        if cfg.traits.qk_norm:\n            q, k = RMSNorm(cfg, d, name=\"q_norm\")(q), RMSNorm(cfg, d, name=\"k_norm\")(k)\n        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)",
+                                     "        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)\n        if cfg.traits.qk_norm:\n            q, k = RMSNorm(cfg, d, name=\"q_norm\")(q), RMSNorm(cfg, d, name=\"k_norm\")(k)"),),
+      f"{T_FAMILIES}::test_logits_match_transformers[qwen3-gqa-scan-cpu]", "query/key norms come before RoPE"),
+    m("gemma-gguf-norms-not-shifted", WEIGHTS, ("            w = w - 1.0  # llama.cpp stores", "            w = w + 0.0  # llama.cpp stores"),
+      "tests/test_gemma3.py::test_gemma3_270m_matches_transformers_on_the_same_gguf",
+      "a Gemma GGUF's norm weights lose llama.cpp's added 1"),
+    m("chat-target-keeps-the-template-tail", PROMPTING, ("        ids = ids[:ids.index(eos) + 1]", "        ids = ids"),
+      "tests/test_prompting.py::test_chat_ids_are_transformers_apply_chat_template",
+      "the chat answer ends with its end-of-turn token"),
+    m("plain-prompts-without-bos", PROMPTING, ("    return [bos] if tokenizer(\"x\", add_special_tokens=True)[\"input_ids\"][:1] == [bos] else []",
+                                               "    return []"),
+      "tests/test_prompting.py::test_plain_prompts_keep_smollm2s_ids_and_get_a_bos_where_the_tokenizer_adds_one",
+      "plain prompts start with the BOS the tokenizer adds (Gemma)"),
+    m("teacher-is-always-the-student", BACKENDS, ('    if settings.kind == "local" and settings.model in ("", "student", student_name) and student is not None:',
+                                                  '    if settings.kind == "local" and student is not None:'),
+      f"{T_MODES}::test_a_local_teacher_other_than_the_student_is_loaded_for_itself",
+      "teacher.model naming another model gets that model"),
 ]

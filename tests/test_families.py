@@ -236,3 +236,84 @@ def test_a_sliding_layer_needs_a_window():
         LlamaConfig(num_hidden_layers=2, layer_types=("sliding_attention", "full_attention"))
     with pytest.raises(ConfigError, match="for each of the 2 layers"):
         LlamaConfig(num_hidden_layers=2, layer_types=("sliding_attention",), sliding_window=4)
+
+
+# llama.cpp's tensor names for an HF layer's tensors (its Gemma converter also renames the four norms and adds
+# 1 to every norm weight)
+GGUF_NAMES = {"self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+              "self_attn.v_proj.weight": "attn_v.weight", "self_attn.q_proj.bias": "attn_q.bias",
+              "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias",
+              "self_attn.o_proj.weight": "attn_output.weight", "self_attn.q_norm.weight": "attn_q_norm.weight",
+              "self_attn.k_norm.weight": "attn_k_norm.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
+              "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+              "input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight"}
+GGUF_GEMMA_NAMES = dict(GGUF_NAMES, **{"post_attention_layernorm.weight": "post_attention_norm.weight",
+                                       "pre_feedforward_layernorm.weight": "ffn_norm.weight",
+                                       "post_feedforward_layernorm.weight": "post_ffw_norm.weight"})
+
+
+def _write_gguf(model, family, path):
+    """`model` as llama.cpp's converter writes it (f32 tensors, a placeholder vocabulary)."""
+    import gguf
+
+    cfg = model.config
+    gemma = family == "gemma3"
+    w = gguf.GGUFWriter(path, family)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_rope_freq_base(1_000_000.0 if gemma else 10000.0)
+    if gemma:
+        w.add_sliding_window(cfg.sliding_window)
+    top = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+           "lm_head.weight": "output.weight"}
+    names = GGUF_GEMMA_NAMES if gemma else GGUF_NAMES
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight" and cfg.tie_word_embeddings:
+            continue
+        parts = name.split(".")
+        gguf_name = top.get(name) or f"blk.{parts[2]}.{names['.'.join(parts[3:])]}"
+        value = tensor.detach().numpy().astype(np.float32)
+        w.add_tensor(gguf_name, value + 1.0 if gemma and name.endswith("norm.weight") else value)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([f"t{i}" for i in range(cfg.vocab_size)])
+    w.add_token_types([1] * cfg.vocab_size)
+    w.add_token_merges([])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+@pytest.mark.parametrize("family,overrides", [
+    ("qwen2", dict(num_key_value_heads=2)),
+    ("qwen3", dict(num_key_value_heads=2, head_dim=128)),  # what transformers assumes: its reader skips key_length
+    ("gemma3", dict(num_key_value_heads=1, head_dim=256, sliding_window=WINDOW, query_pre_attn_scalar=256,
+                    rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+                                     "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}))])
+def test_gguf_import_matches_transformers_reading_the_same_file(tmp_path, family, overrides):
+    """A GGUF of each family in llama.cpp's layout (no q/k permutation outside its llama arch; Gemma's norms
+    stored plus one): our import and transformers' GGUF loader give the same logits."""
+    from transformers import AutoModelForCausalLM
+
+    from llm2llm_jax.model.weights import load_gguf_checkpoint
+
+    _, ref_model = make_hf_model(tmp_path, family, **overrides)
+    path = str(tmp_path / "model.gguf")
+    _write_gguf(ref_model, family, path)
+    theirs = AutoModelForCausalLM.from_pretrained(str(tmp_path), gguf_file="model.gguf",
+                                                  attn_implementation="eager").eval()
+    cfg, params = load_gguf_checkpoint(path)
+    assert cfg.family == family
+    ids, mask = random_batch(cfg.vocab_size, length=24)
+    ours = np.asarray(forward(cfg, params, jnp.asarray(ids), jnp.asarray(mask)))
+    valid = mask.astype(bool)
+    assert np.abs(ours - torch_logits(theirs, ids, mask))[valid].max() <= 1e-4
+    assert np.abs(ours - torch_logits(ref_model, ids, mask))[valid].max() <= 1e-4

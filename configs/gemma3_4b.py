@@ -6,12 +6,8 @@ its chat template, the paper's recipe otherwise.
 Its train step compiles for 8 devices within 32 GiB per chip: python benchmarks/compile_7b.py --models gemma-3-4b
 """
 
-from configs.paper import paper_config
+from configs.paper import instruct_config
 
 
 def get_config():
-    c = paper_config("trec")
-    c.workdir = "runs/gemma3_4b"
-    c.model.path = "/data/gemma-3-4b-it"  # an HF directory (config.json, safetensors, tokenizer files)
-    c.data.prompt_format = "auto"  # an instruct model: its own chat template
-    return c
+    return instruct_config("gemma3_4b", "/data/gemma-3-4b-it")

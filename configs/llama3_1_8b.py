@@ -5,12 +5,8 @@
 Its train step compiles for 8 devices within 32 GiB per chip: python benchmarks/compile_7b.py --models llama-3.1-8b
 """
 
-from configs.paper import paper_config
+from configs.paper import instruct_config
 
 
 def get_config():
-    c = paper_config("trec")
-    c.workdir = "runs/llama3_1_8b"
-    c.model.path = "/data/Llama-3.1-8B-Instruct"  # an HF directory (config.json, safetensors, tokenizer files)
-    c.data.prompt_format = "auto"  # an instruct model: its own chat template
-    return c
+    return instruct_config("llama3_1_8b", "/data/Llama-3.1-8B-Instruct")

@@ -20,3 +20,12 @@ def paper_config(task: str):
     c.teacher.kind = "gemini"
     c.teacher.per_example = 1
     return c
+
+
+def instruct_config(name: str, path: str):
+    """A paper-sized instruct student (`path`: its HF directory) on TREC, trained through its chat template."""
+    c = paper_config("trec")
+    c.workdir = f"runs/{name}"
+    c.model.path = path  # config.json, safetensors, tokenizer files
+    c.data.prompt_format = "auto"  # an instruct model: its own chat template
+    return c

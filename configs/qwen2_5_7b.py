@@ -5,12 +5,8 @@
 Its train step compiles for 8 devices within 32 GiB per chip: python benchmarks/compile_7b.py --models qwen2.5-7b
 """
 
-from configs.paper import paper_config
+from configs.paper import instruct_config
 
 
 def get_config():
-    c = paper_config("trec")
-    c.workdir = "runs/qwen2_5_7b"
-    c.model.path = "/data/Qwen2.5-7B-Instruct"  # an HF directory (config.json, safetensors, tokenizer files)
-    c.data.prompt_format = "auto"  # an instruct model: its own chat template
-    return c
+    return instruct_config("qwen2_5_7b", "/data/Qwen2.5-7B-Instruct")

@@ -79,23 +79,13 @@ def test_the_window_and_the_family_switches_change_the_logits(tmp_path, case):
 @pytest.mark.parametrize("case", ["qwen2-tied-window", "qwen3-gqa", "mistral-window", "gemma3-mixed"])
 def test_loss_gradients_match_transformers(tmp_path, case, kernels):
     """The target-token loss and every gradient (biases and query/key norms included) vs torch autograd."""
-    import torch
-
-    from test_model_parity import mean_target_loss, target_batch
+    from test_model_parity import mean_target_loss, target_batch, torch_target_loss_and_grads
 
     _, ref_model, cfg, params = _model(tmp_path, case, scan_layers=False, kernels=kernels)
     b = target_batch(cfg.vocab_size)
     loss, grads = jax.value_and_grad(mean_target_loss(cfg, b))(params)
-    ids = torch.tensor(b["input_ids"], dtype=torch.long)
-    labels = torch.full_like(ids, -100)
-    for row, (positions, m) in enumerate(zip(b["target_positions"], b["target_mask"])):
-        for p in positions[m == 1]:
-            labels[row, p + 1] = ids[row, p + 1]
-    ref_model.zero_grad()
-    ref_loss = ref_model(input_ids=ids, attention_mask=torch.tensor(b["attention_mask"]), labels=labels).loss
-    ref_loss.backward()
-    assert abs(float(loss) - ref_loss.item()) <= 1e-5
-    ref_grads = {n: p.grad.numpy() for n, p in ref_model.named_parameters()}
+    ref_loss, ref_grads = torch_target_loss_and_grads(ref_model, b)
+    assert abs(float(loss) - ref_loss) <= 1e-5
     names = [name for name, _ in iter_hf_tensors(grads, cfg)]
     assert set(names) == set(ref_grads) - ({"lm_head.weight"} if cfg.tie_word_embeddings else set())
     for name, g in iter_hf_tensors(grads, cfg):
@@ -146,29 +136,16 @@ def test_mesh_equals_one_device_and_every_parameter_has_a_rule(tmp_path, case, l
     """Loss and every gradient leaf (biases, query/key norms, Gemma's extra norms, LoRA adapters) on mesh
     (2,2,2) equal one device's; the partition rules place every new parameter (they raise on one they
     do not name)."""
-    from llm2llm_jax import parallel
-    from llm2llm_jax.data import collate
-    from llm2llm_jax.model.lora import add_lora_params, split_trainable
-    from llm2llm_jax.train import TrainHParams, Trainer, host_params, loss_and_grads
-    from test_train import _examples, _one_device_mesh
+    from llm2llm_jax.model.lora import add_lora_params
+    from llm2llm_jax.train import host_params
+    from test_train import _examples, loss_and_grads_on_meshes
 
     assert len(jax.devices()) == 8
     _, _, cfg, params = _model(tmp_path, case, lora_rank=lora)
     params = add_lora_params(params, cfg, jax.random.PRNGKey(4))
     params = jax.tree_util.tree_map_with_path(lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x,
                                               host_params(params))
-    hp = TrainHParams(batch_size=8, micro_batch_size=4, seq_multiple=8)
-    batch = collate(_examples(8, seed=5, vocab=cfg.vocab_size), hp)
-    results = []
-    for mesh in (_one_device_mesh(), parallel.make_mesh((2, 2, 2))):
-        trainer = Trainer(cfg, hp, mesh, total_steps=1)
-        trainable, frozen = split_trainable(params, cfg)
-        trainable = parallel.place(trainable, trainer.trainable_shardings)
-        frozen = parallel.place(frozen, trainer.frozen_shardings) if frozen else {}
-        with jax.set_mesh(mesh):
-            fn = jax.jit(lambda t, f, b: loss_and_grads(t, f, cfg, b))
-            loss, grads, _ = fn(trainable, frozen, trainer.place_batch(batch))
-        results.append((float(loss), host_params(grads)))
+    results = loss_and_grads_on_meshes(cfg, params, _examples(8, seed=5, vocab=cfg.vocab_size))
     assert abs(results[0][0] - results[1][0]) <= 1e-5
     leaves = jax.tree_util.tree_leaves_with_path(results[0][1])
     names = {str(path[-1].key) for path, _ in leaves}

@@ -132,20 +132,9 @@ def mean_target_loss(cfg, b):
     return mean_loss
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kernels", list(KERNELS))
-@pytest.mark.parametrize("case", ["gqa-tied", "mha-untied"])
-def test_loss_gradients_match_transformers(tmp_path, case, kernels):
-    """Every gradient of the target-token loss (through each kernel set's matmul backward, the
-    target-only LM head and the tied embedding) equals torch autograd on transformers' model."""
+def torch_target_loss_and_grads(ref_model, b):
+    """transformers' loss over batch `b`'s target tokens and every parameter's gradient, by torch autograd."""
     import torch
-
-    from llm2llm_jax.model.weights import iter_hf_tensors
-
-    path, ref_model = make_hf_llama(tmp_path, **CASES[case])
-    cfg, params = load_hf_checkpoint(path, scan_layers=False, **KERNELS[kernels])
-    b = target_batch(cfg.vocab_size)
-    loss, grads = jax.value_and_grad(mean_target_loss(cfg, b))(params)
 
     ids = torch.tensor(b["input_ids"], dtype=torch.long)
     labels = torch.full_like(ids, -100)  # transformers shifts: label at t is predicted at t - 1
@@ -155,8 +144,23 @@ def test_loss_gradients_match_transformers(tmp_path, case, kernels):
     ref_model.zero_grad()
     ref_loss = ref_model(input_ids=ids, attention_mask=torch.tensor(b["attention_mask"]), labels=labels).loss
     ref_loss.backward()
-    assert abs(float(loss) - ref_loss.item()) <= 1e-5
-    ref_grads = {n: p.grad.numpy() for n, p in ref_model.named_parameters()}
+    return ref_loss.item(), {n: p.grad.numpy() for n, p in ref_model.named_parameters()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernels", list(KERNELS))
+@pytest.mark.parametrize("case", ["gqa-tied", "mha-untied"])
+def test_loss_gradients_match_transformers(tmp_path, case, kernels):
+    """Every gradient of the target-token loss (through each kernel set's matmul backward, the
+    target-only LM head and the tied embedding) equals torch autograd on transformers' model."""
+    from llm2llm_jax.model.weights import iter_hf_tensors
+
+    path, ref_model = make_hf_llama(tmp_path, **CASES[case])
+    cfg, params = load_hf_checkpoint(path, scan_layers=False, **KERNELS[kernels])
+    b = target_batch(cfg.vocab_size)
+    loss, grads = jax.value_and_grad(mean_target_loss(cfg, b))(params)
+    ref_loss, ref_grads = torch_target_loss_and_grads(ref_model, b)
+    assert abs(float(loss) - ref_loss) <= 1e-5
     for name, g in iter_hf_tensors(grads, cfg):
         scale = max(np.abs(ref_grads[name]).max(), 1e-6)
         np.testing.assert_allclose(g, ref_grads[name], atol=1e-5 * scale + 1e-7, err_msg=name)

@@ -92,14 +92,23 @@ def test_sharded_equals_single_device(lora, kernels):
 @pytest.mark.parametrize("lora", [0, 4], ids=["full", "lora"])
 def test_gradients_equal_across_meshes(lora, kernels):
     """Loss and every gradient leaf: mesh (2,2,2) vs one device, within 1e-5, with 2-step accumulation."""
-    from llm2llm_jax.train import loss_and_grads
-
     cfg = tiny_config(lora_rank=lora, kernels=kernels)
     params = add_lora_params(init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(3)), cfg, jax.random.PRNGKey(4))
     params = jax.tree_util.tree_map_with_path(lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x,
                                               host_params(params))
+    results = loss_and_grads_on_meshes(cfg, params, _examples(8, seed=5))
+    assert abs(results[0][0] - results[1][0]) <= 1e-5
+    for a, b in zip(jax.tree.leaves(results[0][1]), jax.tree.leaves(results[1][1])):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def loss_and_grads_on_meshes(cfg, params, examples):
+    """(loss, gradients on the host) for one batch of 8 in two accumulation steps, on one device and on mesh
+    (2,2,2)."""
+    from llm2llm_jax.train import loss_and_grads
+
     hp = TrainHParams(batch_size=8, micro_batch_size=4, seq_multiple=8)
-    batch = collate(_examples(8, seed=5), hp)
+    batch = collate(examples, hp)
     results = []
     for mesh in (_one_device_mesh(), parallel.make_mesh((2, 2, 2))):
         trainer = Trainer(cfg, hp, mesh, total_steps=1)
@@ -110,9 +119,7 @@ def test_gradients_equal_across_meshes(lora, kernels):
             fn = jax.jit(lambda t, f, b: loss_and_grads(t, f, cfg, b))
             loss, grads, _ = fn(trainable, frozen, trainer.place_batch(batch))
         results.append((float(loss), host_params(grads)))
-    assert abs(results[0][0] - results[1][0]) <= 1e-5
-    for a, b in zip(jax.tree.leaves(results[0][1]), jax.tree.leaves(results[1][1])):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    return results
 
 
 def _prefixed_examples(n=8, prefix_len=10, seed=7):

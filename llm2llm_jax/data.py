@@ -456,8 +456,7 @@ def tokenize_examples(task: Task, examples: Sequence[dict], tokenizer, max_lengt
     from llm2llm_jax import prompting
 
     for ex in examples:  # fmt: 'plain' or 'chat' (prompting.py)
-        prompt = prompting.prompt_ids(task, ex, tokenizer, fmt)
-        target = prompting.target_ids(task, ex, tokenizer, fmt, add_eos=add_eos)
+        prompt, target = prompting.example_ids(task, ex, tokenizer, fmt, add_eos=add_eos)
         overflow = len(prompt) + len(target) - max_length
         if overflow > 0:
             if policy == "drop" or len(target) >= max_length // 2:

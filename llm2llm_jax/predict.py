@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from llm2llm_jax import flops
 from llm2llm_jax.decode import decode_batch, inference_weights, padded_width
-from llm2llm_jax.scoring import candidate_tokens, score_batch
+from llm2llm_jax.scoring import score_batch
 from llm2llm_jax.tasks import Task
 
 
@@ -91,7 +91,9 @@ class Predictor:
         return rows
 
     def _score(self, task: Task, examples, prompts, bar, fmt: str = "plain") -> list[dict]:
-        candidates = candidate_tokens(task, self.tokenizer, fmt)
+        from llm2llm_jax.prompting import candidate_ids
+
+        candidates = candidate_ids(task, self.tokenizer, fmt)  # each label's answer as training writes it
         rows: list = [None] * len(prompts)
         for chunk in self.batches(prompts):
             scores = score_batch(self.cfg, self.params, [prompts[i] for i in chunk], candidates, self.batch_size,

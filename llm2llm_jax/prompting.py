@@ -46,24 +46,29 @@ def _user_turn(task, example: Mapping) -> list[dict]:
     return [{"role": "user", "content": task.prompt(example)}]
 
 
+def _chat_head(task, example: Mapping, tokenizer) -> str:
+    """The conversation up to the assistant's answer: the user turn and the template's generation prompt."""
+    return tokenizer.apply_chat_template(_user_turn(task, example), tokenize=False, add_generation_prompt=True)
+
+
 def prompt_ids(task, example: Mapping, tokenizer, fmt: str) -> list[int]:
     """The ids the model reads before its answer."""
     if fmt == "chat":
-        text = tokenizer.apply_chat_template(_user_turn(task, example), tokenize=False, add_generation_prompt=True)
-        return _ids(tokenizer, text)
+        return _ids(tokenizer, _chat_head(task, example, tokenizer))
     return leading_special_ids(tokenizer) + _ids(tokenizer, task.prompt(example))
 
 
-def target_ids(task, example: Mapping, tokenizer, fmt: str, add_eos: bool = True) -> list[int]:
-    """The ids the model is trained to write after `prompt_ids`: plain, the target text and EOS; chat, the
-    assistant turn as the template renders it, up to and including its first end-of-turn (EOS) token."""
+def example_ids(task, example: Mapping, tokenizer, fmt: str, add_eos: bool = True) -> tuple[list[int], list[int]]:
+    """(prompt ids, target ids): the target is what the model is trained to write after the prompt: plain, the
+    target text and EOS; chat, the assistant turn as the template renders it, up to and including its first
+    end-of-turn (EOS) token."""
     eos = tokenizer.eos_token_id
     if fmt != "chat":
-        return _ids(tokenizer, task.target(example)) + ([eos] if add_eos and eos is not None else [])
-    user = _user_turn(task, example)
-    head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
-    whole = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": task.target(example).strip()}],
-                                          tokenize=False)
+        target = _ids(tokenizer, task.target(example)) + ([eos] if add_eos and eos is not None else [])
+        return prompt_ids(task, example, tokenizer, fmt), target
+    head = _chat_head(task, example, tokenizer)
+    answer = {"role": "assistant", "content": task.target(example).strip()}
+    whole = tokenizer.apply_chat_template(_user_turn(task, example) + [answer], tokenize=False)
     if not whole.startswith(head):
         raise PromptFormatError("data.prompt_format='chat': this chat template does not render the conversation "
                                 "as the prompt followed by the answer; use data.prompt_format=plain")
@@ -72,7 +77,12 @@ def target_ids(task, example: Mapping, tokenizer, fmt: str, add_eos: bool = True
         ids = ids[:ids.index(eos) + 1]  # the end-of-turn token is learnt; what the template adds after it is not
     elif add_eos and eos is not None:
         ids.append(eos)
-    return ids
+    return _ids(tokenizer, head), ids
+
+
+def target_ids(task, example: Mapping, tokenizer, fmt: str, add_eos: bool = True) -> list[int]:
+    """The target half of `example_ids`."""
+    return example_ids(task, example, tokenizer, fmt, add_eos)[1]
 
 
 def candidate_ids(task, tokenizer, fmt: str) -> list[list[int]]:

@@ -22,14 +22,6 @@ from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, repeat_cache_rows
 
 
-def candidate_tokens(task, tokenizer, fmt: str = "plain") -> list[list[int]]:
-    """The token ids of each label's answer as training writes it (target + EOS, or the chat template's
-    assistant turn)."""
-    from llm2llm_jax import prompting
-
-    return prompting.candidate_ids(task, tokenizer, fmt)
-
-
 def right_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     width = max(len(s) for s in sequences)
     ids = np.full((len(sequences), width), pad_id, np.int32)

@@ -16,7 +16,7 @@ from llm2llm_jax import files
 from llm2llm_jax.rundir import LOCK_NAME
 from llm2llm_jax.files import read_json, write_json
 from llm2llm_jax.model.config import ConfigError
-from llm2llm_jax.model.loading import OFFLINE as OFFLINE_MODELS
+from llm2llm_jax.model.loading import OFFLINE as OFFLINE_MODELS, source_of
 
 # Config fields that may change between a run and its resumption without changing its results.
 RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.timeout", "teacher.max_calls",
@@ -217,8 +217,10 @@ def validate(config, devices: Sequence, model_given: bool = False) -> None:
 def _local_model_exists(name) -> bool:
     if not isinstance(name, str):
         return False
-    return name in ("", "student") or name in OFFLINE_MODELS or (
-        os.path.isfile(name) if name.endswith(".gguf") else os.path.isdir(name))
+    if name in ("", "student"):
+        return True
+    source, path = source_of(name)
+    return source in OFFLINE_MODELS or (os.path.isfile(path) if source == "gguf" else os.path.isdir(path))
 
 
 def _validate_teacher_asks(config) -> None:

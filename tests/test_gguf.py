@@ -97,13 +97,13 @@ def test_the_converted_smollm2_directory_equals_its_gguf(smollm2, tmp_path):
     weights, and a tokenizer that encodes, pads and templates as the one rebuilt from the GGUF."""
     import jax
 
-    from llm2llm_jax.model.loading import load_gguf_tokenizer, smollm2_converted_dir
+    from llm2llm_jax.model.loading import converted_dir, load_gguf_tokenizer
 
     from llm2llm_jax.model.loading import convert_gguf, load_hf_tokenizer
     from llm2llm_jax.model.weights import load_hf_checkpoint
 
     cfg, params, tok, path = smollm2
-    assert os.path.isdir(smollm2_converted_dir(path))  # the fixture's load converted it, or found it
+    assert os.path.isdir(converted_dir(path))  # the fixture's load converted it, or found it
     convert_gguf(path, str(tmp_path / "converted"))  # what a first load does
     cfg, params = load_hf_checkpoint(str(tmp_path / "converted"))
     tok = load_hf_tokenizer(str(tmp_path / "converted"))

@@ -9,7 +9,8 @@ import pytest
 from llm2llm_jax.decode import left_pad
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import forward, init_params
-from llm2llm_jax.scoring import candidate_logprobs, candidate_tokens, right_pad
+from llm2llm_jax.prompting import candidate_ids
+from llm2llm_jax.scoring import candidate_logprobs, right_pad
 
 
 def sequence_logprob(cfg, params, prompt, answer, width=16) -> float:
@@ -57,7 +58,7 @@ def test_score_mode_predicts_the_most_likely_label():
                                                                                        "NUM")])]
     rows = Predictor(cfg, params, tok, batch_size=2).evaluate(task, examples, max_length=64, max_new_tokens=4,
                                                               mode="score")
-    candidates = candidate_tokens(task, tok)
+    candidates = candidate_ids(task, tok, "plain")
     assert candidates[0][-1] == tok.eos_token_id
     for ex, row in zip(examples, rows):
         prompt = tok(task.prompt(ex), add_special_tokens=False)["input_ids"]

@@ -38,7 +38,11 @@ FAMILIES = {f.name: f for f in (
            activation="gelu_tanh"),
 )}
 FAMILY_BY_MODEL_TYPE = {t: f.name for f in FAMILIES.values() for t in f.hf_model_types}
-SUPPORTED_ARCHITECTURES = "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM"
+SUPPORTED_ARCHITECTURES = ", ".join(f.hf_architecture for f in FAMILIES.values())
+# A GGUF architecture shared by two families (llama.cpp writes Mistral as llama) reads as the first listed.
+FAMILY_BY_GGUF_ARCH: dict = {}
+for _family in FAMILIES.values():
+    FAMILY_BY_GGUF_ARCH.setdefault(_family.gguf_arch, _family.name)
 LAYER_TYPES = ("full_attention", "sliding_attention")
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 REMAT_POLICIES = ("none", "full", "dots", "dots_with_no_batch_dims")
@@ -362,11 +366,10 @@ class LlamaConfig:
     def from_gguf_metadata(cls, meta: Mapping[str, Any], source: str, vocab_size: Optional[int] = None,
                            tied: bool = False, **runtime) -> "LlamaConfig":
         arch = meta.get("general.architecture")
-        by_arch = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma3": "gemma3"}
-        if arch not in by_arch:
+        if arch not in FAMILY_BY_GGUF_ARCH:
             raise ConfigError(f"{source}: metadata 'general.architecture' is {arch!r}; supported GGUF "
-                              f"architectures: {', '.join(by_arch)}")
-        family = FAMILIES[by_arch[arch]]
+                              f"architectures: {', '.join(FAMILY_BY_GGUF_ARCH)}")
+        family = FAMILIES[FAMILY_BY_GGUF_ARCH[arch]]
 
         def need(key):
             if f"{arch}.{key}" not in meta:

@@ -41,10 +41,10 @@ def rope_inv_freq(cfg: LlamaConfig, local: bool = False) -> np.ndarray:
     """Inverse frequencies for rotate-half RoPE, with `linear` or `llama3` scaling from the config; `local`:
     those of the sliding-window layers (base `rope_local_theta`, unscaled, when the config sets one)."""
     d = cfg.head_dim
-    if local and cfg.rope_local_theta is not None:
-        return (1.0 / (cfg.rope_local_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))).astype(np.float32)
-    inv_freq = 1.0 / (cfg.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))
-    scaling = cfg.rope_scaling_dict
+    own_base = local and cfg.rope_local_theta is not None
+    base = cfg.rope_local_theta if own_base else cfg.rope_theta
+    inv_freq = 1.0 / (base ** (np.arange(0, d, 2, dtype=np.float64) / d))
+    scaling = {} if own_base else cfg.rope_scaling_dict
     rope_type = scaling.get("rope_type", "default")
     if rope_type == "linear":
         inv_freq = inv_freq / scaling["factor"]

@@ -84,44 +84,38 @@ def load_gguf_tokenizer(gguf_path: str):
 
 
 def load_smollm2(quiet: bool = False, progress: bool = True, **runtime):
-    """(config, params, tokenizer) for SmolLM2-135M-Instruct.
-
-    The packaged GGUF is converted once into an f32 HF directory beside it (`smollm2_converted_dir`; the same
-    values, since dequantized weights are f32) and read from there: parsing the GGUF's embedded vocabulary,
-    once for the weights and once for the tokenizer, took most of a run's loading. A GGUF of your own
-    ($LLM2LLM_JAX_SMOLLM2_GGUF) is read directly, and nothing is written beside it.
-    """
-    from llm2llm_jax.model.weights import load_gguf_checkpoint, load_hf_checkpoint
-
-    path = assets.smollm2_gguf_path(quiet=quiet)
-    if not quiet:
-        assets.say(f"loading SmolLM2-135M-Instruct from {path}")
-    if os.environ.get("LLM2LLM_JAX_SMOLLM2_GGUF"):
-        cfg, params = load_gguf_checkpoint(path, progress=progress and not quiet, **runtime)
-        return cfg, params, load_gguf_tokenizer(path)
-    converted = smollm2_converted_dir(path)
-    if not os.path.isdir(converted):
-        convert_gguf(path, converted, progress=progress and not quiet)
-    cfg, params = load_hf_checkpoint(converted, progress=False, **runtime)
-    return cfg, params, load_hf_tokenizer(converted)
+    """(config, params, tokenizer) for SmolLM2-135M-Instruct (`_load_offline`)."""
+    return _load_offline(OFFLINE["smollm2"], assets.smollm2_gguf_path(quiet=quiet), "LLM2LLM_JAX_SMOLLM2_GGUF",
+                         quiet, progress, runtime)
 
 
 def load_gemma3_270m(quiet: bool = False, progress: bool = True, **runtime):
-    """(config, params, tokenizer) for Gemma 3 270M, converted once into an f32 HF directory beside its GGUF
-    (as `load_smollm2` does; its SentencePiece vocabulary is rebuilt by transformers, once)."""
-    from llm2llm_jax.model.weights import load_hf_checkpoint
+    """(config, params, tokenizer) for Gemma 3 270M (`_load_offline`; its SentencePiece vocabulary is rebuilt
+    by transformers, once)."""
+    return _load_offline(OFFLINE["gemma3_270m"], assets.gemma3_gguf_path(quiet=quiet), "LLM2LLM_JAX_GEMMA3_GGUF",
+                         quiet, progress, runtime)
 
-    path = assets.gemma3_gguf_path(quiet=quiet)
+
+def _load_offline(name: str, path: str, override_env: str, quiet: bool, progress: bool, runtime: dict):
+    """An offline model's packaged GGUF, converted once into an f32 HF directory beside it (`converted_dir`; the
+    same values, since dequantized weights are f32) and read from there: parsing the GGUF's embedded vocabulary,
+    once for the weights and once for the tokenizer, took most of a run's loading. A GGUF of your own
+    ($`override_env`) is read directly, and nothing is written beside it."""
+    from llm2llm_jax.model.weights import load_gguf_checkpoint, load_hf_checkpoint
+
     if not quiet:
-        assets.say(f"loading Gemma 3 270M from {path}")
-    converted = smollm2_converted_dir(path)
+        assets.say(f"loading {name} from {path}")
+    if os.environ.get(override_env):
+        cfg, params = load_gguf_checkpoint(path, progress=progress and not quiet, **runtime)
+        return cfg, params, load_gguf_tokenizer(path)
+    converted = converted_dir(path)
     if not os.path.isdir(converted):
         convert_gguf(path, converted, progress=progress and not quiet)
     cfg, params = load_hf_checkpoint(converted, progress=False, **runtime)
     return cfg, params, load_hf_tokenizer(converted)
 
 
-def smollm2_converted_dir(gguf_path: str) -> str:
+def converted_dir(gguf_path: str) -> str:
     return gguf_path + ".hf-f32"
 
 

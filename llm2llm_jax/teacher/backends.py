@@ -622,7 +622,8 @@ class LocalBackend(Backend):
         from llm2llm_jax.prompting import leading_special_ids
 
         ids = self.tokenizer(self._prompt(request), add_special_tokens=False)["input_ids"]
-        return ids if self.tokenizer.chat_template else leading_special_ids(self.tokenizer) + ids  # BOS: the template writes its own
+        # a chat template writes its own BOS; plain text gets the one the tokenizer adds (Gemma's)
+        return ids if self.tokenizer.chat_template else leading_special_ids(self.tokenizer) + ids
 
     def complete_many(self, requests):
         """Cached answers first; the rest decoded in batches with one PRNG key per request (its seed)."""

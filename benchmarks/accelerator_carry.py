@@ -26,7 +26,7 @@ from importlib import metadata
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from llm2llm_jax import assets  # noqa: E402
+from llm2llm_jax.common import assets  # noqa: E402
 
 ACCEL = os.path.join(ROOT, ".accel")
 PARTS = [os.path.join(ACCEL, f"gguf-part-{i}") for i in (1, 2)]

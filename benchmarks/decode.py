@@ -37,8 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (MODEL_SHAPES, matmul_params, matmul_peak_flops, median_seconds, on_gpu,  # noqa: E402
                     torch_device, torch_matmul_peak_flops, torch_sync)
 
-from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
-from llm2llm_jax.decode import generate, inference_weights, left_pad  # noqa: E402
+from llm2llm_jax.common.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
+from llm2llm_jax.student.decode import generate, inference_weights, left_pad  # noqa: E402
 
 PROMPTS = [
     "What is the capital of France?", "Explain photosynthesis in one sentence.",
@@ -92,7 +92,7 @@ def load_models(weights: str, model: str = "smollm2-135m"):
 
     device = torch_device()
     if weights == "real":
-        from llm2llm_jax import assets
+        from llm2llm_jax.common import assets
         from llm2llm_jax.model.loading import load_smollm2
 
         cfg, params, tok = load_smollm2(quiet=True, progress=False, scan_layers=False)

@@ -65,16 +65,16 @@ def main() -> int:
     args = ap.parse_args()
 
     from configs.default import get_config
-    from llm2llm_jax import data as data_lib
-    from llm2llm_jax.loop import Llm2llmRun
-    from llm2llm_jax.predict import Predictor
+    from llm2llm_jax.data.sources import seed_and_test_sets
+    from llm2llm_jax.run.controller import Llm2llmRun
+    from llm2llm_jax.student.predict import Predictor
 
     config = get_config()
     config.progress = False
     with tempfile.TemporaryDirectory() as tmp:
         config.workdir = tmp
         run = Llm2llmRun(config)
-        seed_set, test = data_lib.seed_and_test_sets(config.data, run.task, config.seed)[:2]
+        seed_set, test = seed_and_test_sets(config.data, run.task, config.seed)[:2]
         test = test[: args.limit or config.data.test_limit]
         cfg, base_params, tok = run.model()
         results = {}

@@ -78,7 +78,7 @@ def apply(config, fields: dict):
 
 def fine_tuned(config, seed: int, workdir: str, shared: str) -> str:
     """The run directory of plain fine-tuning on this seed's seed set (computed, or read from `shared`)."""
-    from llm2llm_jax import loop
+    from llm2llm_jax.run import controller as loop
 
     c = config.copy_and_resolve_references()
     c.method, c.seed, c.iterations, c.progress = "finetune", seed, 1, False
@@ -90,10 +90,11 @@ def fine_tuned(config, seed: int, workdir: str, shared: str) -> str:
 
 def measure(config, run_dir: str, out_dir: str, model) -> dict:
     """One setting on one seed: the augmenter's kept examples and stats for the wrong seed examples."""
-    from llm2llm_jax import augment
-    from llm2llm_jax.files import read_jsonl
-    from llm2llm_jax.tasks import get_task
-    from llm2llm_jax.teacher.backends import backend_from_config
+    from llm2llm_jax.augment.base import Context, make_filter
+    from llm2llm_jax.augment.methods import METHODS
+    from llm2llm_jax.common.files import read_jsonl
+    from llm2llm_jax.data.tasks import get_task
+    from llm2llm_jax.teacher.factory import backend_from_config
 
     task = get_task(config.task, config.custom_task.to_dict() if config.task == "custom" else None)
     seed_set = read_jsonl(os.path.join(run_dir, "data", "seed.jsonl"))
@@ -104,10 +105,10 @@ def measure(config, run_dir: str, out_dir: str, model) -> dict:
     teacher = backend_from_config(config.teacher, out_dir, student=lambda: model, say=lambda m: None)
     judge = teacher if not config.filters.judge_model else backend_from_config(
         config.teacher, out_dir, student=lambda: model, model=config.filters.judge_model, say=lambda m: None)
-    ctx = augment.Context(task, config, seed_set, lambda: teacher, say=lambda m: None, judge=lambda: judge)
-    method = augment.AUGMENTERS[config.method](ctx)
+    ctx = Context(task, config, seed_set, lambda: teacher, say=lambda m: None, judge=lambda: judge)
+    method = METHODS[config.method](ctx)
     start = time.perf_counter()
-    kept, stats = method.augment(0, wrong, predictions, augment.make_filter(task, config, seed_set, test_set))
+    kept, stats = method.augment(0, wrong, predictions, make_filter(task, config, seed_set, test_set))
     return {"parents": len(wrong), "kept": kept, "stats": stats, "seconds": time.perf_counter() - start,
             "spent": dict(teacher.budget.spent)}
 

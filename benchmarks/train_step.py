@@ -39,13 +39,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (MODEL_SHAPES, matmul_peak_flops, median_seconds, on_gpu, torch_device,  # noqa: E402
                     torch_sync, train_flops_per_token)
 
-from llm2llm_jax import parallel  # noqa: E402
-from llm2llm_jax.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
+from llm2llm_jax.common import parallel  # noqa: E402
+from llm2llm_jax.common.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
 from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
 from llm2llm_jax.model.kernels import causal_blocks, cpu_matmul, row_major  # noqa: E402  (the cpu kernels' own)
 from llm2llm_jax.model.llama import init_params  # noqa: E402
-from llm2llm_jax.data import Example, collate  # noqa: E402
-from llm2llm_jax.train import TrainHParams, Trainer, host_params  # noqa: E402
+from llm2llm_jax.student.batching import Example, collate  # noqa: E402
+from llm2llm_jax.student.recipe import TrainHParams  # noqa: E402
+from llm2llm_jax.student.train import Trainer, host_params  # noqa: E402
 
 SMOLLM2 = MODEL_SHAPES["smollm2-135m"]
 

@@ -9,16 +9,16 @@ before a run starts.
 
 import ml_collections
 
-from llm2llm_jax.settings import defaults_of
-from llm2llm_jax.teacher.backends import TeacherSettings
-from llm2llm_jax.train import TrainHParams
+from llm2llm_jax.common.sections import defaults_of
+from llm2llm_jax.teacher.base import TeacherSettings
+from llm2llm_jax.student.recipe import TrainHParams
 
 
 def base_config():
     c = ml_collections.ConfigDict()
     c.job = "llm2llm"
     # llm2llm | finetune (plain fine-tuning) | auggpt | eda | pool (real rows of the failed class: a
-    # perfect teacher, for diagnosis); see llm2llm_jax/augment.py
+    # perfect teacher, for diagnosis); see llm2llm_jax/augment/
     c.method = "llm2llm"
     c.task = "trec"
     # task='custom': cue and labels (comma-separated; + verbalizers) or answer_regex, e.g.
@@ -30,7 +30,7 @@ def base_config():
     c.seed = 0
     c.workdir = "runs/default"
     c.progress = True
-    c.tensorboard = True  # scalars under workdir/tensorboard (llm2llm_jax/board.py)
+    c.tensorboard = True  # scalars under workdir/tensorboard (llm2llm_jax/run/board.py)
     c.mesh = (1, -1, 1)  # (data, fsdp, tensor); -1 takes the remaining devices
     # JAX's persistent compilation cache: a rerun or a resumed (preempted) run loads its compiled
     # train and decode steps instead of compiling them again. "auto": jax_compile/ in the asset
@@ -92,7 +92,7 @@ def base_config():
     c.augment = ml_collections.ConfigDict(dict(parents="wrong", from_augmented=False, max_parents=""))
 
     # job="compare" (python launch/compare.py): a run per (method, seed) under workdir, and the comparison
-    # (llm2llm_jax/compare.py). equal_budget: AugGPT and EDA get as many parents per iteration as LLM2LLM.
+    # (llm2llm_jax/run/compare.py). equal_budget: AugGPT and EDA get as many parents per iteration as LLM2LLM.
     c.compare = ml_collections.ConfigDict(dict(methods="finetune,llm2llm", seeds="0,1,2", equal_budget=True))
     # A directory of fine-tune + evaluation results shared between runs (the comparison job sets it): a run
     # reads a result with its key from there instead of computing it, and adds the ones it computes.
@@ -102,7 +102,7 @@ def base_config():
     c.eval.batch_size = 32
     c.eval.max_new_tokens = 8
     # generate: greedy decoding, the answer parsed by the task; score (classification only): the label whose
-    # answer the model finds most likely (llm2llm_jax/scoring.py), one prompt pass, never unparseable
+    # answer the model finds most likely (llm2llm_jax/student/scoring.py), one prompt pass, never unparseable
     c.eval.mode = "generate"
 
     # How to reach the teacher (TeacherSettings: kind gemini | openai | local, model, sampling, retries, budget

@@ -1,7 +1,7 @@
 """CaseHOLD (5-choice holdings) with the paper's Llama-2-7B setting.
 
 Supply JSONL files whose `input` holds the citing text followed by the five holdings as
-"(A) ... (E) ..." lines (llm2llm_jax.tasks.casehold_input builds it) and whose `output` is A-E:
+"(A) ... (E) ..." lines (llm2llm_jax.data.tasks.casehold_input builds it) and whose `output` is A-E:
   --config.data.train_path=casehold_train.jsonl --config.data.test_path=casehold_test.jsonl
 """
 

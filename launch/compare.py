@@ -5,7 +5,7 @@
       --config.workdir=runs/compare
 
 One run directory per (method, seed) under --config.workdir, each resumable like a single run; the
-comparison (comparison.md, .json, .png) is written there at the end (llm2llm_jax/compare.py).
+comparison (comparison.md, .json, .png) is written there at the end (llm2llm_jax/run/compare.py).
 """
 
 import os

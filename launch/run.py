@@ -26,95 +26,13 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Path 
                                           lock_config=True)
 
 
-def run_smoke(config) -> None:
-    """Load the student and complete the configured prompts (the job until the LLM2LLM loop exists)."""
-    import jax
-
-    from llm2llm_jax.decode import generate_text
-    from llm2llm_jax.model.kernels import resolve_dtype
-    from llm2llm_jax.model.loading import load_pretrained
-
-    m = config.model
-    cfg, params, tokenizer = load_pretrained(m.source, m.path, dtype=resolve_dtype(m.dtype, jax.devices()),
-                                             param_dtype=m.param_dtype,
-                                             scan_layers=m.scan_layers, kernels=m.kernels)
-    prompts = list(config.smoke.prompts)
-    if config.smoke.use_chat_template and tokenizer.chat_template:
-        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                                 add_generation_prompt=True) for p in prompts]
-    start = time.perf_counter()
-    outputs = generate_text(cfg, params, tokenizer, prompts, max_new_tokens=config.smoke.max_new_tokens)
-    seconds = time.perf_counter() - start
-    for prompt, out in zip(config.smoke.prompts, outputs):
-        print(f"\n>>> {prompt}\n{out.strip()}")
-    print(f"\n{len(prompts)} completions in {seconds:.1f}s (including jit compilation)")
-
-
-def run_llm2llm(config) -> None:
-    """The LLM2LLM loop (or a baseline), then a one-screen summary."""
-    from llm2llm_jax import files, loop, parallel, timing
-    from llm2llm_jax.teacher.backends import describe_spend, read_spend
-
-    parallel.maybe_initialize_distributed()
-    start = time.perf_counter()
-    rows = loop.run_from_config(config)
-    minutes = (time.perf_counter() - start) / 60
-    workdir = files.absolute(config.workdir)
-    print(f"\nLLM2LLM on {config.task} ({config.method}), run directory {workdir}")
-    print(f"{'iter':>4} {'train size':>10} {'seed acc':>9} {'test acc':>9} {'new':>5}")
-    for r in rows:
-        note = (f"  (reused iteration {r['reused_from']})" if "reused_from" in r
-                else f"  (reused {r['shared_from']})" if "shared_from" in r else "")
-        print(f"{r['iteration']:>4} {r['train_size']:>10} {r['seed_accuracy']:>9.1%} {r['test_accuracy']:>9.1%} "
-              f"{r.get('new_examples', 0):>5}{note}")
-    if rows and rows[-1].get("stopped"):
-        print(f"stopped early: {rows[-1]['stopped']}")
-    spend = read_spend(workdir)
-    if spend:
-        print(f"teacher spend over the whole run: {describe_spend(spend)}")
-    if rows:
-        print(f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
-              f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min")
-    stage_seconds, stage_flops = timing.totals(rows, "stage_seconds"), timing.totals(rows, "stage_flops")
-    if stage_seconds:
-        print(f"where the iterations' time went: {timing.describe(stage_seconds)}")
-    if stage_flops:
-        import jax
-
-        from llm2llm_jax import flops
-        from llm2llm_jax.model import kernels
-
-        dtype = kernels.resolve_dtype(config.model.dtype, jax.devices())
-        rate = flops.device_matmul_rate(dtype)
-        print(f"against this device's {dtype} matmul rate ({rate / 1e9:,.0f} GFLOP/s): "
-              f"{timing.describe_bound(stage_seconds, stage_flops, rate)}")
-    print(f"report: {os.path.join(workdir, 'report.md')} and report.png")
-
-
-def run_compare(config) -> None:
-    """Every (method, seed) run of a comparison, then its table (llm2llm_jax/compare.py)."""
-    from llm2llm_jax import compare, files, parallel
-
-    parallel.maybe_initialize_distributed()
-    start = time.perf_counter()
-    comparison = compare.run_experiment(config)
-    experiment = files.absolute(config.workdir)
-    print(f"\ncomparison on {config.task}, experiment directory {experiment}")
-    print("\n".join(compare.table(comparison)))
-    print(f"{(time.perf_counter() - start) / 60:.1f} min; report: {os.path.join(experiment, 'comparison.md')} "
-          f"and comparison.png")
-
-
-JOBS = {"smoke": run_smoke, "llm2llm": run_llm2llm, "compare": run_compare}
-
-
 def use_compilation_cache(path: str) -> None:
     """Keep compiled executables in `path` across runs (JAX's persistent cache; its key covers the
     program, the compile options, the JAX/XLA version and the devices). "auto" puts it beside the
     downloaded assets, "" turns it off, and JAX_COMPILATION_CACHE_DIR, when set, wins."""
     import jax
 
-    from llm2llm_jax import assets
+    from llm2llm_jax.common import assets
 
     if not path or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
@@ -154,13 +72,15 @@ def main(argv):
         print(f"error: --config: cannot load the config file ({str(e).strip().splitlines()[-1].strip()})",
               file=sys.stderr)
         return 2
+    from llm2llm_jax.run.jobs import JOBS  # after the allocator restart: it imports jax
+
     if config.job not in JOBS:
         raise app.UsageError(f"--config.job={config.job!r}; choose one of {sorted(JOBS)}")
     logging.set_verbosity(logging.WARNING)
     use_compilation_cache(config.get("compile_cache_dir", ""))
-    from llm2llm_jax.errors import UserError
+    from llm2llm_jax.common.errors import UserError
 
-    from llm2llm_jax.rundir import collect_abandoned_writes
+    from llm2llm_jax.common.disk_faults import collect_abandoned_writes
 
     try:
         JOBS[config.job](config)
@@ -176,7 +96,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from llm2llm_jax.allocator import reexec_with_reusing_malloc
+    from llm2llm_jax.common.allocator import reexec_with_reusing_malloc
 
     reexec_with_reusing_malloc()  # before jax starts: freed step buffers are reused, not re-faulted
     sys.exit(app.run(main, flags_parser=parse_flags))

@@ -115,7 +115,7 @@ def random_batch(vocab, batch=3, length=17, seed=0):
 @pytest.fixture(scope="session")
 def smollm2():
     """(cfg, params, tokenizer, gguf_path) for the real SmolLM2-135M-Instruct."""
-    from llm2llm_jax import assets
+    from llm2llm_jax.common import assets
 
     from llm2llm_jax.model.loading import load_smollm2
 

@@ -19,14 +19,16 @@ import jax  # noqa: E402
 def main():
     workdir, pid, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    from llm2llm_jax import parallel
+    from llm2llm_jax.common import parallel
 
     parallel.maybe_initialize_distributed(f"127.0.0.1:{port}", num_processes=2, process_id=pid)
     assert jax.process_count() == 2 and len(jax.devices()) == 2
 
     import loop_harness
-    from llm2llm_jax import loop, shards
-    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
+    from llm2llm_jax.run import controller as loop
+    from llm2llm_jax.data import shards
+    from scripted_teacher import ScriptedBackend
+    from llm2llm_jax.teacher.base import TeacherSettings
     from llm2llm_jax.teacher.cache import DiskCache
 
     config = loop_harness.small_config(workdir, iterations=2, epochs=2)

@@ -25,11 +25,11 @@ if os.environ.get("LLM2LLM_TEST_JIT_CACHE"):
 
 
 def tiny_student():
-    from llm2llm_jax import assets
+    from llm2llm_jax.common import assets
     from llm2llm_jax.model.config import LlamaConfig
     from llm2llm_jax.model.llama import init_params
     from llm2llm_jax.model.loading import load_gguf_tokenizer
-    from llm2llm_jax.train import host_params
+    from llm2llm_jax.student.train import host_params
 
     tok = load_gguf_tokenizer(assets.smollm2_gguf_path(quiet=True))
     cfg = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -83,10 +83,12 @@ def main():
     ap.add_argument("--method", default="llm2llm")
     args = ap.parse_args()
 
-    from llm2llm_jax import loop, shards
-    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
+    from llm2llm_jax.run import controller as loop
+    from llm2llm_jax.data import shards
+    from scripted_teacher import ScriptedBackend
+    from llm2llm_jax.teacher.base import TeacherSettings
     from llm2llm_jax.teacher.cache import DiskCache
-    from llm2llm_jax.train import Trainer
+    from llm2llm_jax.student.train import Trainer
 
     config = small_config(args.workdir, args.iterations, args.method)
     teacher = ScriptedBackend(TeacherSettings(kind="scripted", concurrency=1),
@@ -111,7 +113,7 @@ def main():
 
         Trainer.step = step
     elif args.kill_at == "eval":  # iteration 1, between its test and seed evaluations
-        from llm2llm_jax.predict import Predictor
+        from llm2llm_jax.student.predict import Predictor
 
         original_evaluate = Predictor.evaluate
 
@@ -147,7 +149,7 @@ def main():
 
         shards.Llm2llmShards._generate_examples = gen
 
-    from llm2llm_jax.errors import UserError
+    from llm2llm_jax.common.errors import UserError
 
     try:
         rows = loop.run_from_config(config, model=tiny_student(), teacher=teacher)
@@ -155,7 +157,7 @@ def main():
         print(f"error: {e}", file=sys.stderr)
         rows = None
     if rows is None:
-        from llm2llm_jax.rundir import collect_abandoned_writes
+        from llm2llm_jax.common.disk_faults import collect_abandoned_writes
 
         collect_abandoned_writes()
         sys.exit(2)

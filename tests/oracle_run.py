@@ -9,12 +9,14 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import loop_harness  # noqa: E402
-from llm2llm_jax import files, loop  # noqa: E402
+from llm2llm_jax.common import files  # noqa: E402
+from llm2llm_jax.run import controller as loop  # noqa: E402
 
 
 def _scripted(workdir, script=loop_harness.scripted_answer, **settings):
     """The scripted teacher over the run's own cache directory (settings: TeacherSettings fields)."""
-    from llm2llm_jax.teacher.backends import ScriptedBackend, TeacherSettings
+    from scripted_teacher import ScriptedBackend
+    from llm2llm_jax.teacher.base import TeacherSettings
     from llm2llm_jax.teacher.cache import DiskCache
 
     return ScriptedBackend(TeacherSettings(kind="scripted", **settings),

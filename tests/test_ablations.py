@@ -14,7 +14,8 @@ sys.path.insert(0, HERE)
 
 import loop_harness  # noqa: E402
 from oracle_run import ORACLE_RIGHT, OracleRun, _asked_ids, _oracle_config, _oracle_teacher, _scripted  # noqa: E402
-from llm2llm_jax import files, loop  # noqa: E402
+from llm2llm_jax.common import files  # noqa: E402
+from llm2llm_jax.run import controller as loop  # noqa: E402
 
 
 def test_parents_all_asks_about_every_seed_example(tmp_path):
@@ -57,7 +58,7 @@ def test_from_augmented_lets_kept_examples_be_parents(tmp_path):
 
 def test_from_augmented_is_part_of_the_result_key():
     from configs.base import base_config
-    from llm2llm_jax import results
+    from llm2llm_jax.run import results
 
     c = base_config()
     key = results.result_key(c, [{"input": "q", "output": "a"}], "w")
@@ -71,7 +72,7 @@ def test_from_augmented_is_part_of_the_result_key():
 def test_train_init_previous_continues_the_previous_iterations_model(tmp_path, monkeypatch):
     """Iteration 1 starts from iteration 0's trained weights (restored from its checkpoint, bit for bit), not
     from the base weights; the checkpoint a next iteration would need is the only one left."""
-    from llm2llm_jax.train import Trainer
+    from llm2llm_jax.student.train import Trainer
 
     model = loop_harness.tiny_student()
     base = [np.asarray(x).tobytes() for x in jax.tree.leaves(model[1])]

@@ -1,4 +1,4 @@
-"""llm2llm_jax.allocator: the restart keeps PID and arguments, respects the user's choice, and makes a
+"""llm2llm_jax.common.allocator: the restart keeps PID and arguments, respects the user's choice, and makes a
 freed large block come back without page faults."""
 
 import json
@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from llm2llm_jax import allocator
+from llm2llm_jax.common import allocator
 
 pytestmark = pytest.mark.slow  # subprocesses
 
@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     (getattr(np, "_core", None) or np.core).multiarray._set_madvise_hugepage(False)  # 4 KiB pages, like XLA buffers
     print("before", os.getpid(), flush=True)
-    from llm2llm_jax.allocator import reexec_with_reusing_malloc
+    from llm2llm_jax.common.allocator import reexec_with_reusing_malloc
     reexec_with_reusing_malloc()
     block = np.ones(64 << 20, np.float32)  # 256 MB, far above glibc's largest mmap threshold
     del block

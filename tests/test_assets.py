@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from llm2llm_jax import assets
+from llm2llm_jax.common import assets
 
 
 def test_sha_mismatch_is_refused(tmp_path, monkeypatch):

@@ -11,8 +11,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
-from llm2llm_jax import compare, files  # noqa: E402
-from llm2llm_jax.settings import ConfigError  # noqa: E402
+from llm2llm_jax.run import compare  # noqa: E402
+from llm2llm_jax.common import files  # noqa: E402
+from llm2llm_jax.common.errors import ConfigError  # noqa: E402
 
 
 def _experiment(tmp_path, methods="finetune,llm2llm,auggpt,eda", seeds="0,1"):

@@ -18,8 +18,8 @@ FAMILY_CONFIGS = {"gemma3": "gemma3_270m", "qwen2_5_7b": "hf", "llama3_1_8b": "h
 @pytest.mark.parametrize("name", ["default", "sst2", "trec", "snips", "gsm8k", "casehold", "rotten_tomatoes",
                                   "newsgroups"] + list(FAMILY_CONFIGS))
 def test_configs_build(name):
-    from llm2llm_jax.augment import METHODS
-    from llm2llm_jax.tasks import get_task
+    from llm2llm_jax.augment.methods import METHODS
+    from llm2llm_jax.data.tasks import get_task
 
     c = importlib.import_module(f"configs.{name}").get_config()
     assert get_task(c.task).name == c.task and c.method in METHODS

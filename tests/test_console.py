@@ -31,7 +31,7 @@ def test_no_pytorch_advice_from_transformers_where_torch_is_missing():
 
 
 def test_writing_a_shard_logs_no_tfds_variant_warning(tmp_path, caplog):
-    from llm2llm_jax import shards
+    from llm2llm_jax.data import shards
 
     rows = [{"id": "s0", "input": "What is a kea ?", "output": "ENTY", "origin": "seed", "parent_id": "",
              "iteration": 0}]
@@ -42,7 +42,7 @@ def test_writing_a_shard_logs_no_tfds_variant_warning(tmp_path, caplog):
 
 
 def test_progress_in_a_log_file_is_a_few_plain_lines(monkeypatch):
-    from llm2llm_jax import console
+    from llm2llm_jax.common import console
 
     log = io.StringIO()  # not a terminal
     monkeypatch.setattr(sys, "stderr", log)

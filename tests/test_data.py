@@ -5,10 +5,15 @@ from collections import Counter
 
 import pytest
 
-from llm2llm_jax import data, shards
-from llm2llm_jax.data import (DataError, LeakageChecker, check_labels, load_tfds, load_trec, read_table,
-                              sample_seed, stratified_split, tokenize_examples)
-from llm2llm_jax.tasks import TASKS
+from llm2llm_jax.data import offline, sources
+from llm2llm_jax.data import shards
+from llm2llm_jax.data.tables import DataError, check_labels, read_table
+from llm2llm_jax.data.leakage import LeakageChecker
+from llm2llm_jax.data.tfds_source import load_tfds
+from llm2llm_jax.data.offline import load_trec
+from llm2llm_jax.data.sampling import sample_seed, stratified_split
+from llm2llm_jax.student.batching import tokenize_examples
+from llm2llm_jax.data.tasks import TASKS
 
 TREC_COUNTS = {"ABBR": 86, "DESC": 1162, "ENTY": 1250, "HUM": 1223, "LOC": 835, "NUM": 896}
 
@@ -27,21 +32,21 @@ def test_offline_trec_end_to_end():
 def test_offline_sentiment_and_topic_sets():
     """The two classification sets built from public data inside PyPI wheels: Rotten Tomatoes snippets (fresh /
     rotten) and ten newsgroups of 20 Newsgroups with its own test split, each post cut to its first words."""
-    rt = data.load_rotten_tomatoes()
+    rt = offline.load_rotten_tomatoes()
     assert len(rt) == 12752 and Counter(r["output"] for r in rt) == {"positive": 7368, "negative": 5384}
     assert len({r["input"] for r in rt}) == len(rt)
-    train, test = data.load_newsgroups("train"), data.load_newsgroups("test")
+    train, test = offline.load_newsgroups("train"), offline.load_newsgroups("test")
     assert (len(train), len(test)) == (5378, 3601)
     assert set(Counter(r["output"] for r in train)) == set(TASKS["newsgroups"].labels)
     assert min(Counter(r["output"] for r in test).values()) >= 300
-    assert max(len(r["input"].split()) for r in train) <= data.NEWSGROUP_WORDS
-    assert data.newsgroup_post("re saturn pricing in article c vir l r shuksan ds boeing com fredd writes i have been "
+    assert max(len(r["input"].split()) for r in train) <= offline.NEWSGROUP_WORDS
+    assert offline.newsgroup_post("re saturn pricing in article c vir l r shuksan ds boeing com fredd writes i have been "
                                "defending saturn", 6) == "re saturn pricing i have been"
     from configs.base import base_config
 
     c = base_config().data
     c.source, c.test_count = "newsgroups_offline", 500
-    _, shuffled_test = data.load_source(c, TASKS["newsgroups"])
+    _, shuffled_test = sources.load_source(c, TASKS["newsgroups"])
     assert len(Counter(r["output"] for r in shuffled_test[:200])) == 10  # the first rows are a sample of every topic
 
 
@@ -61,7 +66,7 @@ def test_stratified_seed_sampling_keeps_proportions_and_is_reproducible():
 
 def test_seed_counts_are_the_largest_remainder_allocation():
     """Floors of the exact shares, and the leftover examples to the labels with the largest remainders."""
-    from llm2llm_jax.data import _allocate
+    from llm2llm_jax.data.sampling import _allocate
 
     assert _allocate({"a": 5, "b": 3, "c": 2}, 7) == {"a": 4, "b": 2, "c": 1}  # exact 3.5, 2.1, 1.4
     rows = [{"output": label} for label, n in (("x", 50), ("y", 30), ("z", 20)) for _ in range(n)]
@@ -176,7 +181,7 @@ def test_a_huggingface_source_goes_through_the_datasets_package_and_tfds_convers
     from tensorflow_datasets.core.utils.lazy_imports_utils import datasets as lazy_datasets
     from tensorflow_datasets.core.utils import conversion_utils
 
-    from llm2llm_jax.data import examples_from_records
+    from llm2llm_jax.data.tfds_source import examples_from_records
 
     assert lazy_datasets.Dataset is datasets.Dataset  # the builder's lazy import resolves to the installed package
     glue_sst2 = datasets.Features({"sentence": datasets.Value("string"),

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import REAL_PROMPTS
-from llm2llm_jax.decode import choose_token, generate, inference_weights, left_pad
+from llm2llm_jax.student.decode import choose_token, generate, inference_weights, left_pad
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import LlamaForCausalLM, forward, init_cache, init_params
 
@@ -66,7 +66,7 @@ def test_a_shared_prefix_read_once_decodes_as_the_whole_prompts(tied, scan, kern
     """generate_after_prefix (the common prefix prefilled once, its cache copied to every row, each row's
     left-padded rest after it) samples the same tokens with the same lengths as generate on whole prompts,
     and its logits agree with a full forward pass."""
-    from llm2llm_jax.decode import generate_after_prefix, prefill_after_prefix
+    from llm2llm_jax.student.decode import generate_after_prefix, prefill_after_prefix
 
     cfg = tiny_config(scan_layers=scan, tie_word_embeddings=tied, kernels=kernels)
     params = init_params(cfg, jax.random.PRNGKey(4))
@@ -191,7 +191,7 @@ def test_nucleus_among_the_top_candidates_equals_the_whole_sorted_vocabulary(spr
     """nucleus_cutoff keeps the same tokens as top-p over the whole sorted vocabulary: from its top-256
     candidates when their mass reaches top_p (peaked rows), and by sorting everything when it does not
     (flat rows, whose nucleus holds thousands of tokens)."""
-    from llm2llm_jax.decode import NUCLEUS_CANDIDATES, nucleus_cutoff
+    from llm2llm_jax.student.decode import NUCLEUS_CANDIDATES, nucleus_cutoff
 
     logits = jax.random.normal(jax.random.PRNGKey(7), (4, 5000)) * spread
     for top_p in (0.5, 0.9, 0.95):
@@ -262,7 +262,7 @@ def test_a_rows_sample_does_not_depend_on_its_neighbours():
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_decoding_on_a_sharded_mesh_equals_one_device(kernels):
     """Params sharded over (2,2,2) and the batch over data x fsdp give the same greedy tokens."""
-    from llm2llm_jax import parallel
+    from llm2llm_jax.common import parallel
     from llm2llm_jax.model.llama import abstract_params
 
     cfg = tiny_config(kernels=kernels)

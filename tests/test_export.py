@@ -8,8 +8,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
-from llm2llm_jax import files, shards  # noqa: E402
-from llm2llm_jax.export import tfds_path  # noqa: E402
+from llm2llm_jax.common import files  # noqa: E402
+from llm2llm_jax.data import shards  # noqa: E402
+from llm2llm_jax.data.export import tfds_path  # noqa: E402
 
 
 def test_the_final_training_set_is_exported_with_a_data_card(tmp_path):

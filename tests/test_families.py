@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import make_hf_model, random_batch, torch_logits
-from llm2llm_jax.model.config import ConfigError, LlamaConfig
+from llm2llm_jax.common.errors import ConfigError
+from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import forward
 from llm2llm_jax.model.weights import iter_hf_tensors, load_hf_checkpoint, save_hf_checkpoint
 
@@ -100,7 +101,7 @@ def test_greedy_decoding_past_the_window_matches_generate(tmp_path, case, kernel
     cached decode picks transformers' `generate` tokens one for one."""
     import torch
 
-    from llm2llm_jax.decode import generate
+    from llm2llm_jax.student.decode import generate
 
     _, ref_model, cfg, params = _model(tmp_path, case, kernels=kernels)
     ids, mask = random_batch(cfg.vocab_size, batch=3, length=10, seed=3)
@@ -137,7 +138,7 @@ def test_mesh_equals_one_device_and_every_parameter_has_a_rule(tmp_path, case, l
     (2,2,2) equal one device's; the partition rules place every new parameter (they raise on one they
     do not name)."""
     from llm2llm_jax.model.lora import add_lora_params
-    from llm2llm_jax.train import host_params
+    from llm2llm_jax.student.train import host_params
     from test_train import _examples, loss_and_grads_on_meshes
 
     assert len(jax.devices()) == 8

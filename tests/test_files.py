@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from llm2llm_jax.files import atomic_open, read_json, read_jsonl, write_json, write_jsonl
+from llm2llm_jax.common.files import atomic_open, read_json, read_jsonl, write_json, write_jsonl
 
 
 def test_round_trip_and_failed_write_keeps_the_old_file(tmp_path):

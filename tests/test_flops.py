@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from llm2llm_jax import flops
+from llm2llm_jax.student import flops
 from llm2llm_jax.model.config import LlamaConfig, tiny_config
 
 SMOLLM2 = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -56,8 +56,8 @@ def test_forward_count_is_close_to_xlas_own():
 @pytest.mark.slow
 def test_predictor_batches_by_length_and_answers_in_order():
     from loop_harness import tiny_student
-    from llm2llm_jax.decode import decode_batch
-    from llm2llm_jax.predict import Predictor
+    from llm2llm_jax.student.decode import decode_batch
+    from llm2llm_jax.student.predict import Predictor
 
     cfg, params, tok = tiny_student()
     prompts = [list(range(10, 10 + n)) for n in (30, 5, 18, 6, 31, 17)]
@@ -74,7 +74,7 @@ def test_predictor_batches_by_length_and_answers_in_order():
 
 
 def test_common_prefix_length_rounds_down_and_leaves_a_token():
-    from llm2llm_jax.predict import common_prefix_length
+    from llm2llm_jax.student.predict import common_prefix_length
 
     assert common_prefix_length([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 9]], 1) == 4
     assert common_prefix_length([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 9]], 3) == 3
@@ -85,7 +85,7 @@ def test_common_prefix_length_rounds_down_and_leaves_a_token():
 @pytest.mark.slow
 def test_predictor_reads_a_shared_prefix_once_with_the_same_answers():
     from loop_harness import tiny_student
-    from llm2llm_jax.predict import Predictor
+    from llm2llm_jax.student.predict import Predictor
 
     cfg, params, tok = tiny_student()
     prompts = [list(range(10, 10 + n)) + [99] * (n % 3) for n in (30, 25, 18, 26)]

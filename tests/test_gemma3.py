@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from llm2llm_jax import assets
+from llm2llm_jax.common import assets
 
 PROMPTS = ["The capital of France is", "Question: What is the boiling point of water?\nAnswer:",
            "def fibonacci(n):", "Once upon a time, in a small village"]
@@ -20,7 +20,7 @@ def gemma3():
     import torch
     from transformers import AutoModelForCausalLM
 
-    from llm2llm_jax.gguf_tokenizer import tokenizer_from_gguf
+    from llm2llm_jax.model.gguf_tokenizer import tokenizer_from_gguf
     from llm2llm_jax.model.weights import load_gguf_checkpoint
 
     path = assets.gemma3_gguf_path()
@@ -42,7 +42,7 @@ def _batch(tok):
 def test_gemma3_270m_matches_transformers_on_the_same_gguf(gemma3):
     import torch
 
-    from llm2llm_jax.decode import generate
+    from llm2llm_jax.student.decode import generate
     from llm2llm_jax.model.llama import forward
 
     cfg, params, tok, ref = gemma3

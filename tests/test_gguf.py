@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REAL_PROMPTS, torch_logits
-from llm2llm_jax.decode import left_pad
+from llm2llm_jax.student.decode import left_pad
 from llm2llm_jax.model.llama import forward
 from llm2llm_jax.model.weights import WeightError, load_gguf_checkpoint, permute_qk, unpermute_qk
 

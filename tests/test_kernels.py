@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import on_gpu
-from llm2llm_jax import parallel
+from llm2llm_jax.common import parallel
 from llm2llm_jax.model import kernels
-from llm2llm_jax.model.config import ConfigError, tiny_config
-from llm2llm_jax.train import TrainHParams, Trainer
+from llm2llm_jax.common.errors import ConfigError
+from llm2llm_jax.model.config import tiny_config
+from llm2llm_jax.student.recipe import TrainHParams
+from llm2llm_jax.student.train import Trainer
 
 
 @dataclasses.dataclass

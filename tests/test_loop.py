@@ -19,7 +19,9 @@ sys.path.insert(0, ROOT)
 import loop_harness  # noqa: E402
 from oracle_run import (ORACLE_RIGHT, OracleRun, _asked_ids, _oracle_config, _oracle_teacher, _scripted,  # noqa: E402
                         oracle_teacher_answer)
-from llm2llm_jax import files, loop, settings  # noqa: E402
+from llm2llm_jax.common import files  # noqa: E402
+from llm2llm_jax.run import controller as loop  # noqa: E402
+from llm2llm_jax.config import snapshot  # noqa: E402
 
 
 JIT_CACHE = os.path.join(ROOT, ".cache", "test-jit-cache")
@@ -55,7 +57,7 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
     """The real controller and a real (tiny) student: every iteration's Trainer starts from the same base
     weights, the teacher is asked about the student's wrong seed examples, and the run leaves its report.
     (Which examples are sent, and what is kept, is pinned down with a stand-in student below.)"""
-    from llm2llm_jax.train import Trainer
+    from llm2llm_jax.student.train import Trainer
 
     model = loop_harness.tiny_student()
     base_fingerprint = [np.asarray(x).tobytes() for x in jax.tree.leaves(model[1])]
@@ -139,9 +141,9 @@ def test_workdir_with_another_config_is_refused(tmp_path):
     other = loop_harness.small_config(str(tmp_path / "run"))
     other.train.learning_rate = 0.5
     with pytest.raises(loop.RunError, match=r"another config.*train.learning_rate.*--config.workdir"):
-        settings.check_snapshot(other, str(tmp_path / "run"))
+        snapshot.check_snapshot(other, str(tmp_path / "run"))
     more = loop_harness.small_config(str(tmp_path / "run"), iterations=7)
-    assert settings.check_snapshot(more, str(tmp_path / "run"))  # more iterations continue (and are recorded)
+    assert snapshot.check_snapshot(more, str(tmp_path / "run"))  # more iterations continue (and are recorded)
 
 
 @pytest.mark.slow
@@ -211,7 +213,7 @@ def test_label_conditioned_rounds_ask_for_inputs_of_the_gold_class_and_count_the
     teacher = _oracle_teacher(tmp_path / "run", script=script)
     rows = OracleRun(config, teacher).run()
     seed = {ex["id"]: ex for ex in files.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))}
-    from llm2llm_jax.tasks import TASKS
+    from llm2llm_jax.data.tasks import TASKS
 
     for request in teacher.seen:
         last = request.turns[-1]["content"]

@@ -112,8 +112,8 @@ def test_params_carry_logical_axis_names():
 
 def target_batch(vocab_size):
     """One collated row-batch of three examples with 2-6 target tokens each (numpy arrays)."""
-    from llm2llm_jax.data import Example, collate
-    from llm2llm_jax.train import TrainHParams
+    from llm2llm_jax.student.batching import Example, collate
+    from llm2llm_jax.student.recipe import TrainHParams
 
     rs = np.random.RandomState(0)
     examples = [Example(list(rs.randint(3, vocab_size, n)), list(rs.randint(3, vocab_size, k)))
@@ -123,7 +123,7 @@ def target_batch(vocab_size):
 
 def mean_target_loss(cfg, b):
     """params -> mean next-token loss over the target tokens of batch `b`."""
-    from llm2llm_jax.train import token_loss
+    from llm2llm_jax.student.train import token_loss
 
     def mean_loss(p):
         total, count = token_loss(p, cfg, *(jnp.asarray(b[k]) for k in

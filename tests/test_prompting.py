@@ -4,10 +4,10 @@ rendered ids equal transformers' `apply_chat_template` and whose loss covers exa
 import numpy as np
 import pytest
 
-from llm2llm_jax import prompting
-from llm2llm_jax.data import collate, tokenize_examples
-from llm2llm_jax.tasks import TASKS
-from llm2llm_jax.train import TrainHParams
+from llm2llm_jax.student import prompting
+from llm2llm_jax.student.batching import collate, tokenize_examples
+from llm2llm_jax.data.tasks import TASKS
+from llm2llm_jax.student.recipe import TrainHParams
 
 TREC = TASKS["trec"]
 ROWS = [{"input": "Who wrote Hamlet ?", "output": "HUM"}, {"input": "What does NASA stand for ?", "output": "ABBR"},

@@ -25,16 +25,18 @@ sys.path.insert(0, HERE)
 
 from fake_servers import ScriptedServer  # noqa: E402
 from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
-from llm2llm_jax import files, report, rundir  # noqa: E402
-from llm2llm_jax.errors import RunError, UserError  # noqa: E402
-from llm2llm_jax.teacher.backends import SPEND_FILE  # noqa: E402
+from llm2llm_jax.common import files  # noqa: E402
+from llm2llm_jax.run import report, lock as rundir  # noqa: E402
+from llm2llm_jax.common import disk_faults  # noqa: E402
+from llm2llm_jax.common.errors import RunError, UserError  # noqa: E402
+from llm2llm_jax.teacher.budget import SPEND_FILE  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _usual_unraisable_hook():
     """A disk fault leaves its quiet hook for the launcher to lift after printing; lift it after each test."""
     yield
-    rundir.collect_abandoned_writes()
+    disk_faults.collect_abandoned_writes()
 
 
 def _comparable(rows):
@@ -217,7 +219,7 @@ def test_a_full_disk_is_one_line_naming_the_path_and_the_rerun_completes(tmp_pat
         return real_replace(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(os, "replace", full)
-    with pytest.raises(rundir.DiskError) as failure:
+    with pytest.raises(disk_faults.DiskError) as failure:
         OracleRun(config, _oracle_teacher(tmp_path / "run")).run()
     line = str(failure.value)
     assert "\n" not in line and "cannot write the output of stage augment-1 to " in line
@@ -258,7 +260,7 @@ def test_a_real_full_disk_mid_run_then_the_rerun_completes(tmp_path):
                             f.flush()
                 return super().train(i, train_set)
 
-        with pytest.raises(rundir.DiskError, match=r"cannot write the output of stage fit-1 to .*iter_0001.*"
+        with pytest.raises(disk_faults.DiskError, match=r"cannot write the output of stage fit-1 to .*iter_0001.*"
                                                    r"the disk is full\. Everything written before is kept"):
             FillsTheDisk(config, _oracle_teacher(disk / "run")).run()
         os.remove(ballast)
@@ -289,7 +291,7 @@ def test_a_finished_run_on_read_only_storage_is_read_and_its_report_regenerated(
         assert (tmp_path / "out" / "report.png").read_bytes() == (disk / "run" / "report.png").read_bytes()
         # an unfinished run on read-only storage: one line naming the file it could not write
         config.iterations = 4
-        with pytest.raises(rundir.DiskError, match=r"cannot write .* to .*run.*: the file system is read-only"):
+        with pytest.raises(disk_faults.DiskError, match=r"cannot write .* to .*run.*: the file system is read-only"):
             OracleRun(config, _oracle_teacher(disk / "run")).run()
 
 
@@ -316,8 +318,10 @@ def _finetune(workdir, keep_trained, checkpoint_dir=None):
     import jax
 
     import loop_harness
-    from llm2llm_jax import parallel, tasks
-    from llm2llm_jax.train import finetune, hparams_from_config
+    from llm2llm_jax.common import parallel
+    from llm2llm_jax.data import tasks
+    from llm2llm_jax.student.train import finetune
+    from llm2llm_jax.student.recipe import hparams_from_config
 
     cfg, params, tok = loop_harness.tiny_student()
     config = loop_harness.small_config(str(workdir), epochs=2)  # 12 examples, batch 8: 2 steps an epoch, 4 in all
@@ -340,11 +344,11 @@ def test_the_trained_model_is_checkpointed_only_when_kept_and_a_full_disk_there_
     assert sorted(os.listdir(tmp_path / "b" / "ckpt")) == ["4"] and kept == info
     capfd.readouterr()
     with _tmpfs(tmp_path / "full", "64k") as disk:
-        with pytest.raises(rundir.DiskError) as failure:
+        with pytest.raises(disk_faults.DiskError) as failure:
             _finetune(tmp_path / "c", keep_trained=False, checkpoint_dir=disk / "ckpt")
     line = str(failure.value)
     del failure  # its frames hold orbax's abandoned writes
-    rundir.collect_abandoned_writes()  # as the launcher does once it has printed the line
+    disk_faults.collect_abandoned_writes()  # as the launcher does once it has printed the line
     assert "\n" not in line and line.startswith(f"cannot write a training checkpoint to {disk / 'ckpt'}")
     assert "the disk is full" in line
     err = capfd.readouterr().err

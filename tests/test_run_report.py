@@ -12,7 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
-from llm2llm_jax import stats  # noqa: E402
+from llm2llm_jax.run import stats  # noqa: E402
 
 
 def tensorboard_scalars(logdir: str) -> dict:

@@ -6,11 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from llm2llm_jax.decode import left_pad
+from llm2llm_jax.student.decode import left_pad
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import forward, init_params
-from llm2llm_jax.prompting import candidate_ids
-from llm2llm_jax.scoring import candidate_logprobs, right_pad
+from llm2llm_jax.student.prompting import candidate_ids
+from llm2llm_jax.student.scoring import candidate_logprobs, right_pad
 
 
 def sequence_logprob(cfg, params, prompt, answer, width=16) -> float:
@@ -48,8 +48,8 @@ def test_candidate_logprobs_equal_the_full_sequence_likelihood(tied, scan, kerne
 @pytest.mark.slow
 def test_score_mode_predicts_the_most_likely_label():
     from loop_harness import tiny_student
-    from llm2llm_jax.predict import Predictor
-    from llm2llm_jax.tasks import get_task
+    from llm2llm_jax.student.predict import Predictor
+    from llm2llm_jax.data.tasks import get_task
 
     cfg, params, tok = tiny_student()
     task = get_task("trec")
@@ -70,7 +70,8 @@ def test_score_mode_predicts_the_most_likely_label():
 
 def test_score_mode_needs_a_classification_task():
     from configs.base import base_config
-    from llm2llm_jax.settings import ConfigError, validate
+    from llm2llm_jax.common.errors import ConfigError
+    from llm2llm_jax.config.checks import validate
 
     c = base_config()
     c.task, c.data.source, c.model.source, c.eval.mode = "gsm8k", "gsm8k_offline", "smollm2", "score"

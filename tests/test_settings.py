@@ -11,10 +11,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from configs.base import base_config  # noqa: E402
-from llm2llm_jax import settings  # noqa: E402
-from llm2llm_jax.model.config import ConfigError  # noqa: E402
-from llm2llm_jax.teacher.backends import TeacherSettings  # noqa: E402
-from llm2llm_jax.train import TrainHParams, hparams_from_config  # noqa: E402
+from llm2llm_jax.config.checks import validate  # noqa: E402
+from llm2llm_jax.common.errors import ConfigError  # noqa: E402
+from llm2llm_jax.common.sections import build  # noqa: E402
+from llm2llm_jax.common.seeds import stable_seed  # noqa: E402
+from llm2llm_jax.teacher.base import TeacherSettings  # noqa: E402
+from llm2llm_jax.student.recipe import TrainHParams, hparams_from_config  # noqa: E402
 
 
 def _config(tmp_path, **overrides):
@@ -41,10 +43,10 @@ def test_config_sections_take_the_dataclass_defaults():
     for f in dataclasses.fields(TeacherSettings):
         assert c.teacher[f.name] == f.default, f.name
     hp = hparams_from_config(c)
-    assert hp == TrainHParams(max_length=c.data.max_length, seed=settings.stable_seed(c.seed, "train"))
+    assert hp == TrainHParams(max_length=c.data.max_length, seed=stable_seed(c.seed, "train"))
     c.train.shuffle_seed = 5
     assert hparams_from_config(c).seed == 5
-    assert settings.build(TeacherSettings, c.teacher) == TeacherSettings()
+    assert build(TeacherSettings, c.teacher) == TeacherSettings()
 
 
 BAD = [
@@ -94,7 +96,7 @@ def test_each_bad_field_is_one_line_that_names_it_and_the_fix(tmp_path, override
 
     config = _config(tmp_path, **overrides)
     with pytest.raises(ConfigError) as err:
-        settings.validate(config, jax.devices())
+        validate(config, jax.devices())
     assert str(err.value).startswith(expected) and "\n" not in str(err.value)
     assert not os.path.exists(config.workdir)  # nothing written
 
@@ -105,10 +107,10 @@ def test_a_good_config_passes_and_the_teacher_is_not_checked_without_augmentatio
 
     from configs import default
 
-    settings.validate(default.get_config(), jax.devices())  # the offline default as shipped
-    settings.validate(_config(tmp_path), jax.devices())
-    settings.validate(_config(tmp_path, method="finetune", teacher__kind="claude"), jax.devices())
-    settings.validate(_config(tmp_path, method="eda", teacher__kind="claude"), jax.devices())
+    validate(default.get_config(), jax.devices())  # the offline default as shipped
+    validate(_config(tmp_path), jax.devices())
+    validate(_config(tmp_path, method="finetune", teacher__kind="claude"), jax.devices())
+    validate(_config(tmp_path, method="eda", teacher__kind="claude"), jax.devices())
 
 
 def test_a_custom_task_from_the_command_line(monkeypatch):
@@ -116,7 +118,7 @@ def test_a_custom_task_from_the_command_line(monkeypatch):
     from absl import flags
     from ml_collections import config_flags
 
-    from llm2llm_jax.tasks import get_task
+    from llm2llm_jax.data.tasks import get_task
 
     argv = ["run.py", f"--config={os.path.join(ROOT, 'configs', 'default.py')}", "--config.task=custom",
             "--config.custom_task.labels=greet, bye,thanks", "--config.custom_task.cue=Intent:",

@@ -1,11 +1,11 @@
-"""llm2llm_jax.stats against values worked out by hand from the textbook formulas (not by calling scipy the same
+"""llm2llm_jax.run.stats against values worked out by hand from the textbook formulas (not by calling scipy the same
 way the module does), and its degenerate cases."""
 
 import math
 
 import pytest
 
-from llm2llm_jax import stats
+from llm2llm_jax.run import stats
 
 
 def test_wilson_interval_matches_the_formula():

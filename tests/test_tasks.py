@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from llm2llm_jax.tasks import TASKS, TaskError, casehold_input, custom_task, get_task, parse_number
+from llm2llm_jax.data.tasks import TASKS, TaskError, casehold_input, custom_task, get_task, parse_number
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -83,7 +83,7 @@ def test_custom_task_from_config():
 
 
 def test_real_trec_rows():
-    from llm2llm_jax.data import load_trec
+    from llm2llm_jax.data.offline import load_trec
 
     rows = load_trec()
     t = TASKS["trec"]
@@ -94,7 +94,7 @@ def test_real_trec_rows():
 
 
 def test_real_gsm8k_rows():
-    from llm2llm_jax.data import load_gsm8k_test
+    from llm2llm_jax.data.offline import load_gsm8k_test
 
     rows = load_gsm8k_test()
     t = TASKS["gsm8k"]

@@ -6,10 +6,13 @@ import os
 import pytest
 
 from fake_servers import ScriptedServer
-from llm2llm_jax.tasks import TASKS
-from llm2llm_jax.teacher import AugmentationFilter, build_messages, parse_examples
-from llm2llm_jax.teacher.backends import (BudgetExceeded, TeacherError, TeacherRequest, TeacherSettings,
-                                          make_backend)
+from llm2llm_jax.data.tasks import TASKS
+from llm2llm_jax.teacher.filters import AugmentationFilter
+from llm2llm_jax.teacher.prompts import build_messages
+from llm2llm_jax.teacher.replies import parse_examples
+from llm2llm_jax.teacher.budget import BudgetExceeded
+from llm2llm_jax.teacher.base import TeacherError, TeacherRequest, TeacherSettings
+from llm2llm_jax.teacher.factory import make_backend
 from llm2llm_jax.teacher.cache import DiskCache
 
 SECRET = "test-key-do-not-store-123"

@@ -13,11 +13,17 @@ import time
 import pytest
 
 from fake_servers import ScriptedServer
-from llm2llm_jax import augment, files, settings
-from llm2llm_jax.tasks import TASKS
-from llm2llm_jax.teacher import prompts
-from llm2llm_jax.teacher.backends import (ScriptedBackend, TeacherError, TeacherRequest, TeacherSettings,
-                                          make_backend)
+from llm2llm_jax.config import checks, snapshot
+from llm2llm_jax.augment.base import Context
+from llm2llm_jax.augment.estimate import describe_estimate, estimate_teacher_use
+from llm2llm_jax.augment.llm2llm import Llm2llm
+from llm2llm_jax.common import files
+from llm2llm_jax.common.seeds import stable_seed
+from llm2llm_jax.data.tasks import TASKS
+from llm2llm_jax.teacher import prompts, replies
+from scripted_teacher import ScriptedBackend
+from llm2llm_jax.teacher.base import TeacherError, TeacherRequest, TeacherSettings
+from llm2llm_jax.teacher.factory import make_backend
 from llm2llm_jax.teacher.cache import DiskCache
 from llm2llm_jax.teacher.filters import AugmentationFilter
 
@@ -41,7 +47,7 @@ def _config(**teacher):
 
 
 def _ctx(config, teacher, seed_set=(PARENT,), judge=None):
-    return augment.Context(TREC, config, list(seed_set), lambda: teacher, say=lambda m: None,
+    return Context(TREC, config, list(seed_set), lambda: teacher, say=lambda m: None,
                            judge=judge or (lambda: teacher))
 
 
@@ -63,25 +69,25 @@ def test_label_conditioned_prompt_names_the_class_and_asks_only_for_inputs():
 def test_parse_inputs_reads_lists_bare_lines_and_json():
     reply = ('Sure! Here are two:\n1. **Question:** Who built the "Taj Mahal" ?\n2) "Who painted Guernica ?"\n'
              '   and why ?\n- Question: Who sang Help ?')
-    assert [c["input"] for c in prompts.parse_inputs(reply, TREC)] == [
+    assert [c["input"] for c in replies.parse_inputs(reply, TREC)] == [
         'Who built the "Taj Mahal" ?', "Who painted Guernica ?", "Who sang Help ?"]
     # inputs that span lines (the parent's does) keep the lines below their marker
-    assert [c["input"] for c in prompts.parse_inputs(reply, TREC, multiline=True)] == [
+    assert [c["input"] for c in replies.parse_inputs(reply, TREC, multiline=True)] == [
         'Who built the "Taj Mahal" ?', "Who painted Guernica ? and why ?", "Who sang Help ?"]
     # a weak teacher's rewording or remark after its item is not part of it
-    assert [c["input"] for c in prompts.parse_inputs("2. Who first walked on the moon ?\n\nQuestion: Who walked "
+    assert [c["input"] for c in replies.parse_inputs("2. Who first walked on the moon ?\n\nQuestion: Who walked "
                                                      "there first ?\n3. Who wrote Ulysses ?\nNote: a novel", TREC,
                                                      multiline=True)] == [
         "Who first walked on the moon ?", "Who wrote Ulysses ?"]
-    assert prompts.parse_inputs("Who discovered oxygen ?", TREC) == [{"input": "Who discovered oxygen ?",
+    assert replies.parse_inputs("Who discovered oxygen ?", TREC) == [{"input": "Who discovered oxygen ?",
                                                                       "raw_output": ""}]
-    assert prompts.parse_inputs("I cannot do that.\nSorry about it.", TREC) == []  # chatter, not a list
-    assert prompts.parse_inputs("", TREC) == []
-    assert [c["input"] for c in prompts.parse_inputs('```json\n{"examples": [{"input": "Who is Ada ?"}, '
+    assert replies.parse_inputs("I cannot do that.\nSorry about it.", TREC) == []  # chatter, not a list
+    assert replies.parse_inputs("", TREC) == []
+    assert [c["input"] for c in replies.parse_inputs('```json\n{"examples": [{"input": "Who is Ada ?"}, '
                                                      '"Who is Alan ?"]}\n```', TREC)] == ["Who is Ada ?",
                                                                                         "Who is Alan ?"]
     # example mode reads the same JSON shape, with outputs
-    pairs = prompts.parse_examples('{"examples": [{"input": "Where is Oslo ?", "output": "location"}]}', TREC)
+    pairs = replies.parse_examples('{"examples": [{"input": "Where is Oslo ?", "output": "location"}]}', TREC)
     assert pairs == [{"input": "Where is Oslo ?", "raw_output": "location"}]
 
 
@@ -94,14 +100,14 @@ def test_several_requests_per_example_each_with_its_own_seed_and_the_label_attac
 
     teacher = ScriptedBackend(TeacherSettings(kind="scripted"), script=script)
     config = _config(mode="label_conditioned", requests_per_example=3)
-    method = augment.Llm2llm(_ctx(config, teacher))
+    method = Llm2llm(_ctx(config, teacher))
     filt = AugmentationFilter(TREC, [PARENT["input"]], [])
     kept, stats = method.augment(0, [PARENT], {}, filt)
     assert len(seen) == 3 and len({r.seed for r in seen}) == 3
     assert all("Write 1 new question of this class." in r.turns[-1]["content"] for r in seen)
     # the first request's seed is the one a single request per example gets
     single = _config(mode="label_conditioned", requests_per_example=1)
-    assert seen[0].seed == settings.stable_seed(single.seed, "teacher", 0, PARENT["id"])
+    assert seen[0].seed == stable_seed(single.seed, "teacher", 0, PARENT["id"])
     assert [k["output"] for k in kept] == ["HUM"] * 3 and [k["id"] for k in kept] == ["it0-p1-0", "it0-p1-1",
                                                                                       "it0-p1-2"]
     assert stats["requests"] == 3 and stats["asked"] == 3 and stats["candidates"] == 3
@@ -144,7 +150,7 @@ def test_structured_reply_sends_the_schema_and_is_parsed(served):
     server.json_text = json.dumps({"examples": [{"input": "Who founded Rome ?"}, {"input": "Who wrote Emma ?"}]})
     backend = make()
     config = _config(mode="label_conditioned", per_example=2)
-    kept, stats = augment.Llm2llm(_ctx(config, backend)).augment(0, [PARENT], {}, AugmentationFilter(TREC, [], []))
+    kept, stats = Llm2llm(_ctx(config, backend)).augment(0, [PARENT], {}, AugmentationFilter(TREC, [], []))
     assert [k["input"] for k in kept] == ["Who founded Rome ?", "Who wrote Emma ?"]
     assert [_normalized(s) for s in server.schemas] == [_normalized(prompts.reply_schema(TREC, "label_conditioned"))]
     body = server.requests[0]["body"]
@@ -160,7 +166,7 @@ def test_a_refused_schema_falls_back_to_text_once(served):
     server.default_text = "1. Who invented radar ?"
     backend = make()
     config = _config(mode="label_conditioned", per_example=1)
-    method = augment.Llm2llm(_ctx(config, backend))
+    method = Llm2llm(_ctx(config, backend))
     kept, _ = method.augment(0, [PARENT], {}, AugmentationFilter(TREC, [], []))
     assert [k["input"] for k in kept] == ["Who invented radar ?"]
     assert backend.schema_refused and not backend.structured
@@ -223,7 +229,8 @@ def test_a_failed_batch_job_is_one_line_and_the_rerun_submits_again(served):
 POLLER = """
 import os, sys
 sys.path.insert(0, {root!r})
-from llm2llm_jax.teacher.backends import TeacherSettings, make_backend
+from llm2llm_jax.teacher.base import TeacherSettings
+from llm2llm_jax.teacher.factory import make_backend
 from llm2llm_jax.teacher.cache import DiskCache
 sys.path.insert(0, {tests!r})
 from test_teacher_modes import _requests
@@ -273,15 +280,15 @@ def test_the_judge_drops_a_mislabelled_candidate():
     teacher = ScriptedBackend(TeacherSettings(kind="scripted"), script=script)
     config = _config(mode="label_conditioned", per_example=3, filters_verify="judge")
     filt = AugmentationFilter(TREC, [], [])
-    kept, stats = augment.Llm2llm(_ctx(config, teacher)).augment(0, [PARENT], {}, filt)
+    kept, stats = Llm2llm(_ctx(config, teacher)).augment(0, [PARENT], {}, filt)
     assert [k["input"] for k in kept] == ["Who wrote Dracula ?"]  # both Everest ones judged 'location'
     assert stats["drops"]["unverified"] == 2 and stats["judge_requests"] == 3 and len(judged) == 3
     assert "human" not in judged[0]  # the judge is not told the intended class
     assert not filt.is_duplicate("Where is Mount Everest ?")  # an unverified input no longer counts as kept
     # numeric tasks: the judge's final number must equal the example's
     gsm = TASKS["gsm8k"]
-    assert prompts.parse_judgement("3 + 4 = 7\n#### 7", gsm) == gsm.gold({"output": "x\n#### 7"})
-    assert prompts.parse_judgement('{"solution": "3 + 4", "final_answer": "7"}', gsm) == "7"
+    assert replies.parse_judgement("3 + 4 = 7\n#### 7", gsm) == gsm.gold({"output": "x\n#### 7"})
+    assert replies.parse_judgement('{"solution": "3 + 4", "final_answer": "7"}', gsm) == "7"
 
 
 # ---------------------------------------------------------------------------- the estimate and the spend
@@ -292,8 +299,8 @@ def test_the_estimate_bounds_and_matches_what_the_server_counted(served):
     seed_set = [dict(PARENT, id=f"s{i}", input=f"Who wrote the novel called number {i} ?") for i in range(6)]
     config = _config(mode="label_conditioned", per_example=2, requests_per_example=2)
     ctx = _ctx(config, backend, seed_set)
-    est = augment.estimate_teacher_use(ctx, iterations=3)
-    method = augment.Llm2llm(ctx)
+    est = estimate_teacher_use(ctx, iterations=3)
+    method = Llm2llm(ctx)
     for i in range(2):  # every seed example wrong in both rounds: the estimate's worst case
         method.augment(i, seed_set, {}, AugmentationFilter(TREC, [], []))
     spent = backend.budget.spent
@@ -306,13 +313,13 @@ def test_the_estimate_bounds_and_matches_what_the_server_counted(served):
         assert spent["input_tokens"] / 2 <= est["input_tokens"] <= 2 * spent["input_tokens"]
     assert spent["cost_usd"] == pytest.approx((spent["input_tokens"] + 2 * spent["output_tokens"]) / 1e6, abs=1e-6)
     assert est["cost_usd"] >= spent["cost_usd"]
-    line = augment.describe_estimate(est, len(seed_set))
+    line = describe_estimate(est, len(seed_set))
     assert "24 requests" in line and "at most" in line and "$" in line
 
 
 # ---------------------------------------------------------------------------- config
 def test_teacher_config_errors_are_one_line():
-    from llm2llm_jax.model.config import ConfigError
+    from llm2llm_jax.common.errors import ConfigError
     import jax
 
     cases = [(dict(mode="labels"), "config.teacher.mode='labels': choose one of"),
@@ -325,34 +332,34 @@ def test_teacher_config_errors_are_one_line():
         c = _config(**teacher)
         c.task, c.iterations, c.data.source, c.model.source = task, 2, "trec_offline", "smollm2"
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
-            settings.validate(c, jax.devices())
+            checks.validate(c, jax.devices())
 
 
 def test_an_older_run_without_the_new_teacher_fields_resumes_when_they_keep_its_behaviour(tmp_path):
-    from llm2llm_jax.errors import RunError
+    from llm2llm_jax.common.errors import RunError
 
     c = _config()
-    old = settings.snapshot(c)
+    old = snapshot.snapshot(c)
     for key in ("mode", "requests_per_example", "structured", "batch", "batch_poll_seconds"):
         del old["teacher"][key]
     del old["filters"]["verify"], old["filters"]["judge_model"]
     files.write_json(str(tmp_path / "config.json"), old)
     with pytest.raises(RunError, match="teacher.mode"):
-        settings.check_snapshot(c, str(tmp_path))  # 'auto' would now ask label-conditioned questions
+        snapshot.check_snapshot(c, str(tmp_path))  # 'auto' would now ask label-conditioned questions
     c.teacher.mode, c.teacher.structured = "example", False
-    settings.check_snapshot(c, str(tmp_path))
+    snapshot.check_snapshot(c, str(tmp_path))
 
 
 def test_a_local_teacher_other_than_the_student_is_loaded_for_itself(tmp_path, monkeypatch):
     """teacher.model naming another model loads that one (the student is not used); '' , 'student' or the
     student's own name reuse the student's base weights, and the teacher is labelled with the student's name."""
-    from llm2llm_jax.model import loading
-    from llm2llm_jax.teacher.backends import backend_from_config
+    from llm2llm_jax.teacher import local
+    from llm2llm_jax.teacher.factory import backend_from_config
     from loop_harness import tiny_student
 
     tiny = tiny_student()
     loaded, used = [], []
-    monkeypatch.setattr(loading, "load_pretrained", lambda source, path="", **kw: loaded.append((source, path)) or tiny)
+    monkeypatch.setattr(local, "load_pretrained", lambda source, path="", **kw: loaded.append((source, path)) or tiny)
 
     def student():
         used.append(True)

@@ -5,7 +5,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from llm2llm_jax import timing
+from llm2llm_jax.run import timing
 
 
 def test_stage_clock_splits_compilation_and_nested_blocks():

@@ -6,12 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from llm2llm_jax import parallel
+from llm2llm_jax.common import parallel
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import init_params
-from llm2llm_jax.data import Example, collate, make_batches
+from llm2llm_jax.student.batching import Example, collate, make_batches
 from llm2llm_jax.model.lora import add_lora_params, merge_lora, split_trainable
-from llm2llm_jax.train import TrainHParams, Trainer, host_params, token_loss
+from llm2llm_jax.student.recipe import TrainHParams
+from llm2llm_jax.student.train import Trainer, host_params, token_loss
 
 
 def padding_fraction(batches) -> float:
@@ -105,7 +106,7 @@ def test_gradients_equal_across_meshes(lora, kernels):
 def loss_and_grads_on_meshes(cfg, params, examples):
     """(loss, gradients on the host) for one batch of 8 in two accumulation steps, on one device and on mesh
     (2,2,2)."""
-    from llm2llm_jax.train import loss_and_grads
+    from llm2llm_jax.student.train import loss_and_grads
 
     hp = TrainHParams(batch_size=8, micro_batch_size=4, seq_multiple=8)
     batch = collate(examples, hp)
@@ -131,7 +132,7 @@ def _prefixed_examples(n=8, prefix_len=10, seed=7):
 
 
 def test_the_shared_prefix_is_every_prompts_start_rounded_down():
-    from llm2llm_jax.train import split_shared_prefix
+    from llm2llm_jax.student.batching import split_shared_prefix
 
     ex = _prefixed_examples(prefix_len=10)
     prefix, rest = split_shared_prefix(ex, 4)
@@ -151,7 +152,8 @@ def test_the_shared_prefix_is_every_prompts_start_rounded_down():
 def test_a_shared_prefix_read_once_gives_the_loss_and_gradients_of_the_whole_rows(kernels, scan):
     """The prefix every prompt begins with, run once into a KV cache and copied to the rows, gives the same
     target-token loss and every gradient as the whole rows (f32), LoRA adapters included."""
-    from llm2llm_jax.train import loss_and_grads, split_shared_prefix
+    from llm2llm_jax.student.train import loss_and_grads
+    from llm2llm_jax.student.batching import split_shared_prefix
 
     cfg = tiny_config(kernels=kernels, scan_layers=scan, lora_rank=4)
     params = add_lora_params(init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(0)), cfg, jax.random.PRNGKey(1))
@@ -180,7 +182,8 @@ def test_a_shared_prefix_read_once_gives_the_loss_and_gradients_of_the_whole_row
 @pytest.mark.multi_device
 def test_a_shared_prefix_on_the_mesh_equals_one_device():
     """The prefix replicated, the rows split over mesh (2,2,2): loss and gradients as on one device."""
-    from llm2llm_jax.train import loss_and_grads, split_shared_prefix
+    from llm2llm_jax.student.train import loss_and_grads
+    from llm2llm_jax.student.batching import split_shared_prefix
 
     cfg = tiny_config(kernels="cpu")
     params = host_params(init_params(cfg, jax.random.PRNGKey(2)))
@@ -376,7 +379,7 @@ def _paper_schedule(peak, warmup, total):
 
 
 def test_learning_rate_warms_up_then_decays_by_cosine_to_zero():
-    from llm2llm_jax.train import learning_rate_schedule
+    from llm2llm_jax.student.recipe import learning_rate_schedule
 
     hp = TrainHParams(learning_rate=2e-5, warmup_ratio=0.03)
     schedule = learning_rate_schedule(hp, 100)  # 3 warmup steps
@@ -395,7 +398,7 @@ def test_optimizer_equals_an_explicit_optax_chain():
     very different sizes (some clipped, some not) and non-default betas, eps and decay, over a whole run."""
     import optax
 
-    from llm2llm_jax.train import at_learning_rate, learning_rate_schedule, make_optimizer
+    from llm2llm_jax.student.recipe import at_learning_rate, learning_rate_schedule, make_optimizer
 
     total = 12
     hp = TrainHParams(learning_rate=1e-2, warmup_ratio=0.25, weight_decay=0.1, max_grad_norm=0.5, adam_b1=0.8,
@@ -435,7 +438,8 @@ def test_trainer_steps_follow_the_schedule_with_one_compiled_step_per_recipe():
     optimizer setting)."""
     import optax
 
-    from llm2llm_jax.train import learning_rate_schedule, loss_and_grads
+    from llm2llm_jax.student.recipe import learning_rate_schedule
+    from llm2llm_jax.student.train import loss_and_grads
 
     cfg = tiny_config()
     params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
@@ -466,7 +470,7 @@ def test_trainer_steps_follow_the_schedule_with_one_compiled_step_per_recipe():
 def test_accumulation_weights_micro_batches_by_target_tokens():
     """Four micro-batches of two rows give the loss and gradients of one batch of eight: every target token
     counts once, however the rows fall into micro-batches (rows hold 1 to 12 target tokens)."""
-    from llm2llm_jax.train import loss_and_grads
+    from llm2llm_jax.student.train import loss_and_grads
 
     cfg = tiny_config()
     params = init_params(cfg, jax.random.PRNGKey(0))
@@ -574,7 +578,7 @@ def test_uneven_dimensions_are_replicated_with_a_warning(caplog):
     import logging
 
     mesh = parallel.make_mesh((1, 4, 2))
-    with caplog.at_level(logging.WARNING, logger="llm2llm_jax.parallel"):
+    with caplog.at_level(logging.WARNING, logger="llm2llm_jax.common.parallel"):
         spec = parallel.logical_to_spec(("embed", "mlp"), (6, 64), mesh, what="w")
     assert spec == jax.sharding.PartitionSpec(None, "tensor")
     assert "w: dimension 6 (embed) does not divide over mesh axes" in caplog.text

@@ -9,7 +9,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from conftest import make_hf_llama, random_batch, torch_logits
-from llm2llm_jax.model.config import ConfigError
+from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.model.llama import forward
 from llm2llm_jax.model.weights import WeightError, load_hf_checkpoint, save_hf_checkpoint
 

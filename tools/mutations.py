@@ -28,34 +28,34 @@ def m(name, file, edits, tests, what, equivalent=""):
                     equivalent)
 
 
-TRAIN = "llm2llm_jax/train.py"
-DECODE = "llm2llm_jax/decode.py"
-PARALLEL = "llm2llm_jax/parallel.py"
+TRAIN = "llm2llm_jax/student/train.py"
+DECODE = "llm2llm_jax/student/decode.py"
+PARALLEL = "llm2llm_jax/common/parallel.py"
 LLAMA = "llm2llm_jax/model/llama.py"
 KERNELS = "llm2llm_jax/model/kernels.py"
 WEIGHTS = "llm2llm_jax/model/weights.py"
 CONFIG = "llm2llm_jax/model/config.py"
-TASKS = "llm2llm_jax/tasks.py"
-DATA = "llm2llm_jax/data.py"
+TASKS = "llm2llm_jax/data/tasks.py"
 FILTERS = "llm2llm_jax/teacher/filters.py"
 PROMPTS = "llm2llm_jax/teacher/prompts.py"
-BACKENDS = "llm2llm_jax/teacher/backends.py"
-LOOP = "llm2llm_jax/loop.py"
-SHARDS = "llm2llm_jax/shards.py"
+LOCAL = "llm2llm_jax/teacher/local.py"
+LOOP = "llm2llm_jax/run/controller.py"
+SHARDS = "llm2llm_jax/data/shards.py"
 LORA = "llm2llm_jax/model/lora.py"
 AUGMENT = "llm2llm_jax/augment.py"
 SETTINGS = "llm2llm_jax/settings.py"
 RESULTS = "llm2llm_jax/results.py"
 RUNDIR = "llm2llm_jax/rundir.py"
-FILES = "llm2llm_jax/files.py"
+DISK_FAULTS = "llm2llm_jax/common/disk_faults.py"
+FILES = "llm2llm_jax/common/files.py"
 LAUNCH = "launch/run.py"
-SCORING = "llm2llm_jax/scoring.py"
+SCORING = "llm2llm_jax/student/scoring.py"
 STATS = "llm2llm_jax/stats.py"
 TIMING = "llm2llm_jax/timing.py"
 COMPARE = "llm2llm_jax/compare.py"
-EXPORT = "llm2llm_jax/export.py"
+EXPORT = "llm2llm_jax/data/export.py"
 BATCH = "llm2llm_jax/teacher/batch.py"
-PROMPTING = "llm2llm_jax/prompting.py"
+PROMPTING = "llm2llm_jax/student/prompting.py"
 T_MODES = "tests/test_teacher_modes.py"
 T_FAMILIES = "tests/test_families.py"
 
@@ -64,6 +64,29 @@ T_DECODE = "tests/test_decode.py"
 T_LOOP = "tests/test_loop.py"
 T_PARITY = "tests/test_model_parity.py"
 T_REL = "tests/test_reliability.py"
+BATCHING = "llm2llm_jax/student/batching.py"
+SAMPLING = "llm2llm_jax/data/sampling.py"
+LEAKAGE = "llm2llm_jax/data/leakage.py"
+SOURCES = "llm2llm_jax/data/sources.py"
+TFDS_SOURCE = "llm2llm_jax/data/tfds_source.py"
+PREDICT = "llm2llm_jax/student/predict.py"
+FLOPS = "llm2llm_jax/student/flops.py"
+CHECKS = "llm2llm_jax/config/checks.py"
+INIT_POLICY = "llm2llm_jax/run/init_policy.py"
+VERIFY = "llm2llm_jax/augment/verify.py"
+REPLIES = "llm2llm_jax/teacher/replies.py"
+BUDGET = "llm2llm_jax/teacher/budget.py"
+BASE = "llm2llm_jax/teacher/base.py"
+AUGMENT_BASE = "llm2llm_jax/augment/base.py"
+LLM2LLM = "llm2llm_jax/augment/llm2llm.py"
+RUN_RESULTS = "llm2llm_jax/run/results.py"
+SNAPSHOT = "llm2llm_jax/config/snapshot.py"
+LOCK = "llm2llm_jax/run/lock.py"
+RUN_STATS = "llm2llm_jax/run/stats.py"
+RUN_TIMING = "llm2llm_jax/run/timing.py"
+RUN_COMPARE = "llm2llm_jax/run/compare.py"
+ESTIMATE = "llm2llm_jax/augment/estimate.py"
+RECIPE = "llm2llm_jax/student/recipe.py"
 
 OPTIMIZER = f"{T_TRAIN}::test_optimizer_equals_an_explicit_optax_chain"
 SCHEDULE = f"{T_TRAIN}::test_learning_rate_warms_up_then_decays_by_cosine_to_zero"
@@ -73,19 +96,19 @@ LOGITS = f"{T_PARITY}::test_logits_match_transformers"
 
 MUTATIONS = [
     # ------------------------------------------------------------------ training recipe
-    m("lr-constant-after-warmup", TRAIN,
+    m("lr-constant-after-warmup", RECIPE,
       ("decay_steps=max(total_steps, warmup + 1), end_value=0.0)",
        "decay_steps=max(total_steps, warmup + 1), end_value=hp.learning_rate)"),
       (SCHEDULE, OPTIMIZER), "the cosine decay (constant learning rate after warmup)"),
-    m("no-warmup", TRAIN, ("init_value=0.0 if warmup else hp.learning_rate", "init_value=hp.learning_rate"),
+    m("no-warmup", RECIPE, ("init_value=0.0 if warmup else hp.learning_rate", "init_value=hp.learning_rate"),
       (SCHEDULE, OPTIMIZER), "the linear warmup from zero"),
-    m("no-gradient-clipping", TRAIN,
+    m("no-gradient-clipping", RECIPE,
       ("optax.clip_by_global_norm(hp.max_grad_norm) if hp.max_grad_norm > 0 else optax.identity()",
        "optax.identity()"),
       OPTIMIZER, "global-norm gradient clipping"),
-    m("weight-decay-ignored", TRAIN, ("weight_decay=hp.weight_decay)", "weight_decay=0.0)"),
+    m("weight-decay-ignored", RECIPE, ("weight_decay=hp.weight_decay)", "weight_decay=0.0)"),
       OPTIMIZER, "the configured weight decay"),
-    m("adam-betas-swapped", TRAIN, ("b1=hp.adam_b1, b2=hp.adam_b2", "b1=hp.adam_b2, b2=hp.adam_b1"),
+    m("adam-betas-swapped", RECIPE, ("b1=hp.adam_b1, b2=hp.adam_b2", "b1=hp.adam_b2, b2=hp.adam_b1"),
       OPTIMIZER, "Adam's moment decay rates"),
     m("accumulation-averages-micro-means", TRAIN,
       (("grad_sum = jax.tree.map(lambda a, b: a + b.astype(jnp.float32), grad_sum, g)",
@@ -94,7 +117,7 @@ MUTATIONS = [
         "return (grad_sum, loss_sum + total / jnp.maximum(n, 1.0), count + 1), None")),
       f"{T_TRAIN}::test_accumulation_weights_micro_batches_by_target_tokens",
       "token-weighted gradient accumulation (the loss would depend on micro_batch_size)"),
-    m("target-positions-off-by-one", DATA,
+    m("target-positions-off-by-one", BATCHING,
       ("predicting.append(range(max(len(r.prompt_ids), 1) - 1, len(seq) - 1))",
        "predicting.append(range(max(len(r.prompt_ids), 1), len(seq) - 1))"),
       f"{T_TRAIN}::test_loss_covers_exactly_the_target_tokens", "the first target token's loss"),
@@ -102,7 +125,7 @@ MUTATIONS = [
       ("next_pos = jnp.minimum(target_positions + 1, input_ids.shape[1] - 1)",
        "next_pos = jnp.minimum(target_positions, input_ids.shape[1] - 1)"),
       f"{T_TRAIN}::test_loss_covers_exactly_the_target_tokens", "next-token prediction"),
-    m("batches-drop-an-example", DATA,
+    m("batches-drop-an-example", BATCHING,
       ("batches += [chunk[i:i + hp.batch_size] for i in range(0, len(chunk), hp.batch_size)]",
        "batches += [chunk[i:i + hp.batch_size][1:] for i in range(0, len(chunk), hp.batch_size)]"),
       f"{T_TRAIN}::test_length_bucketing_keeps_padding_low", "every example once per epoch"),
@@ -203,14 +226,14 @@ MUTATIONS = [
     m("target-without-leading-space", TASKS, ('return " " + self.verbalize(example["output"]).strip()',
                                               'return self.verbalize(example["output"]).strip()'),
       "tests/test_tasks.py::test_classification_prompt_target_and_label_set", "the target's leading space"),
-    m("stratified-remainder-to-smallest", DATA, ("key=lambda k: (-(exact[k] - alloc[k]), k))",
+    m("stratified-remainder-to-smallest", SAMPLING, ("key=lambda k: (-(exact[k] - alloc[k]), k))",
                                                  "key=lambda k: ((exact[k] - alloc[k]), k))"),
       "tests/test_data.py::test_seed_counts_are_the_largest_remainder_allocation",
       "label proportions of the seed set"),
-    m("leakage-ngram-off", DATA, ("if shared / len(grams) >= self.overlap and similar_size:",
+    m("leakage-ngram-off", LEAKAGE, ("if shared / len(grams) >= self.overlap and similar_size:",
                                   "if shared / len(grams) > 1.0 and similar_size:"),
       "tests/test_data.py::test_planted_test_duplicates_are_caught", "near-duplicate test leakage"),
-    m("truncation-cuts-the-cue", DATA, ("prompt = prompt[overflow:]", "prompt = prompt[:-overflow]"),
+    m("truncation-cuts-the-cue", BATCHING, ("prompt = prompt[overflow:]", "prompt = prompt[:-overflow]"),
       "tests/test_data.py::test_tokenization_truncates_or_drops_long_examples",
       "truncating the start of a long prompt (keeping the cue)"),
     # ------------------------------------------------------------------ teacher
@@ -229,10 +252,10 @@ MUTATIONS = [
                                                 "if hi and 2 * lo / (lo + hi) >= self.threshold:"),
       "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies",
       "the length shortcut skips only pairs that cannot be duplicates"),
-    m("parse-drops-continuation-lines", PROMPTS, ('parts[current] += "\\n" + line.strip()', "pass"),
+    m("parse-drops-continuation-lines", REPLIES, ('parts[current] += "\\n" + line.strip()', "pass"),
       "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies",
       "multi-line answers (a worked solution's '#### N' line)"),
-    m("malformed-items-vanish", PROMPTS, ("        if parts:\n            out.append(",
+    m("malformed-items-vanish", REPLIES, ("        if parts:\n            out.append(",
                                           "        if parts.get(\"input\") and parts.get(\"output\"):\n"
                                           "            out.append("),
       "tests/test_teacher.py::test_malformed_teacher_text_is_counted_not_fatal",
@@ -242,37 +265,38 @@ MUTATIONS = [
        "f\"{_show(task, wrong)}\\n\\n{ask}.\")"),
       "tests/test_teacher.py::test_generates_and_parses_augmentations[gemini]",
       "showing the teacher what the student answered"),
-    m("budget-allows-one-more", BACKENDS, ("if self.max_calls and self.calls + self.in_flight >= self.max_calls:",
+    m("budget-allows-one-more", BUDGET, ("if self.max_calls and self.calls + self.in_flight >= self.max_calls:",
                                            "if self.max_calls and self.calls + self.in_flight > self.max_calls:"),
       "tests/test_teacher.py::test_budget_stops_cleanly[openai]", "the teacher call budget"),
-    m("cache-never-read", BACKENDS, ("        if hit is None:\n            return None\n        self._count(\"cached\")",
+    m("cache-never-read", BASE, ("        if hit is None:\n            return None\n        self._count(\"cached\")",
                                      "        if True:\n            return None\n        self._count(\"cached\")"),
       "tests/test_teacher.py::test_cache_means_never_paying_twice_and_holds_no_secret[openai]",
       "never paying twice for a cached answer"),
-    m("retry-client-errors", BACKENDS, ("retry=retry_if_exception_type(TransientError)",
+    m("retry-client-errors", BASE, ("retry=retry_if_exception_type(TransientError)",
                                         "retry=retry_if_exception_type(Exception)"),
       "tests/test_teacher.py::test_gives_up_after_max_attempts_and_does_not_retry_client_errors[openai]",
       "not retrying 4xx client errors"),
     # ------------------------------------------------------------------ controller
-    m("parent-label-from-prediction", AUGMENT,
+    m("parent-label-from-prediction", AUGMENT_BASE,
       ('"parent_label": parent["output"]}', '"parent_label": parent.get("prediction")}'),
       CONTROLLER, "same_label keeps new examples of the gold class"),
-    m("all-seed-examples-sent", AUGMENT, ('else list(wrong)\n', 'else list(self.ctx.seed_set)\n'),
+    m("all-seed-examples-sent", AUGMENT_BASE, ('else list(wrong)\n', 'else list(self.ctx.seed_set)\n'),
       CONTROLLER, "llm2llm asks the teacher about wrong seed examples only"),
-    m("no-dedup-against-seed", AUGMENT,
+    m("no-dedup-against-seed", AUGMENT_BASE,
       ('return AugmentationFilter(task, [ex["input"] for ex in train_set] + worked_example_inputs(task),',
        "return AugmentationFilter(task, worked_example_inputs(task),"),
       CONTROLLER, "dropping teacher copies of seed examples and of earlier iterations' examples"),
-    m("teacher-seed-ignores-iteration", AUGMENT, ('seed = stable_seed(c.seed, "teacher", i, ex["id"]',
+    m("teacher-seed-ignores-iteration", LLM2LLM, ('seed = stable_seed(c.seed, "teacher", i, ex["id"]',
                                                   'seed = stable_seed(c.seed, "teacher", ex["id"]'),
       CONTROLLER, "fresh teacher samples in every iteration (not the cached answer of the last)"),
     m("next-set-drops-the-old-one", LOOP, ("self._write_shard(i + 1, lambda: list(train_set) + kept)",
                                            "self._write_shard(i + 1, lambda: kept + list(seed_set))"),
       CONTROLLER, "D(i+1) = Di + Ai (examples kept in earlier iterations stay)"),
-    m("filter-forgets-kept-examples", LOOP, ("augment.make_filter(self.task, self.config, train_set, test_set)",
-                                             "augment.make_filter(self.task, self.config, seed_set, test_set)"),
+    m("filter-forgets-kept-examples", LOOP, ("make_filter(self.task, self.config, train_set, test_set)",
+                                                   "make_filter(self.task, self.config, self.augmenter.ctx.seed_set, "
+                                                   "test_set)"),
       CONTROLLER, "deduplicating against what earlier iterations kept"),
-    m("seed-test-leak-kept", DATA, ("seed_set, leak = LeakageChecker(ex[\"input\"] for ex in test).filter(seed_set)",
+    m("seed-test-leak-kept", SOURCES, ("seed_set, leak = LeakageChecker(ex[\"input\"] for ex in test).filter(seed_set)",
                                     "leak = {\"exact\": 0, \"ngram\": 0}"),
       CONTROLLER, "dropping seed examples that duplicate test examples"),
     m("trains-from-the-previous-iteration", TRAIN,
@@ -282,11 +306,11 @@ MUTATIONS = [
         "        trained = trainer.params()\n        globals()[\"_last\"] = trained\n")),
       f"{T_LOOP}::test_loop_trains_every_iteration_from_the_base_weights",
       "every iteration fine-tunes from the base weights"),
-    m("reuse-ignores-the-training-set", RESULTS,
+    m("reuse-ignores-the-training-set", RUN_RESULTS,
       ('content = {"train": [[ex["input"], ex["output"]] for ex in train_set], "weights": weights_id,',
        'content = {"train": len(train_set) > 0, "weights": weights_id,'),
       CONTROLLER, "a changed training set is fine-tuned again, never served from an earlier iteration"),
-    m("never-reuses", RESULTS, ('if exists(path) and read_json(path).get("result_key") == key:',
+    m("never-reuses", RUN_RESULTS, ('if exists(path) and read_json(path).get("result_key") == key:',
                                 "if False:"),
       f"{T_LOOP}::test_a_round_that_keeps_nothing_reuses_the_result_and_the_run_stops",
       "an iteration on unchanged data reuses the last result instead of retraining"),
@@ -294,16 +318,16 @@ MUTATIONS = [
                                         "if not kept and empty > self.config.teacher.max_empty_rounds:"),
       f"{T_LOOP}::test_a_round_that_keeps_nothing_reuses_the_result_and_the_run_stops",
       "stopping after teacher.max_empty_rounds rounds that kept nothing"),
-    m("extended-run-not-continued", LOOP, ('return files.exists(path) and not (i + 1 < self.iterations and "note" in '
-                                           'read_json(path))', "return files.exists(path)"),
+    m("extended-run-not-continued", LOOP, ('return self.dir.has_metrics(i) and not (i + 1 < self.iterations and '
+                                                 '"note" in self.dir.metrics(i))', "return self.dir.has_metrics(i)"),
       f"{T_LOOP}::test_a_finished_run_extended_with_more_iterations_equals_a_longer_run",
       "continuing a finished run asked for more iterations"),
-    m("mesh-divisibility-unchecked", SETTINGS, ("_require(config, micro_key, lambda v: v % rows == 0,",
-                                                "_require(config, micro_key, lambda v: True,"),
+    m("mesh-divisibility-unchecked", CHECKS, ("require(config, micro_key, lambda v: v % rows == 0,",
+                                              "require(config, micro_key, lambda v: True,"),
       "tests/test_settings.py::test_each_bad_field_is_one_line_that_names_it_and_the_fix[train__batch_size=12]",
       "a batch that does not split over the mesh is refused before any work"),
     # ------------------------------------------------------------------ more of the same kinds
-    m("batches-in-length-order", DATA, ("    if shuffle:\n        rng.shuffle(batches)\n", ""),
+    m("batches-in-length-order", BATCHING, ("    if shuffle:\n        rng.shuffle(batches)\n", ""),
       f"{T_TRAIN}::test_batches_are_shuffled_across_length_buckets", "shuffled batch order across length buckets"),
     m("export-skips-the-transpose", WEIGHTS,
       ('            yield f"model.layers.{layer}.{suffix}", (arr.T if transpose else arr)',
@@ -318,34 +342,35 @@ MUTATIONS = [
     m("runaway-not-dropped", FILTERS, ("if len(text) > self.max_input_chars or len(raw) > self.max_output_chars:",
                                        "if False:"),
       "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies", "dropping runaway generations"),
-    m("budget-never-charged", BACKENDS, ('            s["calls"] += 1', '            s["calls"] += 0'),
+    m("budget-never-charged", BUDGET, ('            s["calls"] += 1', '            s["calls"] += 0'),
       "tests/test_teacher.py::test_budget_stops_cleanly[gemini]", "counting teacher calls against the budget"),
     m("same-label-not-asked", PROMPTS, ("    if same_label and task.is_classification:\n        ask +=",
                                         "    if False:\n        ask +="),
       "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies",
       "asking the teacher for the failed example's class"),
-    m("more-iterations-refused", SETTINGS, ('RESUMABLE_FIELDS = ("iterations", "workdir",', 'RESUMABLE_FIELDS = ("workdir",'),
+    m("more-iterations-refused", SNAPSHOT, ('RESUMABLE_FIELDS = ("iterations", "workdir",', 'RESUMABLE_FIELDS = ("workdir",'),
       f"{T_LOOP}::test_workdir_with_another_config_is_refused", "extending a run with more iterations"),
     # issue 19: runs that never mix, never lose work and never pay twice
     m("lock-overwritten", FILES, ("        os.link(tmp, path)\n", "        os.replace(tmp, path)\n        os.link(path, tmp)\n"),
       f"{T_REL}::test_a_run_directory_in_use_is_refused_at_once_naming_its_holder", "one writer per run directory"),
-    m("stale-lock-kept", RUNDIR, ('and not _alive(holder["pid"])', "and False"),
+    m("stale-lock-kept", LOCK, ('and not _alive(holder["pid"])', "and False"),
       f"{T_REL}::test_a_lock_left_by_a_dead_process_is_taken_over_with_a_note", "taking over a dead run's lock"),
-    m("identity-before-preflight", LOOP, ("                stages.on_main(self._preflight)\n",
-                                          "                settings.write_snapshot(self.config, self.workdir)\n"
-                                          "                stages.on_main(self._preflight)\n"),
+    m("identity-before-preflight", LOCK, ("            on_main(preflight)\n",
+                                          "            write_snapshot(config, workdir)\n"
+                                          "            on_main(preflight)\n"),
       f"{T_REL}::test_a_start_that_fails_leaves_the_workdir_as_it_found_it",
       "a failed start leaving the run directory as it was"),
-    m("outputs-without-config-reused", SETTINGS, ("        if found:\n", "        if False:\n"),
+    m("outputs-without-config-reused", SNAPSHOT, ("        if found:\n", "        if False:\n"),
       f"{T_REL}::test_a_workdir_with_outputs_but_no_config_is_refused", "refusing results of an unknown config"),
-    m("budget-per-invocation", BACKENDS, ("                self.spent.update(read_json(path))", "                pass"),
+    m("budget-per-invocation", BUDGET, ("                self.spent.update(read_json(path))", "                pass"),
       f"{T_REL}::test_the_teacher_budget_caps_the_run_over_every_invocation", "a budget for the run, not the call"),
-    m("teacher-not-checked", LOOP, ("            self.teacher().check_reachable()", "            self.teacher()"),
+    m("teacher-not-checked", LOOP, ("            self.teachers.teacher().check_reachable()",
+                                          "            self.teachers.teacher()"),
       f"{T_REL}::test_an_unreachable_teacher_is_found_before_any_work_naming_its_url",
       "finding an unreachable teacher before any work"),
-    m("unparseable-not-counted", AUGMENT, ("            if not parsed:\n", "            if False:\n"),
+    m("unparseable-not-counted", LLM2LLM, ("            if not parsed:\n", "            if False:\n"),
       f"{T_REL}::test_replies_that_parse_to_nothing_are_counted_and_warned_about", "counting unparseable replies"),
-    m("disk-fault-traceback", RUNDIR, ("        if fault is None:\n            raise", "        if True:\n            raise"),
+    m("disk-fault-traceback", DISK_FAULTS, ("        if fault is None:\n            raise", "        if True:\n            raise"),
       f"{T_REL}::test_a_full_disk_is_one_line_naming_the_path_and_the_rerun_completes",
       "a full disk reported as one line"),
     m("finished-run-rewritten", FILES, ("        if read_bytes(path) == data:\n", "        if False:\n"),
@@ -358,7 +383,7 @@ MUTATIONS = [
       f"{T_TRAIN}::test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit", "the final loss after a resume"),
     m("ctrl-c-traceback", LAUNCH, ("        status = 130\n", "        raise\n"),
       f"{T_REL}::test_ctrl_c_says_how_to_continue_and_exits_130", "Ctrl-C as one line and exit 130"),
-    m("hub-retries-shown", DATA, ("        lg.setLevel(logging.ERROR)\n", "        pass\n"),
+    m("hub-retries-shown", TFDS_SOURCE, ("        lg.setLevel(logging.ERROR)\n", "        pass\n"),
       "tests/test_data.py::test_an_unreachable_hub_is_one_line_after_its_retries", "one line when the hub is down"),
     # issue 20: evidence
     m("score-first-token-only", SCORING, ("        scores = scores + rest.sum(axis=-1).reshape(b, c)",
@@ -373,31 +398,32 @@ MUTATIONS = [
                                        '    return [target_ids(task, {"input": "", "output": label}, tokenizer, fmt, add_eos=False)'
                                        ' for label in task.labels]'),
       "tests/test_scoring.py::test_score_mode_predicts_the_most_likely_label", "answers scored as training writes them"),
-    m("wilson-as-clopper-pearson", STATS, ('method="wilson"', 'method="exact"'),
+    m("wilson-as-clopper-pearson", RUN_STATS, ('method="wilson"', 'method="exact"'),
       "tests/test_stats.py::test_wilson_interval_matches_the_formula", "the Wilson interval"),
-    m("paired-unpaired", STATS, ("            res = stats.ttest_rel(a, b)", "            res = stats.ttest_ind(a, b)"),
+    m("paired-unpaired", RUN_STATS, ("            res = stats.ttest_rel(a, b)", "            res = stats.ttest_ind(a, b)"),
       "tests/test_stats.py::test_paired_comparison_tests_the_differences", "a paired test for paired runs"),
-    m("compile-in-stage", TIMING, ("            self._add(kind, elapsed - inner - (compile_inside - inner_compile))",
+    m("compile-in-stage", RUN_TIMING, ("            self._add(kind, elapsed - inner - (compile_inside - inner_compile))",
                                    "            self._add(kind, elapsed - inner)"),
       "tests/test_timing.py::test_stage_clock_splits_compilation_and_nested_blocks", "compilation counted apart"),
-    m("init-previous-ignored", LOOP, ('if continued else ""', 'if False else ""'),
+    m("init-previous-ignored", INIT_POLICY, ('return run_dir.iter_path(run_dir.model_of(i - 1), "checkpoints") if i > 0 '
+                                             'else ""', 'return ""'),
       "tests/test_ablations.py::test_train_init_previous_continues_the_previous_iterations_model",
       "continuing the previous iteration's model"),
-    m("parents-all-ignored", AUGMENT, ('return list(pool) if self.ctx.config.augment.parents == "all" else list(wrong)',
+    m("parents-all-ignored", AUGMENT_BASE, ('return list(pool) if self.ctx.config.augment.parents == "all" else list(wrong)',
                                        'return list(wrong)'),
       "tests/test_ablations.py::test_parents_all_asks_about_every_seed_example", "augmenting every seed example"),
     m("from-augmented-ignored", LOOP, ("pool = train_set if self.config.augment.from_augmented else seed_set",
                                        "pool = seed_set"),
       "tests/test_ablations.py::test_from_augmented_lets_kept_examples_be_parents", "kept examples as parents"),
-    m("shared-results-ignored", LOOP, ("if shared and parallel.broadcast_json(results.has_shared(shared, key)):",
-                                       "if False:"),
+    m("shared-results-ignored", RUN_RESULTS, ("if shared_dir and parallel.broadcast_json(has_shared(shared_dir, key)):",
+                                              "if False:"),
       "tests/test_compare.py::test_every_method_and_seed_runs_once_and_iteration_0_is_shared",
       "iteration 0 computed once per seed"),
-    m("baselines-unbudgeted", COMPARE, ('run_config(config, method, seed, budget if capped else "")',
+    m("baselines-unbudgeted", RUN_COMPARE, ('run_config(config, method, seed, budget if capped else "")',
                                         'run_config(config, method, seed, "")'),
       "tests/test_compare.py::test_baselines_get_llm2llms_teacher_requests_per_iteration",
       "the baselines held to LLM2LLM's teacher budget"),
-    m("unpaired-differences", COMPARE, ("[_final(baseline[s]) for s in paired_seeds])",
+    m("unpaired-differences", RUN_COMPARE, ("[_final(baseline[s]) for s in paired_seeds])",
                                         "[_final(baseline[s]) for s in reversed(paired_seeds)])"),
       "tests/test_compare.py::test_summary_statistics_are_paired_by_seed", "differences paired by seed"),
     m("export-seed-set-only", EXPORT, ('    last = rows[-1]["iteration"]\n    examples = shards',
@@ -430,38 +456,38 @@ MUTATIONS = [
        "    cache = dict(repeat_cache_rows(cache, b, cfg.scan_layers), next_position=jnp.zeros((b,), jnp.int32))\n"),
       f"{T_DECODE}::test_a_shared_prefix_read_once_decodes_as_the_whole_prompts[tied-scan-cpu]",
       "positions that continue after the shared prefix"),
-    m("common-prefix-takes-everything", "llm2llm_jax/predict.py",
+    m("common-prefix-takes-everything", PREDICT,
       ("    while n < shortest - 1 and", "    while n < shortest and"),
       "tests/test_flops.py::test_common_prefix_length_rounds_down_and_leaves_a_token",
       "every row keeps a token of its own after the shared prefix"),
-    m("eval-answers-out-of-order", "llm2llm_jax/predict.py",
+    m("eval-answers-out-of-order", PREDICT,
       ("            for i, answer in zip(chunk, decoded):", "            for i, answer in zip(sorted(chunk), decoded):"),
       "tests/test_flops.py::test_predictor_batches_by_length_and_answers_in_order",
       "answers returned in the prompts' order after batching by length"),
     m("converted-smollm2-in-bf16", "llm2llm_jax/model/loading.py", ('dtype="float32", extra_files', 'dtype="bfloat16", extra_files'),
       "tests/test_gguf.py::test_the_converted_smollm2_directory_equals_its_gguf", "the converted weights unrounded"),
-    m("flops-without-attention", "llm2llm_jax/flops.py",
+    m("flops-without-attention", FLOPS,
       ("    attention = attention_flops_per_token(cfg, context_before + width / 2)\n",
        "    attention = 0.0\n"),
       "tests/test_flops.py::test_forward_train_and_decode_counts_agree", "attention's FLOPs counted"),
     # ------------------------------------------------------------------ teachers (issue 21)
-    m("label-not-the-parents", AUGMENT, ('cand["raw_output"] = task.verbalize(ex["output"])',
+    m("label-not-the-parents", LLM2LLM, ('cand["raw_output"] = task.verbalize(ex["output"])',
                                          'cand["raw_output"] = task.verbalize(task.labels[0])'),
       f"{T_LOOP}::test_label_conditioned_rounds_ask_for_inputs_of_the_gold_class_and_count_the_yield",
       "a label-conditioned example carries its parent's class"),
-    m("requests-share-one-seed", AUGMENT, ('seed = stable_seed(c.seed, "teacher", i, ex["id"], *((r,) if r else ()))',
+    m("requests-share-one-seed", LLM2LLM, ('seed = stable_seed(c.seed, "teacher", i, ex["id"], *((r,) if r else ()))',
                                            'seed = stable_seed(c.seed, "teacher", i, ex["id"])'),
       f"{T_MODES}::test_several_requests_per_example_each_with_its_own_seed_and_the_label_attached",
       "several requests per example sample different examples"),
-    m("asked-counts-requests", AUGMENT, ('"asked": len(requests) * k,', '"asked": len(requests),'),
+    m("asked-counts-requests", LLM2LLM, ('"asked": len(requests) * k,', '"asked": len(requests),'),
       f"{T_LOOP}::test_label_conditioned_rounds_ask_for_inputs_of_the_gold_class_and_count_the_yield",
       "the yield's denominator: every example asked for"),
-    m("schema-refusal-unrecognised", BACKENDS, ('    return any(word in text for word in ("schema",',
+    m("schema-refusal-unrecognised", BASE, ('    return any(word in text for word in ("schema",',
                                                 '    return False and any(word in text for word in ("schema",'),
       (f"{T_MODES}::test_a_refused_schema_falls_back_to_text_once[gemini]",
        f"{T_MODES}::test_a_refused_schema_falls_back_to_text_once[openai]"),
       "a server that refuses the schema still answers, as text"),
-    m("schema-never-sent", BACKENDS, ('        return request if self.structured and request.schema is not None else request.text_only()',
+    m("schema-never-sent", BASE, ('        return request if self.structured and request.schema is not None else request.text_only()',
                                       '        return request.text_only()'),
       f"{T_MODES}::test_structured_reply_sends_the_schema_and_is_parsed[openai]", "structured outputs sent"),
     m("batch-record-not-read", BATCH, ("        job = files.read_json(path) if files.exists(path) else None",
@@ -472,25 +498,25 @@ MUTATIONS = [
                                           "        if state != \"succeeded\":\n"),
       f"{T_MODES}::test_a_failed_batch_job_is_one_line_and_the_rerun_submits_again[gemini]",
       "a failed batch job is submitted again by the rerun"),
-    m("judge-always-agrees", AUGMENT, ("            if parse_judgement(verdict, task) == task.gold(ex):",
-                                       "            if True:"),
+    m("judge-always-agrees", VERIFY, ("        if parse_judgement(verdict, task) == task.gold(ex):",
+                                      "        if True:"),
       f"{T_MODES}::test_the_judge_drops_a_mislabelled_candidate", "the judge drops what it labels otherwise"),
-    m("judge-rejects-stay-kept-for-dedup", AUGMENT, ("                filt.forget(ex[\"input\"])\n", "                pass\n"),
+    m("judge-rejects-stay-kept-for-dedup", VERIFY, ("            filt.forget(ex[\"input\"])\n", "            pass\n"),
       f"{T_MODES}::test_the_judge_drops_a_mislabelled_candidate",
       "an input the judge rejected does not block a later one as a duplicate"),
-    m("estimate-one-request-per-example", AUGMENT,
+    m("estimate-one-request-per-example", ESTIMATE,
       ("    requests = len(ctx.seed_set) * c.teacher.requests_per_example * rounds",
        "    requests = len(ctx.seed_set) * rounds"),
       (f"{T_MODES}::test_the_estimate_bounds_and_matches_what_the_server_counted[gemini]",),
       "the estimate counts every request"),
-    m("budget-by-requests", COMPARE, ('str(r.get("parents", r.get("teacher_requests", 0)))',
+    m("budget-by-requests", RUN_COMPARE, ('str(r.get("parents", r.get("teacher_requests", 0)))',
                                       'str(r.get("teacher_requests", 0))'),
       "tests/test_compare.py::test_baselines_get_llm2llms_teacher_requests_per_iteration",
       "the baselines get LLM2LLM's parents per iteration"),
-    m("old-snapshots-refused", SETTINGS, ("    for key, value in ADDED_FIELDS.items():", "    for key, value in {}.items():"),
+    m("old-snapshots-refused", SNAPSHOT, ("    for key, value in ADDED_FIELDS.items():", "    for key, value in {}.items():"),
       f"{T_MODES}::test_an_older_run_without_the_new_teacher_fields_resumes_when_they_keep_its_behaviour",
       "an older run resumes under a config that keeps its behaviour"),
-    m("continuation-always-joined", PROMPTS, ("        elif multiline and current is not None",
+    m("continuation-always-joined", REPLIES, ("        elif multiline and current is not None",
                                               "        elif current is not None"),
       f"{T_MODES}::test_parse_inputs_reads_lists_bare_lines_and_json",
       "a single-line item without the teacher's remark below it"),
@@ -499,7 +525,7 @@ MUTATIONS = [
                                         "    logits, _ = model.apply({\"params\": params}, input_ids, attention_mask, cache=None,"),
       f"{T_TRAIN}::test_a_shared_prefix_read_once_gives_the_loss_and_gradients_of_the_whole_rows[cpu-unrolled]",
       "the rows attend to the instruction read once for them"),
-    m("prefix-takes-the-last-prompt-token", TRAIN, ("    n = min(len(e.prompt_ids) for e in examples) - 1",
+    m("prefix-takes-the-last-prompt-token", BATCHING, ("    n = min(len(e.prompt_ids) for e in examples) - 1",
                                                     "    n = min(len(e.prompt_ids) for e in examples)"),
       f"{T_TRAIN}::test_the_shared_prefix_is_every_prompts_start_rounded_down",
       "every row keeps the prompt token that predicts its first target"),
@@ -537,8 +563,8 @@ MUTATIONS = [
                                                "    return []"),
       "tests/test_prompting.py::test_plain_prompts_keep_smollm2s_ids_and_get_a_bos_where_the_tokenizer_adds_one",
       "plain prompts start with the BOS the tokenizer adds (Gemma)"),
-    m("teacher-is-always-the-student", BACKENDS, ('    if settings.kind == "local" and settings.model in ("", "student", student_name) and student is not None:',
-                                                  '    if settings.kind == "local" and student is not None:'),
+    m("teacher-is-always-the-student", LOCAL, ("        return model in STUDENT or model == student_name",
+                                               "        return True"),
       f"{T_MODES}::test_a_local_teacher_other_than_the_student_is_loaded_for_itself",
       "teacher.model naming another model gets that model"),
 ]

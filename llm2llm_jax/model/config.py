@@ -9,7 +9,7 @@ from typing import Any, Mapping, Optional
 
 import jax.numpy as jnp
 
-from llm2llm_jax.errors import UserError
+from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.model import kernels as kernels_lib
 
 
@@ -48,10 +48,6 @@ SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 REMAT_POLICIES = ("none", "full", "dots", "dots_with_no_batch_dims")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-
-
-class ConfigError(UserError, ValueError):
-    """A model config that cannot describe a Llama this package can run."""
 
 
 @dataclasses.dataclass(frozen=True)

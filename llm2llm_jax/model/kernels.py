@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.layout import Layout, with_layout_constraint
 
-from llm2llm_jax.errors import UserError
+from llm2llm_jax.common.errors import UserError
 
 Array = jax.Array
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from llm2llm_jax import assets
-from llm2llm_jax.model.config import ConfigError
+from llm2llm_jax.common import assets
+from llm2llm_jax.common.errors import ConfigError
 
 SOURCES = ("smollm2", "gemma3_270m", "hf", "gguf")
 OFFLINE = {"smollm2": "SmolLM2-135M-Instruct", "gemma3_270m": "Gemma 3 270M"}  # need no path
@@ -78,7 +78,7 @@ def load_hf_tokenizer(model_dir: str):
 
 def load_gguf_tokenizer(gguf_path: str):
     """An HF fast tokenizer rebuilt from the GGUF's embedded vocabulary (see gguf_tokenizer.py)."""
-    from llm2llm_jax.gguf_tokenizer import tokenizer_from_gguf
+    from llm2llm_jax.model.gguf_tokenizer import tokenizer_from_gguf
 
     return tokenizer_from_gguf(gguf_path)
 

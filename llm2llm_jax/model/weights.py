@@ -18,7 +18,7 @@ from typing import Iterator, Optional
 import ml_dtypes
 import numpy as np
 
-from llm2llm_jax.errors import UserError
+from llm2llm_jax.common.errors import UserError
 from llm2llm_jax.model.config import LlamaConfig
 
 NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
@@ -420,6 +420,6 @@ def load_gguf_checkpoint(path: str, progress: bool = False, **runtime) -> tuple[
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from llm2llm_jax.console import progress_bar
+    from llm2llm_jax.common.console import progress_bar
 
     return progress_bar(total, desc, enabled, unit="tensor")

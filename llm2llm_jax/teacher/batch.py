@@ -15,16 +15,28 @@ import os
 import time
 from typing import Sequence
 
-from llm2llm_jax import files
-from llm2llm_jax.teacher.backends import Backend, TeacherError, TeacherRequest
+from llm2llm_jax.common import files
+from llm2llm_jax.teacher.base import TeacherError, TeacherRequest
 
 
-def job_path(backend: Backend, keys: Sequence[str]) -> str:
+class BatchJobs:
+    """Mixed into a backend that has a batch API (`_batch_submit`, `_batch_state`, `_batch_results`): with
+    teacher.batch, one round's uncached requests go out as one batch job (`complete_as_batch`)."""
+
+    supports_batch = True
+
+    def complete_many(self, requests: Sequence[TeacherRequest]) -> list[str]:
+        if requests and self.settings.batch:
+            return complete_as_batch(self, requests)
+        return super().complete_many(requests)
+
+
+def job_path(backend: BatchJobs, keys: Sequence[str]) -> str:
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
     return os.path.join(backend.batch_dir or "teacher_batches", f"{digest}.json")
 
 
-def complete_as_batch(backend: Backend, requests: Sequence[TeacherRequest]) -> list[str]:
+def complete_as_batch(backend: BatchJobs, requests: Sequence[TeacherRequest]) -> list[str]:
     """Answers in request order: cached ones from the cache, the rest from one batch job (submitted, or found
     in the run directory from an earlier invocation, and polled until it ends)."""
     answers: list = [backend.cached(r) for r in requests]
@@ -77,7 +89,7 @@ def complete_as_batch(backend: Backend, requests: Sequence[TeacherRequest]) -> l
     return answers
 
 
-def _wait(backend: Backend, job: dict) -> str:
+def _wait(backend: BatchJobs, job: dict) -> str:
     """Poll the job until it ends; its final state ('succeeded', 'failed', 'expired', 'cancelled')."""
     started, last_said = time.time(), 0.0
     while True:

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Optional
 
-from llm2llm_jax.files import listdir, read_json, write_json
+from llm2llm_jax.common.files import listdir, read_json, write_json
 
 
 def cache_key(**parts) -> str:

@@ -1,5 +1,5 @@
 """Filters for teacher output: empty/runaway, label or final-answer validity, test leakage, ROUGE-L dedup.
-(The judge's verification, filters.verify, runs after them: llm2llm_jax/augment.py; its drops are `unverified`.)
+(The judge's verification, filters.verify, runs after them: augment/verify.py; its drops are `unverified`.)
 
 `AugmentationFilter` remembers every input it has kept (and the seed set), so deduplication is
 against everything kept so far across iterations, as in the paper (ROUGE-L F > 0.95 is a duplicate).
@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable, Optional, Sequence
 
-from llm2llm_jax.data import LeakageChecker, normalize_text
-from llm2llm_jax.tasks import Task, parse_number
+from llm2llm_jax.data.leakage import LeakageChecker, normalize_text
+from llm2llm_jax.data.tasks import Task, parse_number
+from llm2llm_jax.teacher.prompts import resolve_mode
 
 REASONS = ("empty", "runaway", "invalid_label", "label_mismatch", "no_final_answer", "test_leak", "duplicate")
 
@@ -94,3 +95,22 @@ class AugmentationFilter:
             clean.update({k: cand[k] for k in ("id", "origin", "parent_id", "iteration") if k in cand})
             kept.append(clean)
         return kept, dict(drops)
+
+
+def applied_filters(task: Task, config) -> list[str]:
+    """What every kept example has passed under this config (these filters, then the judge), in the order they
+    are applied: the data card lists them."""
+    mode = resolve_mode(config.teacher.mode, task)
+    out = ["not empty", "not runaway"]
+    if task.is_classification and mode == "label_conditioned":
+        out.append("the parent's class, attached by construction (teacher.mode=label_conditioned)")
+    elif task.is_classification:
+        out.append("valid label")
+        if config.teacher.same_label:
+            out.append("label as asked (teacher.same_label)")
+    elif task.numeric:
+        out.append("has a final answer")
+    out += ["not a test example", "not a duplicate (ROUGE-L below filters.rouge_threshold)"]
+    if config.filters.verify == "judge":
+        out.append("the judge gives the same answer (filters.verify=judge)")
+    return out

@@ -1,0 +1,255 @@
+"""The LLM2LLM controller: the method's loop over the stages of a run directory.
+
+    D0 = seed set                 M0 = base student
+    for i in 0 .. n-1:
+        Mi = finetune(M0, Di)     # train.init: from the base weights (the paper's) or from M(i-1); reused when
+                                  # Di and the start equal an earlier iteration's
+        evaluate Mi on the test set and on the SEED examples (augment.from_augmented: on all of Di)
+        Ci = the parents the method chooses (llm2llm: the ones Mi gets wrong)
+        Ai = filter(augmenter(Ci))
+        D(i+1) = Di + Ai
+
+Every stage goes through `stages.run_stage` (skipped when its output exists, written atomically by process 0),
+so after `kill -9` the same command continues from the last completed stage: one path for fresh and resumed runs.
+The run directory's files are listed in run/layout.py. Stage timing, TensorBoard and progress lines attach as
+hooks (run/hooks.py); where a fine-tune starts is the init policy's (run/init_policy.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import jax
+
+from llm2llm_jax.augment.base import Context, make_filter
+from llm2llm_jax.augment.methods import METHODS
+from llm2llm_jax.common import files
+from llm2llm_jax.common.console import say
+from llm2llm_jax.common.disk_faults import reporting_disk_faults
+from llm2llm_jax.common.errors import RunError
+from llm2llm_jax.common.files import read_json, read_jsonl, write_json, write_jsonl
+from llm2llm_jax.config.checks import validate
+from llm2llm_jax.data import shards
+from llm2llm_jax.data.export import write_dataset
+from llm2llm_jax.data.sources import seed_and_test_sets
+from llm2llm_jax.data.tasks import task_from_config
+from llm2llm_jax.run import metrics as report_lines
+from llm2llm_jax.run import results
+from llm2llm_jax.run.board import RunBoard
+from llm2llm_jax.run.hooks import Hook, Hooks
+from llm2llm_jax.run.init_policy import init_policy
+from llm2llm_jax.run.layout import RunDirectory
+from llm2llm_jax.run.lock import locked_run_directory
+from llm2llm_jax.run.report import read_rows, write_outputs
+from llm2llm_jax.run.stages import run_stage
+from llm2llm_jax.run.student_jobs import StudentJobs
+from llm2llm_jax.run.timing import StageTimer
+from llm2llm_jax.teacher.budget import BudgetExceeded
+from llm2llm_jax.teacher.factory import Teachers
+from llm2llm_jax.teacher.filters import applied_filters
+from llm2llm_jax.teacher.prompts import resolve_mode
+
+
+class Llm2llmRun:
+    """One run, driven by an ml_collections config (see configs/base.py), checked before anything happens.
+
+    model: optional (cfg, params, tokenizer) to use instead of loading config.model (tests, notebooks).
+    teacher: optional backend object to use instead of building config.teacher (tests).
+    hooks: more observers of the run (run/hooks.py), after the stage timer and TensorBoard.
+    """
+
+    def __init__(self, config, model=None, teacher=None, hooks: Sequence[Hook] = ()):
+        validate(config, jax.devices(), model_given=model is not None, teacher_given=teacher)
+        self.init = init_policy(config)
+        self.config, self.dir = config, RunDirectory(config.workdir)
+        self.workdir = self.dir.root
+        self.task = task_from_config(config)
+        self.is_main = jax.process_index() == 0
+        self.method = METHODS[config.method]
+        self.iterations = config.iterations if self.method.augments else 1
+        self.hooks = Hooks([StageTimer(), *hooks])
+        self.student = StudentJobs(config, self.task, self.hooks, model, progress=bool(config.progress) and self.is_main)
+        self.teachers = Teachers(config, self.workdir, self.student.model, self.student.name(), say, given=teacher)
+        self.augmenter = None  # made once the seed set exists
+
+    # -- the student's two jobs
+    def train(self, i: int, train_set: Sequence[dict]):
+        keep = self.config.train.keep_checkpoints or self.init.keeps_trained
+        return self.student.train(i, train_set, self.init.start(i, self.dir), keep, self.dir.iter_path(i, "checkpoints"))
+
+    def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:
+        return self.student.evaluate(params, examples, desc)
+
+    # -- the loop
+    def run(self) -> list[dict]:
+        """Lock the run directory, check it belongs to this config, reach the teacher, then run every stage not
+        done yet."""
+        with locked_run_directory(self.workdir, self.config, self._preflight, self.is_main) as lock:
+            try:
+                writes = self.config.tensorboard and self.is_main and not lock.read_only
+                self.hooks.add(RunBoard(self.workdir, writes, say))
+                return self._loop()
+            finally:
+                self.hooks.close()
+
+    def _preflight(self) -> None:
+        """Fail before any work is written when the teacher cannot be used: its key, its model, its URL."""
+        if self.method.uses_teacher and self.iterations > 1 and not self._done():
+            self.teachers.teacher().check_reachable()
+
+    def _done(self) -> bool:
+        """Every iteration has its metrics, or one stopped the run: nothing is left to compute."""
+        for i in range(self.iterations):
+            if not self._finished(i):
+                return False
+            if self.dir.metrics(i).get("stopped"):
+                return True
+        return True
+
+    def _finished(self, i: int) -> bool:
+        """Iteration i has its metrics, and did not end a shorter run of this one: a finished run extended with
+        more iterations goes on to augment from its old last iteration (its fine-tune is reused)."""
+        return self.dir.has_metrics(i) and not (i + 1 < self.iterations and "note" in self.dir.metrics(i))
+
+    def _loop(self) -> list[dict]:
+        seed_set, test_set = self._data()
+        test_eval = test_set[: self.config.data.test_limit] if self.config.data.test_limit else test_set
+        self.hooks.add(report_lines.ProgressLines(say, len(seed_set)))
+        self.augmenter = self.method(Context(self.task, self.config, seed_set, self.teachers.teacher, say,
+                                             self.teachers.judge))
+        if self.is_main and not self._done() and not files.exists(self.dir.iter_path(0)):
+            self.hooks.started(self)
+        self._write_shard(0, lambda: seed_set)
+        for i in range(self.iterations):
+            try:
+                metrics = run_stage(f"iteration-{i}", lambda: self._finished(i),
+                                    lambda: self._iteration(i, seed_set, test_set, test_eval),
+                                    lambda m: write_json(self.dir.iter_path(i, "metrics.json"), m),
+                                    lambda: self.dir.metrics(i), collective=True)
+            except BudgetExceeded as e:
+                self.finish()
+                raise RunError(f"{e}. Everything so far is saved in {self.workdir} (answers already paid for are "
+                               f"cached); rerun the same command with a larger budget to continue.") from None
+            if metrics.get("stopped"):
+                break
+        return self.finish()
+
+    def _iteration(self, i: int, seed_set, test_set, test_eval) -> dict:
+        """Fine-tune and evaluate, choose the parents, augment, merge: iteration i, as its metrics row."""
+        start = time.time()
+        train_set = shards.read_iteration(self.dir.path("shards"), i)
+        pool = train_set if self.config.augment.from_augmented else seed_set  # the candidate parents
+        info, pool_preds, test_preds = self._fit_and_evaluate(i, train_set, pool, test_eval)
+        by_id = {p["id"]: p for p in pool_preds}
+        wrong = [ex for ex in seed_set if not by_id[ex["id"]]["correct"]]
+        summary = report_lines.accuracy_summary(self.task, test_eval, test_preds)
+        m = report_lines.evaluation_row(i, self.config.method, len(train_set), len(seed_set), len(wrong), summary, info)
+        self.hooks.evaluated(i, m)
+        pool_wrong = [ex for ex in pool if not by_id[ex["id"]]["correct"]]
+        if i + 1 == self.iterations or not self.method.augments:
+            m["note"] = "last iteration: no augmentation"
+        elif not (parents := self.augmenter.parents(i, pool_wrong, pool)):
+            m["stopped"] = report_lines.no_parents_reason(self.config, i, bool(pool_wrong))
+            say(f"iteration {i}: {m['stopped']}; stopping early")
+        else:
+            kept, stats = self._augment(i, train_set, test_set, parents, by_id)
+            report_lines.add_augmentation(m, kept, len(parents), stats)
+            self.hooks.augmented(i, m)
+            self._write_shard(i + 1, lambda: list(train_set) + kept)  # D(i+1) = D(i) + A(i)
+            self._stop_if_nothing_kept(i, kept, m)
+        m["seconds"] = round(time.time() - start, 1)
+        self.hooks.iteration_done(m)
+        return m
+
+    # -- the stages
+    def _data(self) -> tuple[list[dict], list[dict]]:
+        seed_file, test_file = self.dir.path("data", "seed.jsonl"), self.dir.path("data", "test.jsonl")
+
+        def compute():
+            seed_set, test, dropped = seed_and_test_sets(self.config.data, self.task, self.config.seed)
+            if dropped:
+                say(f"dropped {dropped} seed examples that duplicate test examples")
+            return seed_set, test
+
+        return run_stage("data", [seed_file, test_file], compute,
+                         lambda value: (write_jsonl(test_file, value[1]), write_jsonl(seed_file, value[0])),
+                         lambda: (read_jsonl(seed_file), read_jsonl(test_file)))
+
+    def _write_shard(self, i: int, examples) -> None:
+        shard_dir = self.dir.path("shards")
+
+        def write(rows):
+            with self.hooks.stage("writes"):
+                shards.write_iteration(shard_dir, i, rows)
+
+        run_stage(f"shard-{i}", lambda: shards.is_written(shard_dir, i), examples, write, lambda: None)
+
+    def _fit_and_evaluate(self, i: int, train_set, pool, test_eval):
+        """(train info, predictions on the candidate parents `pool`, test predictions): fine-tune and evaluate,
+        or reuse the result of an earlier iteration, or of another run, that trained on the same data with the
+        same settings. The parents' predictions go to predictions_seed.jsonl."""
+
+        def compute():
+            key = results.result_key(self.config, train_set, self.student.weights_id() + self.init.key_suffix(i, self.dir))
+            reused = results.reused(key, self.dir, i, self.config.shared_results if self.init.shares_results else "")
+            if reused is not None:
+                return reused
+            say(f"iteration {i}: fine-tuning from {self.init.describe_start(i, self.dir)} on {len(train_set)} examples")
+            params, info = self.train(i, train_set)
+            test_preds = self.evaluate(params, test_eval, f"iter {i} eval test")
+            value = dict(info, result_key=key), self.evaluate(params, pool, f"iter {i} eval seed"), test_preds
+            results.share(self.config.shared_results if self.init.shares_results and self.is_main else "", key, value,
+                          source=f"{self.workdir} iteration {i}")
+            return value
+
+        result = run_stage(f"fit-{i}", self.dir.fit_paths(i), compute, lambda value: results.write_fit(self.dir, i, value),
+                           lambda: self.dir.fit_result(i), collective=True)
+        if self.is_main and not self.config.train.keep_checkpoints:
+            self._prune_checkpoints(i)
+        return result
+
+    def _prune_checkpoints(self, i: int) -> None:
+        """Remove the checkpoints of iterations up to i that no later fine-tune starts from."""
+        needed = self.init.model_needed_after(i, self.dir)
+        for j in range(i + 1):
+            if j != needed:
+                files.rmtree(self.dir.iter_path(j, "checkpoints"))
+
+    def _augment(self, i: int, train_set, test_set, parents, by_id) -> tuple[list[dict], dict]:
+        aug_file, stats_file = self.dir.iter_path(i, "augment.jsonl"), self.dir.iter_path(i, "augment_stats.json")
+
+        def compute():
+            before = self.teachers.flops
+            with self.hooks.stage("teacher"):
+                value = self.augmenter.augment(i, parents, by_id, make_filter(self.task, self.config, train_set, test_set))
+            self.hooks.computed("teacher", self.teachers.flops - before)
+            return value
+
+        return run_stage(f"augment-{i}", [aug_file, stats_file], compute,
+                         lambda value: (write_json(stats_file, value[1]), write_jsonl(aug_file, value[0])),
+                         lambda: (read_jsonl(aug_file), read_json(stats_file)))
+
+    def _stop_if_nothing_kept(self, i: int, kept: Sequence[dict], m: dict) -> None:
+        """Stop after teacher.max_empty_rounds rounds in a row that kept nothing: more would retrain on the same
+        data and ask the same teacher the same questions."""
+        empty = report_lines.rounds_without_new_examples(self.dir, m)
+        if not kept and empty >= self.config.teacher.max_empty_rounds:
+            m["stopped"] = f"no new example kept in {empty} rounds in a row"
+            say(f"iteration {i}: stopping: {m['stopped']} (teacher.max_empty_rounds); more would train on the "
+                f"same data. Use a stronger teacher (teacher.kind, teacher.model) or more examples per request "
+                f"(teacher.per_example); {self.dir.iter_path(i, 'augment_stats.json')} says what was dropped.")
+
+    def finish(self) -> list[dict]:
+        """The report and the exported dataset of the finished iterations (written by process 0); their rows."""
+        rows = read_rows(self.workdir)
+        if self.is_main:
+            write_outputs(self.workdir, rows, self.config)
+            with reporting_disk_faults("the exported dataset", self.dir.path("dataset")):
+                write_dataset(self.workdir, rows, self.config, resolve_mode(self.config.teacher.mode, self.task),
+                              applied_filters(self.task, self.config))
+        return rows
+
+
+def run_from_config(config, model=None, teacher=None) -> list[dict]:
+    return Llm2llmRun(config, model=model, teacher=teacher).run()

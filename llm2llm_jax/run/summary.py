@@ -1,0 +1,53 @@
+"""The one-screen summary a finished run prints: accuracies per iteration, the teacher's spend, and where the time
+went beside each stage's FLOP-bound time."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import jax
+
+from llm2llm_jax.common import files
+from llm2llm_jax.model import kernels
+from llm2llm_jax.run import timing
+from llm2llm_jax.student import flops
+from llm2llm_jax.teacher.budget import describe_spend, read_spend
+
+
+def print_summary(config, rows: Sequence[dict], minutes: float) -> None:
+    workdir = files.absolute(config.workdir)
+    print(f"\nLLM2LLM on {config.task} ({config.method}), run directory {workdir}")
+    print("\n".join(iteration_table(rows)))
+    if rows and rows[-1].get("stopped"):
+        print(f"stopped early: {rows[-1]['stopped']}")
+    spend = read_spend(workdir)
+    if spend:
+        print(f"teacher spend over the whole run: {describe_spend(spend)}")
+    if rows:
+        print(f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
+              f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min")
+    print_time(config, rows)
+    print(f"report: {os.path.join(workdir, 'report.md')} and report.png")
+
+
+def iteration_table(rows: Sequence[dict]) -> list[str]:
+    lines = [f"{'iter':>4} {'train size':>10} {'seed acc':>9} {'test acc':>9} {'new':>5}"]
+    for r in rows:
+        note = (f"  (reused iteration {r['reused_from']})" if "reused_from" in r
+                else f"  (reused {r['shared_from']})" if "shared_from" in r else "")
+        lines.append(f"{r['iteration']:>4} {r['train_size']:>10} {r['seed_accuracy']:>9.1%} "
+                     f"{r['test_accuracy']:>9.1%} {r.get('new_examples', 0):>5}{note}")
+    return lines
+
+
+def print_time(config, rows: Sequence[dict]) -> None:
+    """Seconds per stage, and each stage's FLOPs at this device's matmul rate beside them."""
+    stage_seconds, stage_flops = timing.totals(rows, "stage_seconds"), timing.totals(rows, "stage_flops")
+    if stage_seconds:
+        print(f"where the iterations' time went: {timing.describe(stage_seconds)}")
+    if stage_flops:
+        dtype = kernels.resolve_dtype(config.model.dtype, jax.devices())
+        rate = flops.device_matmul_rate(dtype)
+        print(f"against this device's {dtype} matmul rate ({rate / 1e9:,.0f} GFLOP/s): "
+              f"{timing.describe_bound(stage_seconds, stage_flops, rate)}")

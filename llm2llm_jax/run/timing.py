@@ -1,0 +1,128 @@
+"""Where a run's time goes: wall seconds per kind of stage, with JAX's compilation inside them counted apart, and
+the FLOPs each kind computed.
+
+JAX reports each tracing, lowering and backend compilation through `jax.monitoring`; a listener adds
+them up, so a stage's own time is its wall time less the compilation that happened inside it. `StageTimer`
+is the run's hook: every iteration's metrics carry its `stage_seconds` and `stage_flops`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import jax
+
+from llm2llm_jax.run.hooks import Hook
+
+# Tracing a function, lowering it to StableHLO, and XLA's compilation (or its load from the persistent cache).
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+# The order a summary lists them in.
+KINDS = ("load", "compile", "fine-tune", "evaluation", "teacher", "writes")
+
+_compile_seconds = 0.0
+_lock = threading.Lock()
+
+
+def _on_event(event: str, duration: float, **_) -> None:
+    global _compile_seconds
+    if event in COMPILE_EVENTS:
+        with _lock:
+            _compile_seconds += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_event)
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent compiling so far."""
+    return _compile_seconds
+
+
+class StageClock:
+    """Adds up wall seconds per kind (one of KINDS); the compilation inside a timed block goes to 'compile', and
+    a block timed inside another (the model loaded lazily by the first fine-tune) is taken out of the outer."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.flops: dict[str, float] = {}  # what the timed work computed, per kind (llm2llm_jax/student/flops.py)
+        self._open: list[list[float]] = []  # per open block: [seconds, compilation] of the blocks inside it
+
+    @contextlib.contextmanager
+    def timing(self, kind: str):
+        start, compiled = time.perf_counter(), compile_seconds()
+        self._open.append([0.0, 0.0])
+        try:
+            yield
+        finally:
+            inner, inner_compile = self._open.pop()
+            elapsed, compile_inside = time.perf_counter() - start, compile_seconds() - compiled
+            self._add(kind, elapsed - inner - (compile_inside - inner_compile))
+            self._add("compile", compile_inside - inner_compile)
+            if self._open:
+                self._open[-1][0] += elapsed
+                self._open[-1][1] += compile_inside
+
+    def _add(self, kind: str, seconds: float) -> None:
+        if seconds > 0:
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
+
+    def add_flops(self, kind: str, flops: float) -> None:
+        if flops > 0:
+            self.flops[kind] = self.flops.get(kind, 0.0) + flops
+
+    def take_flops(self) -> dict:
+        """The FLOPs so far per kind, in KINDS order, and start again from zero."""
+        out = {k: float(f"{self.flops[k]:.4g}") for k in KINDS if k in self.flops}
+        self.flops = {}
+        return out
+
+    def take(self) -> dict:
+        """The seconds so far, rounded and in KINDS order, and start again from zero."""
+        out = {k: round(self.seconds[k], 1) for k in KINDS if k in self.seconds}
+        self.seconds = {}
+        return out
+
+
+class StageTimer(Hook):
+    """The run's stage clock as a hook: each iteration's row gets the seconds and FLOPs of its stages (and of the
+    data and first shard, before iteration 0)."""
+
+    def __init__(self):
+        self.clock = StageClock()
+
+    def stage(self, kind: str):
+        return self.clock.timing(kind)
+
+    def computed(self, kind: str, flops: float) -> None:
+        self.clock.add_flops(kind, flops)
+
+    def iteration_done(self, metrics: dict) -> None:
+        metrics["stage_seconds"], metrics["stage_flops"] = self.clock.take(), self.clock.take_flops()
+
+
+def totals(rows, field: str) -> dict:
+    """A per-kind field of every iteration's metrics ('stage_seconds', 'stage_flops') added up."""
+    out: dict = {}
+    for r in rows:
+        for kind, value in r.get(field, {}).items():
+            out[kind] = out.get(kind, 0.0) + value
+    return out
+
+
+def describe(seconds: dict) -> str:
+    """'fine-tune 41 s, evaluation 12 s, ...' in KINDS order."""
+    return ", ".join(f"{k} {seconds[k]:.0f} s" for k in KINDS if seconds.get(k))
+
+
+def describe_bound(seconds: dict, flops: dict, rate: float) -> str:
+    """'fine-tune 41 s measured, 12 s FLOP-bound (29%); ...': each kind's FLOPs at `rate` FLOP/s beside its
+    measured seconds, in KINDS order."""
+    parts = []
+    for k in KINDS:
+        if flops.get(k) and seconds.get(k):
+            bound = flops[k] / rate
+            parts.append(f"{k} {seconds[k]:.0f} s measured, {bound:.0f} s FLOP-bound ({bound / seconds[k]:.0%})")
+    return "; ".join(parts)

@@ -1,0 +1,117 @@
+"""Training examples as token ids and fixed-shape batches: tokenization (prompt tokens masked out of the loss),
+truncation, length bucketing and collation, and the prefix every example shares."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from llm2llm_jax.common.errors import ConfigError
+from llm2llm_jax.data.tasks import Task
+from llm2llm_jax.student import prompting
+from llm2llm_jax.student.recipe import TrainHParams
+
+
+TRUNCATION_POLICIES = ("truncate_prompt", "drop")
+
+
+def tokenize_examples(task: Task, examples: Sequence[dict], tokenizer, max_length: int,
+                      policy: str = "truncate_prompt", add_eos: bool = True, fmt: str = "plain"):
+    """Training examples (prompt tokens masked out of the loss) and a count of truncations/drops.
+
+    truncate_prompt: keep the cue and the whole target, cut the start of the prompt.
+    drop: leave out examples that do not fit.
+    """
+    if policy not in TRUNCATION_POLICIES:
+        raise ConfigError(f"truncation policy {policy!r}: choose one of {TRUNCATION_POLICIES}")
+    out, stats = [], {"truncated": 0, "dropped": 0}
+    for ex in examples:  # fmt: 'plain' or 'chat' (prompting.py)
+        prompt, target = prompting.example_ids(task, ex, tokenizer, fmt, add_eos=add_eos)
+        overflow = len(prompt) + len(target) - max_length
+        if overflow > 0:
+            if policy == "drop" or len(target) >= max_length // 2:
+                stats["dropped"] += 1
+                continue
+            prompt = prompt[overflow:]
+            stats["truncated"] += 1
+        out.append(Example(prompt_ids=prompt, target_ids=target))
+    return out, stats
+
+
+# ---------------------------------------------------------------------------- batches for training
+@dataclasses.dataclass
+class Example:
+    """One tokenized training example: the prompt tokens are masked out of the loss."""
+
+    prompt_ids: Sequence[int]
+    target_ids: Sequence[int]
+
+
+def make_batches(examples: Sequence[Example], hp: TrainHParams, rng: np.random.Generator, pad_id: int = 0,
+                 shuffle: bool = True, bucket_batches: int = 32) -> Iterator[dict]:
+    """One epoch of fixed-shape batches [accum, micro, T].
+
+    Length bucketing keeps padding low: examples are shuffled, cut into groups of `bucket_batches`
+    batches, sorted by length inside each group, and each batch is padded only to its own longest
+    example (rounded up to hp.seq_multiple). A short last batch is filled with all-masked rows.
+    """
+    order = rng.permutation(len(examples)) if shuffle else np.arange(len(examples))
+    group = hp.batch_size * bucket_batches
+    batches: list = []
+    for start in range(0, len(order), group):
+        chunk = sorted(order[start:start + group],
+                       key=lambda i: len(examples[i].prompt_ids) + len(examples[i].target_ids))
+        batches += [chunk[i:i + hp.batch_size] for i in range(0, len(chunk), hp.batch_size)]
+    if shuffle:
+        rng.shuffle(batches)
+    for idx in batches:
+        yield collate([examples[i] for i in idx], hp, pad_id)
+
+
+def collate(rows: Sequence[Example], hp: TrainHParams, pad_id: int = 0) -> dict:
+    """Right-pad rows into [accum, micro, T] token arrays and [accum, micro, K] target positions.
+
+    T rounds the longest row up to hp.seq_multiple and K the most targets in a row up to
+    hp.target_multiple, so that few distinct shapes are compiled.
+    """
+    longest = max(min(len(r.prompt_ids) + len(r.target_ids), hp.max_length) for r in rows)
+    width = min(-(-longest // hp.seq_multiple) * hp.seq_multiple, max(hp.max_length, hp.seq_multiple))
+    n = hp.batch_size
+    ids = np.full((n, width), pad_id, np.int32)
+    attn = np.zeros((n, width), np.int32)
+    predicting = []  # per row: positions whose next token is a target
+    for i, r in enumerate(rows):
+        seq = (list(r.prompt_ids) + list(r.target_ids))[:width]
+        ids[i, :len(seq)] = seq
+        attn[i, :len(seq)] = 1
+        predicting.append(range(max(len(r.prompt_ids), 1) - 1, len(seq) - 1))
+    most = max([len(p) for p in predicting] + [1])
+    k = min(-(-most // hp.target_multiple) * hp.target_multiple, width)
+    positions = np.zeros((n, k), np.int32)
+    mask = np.zeros((n, k), np.int32)
+    for i, p in enumerate(predicting):
+        positions[i, :len(p)] = list(p)
+        mask[i, :len(p)] = 1
+    rows_shape = (hp.accum_steps, n // hp.accum_steps)
+    return {"input_ids": ids.reshape(rows_shape + (width,)), "attention_mask": attn.reshape(rows_shape + (width,)),
+            "target_positions": positions.reshape(rows_shape + (k,)), "target_mask": mask.reshape(rows_shape + (k,))}
+
+
+def split_shared_prefix(examples: Sequence[Example], multiple: int) -> tuple[tuple, list[Example]]:
+    """(the tokens every example's prompt begins with, rounded down to a multiple of `multiple`, and the
+    examples without them). Every prompt keeps at least one token of its own (its last prompt token predicts
+    the first target), so that no target position moves into the prefix."""
+    if not examples:
+        return (), list(examples)
+    first = list(examples[0].prompt_ids)
+    n = min(len(e.prompt_ids) for e in examples) - 1
+    for e in examples[1:]:
+        ids = e.prompt_ids
+        while n > 0 and list(ids[:n]) != first[:n]:
+            n -= 1
+    n = (max(n, 0) // multiple) * multiple
+    if not n:
+        return (), list(examples)
+    return tuple(first[:n]), [Example(e.prompt_ids[n:], e.target_ids) for e in examples]

@@ -1,0 +1,372 @@
+"""Fine-tuning: token-masked loss, AdamW + warmup-cosine, accumulation, LoRA, length bucketing, orbax.
+
+Numerics are pure functions (`token_loss`, `train_step`); `Trainer` is the thin shell that owns the
+mesh, the jitted step with its shardings, and the checkpoint manager.
+
+A batch is a dict of int32 arrays shaped [accum_steps, micro_batch, ...]:
+  input_ids, attention_mask [.., length] (1 = real token; right padding);
+  target_positions, target_mask [.., K]: the positions whose next token is a target (prompt tokens
+  are never targets), padded to K with mask 0. The LM head runs only at these positions: for
+  instruction data most tokens are prompt, and the 49152-wide vocabulary projection is the largest
+  matmul of a small model;
+  and prefix_ids [P] (P may be 0): tokens that begin every row, left out of input_ids. With
+  hp.share_prefix the tokens every training example begins with (the task's instruction, about half of
+  a short example) are read once per step, through the KV cache that decoding uses, instead of once per row;
+  the rows attend to them as they would to their own first tokens, so the loss is the same function.
+The loss is the sum of target-token cross-entropies divided by the number of target tokens in the
+whole optimizer step, so accumulation and sharding do not change it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterable, Iterator, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from llm2llm_jax.student import flops
+from llm2llm_jax.common import parallel
+from llm2llm_jax.student.batching import Example, make_batches, split_shared_prefix
+from llm2llm_jax.student.recipe import TrainHParams, learning_rate_schedule, make_optimizer, at_learning_rate
+from llm2llm_jax.model.config import LlamaConfig
+from llm2llm_jax.model.lora import add_lora_params, combine, split_trainable
+from llm2llm_jax.model.llama import LlamaForCausalLM, abstract_params, init_cache, repeat_cache_rows
+
+
+# ---------------------------------------------------------------------------- pure numerics
+def target_nll(logits, target_ids, target_mask):
+    """(sum of NLL of target_ids under logits where target_mask is 1, count); logits [B, K, V].
+
+    Written as logsumexp - <logits, one_hot(target)> rather than a gather: the backward pass is then
+    one fused elementwise op instead of a scatter into the [tokens, vocab] gradient.
+    """
+    weights = target_mask.astype(jnp.float32)
+    logits = logits.astype(jnp.float32)
+    picked = jnp.sum(logits * jax.nn.one_hot(target_ids, logits.shape[-1], dtype=logits.dtype), axis=-1)
+    nll = jax.nn.logsumexp(logits, axis=-1) - picked
+    return jnp.sum(nll * weights), jnp.sum(weights)
+
+
+def token_loss(params: dict, cfg: LlamaConfig, input_ids, attention_mask, target_positions, target_mask,
+               prefix_ids=None):
+    """(sum of next-token cross-entropy over target tokens, number of target tokens).
+
+    prefix_ids [P] (P > 0): tokens before every row (target positions count from the row's first token): the
+    prefix runs once into a KV cache, which is copied to every row; its gradient is the sum of the rows'."""
+    model = LlamaForCausalLM(cfg)
+    cache = None
+    if prefix_ids is not None and prefix_ids.shape[0]:
+        b, p = input_ids.shape[0], prefix_ids.shape[0]
+        cache = init_cache(cfg, 1, p + input_ids.shape[1])
+        _, cache = model.apply({"params": params}, prefix_ids[None], jnp.ones((1, p), jnp.int32), cache=cache,
+                               logit_positions=jnp.full((1, 1), p - 1, jnp.int32))
+        cache = repeat_cache_rows(cache, b, cfg.scan_layers)
+    logits, _ = model.apply({"params": params}, input_ids, attention_mask, cache=cache,
+                            logit_positions=target_positions)
+    next_pos = jnp.minimum(target_positions + 1, input_ids.shape[1] - 1)  # padded entries point at 0
+    return target_nll(logits, jnp.take_along_axis(input_ids, next_pos, axis=1), target_mask)
+
+
+def loss_and_grads(trainable: dict, frozen: dict, cfg: LlamaConfig, batch: dict):
+    """Mean target-token loss and its gradient over all micro-batches (accumulated with lax.scan)."""
+
+    batch = dict(batch)
+    prefix_ids = batch.pop("prefix_ids", None)  # the same for every micro-batch
+
+    def micro(carry, mb):
+        grad_sum, loss_sum, count = carry
+
+        def f(t):
+            total, n = token_loss(combine(t, frozen), cfg, mb["input_ids"], mb["attention_mask"],
+                                  mb["target_positions"], mb["target_mask"], prefix_ids)
+            return total, n
+
+        (total, n), g = jax.value_and_grad(f, has_aux=True)(trainable)
+        grad_sum = jax.tree.map(lambda a, b: a + b.astype(jnp.float32), grad_sum, g)
+        return (grad_sum, loss_sum + total, count + n), None
+
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, jnp.float32), trainable)
+    (grad_sum, loss_sum, count), _ = jax.lax.scan(micro, (zeros, jnp.float32(0), jnp.float32(0)), batch)
+    denom = jnp.maximum(count, 1.0)
+    grads = jax.tree.map(lambda g, p: (g / denom).astype(p.dtype), grad_sum, trainable)
+    return loss_sum / denom, grads, count
+
+
+def train_step(state: dict, frozen: dict, batch: dict, learning_rate, *, cfg: LlamaConfig, optimizer):
+    loss, grads, count = loss_and_grads(state["params"], frozen, cfg, batch)
+    updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], at_learning_rate(updates, learning_rate))
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "target_tokens": count}
+    return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
+
+
+# ---------------------------------------------------------------------------- the stateful shell
+BATCH_ROW_KEYS = ("input_ids", "attention_mask", "target_positions", "target_mask")
+_STEP_FNS: dict = {}  # jitted train steps by (model, mesh, optimizer settings): see Trainer._build_step
+
+class Trainer:
+    """Owns the mesh, the sharded jitted step, and the (optional) orbax checkpoint manager.
+
+    Fine-tuning starts from the params handed to `init_state`; nothing is carried over
+    between Trainer instances.
+    """
+
+    def __init__(self, cfg: LlamaConfig, hp: TrainHParams, mesh, total_steps: int,
+                 checkpoint_dir: Optional[str] = None, keep_checkpoints: int = 2):
+        cfg = cfg.with_kernels_for(mesh.devices.flat)  # 'auto' picks the kernels of this mesh's devices
+        self.cfg, self.hp, self.mesh, self.total_steps = cfg, hp, mesh, total_steps
+        self.optimizer = make_optimizer(hp)
+        self.schedule = learning_rate_schedule(hp, total_steps)
+        self.steps_done = 0  # optimizer steps the state has taken: the schedule's count for the next step
+        boxed = abstract_params(cfg)
+        full_shardings = parallel.param_shardings(boxed, mesh)
+        self.param_shardings = full_shardings
+        t_sh, f_sh = split_trainable(full_shardings, cfg) if cfg.lora_rank else (full_shardings, {})
+        self.trainable_shardings, self.frozen_shardings = t_sh, f_sh
+        rows = NamedSharding(mesh, P(None, parallel.BATCH_AXES, None))
+        self.batch_sharding = {k: rows for k in BATCH_ROW_KEYS} | {"prefix_ids": parallel.replicated(mesh)}
+        self.frozen = None
+        self.state = None
+        self.history: list[dict] = []  # per-step metrics since step 0, saved with each checkpoint
+        self.flops = 0.0  # of the steps this process ran (llm2llm_jax/student/flops.py)
+        self._step_fn = None
+        self.checkpoints = None
+        if checkpoint_dir:
+            import orbax.checkpoint as ocp
+
+            self.checkpoints = ocp.CheckpointManager(
+                checkpoint_dir, options=ocp.CheckpointManagerOptions(max_to_keep=keep_checkpoints,
+                                                                     enable_async_checkpointing=True))
+
+    # -- setup
+    def _rules(self):
+        return nn.logical_axis_rules(parallel.LOGICAL_RULES)
+
+    def init_state(self, params: dict) -> None:
+        """Place base params (plus adapters, if LoRA) on the mesh and build a fresh optimizer state."""
+        trainable, frozen = split_trainable(params, self.cfg)
+        self.frozen = parallel.place(frozen, self.frozen_shardings) if frozen else {}
+        trainable = parallel.place(trainable, self.trainable_shardings)
+        self.state_shardings = self._state_shardings(trainable)
+        self.state = jax.jit(self._fresh_state, out_shardings=self.state_shardings)(trainable)
+        self.steps_done = 0
+        self._build_step()
+
+    def _fresh_state(self, trainable):
+        return {"step": jnp.int32(0), "params": trainable, "opt_state": self.optimizer.init(trainable)}
+
+    def _state_shardings(self, trainable):
+        """Optimizer moments are sharded exactly like the params they track; scalars are replicated.
+
+        Left to XLA's propagation, the zeros of a fresh Adam state come out replicated, which would
+        put the full f32 moments of a 7B model on every chip.
+        """
+        shapes = jax.eval_shape(self._fresh_state, trainable)
+        params_def = jax.tree.structure(shapes["params"])
+        repl = parallel.replicated(self.mesh)
+        return jax.tree.map(lambda node: self.trainable_shardings if jax.tree.structure(node) == params_def else repl,
+                            shapes, is_leaf=lambda node: jax.tree.structure(node) == params_def)
+
+    def abstract_state(self):
+        """Shapes, dtypes and shardings of the train state without allocating it (for AOT compilation)."""
+        boxed = abstract_params(self.cfg)
+        trainable, _ = split_trainable(nn.meta.unbox(boxed), self.cfg)
+        trainable = _with_shardings(trainable, self.trainable_shardings)
+        self.state_shardings = self._state_shardings(trainable)
+        shapes = jax.eval_shape(self._fresh_state, trainable)
+        self._build_step()
+        return _with_shardings(shapes, self.state_shardings)
+
+    def lower_step(self, abstract_state, batch_shape: tuple, targets_per_row: int):
+        """Lower (not run) the train step for [accum, micro, length] batches with `targets_per_row`
+        target positions per row; `.compile()` it for memory."""
+        boxed = nn.meta.unbox(abstract_params(self.cfg))
+        _, frozen = split_trainable(boxed, self.cfg)
+        frozen = _with_shardings(frozen, self.frozen_shardings) if frozen else {}
+        target_shape = batch_shape[:2] + (targets_per_row,)
+        batch = {k: jax.ShapeDtypeStruct(target_shape if k.startswith("target") else batch_shape, jnp.int32,
+                                         sharding=self.batch_sharding[k]) for k in BATCH_ROW_KEYS}
+        batch["prefix_ids"] = jax.ShapeDtypeStruct((0,), jnp.int32, sharding=self.batch_sharding["prefix_ids"])
+        with jax.set_mesh(self.mesh), self._rules():
+            return self._step_fn.lower(abstract_state, frozen, batch, jax.ShapeDtypeStruct((), jnp.float32))
+
+    def _build_step(self):
+        """The jitted step for this model, optimizer settings and mesh, shared by every Trainer that has them
+        (each iteration's fine-tune builds a Trainer): traced and compiled once per batch shape."""
+        import functools
+
+        hp = self.hp
+        key = (self.cfg, self.mesh, hp.max_grad_norm, hp.adam_b1, hp.adam_b2, hp.adam_eps, hp.weight_decay)
+        if key not in _STEP_FNS:
+            step = functools.partial(train_step, cfg=self.cfg, optimizer=self.optimizer)
+            repl = parallel.replicated(self.mesh)
+            _STEP_FNS[key] = jax.jit(
+                step,
+                in_shardings=(self.state_shardings, self.frozen_shardings, self.batch_sharding, repl),
+                out_shardings=(self.state_shardings, repl),
+                donate_argnums=(0,))
+        self._step_fn = _STEP_FNS[key]
+
+    def place_batch(self, batch: dict) -> dict:
+        """The batch on the mesh, rows split over the data-parallel axes, the shared prefix (none when the batch
+        has no `prefix_ids`) on every device."""
+        batch = dict(batch)
+        batch.setdefault("prefix_ids", np.zeros((0,), np.int32))
+        divisor = parallel.batch_divisor(self.mesh)
+        if batch["input_ids"].shape[1] % divisor:
+            raise ValueError(f"micro-batch of {batch['input_ids'].shape[1]} rows does not divide over the "
+                             f"{divisor} data-parallel devices; choose batch sizes that are multiples of it")
+        return {k: parallel.place(v, self.batch_sharding[k]) for k, v in batch.items()}
+
+    # -- running
+    def step(self, batch: dict) -> dict:
+        """One optimizer step at the schedule's rate for the steps taken so far (a host batch, or one placed)."""
+        learning_rate = np.float32(self.schedule(jnp.int32(self.steps_done)))
+        with jax.set_mesh(self.mesh), self._rules():
+            self.state, metrics = self._step_fn(self.state, self.frozen, self.place_batch(batch), learning_rate)
+        self.steps_done += 1
+        return metrics
+
+    def params(self) -> dict:
+        """Full params (base + trained adapters, or the trained full params), still on the mesh."""
+        return combine(self.state["params"], self.frozen)
+
+    def fit(self, examples: Sequence[Example], pad_id: int = 0, progress: bool = True, desc: str = "training",
+            start_step: int = 0, checkpoint_every: int = 0, on_step=None) -> list[dict]:
+        """Run hp.epochs epochs over `examples`; returns this call's per-step metrics (host floats), which
+        `self.history` holds after the steps restored with a checkpoint.
+
+        start_step: resume after a restored checkpoint; the batch order is a pure function of hp.seed,
+        so the first `start_step` batches are regenerated and skipped. checkpoint_every: save (async)
+        every this many steps. on_step(step, metrics): called after each step (TensorBoard).
+        """
+        from llm2llm_jax.common.console import progress_bar
+
+        rng = np.random.default_rng(self.hp.seed)
+        prefix, examples = split_shared_prefix(examples, self.hp.prefix_multiple) if self.hp.share_prefix \
+            else ((), examples)
+        prefix_ids = np.asarray(prefix, np.int32)
+        first = len(self.history)  # steps restored with a checkpoint come before this call's
+        bar = progress_bar(self.total_steps, desc, progress, unit="step", initial=start_step)
+        step = 0
+        for epoch in range(self.hp.epochs):
+            for batch in make_batches(examples, self.hp, rng, pad_id=pad_id):
+                step += 1
+                if step <= start_step:
+                    continue
+                batch["prefix_ids"] = prefix_ids
+                metrics = {k: float(v) for k, v in jax.device_get(self.step(batch)).items()}
+                self.flops += flops.train_step_flops(self.cfg, self.hp.batch_size, batch["input_ids"].shape[-1],
+                                                     batch["target_positions"].shape[-1], prefix=len(prefix))
+                metrics["epoch"] = epoch
+                self.history.append(metrics)
+                if on_step is not None:
+                    on_step(step, metrics)
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+                bar.update(1)
+                # Mid-training checkpoints only (preemption); the caller decides about the trained model's.
+                if checkpoint_every and step % checkpoint_every == 0 and step < self.total_steps \
+                        and self.checkpoints is not None:
+                    self.save()
+        bar.close()
+        return self.history[first:]
+
+    # -- checkpoints
+    def save(self, wait: bool = False) -> None:
+        import orbax.checkpoint as ocp
+
+        step = int(jax.device_get(self.state["step"]))
+        if step != self.checkpoints.latest_step():
+            self.checkpoints.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(self.state),
+                                                                history=ocp.args.JsonSave(self.history[:step])))
+        if wait:
+            self.checkpoints.wait_until_finished()
+
+    def restore(self, step: Optional[int] = None) -> int:
+        """Restore the latest (or given) step onto this Trainer's mesh; needs init_state first for shapes."""
+        import orbax.checkpoint as ocp
+
+        step = self.checkpoints.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.checkpoints.directory}")
+        target = _with_shardings(self.state, self.state_shardings)
+        restored = self.checkpoints.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                                          history=ocp.args.JsonRestore()))
+        self.state, self.history = restored["state"], list(restored["history"])
+        self.steps_done = step
+        return step
+
+    def close(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.wait_until_finished()
+            self.checkpoints.close()
+
+
+def _with_shardings(tree: Any, shardings: Any) -> Any:
+    """Abstract arrays (shape, dtype) carrying the given shardings: targets for AOT lowering and restore."""
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    return max(1, math.ceil(num_examples / batch_size))
+
+
+def host_params(tree: Any) -> Any:
+    """Device arrays to host numpy (fully replicated gather)."""
+    return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)
+
+
+def trained_params(cfg: LlamaConfig, hp: TrainHParams, mesh, checkpoint_dir: str, template: dict) -> dict:
+    """The params of the latest checkpoint in `checkpoint_dir` (a trained model), on the mesh; `template`:
+    params of the same structure (base + fresh adapters), for the shapes."""
+    trainer = Trainer(cfg, hp, mesh, total_steps=1, checkpoint_dir=checkpoint_dir, keep_checkpoints=1)
+    try:
+        trainer.init_state(template)
+        trainer.restore()
+        return trainer.params()
+    finally:
+        trainer.close()
+
+
+def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Sequence[dict], hp: TrainHParams, mesh,
+             *, lora_seed: int, truncation: str, checkpoint_dir: str, checkpoint_every: int = 0, fmt: str = "plain",
+             keep_trained: bool = False, init_from: str = "", progress: bool = False, desc: str = "training",
+             say=lambda msg: None, on_step=None) -> tuple[dict, dict]:
+    """(trained params on the mesh, info) for one fine-tune on `train_set`.
+
+    From the base weights, with fresh adapters from `lora_seed` when cfg has LoRA, or, with `init_from`,
+    from the trained model checkpointed there (the previous iteration's, adapters included); either way
+    with a fresh optimizer and schedule. A checkpoint in `checkpoint_dir` from an interrupted fine-tune of
+    the same data is resumed from its step. Checkpoints are written every `checkpoint_every` steps during
+    training, and of the trained model only when `keep_trained` (the caller evaluates the weights in
+    memory). A disk fault while writing one is one line. on_step(step, metrics): after each step (TensorBoard).
+    """
+    from llm2llm_jax.student.batching import tokenize_examples
+    from llm2llm_jax.common.disk_faults import reporting_disk_faults
+
+    examples, trunc = tokenize_examples(task, train_set, tokenizer, hp.max_length, truncation, fmt=fmt)
+    total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs
+    with reporting_disk_faults("a training checkpoint", checkpoint_dir):
+        trainer = Trainer(cfg, hp, mesh, total_steps=total, checkpoint_dir=checkpoint_dir, keep_checkpoints=1)
+        start_params = add_lora_params(base_params, cfg, jax.random.PRNGKey(lora_seed))
+        trainer.init_state(start_params)
+        start = 0
+        if trainer.checkpoints.latest_step() is not None:
+            start = trainer.restore()
+            say(f"resuming training at step {start}/{total}")
+        elif init_from:
+            trainer.init_state(trained_params(cfg, hp, mesh, init_from, start_params))
+        trainer.fit(examples, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc, start_step=start,
+                    checkpoint_every=checkpoint_every, on_step=on_step)
+        if keep_trained:
+            trainer.save(wait=True)
+        trained = trainer.params()
+        trainer.close()
+    return trained, {"steps": total, "examples": len(examples), "truncation": trunc, "flops": trainer.flops,
+                     "final_loss": trainer.history[-1]["loss"] if trainer.history else None}

@@ -1,0 +1,219 @@
+"""The teacher's interface: its settings, a request, the errors a backend raises, and `Backend`, the shell every
+backend shares.
+
+Every backend gets the same shell: an on-disk cache checked before any call, a per-run budget of
+calls and tokens checked before paying, retries with exponential backoff and jitter on 429, 5xx and
+timeouts (tenacity, one policy for every backend), and a concurrency limit for the API backends.
+A request may carry a JSON schema (structured outputs) and the same request asking for text: a server
+that rejects the schema is told so once and answered from then on with text. A backend answers what a run
+needs to know of it through class attributes (`supports_schema`, `supports_batch`, `paid`) and `check_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional, Sequence
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from llm2llm_jax.common.errors import UserError
+from llm2llm_jax.teacher.budget import Budget
+from llm2llm_jax.teacher.cache import DiskCache, cache_key
+
+
+class TeacherError(UserError, RuntimeError):
+    """A teacher call that cannot succeed by retrying (bad key, bad model name, bad request)."""
+
+
+class TransientError(RuntimeError):
+    """A call worth retrying: rate limit, server error, timeout, unreadable response body."""
+
+
+class SchemaRejected(RuntimeError):
+    """The server refused the request's JSON schema (structured outputs); the text form of the request is sent."""
+
+
+@dataclasses.dataclass
+class TeacherSettings:
+    """How to reach the teacher; built from `config.teacher` (these defaults are the config's defaults)."""
+
+    kind: str = "gemini"  # gemini | openai | local (a Llama checkpoint on this mesh) | scripted (tests)
+    model: str = ""  # "" = the backend's default model
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_output_tokens: int = 512
+    concurrency: int = 8  # API calls in flight
+    max_attempts: int = 6
+    initial_delay: float = 1.0
+    max_delay: float = 30.0
+    timeout: float = 60.0
+    max_calls: int = 0  # for the whole run, over every invocation; 0 = unlimited
+    max_tokens: int = 0  # input + output, for the whole run; 0 = unlimited
+    price_input: float = 0.0  # USD per million input tokens, for the spend record (0 = not counted)
+    price_output: float = 0.0  # USD per million output tokens
+    base_url: str = ""
+    api_key_env: str = ""  # openai: which variable holds the key (default OPENAI_API_KEY)
+    structured: bool = True  # send a JSON schema for the reply where the backend can (gemini, openai)
+    batch: bool = False  # gemini, openai: one round's requests as one batch job (cheaper, slower)
+    batch_poll_seconds: float = 30.0  # how often a batch job's state is read
+
+
+@dataclasses.dataclass
+class TeacherRequest:
+    system: str
+    turns: list  # [{"role": "user"|"assistant", "content": str}]
+    seed: int
+    schema: Optional[dict] = None  # the JSON schema of a structured reply
+    plain: Optional["TeacherRequest"] = None  # the same request asking for a text reply (schema refused, or none)
+
+    def text_only(self) -> "TeacherRequest":
+        return self.plain if self.schema is not None and self.plain is not None else self
+
+    def prompt_text(self) -> str:
+        """Everything the teacher reads, as one text (token estimates)."""
+        return "\n\n".join([self.system] + [t["content"] for t in self.turns])
+
+
+class Backend:
+    """Cache + budget + retries around one backend's `_call(request) -> (text, input tokens, output tokens)`.
+
+    supports_schema: `_call` sends a request's schema (structured outputs); supports_batch: the backend has a
+    batch API (teacher/batch.py's `BatchJobs`); paid: its calls cost money (the estimate offers prices)."""
+
+    kind = "base"
+    supports_schema = False
+    supports_batch = False
+    paid = False
+    flops = 0.0  # computed on this process's devices: a local model's (a remote teacher computes elsewhere)
+
+    def __init__(self, settings: TeacherSettings, cache: Optional[DiskCache] = None, budget: Optional[Budget] = None):
+        self.settings = settings
+        self.cache = cache
+        self.budget = budget or Budget(settings.max_calls, settings.max_tokens, settings.price_input,
+                                       settings.price_output)
+        self.stats = {"calls": 0, "cached": 0, "retries": 0}
+        self._stats_lock = threading.Lock()
+        self.schema_refused = ""  # the server's reason, once it has refused a schema
+        self.batch_dir = ""  # where batch jobs in flight are recorded (the run directory's teacher_batches/)
+        self.say = print
+
+    @property
+    def structured(self) -> bool:
+        """Whether requests are sent with their JSON schema."""
+        return self.settings.structured and self.supports_schema and not self.schema_refused
+
+    def form(self, request: TeacherRequest) -> TeacherRequest:
+        """The form of `request` that is sent: with its schema while structured outputs are on, else as text."""
+        return request if self.structured and request.schema is not None else request.text_only()
+
+    def key(self, request: TeacherRequest) -> str:
+        s = self.settings
+        parts = dict(backend=self.kind, model=s.model, system=request.system, turns=request.turns,
+                     temperature=s.temperature, top_p=s.top_p, max_output_tokens=s.max_output_tokens,
+                     seed=request.seed)
+        if request.schema is not None:
+            parts["schema"] = request.schema
+        return cache_key(**parts)
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            self.stats[name] += 1
+
+    def cached(self, request: TeacherRequest) -> Optional[str]:
+        """The cached answer to the form of `request` that would be sent, or None."""
+        if self.cache is None:
+            return None
+        hit = self.cache.get(self.key(self.form(request)))
+        if hit is None:
+            return None
+        self._count("cached")
+        return hit["text"]
+
+    def record(self, request: TeacherRequest, text: str, input_tokens: int, output_tokens: int) -> None:
+        """A paid answer (its call reserved): counted in the ledger first, then cached."""
+        self._count("calls")
+        self.budget.charge(input_tokens, output_tokens)
+        if self.cache is not None:
+            self.cache.put(self.key(request), {"text": text, "input_tokens": input_tokens,
+                                               "output_tokens": output_tokens})
+
+    def refuse_schema(self, reason: str) -> None:
+        if not self.schema_refused:
+            self.schema_refused = reason or "refused"
+            self.say(f"the {self.kind} teacher refused the reply's JSON schema ({reason[:200]}); asking for text "
+                     f"replies from now on (teacher.structured=False skips the schema)")
+
+    def complete(self, request: TeacherRequest) -> str:
+        hit = self.cached(request)
+        if hit is not None:
+            return hit
+        sent = self.form(request)
+        self.budget.reserve()
+        s = self.settings
+
+        def before_retry(state):
+            self._count("retries")
+
+        caller = retry(retry=retry_if_exception_type(TransientError), stop=stop_after_attempt(s.max_attempts),
+                       wait=wait_random_exponential(multiplier=s.initial_delay, max=s.max_delay),
+                       before_sleep=before_retry, reraise=True)(self._call)
+        try:
+            text, input_tokens, output_tokens = caller(sent)
+        except SchemaRejected as e:
+            self.budget.release()
+            self.refuse_schema(str(e))
+            return self.complete(request)
+        except TransientError as e:
+            self.budget.release()
+            raise TeacherError(f"{self.kind} teacher failed after {s.max_attempts} attempts: {e}") from None
+        except BaseException:
+            self.budget.release()
+            raise
+        self.record(sent, text, input_tokens, output_tokens)
+        return text
+
+    def complete_many(self, requests: Sequence[TeacherRequest]) -> list[str]:
+        """Answers in request order, at most `concurrency` calls in flight (a backend with a batch API sends them
+        as one batch job instead: teacher/batch.py)."""
+        if not requests:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
+            return list(pool.map(self.complete, requests))
+
+    def _call(self, request: TeacherRequest) -> tuple[str, int, int]:
+        raise NotImplementedError
+
+    def count_input_tokens(self, request: TeacherRequest) -> tuple[int, str]:
+        """(input tokens of `request`, how they were counted): an estimate of four characters per token unless
+        the backend can count exactly."""
+        return max(1, len(request.prompt_text()) // 4), "about 4 characters per token"
+
+    def check_reachable(self) -> None:
+        """A cheap request (no generation) that fails with one TeacherError line when the teacher cannot be
+        used: unreachable URL, rejected key, unknown model. Backends without a server have nothing to check."""
+
+    @classmethod
+    def check_model(cls, name: str) -> str:
+        """What is wrong with `teacher.model` = `name` for this backend, checked before any work ('' when nothing
+        can be checked here: a server's models are checked by `check_reachable`)."""
+        return ""
+
+
+def network_errors() -> tuple:
+    """Timeout and transport exception types of httpx and of httpx2 (which google-genai uses)."""
+    found = []
+    for name in ("httpx", "httpx2"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        found += [module.TimeoutException, module.TransportError]
+    return tuple(found) or (OSError,)
+
+
+def mentions_schema(message: str) -> bool:
+    text = (message or "").lower()
+    return any(word in text for word in ("schema", "response_format", "responseformat", "response_mime_type",
+                                         "responsemimetype", "json mode", "guided"))

@@ -1,0 +1,98 @@
+"""The local teacher: a checkpoint of a supported family sampled on this mesh with the student engine's decoding."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+from llm2llm_jax.model.loading import OFFLINE, load_pretrained, source_of
+from llm2llm_jax.student.predict import Predictor
+from llm2llm_jax.student.prompting import leading_special_ids
+from llm2llm_jax.teacher.base import Backend, TeacherRequest
+
+# teacher.model values that name the run's own student (its untrained base weights).
+STUDENT = ("", "student")
+
+
+class LocalBackend(Backend):
+    """A checkpoint of a supported family sampled with this project's decode: the student's base model, or
+    the one `teacher.model` names (an offline name such as smollm2 or gemma3_270m, a .gguf file, an HF
+    directory)."""
+
+    kind = "local"
+
+    def __init__(self, settings, cache=None, budget=None, model=None, batch_size: int = 16):
+        super().__init__(settings, cache, budget)
+        if model is None:
+            named = "smollm2" if settings.model in STUDENT else settings.model
+            model = load_pretrained(*source_of(named), progress=False)
+        cfg, params, self.tokenizer = model
+        self.predictor = Predictor(cfg, params, self.tokenizer, batch_size, pad_multiple=32)
+        self.settings.model = settings.model or "smollm2"
+        self.batch_size = batch_size
+
+    def _prompt(self, request: TeacherRequest) -> str:
+        messages = [{"role": "system", "content": request.system}] + list(request.turns)
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
+    def count_input_tokens(self, request):
+        return len(self._encode(request.text_only())), "counted by the local tokenizer"
+
+    def _encode(self, request: TeacherRequest) -> list[int]:
+        ids = self.tokenizer(self._prompt(request), add_special_tokens=False)["input_ids"]
+        # a chat template writes its own BOS; plain text gets the one the tokenizer adds (Gemma's)
+        return ids if self.tokenizer.chat_template else leading_special_ids(self.tokenizer) + ids
+
+    def complete_many(self, requests):
+        """Cached answers first; the rest decoded in batches with one PRNG key per request (its seed)."""
+        answers: list = [None] * len(requests)
+        todo = []
+        for i, r in enumerate(requests):
+            hit = self.cached(r)
+            if hit is not None:
+                answers[i] = hit
+            else:
+                todo.append(i)
+        s = self.settings
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start:start + self.batch_size]
+            for _ in chunk:
+                self.budget.reserve()
+            sent = [self.form(requests[i]) for i in chunk]
+            encoded = [self._encode(r) for r in sent]
+            # Every prompt begins with the same rules and worked example: read once per batch.
+            decoded = self.predictor.generate(encoded, s.max_output_tokens, temperature=s.temperature, top_p=s.top_p,
+                                              rngs=[jax.random.PRNGKey(r.seed) for r in sent],
+                                              prefix_multiple=32)
+            for i, request, prompt, (text, n_tokens) in zip(chunk, sent, encoded, decoded):
+                answers[i] = text
+                self.record(request, text, len(prompt), n_tokens)
+        return answers
+
+    def complete(self, request):
+        return self.complete_many([request])[0]
+
+    @property
+    def flops(self) -> float:
+        """FLOPs of every batch decoded so far on this process's devices (llm2llm_jax/student/flops.py)."""
+        return self.predictor.flops
+
+    @classmethod
+    def check_model(cls, name) -> str:
+        if isinstance(name, str) and (name in STUDENT or _model_exists(name)):
+            return ""
+        return (f"name the student ('' or 'student'), an offline model ({', '.join(OFFLINE)}), a .gguf file or an HF "
+                f"model directory that exists")
+
+    @staticmethod
+    def samples_student(model: str, student_name: str) -> bool:
+        """`teacher.model` names the run's student: its base weights, already loaded, are sampled."""
+        return model in STUDENT or model == student_name
+
+
+def _model_exists(name: str) -> bool:
+    source, path = source_of(name)
+    return source in OFFLINE or (os.path.isfile(path) if source == "gguf" else os.path.isdir(path))

@@ -1,0 +1,140 @@
+"""Reading the teacher's replies: new examples (or inputs) from a numbered list or the JSON of a structured reply,
+and the judge's verdict. Either reader accepts the other's format, since a teacher may ignore what it was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Optional
+
+from llm2llm_jax.data.tasks import Task
+from llm2llm_jax.teacher.prompts import field_keys
+
+
+def _json_value(text: str):
+    """The JSON value in a reply (a ```json fence or surrounding chatter allowed), or None."""
+    body = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", text.strip())
+    for start_char in "{[":
+        start = body.find(start_char)
+        if start < 0:
+            continue
+        try:
+            return json.JSONDecoder().raw_decode(body[start:])[0]
+        except ValueError:
+            continue
+    return None
+
+
+def _from_json(value, task: Task) -> Optional[list[dict]]:
+    items = value.get("examples") if isinstance(value, dict) else value
+    if not isinstance(items, list):
+        return None
+    in_key, out_key = (k.lower() for k in field_keys(task))
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out.append({"input": item.strip(), "raw_output": ""})
+        elif isinstance(item, dict):
+            text = item.get("input", item.get(in_key, ""))
+            raw = item.get("output", item.get(out_key, ""))
+            out.append({"input": str(text).strip(), "raw_output": str(raw).strip()})
+    return out
+
+
+# ---------------------------------------------------------------------------- reading replies
+_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*])\s+", re.M)
+
+
+def parse_examples(text: str, task: Task) -> list[dict]:
+    """New examples from an example-mode reply: numbered items with Input/Output (Question/Answer) fields, or
+    the JSON of `reply_schema`.
+
+    Returns dicts with `input` and `raw_output` (the text after the output key, unvalidated).
+    Items missing a field are returned with an empty string so the filters can count them.
+    """
+    if not text or not text.strip():
+        return []
+    value = _json_value(text) if text.lstrip()[:1] in "{[`" else None
+    from_json = _from_json(value, task) if value is not None else None
+    if from_json is not None:
+        return from_json
+    in_key, out_key = field_keys(task)
+    starts = [m.start() for m in _ITEM.finditer(text)]
+    blocks = [text[s:e] for s, e in zip(starts, starts[1:] + [len(text)])] if starts else [text]
+    # "Input: x", "1. Input: x", "**Input:** x", "- **Output**: y"
+    field = re.compile(rf"(?is)^\s*(?:\d+[.)]|[-*])?\s*\**({in_key}|{out_key}|input|output|question|answer)\**\s*:"
+                       rf"\s*\**\s*")
+    out = []
+    for block in blocks:
+        parts: dict = {}
+        current: Optional[str] = None
+        for line in block.splitlines():
+            m = field.match(line)
+            if m:
+                key = m.group(1).lower()
+                current = "input" if key in ("input", "question") else "output"
+                parts[current] = line[m.end():].strip()
+            elif current:
+                parts[current] += "\n" + line.strip()
+        if parts:
+            out.append({"input": parts.get("input", "").strip(), "raw_output": parts.get("output", "").strip()})
+    return out
+
+
+def _clean_input(line: str, task: Task) -> str:
+    """One listed input without its list marker, a field name the teacher added, markdown or quotes."""
+    line = _ITEM.sub("", line, count=1).strip()
+    noun = re.escape(task.noun[0])
+    line = re.sub(rf"(?i)^\**(?:input|question|{noun})\**\s*:\s*\**\s*", "", line)
+    line = line.strip().strip("*").strip()
+    if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'":
+        line = line[1:-1].strip()
+    return line
+
+
+_FIELD_LINE = re.compile(r"^\s*\**[A-Z][A-Za-z]*(?: [A-Za-z]+)?\**\s*:")  # "Question:", "Class:", "Note:" ...
+
+
+def parse_inputs(text: str, task: Task, multiline: bool = False) -> list[dict]:
+    """New inputs from a label-conditioned reply: a numbered (or bulleted) list, the JSON of `reply_schema`, or,
+    from a teacher that writes one bare line, that line. Lines before the first item (chatter) are skipped. An
+    item is its line; with `multiline` (inputs that span lines) the lines right below it continue it, unless one
+    is blank or starts a field of its own ("Question: ...", "Note: "): weak teachers follow an item with a
+    rewording or a remark. Returns dicts with `input` (and `raw_output` empty)."""
+    if not text or not text.strip():
+        return []
+    value = _json_value(text) if text.lstrip()[:1] in "{[`" else None
+    from_json = _from_json(value, task) if value is not None else None
+    if from_json is not None:
+        return [{"input": c["input"], "raw_output": ""} for c in from_json]
+    lines = text.splitlines()
+    if not any(_ITEM.match(line) for line in lines):  # a weak teacher's single bare line; more lines are chatter
+        filled = [line for line in lines if line.strip()]
+        return [{"input": _clean_input(filled[0], task), "raw_output": ""}] if len(filled) == 1 else []
+    items, current = [], None
+    for line in lines:
+        if _ITEM.match(line):
+            current = [_clean_input(line, task)]
+            items.append(current)
+        elif multiline and current is not None and line.strip() and not _FIELD_LINE.match(line):
+            current.append(line.strip())
+        else:
+            current = None
+    return [{"input": " ".join(parts).strip(), "raw_output": ""} for parts in items]
+
+
+def parse_reply(text: str, task: Task, mode: str, multiline: bool = False) -> list[dict]:
+    """Candidates from one reply in the given mode (see `parse_examples` and `parse_inputs`)."""
+    return parse_inputs(text, task, multiline) if mode == "label_conditioned" else parse_examples(text, task)
+
+
+def parse_judgement(text: str, task: Task) -> Optional[str]:
+    """The judge's answer as a gold-comparable string (a label, or a canonical number), or None."""
+    value = _json_value(text) if text and text.lstrip()[:1] in "{`" else None
+    if isinstance(value, dict):
+        if task.is_classification and "label" in value:
+            return task.parse(str(value["label"]))
+        if not task.is_classification and "final_answer" in value:
+            return task.parse(f"#### {value['final_answer']}")
+    return task.parse(text or "")

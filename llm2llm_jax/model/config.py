@@ -1,5 +1,5 @@
-"""LlamaConfig: the architecture numbers, the model family's switches and the runtime options, read from HF
-config.json or GGUF metadata (Llama, Mistral, Qwen2, Qwen3, Gemma 3)."""
+"""LlamaConfig: the architecture numbers, the model family (model/families.py) and the runtime options, read from HF
+config.json or GGUF metadata and written back to config.json."""
 
 from __future__ import annotations
 
@@ -11,39 +11,11 @@ import jax.numpy as jnp
 
 from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.model import kernels as kernels_lib
+from llm2llm_jax.model.families import (FAMILIES, FAMILY_BY_GGUF_ARCH, FAMILY_BY_MODEL_TYPE, FULL, SLIDING,
+                                       SUPPORTED_ARCHITECTURES, Family)
 
 
-@dataclasses.dataclass(frozen=True)
-class Family:
-    """What one model family changes in the shared decoder (model/llama.py) and how its files name it."""
-
-    name: str
-    hf_model_types: tuple  # config.json `model_type` values read as this family
-    hf_architecture: str  # written to an exported config.json
-    gguf_arch: str  # GGUF `general.architecture`
-    attention_bias: bool = False  # biases on the q, k and v projections (Qwen2)
-    qk_norm: bool = False  # RMSNorm over each head's queries and keys before RoPE (Qwen3, Gemma 3)
-    # Gemma: RMSNorm scales by (1 + weight), norms after attention and MLP too, embeddings times sqrt(hidden)
-    gemma_norms: bool = False
-    activation: str = "silu"  # the gated MLP's: silu, or gelu_tanh (Gemma)
-    gguf_permuted_qk: bool = False  # llama.cpp interleaves q/k rows for its llama arch only
-
-
-FAMILIES = {f.name: f for f in (
-    Family("llama", ("llama",), "LlamaForCausalLM", "llama", gguf_permuted_qk=True),
-    Family("mistral", ("mistral",), "MistralForCausalLM", "llama", gguf_permuted_qk=True),
-    Family("qwen2", ("qwen2",), "Qwen2ForCausalLM", "qwen2", attention_bias=True),
-    Family("qwen3", ("qwen3",), "Qwen3ForCausalLM", "qwen3", qk_norm=True),
-    Family("gemma3", ("gemma3_text", "gemma3"), "Gemma3ForCausalLM", "gemma3", qk_norm=True, gemma_norms=True,
-           activation="gelu_tanh"),
-)}
-FAMILY_BY_MODEL_TYPE = {t: f.name for f in FAMILIES.values() for t in f.hf_model_types}
-SUPPORTED_ARCHITECTURES = ", ".join(f.hf_architecture for f in FAMILIES.values())
-# A GGUF architecture shared by two families (llama.cpp writes Mistral as llama) reads as the first listed.
-FAMILY_BY_GGUF_ARCH: dict = {}
-for _family in FAMILIES.values():
-    FAMILY_BY_GGUF_ARCH.setdefault(_family.gguf_arch, _family.name)
-LAYER_TYPES = ("full_attention", "sliding_attention")
+LAYER_TYPES = (FULL, SLIDING)
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 REMAT_POLICIES = ("none", "full", "dots", "dots_with_no_batch_dims")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -205,7 +177,7 @@ class LlamaConfig:
         kv = self.num_key_value_heads * self.head_dim
         per_layer = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h
         per_layer += (q + 2 * kv) * self.traits.attention_bias + 2 * self.head_dim * self.traits.qk_norm
-        per_layer += 2 * h * self.traits.gemma_norms
+        per_layer += 2 * h * self.traits.sandwich_norms
         return v * h * (1 if self.tie_word_embeddings else 2) + self.num_hidden_layers * per_layer + h
 
     # ------------------------------------------------------------------ HF
@@ -230,8 +202,8 @@ class LlamaConfig:
             if d.get(flag) is not None:
                 raise ConfigError(f"{source}: field '{flag}' is {d[flag]!r}; soft-capped logits (Gemma 2) are "
                                   f"not supported")
-        act = d.get("hidden_activation") or d.get("hidden_act") or ("gelu_pytorch_tanh" if family.gemma_norms else "silu")
-        expected_act = {"silu": ("silu",), "gelu_tanh": ("gelu_pytorch_tanh", "gelu_tanh")}[family.activation]
+        expected_act = family.hf_activations
+        act = d.get("hidden_activation") or d.get("hidden_act") or expected_act[0]
         if act not in expected_act:
             raise ConfigError(f"{source}: field 'hidden_act' is {act!r}; {family.name} uses '{expected_act[0]}'")
         required = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
@@ -239,7 +211,7 @@ class LlamaConfig:
         if missing:
             raise ConfigError(f"{source}: missing required field(s) {missing}")
         layers = d["num_hidden_layers"]
-        default_theta = 1_000_000.0 if family.gemma_norms else 10000.0
+        default_theta = family.default_rope_theta
         # transformers 5 nests theta and scaling under `rope_parameters` (per layer type for Gemma 3);
         # older files keep `rope_theta`, `rope_scaling` and `rope_local_base_freq` at top level.
         rope_params = dict(d.get("rope_parameters") or {})
@@ -258,20 +230,13 @@ class LlamaConfig:
         window = d.get("sliding_window")
         layer_types = d.get("layer_types")
         if layer_types is None and window:
-            if family.gemma_norms:
-                pattern = d.get("sliding_window_pattern") or d.get("_sliding_window_pattern") or 6
-                layer_types = ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(layers)]
-            elif family.name == "mistral":
-                layer_types = ["sliding_attention"] * layers
-            elif d.get("use_sliding_window"):
-                first = d.get("max_window_layers", layers)
-                layer_types = ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]
-        if family.name in ("qwen2", "qwen3") and not d.get("use_sliding_window", False):
+            layer_types = family.sliding_layout(d, layers)
+        if family.sliding_needs_flag and not d.get("use_sliding_window", False):
             layer_types = None
-        if layer_types is not None and all(t == "full_attention" for t in layer_types):
+        if layer_types is not None and all(t == FULL for t in layer_types):
             layer_types = None
         rope_local_theta = None
-        if family.gemma_norms:
+        if family.local_rope_base:
             rope_local_theta = float(local_rope.get("rope_theta", d.get("rope_local_base_freq", 10000.0)))
         cfg = cls(
             vocab_size=d["vocab_size"],
@@ -285,12 +250,12 @@ class LlamaConfig:
             rope_theta=float(rope_theta),
             rope_scaling=tuple(sorted(scaling.items())) or None,
             max_position_embeddings=d.get("max_position_embeddings", 4096),
-            tie_word_embeddings=bool(d.get("tie_word_embeddings", family.gemma_norms)),
+            tie_word_embeddings=bool(d.get("tie_word_embeddings", family.default_tied_embeddings)),
             family=family.name,
             sliding_window=window if layer_types is not None else None,
             layer_types=tuple(layer_types) if layer_types is not None else None,
             rope_local_theta=rope_local_theta,
-            query_pre_attn_scalar=float(d["query_pre_attn_scalar"]) if family.gemma_norms and
+            query_pre_attn_scalar=float(d["query_pre_attn_scalar"]) if family.query_scale_field and
             d.get("query_pre_attn_scalar") else None,
             bos_token_id=d.get("bos_token_id"),
             eos_token_id=d.get("eos_token_id"),
@@ -336,25 +301,7 @@ class LlamaConfig:
             "pad_token_id": self.pad_token_id,
             "torch_dtype": self.param_dtype,
         }
-        sliding = any(self.sliding_layers)
-        layer_types = list(self.layer_types or ("full_attention",) * self.num_hidden_layers)
-        if fam.name == "mistral":
-            d["sliding_window"] = self.sliding_window if sliding else None
-        elif fam.name in ("qwen2", "qwen3"):
-            d.update(use_sliding_window=sliding, sliding_window=self.sliding_window if sliding else None,
-                     max_window_layers=self.sliding_layers.index(True) if sliding else self.num_hidden_layers,
-                     layer_types=layer_types)
-            if fam.name == "qwen2":
-                del d["attention_bias"], d["mlp_bias"]
-        elif fam.gemma_norms:
-            del d["hidden_act"], d["rope_theta"], d["rope_scaling"], d["mlp_bias"]
-            full = {"rope_type": "default", "rope_theta": self.rope_theta, **self.rope_scaling_dict}
-            d.update(hidden_activation="gelu_pytorch_tanh", layer_types=layer_types,
-                     sliding_window=self.sliding_window or 4096,
-                     query_pre_attn_scalar=int(self.query_pre_attn_scalar or self.head_dim),
-                     rope_parameters={"full_attention": full, "sliding_attention": {
-                         "rope_type": "default", "rope_theta": self.rope_local_theta or self.rope_theta}},
-                     final_logit_softcapping=None, attn_logit_softcapping=None)
+        fam.hf_fields(self, d)
         return d
 
     # ------------------------------------------------------------------ GGUF
@@ -384,14 +331,13 @@ class LlamaConfig:
             scaling = {"rope_type": "linear", "factor": float(get("rope.scaling.factor"))}
         window = get("attention.sliding_window")
         layer_types, local_theta, query_scalar = None, None, None
-        if family.gemma_norms:
-            # llama.cpp's defaults for what Gemma 3 GGUFs leave out: one global layer in six, RoPE base 10000
-            # on the local layers, queries scaled by head_dim (hidden / heads for the 62-layer 27B)
-            pattern = int(get("attention.sliding_window_pattern", 6))
-            if window:
-                layer_types = tuple("full_attention" if (i + 1) % pattern == 0 else "sliding_attention"
-                                    for i in range(layers))
+        if family.global_layer_every and window:
+            # llama.cpp's default for what Gemma 3 GGUFs leave out: one global layer in six
+            pattern = int(get("attention.sliding_window_pattern", family.global_layer_every))
+            layer_types = tuple(FULL if (i + 1) % pattern == 0 else SLIDING for i in range(layers))
+        if family.local_rope_base:  # llama.cpp's default: RoPE base 10000 on the local layers
             local_theta = float(get("rope.freq_base_swa", 10000.0))
+        if family.query_scale_field:  # queries scaled by head_dim (by hidden / heads for the 62-layer 27B)
             query_scalar = float(hidden // heads if layers == 62 else head_dim)
         cfg = cls(
             vocab_size=int(get("vocab_size", vocab_size or 0)),

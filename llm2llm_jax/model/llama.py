@@ -88,14 +88,14 @@ class RMSNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        gemma = self.cfg.traits.gemma_norms
-        init = nn.initializers.zeros if gemma else nn.initializers.ones
+        plus_one = self.cfg.traits.norm_plus_one
+        init = nn.initializers.zeros if plus_one else nn.initializers.ones
         weight = self.param("weight", nn.with_logical_partitioning(init, ("norm",)),
                             (self.features or self.cfg.hidden_size,), self.cfg.jnp_param_dtype)
         in_dtype = x.dtype
         x32 = x.astype(jnp.float32)
         x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.cfg.rms_norm_eps)
-        if gemma:
+        if plus_one:
             return (x32 * (1.0 + weight.astype(jnp.float32))).astype(in_dtype)
         return weight.astype(self.cfg.jnp_dtype) * x32.astype(in_dtype)
 
@@ -198,7 +198,7 @@ class DecoderLayer(nn.Module):
         x = nn.with_logical_constraint(x, ("act_batch", "act_length", "act_embed"))
         attn_out, new_cache = Attention(cfg, name="self_attn")(
             RMSNorm(cfg, name="input_layernorm")(x), cos, sin, mask, layer_cache, cache_index)
-        if cfg.traits.gemma_norms:  # Gemma: a norm after each sub-block too, and its own pre-MLP norm
+        if cfg.traits.sandwich_norms:  # a norm after each sub-block too, and a pre-MLP norm of its own
             x = x + RMSNorm(cfg, name="post_attention_layernorm")(attn_out)
             mlp_out = MLP(cfg, name="mlp")(RMSNorm(cfg, name="pre_feedforward_layernorm")(x))
             return x + RMSNorm(cfg, name="post_feedforward_layernorm")(mlp_out), new_cache
@@ -263,7 +263,7 @@ class LlamaForCausalLM(nn.Module):
         embed = nn.Embed(cfg.vocab_size, cfg.hidden_size, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype,
                          embedding_init=_init(("vocab", "embed")), name="embed_tokens")
         x = embed(input_ids)
-        if cfg.traits.gemma_norms:
+        if cfg.traits.scaled_embeddings:
             x = x * jnp.asarray(math.sqrt(cfg.hidden_size), x.dtype)
 
         layer_cls = DecoderLayer

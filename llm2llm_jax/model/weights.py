@@ -62,7 +62,7 @@ def layer_tensors(cfg: LlamaConfig) -> dict:
     for name, shape in (("gate_proj", (h, i)), ("up_proj", (h, i)), ("down_proj", (i, h))):
         out[f"mlp.{name}.weight"] = (("mlp", name, "kernel"), True, shape)
     norms = ["input_layernorm", "post_attention_layernorm"]
-    if fam.gemma_norms:
+    if fam.sandwich_norms:
         norms += ["pre_feedforward_layernorm", "post_feedforward_layernorm"]
     for name in norms:
         out[f"{name}.weight"] = ((name, "weight"), False, (h,))
@@ -310,8 +310,8 @@ _GGUF_LAYER = {
     "attn_norm.weight": "input_layernorm.weight",
     "ffn_norm.weight": "post_attention_layernorm.weight",
 }
-# Gemma's four norms per layer: llama.cpp calls the pre-MLP norm ffn_norm
-_GGUF_GEMMA_LAYER = dict(_GGUF_LAYER, **{
+# Four norms per layer (a family with sandwich norms): llama.cpp calls the pre-MLP norm ffn_norm
+_GGUF_SANDWICH_LAYER = dict(_GGUF_LAYER, **{
     "post_attention_norm.weight": "post_attention_layernorm.weight",
     "ffn_norm.weight": "pre_feedforward_layernorm.weight",
     "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
@@ -321,10 +321,10 @@ _GGUF_TOP = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weig
 _GGUF_LAYER_RE = re.compile(r"^blk\.(\d+)\.(.+)$")
 
 
-def gguf_to_hf_name(name: str, gemma: bool = False) -> Optional[str]:
+def gguf_to_hf_name(name: str, sandwich_norms: bool = False) -> Optional[str]:
     if name in _GGUF_TOP:
         return _GGUF_TOP[name]
-    layer_map = _GGUF_GEMMA_LAYER if gemma else _GGUF_LAYER
+    layer_map = _GGUF_SANDWICH_LAYER if sandwich_norms else _GGUF_LAYER
     m = _GGUF_LAYER_RE.match(name)
     if m and m.group(2) in layer_map:
         return f"model.layers.{m.group(1)}.{layer_map[m.group(2)]}"
@@ -396,7 +396,7 @@ def load_gguf_checkpoint(path: str, progress: bool = False, **runtime) -> tuple[
     builder = ParamBuilder(cfg)
     bar = _progress(total=len(reader.tensors), desc="dequantizing GGUF", enabled=progress)
     for t in reader.tensors:
-        hf_name = gguf_to_hf_name(t.name, gemma=cfg.traits.gemma_norms)
+        hf_name = gguf_to_hf_name(t.name, sandwich_norms=cfg.traits.sandwich_norms)
         if hf_name is None:
             if t.name.startswith("rope_freqs"):
                 raise WeightError(f"{path}: tensor '{t.name}' (stored RoPE frequencies) is not supported")
@@ -411,8 +411,8 @@ def load_gguf_checkpoint(path: str, progress: bool = False, **runtime) -> tuple[
             w = unpermute_qk(w, cfg.num_attention_heads)
         elif cfg.traits.gguf_permuted_qk and hf_name.endswith("k_proj.weight"):
             w = unpermute_qk(w, cfg.num_key_value_heads)
-        elif cfg.traits.gemma_norms and hf_name.endswith("norm.weight"):
-            w = w - 1.0  # llama.cpp stores Gemma's norm weights with the 1 of (1 + weight) added
+        elif cfg.traits.norm_plus_one and hf_name.endswith("norm.weight"):
+            w = w - 1.0  # llama.cpp stores these norms' weights with the 1 of (1 + weight) added
         builder.put(hf_name, w, source=f"{path} [{t.name}]")
         bar.update(1)
     bar.close()

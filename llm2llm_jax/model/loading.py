@@ -7,6 +7,12 @@ import os
 
 from llm2llm_jax.common import assets
 from llm2llm_jax.common.errors import ConfigError
+from llm2llm_jax.model import weights
+from llm2llm_jax.model import kernels
+from llm2llm_jax.model.gguf_tokenizer import tokenizer_from_gguf
+from llm2llm_jax.model.weights import load_gguf_checkpoint, load_hf_checkpoint
+import tempfile
+from llm2llm_jax.model.weights import WeightError, load_gguf_checkpoint, save_hf_checkpoint
 
 SOURCES = ("smollm2", "gemma3_270m", "hf", "gguf")
 OFFLINE = {"smollm2": "SmolLM2-135M-Instruct", "gemma3_270m": "Gemma 3 270M"}  # need no path
@@ -32,8 +38,6 @@ def load_pretrained(source: str, path: str = "", progress: bool = True, **runtim
     (file at `path`).
     runtime: LlamaConfig runtime options (dtype, param_dtype, scan_layers, remat_policy).
     """
-    from llm2llm_jax.model import weights
-
     if source == "smollm2":
         return load_smollm2(progress=progress, **runtime)
     if source == "gemma3_270m":
@@ -53,8 +57,6 @@ def load_from_config(m, progress: bool = True, devices=None):
     """(LlamaConfig, params, tokenizer) for a run's `config.model` section; model.dtype 'auto' is resolved for
     `devices` (default: every device JAX sees)."""
     import jax
-
-    from llm2llm_jax.model import kernels
 
     dtype = kernels.resolve_dtype(m.dtype, list(devices if devices is not None else jax.devices()))
     return load_pretrained(m.source, m.path, dtype=dtype, param_dtype=m.param_dtype, scan_layers=m.scan_layers,
@@ -78,8 +80,6 @@ def load_hf_tokenizer(model_dir: str):
 
 def load_gguf_tokenizer(gguf_path: str):
     """An HF fast tokenizer rebuilt from the GGUF's embedded vocabulary (see gguf_tokenizer.py)."""
-    from llm2llm_jax.model.gguf_tokenizer import tokenizer_from_gguf
-
     return tokenizer_from_gguf(gguf_path)
 
 
@@ -101,8 +101,6 @@ def _load_offline(name: str, path: str, override_env: str, quiet: bool, progress
     same values, since dequantized weights are f32) and read from there: parsing the GGUF's embedded vocabulary,
     once for the weights and once for the tokenizer, took most of a run's loading. A GGUF of your own
     ($`override_env`) is read directly, and nothing is written beside it."""
-    from llm2llm_jax.model.weights import load_gguf_checkpoint, load_hf_checkpoint
-
     if not quiet:
         assets.say(f"loading {name} from {path}")
     if os.environ.get(override_env):
@@ -122,10 +120,6 @@ def converted_dir(gguf_path: str) -> str:
 def convert_gguf(gguf_path: str, out_dir: str, progress: bool = False) -> None:
     """Write a GGUF's weights (dequantized, f32) and tokenizer as an HF directory at `out_dir`, atomically;
     when another process wrote it first, keep theirs."""
-    import tempfile
-
-    from llm2llm_jax.model.weights import WeightError, load_gguf_checkpoint, save_hf_checkpoint
-
     cfg, params = load_gguf_checkpoint(gguf_path, progress=progress)
     with tempfile.TemporaryDirectory() as tmp:
         load_gguf_tokenizer(gguf_path).save_pretrained(tmp)

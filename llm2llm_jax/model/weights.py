@@ -20,6 +20,7 @@ import numpy as np
 
 from llm2llm_jax.common.errors import UserError
 from llm2llm_jax.model.config import LlamaConfig
+from llm2llm_jax.common.console import progress_bar
 
 NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
 FLOAT_DTYPES = (np.float16, np.float32, np.float64, ml_dtypes.bfloat16)
@@ -420,6 +421,4 @@ def load_gguf_checkpoint(path: str, progress: bool = False, **runtime) -> tuple[
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from llm2llm_jax.common.console import progress_bar
-
     return progress_bar(total, desc, enabled, unit="tensor")

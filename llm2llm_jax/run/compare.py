@@ -28,6 +28,7 @@ from llm2llm_jax.common import files
 from llm2llm_jax.augment.methods import METHODS
 from llm2llm_jax.run import stats
 from llm2llm_jax.run.controller import run_from_config
+from llm2llm_jax.teacher.budget import read_spend
 from llm2llm_jax.common.console import say
 from llm2llm_jax.common.errors import ConfigError
 
@@ -99,12 +100,6 @@ def run_experiment(config, run: Callable = None) -> dict:
                                  else "no budget matching (compare.equal_budget=False)")
     write_comparison(experiment, comparison, config)
     return comparison
-
-
-def read_spend(workdir: str) -> dict:
-    from llm2llm_jax.teacher.budget import read_spend as read
-
-    return read(workdir) or {}
 
 
 def _final(rows: Sequence[dict]) -> float:

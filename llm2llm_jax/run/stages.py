@@ -15,6 +15,7 @@ import jax
 
 from llm2llm_jax.common import files, parallel
 from llm2llm_jax.common.disk_faults import reporting_disk_faults
+from llm2llm_jax.common.errors import RunError, UserError
 
 T = TypeVar("T")
 
@@ -48,8 +49,6 @@ def run_stage(name: str, done: Union[Sequence[str], Callable[[], bool]], compute
 def on_main(check: Callable[[], None]) -> None:
     """Run `check` on process 0 only; a UserError it raises is raised on every process (with the same
     line), so that no process is left waiting at a barrier for one that stopped."""
-    from llm2llm_jax.common.errors import RunError, UserError
-
     message = ""
     if jax.process_index() == 0:
         try:

@@ -11,6 +11,7 @@ import numpy as np
 
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, repeat_cache_rows
+from llm2llm_jax.common import parallel
 
 
 def choose_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: float) -> jax.Array:
@@ -192,8 +193,6 @@ def decode_batch(cfg: LlamaConfig, params, tokenizer, token_lists: Sequence[Sequ
     of `token_lists` (each of which keeps at least one token): read once for the whole batch
     (`generate_after_prefix`).
     """
-    from llm2llm_jax.common import parallel
-
     n = len(token_lists)
     pad_id = tokenizer.pad_token_id
     rows = list(token_lists) + [token_lists[-1]] * (batch_size - n)

@@ -16,6 +16,9 @@ from llm2llm_jax.student import flops
 from llm2llm_jax.student.decode import decode_batch, inference_weights, padded_width
 from llm2llm_jax.student.scoring import score_batch
 from llm2llm_jax.data.tasks import Task
+from llm2llm_jax.common.console import progress_bar
+from llm2llm_jax.student import prompting
+from llm2llm_jax.student.prompting import candidate_ids
 
 EVAL_MODES = ("generate", "score")  # eval.mode: see `Predictor.evaluate`
 
@@ -73,10 +76,6 @@ class Predictor:
         """One row per example with the model's answer (`generation`), its `prediction` and whether it is
         `correct`; score mode adds each label's log-probability (`logprobs`). Prompts longer than
         `max_length` tokens keep their end (the cue)."""
-        from llm2llm_jax.common.console import progress_bar
-
-        from llm2llm_jax.student import prompting
-
         prompts = [ids[-max_length:] for ids in prompting.encode_all(task, examples, self.tokenizer, fmt)]
         bar = progress_bar(len(examples), desc, progress, unit="ex")
         if mode == "score":
@@ -93,8 +92,6 @@ class Predictor:
         return rows
 
     def _score(self, task: Task, examples, prompts, bar, fmt: str = "plain") -> list[dict]:
-        from llm2llm_jax.student.prompting import candidate_ids
-
         candidates = candidate_ids(task, self.tokenizer, fmt)  # each label's answer as training writes it
         rows: list = [None] * len(prompts)
         for chunk in self.batches(prompts):

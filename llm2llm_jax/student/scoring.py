@@ -20,6 +20,7 @@ import numpy as np
 from llm2llm_jax.student.decode import inference_weights, left_pad
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, repeat_cache_rows
+from llm2llm_jax.common import parallel
 
 
 def right_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +60,6 @@ def score_batch(cfg: LlamaConfig, params, token_lists: Sequence[Sequence[int]], 
                 batch_size: int, pad_id: int, pad_multiple: int = 32, mesh=None) -> np.ndarray:
     """[n, C] candidate log-probabilities for up to `batch_size` prompts, padded to a fixed batch (one
     compilation). Looping over many batches: pass `inference_weights(cfg, params)` as cfg, params."""
-    from llm2llm_jax.common import parallel
-
     n = len(token_lists)
     rows = list(token_lists) + [token_lists[-1]] * (batch_size - n)
     ids, mask = left_pad(rows, pad_id, multiple=pad_multiple)

@@ -37,6 +37,10 @@ from llm2llm_jax.student.recipe import TrainHParams, learning_rate_schedule, mak
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.lora import add_lora_params, combine, split_trainable
 from llm2llm_jax.model.llama import LlamaForCausalLM, abstract_params, init_cache, repeat_cache_rows
+from llm2llm_jax.student.batching import tokenize_examples
+from llm2llm_jax.common.disk_faults import reporting_disk_faults
+import functools
+from llm2llm_jax.common.console import progress_bar
 
 
 # ---------------------------------------------------------------------------- pure numerics
@@ -199,8 +203,6 @@ class Trainer:
     def _build_step(self):
         """The jitted step for this model, optimizer settings and mesh, shared by every Trainer that has them
         (each iteration's fine-tune builds a Trainer): traced and compiled once per batch shape."""
-        import functools
-
         hp = self.hp
         key = (self.cfg, self.mesh, hp.max_grad_norm, hp.adam_b1, hp.adam_b2, hp.adam_eps, hp.weight_decay)
         if key not in _STEP_FNS:
@@ -246,8 +248,6 @@ class Trainer:
         so the first `start_step` batches are regenerated and skipped. checkpoint_every: save (async)
         every this many steps. on_step(step, metrics): called after each step (TensorBoard).
         """
-        from llm2llm_jax.common.console import progress_bar
-
         rng = np.random.default_rng(self.hp.seed)
         prefix, examples = split_shared_prefix(examples, self.hp.prefix_multiple) if self.hp.share_prefix \
             else ((), examples)
@@ -347,9 +347,6 @@ def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Se
     training, and of the trained model only when `keep_trained` (the caller evaluates the weights in
     memory). A disk fault while writing one is one line. on_step(step, metrics): after each step (TensorBoard).
     """
-    from llm2llm_jax.student.batching import tokenize_examples
-    from llm2llm_jax.common.disk_faults import reporting_disk_faults
-
     examples, trunc = tokenize_examples(task, train_set, tokenizer, hp.max_length, truncation, fmt=fmt)
     total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs
     with reporting_disk_faults("a training checkpoint", checkpoint_dir):

@@ -32,21 +32,123 @@ ACCEL = os.path.join(ROOT, ".accel")
 PARTS = [os.path.join(ACCEL, f"gguf-part-{i}") for i in (1, 2)]
 FIRST_PART_BYTES = 36 << 20  # the wheels travel with it; the second part carries the rest alone
 # What the GPU image already has (its recorded package list, trimmed to what this project could need): never carried.
-IMAGE_PACKAGES = set("""
-absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs certifi charset-normalizer
-chex click cloudpickle contourpy cycler einops etils filelock flatbuffers flax fonttools fsspec grpcio h11 h5py
-hf-xet httpcore httpx huggingface-hub humanize idna iniconfig jax jax-cuda13-pjrt jax-cuda13-plugin jaxlib
-jinja2 joblib kiwisolver markdown markdown-it-py markupsafe matplotlib mdurl ml-dtypes mpmath msgpack multidict
-networkx numpy nvidia-ml-py opt-einsum optax orbax-checkpoint packaging pandas peft pillow pip pluggy portalocker
-propcache protobuf psutil pyarrow pygments pyparsing python-dateutil pytest pyyaml regex requests rich
-safetensors scipy sentencepiece setuptools simplejson six sympy tensorstore tokenizers toolz torch tqdm
-transformers treescope triton typing-extensions urllib3 wheel wrapt yarl zipp
-""".split())
-PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-             "manylinux1_x86_64"]
-MARKER_ENV = {"extra": "", "python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
-              "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
-              "platform_python_implementation": "CPython", "os_name": "posix"}
+IMAGE_PACKAGES = set(
+    [
+        "absl-py",
+        "accelerate",
+        "aiofiles",
+        "aiohappyeyeballs",
+        "aiohttp",
+        "aiosignal",
+        "annotated-doc",
+        "anyio",
+        "attrs",
+        "certifi",
+        "charset-normalizer",
+        "chex",
+        "click",
+        "cloudpickle",
+        "contourpy",
+        "cycler",
+        "einops",
+        "etils",
+        "filelock",
+        "flatbuffers",
+        "flax",
+        "fonttools",
+        "fsspec",
+        "grpcio",
+        "h11",
+        "h5py",
+        "hf-xet",
+        "httpcore",
+        "httpx",
+        "huggingface-hub",
+        "humanize",
+        "idna",
+        "iniconfig",
+        "jax",
+        "jax-cuda13-pjrt",
+        "jax-cuda13-plugin",
+        "jaxlib",
+        "jinja2",
+        "joblib",
+        "kiwisolver",
+        "markdown",
+        "markdown-it-py",
+        "markupsafe",
+        "matplotlib",
+        "mdurl",
+        "ml-dtypes",
+        "mpmath",
+        "msgpack",
+        "multidict",
+        "networkx",
+        "numpy",
+        "nvidia-ml-py",
+        "opt-einsum",
+        "optax",
+        "orbax-checkpoint",
+        "packaging",
+        "pandas",
+        "peft",
+        "pillow",
+        "pip",
+        "pluggy",
+        "portalocker",
+        "propcache",
+        "protobuf",
+        "psutil",
+        "pyarrow",
+        "pygments",
+        "pyparsing",
+        "python-dateutil",
+        "pytest",
+        "pyyaml",
+        "regex",
+        "requests",
+        "rich",
+        "safetensors",
+        "scipy",
+        "sentencepiece",
+        "setuptools",
+        "simplejson",
+        "six",
+        "sympy",
+        "tensorstore",
+        "tokenizers",
+        "toolz",
+        "torch",
+        "tqdm",
+        "transformers",
+        "treescope",
+        "triton",
+        "typing-extensions",
+        "urllib3",
+        "wheel",
+        "wrapt",
+        "yarl",
+        "zipp",
+    ]
+)
+PLATFORMS = [
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+]
+MARKER_ENV = {
+    "extra": "",
+    "python_version": "3.12",
+    "python_full_version": "3.12.3",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+}
 
 
 def _canonical(name: str) -> str:
@@ -81,11 +183,28 @@ def download_wheels(target: str) -> None:
     platform_args = [a for p in PLATFORMS for a in ("--platform", p)]
     for name, version in sorted(missing_on_image().items()):
         spec = f"{name}=={version}"
-        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
-               "3.12", "--implementation", "cp", *platform_args, "-d", target, spec]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            *platform_args,
+            "-d",
+            target,
+            spec,
+        ]
         if subprocess.run(cmd, capture_output=True, text=True).returncode != 0:
             # Published as source only (pure Python): build the wheel here, it installs anywhere.
-            subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", target, spec], check=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", target, spec], check=True
+            )
         print(f"  wheel: {spec}", flush=True)
 
 
@@ -107,10 +226,14 @@ def prepare() -> None:
                 dst.write(src.read(size) if size else src.read())
     mib = {p: os.path.getsize(p) / 2**20 for p in PARTS}
     wheels_mib = sum(os.path.getsize(os.path.join(wheels, f)) for f in os.listdir(wheels)) / 2**20
-    print(f"wheels {wheels_mib:.1f} MiB, {PARTS[0]} {mib[PARTS[0]]:.1f} MiB, {PARTS[1]} {mib[PARTS[1]]:.1f} MiB")
-    print("Device calls (the second within the machine's warm window, so that it keeps the first's files):\n"
-          '  1. carry [".accel/wheels", ".accel/cache", ".accel/gguf-part-1"], command "true"\n'
-          '  2. carry [".accel/gguf-part-2"], command "bash benchmarks/accelerator_check.sh"')
+    print(
+        f"wheels {wheels_mib:.1f} MiB, {PARTS[0]} {mib[PARTS[0]]:.1f} MiB, {PARTS[1]} {mib[PARTS[1]]:.1f} MiB"
+    )
+    print(
+        "Device calls (the second within the machine's warm window, so that it keeps the first's files):\n"
+        '  1. carry [".accel/wheels", ".accel/cache", ".accel/gguf-part-1"], command "true"\n'
+        '  2. carry [".accel/gguf-part-2"], command "bash benchmarks/accelerator_check.sh"'
+    )
 
 
 def assemble() -> int:
@@ -121,8 +244,11 @@ def assemble() -> int:
     if os.path.exists(target):
         return 0
     if not all(os.path.exists(p) for p in PARTS):
-        print(f"accelerator_carry: no SmolLM2 GGUF ({', '.join(os.path.basename(p) for p in PARTS)} not carried); "
-              f"tests and runs that need its real weights are skipped", flush=True)
+        print(
+            f"accelerator_carry: no SmolLM2 GGUF ({', '.join(os.path.basename(p) for p in PARTS)} not carried); "
+            f"tests and runs that need its real weights are skipped",
+            flush=True,
+        )
         return 1
     os.makedirs(os.path.dirname(target), exist_ok=True)
     partial = target + ".partial"
@@ -133,8 +259,11 @@ def assemble() -> int:
     digest = assets.sha256_of(partial)
     if digest != asset.member_sha256:
         os.remove(partial)
-        print(f"accelerator_carry: the joined GGUF has sha256 {digest}, not the pinned {asset.member_sha256}; "
-              f"run --prepare again and carry both parts from the same run", flush=True)
+        print(
+            f"accelerator_carry: the joined GGUF has sha256 {digest}, not the pinned {asset.member_sha256}; "
+            f"run --prepare again and carry both parts from the same run",
+            flush=True,
+        )
         return 1
     os.replace(partial, target)
     print(f"accelerator_carry: SmolLM2 GGUF assembled into {target}", flush=True)
@@ -145,7 +274,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--prepare", action="store_true", help="here: write .accel/ (needs the package index)")
-    mode.add_argument("--assemble", action="store_true", help="there: join the GGUF parts into the asset cache")
+    mode.add_argument(
+        "--assemble", action="store_true", help="there: join the GGUF parts into the asset cache"
+    )
     args = ap.parse_args()
     if args.prepare:
         prepare()

@@ -28,8 +28,13 @@ BENCH = os.path.join(ROOT, "benchmarks")
 # The cpu kernels and the 8-device simulated mesh are CPU matters (the latter skip themselves on a GPU).
 # Each test compiles its own programs, so on a GPU the first three files take about four minutes; they run
 # after the figures, with what the budget has left.
-GPU_TESTS = ["tests/test_model_parity.py", "tests/test_kernels.py", "tests/test_decode.py", "tests/test_train.py",
-             "tests/test_gguf.py"]
+GPU_TESTS = [
+    "tests/test_model_parity.py",
+    "tests/test_kernels.py",
+    "tests/test_decode.py",
+    "tests/test_train.py",
+    "tests/test_gguf.py",
+]
 NEEDS_SMOLLM2 = "gguf or smollm2 or transformers_generate"
 
 DEVICE_PROBE = """
@@ -54,8 +59,12 @@ class Check:
         self.report: dict = {"mode": "cpu-dry-run" if dry else "gpu", "steps": {}}
         os.makedirs(out_dir, exist_ok=True)
         self.path = os.path.join(out_dir, "accelerator_check.json")
-        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
-                        PYTHONUNBUFFERED="1", XLA_PYTHON_CLIENT_PREALLOCATE="false")
+        self.env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+            PYTHONUNBUFFERED="1",
+            XLA_PYTHON_CLIENT_PREALLOCATE="false",
+        )
 
     def save(self) -> None:
         tmp = self.path + ".tmp"
@@ -67,8 +76,9 @@ class Check:
         """Run `cmd` (its output streams into this log) for at most `limit` seconds of what the budget has
         left; records status, seconds and, when the command writes one, its JSON figures."""
         left = self.deadline - time.monotonic()
-        entry = self.report["steps"][name] = {"command": " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT)
-                                                                 else c for c in cmd)}
+        entry = self.report["steps"][name] = {
+            "command": " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)
+        }
         if left < 20:
             entry["status"] = "skipped: the budget is spent"
             print(f"\n=== {name}: skipped, the budget is spent", flush=True)
@@ -81,8 +91,15 @@ class Check:
             timeout = min(limit, left)
             print(f"\n=== {name} (limit {timeout:.0f} s): {entry['command']}", flush=True)
             start = time.monotonic()
-            proc = subprocess.Popen(full, cwd=ROOT, env=dict(self.env, **(env or {})), stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, errors="replace")
+            proc = subprocess.Popen(
+                full,
+                cwd=ROOT,
+                env=dict(self.env, **(env or {})),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
             timer = threading.Timer(timeout, proc.kill)
             timer.start()
             for line in proc.stdout:  # streamed into this log; the figure lines are kept for a step cut short
@@ -92,8 +109,13 @@ class Check:
             rc = proc.wait()
             timed_out = not timer.is_alive()
             timer.cancel()
-            entry["status"] = (f"timed out after {timeout:.0f} s" if timed_out
-                               else "ok" if rc == 0 else f"failed (exit {rc})")
+            entry["status"] = (
+                f"timed out after {timeout:.0f} s"
+                if timed_out
+                else "ok"
+                if rc == 0
+                else f"failed (exit {rc})"
+            )
             entry["seconds"] = round(time.monotonic() - start, 1)
             if json_out and os.path.exists(json_path):
                 with open(json_path) as f:
@@ -107,8 +129,9 @@ class Check:
 
 def probe_device(check: Check) -> None:
     code = DEVICE_PROBE.format(bench=BENCH, n=256 if check.dry else 8192)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=check.env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=check.env, capture_output=True, text=True, timeout=300
+    )
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("DEVICE ")), None)
     check.report["device"] = json.loads(line[7:]) if line else {"error": proc.stderr[-2000:]}
     print("device:", json.dumps(check.report["device"]), flush=True)
@@ -126,14 +149,25 @@ def have_smollm2(fetch: bool) -> bool:
             assets.smollm2_gguf_path(quiet=True)
         except assets.AssetError as e:
             print(f"accelerator_check: {e}", flush=True)
-    return bool(os.environ.get("LLM2LLM_JAX_SMOLLM2_GGUF")) or os.path.exists(assets.extracted_path(assets.SMOLLM2_GGUF))
+    return bool(os.environ.get("LLM2LLM_JAX_SMOLLM2_GGUF")) or os.path.exists(
+        assets.extracted_path(assets.SMOLLM2_GGUF)
+    )
 
 
 def run_tests(check: Check, smollm2: bool) -> None:
     py = sys.executable
     if check.dry:
-        cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_kernels.py", "-k",
-               "attention_equals and xla and float32"]
+        cmd = [
+            py,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_kernels.py",
+            "-k",
+            "attention_equals and xla and float32",
+        ]
     else:
         select = "not cpu" + ("" if smollm2 else f" and not ({NEEDS_SMOLLM2})")
         cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *GPU_TESTS, "-k", select]
@@ -141,14 +175,32 @@ def run_tests(check: Check, smollm2: bool) -> None:
     check.step("tests", 300, cmd, env={"JAX_DEFAULT_MATMUL_PRECISION": "highest"}, json_out=False)
 
 
-def train_step(check: Check, name: str, model: str, batch: int, seq: int, lora: int = 0, limit: float = 120) -> None:
+def train_step(
+    check: Check, name: str, model: str, batch: int, seq: int, lora: int = 0, limit: float = 120
+) -> None:
     py, script = sys.executable, os.path.join(BENCH, "train_step.py")
     if check.dry:
         model, batch, seq, kernels, repeats, lora = "tiny", 2, 64, "xla+fused", 1, min(lora, 4)
     else:
         kernels, repeats = "xla,xla+cudnn", 5 if not lora else 3
-    cmd = [py, script, "--model", model, "--batch", str(batch), "--seq", str(seq), "--precision", "bf16",
-           "--kernels", kernels, "--repeats", str(repeats), "--lora", str(lora)]
+    cmd = [
+        py,
+        script,
+        "--model",
+        model,
+        "--batch",
+        str(batch),
+        "--seq",
+        str(seq),
+        "--precision",
+        "bf16",
+        "--kernels",
+        kernels,
+        "--repeats",
+        str(repeats),
+        "--lora",
+        str(lora),
+    ]
     if lora:
         cmd.append("--scan")
     if check.dry:
@@ -159,11 +211,42 @@ def train_step(check: Check, name: str, model: str, batch: int, seq: int, lora: 
 def decode(check: Check, smollm2: bool) -> None:
     py, script = sys.executable, os.path.join(BENCH, "decode.py")
     if check.dry:
-        cmd = [py, script, "--weights", "random", "--model", "tiny", "--batches", "1,2", "--new", "4", "--repeats",
-               "1", "--kernels", "xla", "--precision", "bf16", "--no-limits"]
+        cmd = [
+            py,
+            script,
+            "--weights",
+            "random",
+            "--model",
+            "tiny",
+            "--batches",
+            "1,2",
+            "--new",
+            "4",
+            "--repeats",
+            "1",
+            "--kernels",
+            "xla",
+            "--precision",
+            "bf16",
+            "--no-limits",
+        ]
     else:
-        cmd = [py, script, "--weights", "real" if smollm2 else "random", "--batches", "1,32", "--new", "64",
-               "--repeats", "3", "--kernels", "xla", "--precision", "bf16"]
+        cmd = [
+            py,
+            script,
+            "--weights",
+            "real" if smollm2 else "random",
+            "--batches",
+            "1,32",
+            "--new",
+            "64",
+            "--repeats",
+            "3",
+            "--kernels",
+            "xla",
+            "--precision",
+            "bf16",
+        ]
     check.step("decode", 120, cmd)
 
 
@@ -174,20 +257,33 @@ def default_run(check: Check, smollm2: bool) -> None:
         check.save()
         return
     workdir = os.path.join(check.out_dir, "default_run")
-    cmd = [sys.executable, os.path.join(ROOT, "launch", "run.py"), "--config=configs/default.py",
-           f"--config.workdir={workdir}", "--config.progress=False",
-           f"--config.compile_cache_dir={os.path.join(check.out_dir, 'default_run_jax_compile')}"]
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "launch", "run.py"),
+        "--config=configs/default.py",
+        f"--config.workdir={workdir}",
+        "--config.progress=False",
+        f"--config.compile_cache_dir={os.path.join(check.out_dir, 'default_run_jax_compile')}",
+    ]
     if check.dry:
-        cmd += ["--config.iterations=1", "--config.data.seed_count=8", "--config.data.test_limit=8",
-                "--config.train.epochs=1", "--config.eval.batch_size=8", "--config.model.scan_layers=True"]
+        cmd += [
+            "--config.iterations=1",
+            "--config.data.seed_count=8",
+            "--config.data.test_limit=8",
+            "--config.train.epochs=1",
+            "--config.eval.batch_size=8",
+            "--config.model.scan_layers=True",
+        ]
     check.step(entry_name, 180, cmd, json_out=False)
     metrics = os.path.join(workdir, "metrics.jsonl")
     if os.path.exists(metrics):
         with open(metrics) as f:
             rows = [json.loads(line) for line in f if line.strip()]
         check.report["steps"][entry_name]["figures"] = {
-            "test_accuracy": [r["test_accuracy"] for r in rows], "seed_accuracy": [r["seed_accuracy"] for r in rows],
-            "iteration_seconds": [r.get("seconds") for r in rows]}
+            "test_accuracy": [r["test_accuracy"] for r in rows],
+            "seed_accuracy": [r["seed_accuracy"] for r in rows],
+            "iteration_seconds": [r.get("seconds") for r in rows],
+        }
         check.save()
 
 
@@ -205,17 +301,23 @@ def targets(report: dict) -> list[str]:
         rows = one_b[0]["kernels"]
         spec, mfu = best(rows, "mfu")
         ratio = rows[spec]["vs_torch"]
-        lines.append(f"train step >= 1B: MFU {mfu:.1%} (target >= 50%), {ratio:.2f}x transformers+torch "
-                     f"(target >= 1.3x), kernels={spec}: {'met' if mfu >= 0.5 and ratio >= 1.3 else 'NOT met'}")
+        lines.append(
+            f"train step >= 1B: MFU {mfu:.1%} (target >= 50%), {ratio:.2f}x transformers+torch "
+            f"(target >= 1.3x), kernels={spec}: {'met' if mfu >= 0.5 and ratio >= 1.3 else 'NOT met'}"
+        )
     dec = (steps.get("decode") or {}).get("figures")
     if dec and "32" in dec[0]["batches"]:
         spec, ratio = best(dec[0]["batches"]["32"]["kernels"], "vs_transformers")
-        lines.append(f"decoding at batch 32: {ratio:.2f}x transformers generate (target >= 2x), kernels={spec}: "
-                     f"{'met' if ratio >= 2 else 'NOT met'}")
+        lines.append(
+            f"decoding at batch 32: {ratio:.2f}x transformers generate (target >= 2x), kernels={spec}: "
+            f"{'met' if ratio >= 2 else 'NOT met'}"
+        )
     run = steps.get("default_run") or {}
     if run.get("status") == "ok":
-        lines.append(f"offline default run: {run['seconds']:.0f} s with an empty compilation cache (target < 60 s): "
-                     f"{'met' if run['seconds'] < 60 else 'NOT met'}")
+        lines.append(
+            f"offline default run: {run['seconds']:.0f} s with an empty compilation cache (target < 60 s): "
+            f"{'met' if run['seconds'] < 60 else 'NOT met'}"
+        )
     return lines
 
 
@@ -229,7 +331,10 @@ def main() -> int:
     check = Check(args.out, args.budget, args.cpu_dry_run)
     probe_device(check)
     if not args.cpu_dry_run and check.report["device"].get("backend") != "gpu":
-        print("accelerator_check: JAX sees no GPU here; use --cpu-dry-run on a machine without one", file=sys.stderr)
+        print(
+            "accelerator_check: JAX sees no GPU here; use --cpu-dry-run on a machine without one",
+            file=sys.stderr,
+        )
         return 2
     smollm2 = have_smollm2(fetch=args.cpu_dry_run)
     check.report["smollm2_weights"] = smollm2
@@ -251,8 +356,14 @@ def main() -> int:
     for line in check.report["targets"]:
         print(line)
     print(f"figures: {check.path}")
-    return 0 if all(e["status"] == "ok" or e["status"].startswith("skipped: no SmolLM2")
-                    for e in check.report["steps"].values()) else 1
+    return (
+        0
+        if all(
+            e["status"] == "ok" or e["status"].startswith("skipped: no SmolLM2")
+            for e in check.report["steps"].values()
+        )
+        else 1
+    )
 
 
 if __name__ == "__main__":

@@ -34,17 +34,29 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (MODEL_SHAPES, matmul_params, matmul_peak_flops, median_seconds, on_gpu,  # noqa: E402
-                    torch_device, torch_matmul_peak_flops, torch_sync)
+from common import (  # noqa: E402
+    MODEL_SHAPES,
+    matmul_params,
+    matmul_peak_flops,
+    median_seconds,
+    on_gpu,
+    torch_device,
+    torch_matmul_peak_flops,
+    torch_sync,
+)
 
 from llm2llm_jax.common.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
 from llm2llm_jax.student.decode import generate, inference_weights, left_pad  # noqa: E402
 
 PROMPTS = [
-    "What is the capital of France?", "Explain photosynthesis in one sentence.",
-    "Question: How far is it from Denver to Aspen?\nType:", "Write a haiku about the sea.",
+    "What is the capital of France?",
+    "Explain photosynthesis in one sentence.",
+    "Question: How far is it from Denver to Aspen?\nType:",
+    "Write a haiku about the sea.",
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many?",
-    "List three primary colors:", "Who wrote Pride and Prejudice?", "Translate to French: good morning",
+    "List three primary colors:",
+    "Who wrote Pride and Prejudice?",
+    "Translate to French: good morning",
 ]
 PROMPT_LENGTHS = [7, 6, 15, 8, 29, 5, 7, 7]  # SmolLM2's token counts of PROMPTS, for random prompts
 PAD_ID = 2  # SmolLM2's
@@ -97,8 +109,12 @@ def load_models(weights: str, model: str = "smollm2-135m"):
 
         cfg, params, tok = load_smollm2(quiet=True, progress=False, scan_layers=False)
         path = assets.smollm2_gguf_path(quiet=True)
-        ref = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                                   dtype=torch.float32, attn_implementation="sdpa")
+        ref = AutoModelForCausalLM.from_pretrained(
+            os.path.dirname(path),
+            gguf_file=os.path.basename(path),
+            dtype=torch.float32,
+            attn_implementation="sdpa",
+        )
         encoded = [tok(p)["input_ids"] for p in PROMPTS]
         pad_id = tok.pad_token_id
     else:
@@ -127,8 +143,9 @@ def load_models(weights: str, model: str = "smollm2-135m"):
     return cfg, jax.device_put(params), ref, prompts, pad_id
 
 
-def measure(weights: str, precision: str, kernel_specs, batches, new: int, repeats: int, limits: bool,
-            loaded) -> dict:
+def measure(
+    weights: str, precision: str, kernel_specs, batches, new: int, repeats: int, limits: bool, loaded
+) -> dict:
     """Tokens/s of our decoding with each kernel set and of transformers' generate, per batch size;
     prints a table and returns its figures. limits: also the CPU ceiling and FLOP bound."""
     import torch
@@ -138,15 +155,24 @@ def measure(weights: str, precision: str, kernel_specs, batches, new: int, repea
     dtype_name = "bfloat16" if bf16 else "float32"
     ref = ref.to(torch.bfloat16 if bf16 else torch.float32)
     device = torch_device()
-    result = {"weights": weights, "precision": precision, "new_tokens": new, "device": jax.devices()[0].device_kind,
-              "batches": {}}
+    result = {
+        "weights": weights,
+        "precision": precision,
+        "new_tokens": new,
+        "device": jax.devices()[0].device_kind,
+        "batches": {},
+    }
     label = f"[{precision}]"
     peaks = None
     if limits:
         peaks = matmul_peak_flops(dtype=dtype_name), torch_matmul_peak_flops(dtype=dtype_name)
-        print(f"{label} 2048^2 matmul peak: jax {peaks[0] / 1e9:.0f} GFLOP/s, torch {peaks[1] / 1e9:.0f} GFLOP/s",
-              flush=True)
-    prepared = {spec: inference_weights(cfg.replace(dtype=dtype_name, kernels=spec), params) for spec in kernel_specs}
+        print(
+            f"{label} 2048^2 matmul peak: jax {peaks[0] / 1e9:.0f} GFLOP/s, torch {peaks[1] / 1e9:.0f} GFLOP/s",
+            flush=True,
+        )
+    prepared = {
+        spec: inference_weights(cfg.replace(dtype=dtype_name, kernels=spec), params) for spec in kernel_specs
+    }
     for batch in batches:
         ids, mask = prompts(batch)
         row = result["batches"][str(batch)] = {"kernels": {}}
@@ -156,15 +182,30 @@ def measure(weights: str, precision: str, kernel_specs, batches, new: int, repea
 
         def theirs():
             with torch.no_grad():
-                ref.generate(t_ids, attention_mask=t_mask, max_new_tokens=new, min_new_tokens=new, do_sample=False,
-                             pad_token_id=pad_id)
+                ref.generate(
+                    t_ids,
+                    attention_mask=t_mask,
+                    max_new_tokens=new,
+                    min_new_tokens=new,
+                    do_sample=False,
+                    pad_token_id=pad_id,
+                )
             torch_sync()
 
         ours_s = {}
         for spec, (dec_cfg, dec_params) in prepared.items():
+
             def ours():
-                out = generate(dec_cfg, dec_params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0),
-                               max_new_tokens=new, eos_ids=(), pad_id=pad_id)
+                out = generate(
+                    dec_cfg,
+                    dec_params,
+                    jnp.asarray(ids),
+                    jnp.asarray(mask),
+                    jax.random.PRNGKey(0),
+                    max_new_tokens=new,
+                    eos_ids=(),
+                    pad_id=pad_id,
+                )
                 jax.block_until_ready(out)
 
             ours_s[spec] = median_seconds(ours, repeats=repeats, warmup=1)
@@ -172,20 +213,29 @@ def measure(weights: str, precision: str, kernel_specs, batches, new: int, repea
         row["transformers_tokens_per_s"] = n / theirs_s
         for spec, seconds in ours_s.items():
             row["kernels"][spec] = {"tokens_per_s": n / seconds, "vs_transformers": theirs_s / seconds}
-            print(f"{label} batch {batch:3d}: llm2llm_jax kernels={spec:4s} {n / seconds:9.1f} tokens/s   "
-                  f"transformers {n / theirs_s:9.1f} tokens/s   speedup {theirs_s / seconds:5.2f}x", flush=True)
+            print(
+                f"{label} batch {batch:3d}: llm2llm_jax kernels={spec:4s} {n / seconds:9.1f} tokens/s   "
+                f"transformers {n / theirs_s:9.1f} tokens/s   speedup {theirs_s / seconds:5.2f}x",
+                flush=True,
+            )
         if limits:
             run_cfg = cfg.replace(dtype=dtype_name)
             floor_s = dense_ceiling_seconds(run_cfg, batch)
             row["matmuls_alone_vs_transformers"] = theirs_s / (new * floor_s)
-            print(f"{label} batch {batch:3d}: matmuls alone (ceiling) {batch / floor_s:8.1f} tokens/s   "
-                  f"= {theirs_s / (new * floor_s):5.2f}x transformers", flush=True)
+            print(
+                f"{label} batch {batch:3d}: matmuls alone (ceiling) {batch / floor_s:8.1f} tokens/s   "
+                f"= {theirs_s / (new * floor_s):5.2f}x transformers",
+                flush=True,
+            )
             flops = decode_matmul_flops(run_cfg, int(mask.sum()), batch, new)
             bound_s = flops / max(peaks)
             row["flop_bound_vs_transformers"] = theirs_s / bound_s
-            print(f"{label} batch {batch:3d}: FLOP bound: {flops / 1e9:.0f} GFLOP of unavoidable matmuls at "
-                  f"{max(peaks) / 1e9:.0f} GFLOP/s = {n / bound_s:7.1f} tokens/s = {theirs_s / bound_s:5.2f}x "
-                  f"transformers at most", flush=True)
+            print(
+                f"{label} batch {batch:3d}: FLOP bound: {flops / 1e9:.0f} GFLOP of unavoidable matmuls at "
+                f"{max(peaks) / 1e9:.0f} GFLOP/s = {n / bound_s:7.1f} tokens/s = {theirs_s / bound_s:5.2f}x "
+                f"transformers at most",
+                flush=True,
+            )
     return result
 
 
@@ -197,10 +247,18 @@ def main():
     ap.add_argument("--precision", default="bf16" if gpu else "f32,bf16")
     ap.add_argument("--kernels", default="xla" if gpu else "cpu,xla")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--weights", default="real", choices=["real", "random"],
-                    help="SmolLM2-135M-Instruct's weights, or random ones of its shapes")
-    ap.add_argument("--model", default="smollm2-135m", choices=sorted(MODEL_SHAPES),
-                    help="the architecture of --weights random")
+    ap.add_argument(
+        "--weights",
+        default="real",
+        choices=["real", "random"],
+        help="SmolLM2-135M-Instruct's weights, or random ones of its shapes",
+    )
+    ap.add_argument(
+        "--model",
+        default="smollm2-135m",
+        choices=sorted(MODEL_SHAPES),
+        help="the architecture of --weights random",
+    )
     ap.add_argument("--no-limits", action="store_true", help="skip the CPU ceiling and FLOP bound")
     ap.add_argument("--json", default="", help="also write the figures here")
     args = ap.parse_args()
@@ -209,12 +267,25 @@ def main():
 
     loaded = load_models(args.weights, args.model)
     name = "SmolLM2-135M-Instruct" if args.weights == "real" else f"{args.model} architecture"
-    print(f"{name} ({args.weights} weights), greedy, {args.new} new tokens per row, median of "
-          f"{args.repeats}, devices {jax.devices()[0].device_kind}, torch on {torch_device()} "
-          f"({torch.get_num_threads()} threads); {malloc_setting()}", flush=True)
-    results = [measure(args.weights, precision, args.kernels.split(","), [int(b) for b in args.batches.split(",")],
-                       args.new, args.repeats, limits=not (gpu or args.no_limits), loaded=loaded)
-               for precision in args.precision.split(",")]
+    print(
+        f"{name} ({args.weights} weights), greedy, {args.new} new tokens per row, median of "
+        f"{args.repeats}, devices {jax.devices()[0].device_kind}, torch on {torch_device()} "
+        f"({torch.get_num_threads()} threads); {malloc_setting()}",
+        flush=True,
+    )
+    results = [
+        measure(
+            args.weights,
+            precision,
+            args.kernels.split(","),
+            [int(b) for b in args.batches.split(",")],
+            args.new,
+            args.repeats,
+            limits=not (gpu or args.no_limits),
+            loaded=loaded,
+        )
+        for precision in args.precision.split(",")
+    ]
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -24,17 +24,23 @@ def main():
     args, overrides = ap.parse_known_args()
     results = []
     for shuffle in [int(s) for s in args.shuffles.split(",")]:
-        row = run_offline_default(os.path.join(args.workdir, f"seed{args.seed}-shuffle{shuffle}"),
-                                  "--config.method=finetune", f"--config.seed={args.seed}",
-                                  f"--config.train.shuffle_seed={shuffle}", *overrides)[0]
+        row = run_offline_default(
+            os.path.join(args.workdir, f"seed{args.seed}-shuffle{shuffle}"),
+            "--config.method=finetune",
+            f"--config.seed={args.seed}",
+            f"--config.train.shuffle_seed={shuffle}",
+            *overrides,
+        )[0]
         results.append((shuffle, row["test_accuracy"], row["seed_accuracy"]))
     print(f"\n{'shuffle':>7} {'test acc':>9} {'seed acc':>9}")
     for shuffle, test, seed in results:
         print(f"{shuffle:>7} {test:>9.1%} {seed:>9.1%}")
     tests = [r[1] for r in results]
     (test_mean, test_sd), (seed_mean, seed_sd) = mean_sd(tests), mean_sd(r[2] for r in results)
-    print(f"{'mean':>7} {test_mean:>9.1%} {seed_mean:>9.1%}   "
-          f"(sd test {test_sd:.1%}, seed {seed_sd:.1%}; range test {min(tests):.1%}-{max(tests):.1%})")
+    print(
+        f"{'mean':>7} {test_mean:>9.1%} {seed_mean:>9.1%}   "
+        f"(sd test {test_sd:.1%}, seed {seed_sd:.1%}; range test {min(tests):.1%}-{max(tests):.1%})"
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,15 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (MODEL_SHAPES, matmul_peak_flops, median_seconds, on_gpu, torch_device,  # noqa: E402
-                    torch_sync, train_flops_per_token)
+from common import (  # noqa: E402
+    MODEL_SHAPES,
+    matmul_peak_flops,
+    median_seconds,
+    on_gpu,
+    torch_device,
+    torch_sync,
+    train_flops_per_token,
+)
 
 from llm2llm_jax.common import parallel  # noqa: E402
 from llm2llm_jax.common.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
@@ -61,15 +68,18 @@ def kernel_options(spec: str) -> dict:
 def random_batch(rows: int, seq: int, targets: int, vocab: int = SMOLLM2["vocab_size"]) -> dict:
     """One collated batch of `rows` random examples, `seq` tokens each, the last `targets` of them targets."""
     rs = np.random.RandomState(0)
-    examples = [Example(list(rs.randint(3, vocab, seq - targets)), list(rs.randint(3, vocab, targets)))
-                for _ in range(rows)]
+    examples = [
+        Example(list(rs.randint(3, vocab, seq - targets)), list(rs.randint(3, vocab, targets)))
+        for _ in range(rows)
+    ]
     return collate(examples, TrainHParams(batch_size=rows, seq_multiple=seq, max_length=seq))
 
 
 def jax_step(cfg, params, batch_np):
     """One jitted AdamW step on one device, as a callable."""
-    hp = TrainHParams(learning_rate=1e-5, batch_size=batch_np["input_ids"].shape[1], warmup_ratio=0.0,
-                      max_grad_norm=1.0)
+    hp = TrainHParams(
+        learning_rate=1e-5, batch_size=batch_np["input_ids"].shape[1], warmup_ratio=0.0, max_grad_norm=1.0
+    )
     trainer = Trainer(cfg, hp, parallel.make_mesh((1, 1, 1), devices=jax.devices()[:1]), total_steps=1000)
     trainer.init_state(params)
     return lambda: jax.block_until_ready(trainer.step(batch_np))
@@ -97,9 +107,12 @@ def matmul_ceiling_step(cfg, batch: int, seq: int, targets: int):
     dt = cfg.jnp_dtype
     shapes = [(h, heads * d), (h, kv_heads * d), (h, kv_heads * d), (heads * d, h), (h, i), (h, i), (i, h)]
     keys = iter(jax.random.split(jax.random.PRNGKey(0), cfg.num_hidden_layers * len(shapes) + 2))
-    weights = {"layers": [[jax.random.normal(next(keys), s) * 0.02 for s in shapes]
-                          for _ in range(cfg.num_hidden_layers)],
-               "embed": jax.random.normal(next(keys), (v, h)) * 0.02}
+    weights = {
+        "layers": [
+            [jax.random.normal(next(keys), s) * 0.02 for s in shapes] for _ in range(cfg.num_hidden_layers)
+        ],
+        "embed": jax.random.normal(next(keys), (v, h)) * 0.02,
+    }
     x0 = jax.random.normal(next(keys), (batch, seq, h)).astype(dt)
 
     def proj(a, w):
@@ -116,7 +129,9 @@ def matmul_ceiling_step(cfg, batch: int, seq: int, targets: int):
             for t0, t1 in causal_blocks(seq):
                 qb = q[:, :, :, t0:t1].reshape(batch, kv_heads, -1, d)
                 scores = cpu_matmul(qb, k[..., :t1]).astype(dt)
-                blocks.append(cpu_matmul(scores, v[:, :, :t1]).astype(dt).reshape(batch, kv_heads, -1, t1 - t0, d))
+                blocks.append(
+                    cpu_matmul(scores, v[:, :, :t1]).astype(dt).reshape(batch, kv_heads, -1, t1 - t0, d)
+                )
             out = jnp.concatenate(blocks, axis=3)
             x = x + proj(out.reshape(batch, seq, heads * d), wo)
             x = x + proj(proj(x, wg) * proj(x, wu), wd)
@@ -141,8 +156,15 @@ def torch_step(shape: dict, batch_np, bf16: bool, lora_rank: int = 0):
     if lora_rank:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=16, lora_dropout=0.0, target_modules=[
-            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora_rank,
+                lora_alpha=16,
+                lora_dropout=0.0,
+                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            ),
+        )
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=1e-5, weight_decay=0.0, fused=device == "cuda")
@@ -178,9 +200,20 @@ def time_torch_step(shape, batch_np, bf16: bool, lora_rank: int, repeats: int) -
     return seconds
 
 
-def measure(model: str, precision: str, kernel_specs, batch: int, seq: int, targets: int, repeats: int,
-            lora_rank: int = 0, scan_layers: bool = False, remat: str = "none", peak: float = 0.0,
-            ceiling: bool = False) -> dict:
+def measure(
+    model: str,
+    precision: str,
+    kernel_specs,
+    batch: int,
+    seq: int,
+    targets: int,
+    repeats: int,
+    lora_rank: int = 0,
+    scan_layers: bool = False,
+    remat: str = "none",
+    peak: float = 0.0,
+    ceiling: bool = False,
+) -> dict:
     """Time our step with each kernel set and PyTorch's step on one batch; prints a table and returns
     its figures. peak: the matmul peak (FLOP/s) to quote MFU against (measured here when 0)."""
     import torch
@@ -190,37 +223,65 @@ def measure(model: str, precision: str, kernel_specs, batch: int, seq: int, targ
     data = random_batch(batch, seq, targets, shape["vocab_size"])
     tokens = batch * seq
     peak = peak or matmul_peak_flops(n=8192 if on_gpu() else 2048, dtype="bfloat16" if bf16 else "float32")
-    base = LlamaConfig(**shape, scan_layers=scan_layers, remat_policy=remat, dtype="bfloat16" if bf16 else "float32",
-                       param_dtype="bfloat16" if lora_rank else "float32", lora_rank=lora_rank)
-    ours_flops = train_flops_per_token(base, seq, head_fraction=targets / seq, frozen=bool(lora_rank)) * tokens
+    base = LlamaConfig(
+        **shape,
+        scan_layers=scan_layers,
+        remat_policy=remat,
+        dtype="bfloat16" if bf16 else "float32",
+        param_dtype="bfloat16" if lora_rank else "float32",
+        lora_rank=lora_rank,
+    )
+    ours_flops = (
+        train_flops_per_token(base, seq, head_fraction=targets / seq, frozen=bool(lora_rank)) * tokens
+    )
     torch_flops = train_flops_per_token(base, seq, frozen=bool(lora_rank)) * tokens
-    result = {"model": model, "precision": precision, "batch": batch, "seq": seq, "targets": targets,
-              "lora_rank": lora_rank, "peak_tflops": peak / 1e12, "device": str(jax.devices()[0].device_kind),
-              "kernels": {}}
+    result = {
+        "model": model,
+        "precision": precision,
+        "batch": batch,
+        "seq": seq,
+        "targets": targets,
+        "lora_rank": lora_rank,
+        "peak_tflops": peak / 1e12,
+        "device": str(jax.devices()[0].device_kind),
+        "kernels": {},
+    }
     label = f"[{model} {precision}{f' lora{lora_rank}' if lora_rank else ''}]"
-    print(f"{label} matmul peak ({'8192' if on_gpu() else '2048'}^2, jit): {peak / 1e9:10.1f} GFLOP/s", flush=True)
+    print(
+        f"{label} matmul peak ({'8192' if on_gpu() else '2048'}^2, jit): {peak / 1e9:10.1f} GFLOP/s",
+        flush=True,
+    )
 
     def report(name, seconds, flops):
         row = {"step_ms": seconds * 1e3, "tokens_per_s": tokens / seconds, "mfu": flops / seconds / peak}
-        print(f"{label} {name:32s} {seconds * 1e3:9.1f} ms  {tokens / seconds:9.0f} tokens/s  MFU {row['mfu']:6.1%}",
-              flush=True)
+        print(
+            f"{label} {name:32s} {seconds * 1e3:9.1f} ms  {tokens / seconds:9.0f} tokens/s  MFU {row['mfu']:6.1%}",
+            flush=True,
+        )
         return row
 
     # On a GPU PyTorch goes first and hands its cached memory back; on CPU it goes last (built earlier,
     # its allocations in the same heap made some of our steps fault in fresh memory again).
     if on_gpu():
-        result["torch"] = report(f"transformers+torch ({torch_device()})",
-                                 time_torch_step(shape, data, bf16, lora_rank, repeats), torch_flops)
+        result["torch"] = report(
+            f"transformers+torch ({torch_device()})",
+            time_torch_step(shape, data, bf16, lora_rank, repeats),
+            torch_flops,
+        )
     for spec in kernel_specs:
         cfg = base.replace(**kernel_options(spec))
-        result["kernels"][spec] = report(f"llm2llm_jax kernels={spec}", time_jax_step(cfg, data, repeats), ours_flops)
+        result["kernels"][spec] = report(
+            f"llm2llm_jax kernels={spec}", time_jax_step(cfg, data, repeats), ours_flops
+        )
     if ceiling:
         cfg = base.replace(kernels="cpu")
         seconds = median_seconds(matmul_ceiling_step(cfg, batch, seq, targets), repeats=repeats, warmup=1)
         result["cpu_matmuls_alone"] = report("cpu kernels' matmuls alone", seconds, ours_flops)
     if "torch" not in result:
         label_torch = f"transformers+torch ({torch.get_num_threads()} threads)"
-        result["torch"] = report(label_torch, time_torch_step(shape, data, bf16, lora_rank, repeats), torch_flops)
+        result["torch"] = report(
+            label_torch, time_torch_step(shape, data, bf16, lora_rank, repeats), torch_flops
+        )
     torch_s = result["torch"]["step_ms"] / 1e3
     for spec, row in result["kernels"].items():
         row["vs_torch"] = torch_s / (row["step_ms"] / 1e3)
@@ -241,8 +302,11 @@ def main():
     ap.add_argument("--targets", type=int, default=0, help="target tokens per row (default seq / 2)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--precision", default="bf16" if gpu else "f32,bf16")
-    ap.add_argument("--kernels", default="xla,xla+cudnn" if gpu else "cpu,xla",
-                    help="kernel sets to time side by side: cpu, xla, xla+cudnn, xla+fused")
+    ap.add_argument(
+        "--kernels",
+        default="xla,xla+cudnn" if gpu else "cpu,xla",
+        help="kernel sets to time side by side: cpu, xla, xla+cudnn, xla+fused",
+    )
     ap.add_argument("--lora", type=int, default=0, help="LoRA rank (0: full fine-tuning)")
     ap.add_argument("--scan", action="store_true", help="scan over layers (default: unrolled)")
     ap.add_argument("--remat", default="none", help="remat policy (none, full, dots, ...)")
@@ -251,13 +315,28 @@ def main():
     args = ap.parse_args()
 
     targets = args.targets or args.seq // 2
-    print(f"{args.model} architecture, random weights, batch {args.batch} x {args.seq} tokens ({targets} of them "
-          f"targets), AdamW step with clipping, median of {args.repeats}; devices {jax.devices()[0].device_kind}; "
-          f"{malloc_setting()}", flush=True)
-    results = [measure(args.model, precision, args.kernels.split(","), args.batch, args.seq, targets, args.repeats,
-                       lora_rank=args.lora, scan_layers=args.scan, remat=args.remat,
-                       ceiling=not (gpu or args.lora or args.no_ceiling))
-               for precision in args.precision.split(",")]
+    print(
+        f"{args.model} architecture, random weights, batch {args.batch} x {args.seq} tokens ({targets} of them "
+        f"targets), AdamW step with clipping, median of {args.repeats}; devices {jax.devices()[0].device_kind}; "
+        f"{malloc_setting()}",
+        flush=True,
+    )
+    results = [
+        measure(
+            args.model,
+            precision,
+            args.kernels.split(","),
+            args.batch,
+            args.seq,
+            targets,
+            args.repeats,
+            lora_rank=args.lora,
+            scan_layers=args.scan,
+            remat=args.remat,
+            ceiling=not (gpu or args.lora or args.no_ceiling),
+        )
+        for precision in args.precision.split(",")
+    ]
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

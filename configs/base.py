@@ -10,8 +10,8 @@ before a run starts.
 import ml_collections
 
 from llm2llm_jax.common.sections import defaults_of
-from llm2llm_jax.teacher.base import TeacherSettings
 from llm2llm_jax.student.recipe import TrainHParams
+from llm2llm_jax.teacher.base import TeacherSettings
 
 
 def base_config():
@@ -23,9 +23,18 @@ def base_config():
     c.task = "trec"
     # task='custom': cue and labels (comma-separated; + verbalizers) or answer_regex, e.g.
     # --config.task=custom --config.custom_task.labels=a,b,c --config.custom_task.cue=Intent:
-    c.custom_task = ml_collections.ConfigDict(dict(
-        name="custom", cue="", labels="", verbalizers="", template="{input}", instruction="", answer_regex="",
-        numeric=False))
+    c.custom_task = ml_collections.ConfigDict(
+        dict(
+            name="custom",
+            cue="",
+            labels="",
+            verbalizers="",
+            template="{input}",
+            instruction="",
+            answer_regex="",
+            numeric=False,
+        )
+    )
     c.iterations = 10
     c.seed = 0
     c.workdir = "runs/default"
@@ -40,7 +49,9 @@ def base_config():
     c.model = ml_collections.ConfigDict()
     c.model.source = "hf"  # smollm2 | hf | gguf
     c.model.path = ""
-    c.model.dtype = "bfloat16"  # compute dtype: bfloat16, float32, or auto (bf16 where the hardware multiplies it)
+    c.model.dtype = (
+        "bfloat16"  # compute dtype: bfloat16, float32, or auto (bf16 where the hardware multiplies it)
+    )
     c.model.param_dtype = "float32"
     c.model.scan_layers = True
     c.model.remat_policy = "full"
@@ -114,7 +125,9 @@ def base_config():
     # them), or 'auto' (label_conditioned for classification tasks, example otherwise).
     c.teacher.mode = "auto"
     c.teacher.requests_per_example = 1  # per_example split over this many requests, each with its own seed
-    c.teacher.same_label = False  # example mode: ask for, and keep only, new examples of the wrong one's class
+    c.teacher.same_label = (
+        False  # example mode: ask for, and keep only, new examples of the wrong one's class
+    )
     c.teacher.max_empty_rounds = 2  # stop after this many rounds in a row that keep no new example
 
     c.filters = ml_collections.ConfigDict()

@@ -43,7 +43,9 @@ def get_config():
     # (teacher.mode 'auto' for this classification task: new questions of the failed question's class, which is
     # attached to them), three new questions per wrong seed example.
     c.teacher.per_example = 3
-    c.teacher.same_label = True  # teacher.mode=example only: keep the examples labelled as the class asked for
+    c.teacher.same_label = (
+        True  # teacher.mode=example only: keep the examples labelled as the class asked for
+    )
     if os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY"):
         c.teacher.kind = "gemini"
         c.teacher.max_output_tokens = 256  # three questions as JSON

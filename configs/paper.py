@@ -8,7 +8,11 @@ def paper_config(task: str):
     c.task = task
     c.workdir = f"runs/{task}"
     c.iterations = 10
-    c.mesh = (1, -1, 1)  # FSDP over the whole slice: 7B full fine-tuning fits 32 GiB chips (benchmarks/compile_7b.py)
+    c.mesh = (
+        1,
+        -1,
+        1,
+    )  # FSDP over the whole slice: 7B full fine-tuning fits 32 GiB chips (benchmarks/compile_7b.py)
     c.model.source = "hf"
     c.model.path = "/data/Llama-2-7b-hf"  # override: --config.model.path=...
     c.model.dtype = "bfloat16"

@@ -14,7 +14,6 @@ Every field of the config file can be overridden with --config.FIELD=VALUE.
 import os
 import re
 import sys
-import time
 
 # Configs import `configs.base`; make the repository root importable wherever this is run from.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,8 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Path to an ml_collections config file.",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/default.py", "Path to an ml_collections config file.", lock_config=True
+)
 
 
 def use_compilation_cache(path: str) -> None:
@@ -52,8 +52,9 @@ def parse_flags(argv):
             field = re.search(r"([A-Za-z_][A-Za-z0-9_]*)", raw).group(1)
             given = [a for a in argv[1:] if a.startswith("--config.") and field in a]
             hint = re.search(r'Did you mean "([^"]+)"', raw)
-            message = (f"{given[0] if given else field}: the config has no field {field!r}"
-                       + (f"; did you mean {hint.group(1)!r}?" if hint else ""))
+            message = f"{given[0] if given else field}: the config has no field {field!r}" + (
+                f"; did you mean {hint.group(1)!r}?" if hint else ""
+            )
         elif "Error whilst parsing config file" in raw:  # ml_collections wraps the config file's own error
             message = f"--config file: {raw.strip().splitlines()[-1]}"
         elif not isinstance(e, flags.Error):
@@ -69,8 +70,10 @@ def main(argv):
         config = _CONFIG.value
         config.get("job")  # an unreadable config file raises on first use
     except OSError as e:  # ml_collections defers a config file it could not read until here
-        print(f"error: --config: cannot load the config file ({str(e).strip().splitlines()[-1].strip()})",
-              file=sys.stderr)
+        print(
+            f"error: --config: cannot load the config file ({str(e).strip().splitlines()[-1].strip()})",
+            file=sys.stderr,
+        )
         return 2
     from llm2llm_jax.run.jobs import JOBS  # after the allocator restart: it imports jax
 
@@ -78,9 +81,8 @@ def main(argv):
         raise app.UsageError(f"--config.job={config.job!r}; choose one of {sorted(JOBS)}")
     logging.set_verbosity(logging.WARNING)
     use_compilation_cache(config.get("compile_cache_dir", ""))
-    from llm2llm_jax.common.errors import UserError
-
     from llm2llm_jax.common.disk_faults import collect_abandoned_writes
+    from llm2llm_jax.common.errors import UserError
 
     try:
         JOBS[config.job](config)

@@ -5,7 +5,9 @@ import warnings
 
 # Simulate an 8-device pod on the CPU for the sharding tests (must happen before jax is imported).
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
 # gcsfs decides at import whether to use its extended filesystem, whose bucket probe speaks gRPC over TLS and so
 # cannot reach the tests' local GCS emulator (tests/gcs_emulator.py): the plain one, whenever gcsfs is imported.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
@@ -17,17 +19,28 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def pytest_addoption(parser):
-    parser.addoption("--run-gpu-dry-run", action="store_true",
-                     help="also run the GPU check's CPU dry run (about 3 minutes of benchmark-harness code)")
+    parser.addoption(
+        "--run-gpu-dry-run",
+        action="store_true",
+        help="also run the GPU check's CPU dry run (about 3 minutes of benchmark-harness code)",
+    )
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "multi_device: needs the 8-device simulated CPU pod (skipped on a GPU)")
-    config.addinivalue_line("markers", "slow: loads the real SmolLM2 weights, starts subprocesses, executes the "
-                                       "notebook, or compiles model steps for more than ~5 s on 2 cores; "
-                                       "`-m 'not slow'` is the quick tier (under 3 minutes), CI runs everything")
-    config.addinivalue_line("markers", "gpu_dry_run: the GPU check's CPU dry run; runs with --run-gpu-dry-run "
-                                       "(benchmarks/accelerator_check.sh --prepare runs it before a GPU session)")
+    config.addinivalue_line(
+        "markers", "multi_device: needs the 8-device simulated CPU pod (skipped on a GPU)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "slow: loads the real SmolLM2 weights, starts subprocesses, executes the "
+        "notebook, or compiles model steps for more than ~5 s on 2 cores; "
+        "`-m 'not slow'` is the quick tier (under 3 minutes), CI runs everything",
+    )
+    config.addinivalue_line(
+        "markers",
+        "gpu_dry_run: the GPU check's CPU dry run; runs with --run-gpu-dry-run "
+        "(benchmarks/accelerator_check.sh --prepare runs it before a GPU session)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -64,9 +77,13 @@ def make_hf_llama(tmp_dir, seed=0, **overrides):
 
 
 # family -> (transformers config class, model class) names
-HF_CLASSES = {"llama": ("LlamaConfig", "LlamaForCausalLM"), "mistral": ("MistralConfig", "MistralForCausalLM"),
-              "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"), "qwen3": ("Qwen3Config", "Qwen3ForCausalLM"),
-              "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM")}
+HF_CLASSES = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM"),
+    "mistral": ("MistralConfig", "MistralForCausalLM"),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM"),
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM"),
+}
 
 
 def make_hf_model(tmp_dir, family, seed=0, **overrides):
@@ -76,9 +93,17 @@ def make_hf_model(tmp_dir, family, seed=0, **overrides):
     import transformers
 
     config_cls, model_cls = (getattr(transformers, n) for n in HF_CLASSES[family])
-    kwargs = dict(vocab_size=160, hidden_size=64, intermediate_size=112, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                  initializer_range=0.15, rms_norm_eps=1e-5)
+    kwargs = dict(
+        vocab_size=160,
+        hidden_size=64,
+        intermediate_size=112,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        initializer_range=0.15,
+        rms_norm_eps=1e-5,
+    )
     kwargs.update(overrides)
     torch.manual_seed(seed)
     config = config_cls(**kwargs)
@@ -116,7 +141,6 @@ def random_batch(vocab, batch=3, length=17, seed=0):
 def smollm2():
     """(cfg, params, tokenizer, gguf_path) for the real SmolLM2-135M-Instruct."""
     from llm2llm_jax.common import assets
-
     from llm2llm_jax.model.loading import load_smollm2
 
     cfg, params, tok = load_smollm2(quiet=True, progress=False)
@@ -133,8 +157,9 @@ def smollm2_torch(smollm2):
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
     path = smollm2[3]
-    return AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                                dtype=torch.float32).eval()
+    return AutoModelForCausalLM.from_pretrained(
+        os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32
+    ).eval()
 
 
 REAL_PROMPTS = [

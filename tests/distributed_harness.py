@@ -25,16 +25,20 @@ def main():
     assert jax.process_count() == 2 and len(jax.devices()) == 2
 
     import loop_harness
-    from llm2llm_jax.run import controller as loop
-    from llm2llm_jax.data import shards
     from scripted_teacher import ScriptedBackend
+
+    from llm2llm_jax.data import shards
+    from llm2llm_jax.run import controller as loop
     from llm2llm_jax.teacher.base import TeacherSettings
     from llm2llm_jax.teacher.cache import DiskCache
 
     config = loop_harness.small_config(workdir, iterations=2, epochs=2)
     config.data.test_limit = 8
-    teacher = ScriptedBackend(TeacherSettings(kind="scripted", concurrency=1),
-                              DiskCache(os.path.join(workdir, "teacher_cache")), script=loop_harness.scripted_answer)
+    teacher = ScriptedBackend(
+        TeacherSettings(kind="scripted", concurrency=1),
+        DiskCache(os.path.join(workdir, "teacher_cache")),
+        script=loop_harness.scripted_answer,
+    )
     rows = loop.run_from_config(config, model=loop_harness.tiny_student(), teacher=teacher)
     digests = []
     for i in range(2):

@@ -19,11 +19,20 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-GEMINI_STATES = {"pending": "BATCH_STATE_PENDING", "running": "BATCH_STATE_RUNNING",
-                 "succeeded": "BATCH_STATE_SUCCEEDED", "failed": "BATCH_STATE_FAILED",
-                 "expired": "BATCH_STATE_EXPIRED"}
-OPENAI_STATES = {"pending": "validating", "running": "in_progress", "succeeded": "completed", "failed": "failed",
-                 "expired": "expired"}
+GEMINI_STATES = {
+    "pending": "BATCH_STATE_PENDING",
+    "running": "BATCH_STATE_RUNNING",
+    "succeeded": "BATCH_STATE_SUCCEEDED",
+    "failed": "BATCH_STATE_FAILED",
+    "expired": "BATCH_STATE_EXPIRED",
+}
+OPENAI_STATES = {
+    "pending": "validating",
+    "running": "in_progress",
+    "succeeded": "completed",
+    "failed": "failed",
+    "expired": "expired",
+}
 
 
 def words(text: str) -> int:
@@ -75,7 +84,9 @@ class ScriptedServer:
                 path = self.path.split("?")[0]
                 with server.lock:
                     if "/batches/" not in path and "/files/" not in path:
-                        server.checks.append({"path": path, "headers": {k.lower(): v for k, v in self.headers.items()}})
+                        server.checks.append(
+                            {"path": path, "headers": {k.lower(): v for k, v in self.headers.items()}}
+                        )
                 if "/batches/" in path:
                     server.send_json(self, 200, server.read_job(path.rstrip("/").split("/")[-1]))
                     return
@@ -92,8 +103,11 @@ class ScriptedServer:
                     server.respond(self, ("status", code))
                     return
                 name = path.rstrip("/").split("/")[-1]
-                body = ({"name": f"models/{name}", "displayName": name} if server.flavor == "gemini"
-                        else {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+                body = (
+                    {"name": f"models/{name}", "displayName": name}
+                    if server.flavor == "gemini"
+                    else {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
+                )
                 server.send_json(self, 200, body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -140,20 +154,42 @@ class ScriptedServer:
             self.usage["output_tokens"] += out
             self.usage["calls"] += 1
         if self.flavor == "gemini":
-            return {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP",
-                                    "index": 0}],
-                    "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": out,
-                                      "totalTokenCount": prompt + out},
-                    "modelVersion": "fake"}
-        return {"id": "cmpl-1", "object": "chat.completion", "model": "fake", "created": 0,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out}}
+            return {
+                "candidates": [
+                    {
+                        "content": {"role": "model", "parts": [{"text": text}]},
+                        "finishReason": "STOP",
+                        "index": 0,
+                    }
+                ],
+                "usageMetadata": {
+                    "promptTokenCount": prompt,
+                    "candidatesTokenCount": out,
+                    "totalTokenCount": prompt + out,
+                },
+                "modelVersion": "fake",
+            }
+        return {
+            "id": "cmpl-1",
+            "object": "chat.completion",
+            "model": "fake",
+            "created": 0,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out},
+        }
 
     def refusal(self, body: dict):
         if self.reject_schema and self.schema_of(body) is not None:
             what = "response_schema" if self.flavor == "gemini" else "response_format json_schema"
-            return {"error": {"code": 400, "message": f"{what} is not supported by this server",
-                              "status": "INVALID_ARGUMENT"}}
+            return {
+                "error": {
+                    "code": 400,
+                    "message": f"{what} is not supported by this server",
+                    "status": "INVALID_ARGUMENT",
+                }
+            }
         return None
 
     # -- direct generation
@@ -178,11 +214,21 @@ class ScriptedServer:
             step = ("ok", step[2])
             kind = "ok"
         if kind == "ok":
-            payload, code = json.dumps(self.ok_body(body or {}, self.answer_text(body or {}, step[1]))).encode(), 200
+            payload, code = (
+                json.dumps(self.ok_body(body or {}, self.answer_text(body or {}, step[1]))).encode(),
+                200,
+            )
         elif kind == "status":
             code = step[1]
-            payload = json.dumps({"error": {"code": code, "message": f"scripted {code}",
-                                            "status": "RESOURCE_EXHAUSTED" if code == 429 else "INTERNAL"}}).encode()
+            payload = json.dumps(
+                {
+                    "error": {
+                        "code": code,
+                        "message": f"scripted {code}",
+                        "status": "RESOURCE_EXHAUSTED" if code == 429 else "INTERNAL",
+                    }
+                }
+            ).encode()
         else:  # garbage
             payload, code = b"<html>not json", 200
         self.send_raw(handler, code, payload)
@@ -229,27 +275,35 @@ class ScriptedServer:
 
     def create_gemini_job(self, body, headers):
         inlined = body["batch"]["inputConfig"]["requests"]["requests"]
-        job_id = self._new_job([dict(item["request"], _key=(item.get("metadata") or {}).get("key"))
-                                for item in inlined])
+        job_id = self._new_job(
+            [dict(item["request"], _key=(item.get("metadata") or {}).get("key")) for item in inlined]
+        )
         return self._gemini_job(job_id, "pending")
 
     def _gemini_job(self, job_id: str, state: str) -> dict:
-        meta = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
-                "name": f"batches/{job_id}", "displayName": job_id, "state": GEMINI_STATES[state],
-                "model": "models/fake-model"}
+        meta = {
+            "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+            "name": f"batches/{job_id}",
+            "displayName": job_id,
+            "state": GEMINI_STATES[state],
+            "model": "models/fake-model",
+        }
         if state == "succeeded":
             job = self.jobs[job_id]
             items = []
             for body, answer in zip(job["requests"], self._answers(job)):
                 item = {"metadata": {"key": body["_key"]}}
-                item.update({"response": answer} if answer else {"error": {"code": 400, "message": "scripted"}})
+                item.update(
+                    {"response": answer} if answer else {"error": {"code": 400, "message": "scripted"}}
+                )
                 items.append(item)
             meta["output"] = {"inlinedResponses": {"inlinedResponses": items}}
         return {"name": f"batches/{job_id}", "metadata": meta, "done": state not in ("pending", "running")}
 
     def upload(self, raw: bytes, content_type: str) -> dict:
         message = email.parser.BytesParser(policy=email.policy.default).parsebytes(
-            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
+        )
         data = b""
         for part in message.iter_parts():
             if part.get_param("name", header="content-disposition") == "file":
@@ -257,8 +311,15 @@ class ScriptedServer:
         with self.lock:
             file_id = f"file-{len(self.files) + 1}"
             self.files[file_id] = data.decode()
-        return {"id": file_id, "object": "file", "bytes": len(data), "created_at": 0, "filename": "batch.jsonl",
-                "purpose": "batch", "status": "processed"}
+        return {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": 0,
+            "filename": "batch.jsonl",
+            "purpose": "batch",
+            "status": "processed",
+        }
 
     def create_openai_job(self, body):
         lines = [json.loads(line) for line in self.files[body["input_file_id"]].splitlines() if line.strip()]
@@ -269,18 +330,37 @@ class ScriptedServer:
 
     def _openai_job(self, job_id: str, state: str, body=None) -> dict:
         job = self.jobs[job_id]
-        out = {"id": job_id, "object": "batch", "endpoint": "/v1/chat/completions", "input_file_id": "file-1",
-               "completion_window": "24h", "status": OPENAI_STATES[state], "created_at": 0}
+        out = {
+            "id": job_id,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "input_file_id": "file-1",
+            "completion_window": "24h",
+            "status": OPENAI_STATES[state],
+            "created_at": 0,
+        }
         if state == "succeeded":
             if "output_file" not in job:
                 rows = []
                 for request, answer in zip(job["requests"], self._answers(job)):
                     if answer:
-                        rows.append({"id": "r", "custom_id": request["_key"], "error": None,
-                                     "response": {"status_code": 200, "request_id": "q", "body": answer}})
+                        rows.append(
+                            {
+                                "id": "r",
+                                "custom_id": request["_key"],
+                                "error": None,
+                                "response": {"status_code": 200, "request_id": "q", "body": answer},
+                            }
+                        )
                     else:
-                        rows.append({"id": "r", "custom_id": request["_key"], "response": None,
-                                     "error": {"code": "scripted", "message": "scripted error"}})
+                        rows.append(
+                            {
+                                "id": "r",
+                                "custom_id": request["_key"],
+                                "response": None,
+                                "error": {"code": "scripted", "message": "scripted error"},
+                            }
+                        )
                 with self.lock:
                     job["output_file"] = f"file-{len(self.files) + 1}"
                     self.files[job["output_file"]] = "\n".join(json.dumps(r) for r in rows) + "\n"

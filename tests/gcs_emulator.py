@@ -20,12 +20,17 @@ import time
 import urllib.request
 from urllib.parse import parse_qs, unquote, urlparse
 
+
 # How each client finds the endpoint (gcsfs and google-cloud-storage; tensorstore, under orbax), and what the
 # tests need besides: gcsfs's plain filesystem class (its bucket-type probe speaks gRPC over TLS) and
 # anonymous credentials (a developer's own must never reach the emulator, nor the emulator's writes GCS).
 def client_environment(url: str) -> dict:
-    return {"STORAGE_EMULATOR_HOST": url, "TENSORSTORE_GCS_HTTP_URL": url, "FSSPEC_GCS_TOKEN": "anon",
-            "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    return {
+        "STORAGE_EMULATOR_HOST": url,
+        "TENSORSTORE_GCS_HTTP_URL": url,
+        "FSSPEC_GCS_TOKEN": "anon",
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+    }
 
 
 def _free_port() -> int:
@@ -42,7 +47,9 @@ def running(bucket: str = "bucket"):
     # Its output goes to a file: the emulator prints a traceback whenever a client hangs up early, and a pipe
     # nobody reads would block its single server thread.
     log = tempfile.NamedTemporaryFile("w", prefix="gcs-emulator-", suffix=".log", delete=False)
-    child = subprocess.Popen([sys.executable, __file__, str(port), bucket], stdout=log, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(
+        [sys.executable, __file__, str(port), bucket], stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.time() + 60
     while True:
         try:
@@ -77,7 +84,7 @@ def _object_of(path: str):
         return None
     i = parts.index("b")
     if len(parts) > i + 3 and parts[i + 2] == "o":
-        return parts[i + 1], unquote("/".join(parts[i + 3:]))
+        return parts[i + 1], unquote("/".join(parts[i + 3 :]))
     name = parse_qs(urlparse(path).query).get("name")
     if name and len(parts) > i + 1:
         return parts[i + 1], name[0]
@@ -104,7 +111,9 @@ def _serve(port: int, bucket: str) -> None:
         request = router._request_handler
         query = parse_qs(urlparse(request.path).query)
         target = _object_of(request.path)
-        conditional = ("ifGenerationMatch" in query or "ifGenerationNotMatch" in query) and "upload_id" not in query
+        conditional = (
+            "ifGenerationMatch" in query or "ifGenerationNotMatch" in query
+        ) and "upload_id" not in query
         if target and conditional and method in ("GET", "POST", "PUT"):
             generation = _generation(request.storage, *target)
             status = None

@@ -32,9 +32,19 @@ def tiny_student():
     from llm2llm_jax.student.train import host_params
 
     tok = load_gguf_tokenizer(assets.smollm2_gguf_path(quiet=True))
-    cfg = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, bos_token_id=1,
-                      eos_token_id=2, pad_token_id=2, max_position_embeddings=512)
+    cfg = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+        max_position_embeddings=512,
+    )
     return cfg, host_params(init_params(cfg, jax.random.PRNGKey(0))), tok
 
 
@@ -83,16 +93,20 @@ def main():
     ap.add_argument("--method", default="llm2llm")
     args = ap.parse_args()
 
-    from llm2llm_jax.run import controller as loop
-    from llm2llm_jax.data import shards
     from scripted_teacher import ScriptedBackend
+
+    from llm2llm_jax.data import shards
+    from llm2llm_jax.run import controller as loop
+    from llm2llm_jax.student.train import Trainer
     from llm2llm_jax.teacher.base import TeacherSettings
     from llm2llm_jax.teacher.cache import DiskCache
-    from llm2llm_jax.student.train import Trainer
 
     config = small_config(args.workdir, args.iterations, args.method)
-    teacher = ScriptedBackend(TeacherSettings(kind="scripted", concurrency=1),
-                              DiskCache(os.path.join(args.workdir, "teacher_cache")), script=scripted_answer)
+    teacher = ScriptedBackend(
+        TeacherSettings(kind="scripted", concurrency=1),
+        DiskCache(os.path.join(args.workdir, "teacher_cache")),
+        script=scripted_answer,
+    )
 
     def die():
         sys.stdout.flush()

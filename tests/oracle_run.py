@@ -9,6 +9,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import loop_harness  # noqa: E402
+
 from llm2llm_jax.common import files  # noqa: E402
 from llm2llm_jax.run import controller as loop  # noqa: E402
 
@@ -16,11 +17,15 @@ from llm2llm_jax.run import controller as loop  # noqa: E402
 def _scripted(workdir, script=loop_harness.scripted_answer, **settings):
     """The scripted teacher over the run's own cache directory (settings: TeacherSettings fields)."""
     from scripted_teacher import ScriptedBackend
+
     from llm2llm_jax.teacher.base import TeacherSettings
     from llm2llm_jax.teacher.cache import DiskCache
 
-    return ScriptedBackend(TeacherSettings(kind="scripted", **settings),
-                           DiskCache(os.path.join(str(workdir), "teacher_cache")), script=script)
+    return ScriptedBackend(
+        TeacherSettings(kind="scripted", **settings),
+        DiskCache(os.path.join(str(workdir), "teacher_cache")),
+        script=script,
+    )
 
 
 def _asked_ids(teacher, seed):
@@ -30,16 +35,33 @@ def _asked_ids(teacher, seed):
 
 
 # Short TREC-style questions (ROUGE-L between a question and its tagged variants stays under the 0.95 threshold).
-ORACLE_TRAIN = [("What does NASA stand for ?", "ABBR"), ("Who wrote Hamlet ?", "HUM"),
-                ("Where is Lake Titicaca ?", "LOC"), ("How many moons does Mars have ?", "NUM"),
-                ("What is a quasar ?", "DESC"), ("What color is a ruby ?", "ENTY"),
-                ("Who painted the Night Watch ?", "HUM"), ("Where is the Alhambra ?", "LOC"),
-                ("How tall is Mount Fuji ?", "NUM"), ("What is photosynthesis ?", "DESC"),
-                ("What does CPU mean ?", "ABBR"), ("What animal is a kea ?", "ENTY")]
-ORACLE_TEST = [("Where is Timbuktu ?", "LOC"), ("Who invented radio ?", "HUM"), ("What is a comet ?", "DESC"),
-               ("Who wrote Hamlet ?", "HUM")]  # the last one duplicates a training row: it must not be a seed
-ORACLE_RIGHT = {"What does NASA stand for ?", "Where is Lake Titicaca ?", "What is a quasar ?",
-                "Who painted the Night Watch ?", "What is photosynthesis ?"}
+ORACLE_TRAIN = [
+    ("What does NASA stand for ?", "ABBR"),
+    ("Who wrote Hamlet ?", "HUM"),
+    ("Where is Lake Titicaca ?", "LOC"),
+    ("How many moons does Mars have ?", "NUM"),
+    ("What is a quasar ?", "DESC"),
+    ("What color is a ruby ?", "ENTY"),
+    ("Who painted the Night Watch ?", "HUM"),
+    ("Where is the Alhambra ?", "LOC"),
+    ("How tall is Mount Fuji ?", "NUM"),
+    ("What is photosynthesis ?", "DESC"),
+    ("What does CPU mean ?", "ABBR"),
+    ("What animal is a kea ?", "ENTY"),
+]
+ORACLE_TEST = [
+    ("Where is Timbuktu ?", "LOC"),
+    ("Who invented radio ?", "HUM"),
+    ("What is a comet ?", "DESC"),
+    ("Who wrote Hamlet ?", "HUM"),
+]  # the last one duplicates a training row: it must not be a seed
+ORACLE_RIGHT = {
+    "What does NASA stand for ?",
+    "Where is Lake Titicaca ?",
+    "What is a quasar ?",
+    "Who painted the Night Watch ?",
+    "What is photosynthesis ?",
+}
 OTHER_LABEL = {"ABBR": "DESC", "DESC": "ENTY", "ENTY": "HUM", "HUM": "LOC", "LOC": "NUM", "NUM": "ABBR"}
 
 
@@ -61,8 +83,14 @@ class OracleRun(loop.Llm2llmRun):
         for ex in examples:
             right = ex["input"] in ORACLE_RIGHT
             label = ex["output"] if right else OTHER_LABEL[ex["output"]]
-            out.append({"id": ex["id"], "generation": " " + self.task.verbalize(label), "prediction": label,
-                        "correct": right})
+            out.append(
+                {
+                    "id": ex["id"],
+                    "generation": " " + self.task.verbalize(label),
+                    "prediction": label,
+                    "correct": right,
+                }
+            )
         return out
 
 
@@ -76,8 +104,12 @@ def oracle_teacher_answer(request) -> str:
     text = re.search(r"^Input: (.*)$", last, re.M).group(1)
     label = re.search(r"^Correct output: (.*)$", last, re.M).group(1)
     student = re.search(r"^Student's output: (.*)$", last, re.M).group(1)
-    items = [(text, label), (f"Tell me, {text.lower()}", label), (f"{text} (variant {request.seed % 997})", label),
-             (f"{text} Answer briefly.", student)]
+    items = [
+        (text, label),
+        (f"Tell me, {text.lower()}", label),
+        (f"{text} (variant {request.seed % 997})", label),
+        (f"{text} Answer briefly.", student),
+    ]
     return "\n".join(f"{n}. Input: {q}\n   Output: {a}" for n, (q, a) in enumerate(items, 1))
 
 

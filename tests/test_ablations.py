@@ -14,6 +14,7 @@ sys.path.insert(0, HERE)
 
 import loop_harness  # noqa: E402
 from oracle_run import ORACLE_RIGHT, OracleRun, _asked_ids, _oracle_config, _oracle_teacher, _scripted  # noqa: E402
+
 from llm2llm_jax.common import files  # noqa: E402
 from llm2llm_jax.run import controller as loop  # noqa: E402
 

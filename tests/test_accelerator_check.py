@@ -18,8 +18,14 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 @pytest.mark.gpu_dry_run
 def test_cpu_dry_run_runs_every_step(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable)
-    proc = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "accelerator_check.sh"), "--cpu-dry-run"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "benchmarks", "accelerator_check.sh"), "--cpu-dry-run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "accelerator_check.json").read_text())
     log = (tmp_path / "accelerator_check.log").read_text()
@@ -44,11 +50,24 @@ def test_targets_are_read_from_the_figures():
     from accelerator_check import targets
 
     def report(mfu, vs_torch, decode_ratio, seconds):
-        return {"steps": {
-            "train_llama_1b": {"figures": [{"kernels": {"xla": {"mfu": mfu, "vs_torch": vs_torch},
-                                                        "xla+cudnn": {"mfu": mfu / 2, "vs_torch": 9.0}}}]},
-            "decode": {"figures": [{"batches": {"32": {"kernels": {"xla": {"vs_transformers": decode_ratio}}}}}]},
-            "default_run": {"status": "ok", "seconds": seconds}}}
+        return {
+            "steps": {
+                "train_llama_1b": {
+                    "figures": [
+                        {
+                            "kernels": {
+                                "xla": {"mfu": mfu, "vs_torch": vs_torch},
+                                "xla+cudnn": {"mfu": mfu / 2, "vs_torch": 9.0},
+                            }
+                        }
+                    ]
+                },
+                "decode": {
+                    "figures": [{"batches": {"32": {"kernels": {"xla": {"vs_transformers": decode_ratio}}}}}]
+                },
+                "default_run": {"status": "ok", "seconds": seconds},
+            }
+        }
 
     met = targets(report(0.55, 1.4, 2.5, 50))
     assert len(met) == 3 and all(line.endswith(": met") for line in met), met

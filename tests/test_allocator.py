@@ -32,7 +32,9 @@ SCRIPT = textwrap.dedent("""
     print("after", json.dumps([os.getpid(), sys.argv[1:], os.environ.get("GLIBC_TUNABLES"), faults]), flush=True)
 """)
 
-needs_glibc = pytest.mark.skipif(not allocator.should_reexec({}), reason="CPU-only Linux hosts with glibc only")
+needs_glibc = pytest.mark.skipif(
+    not allocator.should_reexec({}), reason="CPU-only Linux hosts with glibc only"
+)
 
 
 def run_script(tmp_path, env_extra):
@@ -41,8 +43,9 @@ def run_script(tmp_path, env_extra):
     env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "LLM2LLM_KEEP_MALLOC")}
     env.update(env_extra)
     env["PYTHONPATH"] = ROOT
-    out = subprocess.run([sys.executable, str(path), "--flag=1", "x"], env=env, capture_output=True, text=True,
-                         check=True).stdout.split("\n")
+    out = subprocess.run(
+        [sys.executable, str(path), "--flag=1", "x"], env=env, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
     before = [line for line in out if line.startswith("before")]
     after = json.loads([line for line in out if line.startswith("after")][0].split(" ", 1)[1])
     return before, after

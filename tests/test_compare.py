@@ -11,9 +11,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
-from llm2llm_jax.run import compare  # noqa: E402
+
 from llm2llm_jax.common import files  # noqa: E402
 from llm2llm_jax.common.errors import ConfigError  # noqa: E402
+from llm2llm_jax.run import compare  # noqa: E402
 
 
 def _experiment(tmp_path, methods="finetune,llm2llm,auggpt,eda", seeds="0,1"):
@@ -34,7 +35,8 @@ def test_every_method_and_seed_runs_once_and_iteration_0_is_shared(tmp_path):
     comparison = compare.run_experiment(config, run=run)
     experiment = tmp_path / "experiment"
     assert [(r.config.method, r.config.seed) for r in runs] == [
-        (m, s) for s in (0, 1) for m in ("finetune", "llm2llm", "auggpt", "eda")]
+        (m, s) for s in (0, 1) for m in ("finetune", "llm2llm", "auggpt", "eda")
+    ]
     for r in runs:
         assert r.workdir == str(experiment / r.config.method / f"seed{r.config.seed}")
     # plain fine-tuning on a seed's seed set happens once per seed: the other methods read it
@@ -46,8 +48,11 @@ def test_every_method_and_seed_runs_once_and_iteration_0_is_shared(tmp_path):
         assert os.path.getsize(experiment / name) > 0
     saved = json.loads((experiment / "comparison.json").read_text())
     assert saved["methods"]["llm2llm"]["final_test_accuracy"] == {
-        str(s): files.read_jsonl(str(experiment / "llm2llm" / f"seed{s}" / "metrics.jsonl"))[-1]["test_accuracy"]
-        for s in (0, 1)}
+        str(s): files.read_jsonl(str(experiment / "llm2llm" / f"seed{s}" / "metrics.jsonl"))[-1][
+            "test_accuracy"
+        ]
+        for s in (0, 1)
+    }
     assert "vs_finetune" in saved["methods"]["auggpt"] and "vs_finetune" not in saved["methods"]["finetune"]
     assert comparison["methods"]["eda"]["teacher_requests"] == 0
     # a second invocation reads every finished run and writes nothing new
@@ -59,8 +64,10 @@ def test_every_method_and_seed_runs_once_and_iteration_0_is_shared(tmp_path):
 def test_baselines_get_llm2llms_teacher_requests_per_iteration(tmp_path):
     config, runs, run = _experiment(tmp_path, methods="llm2llm,auggpt", seeds="0")
     compare.run_experiment(config, run=run)
-    llm2llm, auggpt = (files.read_jsonl(str(tmp_path / "experiment" / m / "seed0" / "metrics.jsonl"))
-                       for m in ("llm2llm", "auggpt"))
+    llm2llm, auggpt = (
+        files.read_jsonl(str(tmp_path / "experiment" / m / "seed0" / "metrics.jsonl"))
+        for m in ("llm2llm", "auggpt")
+    )
     asked = [r.get("teacher_requests", 0) for r in llm2llm]
     assert asked[:2] == [6, 6]  # the stand-in student gets 6 of 11 seed examples wrong
     assert [r.get("teacher_requests", 0) for r in auggpt] == asked
@@ -76,7 +83,10 @@ def test_baselines_get_llm2llms_teacher_requests_per_iteration(tmp_path):
     split[0].teacher.requests_per_example = 2
     compare.run_experiment(split[0], run=split[2])
     rows = files.read_jsonl(str(tmp_path / "split" / "experiment" / "llm2llm" / "seed0" / "metrics.jsonl"))
-    assert [r.get("teacher_requests") for r in rows[:2]] == [12, 12] and [r["parents"] for r in rows[:2]] == [6, 6]
+    assert [r.get("teacher_requests") for r in rows[:2]] == [12, 12] and [r["parents"] for r in rows[:2]] == [
+        6,
+        6,
+    ]
     assert split[1][1].config.augment.max_parents == "6,6"
 
 
@@ -84,8 +94,10 @@ def test_summary_statistics_are_paired_by_seed():
     def rows(*accs):
         return [{"test_accuracy": a, "teacher_requests": 2, "new_examples": 1} for a in accs]
 
-    found = {"finetune": {0: rows(0.60), 1: rows(0.70), 2: rows(0.65)},
-             "llm2llm": {0: rows(0.60, 0.66), 1: rows(0.70, 0.72), 2: rows(0.65, 0.69, 0.70)}}
+    found = {
+        "finetune": {0: rows(0.60), 1: rows(0.70), 2: rows(0.65)},
+        "llm2llm": {0: rows(0.60, 0.66), 1: rows(0.70, 0.72), 2: rows(0.65, 0.69, 0.70)},
+    }
     spend = {m: {s: {"input_tokens": 10, "output_tokens": 5} for s in range(3)} for m in found}
     out = compare.summarize(found, spend)
     ll = out["methods"]["llm2llm"]
@@ -94,12 +106,16 @@ def test_summary_statistics_are_paired_by_seed():
     assert ll["vs_finetune"]["differences"] == pytest.approx([0.06, 0.02, 0.05])
     assert ll["vs_finetune"]["diff_mean"] == pytest.approx(13 / 300)
     # a run that stopped early keeps its last accuracy; plain fine-tuning is flat
-    assert [c["mean"] for c in ll["curve"]] == pytest.approx([0.65, (0.66 + 0.72 + 0.69) / 3, (0.66 + 0.72 + 0.70) / 3])
+    assert [c["mean"] for c in ll["curve"]] == pytest.approx(
+        [0.65, (0.66 + 0.72 + 0.69) / 3, (0.66 + 0.72 + 0.70) / 3]
+    )
     assert [c["mean"] for c in out["methods"]["finetune"]["curve"]] == pytest.approx([0.65] * 3)
     assert ll["teacher_requests"] == pytest.approx(14 / 3) and ll["teacher_tokens"] == 15
     table = "\n".join(compare.table(out))
     assert "| llm2llm | 3 | 69.3 [" in table and "| +4.3 [" in table
-    one = compare.summarize({"finetune": {0: rows(0.6)}, "llm2llm": {0: rows(0.7)}}, {m: {0: {}} for m in found})
+    one = compare.summarize(
+        {"finetune": {0: rows(0.6)}, "llm2llm": {0: rows(0.7)}}, {m: {0: {}} for m in found}
+    )
     assert one["methods"]["llm2llm"]["summary"]["low"] is None and "n/a" in "\n".join(compare.table(one))
 
 

@@ -25,7 +25,9 @@ print("imported")
 
 @pytest.mark.slow  # a subprocess
 def test_no_pytorch_advice_from_transformers_where_torch_is_missing():
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0 and "imported" in proc.stdout, proc.stderr[-2000:]
     assert "PyTorch was not found" not in proc.stderr
 
@@ -33,8 +35,16 @@ def test_no_pytorch_advice_from_transformers_where_torch_is_missing():
 def test_writing_a_shard_logs_no_tfds_variant_warning(tmp_path, caplog):
     from llm2llm_jax.data import shards
 
-    rows = [{"id": "s0", "input": "What is a kea ?", "output": "ENTY", "origin": "seed", "parent_id": "",
-             "iteration": 0}]
+    rows = [
+        {
+            "id": "s0",
+            "input": "What is a kea ?",
+            "output": "ENTY",
+            "origin": "seed",
+            "parent_id": "",
+            "iteration": 0,
+        }
+    ]
     with caplog.at_level(logging.INFO, logger="absl"):
         shards.write_iteration(str(tmp_path), 0, rows)
         assert shards.is_written(str(tmp_path), 0)
@@ -54,7 +64,9 @@ def test_progress_in_a_log_file_is_a_few_plain_lines(monkeypatch):
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and len(lines) == 2
     assert lines[0].startswith("[llm2llm] iter 0 train: 0/500 step started")
-    assert lines[1].startswith("[llm2llm] iter 0 train: 500/500 step done") and lines[1].endswith("loss 0.1234")
+    assert lines[1].startswith("[llm2llm] iter 0 train: 500/500 step done") and lines[1].endswith(
+        "loss 0.1234"
+    )
     quiet = console.progress_bar(5, "off", enabled=False)
     quiet.update(5)
     quiet.close()

@@ -5,15 +5,14 @@ from collections import Counter
 
 import pytest
 
-from llm2llm_jax.data import offline, sources
-from llm2llm_jax.data import shards
-from llm2llm_jax.data.tables import DataError, check_labels, read_table
+from llm2llm_jax.data import offline, shards, sources
 from llm2llm_jax.data.leakage import LeakageChecker
-from llm2llm_jax.data.tfds_source import load_tfds
 from llm2llm_jax.data.offline import load_trec
 from llm2llm_jax.data.sampling import sample_seed, stratified_split
-from llm2llm_jax.student.batching import tokenize_examples
+from llm2llm_jax.data.tables import DataError, check_labels, read_table
 from llm2llm_jax.data.tasks import TASKS
+from llm2llm_jax.data.tfds_source import load_tfds
+from llm2llm_jax.student.batching import tokenize_examples
 
 TREC_COUNTS = {"ABBR": 86, "DESC": 1162, "ENTY": 1250, "HUM": 1223, "LOC": 835, "NUM": 896}
 
@@ -40,14 +39,22 @@ def test_offline_sentiment_and_topic_sets():
     assert set(Counter(r["output"] for r in train)) == set(TASKS["newsgroups"].labels)
     assert min(Counter(r["output"] for r in test).values()) >= 300
     assert max(len(r["input"].split()) for r in train) <= offline.NEWSGROUP_WORDS
-    assert offline.newsgroup_post("re saturn pricing in article c vir l r shuksan ds boeing com fredd writes i have been "
-                               "defending saturn", 6) == "re saturn pricing i have been"
+    assert (
+        offline.newsgroup_post(
+            "re saturn pricing in article c vir l r shuksan ds boeing com fredd writes i have been "
+            "defending saturn",
+            6,
+        )
+        == "re saturn pricing i have been"
+    )
     from configs.base import base_config
 
     c = base_config().data
     c.source, c.test_count = "newsgroups_offline", 500
     _, shuffled_test = sources.load_source(c, TASKS["newsgroups"])
-    assert len(Counter(r["output"] for r in shuffled_test[:200])) == 10  # the first rows are a sample of every topic
+    assert (
+        len(Counter(r["output"] for r in shuffled_test[:200])) == 10
+    )  # the first rows are a sample of every topic
 
 
 def test_stratified_seed_sampling_keeps_proportions_and_is_reproducible():
@@ -78,9 +85,11 @@ def test_planted_test_duplicates_are_caught():
     rows = load_trec()
     train, test = stratified_split(rows, 300, seed=1)
     checker = LeakageChecker(r["input"] for r in test)
-    planted = [dict(test[0], id="dup-exact"),
-               dict(test[1], id="dup-case", input=test[1]["input"].upper() + "  "),
-               dict(test[2], id="dup-edit", input=test[2]["input"].replace("?", "") + " please ?")]
+    planted = [
+        dict(test[0], id="dup-exact"),
+        dict(test[1], id="dup-case", input=test[1]["input"].upper() + "  "),
+        dict(test[2], id="dup-edit", input=test[2]["input"].replace("?", "") + " please ?"),
+    ]
     candidates = train[:200] + planted
     kept, report = checker.filter(candidates)
     assert {"dup-exact", "dup-case", "dup-edit"} <= set(report["dropped_ids"])
@@ -90,7 +99,9 @@ def test_planted_test_duplicates_are_caught():
 
 
 def test_read_table_formats_and_errors(tmp_path):
-    (tmp_path / "a.jsonl").write_text('{"text": "good film", "label": "positive"}\n\n{"text": "bad", "label": "negative"}\n')
+    (tmp_path / "a.jsonl").write_text(
+        '{"text": "good film", "label": "positive"}\n\n{"text": "bad", "label": "negative"}\n'
+    )
     rows = read_table(str(tmp_path / "a.jsonl"), "text", "label")
     assert [r["output"] for r in rows] == ["positive", "negative"] and rows[1]["source_line"] == 3
     (tmp_path / "b.csv").write_text('text,label\n"a, quoted",positive\nplain,negative\n')
@@ -133,14 +144,26 @@ def test_tokenization_truncates_or_drops_long_examples(smollm2):
     assert stats == {"truncated": 1, "dropped": 0}
     long = examples[0]
     assert len(long.prompt_ids) + len(long.target_ids) == 64
-    assert tok.decode(long.prompt_ids).endswith("Sentiment:") and tok.decode(long.target_ids) == " positive<|im_end|>"
+    assert (
+        tok.decode(long.prompt_ids).endswith("Sentiment:")
+        and tok.decode(long.target_ids) == " positive<|im_end|>"
+    )
     _, stats = tokenize_examples(task, rows, tok, max_length=64, policy="drop")
     assert stats == {"truncated": 0, "dropped": 1}
 
 
 def _records(n, iteration=0):
-    return [{"id": f"s{i}", "input": f"question {i} – ünïcode", "output": "HUM", "origin": "seed", "parent_id": "",
-             "iteration": iteration} for i in range(n)]
+    return [
+        {
+            "id": f"s{i}",
+            "input": f"question {i} – ünïcode",
+            "output": "HUM",
+            "origin": "seed",
+            "parent_id": "",
+            "iteration": iteration,
+        }
+        for i in range(n)
+    ]
 
 
 def test_shard_round_trip_and_resumable_write(tmp_path):
@@ -148,8 +171,9 @@ def test_shard_round_trip_and_resumable_write(tmp_path):
     shards.write_iteration(str(tmp_path), 0, records)
     assert shards.is_written(str(tmp_path), 0) and not shards.is_written(str(tmp_path), 1)
     assert shards.read_iteration(str(tmp_path), 0) == records
-    grown = records + [{"id": "t0", "input": "new", "output": "LOC", "origin": "teacher", "parent_id": "s3",
-                        "iteration": 1}]
+    grown = records + [
+        {"id": "t0", "input": "new", "output": "LOC", "origin": "teacher", "parent_id": "s3", "iteration": 1}
+    ]
     shards.write_iteration(str(tmp_path), 1, grown)
     assert shards.read_iteration(str(tmp_path), 1) == grown
     assert shards.read_iteration(str(tmp_path), 0) == records  # earlier iterations untouched
@@ -177,25 +201,36 @@ def test_a_huggingface_source_goes_through_the_datasets_package_and_tfds_convers
     row with its feature converters. Offline, the chain is run on a small `datasets.Dataset` of GLUE's schema."""
     import datasets
     import numpy as np
-    from tensorflow_datasets.core.utils import huggingface_utils
+    from tensorflow_datasets.core.utils import conversion_utils, huggingface_utils
     from tensorflow_datasets.core.utils.lazy_imports_utils import datasets as lazy_datasets
-    from tensorflow_datasets.core.utils import conversion_utils
 
     from llm2llm_jax.data.tfds_source import examples_from_records
 
-    assert lazy_datasets.Dataset is datasets.Dataset  # the builder's lazy import resolves to the installed package
-    glue_sst2 = datasets.Features({"sentence": datasets.Value("string"),
-                                   "label": datasets.ClassLabel(names=["negative", "positive"]),
-                                   "idx": datasets.Value("int32")})
-    rows = datasets.Dataset.from_dict({"sentence": ["a gorgeous film", "dull and overlong"], "label": [1, 0],
-                                       "idx": [0, 1]}, features=glue_sst2)
+    assert (
+        lazy_datasets.Dataset is datasets.Dataset
+    )  # the builder's lazy import resolves to the installed package
+    glue_sst2 = datasets.Features(
+        {
+            "sentence": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["negative", "positive"]),
+            "idx": datasets.Value("int32"),
+        }
+    )
+    rows = datasets.Dataset.from_dict(
+        {"sentence": ["a gorgeous film", "dull and overlong"], "label": [1, 0], "idx": [0, 1]},
+        features=glue_sst2,
+    )
     features = huggingface_utils.convert_hf_features(rows.features)
-    records = [features.decode_example_np(features.encode_example(conversion_utils.to_tfds_value(rows[i], features)))
-               for i in range(len(rows))]
+    records = [
+        features.decode_example_np(features.encode_example(conversion_utils.to_tfds_value(rows[i], features)))
+        for i in range(len(rows))
+    ]
     assert isinstance(records[0]["label"], (int, np.integer))
     examples = examples_from_records(records, features, "huggingface:glue/sst2[train]", "sentence", "label")
-    assert [(e["input"], e["output"]) for e in examples] == [("a gorgeous film", "positive"),
-                                                             ("dull and overlong", "negative")]
+    assert [(e["input"], e["output"]) for e in examples] == [
+        ("a gorgeous film", "positive"),
+        ("dull and overlong", "negative"),
+    ]
     assert examples[0]["id"] == "huggingface:glue/sst2-train-0"
     check_labels(examples, TASKS["sst2"], "huggingface:glue/sst2")
 
@@ -217,6 +252,9 @@ def test_an_unreachable_hub_is_one_line_after_its_retries(tmp_path, monkeypatch,
         load_tfds("huggingface:glue/sst2", "train", "sentence", "label", data_dir=str(tmp_path))
     assert len(slept) >= 3  # the hub client did retry
     message = str(failure.value)
-    assert "\n" not in message and "tfds dataset 'huggingface:glue/sst2' (split 'train') is not available" in message
+    assert (
+        "\n" not in message
+        and "tfds dataset 'huggingface:glue/sst2' (split 'train') is not available" in message
+    )
     assert "data.source='file'" in message
     assert "Retrying" not in capfd.readouterr().err

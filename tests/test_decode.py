@@ -6,12 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-
 from conftest import REAL_PROMPTS
-from llm2llm_jax.student.decode import choose_token, generate, inference_weights, left_pad
+
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import LlamaForCausalLM, forward, init_cache, init_params
-
+from llm2llm_jax.student.decode import choose_token, generate, inference_weights, left_pad
 
 KERNELS = ["cpu", "xla"]
 
@@ -26,11 +25,17 @@ def test_cached_logits_equal_uncached(kernels):
     model = LlamaForCausalLM(cfg)
     cache = init_cache(cfg, ids.shape[0], ids.shape[1] + 2)
     # prefill the first 4 columns, then feed the rest one token at a time
-    logits, cache = model.apply({"params": params}, jnp.asarray(ids[:, :4]), jnp.asarray(mask[:, :4]), cache=cache)
+    logits, cache = model.apply(
+        {"params": params}, jnp.asarray(ids[:, :4]), jnp.asarray(mask[:, :4]), cache=cache
+    )
     pieces = [np.asarray(logits)]
     for col in range(4, ids.shape[1]):
-        logits, cache = model.apply({"params": params}, jnp.asarray(ids[:, col:col + 1]),
-                                    jnp.asarray(mask[:, col:col + 1]), cache=cache)
+        logits, cache = model.apply(
+            {"params": params},
+            jnp.asarray(ids[:, col : col + 1]),
+            jnp.asarray(mask[:, col : col + 1]),
+            cache=cache,
+        )
         pieces.append(np.asarray(logits))
     stepped = np.concatenate(pieces, axis=1)
     valid = mask.astype(bool)
@@ -41,8 +46,11 @@ def test_cached_logits_equal_uncached(kernels):
 DECODE_VARIANTS = [(True, True, "cpu"), (False, True, "xla"), (True, False, "xla"), (False, False, "cpu")]
 
 
-@pytest.mark.parametrize("tied,scan,kernels", DECODE_VARIANTS,
-                         ids=[f"{'tied' if t else 'untied'}-{'scan' if s else 'unrolled'}-{k}" for t, s, k in DECODE_VARIANTS])
+@pytest.mark.parametrize(
+    "tied,scan,kernels",
+    DECODE_VARIANTS,
+    ids=[f"{'tied' if t else 'untied'}-{'scan' if s else 'unrolled'}-{k}" for t, s, k in DECODE_VARIANTS],
+)
 @pytest.mark.slow
 def test_generate_equals_greedy_by_full_forward(scan, tied, kernels):
     """The decode loop (stacked or per-layer cache, untied head built for the loop, last-position prefill)
@@ -50,7 +58,9 @@ def test_generate_equals_greedy_by_full_forward(scan, tied, kernels):
     cfg = tiny_config(scan_layers=scan, tie_word_embeddings=tied, kernels=kernels)
     params = init_params(cfg, jax.random.PRNGKey(2))
     ids, mask = left_pad([[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]], pad_id=0, multiple=1)
-    tokens, _ = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0), max_new_tokens=6)
+    tokens, _ = generate(
+        cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0), max_new_tokens=6
+    )
     seq, m = ids, mask
     for step in range(6):
         nxt = np.argmax(np.asarray(forward(cfg, params, jnp.asarray(seq), jnp.asarray(m)))[:, -1], axis=-1)
@@ -58,9 +68,11 @@ def test_generate_equals_greedy_by_full_forward(scan, tied, kernels):
         seq, m = np.concatenate([seq, nxt[:, None]], 1), np.concatenate([m, np.ones_like(m[:, :1])], 1)
 
 
-@pytest.mark.parametrize("tied,scan,kernels", DECODE_VARIANTS[:2],
-                         ids=[f"{'tied' if t else 'untied'}-{'scan' if s else 'unrolled'}-{k}"
-                              for t, s, k in DECODE_VARIANTS[:2]])
+@pytest.mark.parametrize(
+    "tied,scan,kernels",
+    DECODE_VARIANTS[:2],
+    ids=[f"{'tied' if t else 'untied'}-{'scan' if s else 'unrolled'}-{k}" for t, s, k in DECODE_VARIANTS[:2]],
+)
 @pytest.mark.slow
 def test_a_shared_prefix_read_once_decodes_as_the_whole_prompts(tied, scan, kernels):
     """generate_after_prefix (the common prefix prefilled once, its cache copied to every row, each row's
@@ -78,12 +90,15 @@ def test_a_shared_prefix_read_once_decodes_as_the_whole_prompts(tied, scan, kern
     for temperature in (0.0, 1.2):
         options = dict(max_new_tokens=6, temperature=temperature, top_p=0.9 if temperature else 1.0)
         want = generate(cfg, params, jnp.asarray(whole_ids), jnp.asarray(whole_mask), keys, **options)
-        got = generate_after_prefix(cfg, params, jnp.asarray(prefix), jnp.asarray(rest_ids), jnp.asarray(rest_mask),
-                                    keys, **options)
+        got = generate_after_prefix(
+            cfg, params, jnp.asarray(prefix), jnp.asarray(rest_ids), jnp.asarray(rest_mask), keys, **options
+        )
         np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
         np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
     # the next-token logits after each whole prompt, as a full forward pass computes them
-    logits, _ = prefill_after_prefix(cfg, params, jnp.asarray(prefix), jnp.asarray(rest_ids), jnp.asarray(rest_mask), 0)
+    logits, _ = prefill_after_prefix(
+        cfg, params, jnp.asarray(prefix), jnp.asarray(rest_ids), jnp.asarray(rest_mask), 0
+    )
     full = np.asarray(forward(cfg, params, jnp.asarray(whole_ids), jnp.asarray(whole_mask)))[:, -1]
     np.testing.assert_allclose(np.asarray(logits), full, rtol=0, atol=1e-4)
 
@@ -118,8 +133,16 @@ def test_sampling_equals_sampling_by_full_forward(kernels):
     ids, mask = left_pad([[5, 6, 7, 8], [9, 10], [11, 12, 13]], pad_id=0, multiple=1)
     keys = jnp.stack([jax.random.PRNGKey(i) for i in (7, 8, 9)])
     new, temperature, top_p = 5, 1.3, 0.9
-    tokens, _ = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), keys, max_new_tokens=new,
-                         temperature=temperature, top_p=top_p)
+    tokens, _ = generate(
+        cfg,
+        params,
+        jnp.asarray(ids),
+        jnp.asarray(mask),
+        keys,
+        max_new_tokens=new,
+        temperature=temperature,
+        top_p=top_p,
+    )
     seq, m = ids, mask
     for step in range(new):
         pair = jax.vmap(jax.random.split)(keys)
@@ -141,12 +164,25 @@ def test_greedy_matches_transformers_generate(smollm2, smollm2_torch, kernels):
     assert len({len(e) for e in encoded}) > 3  # different lengths, so left padding matters
     ids, mask = left_pad(encoded, tok.pad_token_id, multiple=1)
     new = 24
-    tokens, lengths = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0),
-                               max_new_tokens=new, eos_ids=cfg.eos_token_ids, pad_id=tok.pad_token_id)
+    tokens, lengths = generate(
+        cfg,
+        params,
+        jnp.asarray(ids),
+        jnp.asarray(mask),
+        jax.random.PRNGKey(0),
+        max_new_tokens=new,
+        eos_ids=cfg.eos_token_ids,
+        pad_id=tok.pad_token_id,
+    )
     with torch.no_grad():
-        ref = smollm2_torch.generate(torch.tensor(ids, dtype=torch.long), attention_mask=torch.tensor(mask),
-                                     max_new_tokens=new, do_sample=False, pad_token_id=tok.pad_token_id,
-                                     eos_token_id=cfg.eos_token_ids[0])[:, ids.shape[1]:].numpy()
+        ref = smollm2_torch.generate(
+            torch.tensor(ids, dtype=torch.long),
+            attention_mask=torch.tensor(mask),
+            max_new_tokens=new,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=cfg.eos_token_ids[0],
+        )[:, ids.shape[1] :].numpy()
     tokens, lengths = np.asarray(tokens), np.asarray(lengths)
     for row in range(len(REAL_PROMPTS)):
         n = lengths[row]
@@ -217,8 +253,10 @@ def _draw(logits, n, temperature, top_p, seed=0):
     return np.asarray(choose_token(rows, keys, temperature, top_p))
 
 
-@pytest.mark.parametrize("top_p,nucleus", [(0.35, {1}), (0.6, {1, 3}), (0.7, {1, 3, 4}), (0.85, {1, 3, 4, 2}),
-                                           (1.0, {0, 1, 2, 3, 4, 5})])
+@pytest.mark.parametrize(
+    "top_p,nucleus",
+    [(0.35, {1}), (0.6, {1, 3}), (0.7, {1, 3, 4}), (0.85, {1, 3, 4, 2}), (1.0, {0, 1, 2, 3, 4, 5})],
+)
 def test_top_p_keeps_exactly_the_nucleus(top_p, nucleus):
     """The smallest set of most likely tokens whose mass reaches top_p, sampled in proportion to their
     probabilities (the reference is worked out here from the hand-set distribution)."""
@@ -248,8 +286,16 @@ def test_a_rows_sample_does_not_depend_on_its_neighbours():
 
     def sample(names):
         ids, mask = left_pad([prompts[n] for n in names], pad_id=0, multiple=1)
-        tokens, _ = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jnp.stack([keys[n] for n in names]),
-                             max_new_tokens=8, temperature=1.0, top_p=0.95)
+        tokens, _ = generate(
+            cfg,
+            params,
+            jnp.asarray(ids),
+            jnp.asarray(mask),
+            jnp.stack([keys[n] for n in names]),
+            max_new_tokens=8,
+            temperature=1.0,
+            top_p=0.95,
+        )
         return np.asarray(tokens)
 
     first, second = sample(["a", "b"]), sample(["c", "a"])
@@ -273,8 +319,14 @@ def test_decoding_on_a_sharded_mesh_equals_one_device(kernels):
     mesh = parallel.make_mesh((2, 2, 2))
     sharded = parallel.place(jax.device_get(params), parallel.param_shardings(abstract_params(cfg), mesh))
     batch_sh = parallel.batch_sharding(mesh)
-    got = generate(cfg, sharded, parallel.place(ids, batch_sh), parallel.place(mask, batch_sh),
-                   jax.random.PRNGKey(0), **kwargs)
+    got = generate(
+        cfg,
+        sharded,
+        parallel.place(ids, batch_sh),
+        parallel.place(mask, batch_sh),
+        jax.random.PRNGKey(0),
+        **kwargs,
+    )
     np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(expected[0]))
     np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(expected[1]))
 
@@ -290,8 +342,16 @@ def test_kernel_sets_pick_the_same_tokens_on_smollm2(smollm2, dtype):
     picked = []
     for kernels in KERNELS:
         dec_cfg, dec_params = inference_weights(cfg.replace(kernels=kernels, dtype=dtype), params)
-        tokens, lengths = generate(dec_cfg, dec_params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0),
-                                   max_new_tokens=32, eos_ids=cfg.eos_token_ids, pad_id=tok.pad_token_id)
+        tokens, lengths = generate(
+            dec_cfg,
+            dec_params,
+            jnp.asarray(ids),
+            jnp.asarray(mask),
+            jax.random.PRNGKey(0),
+            max_new_tokens=32,
+            eos_ids=cfg.eos_token_ids,
+            pad_id=tok.pad_token_id,
+        )
         picked.append((np.asarray(tokens), np.asarray(lengths)))
     (cpu, cpu_lengths), (xla, xla_lengths) = picked
     assert (cpu_lengths > 8).sum() >= 4  # mostly real answers, not immediate EOS

@@ -30,9 +30,22 @@ def _parse(out):
 def test_two_processes_agree_and_only_process_0_calls_the_teacher(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device per process
-    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "distributed_harness.py"), str(tmp_path / "run"),
-                               str(pid), str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for pid in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                os.path.join(HERE, "distributed_harness.py"),
+                str(tmp_path / "run"),
+                str(pid),
+                str(port),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for pid in (0, 1)
+    ]
     outs = []
     for p in procs:
         stdout, stderr = p.communicate(timeout=900)

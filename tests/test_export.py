@@ -8,6 +8,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
+
 from llm2llm_jax.common import files  # noqa: E402
 from llm2llm_jax.data import shards  # noqa: E402
 from llm2llm_jax.data.export import tfds_path  # noqa: E402
@@ -26,18 +27,34 @@ def test_the_final_training_set_is_exported_with_a_data_card(tmp_path):
     seeds = [ex for ex in exported if ex["origin"] == "seed"]
     added = [ex for ex in exported if ex["origin"] != "seed"]
     assert len(seeds) == 11 and "teacher" not in seeds[0]
-    assert all(ex["teacher"] == "scripted:" + config.teacher.model and ex["parent_id"] in {s["id"] for s in seeds}
-               and ex["iteration"] in (1, 2) for ex in added)
+    assert all(
+        ex["teacher"] == "scripted:" + config.teacher.model
+        and ex["parent_id"] in {s["id"] for s in seeds}
+        and ex["iteration"] in (1, 2)
+        for ex in added
+    )
 
     import datasets
     import tensorflow_datasets as tfds
 
-    hf = datasets.load_dataset("json", data_files=os.path.join(workdir, "dataset", "train.jsonl"), split="train")
-    assert hf["input"] == [ex["input"] for ex in exported] and hf["output"] == [ex["output"] for ex in exported]
+    hf = datasets.load_dataset(
+        "json", data_files=os.path.join(workdir, "dataset", "train.jsonl"), split="train"
+    )
+    assert hf["input"] == [ex["input"] for ex in exported] and hf["output"] == [
+        ex["output"] for ex in exported
+    ]
     source = tfds.builder_from_directory(tfds_path(workdir, rows[-1]["iteration"])).as_data_source()["train"]
     assert [source[i]["input"].decode() for i in range(len(source))] == [ex["input"] for ex in exported]
 
     card = (tmp_path / "run" / "dataset" / "README.md").read_text()
     assert "29 examples: 11 seed, 18 teacher" in card
-    assert "| HUM | 1 | 0 | 1 |" in card and "| ENTY | 2 | 6 | 8 |" in card and "label_mismatch 12" in card and '"task": "trec"' in card
-    assert os.path.relpath(tfds_path(workdir, rows[-1]["iteration"]), workdir) in card and workdir not in card.split("```")[0]
+    assert (
+        "| HUM | 1 | 0 | 1 |" in card
+        and "| ENTY | 2 | 6 | 8 |" in card
+        and "label_mismatch 12" in card
+        and '"task": "trec"' in card
+    )
+    assert (
+        os.path.relpath(tfds_path(workdir, rows[-1]["iteration"]), workdir) in card
+        and workdir not in card.split("```")[0]
+    )

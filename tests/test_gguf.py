@@ -6,16 +6,21 @@ import shutil
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import REAL_PROMPTS, torch_logits
-from llm2llm_jax.student.decode import left_pad
+
 from llm2llm_jax.model.llama import forward
 from llm2llm_jax.model.weights import WeightError, load_gguf_checkpoint, permute_qk, unpermute_qk
+from llm2llm_jax.student.decode import left_pad
 
 
 def test_smollm2_config_from_gguf_metadata(smollm2):
     cfg = smollm2[0]
-    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads) == (576, 30, 9, 3)
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads) == (
+        576,
+        30,
+        9,
+        3,
+    )
     assert (cfg.vocab_size, cfg.tie_word_embeddings, cfg.rope_theta) == (49152, True, 100000.0)
 
 
@@ -82,14 +87,21 @@ def test_gguf_tokenizer_matches_transformers(smollm2):
     path = smollm2[3]
     ours = load_gguf_tokenizer(path)
     ref = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
-    texts = REAL_PROMPTS + ["Natalia sold 48 clips for $1,234.50!", "<|im_start|>user\nhi<|im_end|>",
-                            "  two spaces\tand\ttabs\n\nnewlines  ", "héllo wörld 😀 日本語", "#### 72", ""]
+    texts = REAL_PROMPTS + [
+        "Natalia sold 48 clips for $1,234.50!",
+        "<|im_start|>user\nhi<|im_end|>",
+        "  two spaces\tand\ttabs\n\nnewlines  ",
+        "héllo wörld 😀 日本語",
+        "#### 72",
+        "",
+    ]
     for text in texts:
         assert ours(text)["input_ids"] == ref(text)["input_ids"], text
         assert ours.decode(ours(text)["input_ids"]) == text
     chat = [{"role": "user", "content": "hi"}]
-    assert ours.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == \
-        ref.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    assert ours.apply_chat_template(
+        chat, tokenize=False, add_generation_prompt=True
+    ) == ref.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
 
 def test_the_converted_smollm2_directory_equals_its_gguf(smollm2, tmp_path):
@@ -97,9 +109,7 @@ def test_the_converted_smollm2_directory_equals_its_gguf(smollm2, tmp_path):
     weights, and a tokenizer that encodes, pads and templates as the one rebuilt from the GGUF."""
     import jax
 
-    from llm2llm_jax.model.loading import converted_dir, load_gguf_tokenizer
-
-    from llm2llm_jax.model.loading import convert_gguf, load_hf_tokenizer
+    from llm2llm_jax.model.loading import convert_gguf, converted_dir, load_gguf_tokenizer, load_hf_tokenizer
     from llm2llm_jax.model.weights import load_hf_checkpoint
 
     cfg, params, tok, path = smollm2
@@ -116,6 +126,12 @@ def test_the_converted_smollm2_directory_equals_its_gguf(smollm2, tmp_path):
     text = "<|im_start|>user\nWhat is 12345 + 67, ünïcode?<|im_end|>\n"
     assert tok(text)["input_ids"] == gguf_tok(text)["input_ids"]
     assert (tok.pad_token_id, tok.eos_token_id, tok.bos_token_id, tok.padding_side) == (
-        gguf_tok.pad_token_id, gguf_tok.eos_token_id, gguf_tok.bos_token_id, "left")
+        gguf_tok.pad_token_id,
+        gguf_tok.eos_token_id,
+        gguf_tok.bos_token_id,
+        "left",
+    )
     messages = [{"role": "user", "content": "hi"}]
-    assert tok.apply_chat_template(messages, tokenize=False) == gguf_tok.apply_chat_template(messages, tokenize=False)
+    assert tok.apply_chat_template(messages, tokenize=False) == gguf_tok.apply_chat_template(
+        messages, tokenize=False
+    )

@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import on_gpu
+
 from llm2llm_jax.common import parallel
-from llm2llm_jax.model import kernels
 from llm2llm_jax.common.errors import ConfigError
+from llm2llm_jax.model import kernels
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.student.recipe import TrainHParams
 from llm2llm_jax.student.train import Trainer
@@ -39,7 +39,9 @@ def test_kernel_choices_that_cannot_run_say_what_to_do():
     with pytest.raises(ConfigError, match="needs the xla kernels.*model.kernels=xla"):
         tiny_config(fused_attention="xla").with_kernels_for(jax.devices("cpu"))
     with pytest.raises(ConfigError, match="runs on NVIDIA GPUs only"):
-        tiny_config(kernels="xla", dtype="bfloat16", fused_attention="cudnn").with_kernels_for(jax.devices("cpu"))
+        tiny_config(kernels="xla", dtype="bfloat16", fused_attention="cudnn").with_kernels_for(
+            jax.devices("cpu")
+        )
     with pytest.raises(kernels.KernelError, match="must be resolved"):
         kernels.for_config(tiny_config())
 
@@ -64,8 +66,11 @@ def _reference_attention(q, k, v, mask):
     return jnp.einsum("bhts,bshd->bthd", probs, v).reshape(b, t, kvh, h // kvh, d)
 
 
-KERNEL_SETS = {"cpu": kernels.CpuKernels(), "xla": kernels.XlaKernels(),
-               "xla-fused-xla": kernels.XlaKernels("xla")}
+KERNEL_SETS = {
+    "cpu": kernels.CpuKernels(),
+    "xla": kernels.XlaKernels(),
+    "xla-fused-xla": kernels.XlaKernels("xla"),
+}
 if on_gpu():
     KERNEL_SETS["xla-fused-cudnn"] = kernels.XlaKernels("cudnn")
 
@@ -96,12 +101,21 @@ def test_attention_equals_plain_attention(name, dtype):
         return lambda q, k, v: jnp.sum(attend(q, k, v).astype(jnp.float32) * weights)
 
     # jitted: run op by op, the cpu set's blocks of small matmuls and their gradients dispatch hundreds of ops
-    ours, our_grads = jax.jit(jax.value_and_grad(loss(lambda q, k, v: ks.attend(q, k, v, mask, dt)),
-                                                 argnums=(0, 1, 2)))(q, k, v)
-    ref, ref_grads = jax.jit(jax.value_and_grad(loss(lambda q, k, v: _reference_attention(q, k, v, mask)),
-                                                argnums=(0, 1, 2)))(q, k, v)
-    cfg = tiny_config(num_attention_heads=h, num_key_value_heads=kvh, head_dim=d, hidden_size=h * d,
-                      num_hidden_layers=1, dtype=dtype, kernels=ks.name)
+    ours, our_grads = jax.jit(
+        jax.value_and_grad(loss(lambda q, k, v: ks.attend(q, k, v, mask, dt)), argnums=(0, 1, 2))
+    )(q, k, v)
+    ref, ref_grads = jax.jit(
+        jax.value_and_grad(loss(lambda q, k, v: _reference_attention(q, k, v, mask)), argnums=(0, 1, 2))
+    )(q, k, v)
+    cfg = tiny_config(
+        num_attention_heads=h,
+        num_key_value_heads=kvh,
+        head_dim=d,
+        hidden_size=h * d,
+        num_hidden_layers=1,
+        dtype=dtype,
+        kernels=ks.name,
+    )
     cache = ks.init_cache(cfg, b, t + 4)
     layer_cache = {"k": cache["k"][0], "v": cache["v"][0]}
     cache_mask = jnp.pad(mask, ((0, 0), (0, 0), (0, 4)))  # the 4 unwritten slots are never attended
@@ -142,7 +156,9 @@ def test_auto_dtype_is_bf16_where_the_hardware_multiplies_it(tmp_path, monkeypat
     from llm2llm_jax.model import kernels
 
     amd = tmp_path / "amd"
-    amd.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu avx2\n")
+    amd.write_text(
+        "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu avx2\n"
+    )
     intel = tmp_path / "intel"
     intel.write_text("processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_tile amx_bf16\n")
     arm = tmp_path / "arm"
@@ -158,5 +174,7 @@ def test_auto_dtype_is_bf16_where_the_hardware_multiplies_it(tmp_path, monkeypat
     assert kernels.resolve_dtype("bfloat16", [cpu]) == "bfloat16"  # an explicit choice stands
     monkeypatch.setattr(kernels, "cpu_has_native_bf16", lambda: True)
     assert kernels.resolve_dtype("auto", [cpu]) == "bfloat16"
-    with pytest.raises(kernels.KernelError, match=r"model.dtype='fp8': choose one of \('auto', 'bfloat16', 'float32'\)"):
+    with pytest.raises(
+        kernels.KernelError, match=r"model.dtype='fp8': choose one of \('auto', 'bfloat16', 'float32'\)"
+    ):
         kernels.resolve_dtype("fp8", [cpu])

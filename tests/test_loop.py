@@ -17,20 +17,33 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
 
 import loop_harness  # noqa: E402
-from oracle_run import (ORACLE_RIGHT, OracleRun, _asked_ids, _oracle_config, _oracle_teacher, _scripted,  # noqa: E402
-                        oracle_teacher_answer)
-from llm2llm_jax.common import files  # noqa: E402
-from llm2llm_jax.run import controller as loop  # noqa: E402
-from llm2llm_jax.config import snapshot  # noqa: E402
+from oracle_run import (  # noqa: E402
+    ORACLE_RIGHT,
+    OracleRun,
+    _asked_ids,
+    _oracle_config,
+    _oracle_teacher,
+    _scripted,
+    oracle_teacher_answer,
+)
 
+from llm2llm_jax.common import files  # noqa: E402
+from llm2llm_jax.config import snapshot  # noqa: E402
+from llm2llm_jax.run import controller as loop  # noqa: E402
 
 JIT_CACHE = os.path.join(ROOT, ".cache", "test-jit-cache")
 
 
 def _harness(workdir, *args):
     env = dict(os.environ, LLM2LLM_TEST_JIT_CACHE=JIT_CACHE)
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "loop_harness.py"), str(workdir), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900, env=env)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "loop_harness.py"), str(workdir), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     out = {}
     for line in proc.stdout.splitlines():
         if line.startswith(("METRICS ", "TEACHER ")):
@@ -74,7 +87,9 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
     rows = loop.run_from_config(config, model=model, teacher=teacher)
 
     assert [r["iteration"] for r in rows] == [0, 1]
-    assert len(seen_params) == 2 and all(p == base_fingerprint for p in seen_params)  # always the base weights
+    assert len(seen_params) == 2 and all(
+        p == base_fingerprint for p in seen_params
+    )  # always the base weights
     seed = files.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))
     preds = files.read_jsonl(str(tmp_path / "run" / "iter_0000" / "predictions_seed.jsonl"))
     wrong = {p["id"] for p in preds if not p["correct"]}
@@ -87,7 +102,9 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
     from test_run_report import tensorboard_scalars  # each fine-tune's loss per step, for TensorBoard
 
     for i in (0, 1):
-        losses = tensorboard_scalars(str(tmp_path / "run" / "tensorboard" / f"iter_{i:04d}"))["fine-tune/loss"]
+        losses = tensorboard_scalars(str(tmp_path / "run" / "tensorboard" / f"iter_{i:04d}"))[
+            "fine-tune/loss"
+        ]
         train = files.read_json(str(tmp_path / "run" / f"iter_{i:04d}" / "train.json"))
         assert sorted(losses) == list(range(1, train["steps"] + 1))
         assert losses[train["steps"]] == pytest.approx(train["final_loss"], rel=1e-6)
@@ -109,10 +126,13 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, reference_run, stage)
     assert paid_before + len(out["TEACHER"]) == len(ref["TEACHER"])
     for i in range(3):
         names = ("predictions_seed.jsonl", "predictions_test.jsonl", "train.json") + (
-            ("augment.jsonl", "augment_stats.json") if i < 2 else ())
+            ("augment.jsonl", "augment_stats.json") if i < 2 else ()
+        )
         for name in names:
-            assert (workdir / f"iter_{i:04d}" / name).read_text() == (ref_dir / f"iter_{i:04d}" / name).read_text()
-    assert (workdir / "metrics.jsonl").read_text().count("train_final_loss\": null") == 0
+            assert (workdir / f"iter_{i:04d}" / name).read_text() == (
+                ref_dir / f"iter_{i:04d}" / name
+            ).read_text()
+    assert (workdir / "metrics.jsonl").read_text().count('train_final_loss": null') == 0
 
 
 @pytest.mark.slow  # two harness processes
@@ -120,24 +140,35 @@ def test_a_second_run_on_the_same_workdir_refuses_while_the_first_goes_on(tmp_pa
     _, ref = reference_run
     workdir = tmp_path / "run"
     env = dict(os.environ, LLM2LLM_TEST_JIT_CACHE=JIT_CACHE)
-    first = subprocess.Popen([sys.executable, os.path.join(HERE, "loop_harness.py"), str(workdir)], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    first = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "loop_harness.py"), str(workdir)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     while not (workdir / "run.lock").exists() and first.poll() is None:
         time.sleep(0.05)
     second, _ = _harness(workdir)
     assert first.poll() is None  # refused while the first was still working, not after waiting for it
     assert second.returncode == 2 and second.stderr.strip().splitlines()[-1].startswith(
-        f"error: {workdir} is in use by another run (pid {first.pid} on ")
+        f"error: {workdir} is in use by another run (pid {first.pid} on "
+    )
     out, err = first.communicate(timeout=900)
     assert first.returncode == 0, err[-3000:]
-    rows = json.loads(next(line for line in out.splitlines() if line.startswith("METRICS ")).partition(" ")[2])
+    rows = json.loads(
+        next(line for line in out.splitlines() if line.startswith("METRICS ")).partition(" ")[2]
+    )
     assert _comparable(rows) == _comparable(ref["METRICS"])
 
 
 def test_workdir_with_another_config_is_refused(tmp_path):
     config = loop_harness.small_config(str(tmp_path / "run"))
     os.makedirs(tmp_path / "run")
-    files.write_json(str(tmp_path / "run" / "config.json"), json.loads(json.dumps(config.to_dict(), default=str)))
+    files.write_json(
+        str(tmp_path / "run" / "config.json"), json.loads(json.dumps(config.to_dict(), default=str))
+    )
     other = loop_harness.small_config(str(tmp_path / "run"))
     other.train.learning_rate = 0.5
     with pytest.raises(loop.RunError, match=r"another config.*train.learning_rate.*--config.workdir"):
@@ -175,11 +206,15 @@ def test_controller_sends_wrong_seed_examples_and_keeps_gold_labelled_new_ones(t
     wrong = {ex["id"] for ex in seed if ex["input"] not in ORACLE_RIGHT}
     assert len(wrong) == 6
     asked = _asked_ids(teacher, seed)
-    assert len(asked) == 12 and set(asked[:6]) == set(asked[6:]) == wrong  # two iterations ask; the last does not
+    assert (
+        len(asked) == 12 and set(asked[:6]) == set(asked[6:]) == wrong
+    )  # two iterations ask; the last does not
     seeds_by_example = {}
     for example_id, request in zip(asked, teacher.seen):
         seeds_by_example.setdefault(example_id, set()).add(request.seed)
-    assert all(len(s) == 2 for s in seeds_by_example.values())  # a new sample each iteration, not the cached one
+    assert all(
+        len(s) == 2 for s in seeds_by_example.values()
+    )  # a new sample each iteration, not the cached one
 
     assert [r["seed_wrong"] for r in rows] == [6, 6, 6]
     assert [r["new_examples"] for r in rows] == [12, 6, 0]
@@ -208,7 +243,11 @@ def test_label_conditioned_rounds_ask_for_inputs_of_the_gold_class_and_count_the
         return f"1. {question} (variant {request.seed % 997})\n2. {question}"  # one new, one a copy
 
     config = _oracle_config(tmp_path, "run")
-    config.teacher.mode, config.teacher.per_example, config.teacher.requests_per_example = "label_conditioned", 4, 2
+    config.teacher.mode, config.teacher.per_example, config.teacher.requests_per_example = (
+        "label_conditioned",
+        4,
+        2,
+    )
     config.teacher.same_label = False
     teacher = _oracle_teacher(tmp_path / "run", script=script)
     rows = OracleRun(config, teacher).run()
@@ -220,10 +259,17 @@ def test_label_conditioned_rounds_ask_for_inputs_of_the_gold_class_and_count_the
         parent = next(ex for ex in seed.values() if f"Question: {ex['input']}\n" in last)
         assert f"Class: {TASKS['trec'].verbalize(parent['output'])}" in last and "Student" not in last
     assert rows[0]["teacher_requests"] == 12 and rows[0]["asked"] == 24 and rows[0]["candidates"] == 24
-    assert rows[0]["new_examples"] == 12 and rows[0]["drops"]["duplicate"] == 12 and rows[0]["teacher_yield"] == 0.5
+    assert (
+        rows[0]["new_examples"] == 12
+        and rows[0]["drops"]["duplicate"] == 12
+        and rows[0]["teacher_yield"] == 0.5
+    )
     kept = files.read_jsonl(str(tmp_path / "run" / "iter_0000" / "augment.jsonl"))
     assert all(k["output"] == seed[k["parent_id"]]["output"] for k in kept)
-    assert "kept 12 of 24 asked (50% yield; 12 requests, 24 parsed) (dropped: duplicate 12)" in capsys.readouterr().err
+    assert (
+        "kept 12 of 24 asked (50% yield; 12 requests, 24 parsed) (dropped: duplicate 12)"
+        in capsys.readouterr().err
+    )
 
 
 def test_controller_resumed_after_an_interruption_keeps_what_an_uninterrupted_run_keeps(tmp_path):
@@ -300,7 +346,9 @@ def test_pool_method_adds_real_rows_of_the_failed_class(tmp_path):
     test = files.read_jsonl(str(tmp_path / "pool" / "data" / "test.jsonl"))
     assert rows[0]["seed_wrong"] == 12 and len(augmented) == rows[0]["new_examples"] >= 20
     assert all(a["origin"] == "pool" and a["output"] == seed[a["parent_id"]]["output"] for a in augmented)
-    assert not {a["input"] for a in augmented} & ({ex["input"] for ex in seed.values()} | {ex["input"] for ex in test})
+    assert not {a["input"] for a in augmented} & (
+        {ex["input"] for ex in seed.values()} | {ex["input"] for ex in test}
+    )
 
 
 def test_a_round_that_keeps_nothing_reuses_the_result_and_the_run_stops(tmp_path, capsys):
@@ -319,7 +367,9 @@ def test_a_round_that_keeps_nothing_reuses_the_result_and_the_run_stops(tmp_path
     for key in ("train_size", "seed_accuracy", "test_accuracy", "seed_wrong", "train_final_loss"):
         assert rows[1][key] == rows[0][key]
     for name in ("predictions_seed.jsonl", "predictions_test.jsonl"):
-        assert (tmp_path / "run" / "iter_0001" / name).read_text() == (tmp_path / "run" / "iter_0000" / name).read_text()
+        assert (tmp_path / "run" / "iter_0001" / name).read_text() == (
+            tmp_path / "run" / "iter_0000" / name
+        ).read_text()
     assert [r["new_examples"] for r in rows] == [0, 0] and "stopped" not in rows[0]
     assert rows[1]["stopped"] == "no new example kept in 2 rounds in a row"
     seed = files.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))
@@ -356,5 +406,6 @@ def test_a_finished_run_extended_with_more_iterations_equals_a_longer_run(tmp_pa
     for i in range(3):
         for name in ("predictions_seed.jsonl", "predictions_test.jsonl", "augment.jsonl"):
             if i < 2 or name != "augment.jsonl":
-                assert ((tmp_path / "grown" / f"iter_{i:04d}" / name).read_text()
-                        == (tmp_path / "whole" / f"iter_{i:04d}" / name).read_text()), (i, name)
+                assert (tmp_path / "grown" / f"iter_{i:04d}" / name).read_text() == (
+                    tmp_path / "whole" / f"iter_{i:04d}" / name
+                ).read_text(), (i, name)

@@ -5,38 +5,54 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import make_hf_llama, on_gpu, random_batch, torch_logits
+
 from llm2llm_jax.model.llama import forward
 from llm2llm_jax.model.weights import load_hf_checkpoint
 
-LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                  "original_max_position_embeddings": 16}
+LLAMA3_SCALING = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 16,
+}
 CASES = {
     "mha-untied": dict(num_key_value_heads=4),
     "gqa-tied": dict(num_key_value_heads=2, tie_word_embeddings=True),
     "mqa-untied": dict(num_key_value_heads=1),
     "gqa-linear-rope": dict(num_key_value_heads=2, rope_scaling={"rope_type": "linear", "factor": 4.0}),
-    "mqa-tied-llama3-rope": dict(num_key_value_heads=1, tie_word_embeddings=True, rope_scaling=LLAMA3_SCALING,
-                                 rope_theta=500000.0),
+    "mqa-tied-llama3-rope": dict(
+        num_key_value_heads=1, tie_word_embeddings=True, rope_scaling=LLAMA3_SCALING, rope_theta=500000.0
+    ),
     "explicit-head-dim": dict(num_key_value_heads=2, head_dim=32),
 }
 # Every kernel set, and the xla set training through jax.nn.dot_product_attention (its XLA implementation;
 # the cuDNN one runs the same code on a GPU, see benchmarks/accelerator_check.py).
-KERNELS = {"cpu": dict(kernels="cpu"), "xla": dict(kernels="xla"),
-           "xla-fused": dict(kernels="xla", fused_attention="xla")}
+KERNELS = {
+    "cpu": dict(kernels="cpu"),
+    "xla": dict(kernels="xla"),
+    "xla-fused": dict(kernels="xla", fused_attention="xla"),
+}
 
 
 # Every case with each kernel set over the scanned stack; the unrolled stack and the fused attention on the
 # cases that differ for them (tied heads, GQA and MQA, RoPE scaling, head_dim), so that every code path is
 # compared with transformers without running the whole cross product.
-LOGIT_CASES = ([(case, True, kernels) for case in CASES for kernels in ("cpu", "xla")]
-               + [(case, False, kernels) for case in ("mha-untied", "mqa-tied-llama3-rope") for kernels in ("cpu", "xla")]
-               + [(case, True, "xla-fused") for case in ("gqa-tied", "explicit-head-dim", "gqa-linear-rope")])
+LOGIT_CASES = (
+    [(case, True, kernels) for case in CASES for kernels in ("cpu", "xla")]
+    + [
+        (case, False, kernels)
+        for case in ("mha-untied", "mqa-tied-llama3-rope")
+        for kernels in ("cpu", "xla")
+    ]
+    + [(case, True, "xla-fused") for case in ("gqa-tied", "explicit-head-dim", "gqa-linear-rope")]
+)
 
 
-@pytest.mark.parametrize("case,scan,kernels", LOGIT_CASES,
-                         ids=[f"{c}-{'scan' if s else 'loop'}-{k}" for c, s, k in LOGIT_CASES])
+@pytest.mark.parametrize(
+    "case,scan,kernels", LOGIT_CASES, ids=[f"{c}-{'scan' if s else 'loop'}-{k}" for c, s, k in LOGIT_CASES]
+)
 def test_logits_match_transformers(tmp_path, case, scan, kernels):
     path, ref_model = make_hf_llama(tmp_path, **CASES[case])
     cfg, params = load_hf_checkpoint(path, scan_layers=scan, **KERNELS[kernels])
@@ -77,14 +93,18 @@ def test_remat_keeps_logits_and_grads(tmp_path, policy, kernels):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
 
 
-BF16_KERNELS = dict(KERNELS, **({"xla-cudnn": dict(kernels="xla", fused_attention="cudnn")} if on_gpu() else {}))
+BF16_KERNELS = dict(
+    KERNELS, **({"xla-cudnn": dict(kernels="xla", fused_attention="cudnn")} if on_gpu() else {})
+)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kernels", list(BF16_KERNELS))
 def test_bf16_compute_tracks_f32(tmp_path, kernels):
     path, ref_model = make_hf_llama(tmp_path)
-    cfg16, params16 = load_hf_checkpoint(path, dtype="bfloat16", param_dtype="bfloat16", **BF16_KERNELS[kernels])
+    cfg16, params16 = load_hf_checkpoint(
+        path, dtype="bfloat16", param_dtype="bfloat16", **BF16_KERNELS[kernels]
+    )
     ids, mask = random_batch(cfg16.vocab_size)
     ref = torch_logits(ref_model, ids, mask)
     out16 = np.asarray(forward(cfg16, params16, jnp.asarray(ids), jnp.asarray(mask)))
@@ -107,7 +127,8 @@ def test_params_carry_logical_axis_names():
         assert leaves and all(isinstance(s, jax.sharding.PartitionSpec) and len(s) >= 1 for s in leaves)
         if scan:
             assert specs["layers"]["self_attn"]["q_proj"]["kernel"] == jax.sharding.PartitionSpec(
-                "layers", "embed", "q_heads")
+                "layers", "embed", "q_heads"
+            )
 
 
 def target_batch(vocab_size):
@@ -116,8 +137,10 @@ def target_batch(vocab_size):
     from llm2llm_jax.student.recipe import TrainHParams
 
     rs = np.random.RandomState(0)
-    examples = [Example(list(rs.randint(3, vocab_size, n)), list(rs.randint(3, vocab_size, k)))
-                for n, k in [(9, 3), (5, 6), (12, 2)]]
+    examples = [
+        Example(list(rs.randint(3, vocab_size, n)), list(rs.randint(3, vocab_size, k)))
+        for n, k in [(9, 3), (5, 6), (12, 2)]
+    ]
     return {k: v[0] for k, v in collate(examples, TrainHParams(batch_size=3, seq_multiple=8)).items()}
 
 
@@ -126,9 +149,13 @@ def mean_target_loss(cfg, b):
     from llm2llm_jax.student.train import token_loss
 
     def mean_loss(p):
-        total, count = token_loss(p, cfg, *(jnp.asarray(b[k]) for k in
-                                            ("input_ids", "attention_mask", "target_positions", "target_mask")))
+        total, count = token_loss(
+            p,
+            cfg,
+            *(jnp.asarray(b[k]) for k in ("input_ids", "attention_mask", "target_positions", "target_mask")),
+        )
         return total / count
+
     return mean_loss
 
 
@@ -187,8 +214,12 @@ def test_bf16_gradients_track_f32(tmp_path, monkeypatch, kernels):
         monkeypatch.setattr(kernels_lib, "row_major", lambda a: a)
         bf16_any_layout = grads(cfg.replace(dtype="bfloat16"))  # traced again, without the layout constraints
         for g16, g16_any in zip(bf16, bf16_any_layout):
-            np.testing.assert_allclose(np.asarray(g16), np.asarray(g16_any), rtol=0,
-                                       atol=1e-6 * np.abs(np.asarray(g16, np.float64)).max())
+            np.testing.assert_allclose(
+                np.asarray(g16),
+                np.asarray(g16_any),
+                rtol=0,
+                atol=1e-6 * np.abs(np.asarray(g16, np.float64)).max(),
+            )
     for g16, g32 in zip(bf16, f32):
         g16, g32 = np.asarray(g16, np.float64), np.asarray(g32, np.float64)
         assert np.abs(g16 - g32).max() <= 0.1 * np.abs(g32).max()

@@ -4,14 +4,17 @@ rendered ids equal transformers' `apply_chat_template` and whose loss covers exa
 import numpy as np
 import pytest
 
+from llm2llm_jax.data.tasks import TASKS
 from llm2llm_jax.student import prompting
 from llm2llm_jax.student.batching import collate, tokenize_examples
-from llm2llm_jax.data.tasks import TASKS
 from llm2llm_jax.student.recipe import TrainHParams
 
 TREC = TASKS["trec"]
-ROWS = [{"input": "Who wrote Hamlet ?", "output": "HUM"}, {"input": "What does NASA stand for ?", "output": "ABBR"},
-        {"input": "How far is the Moon from the Earth ?", "output": "NUM"}]
+ROWS = [
+    {"input": "Who wrote Hamlet ?", "output": "HUM"},
+    {"input": "What does NASA stand for ?", "output": "ABBR"},
+    {"input": "How far is the Moon from the Earth ?", "output": "NUM"},
+]
 
 
 def _reference_tokenizer(tok):
@@ -34,12 +37,20 @@ def test_chat_ids_are_transformers_apply_chat_template(smollm2):
         answer = TREC.target(row).strip()
         prompt = prompting.prompt_ids(TREC, row, tok, "chat")
         target = prompting.target_ids(TREC, row, tok, "chat")
-        expected_prompt = list(ref.apply_chat_template(user, add_generation_prompt=True, tokenize=True,
-                                                       return_dict=True)["input_ids"])
-        whole = list(ref.apply_chat_template(user + [{"role": "assistant", "content": answer}], tokenize=True,
-                                             return_dict=True)["input_ids"])
+        expected_prompt = list(
+            ref.apply_chat_template(user, add_generation_prompt=True, tokenize=True, return_dict=True)[
+                "input_ids"
+            ]
+        )
+        whole = list(
+            ref.apply_chat_template(
+                user + [{"role": "assistant", "content": answer}], tokenize=True, return_dict=True
+            )["input_ids"]
+        )
         assert prompt == expected_prompt
-        end = whole.index(tok.eos_token_id, len(prompt)) + 1  # up to and including the end of the assistant turn
+        end = (
+            whole.index(tok.eos_token_id, len(prompt)) + 1
+        )  # up to and including the end of the assistant turn
         assert prompt + target == whole[:end]
         assert tok.decode(target) == f"{answer}<|im_end|>"
         assert tok.decode(prompt).endswith("<|im_start|>assistant\n")
@@ -63,14 +74,19 @@ def test_score_candidates_are_the_trained_answers(smollm2):
     tok = smollm2[2]
     for fmt in ("plain", "chat"):
         candidates = prompting.candidate_ids(TREC, tok, fmt)
-        assert candidates == [prompting.target_ids(TREC, {"input": "", "output": label}, tok, fmt) for label in TREC.labels]
+        assert candidates == [
+            prompting.target_ids(TREC, {"input": "", "output": label}, tok, fmt) for label in TREC.labels
+        ]
         assert len({tuple(c) for c in candidates}) == len(TREC.labels)
 
 
 def test_plain_prompts_keep_smollm2s_ids_and_get_a_bos_where_the_tokenizer_adds_one(smollm2):
     tok = smollm2[2]
     row = ROWS[0]
-    assert prompting.prompt_ids(TREC, row, tok, "plain") == tok(TREC.prompt(row), add_special_tokens=False)["input_ids"]
+    assert (
+        prompting.prompt_ids(TREC, row, tok, "plain")
+        == tok(TREC.prompt(row), add_special_tokens=False)["input_ids"]
+    )
 
     class WithBos:  # a tokenizer that starts text with BOS 7, as Gemma's and Llama's do
         bos_token_id, eos_token_id, chat_template = 7, 8, None
@@ -93,5 +109,7 @@ def test_chat_evaluation_prompts_end_with_the_generation_prompt(smollm2):
     tok = smollm2[2]
     prompts = prompting.encode_all(TREC, ROWS, tok, "chat")
     head = np.asarray(prompts[0][:10])
-    assert all(list(p[:10]) == list(head) for p in prompts)  # the shared system and user start: read once per batch
+    assert all(
+        list(p[:10]) == list(head) for p in prompts
+    )  # the shared system and user start: read once per batch
     assert all(tok.decode(p).endswith("Class:<|im_end|>\n<|im_start|>assistant\n") for p in prompts)

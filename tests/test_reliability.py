@@ -25,10 +25,14 @@ sys.path.insert(0, HERE)
 
 from fake_servers import ScriptedServer  # noqa: E402
 from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
-from llm2llm_jax.common import files  # noqa: E402
-from llm2llm_jax.run import report, lock as rundir  # noqa: E402
-from llm2llm_jax.common import disk_faults  # noqa: E402
+
+from llm2llm_jax.common import (
+    disk_faults,  # noqa: E402
+    files,  # noqa: E402
+)
 from llm2llm_jax.common.errors import RunError, UserError  # noqa: E402
+from llm2llm_jax.run import lock as rundir
+from llm2llm_jax.run import report  # noqa: E402
 from llm2llm_jax.teacher.budget import SPEND_FILE  # noqa: E402
 
 
@@ -57,8 +61,10 @@ def _tree(directory) -> dict:
 
 def _write_lock(workdir, pid, host=None):
     os.makedirs(workdir, exist_ok=True)
-    files.write_json(os.path.join(workdir, rundir.LOCK_NAME),
-                     {"host": host or socket.gethostname(), "pid": pid, "started": "2026-11-28 10:00:00"})
+    files.write_json(
+        os.path.join(workdir, rundir.LOCK_NAME),
+        {"host": host or socket.gethostname(), "pid": pid, "started": "2026-11-28 10:00:00"},
+    )
 
 
 # ---------------------------------------------------------------------------- one writer per run directory
@@ -114,7 +120,9 @@ def test_a_workdir_with_outputs_but_no_config_is_refused(tmp_path):
     config = _oracle_config(tmp_path, "run")
     files.write_json(os.path.join(config.workdir, "iter_0000", "metrics.json"), {"iteration": 0})
     files.write_jsonl(os.path.join(config.workdir, "data", "seed.jsonl"), [{"input": "x", "output": "y"}])
-    with pytest.raises(RunError, match=r"holds data, iter_0000 but no config.json.*empty or new --config.workdir"):
+    with pytest.raises(
+        RunError, match=r"holds data, iter_0000 but no config.json.*empty or new --config.workdir"
+    ):
         OracleRun(config, _oracle_teacher(tmp_path / "run")).run()
     assert not os.path.exists(os.path.join(config.workdir, "config.json"))
 
@@ -125,8 +133,11 @@ def test_the_teacher_budget_caps_the_run_over_every_invocation(tmp_path):
     budget = dict(max_calls=4, price_input=1.0, price_output=2.0)
     config.teacher.update(budget)
     first = _oracle_teacher(tmp_path / "run", **budget)
-    with pytest.raises(RunError, match=r"budget spent: 4 of 4 calls; this run has spent 4 calls, \d+ tokens"
-                                       r".*\$0\.\d+.*rerun the same command with a larger budget"):
+    with pytest.raises(
+        RunError,
+        match=r"budget spent: 4 of 4 calls; this run has spent 4 calls, \d+ tokens"
+        r".*\$0\.\d+.*rerun the same command with a larger budget",
+    ):
         OracleRun(config, first).run()
     assert len(first.seen) == 4
     again = _oracle_teacher(tmp_path / "run", **budget)
@@ -143,7 +154,9 @@ def test_the_teacher_budget_caps_the_run_over_every_invocation(tmp_path):
     rows = OracleRun(config, last).run()
     assert len(rows) == 3 and len(last.seen) == 12 - 4
     assert files.read_json(os.path.join(config.workdir, SPEND_FILE))["calls"] == 12
-    assert "Teacher spend over the whole run: 12 calls" in open(os.path.join(config.workdir, "report.md")).read()
+    assert (
+        "Teacher spend over the whole run: 12 calls" in open(os.path.join(config.workdir, "report.md")).read()
+    )
 
 
 def _closed_port() -> int:
@@ -177,8 +190,11 @@ def test_a_teacher_that_rejects_the_model_or_key_is_found_before_any_work(tmp_pa
         config.teacher.model = "no-such-model"
         config.teacher.api_key_env = "FAKE_OPENAI_KEY"
         config.teacher.base_url = server.url + ("/v1" if flavor == "openai" else "")
-        expected = "refused a check of model 'no-such-model': HTTP 404" if flavor == "gemini" else \
-            "rejected the API key \\(HTTP 401\\)"
+        expected = (
+            "refused a check of model 'no-such-model': HTTP 404"
+            if flavor == "gemini"
+            else "rejected the API key \\(HTTP 401\\)"
+        )
         with pytest.raises(UserError, match=expected):
             OracleRun(config).run()
         assert len(server.checks) == 1 and not server.requests and not os.path.exists(config.workdir)
@@ -192,7 +208,9 @@ def test_a_teacher_that_rejects_the_model_or_key_is_found_before_any_work(tmp_pa
 def test_replies_that_parse_to_nothing_are_counted_and_warned_about(tmp_path, capsys):
     config = _oracle_config(tmp_path, "run")
     config.iterations = 2
-    rows = OracleRun(config, _oracle_teacher(tmp_path / "run", script=lambda r: "Sorry, I cannot help.")).run()
+    rows = OracleRun(
+        config, _oracle_teacher(tmp_path / "run", script=lambda r: "Sorry, I cannot help.")
+    ).run()
     assert rows[0]["drops"]["unparseable"] == 6 and rows[0]["candidates"] == 0
     out = capsys.readouterr().err
     assert "warning: 6 of 6 teacher replies held no numbered Input/Output items" in out
@@ -233,8 +251,12 @@ def test_a_full_disk_is_one_line_naming_the_path_and_the_rerun_completes(tmp_pat
 def _tmpfs(path, size):
     """A size-limited tmpfs at `path` (root with mount rights only; else the test is skipped)."""
     os.makedirs(path, exist_ok=True)
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                                           capture_output=True).returncode:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+    ):
         pytest.skip("mounting a tmpfs needs root with mount rights (the ENOSPC test above runs everywhere)")
     try:
         yield path
@@ -260,8 +282,11 @@ def test_a_real_full_disk_mid_run_then_the_rerun_completes(tmp_path):
                             f.flush()
                 return super().train(i, train_set)
 
-        with pytest.raises(disk_faults.DiskError, match=r"cannot write the output of stage fit-1 to .*iter_0001.*"
-                                                   r"the disk is full\. Everything written before is kept"):
+        with pytest.raises(
+            disk_faults.DiskError,
+            match=r"cannot write the output of stage fit-1 to .*iter_0001.*"
+            r"the disk is full\. Everything written before is kept",
+        ):
             FillsTheDisk(config, _oracle_teacher(disk / "run")).run()
         os.remove(ballast)
         assert _comparable(OracleRun(config, _oracle_teacher(disk / "run")).run()) == expected
@@ -291,7 +316,9 @@ def test_a_finished_run_on_read_only_storage_is_read_and_its_report_regenerated(
         assert (tmp_path / "out" / "report.png").read_bytes() == (disk / "run" / "report.png").read_bytes()
         # an unfinished run on read-only storage: one line naming the file it could not write
         config.iterations = 4
-        with pytest.raises(disk_faults.DiskError, match=r"cannot write .* to .*run.*: the file system is read-only"):
+        with pytest.raises(
+            disk_faults.DiskError, match=r"cannot write .* to .*run.*: the file system is read-only"
+        ):
             OracleRun(config, _oracle_teacher(disk / "run")).run()
 
 
@@ -299,9 +326,19 @@ def test_a_finished_run_on_read_only_storage_is_read_and_its_report_regenerated(
 @pytest.mark.slow  # a launcher process
 def test_ctrl_c_says_how_to_continue_and_exits_130(tmp_path):
     workdir = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "launch/run.py", "--config=configs/default.py",
-                             f"--config.workdir={workdir}", "--config.progress=false"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "launch/run.py",
+            "--config=configs/default.py",
+            f"--config.workdir={workdir}",
+            "--config.progress=false",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lock = workdir / rundir.LOCK_NAME
     deadline = time.time() + 300
     while not lock.exists() and proc.poll() is None and time.time() < deadline:
@@ -316,21 +353,33 @@ def test_ctrl_c_says_how_to_continue_and_exits_130(tmp_path):
 # ---------------------------------------------------------------------------- checkpoints of a fine-tune
 def _finetune(workdir, keep_trained, checkpoint_dir=None):
     import jax
-
     import loop_harness
+
     from llm2llm_jax.common import parallel
     from llm2llm_jax.data import tasks
-    from llm2llm_jax.student.train import finetune
     from llm2llm_jax.student.recipe import hparams_from_config
+    from llm2llm_jax.student.train import finetune
 
     cfg, params, tok = loop_harness.tiny_student()
-    config = loop_harness.small_config(str(workdir), epochs=2)  # 12 examples, batch 8: 2 steps an epoch, 4 in all
+    config = loop_harness.small_config(
+        str(workdir), epochs=2
+    )  # 12 examples, batch 8: 2 steps an epoch, 4 in all
     config.train.checkpoint_every = 3
     seed = [{"id": str(n), "input": f"What is thing number {n} ?", "output": "DESC"} for n in range(12)]
-    return finetune(cfg, params, tok, tasks.get_task("trec"), seed, hparams_from_config(config),
-                    parallel.make_mesh((1, -1, 1), jax.devices()[:1]), lora_seed=0, truncation="truncate_prompt",
-                    checkpoint_dir=str(checkpoint_dir or workdir / "ckpt"), checkpoint_every=3,
-                    keep_trained=keep_trained)[1]
+    return finetune(
+        cfg,
+        params,
+        tok,
+        tasks.get_task("trec"),
+        seed,
+        hparams_from_config(config),
+        parallel.make_mesh((1, -1, 1), jax.devices()[:1]),
+        lora_seed=0,
+        truncation="truncate_prompt",
+        checkpoint_dir=str(checkpoint_dir or workdir / "ckpt"),
+        checkpoint_every=3,
+        keep_trained=keep_trained,
+    )[1]
 
 
 @pytest.mark.slow  # trains the tiny student
@@ -343,9 +392,8 @@ def test_the_trained_model_is_checkpointed_only_when_kept_and_a_full_disk_there_
     kept = _finetune(tmp_path / "b", keep_trained=True)
     assert sorted(os.listdir(tmp_path / "b" / "ckpt")) == ["4"] and kept == info
     capfd.readouterr()
-    with _tmpfs(tmp_path / "full", "64k") as disk:
-        with pytest.raises(disk_faults.DiskError) as failure:
-            _finetune(tmp_path / "c", keep_trained=False, checkpoint_dir=disk / "ckpt")
+    with _tmpfs(tmp_path / "full", "64k") as disk, pytest.raises(disk_faults.DiskError) as failure:
+        _finetune(tmp_path / "c", keep_trained=False, checkpoint_dir=disk / "ckpt")
     line = str(failure.value)
     del failure  # its frames hold orbax's abandoned writes
     disk_faults.collect_abandoned_writes()  # as the launcher does once it has printed the line
@@ -378,14 +426,23 @@ def test_a_run_directory_on_gcs_equals_a_local_one_and_resumes_there(tmp_path, g
     first = _oracle_teacher(config.workdir)
     assert _comparable(OracleRun(config, first).run()) == expected
     run = epath.Path(config.workdir)
-    for name in ("config.json", "metrics.jsonl", "report.md", "report.png", "teacher_spend.json",
-                 "data/seed.jsonl", "iter_0001/augment.jsonl",
-                 "shards/llm2llm_shards/iteration_0002/1.0.0/dataset_info.json"):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "report.md",
+        "report.png",
+        "teacher_spend.json",
+        "data/seed.jsonl",
+        "iter_0001/augment.jsonl",
+        "shards/llm2llm_shards/iteration_0002/1.0.0/dataset_info.json",
+    ):
         assert (run / name).exists(), name
     assert not (run / rundir.LOCK_NAME).exists()
     assert files.read_json(f"{config.workdir}/{SPEND_FILE}")["calls"] == len(first.seen) == 12
     again = _oracle_teacher(config.workdir)
-    assert _comparable(OracleRun(config, again).run()) == expected and again.seen == []  # read back, not redone
+    assert (
+        _comparable(OracleRun(config, again).run()) == expected and again.seen == []
+    )  # read back, not redone
 
 
 def test_the_lock_on_gcs_is_an_exclusive_create(gcs):

@@ -12,6 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
+
 from llm2llm_jax.run import stats  # noqa: E402
 
 
@@ -24,8 +25,8 @@ def tensorboard_scalars(logdir: str) -> dict:
         data = open(path, "rb").read()
         pos = 0
         while pos < len(data):
-            (length,) = struct.unpack("<Q", data[pos:pos + 8])
-            event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
             pos += 12 + length + 4
             for value in event.summary.value:
                 out.setdefault(value.tag, {})[event.step] = value.simple_value
@@ -38,25 +39,33 @@ def test_iterations_carry_intervals_classes_and_yield_into_metrics_report_and_te
     for r in rows:
         correct = round(r["test_accuracy"] * r["test_count"])
         assert (r["test_accuracy_low"], r["test_accuracy_high"]) == pytest.approx(
-            stats.wilson_interval(correct, r["test_count"]), abs=1e-6)
+            stats.wilson_interval(correct, r["test_count"]), abs=1e-6
+        )
         confusion = r["test_confusion"]
         assert sum(sum(c.values()) for c in confusion.values()) == r["test_count"] == 4
         assert sum(c.get(gold, 0) for gold, c in confusion.items()) == correct
     # the stand-in student answers every test question with the wrong class: LOC -> NUM and so on
-    assert rows[0]["test_confusion"]["LOC"] == {"NUM": 1} and rows[0]["test_per_class"]["LOC"]["accuracy"] == 0.0
+    assert (
+        rows[0]["test_confusion"]["LOC"] == {"NUM": 1} and rows[0]["test_per_class"]["LOC"]["accuracy"] == 0.0
+    )
     assert rows[0]["test_per_class"]["ABBR"] == {"count": 0, "accuracy": None}
 
     report = (tmp_path / "run" / "report.md").read_text()
     high = f"{rows[0]['test_accuracy_high']:.1%}"
     assert high == "49.0%"  # Wilson's upper end for 0 of 4
     # 6 requests for 4 examples each: 24 asked, 24 parsed, 12 kept
-    assert (f"| 0 | 11 | 45.45% | 0.00% [0.0%, {high}] | 6 | 6 | 24 | 24 | 12 | 50% | label_mismatch 6, duplicate 6 |"
-            in report)
+    assert (
+        f"| 0 | 11 | 45.45% | 0.00% [0.0%, {high}] | 6 | 6 | 24 | 24 | 12 | 50% | label_mismatch 6, duplicate 6 |"
+        in report
+    )
     assert rows[0]["asked"] == 24 and rows[0]["teacher_yield"] == 0.5
     asked = sum(r.get("asked", 0) for r in rows)
     kept = sum(r["new_examples"] for r in rows)
     assert f"Teacher yield over the run: {kept} kept of {asked} new examples asked for" in report
-    assert "## Iteration 2 on the test set, per class" in report and "| HUM | 0 | 0 | 0 | 0 | 2 | 0 | 2 | 0.0% |" in report
+    assert (
+        "## Iteration 2 on the test set, per class" in report
+        and "| HUM | 0 | 0 | 0 | 0 | 2 | 0 | 2 | 0.0% |" in report
+    )
 
     scalars = tensorboard_scalars(str(tmp_path / "run" / "tensorboard" / "iterations"))
     assert scalars["run/test_accuracy"] == {0: 0.0, 1: 0.0, 2: 0.0}

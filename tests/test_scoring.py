@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from llm2llm_jax.student.decode import left_pad
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import forward, init_params
+from llm2llm_jax.student.decode import left_pad
 from llm2llm_jax.student.prompting import candidate_ids
 from llm2llm_jax.student.scoring import candidate_logprobs, right_pad
 
@@ -28,8 +28,11 @@ VARIANTS = [(True, True, "cpu"), (False, False, "xla")]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tied,scan,kernels", VARIANTS,
-                         ids=[f"{'tied' if t else 'untied'}-{'scan' if s else 'unrolled'}-{k}" for t, s, k in VARIANTS])
+@pytest.mark.parametrize(
+    "tied,scan,kernels",
+    VARIANTS,
+    ids=[f"{'tied' if t else 'untied'}-{'scan' if s else 'unrolled'}-{k}" for t, s, k in VARIANTS],
+)
 def test_candidate_logprobs_equal_the_full_sequence_likelihood(tied, scan, kernels):
     cfg = tiny_config(scan_layers=scan, tie_word_embeddings=tied, kernels=kernels)
     params = init_params(cfg, jax.random.PRNGKey(3))
@@ -48,23 +51,38 @@ def test_candidate_logprobs_equal_the_full_sequence_likelihood(tied, scan, kerne
 @pytest.mark.slow
 def test_score_mode_predicts_the_most_likely_label():
     from loop_harness import tiny_student
-    from llm2llm_jax.student.predict import Predictor
+
     from llm2llm_jax.data.tasks import get_task
+    from llm2llm_jax.student.predict import Predictor
 
     cfg, params, tok = tiny_student()
     task = get_task("trec")
-    examples = [{"id": f"e{i}", "input": text, "output": label} for i, (text, label) in enumerate(
-        [("What is the capital of France ?", "LOC"), ("Who wrote Hamlet ?", "HUM"), ("How many legs has a spider ?",
-                                                                                       "NUM")])]
-    rows = Predictor(cfg, params, tok, batch_size=2).evaluate(task, examples, max_length=64, max_new_tokens=4,
-                                                              mode="score")
+    examples = [
+        {"id": f"e{i}", "input": text, "output": label}
+        for i, (text, label) in enumerate(
+            [
+                ("What is the capital of France ?", "LOC"),
+                ("Who wrote Hamlet ?", "HUM"),
+                ("How many legs has a spider ?", "NUM"),
+            ]
+        )
+    ]
+    rows = Predictor(cfg, params, tok, batch_size=2).evaluate(
+        task, examples, max_length=64, max_new_tokens=4, mode="score"
+    )
     candidates = candidate_ids(task, tok, "plain")
     assert candidates[0][-1] == tok.eos_token_id
     for ex, row in zip(examples, rows):
         prompt = tok(task.prompt(ex), add_special_tokens=False)["input_ids"]
-        want = {label: sequence_logprob(cfg, params, prompt, cand, width=64) for label, cand in zip(task.labels, candidates)}
+        want = {
+            label: sequence_logprob(cfg, params, prompt, cand, width=64)
+            for label, cand in zip(task.labels, candidates)
+        }
         assert row["logprobs"] == pytest.approx(want, abs=2e-3)
-        assert row["prediction"] == max(want, key=want.get) and task.parse(row["generation"]) == row["prediction"]
+        assert (
+            row["prediction"] == max(want, key=want.get)
+            and task.parse(row["generation"]) == row["prediction"]
+        )
         assert row["correct"] == (row["prediction"] == ex["output"])
 
 

@@ -11,12 +11,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from configs.base import base_config  # noqa: E402
-from llm2llm_jax.config.checks import validate  # noqa: E402
 from llm2llm_jax.common.errors import ConfigError  # noqa: E402
 from llm2llm_jax.common.sections import build  # noqa: E402
 from llm2llm_jax.common.seeds import stable_seed  # noqa: E402
-from llm2llm_jax.teacher.base import TeacherSettings  # noqa: E402
+from llm2llm_jax.config.checks import validate  # noqa: E402
 from llm2llm_jax.student.recipe import TrainHParams, hparams_from_config  # noqa: E402
+from llm2llm_jax.teacher.base import TeacherSettings  # noqa: E402
 
 
 def _config(tmp_path, **overrides):
@@ -50,47 +50,76 @@ def test_config_sections_take_the_dataclass_defaults():
 
 
 BAD = [
-    ({"method": "magic"}, "config.method='magic': choose one of ('finetune', 'llm2llm', 'auggpt', 'eda', 'pool')"),
+    (
+        {"method": "magic"},
+        "config.method='magic': choose one of ('finetune', 'llm2llm', 'auggpt', 'eda', 'pool')",
+    ),
     ({"iterations": 0}, "config.iterations=0: run at least 1 iteration"),
     ({"task": "poetry"}, "config.task: unknown task 'poetry'"),
-    ({"task": "custom"}, "config.custom_task: field 'cue' is required (e.g. --config.custom_task.cue=Answer:)"),
+    (
+        {"task": "custom"},
+        "config.custom_task: field 'cue' is required (e.g. --config.custom_task.cue=Answer:)",
+    ),
     ({"mesh": (3, -1, 1)}, "config.mesh=(3, -1, 1): mesh shape [3, -1, 1]: 8 devices do not divide by 3"),
     ({"model__source": "onnx"}, "config.model.source='onnx': choose one of"),
     ({"model__source": "hf"}, "config.model.path='': give the HF checkpoint directory or the .gguf file"),
     ({"model__kernels": "fast"}, "config.model.kernels='fast': choose one of"),
     ({"model__fused_attention": "flash"}, "config.model.fused_attention='flash': choose one of"),
-    ({"model__fused_attention": "cudnn"}, "config.model.fused_attention='cudnn' needs the xla kernels, but "
-                                          "model.kernels='auto' runs the cpu kernels here"),
+    (
+        {"model__fused_attention": "cudnn"},
+        "config.model.fused_attention='cudnn' needs the xla kernels, but "
+        "model.kernels='auto' runs the cpu kernels here",
+    ),
     ({"data__source": "s3"}, "config.data.source='s3': choose one of"),
     ({"data__source": "file"}, "config.data.train_path='': give an existing JSONL, CSV or TSV file"),
-    ({"data__source": "file", "data__train_path": "/nonexistent/train.jsonl"},
-     "config.data.train_path='/nonexistent/train.jsonl': give an existing"),
+    (
+        {"data__source": "file", "data__train_path": "/nonexistent/train.jsonl"},
+        "config.data.train_path='/nonexistent/train.jsonl': give an existing",
+    ),
     ({"data__source": "tfds"}, "config.data.tfds_name='': name the tfds dataset"),
-    ({"data__seed_count": 0, "data__seed_fraction": 0.0}, "config.data.seed_fraction=0.0: use a fraction in (0, 1]"),
+    (
+        {"data__seed_count": 0, "data__seed_fraction": 0.0},
+        "config.data.seed_fraction=0.0: use a fraction in (0, 1]",
+    ),
     ({"data__max_length": 0}, "config.data.max_length=0"),
     ({"data__truncation": "cut"}, "config.data.truncation='cut': choose one of"),
     ({"train__batch_size": 0}, "config.train.batch_size=0: use a positive number"),
-    ({"train__micro_batch_size": 3}, "config.train.micro_batch_size=3: use 0 (no accumulation) or a divisor of "
-                                      "train.batch_size=8"),
-    ({"train__batch_size": 12}, "config.train.batch_size=12: the micro-batch must split evenly over the 8 "
-                                "data-parallel devices of mesh (1, 8, 1); use a multiple of 8"),
-    ({"train__batch_size": 16, "train__micro_batch_size": 4}, "config.train.micro_batch_size=4: the micro-batch"),
+    (
+        {"train__micro_batch_size": 3},
+        "config.train.micro_batch_size=3: use 0 (no accumulation) or a divisor of train.batch_size=8",
+    ),
+    (
+        {"train__batch_size": 12},
+        "config.train.batch_size=12: the micro-batch must split evenly over the 8 "
+        "data-parallel devices of mesh (1, 8, 1); use a multiple of 8",
+    ),
+    (
+        {"train__batch_size": 16, "train__micro_batch_size": 4},
+        "config.train.micro_batch_size=4: the micro-batch",
+    ),
     ({"train__epochs": 0}, "config.train.epochs=0"),
     ({"eval__batch_size": 0}, "config.eval.batch_size=0"),
-    ({"teacher__kind": "pool"}, "config.teacher.kind='pool': the real-rows diagnostic is now a method; set "
-                                "config.method=pool"),
+    (
+        {"teacher__kind": "pool"},
+        "config.teacher.kind='pool': the real-rows diagnostic is now a method; set config.method=pool",
+    ),
     ({"teacher__kind": "claude"}, "config.teacher.kind='claude': choose one of"),
     ({"teacher__per_example": 0}, "config.teacher.per_example=0"),
     ({"teacher__max_empty_rounds": 0}, "config.teacher.max_empty_rounds=0"),
-    ({"teacher__kind": "local", "teacher__model": "/nonexistent/teacher.gguf"},
-     "config.teacher.model='/nonexistent/teacher.gguf': name the student ('' or 'student'), an offline model "
-     "(smollm2, gemma3_270m), a .gguf file or an HF model directory that exists"),
+    (
+        {"teacher__kind": "local", "teacher__model": "/nonexistent/teacher.gguf"},
+        "config.teacher.model='/nonexistent/teacher.gguf': name the student ('' or 'student'), an offline model "
+        "(smollm2, gemma3_270m), a .gguf file or an HF model directory that exists",
+    ),
 ]
 
 
 @pytest.mark.multi_device
-@pytest.mark.parametrize("overrides,expected", BAD,
-                         ids=[",".join(f"{k}={v}" for k, v in o.items()).replace(" ", "") for o, _ in BAD])
+@pytest.mark.parametrize(
+    "overrides,expected",
+    BAD,
+    ids=[",".join(f"{k}={v}" for k, v in o.items()).replace(" ", "") for o, _ in BAD],
+)
 def test_each_bad_field_is_one_line_that_names_it_and_the_fix(tmp_path, overrides, expected):
     import jax
 
@@ -120,9 +149,15 @@ def test_a_custom_task_from_the_command_line(monkeypatch):
 
     from llm2llm_jax.data.tasks import get_task
 
-    argv = ["run.py", f"--config={os.path.join(ROOT, 'configs', 'default.py')}", "--config.task=custom",
-            "--config.custom_task.labels=greet, bye,thanks", "--config.custom_task.cue=Intent:",
-            "--config.custom_task.verbalizers=hello,goodbye,thank you", "--config.data.source=file"]
+    argv = [
+        "run.py",
+        f"--config={os.path.join(ROOT, 'configs', 'default.py')}",
+        "--config.task=custom",
+        "--config.custom_task.labels=greet, bye,thanks",
+        "--config.custom_task.cue=Intent:",
+        "--config.custom_task.verbalizers=hello,goodbye,thank you",
+        "--config.data.source=file",
+    ]
     monkeypatch.setattr(sys, "argv", argv)  # config_flags defines the override flags it finds in sys.argv
     fv = flags.FlagValues()
     config_flags.DEFINE_config_file("config", "configs/default.py", flag_values=fv, lock_config=True)

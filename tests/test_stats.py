@@ -25,7 +25,9 @@ def test_summary_is_mean_sd_and_a_student_t_interval():
     s = stats.summarize([1, 2, 3, 4, 5])
     assert (s.n, s.mean, s.sd) == (5, 3.0, pytest.approx(math.sqrt(2.5)))
     t_975_4 = 2.7764451051977987  # Student t, 4 degrees of freedom
-    assert (s.low, s.high) == pytest.approx((3 - t_975_4 * math.sqrt(2.5 / 5), 3 + t_975_4 * math.sqrt(2.5 / 5)))
+    assert (s.low, s.high) == pytest.approx(
+        (3 - t_975_4 * math.sqrt(2.5 / 5), 3 + t_975_4 * math.sqrt(2.5 / 5))
+    )
     one = stats.summarize([0.7])
     assert one.mean == 0.7 and one.sd == 0.0 and math.isnan(one.low) and math.isnan(one.high)
     same = stats.summarize([0.6, 0.6, 0.6])

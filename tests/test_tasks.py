@@ -7,12 +7,24 @@ import pytest
 from llm2llm_jax.data.tasks import TASKS, TaskError, casehold_input, custom_task, get_task, parse_number
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("#### 1,234", Decimal(1234)), ("so she pays $5.", Decimal(5)), ("#### 5.0", Decimal(5)),
-    ("The answer is 12 apples", Decimal(12)), ("#### -3", Decimal(-3)), ("#### $1,000,000", Decimal(1000000)),
-    ("3 + 4 = 7\n#### 7 dollars", Decimal(7)), ("#### .5", Decimal("0.5")), ("no number here", None), ("", None),
-    ("#### ", None), ("#### 3\nWait, I recount.\n#### 4", Decimal(4)), ("3 + 4 = 7, then 7 * 2 = 14", Decimal(14)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("#### 1,234", Decimal(1234)),
+        ("so she pays $5.", Decimal(5)),
+        ("#### 5.0", Decimal(5)),
+        ("The answer is 12 apples", Decimal(12)),
+        ("#### -3", Decimal(-3)),
+        ("#### $1,000,000", Decimal(1000000)),
+        ("3 + 4 = 7\n#### 7 dollars", Decimal(7)),
+        ("#### .5", Decimal("0.5")),
+        ("no number here", None),
+        ("", None),
+        ("#### ", None),
+        ("#### 3\nWait, I recount.\n#### 4", Decimal(4)),
+        ("3 + 4 = 7, then 7 * 2 = 14", Decimal(14)),
+    ],
+)
 def test_parse_number(text, expected):
     assert parse_number(text) == expected
 
@@ -21,8 +33,16 @@ def test_gsm8k_scoring():
     t = TASKS["gsm8k"]
     gold = {"input": "q", "output": "She has 3 + 2 = <<3+2=5>>5 apples.\n#### 5"}
     assert t.gold(gold) == "5"
-    for gen, ok in [(" 2 + 3 = 5\n#### 5", True), ("#### 5.0", True), ("#### $5", True), ("#### 5 apples", True),
-                    ("The total is 5", True), ("#### 6", False), ("I do not know", False), ("", False)]:
+    for gen, ok in [
+        (" 2 + 3 = 5\n#### 5", True),
+        ("#### 5.0", True),
+        ("#### $5", True),
+        ("#### 5 apples", True),
+        ("The total is 5", True),
+        ("#### 6", False),
+        ("I do not know", False),
+        ("", False),
+    ]:
         assert t.score(t.parse(gen), gold) is ok, gen
     assert t.score(t.parse("#### 1,234"), {"input": "q", "output": "#### 1234"})
     t.validate(gold)
@@ -31,23 +51,40 @@ def test_gsm8k_scoring():
     assert t.prompt(gold).startswith("Solve the math problem") and t.prompt(gold).endswith("\nAnswer:")
 
 
-@pytest.mark.parametrize("name,gen,label", [
-    ("sst2", " positive", "positive"), ("sst2", "Negative.", "negative"), ("sst2", "It is positive overall", "positive"),
-    ("sst2", "unsure", None), ("trec", " location", "LOC"), ("trec", "Human\nmore text", "HUM"),
-    ("trec", "number (a date)", "NUM"), ("snips", " play music", "PlayMusic"),
-    ("snips", "search screening event", "SearchScreeningEvent"), ("casehold", " C", "C"), ("casehold", "(E)", "E"),
-])
+@pytest.mark.parametrize(
+    "name,gen,label",
+    [
+        ("sst2", " positive", "positive"),
+        ("sst2", "Negative.", "negative"),
+        ("sst2", "It is positive overall", "positive"),
+        ("sst2", "unsure", None),
+        ("trec", " location", "LOC"),
+        ("trec", "Human\nmore text", "HUM"),
+        ("trec", "number (a date)", "NUM"),
+        ("snips", " play music", "PlayMusic"),
+        ("snips", "search screening event", "SearchScreeningEvent"),
+        ("casehold", " C", "C"),
+        ("casehold", "(E)", "E"),
+    ],
+)
 def test_classification_parse(name, gen, label):
     assert get_task(name).parse(gen) == label
 
 
 def test_a_label_inside_a_longer_label_is_not_taken_for_it():
     """Longest verbalizer first: 'not entailment' is not read as 'entailment', 'play music' not as 'play'."""
-    nli = custom_task({"cue": "Answer:", "labels": ["entailment", "not_entailment"],
-                       "verbalizers": ["entailment", "not entailment"]})
+    nli = custom_task(
+        {
+            "cue": "Answer:",
+            "labels": ["entailment", "not_entailment"],
+            "verbalizers": ["entailment", "not entailment"],
+        }
+    )
     assert nli.parse("I think it is not entailment") == "not_entailment"
     assert nli.parse("clearly entailment") == "entailment"
-    media = custom_task({"cue": "Intent:", "labels": ["Play", "PlayMusic"], "verbalizers": ["play", "play music"]})
+    media = custom_task(
+        {"cue": "Intent:", "labels": ["Play", "PlayMusic"], "verbalizers": ["play", "play music"]}
+    )
     assert media.parse("play music by Queen") == "PlayMusic" and media.parse("play the video") == "Play"
 
 
@@ -68,8 +105,14 @@ def test_casehold_input_lists_five_holdings():
 
 
 def test_custom_task_from_config():
-    t = custom_task({"name": "topic", "template": "Headline: {input}", "cue": "Topic:",
-                     "labels": ["world", "sports", "business", "tech"]})
+    t = custom_task(
+        {
+            "name": "topic",
+            "template": "Headline: {input}",
+            "cue": "Topic:",
+            "labels": ["world", "sports", "business", "tech"],
+        }
+    )
     ex = {"input": "Team wins cup", "output": "sports"}
     assert t.prompt(ex) == "Headline: Team wins cup\nTopic:" and t.target(ex) == " sports"
     assert t.parse("Sports") == "sports"

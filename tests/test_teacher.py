@@ -4,16 +4,16 @@ google-genai client and the real HTTP path, with 429s, 500s, timeouts, garbage, 
 import os
 
 import pytest
-
 from fake_servers import ScriptedServer
+
 from llm2llm_jax.data.tasks import TASKS
+from llm2llm_jax.teacher.base import TeacherError, TeacherRequest, TeacherSettings
+from llm2llm_jax.teacher.budget import BudgetExceeded
+from llm2llm_jax.teacher.cache import DiskCache
+from llm2llm_jax.teacher.factory import make_backend
 from llm2llm_jax.teacher.filters import AugmentationFilter
 from llm2llm_jax.teacher.prompts import build_messages
 from llm2llm_jax.teacher.replies import parse_examples
-from llm2llm_jax.teacher.budget import BudgetExceeded
-from llm2llm_jax.teacher.base import TeacherError, TeacherRequest, TeacherSettings
-from llm2llm_jax.teacher.factory import make_backend
-from llm2llm_jax.teacher.cache import DiskCache
 
 SECRET = "test-key-do-not-store-123"
 REPLY = "1. Input: Who invented the telephone ?\n   Output: human\n2. Input: Where is Lake Titicaca ?\n   Output: location"
@@ -26,10 +26,17 @@ def served(request, monkeypatch, tmp_path):
     monkeypatch.setenv("FAKE_OPENAI_KEY", SECRET)
 
     def make(**overrides):
-        settings = dict(kind=request.param, model="fake-model", base_url=server.url + ("/v1" if request.param == "openai"
-                                                                                    else ""),
-                        api_key_env="FAKE_OPENAI_KEY", initial_delay=0.01, max_delay=0.05, timeout=2.0,
-                        max_attempts=4, concurrency=2)
+        settings = dict(
+            kind=request.param,
+            model="fake-model",
+            base_url=server.url + ("/v1" if request.param == "openai" else ""),
+            api_key_env="FAKE_OPENAI_KEY",
+            initial_delay=0.01,
+            max_delay=0.05,
+            timeout=2.0,
+            max_attempts=4,
+            concurrency=2,
+        )
         settings.update(overrides)
         return make_backend(TeacherSettings(**settings), DiskCache(str(tmp_path / "cache")))
 
@@ -51,7 +58,11 @@ def test_generates_and_parses_augmentations(served):
     assert [e["input"] for e in examples] == ["Who invented the telephone ?", "Where is Lake Titicaca ?"]
     body = server.requests[0]["body"]
     sent = str(body)
-    assert "Who wrote Hamlet ?" in sent and "Correct output: human" in sent and "Student's output: location" in sent
+    assert (
+        "Who wrote Hamlet ?" in sent
+        and "Correct output: human" in sent
+        and "Student's output: location" in sent
+    )
     if server.flavor == "gemini":
         assert server.requests[0]["path"].endswith("models/fake-model:generateContent")
         assert body["generationConfig"]["seed"] == 1 and "systemInstruction" in body
@@ -110,14 +121,21 @@ def test_malformed_teacher_text_is_counted_not_fatal(served):
     """Chatter, an item without an output and one without an input come back through the real client, are
     parsed into candidates, and are counted as drops; the well-formed item is kept."""
     server, make = served
-    server.steps = [("ok", "Sure! Here are some ideas:\n1. Input: Who discovered penicillin ?\n"
-                           "2. Output: human\nmaybe something about phones\n"
-                           "3. Input: Where is Lima ?\n   Output: location")]
+    server.steps = [
+        (
+            "ok",
+            "Sure! Here are some ideas:\n1. Input: Who discovered penicillin ?\n"
+            "2. Output: human\nmaybe something about phones\n"
+            "3. Input: Where is Lima ?\n   Output: location",
+        )
+    ]
     text = make().complete(_request())
     cands = parse_examples(text, TASKS["trec"])
-    assert cands == [{"input": "Who discovered penicillin ?", "raw_output": ""},
-                     {"input": "", "raw_output": "human\nmaybe something about phones"},
-                     {"input": "Where is Lima ?", "raw_output": "location"}]
+    assert cands == [
+        {"input": "Who discovered penicillin ?", "raw_output": ""},
+        {"input": "", "raw_output": "human\nmaybe something about phones"},
+        {"input": "Where is Lima ?", "raw_output": "location"},
+    ]
     filt = AugmentationFilter(TASKS["trec"], ["Who wrote Hamlet ?"], [])
     kept, drops = filt.apply(cands)
     assert kept == [{"input": "Where is Lima ?", "output": "LOC"}]
@@ -137,26 +155,42 @@ def test_missing_api_key_names_the_variable(monkeypatch):
 
 def test_parsing_and_filters_on_hand_written_replies():
     trec, gsm = TASKS["trec"], TASKS["gsm8k"]
-    reply = ("Here you go:\n1. Input: What is the capital of Peru ?\n   Output: location\n"
-             "2) **Input:** How many moons does Mars have ?\n**Output:** number\n"
-             "3. Input: Who painted the Mona Lisa ?\n   Output: painter\n"
-             "4. Input: What is the capital of Peru ?\n   Output: location\n"
-             "5. Input: Who wrote Hamlet ?\n   Output: human\n6. Input:\n   Output: human")
+    reply = (
+        "Here you go:\n1. Input: What is the capital of Peru ?\n   Output: location\n"
+        "2) **Input:** How many moons does Mars have ?\n**Output:** number\n"
+        "3. Input: Who painted the Mona Lisa ?\n   Output: painter\n"
+        "4. Input: What is the capital of Peru ?\n   Output: location\n"
+        "5. Input: Who wrote Hamlet ?\n   Output: human\n6. Input:\n   Output: human"
+    )
     cands = parse_examples(reply, trec)
     assert len(cands) == 6 and cands[1]["input"] == "How many moons does Mars have ?"
-    filt = AugmentationFilter(trec, seed_inputs=["Where is the Eiffel Tower ?"], test_inputs=["Who wrote Hamlet ?"])
+    filt = AugmentationFilter(
+        trec, seed_inputs=["Where is the Eiffel Tower ?"], test_inputs=["Who wrote Hamlet ?"]
+    )
     kept, drops = filt.apply(cands)
     assert [k["output"] for k in kept] == ["LOC", "NUM"]
-    assert drops == {"empty": 1, "runaway": 0, "invalid_label": 1, "label_mismatch": 0, "no_final_answer": 0,
-                     "test_leak": 1, "duplicate": 1}
-    math = parse_examples("1. Question: Ann has 2 cats and buys 3 more. How many?\n   Answer: 2 + 3 = 5\n   #### 5\n"
-                          "2. Question: Bob has 4 pens.\n   Answer: He has four pens.", gsm)
+    assert drops == {
+        "empty": 1,
+        "runaway": 0,
+        "invalid_label": 1,
+        "label_mismatch": 0,
+        "no_final_answer": 0,
+        "test_leak": 1,
+        "duplicate": 1,
+    }
+    math = parse_examples(
+        "1. Question: Ann has 2 cats and buys 3 more. How many?\n   Answer: 2 + 3 = 5\n   #### 5\n"
+        "2. Question: Bob has 4 pens.\n   Answer: He has four pens.",
+        gsm,
+    )
     kept, drops = AugmentationFilter(gsm, [], []).apply(math)
     assert len(kept) == 1 and kept[0]["output"].endswith("#### 5") and drops["no_final_answer"] == 1
     same = AugmentationFilter(trec, [], [], same_label=True)
     kept, drops = same.apply([dict(c, parent_label="LOC") for c in cands[:2]])
     assert [k["output"] for k in kept] == ["LOC"] and drops["label_mismatch"] == 1
-    system, turns = build_messages(trec, {"input": "Where is Lima ?", "output": "LOC"}, "human", 3, same_label=True)
+    system, turns = build_messages(
+        trec, {"input": "Where is Lima ?", "output": "LOC"}, "human", 3, same_label=True
+    )
     assert turns[-1]["content"].endswith("Write 3 new example(s) whose correct output is also location.")
     runaway = [{"input": "x " * 3000, "raw_output": "human"}]
     assert AugmentationFilter(trec, [], []).apply(runaway)[1]["runaway"] == 1
@@ -167,11 +201,19 @@ def test_local_smollm2_teacher_is_reproducible_per_request(smollm2, tmp_path):
     cfg, params, tok, _ = smollm2
     settings = TeacherSettings(kind="local", max_output_tokens=24, temperature=0.7, top_p=0.95)
     alone = make_backend(settings, DiskCache(str(tmp_path / "a")), model=(cfg, params, tok), batch_size=4)
-    together = make_backend(TeacherSettings(**{**settings.__dict__}), DiskCache(str(tmp_path / "b")),
-                            model=(cfg, params, tok), batch_size=4)
+    together = make_backend(
+        TeacherSettings(**{**settings.__dict__}),
+        DiskCache(str(tmp_path / "b")),
+        model=(cfg, params, tok),
+        batch_size=4,
+    )
     a = alone.complete(_request(seed=5))
     both = together.complete_many([_request(seed=9), _request(seed=5)])
     assert a.strip() and both[1] == a and both[0] != a
-    again = make_backend(TeacherSettings(**{**settings.__dict__}), DiskCache(str(tmp_path / "a")),
-                         model=(cfg, params, tok), batch_size=4)
+    again = make_backend(
+        TeacherSettings(**{**settings.__dict__}),
+        DiskCache(str(tmp_path / "a")),
+        model=(cfg, params, tok),
+        batch_size=4,
+    )
     assert again.complete(_request(seed=5)) == a and again.stats == {"calls": 0, "cached": 1, "retries": 0}

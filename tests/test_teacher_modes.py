@@ -11,20 +11,20 @@ import sys
 import time
 
 import pytest
-
 from fake_servers import ScriptedServer
-from llm2llm_jax.config import checks, snapshot
+from scripted_teacher import ScriptedBackend
+
 from llm2llm_jax.augment.base import Context
 from llm2llm_jax.augment.estimate import describe_estimate, estimate_teacher_use
 from llm2llm_jax.augment.llm2llm import Llm2llm
 from llm2llm_jax.common import files
 from llm2llm_jax.common.seeds import stable_seed
+from llm2llm_jax.config import checks, snapshot
 from llm2llm_jax.data.tasks import TASKS
 from llm2llm_jax.teacher import prompts, replies
-from scripted_teacher import ScriptedBackend
 from llm2llm_jax.teacher.base import TeacherError, TeacherRequest, TeacherSettings
-from llm2llm_jax.teacher.factory import make_backend
 from llm2llm_jax.teacher.cache import DiskCache
+from llm2llm_jax.teacher.factory import make_backend
 from llm2llm_jax.teacher.filters import AugmentationFilter
 
 SECRET = "test-key-do-not-store-456"
@@ -40,15 +40,16 @@ def _config(**teacher):
     c.teacher.per_example = 3
     for k, v in teacher.items():
         if k.startswith("filters_"):
-            c.filters[k[len("filters_"):]] = v
+            c.filters[k[len("filters_") :]] = v
         else:
             c.teacher[k] = v
     return c
 
 
 def _ctx(config, teacher, seed_set=(PARENT,), judge=None):
-    return Context(TREC, config, list(seed_set), lambda: teacher, say=lambda m: None,
-                           judge=judge or (lambda: teacher))
+    return Context(
+        TREC, config, list(seed_set), lambda: teacher, say=lambda m: None, judge=judge or (lambda: teacher)
+    )
 
 
 # ---------------------------------------------------------------------------- prompts and parsing
@@ -61,31 +62,50 @@ def test_label_conditioned_prompt_names_the_class_and_asks_only_for_inputs():
     assert "numbered list of the new questions" in system and "Output:" not in system
     assert turns[1] == {"role": "assistant", "content": "1. What does the abbreviation UNESCO mean ?"}
     with pytest.raises(ValueError, match="classification"):
-        prompts.build_messages(TASKS["gsm8k"], {"input": "x", "output": "#### 1"}, "", 1, mode="label_conditioned")
+        prompts.build_messages(
+            TASKS["gsm8k"], {"input": "x", "output": "#### 1"}, "", 1, mode="label_conditioned"
+        )
     assert prompts.resolve_mode("auto", TREC) == "label_conditioned"
     assert prompts.resolve_mode("auto", TASKS["gsm8k"]) == "example"
 
 
 def test_parse_inputs_reads_lists_bare_lines_and_json():
-    reply = ('Sure! Here are two:\n1. **Question:** Who built the "Taj Mahal" ?\n2) "Who painted Guernica ?"\n'
-             '   and why ?\n- Question: Who sang Help ?')
+    reply = (
+        'Sure! Here are two:\n1. **Question:** Who built the "Taj Mahal" ?\n2) "Who painted Guernica ?"\n'
+        "   and why ?\n- Question: Who sang Help ?"
+    )
     assert [c["input"] for c in replies.parse_inputs(reply, TREC)] == [
-        'Who built the "Taj Mahal" ?', "Who painted Guernica ?", "Who sang Help ?"]
+        'Who built the "Taj Mahal" ?',
+        "Who painted Guernica ?",
+        "Who sang Help ?",
+    ]
     # inputs that span lines (the parent's does) keep the lines below their marker
     assert [c["input"] for c in replies.parse_inputs(reply, TREC, multiline=True)] == [
-        'Who built the "Taj Mahal" ?', "Who painted Guernica ? and why ?", "Who sang Help ?"]
+        'Who built the "Taj Mahal" ?',
+        "Who painted Guernica ? and why ?",
+        "Who sang Help ?",
+    ]
     # a weak teacher's rewording or remark after its item is not part of it
-    assert [c["input"] for c in replies.parse_inputs("2. Who first walked on the moon ?\n\nQuestion: Who walked "
-                                                     "there first ?\n3. Who wrote Ulysses ?\nNote: a novel", TREC,
-                                                     multiline=True)] == [
-        "Who first walked on the moon ?", "Who wrote Ulysses ?"]
-    assert replies.parse_inputs("Who discovered oxygen ?", TREC) == [{"input": "Who discovered oxygen ?",
-                                                                      "raw_output": ""}]
+    assert [
+        c["input"]
+        for c in replies.parse_inputs(
+            "2. Who first walked on the moon ?\n\nQuestion: Who walked "
+            "there first ?\n3. Who wrote Ulysses ?\nNote: a novel",
+            TREC,
+            multiline=True,
+        )
+    ] == ["Who first walked on the moon ?", "Who wrote Ulysses ?"]
+    assert replies.parse_inputs("Who discovered oxygen ?", TREC) == [
+        {"input": "Who discovered oxygen ?", "raw_output": ""}
+    ]
     assert replies.parse_inputs("I cannot do that.\nSorry about it.", TREC) == []  # chatter, not a list
     assert replies.parse_inputs("", TREC) == []
-    assert [c["input"] for c in replies.parse_inputs('```json\n{"examples": [{"input": "Who is Ada ?"}, '
-                                                     '"Who is Alan ?"]}\n```', TREC)] == ["Who is Ada ?",
-                                                                                        "Who is Alan ?"]
+    assert [
+        c["input"]
+        for c in replies.parse_inputs(
+            '```json\n{"examples": [{"input": "Who is Ada ?"}, "Who is Alan ?"]}\n```', TREC
+        )
+    ] == ["Who is Ada ?", "Who is Alan ?"]
     # example mode reads the same JSON shape, with outputs
     pairs = replies.parse_examples('{"examples": [{"input": "Where is Oslo ?", "output": "location"}]}', TREC)
     assert pairs == [{"input": "Where is Oslo ?", "raw_output": "location"}]
@@ -108,8 +128,11 @@ def test_several_requests_per_example_each_with_its_own_seed_and_the_label_attac
     # the first request's seed is the one a single request per example gets
     single = _config(mode="label_conditioned", requests_per_example=1)
     assert seen[0].seed == stable_seed(single.seed, "teacher", 0, PARENT["id"])
-    assert [k["output"] for k in kept] == ["HUM"] * 3 and [k["id"] for k in kept] == ["it0-p1-0", "it0-p1-1",
-                                                                                      "it0-p1-2"]
+    assert [k["output"] for k in kept] == ["HUM"] * 3 and [k["id"] for k in kept] == [
+        "it0-p1-0",
+        "it0-p1-1",
+        "it0-p1-2",
+    ]
     assert stats["requests"] == 3 and stats["asked"] == 3 and stats["candidates"] == 3
 
 
@@ -121,10 +144,18 @@ def served(request, monkeypatch, tmp_path):
     monkeypatch.setenv("FAKE_OPENAI_KEY", SECRET)
 
     def make(cache="cache", **overrides):
-        s = dict(kind=request.param, model="fake-model", base_url=server.url + ("/v1" if request.param == "openai"
-                                                                             else ""),
-                 api_key_env="FAKE_OPENAI_KEY", initial_delay=0.01, max_delay=0.05, timeout=5.0, max_attempts=3,
-                 concurrency=2, batch_poll_seconds=0.01)
+        s = dict(
+            kind=request.param,
+            model="fake-model",
+            base_url=server.url + ("/v1" if request.param == "openai" else ""),
+            api_key_env="FAKE_OPENAI_KEY",
+            initial_delay=0.01,
+            max_delay=0.05,
+            timeout=5.0,
+            max_attempts=3,
+            concurrency=2,
+            batch_poll_seconds=0.01,
+        )
         s.update(overrides)
         backend = make_backend(TeacherSettings(**s), DiskCache(str(tmp_path / cache)))
         backend.batch_dir = str(tmp_path / "teacher_batches")
@@ -138,8 +169,11 @@ def served(request, monkeypatch, tmp_path):
 def _normalized(schema):
     """A schema as Gemini's response_schema carries it (upper-case types, no additionalProperties) or as sent."""
     if isinstance(schema, dict):
-        return {k: (v.lower() if k == "type" else _normalized(v)) for k, v in schema.items()
-                if k not in ("additionalProperties", "additional_properties")}
+        return {
+            k: (v.lower() if k == "type" else _normalized(v))
+            for k, v in schema.items()
+            if k not in ("additionalProperties", "additional_properties")
+        }
     if isinstance(schema, list):
         return [_normalized(v) for v in schema]
     return schema
@@ -147,12 +181,16 @@ def _normalized(schema):
 
 def test_structured_reply_sends_the_schema_and_is_parsed(served):
     server, make = served
-    server.json_text = json.dumps({"examples": [{"input": "Who founded Rome ?"}, {"input": "Who wrote Emma ?"}]})
+    server.json_text = json.dumps(
+        {"examples": [{"input": "Who founded Rome ?"}, {"input": "Who wrote Emma ?"}]}
+    )
     backend = make()
     config = _config(mode="label_conditioned", per_example=2)
     kept, stats = Llm2llm(_ctx(config, backend)).augment(0, [PARENT], {}, AugmentationFilter(TREC, [], []))
     assert [k["input"] for k in kept] == ["Who founded Rome ?", "Who wrote Emma ?"]
-    assert [_normalized(s) for s in server.schemas] == [_normalized(prompts.reply_schema(TREC, "label_conditioned"))]
+    assert [_normalized(s) for s in server.schemas] == [
+        _normalized(prompts.reply_schema(TREC, "label_conditioned"))
+    ]
     body = server.requests[0]["body"]
     assert "JSON" in json.dumps(body)  # the prompt asks for the JSON it will get
     # example mode: the output is an enum of the task's verbalizers
@@ -248,11 +286,17 @@ def test_a_run_killed_while_its_batch_job_runs_polls_that_job_instead_of_submitt
     server.batch_states = ["running"]  # runs until the test lets it finish
     backend = make(batch=True)
     s = dict(backend.settings.__dict__)
-    code = POLLER.format(root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         tests=os.path.dirname(os.path.abspath(__file__)), settings=s, cache=str(tmp_path / "cache"),
-                         batch_dir=backend.batch_dir)
+    code = POLLER.format(
+        root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        tests=os.path.dirname(os.path.abspath(__file__)),
+        settings=s,
+        cache=str(tmp_path / "cache"),
+        batch_dir=backend.batch_dir,
+    )
     env = dict(os.environ, GEMINI_API_KEY=SECRET, FAKE_OPENAI_KEY=SECRET)
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (server.jobs and server.jobs["job1"]["reads"] >= 2):
         time.sleep(0.05)
@@ -307,11 +351,15 @@ def test_the_estimate_bounds_and_matches_what_the_server_counted(served):
     assert spent["calls"] == est["requests"] == 6 * 2 * 2 == server.usage["calls"]
     assert spent["input_tokens"] == server.usage["input_tokens"]
     assert spent["output_tokens"] == server.usage["output_tokens"] <= est["output_tokens"]
-    if server.flavor == "gemini":  # counted by the API (countTokens) on one request, scaled by length for the rest
+    if (
+        server.flavor == "gemini"
+    ):  # counted by the API (countTokens) on one request, scaled by length for the rest
         assert abs(est["input_tokens"] - spent["input_tokens"]) <= 0.02 * spent["input_tokens"]
     else:  # no count endpoint: four characters a token, within a factor of two of any real tokenizer
         assert spent["input_tokens"] / 2 <= est["input_tokens"] <= 2 * spent["input_tokens"]
-    assert spent["cost_usd"] == pytest.approx((spent["input_tokens"] + 2 * spent["output_tokens"]) / 1e6, abs=1e-6)
+    assert spent["cost_usd"] == pytest.approx(
+        (spent["input_tokens"] + 2 * spent["output_tokens"]) / 1e6, abs=1e-6
+    )
     assert est["cost_usd"] >= spent["cost_usd"]
     line = describe_estimate(est, len(seed_set))
     assert "24 requests" in line and "at most" in line and "$" in line
@@ -319,19 +367,24 @@ def test_the_estimate_bounds_and_matches_what_the_server_counted(served):
 
 # ---------------------------------------------------------------------------- config
 def test_teacher_config_errors_are_one_line():
-    from llm2llm_jax.common.errors import ConfigError
     import jax
 
-    cases = [(dict(mode="labels"), "config.teacher.mode='labels': choose one of"),
-             (dict(mode="label_conditioned", task="gsm8k"), "has none; use 'example'"),
-             (dict(requests_per_example=4), "use at most teacher.per_example=3"),
-             (dict(batch=True, kind="local"), "set teacher.batch=False"),
-             (dict(filters_verify="maybe"), "config.filters.verify='maybe': choose one of")]
+    from llm2llm_jax.common.errors import ConfigError
+
+    cases = [
+        (dict(mode="labels"), "config.teacher.mode='labels': choose one of"),
+        (dict(mode="label_conditioned", task="gsm8k"), "has none; use 'example'"),
+        (dict(requests_per_example=4), "use at most teacher.per_example=3"),
+        (dict(batch=True, kind="local"), "set teacher.batch=False"),
+        (dict(filters_verify="maybe"), "config.filters.verify='maybe': choose one of"),
+    ]
     for teacher, message in cases:
         task = teacher.pop("task", "trec")
         c = _config(**teacher)
         c.task, c.iterations, c.data.source, c.model.source = task, 2, "trec_offline", "smollm2"
-        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        with pytest.raises(
+            ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+        ):
             checks.validate(c, jax.devices())
 
 
@@ -353,24 +406,28 @@ def test_an_older_run_without_the_new_teacher_fields_resumes_when_they_keep_its_
 def test_a_local_teacher_other_than_the_student_is_loaded_for_itself(tmp_path, monkeypatch):
     """teacher.model naming another model loads that one (the student is not used); '' , 'student' or the
     student's own name reuse the student's base weights, and the teacher is labelled with the student's name."""
+    from loop_harness import tiny_student
+
     from llm2llm_jax.teacher import local
     from llm2llm_jax.teacher.factory import backend_from_config
-    from loop_harness import tiny_student
 
     tiny = tiny_student()
     loaded, used = [], []
-    monkeypatch.setattr(local, "load_pretrained", lambda source, path="", **kw: loaded.append((source, path)) or tiny)
+    monkeypatch.setattr(
+        local, "load_pretrained", lambda source, path="", **kw: loaded.append((source, path)) or tiny
+    )
 
     def student():
         used.append(True)
         return tiny
 
     for model, student_name, expect_loaded, expect_label in [
-            ("smollm2", "gemma3_270m", [("smollm2", "")], "smollm2"),
-            ("/models/t.gguf", "smollm2", [("gguf", "/models/t.gguf")], "/models/t.gguf"),
-            ("", "gemma3_270m", [], "gemma3_270m"),
-            ("student", "smollm2", [], "smollm2"),
-            ("gemma3_270m", "gemma3_270m", [], "gemma3_270m")]:
+        ("smollm2", "gemma3_270m", [("smollm2", "")], "smollm2"),
+        ("/models/t.gguf", "smollm2", [("gguf", "/models/t.gguf")], "/models/t.gguf"),
+        ("", "gemma3_270m", [], "gemma3_270m"),
+        ("student", "smollm2", [], "smollm2"),
+        ("gemma3_270m", "gemma3_270m", [], "gemma3_270m"),
+    ]:
         loaded.clear(), used.clear()
         c = _config(kind="local", model=model)
         backend = backend_from_config(c.teacher, str(tmp_path), student=student, student_name=student_name)

@@ -21,7 +21,10 @@ def test_stage_clock_splits_compilation_and_nested_blocks():
     assert 0.2 <= seconds["fine-tune"] < 0.2 + 0.15, seconds  # without the nested load and its compilation
     taken = clock.take()
     assert list(taken) == [k for k in timing.KINDS if k in taken] and clock.seconds == {}
-    assert timing.describe({"evaluation": 12.4, "fine-tune": 40.6, "teacher": 0.0}) == "fine-tune 41 s, evaluation 12 s"
+    assert (
+        timing.describe({"evaluation": 12.4, "fine-tune": 40.6, "teacher": 0.0})
+        == "fine-tune 41 s, evaluation 12 s"
+    )
 
 
 def test_flops_per_kind_and_the_bound_beside_the_measured_time():
@@ -31,10 +34,18 @@ def test_flops_per_kind_and_the_bound_beside_the_measured_time():
     clock.add_flops("fine-tune", 1e9)
     clock.add_flops("teacher", 0.0)  # a remote teacher computes nothing here
     assert clock.take_flops() == {"fine-tune": 4e9, "evaluation": 2e9} and clock.flops == {}
-    rows = [{"stage_seconds": {"fine-tune": 30.0}, "stage_flops": {"fine-tune": 4e9}},
-            {"stage_seconds": {"fine-tune": 10.0, "evaluation": 5.0}, "stage_flops": {"fine-tune": 4e9,
-                                                                                    "evaluation": 1e9}}]
+    rows = [
+        {"stage_seconds": {"fine-tune": 30.0}, "stage_flops": {"fine-tune": 4e9}},
+        {
+            "stage_seconds": {"fine-tune": 10.0, "evaluation": 5.0},
+            "stage_flops": {"fine-tune": 4e9, "evaluation": 1e9},
+        },
+    ]
     seconds, flops = timing.totals(rows, "stage_seconds"), timing.totals(rows, "stage_flops")
-    assert seconds == {"fine-tune": 40.0, "evaluation": 5.0} and flops == {"fine-tune": 8e9, "evaluation": 1e9}
+    assert seconds == {"fine-tune": 40.0, "evaluation": 5.0} and flops == {
+        "fine-tune": 8e9,
+        "evaluation": 1e9,
+    }
     assert timing.describe_bound(seconds, flops, rate=1e9) == (
-        "fine-tune 40 s measured, 8 s FLOP-bound (20%); evaluation 5 s measured, 1 s FLOP-bound (20%)")
+        "fine-tune 40 s measured, 8 s FLOP-bound (20%); evaluation 5 s measured, 1 s FLOP-bound (20%)"
+    )

@@ -9,8 +9,8 @@ import pytest
 from llm2llm_jax.common import parallel
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import init_params
-from llm2llm_jax.student.batching import Example, collate, make_batches
 from llm2llm_jax.model.lora import add_lora_params, merge_lora, split_trainable
+from llm2llm_jax.student.batching import Example, collate, make_batches
 from llm2llm_jax.student.recipe import TrainHParams
 from llm2llm_jax.student.train import Trainer, host_params, token_loss
 
@@ -25,8 +25,13 @@ def padding_fraction(batches) -> float:
 
 def _examples(n=16, seed=0, vocab=256):
     rs = np.random.RandomState(seed)
-    return [Example(prompt_ids=list(rs.randint(3, vocab, rs.randint(3, 12))),
-                    target_ids=list(rs.randint(3, vocab, rs.randint(2, 8))) + [2]) for _ in range(n)]
+    return [
+        Example(
+            prompt_ids=list(rs.randint(3, vocab, rs.randint(3, 12))),
+            target_ids=list(rs.randint(3, vocab, rs.randint(2, 8))) + [2],
+        )
+        for _ in range(n)
+    ]
 
 
 def _one_device_mesh():
@@ -52,28 +57,37 @@ def test_sharded_equals_single_device(lora, kernels):
     leaf, for both kernel sets with and without LoRA, is compared in the test after this one.)"""
     assert len(jax.devices()) == 8
     cfg = tiny_config(lora_rank=lora, kernels=kernels)
-    params = add_lora_params(init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(0)), cfg, jax.random.PRNGKey(1))
+    params = add_lora_params(
+        init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(0)), cfg, jax.random.PRNGKey(1)
+    )
     params = host_params(params)
     # Adam's eps is raised from 1e-8 so that its update is a smooth function of the gradient: with the default,
     # a gradient of float-noise size (1e-9) moves a parameter by up to lr, whichever its sign. Here float noise
     # in the gradients moves parameters by about that noise, so the comparison can be tight.
-    hp = TrainHParams(learning_rate=1e-3, batch_size=8, micro_batch_size=4, warmup_ratio=0.0, seq_multiple=8,
-                      adam_eps=1e-3)
+    hp = TrainHParams(
+        learning_rate=1e-3, batch_size=8, micro_batch_size=4, warmup_ratio=0.0, seq_multiple=8, adam_eps=1e-3
+    )
     batch = collate(_examples(8), hp)
     if lora:  # make adapters non-zero so their gradients flow through both factors
         params = jax.tree_util.tree_map_with_path(
-            lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x, params)
+            lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x, params
+        )
     single_metrics, single_params = _run_two_steps(cfg, params, _one_device_mesh(), hp, batch)
     mesh = parallel.make_mesh((2, 2, 2))
     sharded_metrics, sharded_params = _run_two_steps(cfg, params, mesh, hp, batch)
     for a, b in zip(single_metrics, sharded_metrics):
         assert abs(float(a["loss"]) - float(b["loss"])) <= 1e-5
         assert abs(float(a["grad_norm"]) - float(b["grad_norm"])) <= 1e-5 * max(1.0, float(a["grad_norm"]))
-    assert float(sharded_metrics[1]["loss"]) < float(sharded_metrics[0]["loss"])  # the first step changed something
+    assert float(sharded_metrics[1]["loss"]) < float(
+        sharded_metrics[0]["loss"]
+    )  # the first step changed something
     trainable = split_trainable(params, cfg)[0]
     moved = split_trainable(sharded_params, cfg)[0]
-    for before, x, y in zip(jax.tree.leaves(trainable), jax.tree.leaves(split_trainable(single_params, cfg)[0]),
-                            jax.tree.leaves(moved)):
+    for before, x, y in zip(
+        jax.tree.leaves(trainable),
+        jax.tree.leaves(split_trainable(single_params, cfg)[0]),
+        jax.tree.leaves(moved),
+    ):
         np.testing.assert_allclose(y, x, atol=1e-6)
         assert np.abs(y - before).max() > 1e-5  # every trainable leaf was updated, on both meshes
     if lora:  # LoRA trains only the adapters: every other weight comes back bit-identical
@@ -94,9 +108,12 @@ def test_sharded_equals_single_device(lora, kernels):
 def test_gradients_equal_across_meshes(lora, kernels):
     """Loss and every gradient leaf: mesh (2,2,2) vs one device, within 1e-5, with 2-step accumulation."""
     cfg = tiny_config(lora_rank=lora, kernels=kernels)
-    params = add_lora_params(init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(3)), cfg, jax.random.PRNGKey(4))
-    params = jax.tree_util.tree_map_with_path(lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x,
-                                              host_params(params))
+    params = add_lora_params(
+        init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(3)), cfg, jax.random.PRNGKey(4)
+    )
+    params = jax.tree_util.tree_map_with_path(
+        lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x, host_params(params)
+    )
     results = loss_and_grads_on_meshes(cfg, params, _examples(8, seed=5))
     assert abs(results[0][0] - results[1][0]) <= 1e-5
     for a, b in zip(jax.tree.leaves(results[0][1]), jax.tree.leaves(results[1][1])):
@@ -127,8 +144,13 @@ def _prefixed_examples(n=8, prefix_len=10, seed=7):
     """Examples whose prompts all begin with the same `prefix_len` tokens (a task's instruction)."""
     rs = np.random.RandomState(seed)
     prefix = list(rs.randint(3, 256, prefix_len))
-    return [Example(prefix + list(rs.randint(3, 256, rs.randint(1, 9))), list(rs.randint(3, 256, rs.randint(1, 6)))
-                    + [2]) for _ in range(n)]
+    return [
+        Example(
+            prefix + list(rs.randint(3, 256, rs.randint(1, 9))),
+            list(rs.randint(3, 256, rs.randint(1, 6))) + [2],
+        )
+        for _ in range(n)
+    ]
 
 
 def test_the_shared_prefix_is_every_prompts_start_rounded_down():
@@ -142,8 +164,10 @@ def test_the_shared_prefix_is_every_prompts_start_rounded_down():
     # a prompt that is the prefix itself keeps its last token: it predicts the first target
     short = [Example(ex[0].prompt_ids[:5], [9, 2])] + ex
     assert len(split_shared_prefix(short, 1)[0]) == 4
-    assert split_shared_prefix([Example([5], [2]), Example([6], [2])], 1) == ((), [Example([5], [2]),
-                                                                                Example([6], [2])])
+    assert split_shared_prefix([Example([5], [2]), Example([6], [2])], 1) == (
+        (),
+        [Example([5], [2]), Example([6], [2])],
+    )
 
 
 @pytest.mark.slow
@@ -152,13 +176,16 @@ def test_the_shared_prefix_is_every_prompts_start_rounded_down():
 def test_a_shared_prefix_read_once_gives_the_loss_and_gradients_of_the_whole_rows(kernels, scan):
     """The prefix every prompt begins with, run once into a KV cache and copied to the rows, gives the same
     target-token loss and every gradient as the whole rows (f32), LoRA adapters included."""
-    from llm2llm_jax.student.train import loss_and_grads
     from llm2llm_jax.student.batching import split_shared_prefix
+    from llm2llm_jax.student.train import loss_and_grads
 
     cfg = tiny_config(kernels=kernels, scan_layers=scan, lora_rank=4)
-    params = add_lora_params(init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(0)), cfg, jax.random.PRNGKey(1))
-    params = jax.tree_util.tree_map_with_path(lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x,
-                                              host_params(params))
+    params = add_lora_params(
+        init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(0)), cfg, jax.random.PRNGKey(1)
+    )
+    params = jax.tree_util.tree_map_with_path(
+        lambda p, x: x + 0.01 if p[-1].key == "lora_b" else x, host_params(params)
+    )
     merged, full_cfg = merge_lora(params, cfg)
     hp = TrainHParams(batch_size=8, micro_batch_size=4, seq_multiple=8)
     examples = _prefixed_examples()
@@ -182,8 +209,8 @@ def test_a_shared_prefix_read_once_gives_the_loss_and_gradients_of_the_whole_row
 @pytest.mark.multi_device
 def test_a_shared_prefix_on_the_mesh_equals_one_device():
     """The prefix replicated, the rows split over mesh (2,2,2): loss and gradients as on one device."""
-    from llm2llm_jax.student.train import loss_and_grads
     from llm2llm_jax.student.batching import split_shared_prefix
+    from llm2llm_jax.student.train import loss_and_grads
 
     cfg = tiny_config(kernels="cpu")
     params = host_params(init_params(cfg, jax.random.PRNGKey(2)))
@@ -195,7 +222,9 @@ def test_a_shared_prefix_on_the_mesh_equals_one_device():
         trainer = Trainer(cfg, hp, mesh, total_steps=1)
         trainable = parallel.place(params, trainer.trainable_shardings)
         with jax.set_mesh(mesh):
-            loss, grads, _ = jax.jit(lambda t, b: loss_and_grads(t, {}, cfg, b))(trainable, trainer.place_batch(batch))
+            loss, grads, _ = jax.jit(lambda t, b: loss_and_grads(t, {}, cfg, b))(
+                trainable, trainer.place_batch(batch)
+            )
         results.append((float(loss), host_params(grads)))
     assert abs(results[0][0] - results[1][0]) <= 1e-5
     for a, b in zip(jax.tree.leaves(results[0][1]), jax.tree.leaves(results[1][1])):
@@ -225,7 +254,9 @@ def test_loss_covers_exactly_the_target_tokens(kernels):
         return -sum(logp[r, t, b["input_ids"][r, t + 1]] for r, ts in predicting.items() for t in ts)
 
     def ours(p):
-        return token_loss(p, cfg, b["input_ids"], b["attention_mask"], b["target_positions"], b["target_mask"])
+        return token_loss(
+            p, cfg, b["input_ids"], b["attention_mask"], b["target_positions"], b["target_mask"]
+        )
 
     (total, count), g = jax.jit(jax.value_and_grad(ours, has_aux=True))(params)
     ref_total, ref_g = jax.jit(jax.value_and_grad(reference))(params)
@@ -239,7 +270,8 @@ def test_loss_covers_exactly_the_target_tokens(kernels):
     # A loss over every next token (prompt included) is a different number: the masking matters.
     logp = jax.nn.log_softmax(forward(cfg, params, b["input_ids"], b["attention_mask"]), axis=-1)
     all_tokens = -sum(logp[0, t, b["input_ids"][0, t + 1]] for t in range(6)) - sum(
-        logp[1, t, b["input_ids"][1, t + 1]] for t in range(3))
+        logp[1, t, b["input_ids"][1, t + 1]] for t in range(3)
+    )
     assert abs(float(all_tokens) - float(total)) > 1.0
 
 
@@ -256,8 +288,9 @@ def test_truncated_and_promptless_rows():
 def test_tiny_model_overfits():
     cfg = tiny_config()
     params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
-    hp = TrainHParams(learning_rate=3e-3, batch_size=8, epochs=150, warmup_ratio=0.0, seq_multiple=8,
-                      max_grad_norm=1.0)
+    hp = TrainHParams(
+        learning_rate=3e-3, batch_size=8, epochs=150, warmup_ratio=0.0, seq_multiple=8, max_grad_norm=1.0
+    )
     examples = _examples(8, seed=1)
     trainer = Trainer(cfg, hp, parallel.make_mesh((1, -1, 1)), total_steps=150)  # every device, one GPU too
     trainer.init_state(params)
@@ -295,15 +328,23 @@ def test_lora_merge_equals_adapted_model(kernels):
     from llm2llm_jax.model.llama import forward
 
     cfg = tiny_config(lora_rank=4, kernels=kernels)
-    params = add_lora_params(init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(0)), cfg, jax.random.PRNGKey(1))
+    params = add_lora_params(
+        init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(0)), cfg, jax.random.PRNGKey(1)
+    )
     params = jax.tree_util.tree_map_with_path(
-        lambda p, x: x + 0.05 if p[-1].key == "lora_b" else x, host_params(params))
+        lambda p, x: x + 0.05 if p[-1].key == "lora_b" else x, host_params(params)
+    )
     ids = jnp.asarray(np.random.RandomState(0).randint(3, 256, (2, 10)))
     adapted = forward(cfg, params, ids)
     merged, plain_cfg = merge_lora(params, cfg)
     assert plain_cfg.lora_rank == 0
     np.testing.assert_allclose(np.asarray(forward(plain_cfg, merged, ids)), np.asarray(adapted), atol=1e-5)
-    assert np.abs(np.asarray(forward(plain_cfg, split_trainable(params, cfg)[1], ids)) - np.asarray(adapted)).max() > 1e-3
+    assert (
+        np.abs(
+            np.asarray(forward(plain_cfg, split_trainable(params, cfg)[1], ids)) - np.asarray(adapted)
+        ).max()
+        > 1e-3
+    )
 
 
 @pytest.mark.slow
@@ -327,8 +368,9 @@ def test_orbax_restore_onto_a_different_mesh(tmp_path):
     restored = host_params(b.state["params"])
     for x, y in zip(jax.tree.leaves(restored), jax.tree.leaves(saved["params"])):
         np.testing.assert_array_equal(x, y)  # bit-identical params on the new mesh
-    assert b.state["params"]["layers"]["mlp"]["up_proj"]["kernel"].sharding.spec != \
-        saved_sharding_spec(cfg, parallel.make_mesh((2, 2, 2)))
+    assert b.state["params"]["layers"]["mlp"]["up_proj"]["kernel"].sharding.spec != saved_sharding_spec(
+        cfg, parallel.make_mesh((2, 2, 2))
+    )
     b_next = float(b.step(batch)["loss"])
     assert b_next == pytest.approx(expected_next, abs=1e-6)
     b.close()
@@ -347,8 +389,10 @@ def test_mesh_shape_errors_and_unmatched_rule():
         parallel.make_mesh((2, 3, 2))
     assert parallel.make_mesh((2, -1, 1)).shape["fsdp"] == 4
     with pytest.raises(parallel.ShardingError, match="no partition rule"):
-        parallel.param_shardings({"w": nn.LogicallyPartitioned(jnp.zeros((4, 4)), ("embed", "mystery"))},
-                                 parallel.make_mesh((1, -1, 1)))
+        parallel.param_shardings(
+            {"w": nn.LogicallyPartitioned(jnp.zeros((4, 4)), ("embed", "mystery"))},
+            parallel.make_mesh((1, -1, 1)),
+        )
     with pytest.raises(parallel.ShardingError, match="no logical axis names"):
         parallel.param_shardings({"w": jnp.zeros((4, 4))}, parallel.make_mesh((1, -1, 1)))
 
@@ -372,7 +416,9 @@ def _paper_schedule(peak, warmup, total):
     def lr(step):
         step = jnp.asarray(step, jnp.float32)
         rising = peak * step / max(warmup, 1)
-        falling = peak * 0.5 * (1 + jnp.cos(jnp.pi * jnp.clip(step - warmup, 0, total - warmup) / (total - warmup)))
+        falling = (
+            peak * 0.5 * (1 + jnp.cos(jnp.pi * jnp.clip(step - warmup, 0, total - warmup) / (total - warmup)))
+        )
         return jnp.where(step < warmup, rising, falling)
 
     return lr
@@ -401,16 +447,32 @@ def test_optimizer_equals_an_explicit_optax_chain():
     from llm2llm_jax.student.recipe import at_learning_rate, learning_rate_schedule, make_optimizer
 
     total = 12
-    hp = TrainHParams(learning_rate=1e-2, warmup_ratio=0.25, weight_decay=0.1, max_grad_norm=0.5, adam_b1=0.8,
-                      adam_b2=0.95, adam_eps=1e-6)
-    reference = optax.chain(optax.clip_by_global_norm(0.5), optax.scale_by_adam(b1=0.8, b2=0.95, eps=1e-6),
-                            optax.add_decayed_weights(0.1), optax.scale_by_learning_rate(_paper_schedule(1e-2, 3, total)))
+    hp = TrainHParams(
+        learning_rate=1e-2,
+        warmup_ratio=0.25,
+        weight_decay=0.1,
+        max_grad_norm=0.5,
+        adam_b1=0.8,
+        adam_b2=0.95,
+        adam_eps=1e-6,
+    )
+    reference = optax.chain(
+        optax.clip_by_global_norm(0.5),
+        optax.scale_by_adam(b1=0.8, b2=0.95, eps=1e-6),
+        optax.add_decayed_weights(0.1),
+        optax.scale_by_learning_rate(_paper_schedule(1e-2, 3, total)),
+    )
     ours, schedule = make_optimizer(hp), learning_rate_schedule(hp, total)
-    scheduled_inside = optax.chain(optax.clip_by_global_norm(0.5),
-                                   optax.adamw(schedule, b1=0.8, b2=0.95, eps=1e-6, weight_decay=0.1))
+    scheduled_inside = optax.chain(
+        optax.clip_by_global_norm(0.5), optax.adamw(schedule, b1=0.8, b2=0.95, eps=1e-6, weight_decay=0.1)
+    )
     rs = np.random.RandomState(0)
     params = {"w": jnp.asarray(rs.randn(5, 3), jnp.float32), "b": jnp.asarray(rs.randn(3), jnp.float32)}
-    ref_state, our_state, inside_state = reference.init(params), ours.init(params), scheduled_inside.init(params)
+    ref_state, our_state, inside_state = (
+        reference.init(params),
+        ours.init(params),
+        scheduled_inside.init(params),
+    )
     ref_params = our_params = params
     norms = []
     for step in range(total):
@@ -421,8 +483,12 @@ def test_optimizer_equals_an_explicit_optax_chain():
         our_updates, our_state = ours.update(grads, our_state, our_params)
         our_updates = at_learning_rate(our_updates, np.float32(schedule(jnp.int32(step))))
         inside_updates, inside_state = scheduled_inside.update(grads, inside_state, our_params)
-        for a, b, c in zip(jax.tree.leaves(our_updates), jax.tree.leaves(ref_updates), jax.tree.leaves(inside_updates)):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-9, err_msg=f"step {step}")
+        for a, b, c in zip(
+            jax.tree.leaves(our_updates), jax.tree.leaves(ref_updates), jax.tree.leaves(inside_updates)
+        ):
+            np.testing.assert_allclose(
+                np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-9, err_msg=f"step {step}"
+            )
             np.testing.assert_array_equal(np.asarray(a), np.asarray(c), err_msg=f"step {step}")
         ref_params = optax.apply_updates(ref_params, ref_updates)
         our_params = optax.apply_updates(our_params, our_updates)
@@ -447,13 +513,17 @@ def test_trainer_steps_follow_the_schedule_with_one_compiled_step_per_recipe():
     batches = [collate(_examples(8, seed=s), TrainHParams(batch_size=8, seq_multiple=32)) for s in range(3)]
     grads_of = jax.jit(lambda p, b: loss_and_grads(p, {}, cfg, b)[1])  # one shape: every row fits in 32
     for total, decay in ((6, 0.0), (9, 0.0), (9, 0.3)):
-        hp = TrainHParams(learning_rate=1e-2, batch_size=8, warmup_ratio=0.2, weight_decay=decay, seq_multiple=8)
+        hp = TrainHParams(
+            learning_rate=1e-2, batch_size=8, warmup_ratio=0.2, weight_decay=decay, seq_multiple=8
+        )
         trainer = Trainer(cfg, hp, mesh, total_steps=total)
         trainer.init_state(params)
         for batch in batches:
             trainer.step(batch)
-        reference = optax.chain(optax.clip_by_global_norm(hp.max_grad_norm),
-                                optax.adamw(learning_rate_schedule(hp, total), weight_decay=decay))
+        reference = optax.chain(
+            optax.clip_by_global_norm(hp.max_grad_norm),
+            optax.adamw(learning_rate_schedule(hp, total), weight_decay=decay),
+        )
         want = jax.tree.map(jnp.asarray, params)
         opt_state = reference.init(want)
         for batch in batches:
@@ -462,7 +532,9 @@ def test_trainer_steps_follow_the_schedule_with_one_compiled_step_per_recipe():
             want = optax.apply_updates(want, updates)
         got = host_params(trainer.params())
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-            np.testing.assert_allclose(a, np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=f"total {total}, decay {decay}")
+            np.testing.assert_allclose(
+                a, np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=f"total {total}, decay {decay}"
+            )
         assert float(np.abs(got["lm_head"]["kernel"] - params["lm_head"]["kernel"]).max()) > 1e-4
 
 
@@ -475,7 +547,9 @@ def test_accumulation_weights_micro_batches_by_target_tokens():
     cfg = tiny_config()
     params = init_params(cfg, jax.random.PRNGKey(0))
     rs = np.random.RandomState(7)
-    examples = [Example(list(rs.randint(3, 256, 6)), list(rs.randint(3, 256, n))) for n in (1, 12, 2, 9, 1, 1, 12, 3)]
+    examples = [
+        Example(list(rs.randint(3, 256, 6)), list(rs.randint(3, 256, n))) for n in (1, 12, 2, 9, 1, 1, 12, 3)
+    ]
     results = []
     for micro in (8, 2):
         hp = TrainHParams(batch_size=8, micro_batch_size=micro, seq_multiple=8)
@@ -499,18 +573,19 @@ def test_fresh_adapters_leave_the_model_unchanged():
     lora_a = adapted["layers"]["mlp"]["up_proj"]["lora_a"]
     assert float(np.abs(lora_a).max()) > 0  # A is random, B is zero
     ids = jnp.asarray(np.random.RandomState(0).randint(3, 256, (2, 10)))
-    np.testing.assert_array_equal(np.asarray(forward(cfg, adapted, ids)),
-                                  np.asarray(forward(cfg.replace(lora_rank=0), base, ids)))
+    np.testing.assert_array_equal(
+        np.asarray(forward(cfg, adapted, ids)), np.asarray(forward(cfg.replace(lora_rank=0), base, ids))
+    )
 
 
 def test_lora_matches_peft(tmp_path):
     """LoRA as PEFT defines it (y = x W + (alpha / r) x A B on every targeted projection): the same logits
     as transformers + PEFT with the same adapter weights, at rank 4 and alpha 8 (scale 2)."""
     import torch
+    from conftest import make_hf_llama, random_batch, torch_logits
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
-    from conftest import make_hf_llama, random_batch, torch_logits
     from llm2llm_jax.model.llama import forward
     from llm2llm_jax.model.weights import load_hf_checkpoint
 
@@ -519,9 +594,11 @@ def test_lora_matches_peft(tmp_path):
     params = host_params(add_lora_params(params, cfg, jax.random.PRNGKey(0)))
     rs = np.random.RandomState(1)
     params = jax.tree_util.tree_map_with_path(  # non-zero B, so the adapters change the output
-        lambda p, x: (rs.randn(*x.shape) * 0.1).astype(x.dtype) if p[-1].key == "lora_b" else x, params)
-    peft_model = get_peft_model(ref, PeftLoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
-                                                    target_modules=list(cfg.lora_targets)))
+        lambda p, x: (rs.randn(*x.shape) * 0.1).astype(x.dtype) if p[-1].key == "lora_b" else x, params
+    )
+    peft_model = get_peft_model(
+        ref, PeftLoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=list(cfg.lora_targets))
+    )
     with torch.no_grad():
         for i, layer in enumerate(peft_model.base_model.model.model.layers):
             for group in ("self_attn", "mlp"):
@@ -534,8 +611,11 @@ def test_lora_matches_peft(tmp_path):
     got = np.asarray(forward(cfg, params, jnp.asarray(ids), jnp.asarray(mask)))
     valid = mask.astype(bool)
     assert np.abs(got - want)[valid].max() <= 1e-4
-    base = np.asarray(forward(cfg.replace(lora_rank=0), split_trainable(params, cfg)[1], jnp.asarray(ids),
-                              jnp.asarray(mask)))
+    base = np.asarray(
+        forward(
+            cfg.replace(lora_rank=0), split_trainable(params, cfg)[1], jnp.asarray(ids), jnp.asarray(mask)
+        )
+    )
     assert np.abs(base - want)[valid].max() > 1e-2  # the adapters matter at this scale
 
 
@@ -547,16 +627,24 @@ def test_fsdp_and_tensor_axes_split_every_large_parameter():
     params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
     layers = cfg.num_hidden_layers
     expected = {
-        (1, 8, 1): {("embed_tokens", "embedding"): (256, 8), ("layers", "mlp", "up_proj", "kernel"): (layers, 8, 128),
-                    ("layers", "mlp", "down_proj", "kernel"): (layers, 128, 8),
-                    ("layers", "self_attn", "k_proj", "kernel"): (layers, 8, 32),
-                    ("layers", "input_layernorm", "weight"): (layers, 64)},
-        (1, 2, 4): {("embed_tokens", "embedding"): (64, 32), ("layers", "mlp", "up_proj", "kernel"): (layers, 32, 32),
-                    ("layers", "self_attn", "q_proj", "kernel"): (layers, 32, 16),
-                    ("layers", "self_attn", "o_proj", "kernel"): (layers, 16, 32)},
+        (1, 8, 1): {
+            ("embed_tokens", "embedding"): (256, 8),
+            ("layers", "mlp", "up_proj", "kernel"): (layers, 8, 128),
+            ("layers", "mlp", "down_proj", "kernel"): (layers, 128, 8),
+            ("layers", "self_attn", "k_proj", "kernel"): (layers, 8, 32),
+            ("layers", "input_layernorm", "weight"): (layers, 64),
+        },
+        (1, 2, 4): {
+            ("embed_tokens", "embedding"): (64, 32),
+            ("layers", "mlp", "up_proj", "kernel"): (layers, 32, 32),
+            ("layers", "self_attn", "q_proj", "kernel"): (layers, 32, 16),
+            ("layers", "self_attn", "o_proj", "kernel"): (layers, 16, 32),
+        },
     }
     for shape, shards in expected.items():
-        trainer = Trainer(cfg, TrainHParams(batch_size=16, seq_multiple=8), parallel.make_mesh(shape), total_steps=1)
+        trainer = Trainer(
+            cfg, TrainHParams(batch_size=16, seq_multiple=8), parallel.make_mesh(shape), total_steps=1
+        )
         trainer.init_state(params)
         placed = trainer.state["params"]
         for path, shard in shards.items():

@@ -6,9 +6,9 @@ import os
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import make_hf_llama, random_batch, torch_logits
 from safetensors.numpy import load_file, save_file
 
-from conftest import make_hf_llama, random_batch, torch_logits
 from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.model.llama import forward
 from llm2llm_jax.model.weights import WeightError, load_hf_checkpoint, save_hf_checkpoint
@@ -20,8 +20,11 @@ def _reload_torch(path):
     return LlamaForCausalLM.from_pretrained(path, attn_implementation="eager").eval()  # as make_hf_llama's
 
 
-@pytest.mark.parametrize("tied,scan,shard_bytes", [(False, True, 2**31), (True, False, 2**31), (False, True, 60_000)],
-                         ids=["untied-scan-single", "tied-loop-single", "untied-scan-sharded"])
+@pytest.mark.parametrize(
+    "tied,scan,shard_bytes",
+    [(False, True, 2**31), (True, False, 2**31), (False, True, 60_000)],
+    ids=["untied-scan-single", "tied-loop-single", "untied-scan-sharded"],
+)
 def test_round_trip_through_transformers(tmp_path, tied, scan, shard_bytes):
     src, src_model = make_hf_llama(tmp_path, tie_word_embeddings=tied)
     cfg, params = load_hf_checkpoint(src, scan_layers=scan)

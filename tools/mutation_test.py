@@ -48,8 +48,10 @@ def apply(source: str, mutation: Mutation) -> str:
     for old, new in mutation.edits:
         count = source.count(old)
         if count != 1:
-            raise ValueError(f"mutation {mutation.name}: {old!r} occurs {count} times in {mutation.file} "
-                             f"(it must occur exactly once; update tools/mutations.py)")
+            raise ValueError(
+                f"mutation {mutation.name}: {old!r} occurs {count} times in {mutation.file} "
+                f"(it must occur exactly once; update tools/mutations.py)"
+            )
         source = source.replace(old, new)
     return source
 
@@ -90,8 +92,16 @@ def check_all(mutations) -> list[str]:
 
 def copy_repository(dest: str) -> None:
     """The files git would commit (tracked plus untracked, not ignored), copied into `dest`."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = os.path.join(ROOT, rel)
         if not os.path.isfile(src):
@@ -107,8 +117,14 @@ def run_tests(copy: str, tests, timeout: float) -> tuple[str, str, float]:
     env = dict(os.environ, PYTHONPATH=copy, PYTHONDONTWRITEBYTECODE="1")
     start = time.time()
     try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-                              cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return "timeout", f"no result within {timeout:.0f} s", time.time() - start
     seconds = time.time() - start
@@ -119,19 +135,35 @@ def run_tests(copy: str, tests, timeout: float) -> tuple[str, str, float]:
         return "caught", failed[0], seconds
     if proc.returncode in (4, 5):  # a node id that names no test: a mistake in the list, never a catch
         return "no tests ran", (proc.stdout + proc.stderr).strip().splitlines()[-1][:160], seconds
-    return "error", (failed[0] if failed else f"pytest exit {proc.returncode}: "
-                     + (proc.stdout + proc.stderr).strip().splitlines()[-1][:160]), seconds
+    return (
+        "error",
+        (
+            failed[0]
+            if failed
+            else f"pytest exit {proc.returncode}: "
+            + (proc.stdout + proc.stderr).strip().splitlines()[-1][:160]
+        ),
+        seconds,
+    )
 
 
 def report(outcomes: list[Outcome]) -> str:
     scored = [o for o in outcomes if not o.mutation.equivalent]
     caught = [o for o in scored if o.status not in ("survived", "no tests ran")]
-    lines = ["| mutation | file | what it breaks | result | caught by | s |", "| --- | --- | --- | --- | --- | ---: |"]
+    lines = [
+        "| mutation | file | what it breaks | result | caught by | s |",
+        "| --- | --- | --- | --- | --- | ---: |",
+    ]
     for o in outcomes:
-        result = "equivalent" + ("" if o.status == "survived" else f" ({o.status})") if o.mutation.equivalent \
+        result = (
+            "equivalent" + ("" if o.status == "survived" else f" ({o.status})")
+            if o.mutation.equivalent
             else o.status
-        lines.append(f"| `{o.mutation.name}` | `{o.mutation.file}` | {o.mutation.what} | {result} | "
-                     f"{'`' + o.caught_by + '`' if o.caught_by else ''} | {o.seconds:.0f} |")
+        )
+        lines.append(
+            f"| `{o.mutation.name}` | `{o.mutation.file}` | {o.mutation.what} | {result} | "
+            f"{'`' + o.caught_by + '`' if o.caught_by else ''} | {o.seconds:.0f} |"
+        )
     score = len(caught) / max(1, len(scored))
     lines += ["", f"Score: {len(caught)} of {len(scored)} behaviour-changing mutations caught ({score:.1%})."]
     equivalent = [o.mutation for o in outcomes if o.mutation.equivalent]
@@ -175,8 +207,11 @@ def main() -> int:
         copy_repository(copy)
         baseline = sorted({t for m in chosen for t in m.tests})
         status, detail, seconds = run_tests(copy, baseline, args.timeout * 2)
-        print(f"baseline: {len(baseline)} test selections {status.replace('survived', 'pass')} in {seconds:.0f} s",
-              file=sys.stderr, flush=True)
+        print(
+            f"baseline: {len(baseline)} test selections {status.replace('survived', 'pass')} in {seconds:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         if status != "survived":
             print(f"the unmutated code fails {detail}: fix that first", file=sys.stderr)
             return 2
@@ -193,7 +228,11 @@ def main() -> int:
                 with open(path, "w") as f:
                     f.write(original)
             outcomes.append(Outcome(m, status, detail, seconds))
-            print(f"[{n}/{len(chosen)}] {m.name}: {status} {detail} ({seconds:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"[{n}/{len(chosen)}] {m.name}: {status} {detail} ({seconds:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     text = report(outcomes)
     print(text)
     if args.report:

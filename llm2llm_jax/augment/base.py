@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from llm2llm_jax.common.seeds import stable_seed
 from llm2llm_jax.augment.verify import verify
+from llm2llm_jax.common.seeds import stable_seed
 from llm2llm_jax.data.tasks import Task
 from llm2llm_jax.teacher.filters import AugmentationFilter
 from llm2llm_jax.teacher.prompts import worked_example_inputs
@@ -84,8 +84,13 @@ class Augmenter:
         return kept, {"requests": 0, **stats, "candidates": len(cands), "drops": drops}
 
     def _provenance(self, i: int, parent: dict, j: int, origin: str) -> dict:
-        return {"id": f"it{i}-{parent['id']}-{j}", "origin": origin, "parent_id": parent["id"], "iteration": i + 1,
-                "parent_label": parent["output"]}
+        return {
+            "id": f"it{i}-{parent['id']}-{j}",
+            "origin": origin,
+            "parent_id": parent["id"],
+            "iteration": i + 1,
+            "parent_label": parent["output"],
+        }
 
 
 def max_parents_at(config, i: int):
@@ -101,6 +106,10 @@ def max_parents_at(config, i: int):
 def make_filter(task: Task, config, train_set: Sequence[dict], test_set: Sequence[dict]):
     """The filter for one iteration's candidates, built from what that iteration trained on (the seed set and
     every example kept before), the prompt's worked example (weak teachers copy it) and the test set."""
-    return AugmentationFilter(task, [ex["input"] for ex in train_set] + worked_example_inputs(task),
-                              [ex["input"] for ex in test_set], rouge_threshold=config.filters.rouge_threshold,
-                              same_label=config.teacher.same_label)
+    return AugmentationFilter(
+        task,
+        [ex["input"] for ex in train_set] + worked_example_inputs(task),
+        [ex["input"] for ex in test_set],
+        rouge_threshold=config.filters.rouge_threshold,
+        same_label=config.teacher.same_label,
+    )

@@ -45,6 +45,11 @@ class Eda(Augmenter):
             for j in range(self.per_example):
                 prov = self._provenance(i, ex, j, "eda")
                 del prov["parent_label"]
-                cands.append({"input": eda_edit(ex["input"], rng), "raw_output": self.ctx.task.target(ex).strip(),
-                              **prov})
+                cands.append(
+                    {
+                        "input": eda_edit(ex["input"], rng),
+                        "raw_output": self.ctx.task.target(ex).strip(),
+                        **prov,
+                    }
+                )
         return cands, {"asked": len(chosen) * self.per_example}

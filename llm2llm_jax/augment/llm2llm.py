@@ -8,7 +8,6 @@ from llm2llm_jax.common.seeds import stable_seed
 from llm2llm_jax.teacher.base import TeacherRequest
 from llm2llm_jax.teacher.prompts import build_messages, reply_schema, resolve_mode
 from llm2llm_jax.teacher.replies import parse_reply
-from llm2llm_jax.teacher.prompts import resolve_mode
 
 
 class Llm2llm(Augmenter):
@@ -23,8 +22,12 @@ class Llm2llm(Augmenter):
         plain = TeacherRequest(*build_messages(task, parent, answer, k, same_label, mode), seed=seed)
         if not structured:
             return plain
-        return TeacherRequest(*build_messages(task, parent, answer, k, same_label, mode, structured=True), seed=seed,
-                              schema=reply_schema(task, mode), plain=plain)
+        return TeacherRequest(
+            *build_messages(task, parent, answer, k, same_label, mode, structured=True),
+            seed=seed,
+            schema=reply_schema(task, mode),
+            plain=plain,
+        )
 
     def candidates(self, i, chosen, predictions):
         c, task = self.ctx.config, self.ctx.task
@@ -40,8 +43,10 @@ class Llm2llm(Augmenter):
                 seed = stable_seed(c.seed, "teacher", i, ex["id"], *((r,) if r else ()))
                 requests.append(self._request(ex, answer, k, mode, backend.structured, seed))
                 parents.append(ex)
-        self.ctx.say(f"iteration {i}: asking the {backend.kind} teacher ({mode}) for {k} new example(s) in each of "
-                     f"{len(requests)} requests ({n_requests} per seed example, {len(chosen)} seed examples)")
+        self.ctx.say(
+            f"iteration {i}: asking the {backend.kind} teacher ({mode}) for {k} new example(s) in each of "
+            f"{len(requests)} requests ({n_requests} per seed example, {len(chosen)} seed examples)"
+        )
         replies = backend.complete_many(requests)
         cands, unparseable, made = [], [], {}
         for ex, reply in zip(parents, replies):
@@ -56,9 +61,15 @@ class Llm2llm(Augmenter):
         if unparseable:
             sample = " ".join(unparseable[0].split())[:160]
             what = "numbered items" if mode == "label_conditioned" else "numbered Input/Output items"
-            self.ctx.say(f"iteration {i}: warning: {len(unparseable)} of {len(replies)} teacher replies held no "
-                         f"{what} and were dropped as unparseable (first: {sample!r}); a stronger teacher.model, or "
-                         f"a lower teacher.temperature, usually follows the format")
-        return cands, {"requests": len(requests), "asked": len(requests) * k, "mode": mode,
-                       "unparseable": len(unparseable),
-                       "unparseable_sample": [r[:500] for r in unparseable[:3]]}  # spend: the run's ledger
+            self.ctx.say(
+                f"iteration {i}: warning: {len(unparseable)} of {len(replies)} teacher replies held no "
+                f"{what} and were dropped as unparseable (first: {sample!r}); a stronger teacher.model, or "
+                f"a lower teacher.temperature, usually follows the format"
+            )
+        return cands, {
+            "requests": len(requests),
+            "asked": len(requests) * k,
+            "mode": mode,
+            "unparseable": len(unparseable),
+            "unparseable_sample": [r[:500] for r in unparseable[:3]],
+        }  # spend: the run's ledger

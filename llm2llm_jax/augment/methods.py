@@ -9,5 +9,10 @@ from llm2llm_jax.augment.finetune import Finetune
 from llm2llm_jax.augment.llm2llm import Llm2llm
 from llm2llm_jax.augment.pool import Pool
 
-METHODS: dict[str, type[Augmenter]] = {"finetune": Finetune, "llm2llm": Llm2llm, "auggpt": AugGpt, "eda": Eda,
-                                       "pool": Pool}
+METHODS: dict[str, type[Augmenter]] = {
+    "finetune": Finetune,
+    "llm2llm": Llm2llm,
+    "auggpt": AugGpt,
+    "eda": Eda,
+    "pool": Pool,
+}

@@ -34,6 +34,11 @@ class Pool(Augmenter):
         for ex in chosen:
             same = self._rows.get(self._key(ex), [])
             for j, row in enumerate(rng.sample(same, min(self.per_example, len(same)))):
-                cands.append({"input": row["input"], "raw_output": self.ctx.task.target(row).strip(),
-                              **self._provenance(i, ex, j, "pool")})
+                cands.append(
+                    {
+                        "input": row["input"],
+                        "raw_output": self.ctx.task.target(row).strip(),
+                        **self._provenance(i, ex, j, "pool"),
+                    }
+                )
         return cands, {"asked": len(chosen) * self.per_example}

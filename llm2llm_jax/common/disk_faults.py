@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import sys
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 from llm2llm_jax.common.console import without_log_records
 from llm2llm_jax.common.errors import RunError
@@ -31,7 +31,7 @@ _TENSORSTORE_OS_ERROR = re.compile(r"\[os_error_code='(\d+)'\]")
 _TENSORSTORE_PATH = re.compile(r'Failed writing: "([^"]+)"|local file "([^"]+)"')
 
 
-def disk_error(error: BaseException) -> Optional[OSError]:
+def disk_error(error: BaseException) -> OSError | None:
     """The disk fault in `error`'s chain of causes (orbax, tfds and tensorstore wrap them), as an OSError; or None."""
     seen = set()
     while error is not None and id(error) not in seen:
@@ -41,14 +41,19 @@ def disk_error(error: BaseException) -> Optional[OSError]:
         code = _TENSORSTORE_OS_ERROR.search(str(error))
         if code and int(code.group(1)) in DISK_ERRNOS:
             path = _TENSORSTORE_PATH.search(str(error))
-            return OSError(int(code.group(1)), os.strerror(int(code.group(1))),
-                           (path.group(1) or path.group(2)) if path else None)
+            return OSError(
+                int(code.group(1)),
+                os.strerror(int(code.group(1))),
+                (path.group(1) or path.group(2)) if path else None,
+            )
         error = error.__cause__ or error.__context__
     return None
 
 
-_FAULT_TEXT = re.compile(r"os_error_code='(28|122|30|13|1)'|No space left on device|Disk quota exceeded|"
-                         r"Read-only file system|Permission denied")
+_FAULT_TEXT = re.compile(
+    r"os_error_code='(28|122|30|13|1)'|No space left on device|Disk quota exceeded|"
+    r"Read-only file system|Permission denied"
+)
 
 
 def _about_a_disk_fault(record: logging.LogRecord) -> bool:
@@ -94,10 +99,15 @@ def reporting_disk_faults(what: str, where: str = "") -> Iterator[None]:
         if fault is None:
             raise
         path = fault.filename or where or "the run directory"
-        reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                  errno.EROFS: "the file system is read-only"}.get(fault.errno, "permission denied")
-        raise DiskError(f"cannot write {what} to {path}: {reason}. Everything written before is kept; free space "
-                        f"or fix the permissions, then rerun the same command to continue.") from None
+        reason = {
+            errno.ENOSPC: "the disk is full",
+            errno.EDQUOT: "the disk quota is exceeded",
+            errno.EROFS: "the file system is read-only",
+        }.get(fault.errno, "permission denied")
+        raise DiskError(
+            f"cannot write {what} to {path}: {reason}. Everything written before is kept; free space "
+            f"or fix the permissions, then rerun the same command to continue."
+        ) from None
     finally:
         if fault is None:
             sys.unraisablehook = previous_hook

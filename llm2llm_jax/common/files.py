@@ -15,7 +15,8 @@ import json
 import os
 import shutil
 import tempfile
-from typing import IO, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import IO
 
 
 def is_remote(path: str) -> bool:

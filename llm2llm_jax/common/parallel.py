@@ -8,19 +8,21 @@ a warning once, since XLA cannot place uneven shards of jit arguments.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import numpy as np
 from jax.experimental import mesh_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from llm2llm_jax.common.errors import UserError
-import json
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,9 @@ def maybe_initialize_distributed(coordinator: str = "", num_processes: int = 0, 
     if _distributed_started:
         return
     if coordinator:
-        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                                   process_id=process_id)
+        jax.distributed.initialize(
+            coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
+        )
     elif os.environ.get("JAX_COORDINATOR_ADDRESS") or "," in os.environ.get("TPU_WORKER_HOSTNAMES", ""):
         jax.distributed.initialize()  # auto-detects its peers on TPU pods and from JAX_* env vars
     else:
@@ -84,8 +87,10 @@ def resolve_mesh_shape(shape: Sequence[int], num_devices: int) -> tuple[int, int
             raise ShardingError(f"mesh shape {shape}: {num_devices} devices do not divide by {known}")
         shape[shape.index(-1)] = num_devices // known
     if math.prod(shape) != num_devices:
-        raise ShardingError(f"mesh shape {shape} (data, fsdp, tensor) needs {math.prod(shape)} devices, "
-                            f"but {num_devices} are available; use -1 for one axis to take the rest")
+        raise ShardingError(
+            f"mesh shape {shape} (data, fsdp, tensor) needs {math.prod(shape)} devices, "
+            f"but {num_devices} are available; use -1 for one axis to take the rest"
+        )
     return tuple(shape)
 
 
@@ -103,8 +108,9 @@ def _rule_map(rules) -> dict:
     return {name: axes for name, axes in rules}
 
 
-def logical_to_spec(names: Sequence[str | None], shape: Sequence[int], mesh: Mesh, rules=LOGICAL_RULES,
-                    what: str = "array") -> P:
+def logical_to_spec(
+    names: Sequence[str | None], shape: Sequence[int], mesh: Mesh, rules=LOGICAL_RULES, what: str = "array"
+) -> P:
     """PartitionSpec for one array from its logical axis names; raises on an unknown name."""
     table = _rule_map(rules)
     spec = []
@@ -114,14 +120,22 @@ def logical_to_spec(names: Sequence[str | None], shape: Sequence[int], mesh: Mes
             spec.append(None)
             continue
         if name not in table:
-            raise ShardingError(f"{what}: logical axis '{name}' has no partition rule; add it to LOGICAL_RULES")
+            raise ShardingError(
+                f"{what}: logical axis '{name}' has no partition rule; add it to LOGICAL_RULES"
+            )
         axes = table[name]
         axes_tuple = () if axes is None else ((axes,) if isinstance(axes, str) else tuple(axes))
         axes_tuple = tuple(a for a in axes_tuple if a not in used and mesh.shape.get(a, 1) > 1)
         size = math.prod(mesh.shape[a] for a in axes_tuple)
         if axes_tuple and dim % size:
-            log.warning("%s: dimension %d (%s) does not divide over mesh axes %s (size %d); replicating it",
-                        what, dim, name, axes_tuple, size)
+            log.warning(
+                "%s: dimension %d (%s) does not divide over mesh axes %s (size %d); replicating it",
+                what,
+                dim,
+                name,
+                axes_tuple,
+                size,
+            )
             axes_tuple = ()
         used.update(axes_tuple)
         spec.append(None if not axes_tuple else (axes_tuple[0] if len(axes_tuple) == 1 else axes_tuple))
@@ -134,13 +148,16 @@ def param_shardings(boxed_abstract: Any, mesh: Mesh, rules=LOGICAL_RULES) -> Any
     def one(path, leaf):
         what = "/".join(str(getattr(k, "key", k)) for k in path)
         if not isinstance(leaf, nn.LogicallyPartitioned):
-            raise ShardingError(f"parameter {what} carries no logical axis names; wrap its initializer with "
-                                f"nn.with_logical_partitioning")
+            raise ShardingError(
+                f"parameter {what} carries no logical axis names; wrap its initializer with "
+                f"nn.with_logical_partitioning"
+            )
         value = leaf.value
         return NamedSharding(mesh, logical_to_spec(leaf.names, value.shape, mesh, rules, what=what))
 
-    return jax.tree_util.tree_map_with_path(one, boxed_abstract,
-                                            is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
+    return jax.tree_util.tree_map_with_path(
+        one, boxed_abstract, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned)
+    )
 
 
 def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:

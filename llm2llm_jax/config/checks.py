@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from llm2llm_jax.augment.base import PARENTS
 from llm2llm_jax.augment.methods import METHODS
@@ -86,8 +87,12 @@ def _check_model(config, devices: Sequence, model_given: bool) -> None:
         require(config, "model.source", lambda v: v in MODEL_SOURCES, f"choose one of {MODEL_SOURCES}")
     if not model_given and config.model.source not in OFFLINE_MODELS:
         require(config, "model.path", bool, "give the HF checkpoint directory or the .gguf file")
-    require(config, "model.fused_attention", lambda v: v in kernels.FUSED_ATTENTION,
-            f"choose one of {kernels.FUSED_ATTENTION}")
+    require(
+        config,
+        "model.fused_attention",
+        lambda v: v in kernels.FUSED_ATTENTION,
+        f"choose one of {kernels.FUSED_ATTENTION}",
+    )
     try:  # the kernel and dtype choices against these devices, by the rules the model applies later
         kernels.resolve(config.model.kernels, devices, config.model.fused_attention)
         kernels.resolve_dtype(config.model.dtype, devices)
@@ -100,18 +105,32 @@ def _check_data(config) -> None:
     require(config, "data.source", lambda v: v in DATA_SOURCES, f"choose one of {tuple(DATA_SOURCES)}")
     if d.source == "file":
         for key in ("data.train_path",) + (("data.test_path",) if d.test_path else ()):
-            require(config, key, lambda v: bool(v) and os.path.isfile(v),
-                    "give an existing JSONL, CSV or TSV file (data.test_path may stay empty: "
-                    "data.test_count rows are then held out)")
+            require(
+                config,
+                key,
+                lambda v: bool(v) and os.path.isfile(v),
+                "give an existing JSONL, CSV or TSV file (data.test_path may stay empty: "
+                "data.test_count rows are then held out)",
+            )
     if d.source == "tfds":
         require(config, "data.tfds_name", bool, "name the tfds dataset (e.g. 'glue/sst2')")
-    require(config, "data.seed_count", lambda v: isinstance(v, int) and v >= 0, "use 0 (then data.seed_fraction "
-            "applies) or a positive count")
+    require(
+        config,
+        "data.seed_count",
+        lambda v: isinstance(v, int) and v >= 0,
+        "use 0 (then data.seed_fraction applies) or a positive count",
+    )
     if not d.seed_count:
-        require(config, "data.seed_fraction", lambda v: 0 < v <= 1, "use a fraction in (0, 1], or set "
-                "data.seed_count")
+        require(
+            config,
+            "data.seed_fraction",
+            lambda v: 0 < v <= 1,
+            "use a fraction in (0, 1], or set data.seed_count",
+        )
     require(config, "data.max_length", _positive, "use the longest prompt + answer in tokens (e.g. 512)")
-    require(config, "data.truncation", lambda v: v in TRUNCATION_POLICIES, f"choose one of {TRUNCATION_POLICIES}")
+    require(
+        config, "data.truncation", lambda v: v in TRUNCATION_POLICIES, f"choose one of {TRUNCATION_POLICIES}"
+    )
     require(config, "data.prompt_format", lambda v: v in PROMPT_FORMATS, f"choose one of {PROMPT_FORMATS}")
 
 
@@ -119,23 +138,34 @@ def _check_train(config, mesh: tuple) -> None:
     """The recipe's own values, and the batch against the mesh it is split over."""
     t = config.train
     require(config, "train.batch_size", _positive, "use a positive number of examples per optimizer step")
-    require(config, "train.micro_batch_size",
-            lambda v: isinstance(v, int) and v >= 0 and (not v or t.batch_size % v == 0),
-            f"use 0 (no accumulation) or a divisor of train.batch_size={t.batch_size}")
+    require(
+        config,
+        "train.micro_batch_size",
+        lambda v: isinstance(v, int) and v >= 0 and (not v or t.batch_size % v == 0),
+        f"use 0 (no accumulation) or a divisor of train.batch_size={t.batch_size}",
+    )
     require(config, "train.epochs", _positive, "train for at least 1 epoch")
     require(config, "train.learning_rate", lambda v: v > 0, "use a positive learning rate (e.g. 2e-5)")
     rows = mesh[0] * mesh[1]  # the batch is split over the data and fsdp axes
     micro_key = "train.micro_batch_size" if t.micro_batch_size else "train.batch_size"
-    require(config, micro_key, lambda v: v % rows == 0,
-            f"the micro-batch must split evenly over the {rows} data-parallel devices of mesh {mesh}; "
-            f"use a multiple of {rows}")
+    require(
+        config,
+        micro_key,
+        lambda v: v % rows == 0,
+        f"the micro-batch must split evenly over the {rows} data-parallel devices of mesh {mesh}; "
+        f"use a multiple of {rows}",
+    )
 
 
 def _check_augment(config) -> None:
     require(config, "augment.parents", lambda v: v in PARENTS, f"choose one of {PARENTS}")
     require(config, "augment.from_augmented", lambda v: isinstance(v, bool), "use True or False")
-    require(config, "augment.max_parents", lambda v: re.fullmatch(r"\s*(\d+\s*(,\s*\d+\s*)*)?", str(v)),
-            "give a cap per iteration as comma-separated counts (e.g. '14,4,4'), or '' for none")
+    require(
+        config,
+        "augment.max_parents",
+        lambda v: re.fullmatch(r"\s*(\d+\s*(,\s*\d+\s*)*)?", str(v)),
+        "give a cap per iteration as comma-separated counts (e.g. '14,4,4'), or '' for none",
+    )
 
 
 def _check_eval(config, task: Task) -> None:
@@ -143,38 +173,62 @@ def _check_eval(config, task: Task) -> None:
     require(config, "eval.max_new_tokens", _positive, "allow at least 1 generated token")
     require(config, "eval.mode", lambda v: v in EVAL_MODES, f"choose one of {EVAL_MODES}")
     if config.eval.mode == "score":
-        require(config, "eval.mode", lambda v: task.is_classification,
-                f"score mode ranks a classification task's labels, and task {task.name} has none; use 'generate'")
+        require(
+            config,
+            "eval.mode",
+            lambda v: task.is_classification,
+            f"score mode ranks a classification task's labels, and task {task.name} has none; use 'generate'",
+        )
 
 
 def _check_teacher(config, task: Task, given: type = None) -> None:
     """How the teacher is reached (its kind, what that kind can do, its model) and what it is asked for."""
     if config.teacher.kind == "pool":
-        raise ConfigError("config.teacher.kind='pool': the real-rows diagnostic is now a method; set "
-                          "config.method=pool (and any teacher.kind)")
+        raise ConfigError(
+            "config.teacher.kind='pool': the real-rows diagnostic is now a method; set "
+            "config.method=pool (and any teacher.kind)"
+        )
     backend = given or BACKENDS.get(config.teacher.kind)
     if METHODS[config.method].uses_teacher and given is None:
         require(config, "teacher.kind", lambda v: v in BACKENDS, f"choose one of {sorted(BACKENDS)}")
     require(config, "teacher.per_example", _positive, "ask for at least 1 new example per seed example")
     require(config, "teacher.max_empty_rounds", _positive, "stop after at least 1 round that keeps nothing")
-    require(config, "teacher.mode", lambda v: v in ("auto",) + TEACHER_MODES,
-            f"choose one of {('auto',) + TEACHER_MODES}")
+    require(
+        config,
+        "teacher.mode",
+        lambda v: v in ("auto",) + TEACHER_MODES,
+        f"choose one of {('auto',) + TEACHER_MODES}",
+    )
     if config.teacher.mode == "label_conditioned":
-        require(config, "teacher.mode", lambda v: task.is_classification,
-                f"label-conditioned generation attaches a class, and task {task.name} has none; use 'example' "
-                f"(or 'auto')")
+        require(
+            config,
+            "teacher.mode",
+            lambda v: task.is_classification,
+            f"label-conditioned generation attaches a class, and task {task.name} has none; use 'example' "
+            f"(or 'auto')",
+        )
     require(config, "teacher.requests_per_example", _positive, "send at least 1 request per seed example")
-    require(config, "teacher.requests_per_example", lambda v: v <= config.teacher.per_example,
-            f"each request asks for at least one example: use at most teacher.per_example="
-            f"{config.teacher.per_example}")
+    require(
+        config,
+        "teacher.requests_per_example",
+        lambda v: v <= config.teacher.per_example,
+        f"each request asks for at least one example: use at most teacher.per_example="
+        f"{config.teacher.per_example}",
+    )
     for key in ("teacher.structured", "teacher.batch"):
         require(config, key, lambda v: isinstance(v, bool), "use True or False")
-    require(config, "teacher.batch_poll_seconds", lambda v: v > 0, "poll a batch job every few seconds (e.g. 30)")
+    require(
+        config, "teacher.batch_poll_seconds", lambda v: v > 0, "poll a batch job every few seconds (e.g. 30)"
+    )
     if config.teacher.batch:
         batching = sorted(kind for kind, cls in BACKENDS.items() if cls.supports_batch)
-        require(config, "teacher.batch", lambda v: backend is not None and backend.supports_batch,
-                f"batch jobs are a {' and '.join(batching)} API; teacher.kind={config.teacher.kind!r} answers "
-                f"directly, set teacher.batch=False")
+        require(
+            config,
+            "teacher.batch",
+            lambda v: backend is not None and backend.supports_batch,
+            f"batch jobs are a {' and '.join(batching)} API; teacher.kind={config.teacher.kind!r} answers "
+            f"directly, set teacher.batch=False",
+        )
     if backend is not None:
         fix = backend.check_model(config.teacher.model)
         require(config, "teacher.model", lambda v: not fix, fix)
@@ -182,5 +236,9 @@ def _check_teacher(config, task: Task, given: type = None) -> None:
 
 def _check_filters(config) -> None:
     require(config, "filters.verify", lambda v: v in VERIFY_MODES, f"choose one of {VERIFY_MODES}")
-    require(config, "filters.judge_model", lambda v: isinstance(v, str),
-            "name the judge's model ('' = the teacher's), of the same teacher.kind")
+    require(
+        config,
+        "filters.judge_model",
+        lambda v: isinstance(v, str),
+        "name the judge's model ('' = the teacher's), of the same teacher.kind",
+    )

@@ -8,27 +8,61 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from llm2llm_jax.common import files
 from llm2llm_jax.common.errors import RunError
 from llm2llm_jax.common.files import read_json, write_json
 
 # Config fields that may change between a run and its resumption without changing its results.
-RESUMABLE_FIELDS = ("iterations", "workdir", "teacher.concurrency", "teacher.timeout", "teacher.max_calls",
-                    "teacher.max_tokens", "teacher.max_attempts", "teacher.initial_delay", "teacher.max_delay",
-                    "teacher.max_empty_rounds", "teacher.price_input", "teacher.price_output", "teacher.batch",
-                    "teacher.batch_poll_seconds", "progress", "compile_cache_dir", "compare", "shared_results",
-                    "tensorboard")
+RESUMABLE_FIELDS = (
+    "iterations",
+    "workdir",
+    "teacher.concurrency",
+    "teacher.timeout",
+    "teacher.max_calls",
+    "teacher.max_tokens",
+    "teacher.max_attempts",
+    "teacher.initial_delay",
+    "teacher.max_delay",
+    "teacher.max_empty_rounds",
+    "teacher.price_input",
+    "teacher.price_output",
+    "teacher.batch",
+    "teacher.batch_poll_seconds",
+    "progress",
+    "compile_cache_dir",
+    "compare",
+    "shared_results",
+    "tensorboard",
+)
 # Fields added after runs were made: an older run's snapshot lacks them, and it ran as if they had these
 # values, so a config that sets them so is the same run.
-ADDED_FIELDS = {"teacher.mode": "example", "teacher.requests_per_example": 1, "teacher.structured": False,
-                "teacher.batch": False, "teacher.batch_poll_seconds": None, "filters.verify": "none",
-                "filters.judge_model": "", "train.share_prefix": False, "train.prefix_multiple": None,
-                "data.prompt_format": "plain"}
+ADDED_FIELDS = {
+    "teacher.mode": "example",
+    "teacher.requests_per_example": 1,
+    "teacher.structured": False,
+    "teacher.batch": False,
+    "teacher.batch_poll_seconds": None,
+    "filters.verify": "none",
+    "filters.judge_model": "",
+    "train.share_prefix": False,
+    "train.prefix_multiple": None,
+    "data.prompt_format": "plain",
+}
 # Fields (sections or single fields) that decide what a fine-tune + evaluation computes (the key under which
 # its result is reused); from_augmented decides which examples besides the seed set are evaluated.
-RESULT_FIELDS = ("seed", "task", "custom_task", "mesh", "model", "data", "train", "eval", "augment.from_augmented")
+RESULT_FIELDS = (
+    "seed",
+    "task",
+    "custom_task",
+    "mesh",
+    "model",
+    "data",
+    "train",
+    "eval",
+    "augment.from_augmented",
+)
 RESULT_IGNORES = ("train.checkpoint_every", "train.keep_checkpoints")
 
 
@@ -50,8 +84,11 @@ def snapshot(config) -> dict:
 def result_fields(config) -> dict:
     """The flattened config fields that decide a fine-tune + evaluation's result."""
     flat = flatten(snapshot(config))
-    return {k: v for k, v in sorted(flat.items())
-            if any(k == f or k.startswith(f + ".") for f in RESULT_FIELDS) and k not in RESULT_IGNORES}
+    return {
+        k: v
+        for k, v in sorted(flat.items())
+        if any(k == f or k.startswith(f + ".") for f in RESULT_FIELDS) and k not in RESULT_IGNORES
+    }
 
 
 def check_snapshot(config, workdir: str, ignore: Sequence[str] = ()) -> bool:
@@ -63,19 +100,25 @@ def check_snapshot(config, workdir: str, ignore: Sequence[str] = ()) -> bool:
     if not files.exists(target):
         found = [n for n in files.listdir(workdir) if n not in ignore and not n.startswith(".")]
         if found:
-            raise RunError(f"{workdir} holds {', '.join(found[:5])}{' ...' if len(found) > 5 else ''} but no "
-                           f"config.json, so it cannot be resumed or checked against this config. Choose an empty "
-                           f"or new --config.workdir (or move those files away).")
+            raise RunError(
+                f"{workdir} holds {', '.join(found[:5])}{' ...' if len(found) > 5 else ''} but no "
+                f"config.json, so it cannot be resumed or checked against this config. Choose an empty "
+                f"or new --config.workdir (or move those files away)."
+            )
         return True
     old, flat = flatten(read_json(target)), flatten(new)
     for key, value in ADDED_FIELDS.items():  # an older snapshot: the field had this value before it existed
         if key not in old and key in flat and (value is None or flat[key] == value):
             old[key] = flat[key]
     differing = {k for k in set(old) | set(flat) if old.get(k) != flat.get(k)}
-    changed = sorted(k for k in differing if not any(k == f or k.startswith(f + ".") for f in RESUMABLE_FIELDS))
+    changed = sorted(
+        k for k in differing if not any(k == f or k.startswith(f + ".") for f in RESUMABLE_FIELDS)
+    )
     if changed:
-        raise RunError(f"{workdir} holds a run with another config (differs in {changed[:6]}). "
-                       f"Resume it with the same config, or choose another --config.workdir.")
+        raise RunError(
+            f"{workdir} holds a run with another config (differs in {changed[:6]}). "
+            f"Resume it with the same config, or choose another --config.workdir."
+        )
     return bool(differing - {"workdir"})  # a copied or moved run directory is the same run
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 import collections
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from llm2llm_jax.common import files
-from llm2llm_jax.data import shards
 from llm2llm_jax.common.files import write_if_changed
+from llm2llm_jax.data import shards
 from llm2llm_jax.data.tasks import task_from_config
 
 
@@ -62,49 +62,85 @@ def write_dataset(workdir: str, rows: Sequence[dict], config, mode: str, filters
     write_if_changed(os.path.join(out, "train.jsonl"), lines.encode("utf-8"))
     last = rows[-1]["iteration"]
     shards.write_iteration(os.path.join(out, "tfds"), last, examples)  # skipped when already complete
-    write_if_changed(os.path.join(out, "README.md"), data_card(workdir, rows, config, examples, mode, filters).encode("utf-8"))
+    write_if_changed(
+        os.path.join(out, "README.md"),
+        data_card(workdir, rows, config, examples, mode, filters).encode("utf-8"),
+    )
 
 
-def data_card(workdir: str, rows: Sequence[dict], config, examples: Sequence[dict], mode: str,
-              filters: Sequence[str]) -> str:
+def data_card(
+    workdir: str, rows: Sequence[dict], config, examples: Sequence[dict], mode: str, filters: Sequence[str]
+) -> str:
     by_origin = collections.Counter(ex["origin"] for ex in examples)
-    by_class = collections.Counter(ex["output"] for ex in examples) if task_from_config(config).is_classification else None
+    by_class = (
+        collections.Counter(ex["output"] for ex in examples)
+        if task_from_config(config).is_classification
+        else None
+    )
     t = config.teacher
     drops = collections.Counter()
     for r in rows:
         drops.update(r.get("drops", {}))
-    lines = [f"# LLM2LLM training set: task {config.task}, method {config.method}", "",
-             f"{len(examples)} examples: " + ", ".join(f"{n} {o}" for o, n in sorted(by_origin.items())) +
-             f". The training set of iteration {rows[-1]['iteration']}, the run's last.", "",
-             "Load it with `datasets.load_dataset(\"json\", data_files=\"dataset/train.jsonl\")`, or with tfds: "
-             f"`tfds.builder_from_directory(\"{os.path.relpath(tfds_path(workdir, rows[-1]['iteration']), workdir)}\")`"
-             " (paths relative to the run directory).", "",
-             "Fields: `id`; `input`; `output` (the gold label or answer); `origin` (seed, teacher, eda or pool); "
-             "`parent_id` (the example a new one was made from); `iteration` (the iteration whose training set "
-             "it first entered); for new examples `teacher` and `filters`.", ""]
+    lines = [
+        f"# LLM2LLM training set: task {config.task}, method {config.method}",
+        "",
+        f"{len(examples)} examples: "
+        + ", ".join(f"{n} {o}" for o, n in sorted(by_origin.items()))
+        + f". The training set of iteration {rows[-1]['iteration']}, the run's last.",
+        "",
+        'Load it with `datasets.load_dataset("json", data_files="dataset/train.jsonl")`, or with tfds: '
+        f'`tfds.builder_from_directory("{os.path.relpath(tfds_path(workdir, rows[-1]["iteration"]), workdir)}")`'
+        " (paths relative to the run directory).",
+        "",
+        "Fields: `id`; `input`; `output` (the gold label or answer); `origin` (seed, teacher, eda or pool); "
+        "`parent_id` (the example a new one was made from); `iteration` (the iteration whose training set "
+        "it first entered); for new examples `teacher` and `filters`.",
+        "",
+    ]
     if by_class is not None:
-        lines += ["## Examples per class", "", "| class | seed | added | total |", "| --- | ---: | ---: | ---: |"]
+        lines += [
+            "## Examples per class",
+            "",
+            "| class | seed | added | total |",
+            "| --- | ---: | ---: | ---: |",
+        ]
         seeds = collections.Counter(ex["output"] for ex in examples if ex["origin"] == "seed")
         for label, n in sorted(by_class.items()):
             lines.append(f"| {label} | {seeds[label]} | {n - seeds[label]} | {n} |")
         lines.append("")
-    lines += ["## How new examples were made", "",
-              f"Method `{config.method}`; teacher `{t.kind}` model `{t.model}` (temperature {t.temperature}, "
-              f"top_p {t.top_p}), mode `{mode}`, {config.teacher.per_example} new example(s) asked per "
-              f"parent in {config.teacher.requests_per_example} request(s), same_label "
-              f"{config.teacher.same_label}, verify `{config.filters.verify}`; parents: "
-              f"`augment.parents={config.augment.parents}`, "
-              f"`augment.from_augmented={config.augment.from_augmented}`.", "",
-              "Every new example passed the filters that apply to this task and these settings "
-              "(llm2llm_jax/teacher/filters.py): " + "; ".join(filters) + ".", "",
-              "| iteration | parents asked about | candidates | kept | dropped |",
-              "| ---: | ---: | ---: | ---: | --- |"]
+    lines += [
+        "## How new examples were made",
+        "",
+        f"Method `{config.method}`; teacher `{t.kind}` model `{t.model}` (temperature {t.temperature}, "
+        f"top_p {t.top_p}), mode `{mode}`, {config.teacher.per_example} new example(s) asked per "
+        f"parent in {config.teacher.requests_per_example} request(s), same_label "
+        f"{config.teacher.same_label}, verify `{config.filters.verify}`; parents: "
+        f"`augment.parents={config.augment.parents}`, "
+        f"`augment.from_augmented={config.augment.from_augmented}`.",
+        "",
+        "Every new example passed the filters that apply to this task and these settings "
+        "(llm2llm_jax/teacher/filters.py): " + "; ".join(filters) + ".",
+        "",
+        "| iteration | parents asked about | candidates | kept | dropped |",
+        "| ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in rows:
         if "candidates" in r:
             dropped = ", ".join(f"{k} {v}" for k, v in r.get("drops", {}).items() if v) or "none"
-            lines.append(f"| {r['iteration']} | {r.get('teacher_requests', 0)} | {r['candidates']} | "
-                         f"{r['new_examples']} | {dropped} |")
+            lines.append(
+                f"| {r['iteration']} | {r.get('teacher_requests', 0)} | {r['candidates']} | "
+                f"{r['new_examples']} | {dropped} |"
+            )
     total = ", ".join(f"{k} {v}" for k, v in drops.items() if v) or "none"
-    lines += ["", f"Dropped over the run: {total}.", "", "## The run's config", "", "```json",
-              json.dumps(files.read_json(os.path.join(workdir, "config.json")), indent=1, sort_keys=True), "```", ""]
+    lines += [
+        "",
+        f"Dropped over the run: {total}.",
+        "",
+        "## The run's config",
+        "",
+        "```json",
+        json.dumps(files.read_json(os.path.join(workdir, "config.json")), indent=1, sort_keys=True),
+        "```",
+        "",
+    ]
     return "\n".join(lines)

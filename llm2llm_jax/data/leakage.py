@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+
 
 def normalize_text(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
@@ -13,7 +14,7 @@ def normalize_text(text: str) -> str:
 def _ngrams(words: Sequence[str], n: int) -> set:
     if len(words) < n:
         return {tuple(words)} if words else set()
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 class LeakageChecker:
@@ -37,7 +38,7 @@ class LeakageChecker:
             for g in grams:
                 self.index[g].add(i)
 
-    def check(self, text: str) -> Optional[str]:
+    def check(self, text: str) -> str | None:
         """None if clean, else 'exact' or 'ngram'."""
         norm = normalize_text(text)
         if norm in self.exact:

@@ -3,6 +3,7 @@ GSM8K test set, Rotten Tomatoes review snippets and ten topics of 20 Newsgroups.
 
 from __future__ import annotations
 
+import bz2
 import csv
 import io
 import re
@@ -10,7 +11,6 @@ import re
 from llm2llm_jax.common import assets
 from llm2llm_jax.data.tables import DataError, read_lines, read_table
 from llm2llm_jax.data.tasks import NEWSGROUP_TOPICS
-import bz2
 
 TREC_TRAIN_5500_LINES = 5452
 
@@ -28,8 +28,14 @@ def load_trec(fine: bool = False) -> list[dict]:
         coarse, _, _ = label.partition(":")
         if not question or not coarse:
             raise DataError(f"{path}:{first + offset + 1}: expected 'LABEL:fine question', got {line[:60]!r}")
-        out.append({"id": f"trec-{offset:04d}", "input": question.strip(), "output": label if fine else coarse,
-                    "fine": label})
+        out.append(
+            {
+                "id": f"trec-{offset:04d}",
+                "input": question.strip(),
+                "output": label if fine else coarse,
+                "fine": label,
+            }
+        )
     return out
 
 

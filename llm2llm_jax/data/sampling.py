@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from llm2llm_jax.data.tables import DataError
+
 
 def _allocate(counts: Mapping[str, int], total: int) -> dict:
     """Largest-remainder allocation of `total` over groups proportional to `counts`."""
@@ -19,7 +20,9 @@ def _allocate(counts: Mapping[str, int], total: int) -> dict:
     return alloc
 
 
-def stratified_sample(examples: Sequence[dict], count: int, seed: int, key: Optional[str] = "output") -> list[int]:
+def stratified_sample(
+    examples: Sequence[dict], count: int, seed: int, key: str | None = "output"
+) -> list[int]:
     """Indices of `count` examples, label proportions kept (when key is set), reproducible from `seed`."""
     if not 0 < count <= len(examples):
         raise DataError(f"cannot sample {count} of {len(examples)} examples")
@@ -37,12 +40,15 @@ def stratified_sample(examples: Sequence[dict], count: int, seed: int, key: Opti
     return sorted(chosen)
 
 
-def sample_seed(examples: Sequence[dict], seed: int, count: int = 0, fraction: float = 0.0,
-                stratify: bool = True) -> list[dict]:
+def sample_seed(
+    examples: Sequence[dict], seed: int, count: int = 0, fraction: float = 0.0, stratify: bool = True
+) -> list[dict]:
     """The seed set: `count` examples (when > 0) or else `fraction` of them, stratified by label when asked."""
     if count <= 0 and not 0 < fraction <= 1:
-        raise DataError(f"seed set size: give data.seed_count > 0 or 0 < data.seed_fraction <= 1 "
-                        f"(got {count}, {fraction})")
+        raise DataError(
+            f"seed set size: give data.seed_count > 0 or 0 < data.seed_fraction <= 1 "
+            f"(got {count}, {fraction})"
+        )
     n = count or max(1, int(round(fraction * len(examples))))
     idx = stratified_sample(examples, n, seed, key="output" if stratify else None)
     out = []
@@ -54,8 +60,9 @@ def sample_seed(examples: Sequence[dict], seed: int, count: int = 0, fraction: f
     return out
 
 
-def stratified_split(examples: Sequence[dict], test_count: int, seed: int,
-                     stratify: bool = True) -> tuple[list[dict], list[dict]]:
+def stratified_split(
+    examples: Sequence[dict], test_count: int, seed: int, stratify: bool = True
+) -> tuple[list[dict], list[dict]]:
     """(train, test): a held-out test split for sources that ship without one (offline TREC)."""
     test_idx = set(stratified_sample(examples, test_count, seed, key="output" if stratify else None))
     train = [ex for i, ex in enumerate(examples) if i not in test_idx]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -41,9 +41,15 @@ class Llm2llmShards(tfds.core.GeneratorBasedBuilder):
 
     VERSION = tfds.core.Version(VERSION)
     RELEASE_NOTES = {VERSION: "LLM2LLM training set with provenance fields"}
-    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=_config_name(i), version=VERSION, description=f"iteration {i}",
-                                               release_notes={VERSION: "initial"})
-                       for i in range(MAX_ITERATIONS)]
+    BUILDER_CONFIGS = [
+        tfds.core.BuilderConfig(
+            name=_config_name(i),
+            version=VERSION,
+            description=f"iteration {i}",
+            release_notes={VERSION: "initial"},
+        )
+        for i in range(MAX_ITERATIONS)
+    ]
 
     def __init__(self, *, examples: Sequence[dict] = (), **kwargs):
         self._examples = list(examples)
@@ -53,7 +59,9 @@ class Llm2llmShards(tfds.core.GeneratorBasedBuilder):
         features = {k: tfds.features.Text() for k in TEXT_FIELDS}
         features["iteration"] = tfds.features.Scalar(dtype=np.int32)
         # Keep written order: records are read back exactly as the controller wrote them.
-        return self.dataset_info_from_configs(features=tfds.features.FeaturesDict(features), disable_shuffling=True)
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(features), disable_shuffling=True
+        )
 
     # tfds prints "Downloading and preparing..." for every write; the controller reports progress itself.
     def _log_download_bytes(self):
@@ -74,8 +82,9 @@ class Llm2llmShards(tfds.core.GeneratorBasedBuilder):
 
 
 def _builder(shard_dir: str, iteration: int, examples: Sequence[dict] = ()):
-    return Llm2llmShards(data_dir=shard_dir, config=_config_name(iteration), file_format="array_record",
-                         examples=examples)
+    return Llm2llmShards(
+        data_dir=shard_dir, config=_config_name(iteration), file_format="array_record", examples=examples
+    )
 
 
 def _path(shard_dir: str, iteration: int) -> str:
@@ -105,8 +114,10 @@ def write_iteration(shard_dir: str, iteration: int, examples: Sequence[dict]) ->
                 written = write_iteration(local, iteration, examples)
                 names = sorted(os.listdir(written), key=lambda n: n == "dataset_info.json")
                 for name in names:
-                    files.write_if_changed(os.path.join(_path(shard_dir, iteration), name),
-                                           files.read_bytes(os.path.join(written, name)))
+                    files.write_if_changed(
+                        os.path.join(_path(shard_dir, iteration), name),
+                        files.read_bytes(os.path.join(written, name)),
+                    )
         return _path(shard_dir, iteration)
     builder = _builder(shard_dir, iteration, examples)
     with _without_variant_warning():
@@ -123,7 +134,11 @@ def _without_variant_warning():
 
 
 def _decode(record: dict) -> dict:
-    out = {k: (v.decode("utf-8") if isinstance(v, bytes) else str(v)) for k, v in record.items() if k in TEXT_FIELDS}
+    out = {
+        k: (v.decode("utf-8") if isinstance(v, bytes) else str(v))
+        for k, v in record.items()
+        if k in TEXT_FIELDS
+    }
     out["iteration"] = int(record["iteration"])
     return out
 

@@ -3,7 +3,7 @@ from the pool. `SOURCES` maps each `data.source` name to its loader."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from llm2llm_jax.data import offline
 from llm2llm_jax.data.leakage import LeakageChecker
@@ -42,7 +42,9 @@ def _files(d, task: Task) -> Split:
         test = read_table(d.test_path, d.input_field, d.output_field, d.format)
         check_labels(test, task, d.test_path)
     else:
-        train, test = stratified_split(train, d.test_count, seed=d.split_seed, stratify=task.is_classification)
+        train, test = stratified_split(
+            train, d.test_count, seed=d.split_seed, stratify=task.is_classification
+        )
     for prefix, rows in (("train", train), ("test", test)):
         for j, ex in enumerate(rows):
             ex.setdefault("id", f"{prefix}-{j}")
@@ -58,8 +60,13 @@ def _tfds(d, task: Task) -> Split:
 
 
 SOURCES: dict[str, Callable[..., Split]] = {
-    "trec_offline": _trec, "gsm8k_offline": _gsm8k, "rotten_tomatoes_offline": _rotten_tomatoes,
-    "newsgroups_offline": _newsgroups, "file": _files, "tfds": _tfds}
+    "trec_offline": _trec,
+    "gsm8k_offline": _gsm8k,
+    "rotten_tomatoes_offline": _rotten_tomatoes,
+    "newsgroups_offline": _newsgroups,
+    "file": _files,
+    "tfds": _tfds,
+}
 
 
 def load_source(d, task: Task) -> Split:
@@ -75,7 +82,9 @@ def seed_and_test_sets(d, task: Task, seed: int) -> tuple[list[dict], list[dict]
     Every seed example gets an id (`seed-N` when the source has none); line numbers are dropped.
     """
     train, test = load_source(d, task)
-    seed_set = sample_seed(train, seed=seed, count=d.seed_count, fraction=d.seed_fraction, stratify=d.stratify)
+    seed_set = sample_seed(
+        train, seed=seed, count=d.seed_count, fraction=d.seed_fraction, stratify=d.stratify
+    )
     seed_set, leak = LeakageChecker(ex["input"] for ex in test).filter(seed_set)
     for i, ex in enumerate(seed_set):
         ex["id"] = ex.get("id") or f"seed-{i}"

@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from llm2llm_jax.common.errors import UserError
 from llm2llm_jax.data.tasks import Task, TaskError
@@ -35,15 +35,22 @@ def read_lines(path: str) -> list[str]:
         try:
             out.append(line.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError as e:
-            raise DataError(f"{path}:{number}: not valid UTF-8 (byte 0x{line[e.start]:02x} at column {e.start + 1}); "
-                            f"re-save the file as UTF-8") from None
+            raise DataError(
+                f"{path}:{number}: not valid UTF-8 (byte 0x{line[e.start]:02x} at column {e.start + 1}); "
+                f"re-save the file as UTF-8"
+            ) from None
     if out and out[0].startswith("\ufeff"):
         out[0] = out[0][1:]
     return out
 
 
-def read_table(path: str, input_field: str = "input", output_field: str = "output", fmt: str = "",
-               keep_fields: Sequence[str] = ()) -> list[dict]:
+def read_table(
+    path: str,
+    input_field: str = "input",
+    output_field: str = "output",
+    fmt: str = "",
+    keep_fields: Sequence[str] = (),
+) -> list[dict]:
     """Rows of a JSONL, CSV or TSV file mapped to {'input', 'output', ...}.
 
     fmt: 'jsonl', 'csv' or 'tsv' (default: from the extension). Errors name file, line and field.
@@ -75,8 +82,10 @@ def read_table(path: str, input_field: str = "input", output_field: str = "outpu
                 raise DataError(f"{path}:1: header has no column '{field}' (columns: {header})")
         for obj in reader:
             if None in obj:  # more cells than header columns
-                raise DataError(f"{path}:{reader.line_num}: {len(header) + len(obj[None])} cells but the header "
-                                f"has {len(header)} columns")
+                raise DataError(
+                    f"{path}:{reader.line_num}: {len(header) + len(obj[None])} cells but the header "
+                    f"has {len(header)} columns"
+                )
             rows.append((reader.line_num, obj))
     if not rows:
         raise DataError(f"{path}: no rows")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Mapping, Optional, Sequence
 
 from llm2llm_jax.common.errors import UserError
 
@@ -51,7 +51,9 @@ class Task:
 
     def __post_init__(self):
         if self.labels and self.verbalizers and len(self.labels) != len(self.verbalizers):
-            raise TaskError(f"task {self.name}: {len(self.labels)} labels but {len(self.verbalizers)} verbalizers")
+            raise TaskError(
+                f"task {self.name}: {len(self.labels)} labels but {len(self.verbalizers)} verbalizers"
+            )
         if "{input}" not in self.template:
             raise TaskError(f"task {self.name}: template must contain '{{input}}', got {self.template!r}")
 
@@ -86,13 +88,15 @@ class Task:
             if not isinstance(example.get(field), str) or not example[field].strip():
                 raise TaskError(f"{where or 'example'}: field '{field}' is missing or empty")
         if self.is_classification and example["output"] not in self.labels:
-            raise TaskError(f"{where or 'example'}: field 'output' is {example['output']!r}, not one of "
-                            f"{list(self.labels)} for task {self.name}")
+            raise TaskError(
+                f"{where or 'example'}: field 'output' is {example['output']!r}, not one of "
+                f"{list(self.labels)} for task {self.name}"
+            )
         if self.numeric and ("####" not in example["output"] or parse_number(example["output"]) is None):
             raise TaskError(f"{where or 'example'}: field 'output' has no final answer (`#### <number>`)")
 
     # -- reading answers back
-    def parse(self, generation: str) -> Optional[str]:
+    def parse(self, generation: str) -> str | None:
         """The answer in a student/teacher generation, as a gold-comparable string, or None."""
         if self.is_classification:
             return self._parse_label(generation)
@@ -105,7 +109,7 @@ class Task:
         text = generation.strip().split("\n")[0].strip()
         return text or None
 
-    def _parse_label(self, generation: str) -> Optional[str]:
+    def _parse_label(self, generation: str) -> str | None:
         text = _norm_label(generation.split("\n")[0] if generation.strip() else "")
         if not text:
             return None
@@ -126,7 +130,7 @@ class Task:
             return format_number(n) if n is not None else ""
         return example["output"].strip()
 
-    def score(self, prediction: Optional[str], example: Mapping) -> bool:
+    def score(self, prediction: str | None, example: Mapping) -> bool:
         if prediction is None:
             return False
         if self.numeric:
@@ -140,7 +144,7 @@ class Task:
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\$?\.\d+")
 
 
-def parse_number(text: Optional[str]) -> Optional[Decimal]:
+def parse_number(text: str | None) -> Decimal | None:
     """The final answer as a number: the first number after the last '####' if there is one, else the
     last number in the text. Handles 1,234  $5  -3  5.0  .5  and trailing units ('12 apples')."""
     if not text:
@@ -169,15 +173,49 @@ def format_number(n: Decimal) -> str:
 # ---------------------------------------------------------------------------- the paper's tasks
 TREC_COARSE = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
 TREC_COARSE_WORDS = ("abbreviation", "description", "entity", "human", "location", "number")
-SNIPS_INTENTS = ("AddToPlaylist", "BookRestaurant", "GetWeather", "PlayMusic", "RateBook", "SearchCreativeWork",
-                 "SearchScreeningEvent")
-SNIPS_WORDS = ("add to playlist", "book restaurant", "get weather", "play music", "rate book",
-               "search creative work", "search screening event")
+SNIPS_INTENTS = (
+    "AddToPlaylist",
+    "BookRestaurant",
+    "GetWeather",
+    "PlayMusic",
+    "RateBook",
+    "SearchCreativeWork",
+    "SearchScreeningEvent",
+)
+SNIPS_WORDS = (
+    "add to playlist",
+    "book restaurant",
+    "get weather",
+    "play music",
+    "rate book",
+    "search creative work",
+    "search screening event",
+)
 
-NEWSGROUP_TOPICS = ("comp.graphics", "misc.forsale", "rec.autos", "rec.motorcycles", "rec.sport.baseball", "sci.crypt",
-                    "sci.med", "sci.space", "soc.religion.christian", "talk.politics.guns")
-NEWSGROUP_WORDS = ("computer graphics", "for sale", "cars", "motorcycles", "baseball", "cryptography", "medicine",
-                   "space", "christianity", "guns")
+NEWSGROUP_TOPICS = (
+    "comp.graphics",
+    "misc.forsale",
+    "rec.autos",
+    "rec.motorcycles",
+    "rec.sport.baseball",
+    "sci.crypt",
+    "sci.med",
+    "sci.space",
+    "soc.religion.christian",
+    "talk.politics.guns",
+)
+NEWSGROUP_WORDS = (
+    "computer graphics",
+    "for sale",
+    "cars",
+    "motorcycles",
+    "baseball",
+    "cryptography",
+    "medicine",
+    "space",
+    "christianity",
+    "guns",
+)
 
 TREC_MEANINGS = {
     "ABBR": "asks what an abbreviation stands for or what something is short for",
@@ -185,9 +223,12 @@ TREC_MEANINGS = {
     "ENTY": "asks for a thing: an animal, a food, a product, a color, a sport, a word, an event and so on",
     "HUM": "asks for a person, a group of people or an organization (who)",
     "LOC": "asks for a place: a city, a country, a river, a mountain, an address (where)",
-    "NUM": "asks for a number: a count, a date, an age, a price, a distance, a speed (how many, when)"}
-SENTIMENT_MEANINGS = {"negative": "says something bad about the movie",
-                      "positive": "says something good about the movie"}
+    "NUM": "asks for a number: a count, a date, an age, a price, a distance, a speed (how many, when)",
+}
+SENTIMENT_MEANINGS = {
+    "negative": "says something bad about the movie",
+    "positive": "says something good about the movie",
+}
 NEWSGROUP_MEANINGS = {
     "comp.graphics": "is about computer graphics: images, file formats, rendering, 3D software",
     "misc.forsale": "offers something for sale or asks to buy something",
@@ -198,69 +239,127 @@ NEWSGROUP_MEANINGS = {
     "sci.med": "is about medicine: illnesses, treatments, doctors, drugs",
     "sci.space": "is about space: rockets, orbits, NASA, planets",
     "soc.religion.christian": "is about christianity: the bible, faith, the church",
-    "talk.politics.guns": "is about guns: gun laws, firearms, the right to bear arms"}
+    "talk.politics.guns": "is about guns: gun laws, firearms, the right to bear arms",
+}
 REVIEW_SENTENCE = ("movie review sentence", "movie review sentences")
 
 TASKS = {
     "sst2": Task(
-        "sst2", cue="Sentiment:", labels=("negative", "positive"),
+        "sst2",
+        cue="Sentiment:",
+        labels=("negative", "positive"),
         instruction="Classify the sentiment of the movie review as positive or negative.",
         description="classify the sentiment of a movie review as positive or negative.",
-        noun=REVIEW_SENTENCE, class_meanings=SENTIMENT_MEANINGS,
-        worked=({"input": "the plot is thin but the performances are wonderful", "output": "positive"},
-                {"input": "despite a clumsy opening, the film's warmth wins you over", "output": "positive"})),
+        noun=REVIEW_SENTENCE,
+        class_meanings=SENTIMENT_MEANINGS,
+        worked=(
+            {"input": "the plot is thin but the performances are wonderful", "output": "positive"},
+            {"input": "despite a clumsy opening, the film's warmth wins you over", "output": "positive"},
+        ),
+    ),
     "trec": Task(
-        "trec", cue="Class:", labels=TREC_COARSE, verbalizers=TREC_COARSE_WORDS,
+        "trec",
+        cue="Class:",
+        labels=TREC_COARSE,
+        verbalizers=TREC_COARSE_WORDS,
         instruction="Classify what the question asks for: abbreviation, description, entity, human, "
-                    "location or number.",
+        "location or number.",
         description="classify what a question asks for: abbreviation, description, entity, human, location or "
-                    "number.",
-        noun=("question", "questions"), class_meanings=TREC_MEANINGS,
-        worked=({"input": "What does NASA stand for ?", "output": "ABBR"},
-                {"input": "What does the abbreviation UNESCO mean ?", "output": "ABBR"})),
+        "number.",
+        noun=("question", "questions"),
+        class_meanings=TREC_MEANINGS,
+        worked=(
+            {"input": "What does NASA stand for ?", "output": "ABBR"},
+            {"input": "What does the abbreviation UNESCO mean ?", "output": "ABBR"},
+        ),
+    ),
     "snips": Task(
-        "snips", cue="Intent:", labels=SNIPS_INTENTS, verbalizers=SNIPS_WORDS,
+        "snips",
+        cue="Intent:",
+        labels=SNIPS_INTENTS,
+        verbalizers=SNIPS_WORDS,
         instruction="Classify the intent of the request.",
-        description="classify the intent of a voice-assistant request.", noun=("request", "requests"),
-        worked=({"input": "put this song on my workout mix", "output": "AddToPlaylist"},
-                {"input": "add the new Adele track to my chill evening list", "output": "AddToPlaylist"})),
+        description="classify the intent of a voice-assistant request.",
+        noun=("request", "requests"),
+        worked=(
+            {"input": "put this song on my workout mix", "output": "AddToPlaylist"},
+            {"input": "add the new Adele track to my chill evening list", "output": "AddToPlaylist"},
+        ),
+    ),
     "gsm8k": Task(
-        "gsm8k", cue="Answer:", template="Question: {input}", numeric=True,
+        "gsm8k",
+        cue="Answer:",
+        template="Question: {input}",
+        numeric=True,
         instruction="Solve the math problem step by step and end with '#### <number>'.",
         description="solve grade-school math word problems step by step.",
-        worked=({"input": "Tom has 3 boxes with 4 pens each. He gives away 5 pens. How many pens are left?",
-                 "output": "Tom has 3 * 4 = 12 pens. After giving away 5 he has 12 - 5 = 7 pens.\n#### 7"},
-                {"input": "A baker makes 5 trays of 6 rolls and sells 17 rolls. How many rolls are left?",
-                 "output": "The baker makes 5 * 6 = 30 rolls. After selling 17, 30 - 17 = 13 rolls are left.\n"
-                           "#### 13"})),
+        worked=(
+            {
+                "input": "Tom has 3 boxes with 4 pens each. He gives away 5 pens. How many pens are left?",
+                "output": "Tom has 3 * 4 = 12 pens. After giving away 5 he has 12 - 5 = 7 pens.\n#### 7",
+            },
+            {
+                "input": "A baker makes 5 trays of 6 rolls and sells 17 rolls. How many rolls are left?",
+                "output": "The baker makes 5 * 6 = 30 rolls. After selling 17, 30 - 17 = 13 rolls are left.\n"
+                "#### 13",
+            },
+        ),
+    ),
     "rotten_tomatoes": Task(
-        "rotten_tomatoes", cue="Sentiment:", labels=("negative", "positive"),
+        "rotten_tomatoes",
+        cue="Sentiment:",
+        labels=("negative", "positive"),
         instruction="Classify the sentiment of the movie review as positive or negative.",
         description="classify the sentiment of a movie review sentence as positive or negative.",
-        noun=REVIEW_SENTENCE, class_meanings=SENTIMENT_MEANINGS,
-        worked=({"input": "A gripping, beautifully acted drama that earns every one of its tears.",
-                 "output": "positive"},
-                {"input": "The cast is charming and the jokes land far more often than they miss.",
-                 "output": "positive"})),
+        noun=REVIEW_SENTENCE,
+        class_meanings=SENTIMENT_MEANINGS,
+        worked=(
+            {
+                "input": "A gripping, beautifully acted drama that earns every one of its tears.",
+                "output": "positive",
+            },
+            {
+                "input": "The cast is charming and the jokes land far more often than they miss.",
+                "output": "positive",
+            },
+        ),
+    ),
     "newsgroups": Task(
-        "newsgroups", cue="Topic:", labels=NEWSGROUP_TOPICS, verbalizers=NEWSGROUP_WORDS,
-        instruction="Classify the topic of the newsgroup post: " + ", ".join(NEWSGROUP_WORDS[:-1]) + " or "
-                    + NEWSGROUP_WORDS[-1] + ".",
+        "newsgroups",
+        cue="Topic:",
+        labels=NEWSGROUP_TOPICS,
+        verbalizers=NEWSGROUP_WORDS,
+        instruction="Classify the topic of the newsgroup post: "
+        + ", ".join(NEWSGROUP_WORDS[:-1])
+        + " or "
+        + NEWSGROUP_WORDS[-1]
+        + ".",
         description="classify the topic of a newsgroup post: computer graphics, for sale, cars, motorcycles, "
-                    "baseball, cryptography, medicine, space, christianity or guns.",
-        noun=("newsgroup post", "newsgroup posts"), class_meanings=NEWSGROUP_MEANINGS,
+        "baseball, cryptography, medicine, space, christianity or guns.",
+        noun=("newsgroup post", "newsgroup posts"),
+        class_meanings=NEWSGROUP_MEANINGS,
         # the corpus's posts are lower-cased, without punctuation, the subject line first
-        worked=({"input": "shuttle launch date does anyone know when the next shuttle launch is planned i heard "
-                          "the mission was delayed again because of a problem with the main engines",
-                 "output": "sci.space"},
-                {"input": "mars probe images the latest pictures from the probe show the landing site in more "
-                          "detail and the team expects the rover to leave the lander next week",
-                 "output": "sci.space"})),
+        worked=(
+            {
+                "input": "shuttle launch date does anyone know when the next shuttle launch is planned i heard "
+                "the mission was delayed again because of a problem with the main engines",
+                "output": "sci.space",
+            },
+            {
+                "input": "mars probe images the latest pictures from the probe show the landing site in more "
+                "detail and the team expects the rover to leave the lander next week",
+                "output": "sci.space",
+            },
+        ),
+    ),
     "casehold": Task(
-        "casehold", cue="Answer:", labels=("A", "B", "C", "D", "E"),
+        "casehold",
+        cue="Answer:",
+        labels=("A", "B", "C", "D", "E"),
         instruction="Choose the holding (A-E) that the citing text refers to.",
         description="choose which of five holdings (A-E) a legal citing text refers to.",
-        noun=("citing text", "citing texts")),
+        noun=("citing text", "citing texts"),
+    ),
 }
 
 
@@ -285,7 +384,7 @@ def custom_task(spec: Mapping) -> Task:
     return Task(**spec)
 
 
-def get_task(name: str, custom: Optional[Mapping] = None) -> Task:
+def get_task(name: str, custom: Mapping | None = None) -> Task:
     if name == "custom":
         return custom_task(custom or {})
     if name not in TASKS:

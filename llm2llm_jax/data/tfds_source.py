@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Optional
 
 from llm2llm_jax.data.tables import DataError
 
-def load_tfds(name: str, split: str, input_field: str, output_field: str, data_dir: Optional[str] = None,
-              download: bool = True, label_names: bool = True) -> list[dict]:
+
+def load_tfds(
+    name: str,
+    split: str,
+    input_field: str,
+    output_field: str,
+    data_dir: str | None = None,
+    download: bool = True,
+    label_names: bool = True,
+) -> list[dict]:
     """A tfds dataset by name (including the `huggingface:` namespace, read through the `datasets` package),
     prepared if needed.
 
@@ -35,8 +42,9 @@ def load_tfds(name: str, split: str, input_field: str, output_field: str, data_d
             f"is online (tfds build / tfds.builder(...).download_and_prepare()) and copy its data_dir, or supply "
             f"the data as a file: data.source='file', data.train_path=..., data.test_path=... (JSONL, CSV or TSV)"
         ) from None
-    return examples_from_records(source, builder.info.features, f"{name}[{split}]", input_field, output_field,
-                                 label_names)
+    return examples_from_records(
+        source, builder.info.features, f"{name}[{split}]", input_field, output_field, label_names
+    )
 
 
 @contextlib.contextmanager
@@ -53,8 +61,9 @@ def _quiet_hub():
             lg.setLevel(level)
 
 
-def examples_from_records(records, features, where: str, input_field: str, output_field: str,
-                          label_names: bool = True) -> list[dict]:
+def examples_from_records(
+    records, features, where: str, input_field: str, output_field: str, label_names: bool = True
+) -> list[dict]:
     """Examples (`id`, `input`, `output` strings) from tfds records; class labels become their names."""
     out = []
     for i in range(len(records)):

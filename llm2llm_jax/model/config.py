@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 
 from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.model import kernels as kernels_lib
-from llm2llm_jax.model.families import (FAMILIES, FAMILY_BY_GGUF_ARCH, FAMILY_BY_MODEL_TYPE, FULL, SLIDING,
-                                       SUPPORTED_ARCHITECTURES, Family)
-
+from llm2llm_jax.model.families import (
+    FAMILIES,
+    FAMILY_BY_GGUF_ARCH,
+    FAMILY_BY_MODEL_TYPE,
+    FULL,
+    SLIDING,
+    SUPPORTED_ARCHITECTURES,
+    Family,
+)
 
 LAYER_TYPES = (FULL, SLIDING)
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
@@ -32,24 +39,24 @@ class LlamaConfig:
     num_hidden_layers: int = 32
     num_attention_heads: int = 32
     num_key_value_heads: int = 32
-    head_dim: Optional[int] = None  # None: hidden_size // num_attention_heads
+    head_dim: int | None = None  # None: hidden_size // num_attention_heads
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     # Stored as sorted (key, value) pairs so the config stays hashable; see `rope_scaling_dict`.
-    rope_scaling: Optional[tuple] = None
+    rope_scaling: tuple | None = None
     max_position_embeddings: int = 4096
     tie_word_embeddings: bool = False
     # Family switches (FAMILIES) and the attention pattern: per layer `full_attention` or
     # `sliding_attention` (None: every layer full); a sliding layer's query sees the `sliding_window`
     # latest positions, itself included, and uses RoPE base `rope_local_theta` (None: rope_theta, unscaled).
     family: str = "llama"
-    sliding_window: Optional[int] = None
-    layer_types: Optional[tuple] = None
-    rope_local_theta: Optional[float] = None
-    query_pre_attn_scalar: Optional[float] = None  # softmax scale 1/sqrt(this); None: head_dim
-    bos_token_id: Optional[int] = 1
+    sliding_window: int | None = None
+    layer_types: tuple | None = None
+    rope_local_theta: float | None = None
+    query_pre_attn_scalar: float | None = None  # softmax scale 1/sqrt(this); None: head_dim
+    bos_token_id: int | None = 1
     eos_token_id: Any = 2  # int or tuple of ints
-    pad_token_id: Optional[int] = None
+    pad_token_id: int | None = None
     # Runtime options (not part of the checkpoint).
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
@@ -71,7 +78,9 @@ class LlamaConfig:
         if isinstance(self.rope_scaling, Mapping):
             object.__setattr__(self, "rope_scaling", tuple(sorted(self.rope_scaling.items())))
         if isinstance(self.lora_targets, (list, str)):
-            targets = self.lora_targets.split(",") if isinstance(self.lora_targets, str) else self.lora_targets
+            targets = (
+                self.lora_targets.split(",") if isinstance(self.lora_targets, str) else self.lora_targets
+            )
             object.__setattr__(self, "lora_targets", tuple(t.strip() for t in targets if t.strip()))
         if isinstance(self.layer_types, list):
             object.__setattr__(self, "layer_types", tuple(self.layer_types))
@@ -85,47 +94,74 @@ class LlamaConfig:
             raise ConfigError(f"{source}: family {self.family!r} is not one of {sorted(FAMILIES)}")
         if self.layer_types is not None:
             if len(self.layer_types) != self.num_hidden_layers or set(self.layer_types) - set(LAYER_TYPES):
-                raise ConfigError(f"{source}: layer_types must name one of {LAYER_TYPES} for each of the "
-                                  f"{self.num_hidden_layers} layers, got {list(self.layer_types)}")
+                raise ConfigError(
+                    f"{source}: layer_types must name one of {LAYER_TYPES} for each of the "
+                    f"{self.num_hidden_layers} layers, got {list(self.layer_types)}"
+                )
             if "sliding_attention" in self.layer_types and not (
-                    isinstance(self.sliding_window, int) and self.sliding_window > 0):
-                raise ConfigError(f"{source}: sliding_attention layers need a positive integer sliding_window, "
-                                  f"got {self.sliding_window!r}")
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                     "num_attention_heads", "num_key_value_heads", "head_dim"):
+                isinstance(self.sliding_window, int) and self.sliding_window > 0
+            ):
+                raise ConfigError(
+                    f"{source}: sliding_attention layers need a positive integer sliding_window, "
+                    f"got {self.sliding_window!r}"
+                )
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "head_dim",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{source}: field '{name}' must be a positive integer, got {value!r}")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ConfigError(
                 f"{source}: num_attention_heads={self.num_attention_heads} is not a multiple of "
-                f"num_key_value_heads={self.num_key_value_heads} (GQA needs whole groups)")
+                f"num_key_value_heads={self.num_key_value_heads} (GQA needs whole groups)"
+            )
         if self.head_dim % 2:
             raise ConfigError(f"{source}: head_dim={self.head_dim} must be even for RoPE")
         rope_type = self.rope_scaling_dict.get("rope_type", "default")
         if rope_type not in SUPPORTED_ROPE_TYPES:
-            raise ConfigError(f"{source}: rope_scaling type '{rope_type}' is not supported; "
-                              f"supported: {', '.join(SUPPORTED_ROPE_TYPES)}")
+            raise ConfigError(
+                f"{source}: rope_scaling type '{rope_type}' is not supported; "
+                f"supported: {', '.join(SUPPORTED_ROPE_TYPES)}"
+            )
         if self.dtype not in DTYPES or self.param_dtype not in DTYPES:
-            raise ConfigError(f"{source}: dtype/param_dtype must be one of {sorted(DTYPES)}, "
-                              f"got {self.dtype!r}/{self.param_dtype!r}")
+            raise ConfigError(
+                f"{source}: dtype/param_dtype must be one of {sorted(DTYPES)}, "
+                f"got {self.dtype!r}/{self.param_dtype!r}"
+            )
         if not isinstance(self.lora_rank, int) or self.lora_rank < 0:
             raise ConfigError(f"{source}: lora_rank must be an integer >= 0, got {self.lora_rank!r}")
         unknown = set(self.lora_targets) - set(LORA_TARGETS)
         if unknown:
-            raise ConfigError(f"{source}: lora_targets has unknown projection(s) {sorted(unknown)}; "
-                              f"choose from {LORA_TARGETS}")
+            raise ConfigError(
+                f"{source}: lora_targets has unknown projection(s) {sorted(unknown)}; "
+                f"choose from {LORA_TARGETS}"
+            )
         if self.kernels not in kernels_lib.KERNEL_SETS:
-            raise ConfigError(f"{source}: kernels (config key model.kernels) must be one of "
-                              f"{kernels_lib.KERNEL_SETS}, got {self.kernels!r}")
+            raise ConfigError(
+                f"{source}: kernels (config key model.kernels) must be one of "
+                f"{kernels_lib.KERNEL_SETS}, got {self.kernels!r}"
+            )
         if self.fused_attention not in kernels_lib.FUSED_ATTENTION:
-            raise ConfigError(f"{source}: fused_attention (config key model.fused_attention) must be one of "
-                              f"{kernels_lib.FUSED_ATTENTION}, got {self.fused_attention!r}")
+            raise ConfigError(
+                f"{source}: fused_attention (config key model.fused_attention) must be one of "
+                f"{kernels_lib.FUSED_ATTENTION}, got {self.fused_attention!r}"
+            )
         if self.fused_attention == "cudnn" and self.dtype == "float32":
-            raise ConfigError(f"{source}: model.fused_attention='cudnn' needs a bfloat16 or float16 compute dtype, "
-                              f"got model.dtype='float32'; set model.dtype=bfloat16 or model.fused_attention=xla")
+            raise ConfigError(
+                f"{source}: model.fused_attention='cudnn' needs a bfloat16 or float16 compute dtype, "
+                f"got model.dtype='float32'; set model.dtype=bfloat16 or model.fused_attention=xla"
+            )
         if self.remat_policy not in REMAT_POLICIES:
-            raise ConfigError(f"{source}: remat_policy must be one of {REMAT_POLICIES}, got {self.remat_policy!r}")
+            raise ConfigError(
+                f"{source}: remat_policy must be one of {REMAT_POLICIES}, got {self.remat_policy!r}"
+            )
 
     # ------------------------------------------------------------------ views
     @property
@@ -139,7 +175,10 @@ class LlamaConfig:
     @property
     def sliding_layers(self) -> tuple:
         """Per layer: does it attend over the sliding window only?"""
-        return tuple(t == "sliding_attention" for t in (self.layer_types or ("full_attention",) * self.num_hidden_layers))
+        return tuple(
+            t == "sliding_attention"
+            for t in (self.layer_types or ("full_attention",) * self.num_hidden_layers)
+        )
 
     @property
     def jnp_dtype(self):
@@ -157,10 +196,10 @@ class LlamaConfig:
             return (self.eos_token_id,)
         return tuple(self.eos_token_id)
 
-    def replace(self, **changes) -> "LlamaConfig":
+    def replace(self, **changes) -> LlamaConfig:
         return dataclasses.replace(self, **changes)
 
-    def with_kernels_for(self, devices) -> "LlamaConfig":
+    def with_kernels_for(self, devices) -> LlamaConfig:
         """This config with `kernels` resolved for the devices the model runs on (a mesh's devices):
         'auto' becomes 'cpu' on CPUs and 'xla' elsewhere. Raises `ConfigError` for a choice those
         devices cannot run."""
@@ -182,31 +221,48 @@ class LlamaConfig:
 
     # ------------------------------------------------------------------ HF
     @classmethod
-    def from_hf_dict(cls, d: Mapping[str, Any], source: str = "config.json", **runtime) -> "LlamaConfig":
+    def from_hf_dict(cls, d: Mapping[str, Any], source: str = "config.json", **runtime) -> LlamaConfig:
         model_type = d.get("model_type")
         archs = d.get("architectures") or []
         if model_type not in FAMILY_BY_MODEL_TYPE:
             raise ConfigError(
                 f"{source}: field 'model_type' is {model_type!r} (architectures {archs}); supported: "
-                f"{SUPPORTED_ARCHITECTURES} (model_type {', '.join(sorted(FAMILY_BY_MODEL_TYPE))})")
+                f"{SUPPORTED_ARCHITECTURES} (model_type {', '.join(sorted(FAMILY_BY_MODEL_TYPE))})"
+            )
         family = FAMILIES[FAMILY_BY_MODEL_TYPE[model_type]]
-        if model_type == "gemma3":  # the multimodal checkpoint: its language model is described in text_config
-            d = dict(d.get("text_config") or {}, model_type="gemma3_text",
-                     tie_word_embeddings=d.get("tie_word_embeddings", True))
+        if (
+            model_type == "gemma3"
+        ):  # the multimodal checkpoint: its language model is described in text_config
+            d = dict(
+                d.get("text_config") or {},
+                model_type="gemma3_text",
+                tie_word_embeddings=d.get("tie_word_embeddings", True),
+            )
         if d.get("attention_bias") and not family.attention_bias:
-            raise ConfigError(f"{source}: field 'attention_bias' is true; {family.name} checkpoints with biased "
-                              f"attention are not supported")
+            raise ConfigError(
+                f"{source}: field 'attention_bias' is true; {family.name} checkpoints with biased "
+                f"attention are not supported"
+            )
         if d.get("mlp_bias"):
             raise ConfigError(f"{source}: field 'mlp_bias' is true; biased MLPs are not supported")
         for flag in ("final_logit_softcapping", "attn_logit_softcapping"):
             if d.get(flag) is not None:
-                raise ConfigError(f"{source}: field '{flag}' is {d[flag]!r}; soft-capped logits (Gemma 2) are "
-                                  f"not supported")
+                raise ConfigError(
+                    f"{source}: field '{flag}' is {d[flag]!r}; soft-capped logits (Gemma 2) are not supported"
+                )
         expected_act = family.hf_activations
         act = d.get("hidden_activation") or d.get("hidden_act") or expected_act[0]
         if act not in expected_act:
-            raise ConfigError(f"{source}: field 'hidden_act' is {act!r}; {family.name} uses '{expected_act[0]}'")
-        required = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+            raise ConfigError(
+                f"{source}: field 'hidden_act' is {act!r}; {family.name} uses '{expected_act[0]}'"
+            )
+        required = (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+        )
         missing = [k for k in required if k not in d]
         if missing:
             raise ConfigError(f"{source}: missing required field(s) {missing}")
@@ -225,8 +281,10 @@ class LlamaConfig:
         if scaling.get("rope_type", "default") == "default":
             scaling = {}
         if local_rope.get("rope_type", "default") != "default":
-            raise ConfigError(f"{source}: rope_parameters.sliding_attention has rope_type "
-                              f"{local_rope['rope_type']!r}; only unscaled RoPE on sliding layers is supported")
+            raise ConfigError(
+                f"{source}: rope_parameters.sliding_attention has rope_type "
+                f"{local_rope['rope_type']!r}; only unscaled RoPE on sliding layers is supported"
+            )
         window = d.get("sliding_window")
         layer_types = d.get("layer_types")
         if layer_types is None and window:
@@ -255,8 +313,9 @@ class LlamaConfig:
             sliding_window=window if layer_types is not None else None,
             layer_types=tuple(layer_types) if layer_types is not None else None,
             rope_local_theta=rope_local_theta,
-            query_pre_attn_scalar=float(d["query_pre_attn_scalar"]) if family.query_scale_field and
-            d.get("query_pre_attn_scalar") else None,
+            query_pre_attn_scalar=float(d["query_pre_attn_scalar"])
+            if family.query_scale_field and d.get("query_pre_attn_scalar")
+            else None,
             bos_token_id=d.get("bos_token_id"),
             eos_token_id=d.get("eos_token_id"),
             pad_token_id=d.get("pad_token_id"),
@@ -266,7 +325,7 @@ class LlamaConfig:
         return cfg
 
     @classmethod
-    def from_hf_file(cls, path: str, **runtime) -> "LlamaConfig":
+    def from_hf_file(cls, path: str, **runtime) -> LlamaConfig:
         try:
             with open(path, encoding="utf-8") as f:
                 d = json.load(f)
@@ -297,7 +356,9 @@ class LlamaConfig:
             "attention_bias": fam.attention_bias,
             "mlp_bias": False,
             "bos_token_id": self.bos_token_id,
-            "eos_token_id": list(self.eos_token_id) if isinstance(self.eos_token_id, tuple) else self.eos_token_id,
+            "eos_token_id": list(self.eos_token_id)
+            if isinstance(self.eos_token_id, tuple)
+            else self.eos_token_id,
             "pad_token_id": self.pad_token_id,
             "torch_dtype": self.param_dtype,
         }
@@ -306,12 +367,20 @@ class LlamaConfig:
 
     # ------------------------------------------------------------------ GGUF
     @classmethod
-    def from_gguf_metadata(cls, meta: Mapping[str, Any], source: str, vocab_size: Optional[int] = None,
-                           tied: bool = False, **runtime) -> "LlamaConfig":
+    def from_gguf_metadata(
+        cls,
+        meta: Mapping[str, Any],
+        source: str,
+        vocab_size: int | None = None,
+        tied: bool = False,
+        **runtime,
+    ) -> LlamaConfig:
         arch = meta.get("general.architecture")
         if arch not in FAMILY_BY_GGUF_ARCH:
-            raise ConfigError(f"{source}: metadata 'general.architecture' is {arch!r}; supported GGUF "
-                              f"architectures: {', '.join(FAMILY_BY_GGUF_ARCH)}")
+            raise ConfigError(
+                f"{source}: metadata 'general.architecture' is {arch!r}; supported GGUF "
+                f"architectures: {', '.join(FAMILY_BY_GGUF_ARCH)}"
+            )
         family = FAMILIES[FAMILY_BY_GGUF_ARCH[arch]]
 
         def need(key):
@@ -368,8 +437,17 @@ class LlamaConfig:
 
 def tiny_config(**overrides) -> LlamaConfig:
     """A small random-init config for tests and examples."""
-    base = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    base = dict(
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     base.update(overrides)
     return LlamaConfig(**base)

@@ -8,12 +8,12 @@ weight IO (model/weights.py) ask for a behaviour, never for a family.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from collections.abc import Callable
 
 FULL, SLIDING = "full_attention", "sliding_attention"
 
 
-def _windows_from_max_window_layers(d: dict, layers: int) -> Optional[list]:
+def _windows_from_max_window_layers(d: dict, layers: int) -> list | None:
     """Sliding layers from `max_window_layers` on, when `use_sliding_window` says so (Qwen2's convention)."""
     if not d.get("use_sliding_window"):
         return None
@@ -21,15 +21,15 @@ def _windows_from_max_window_layers(d: dict, layers: int) -> Optional[list]:
     return [SLIDING if i >= first else FULL for i in range(layers)]
 
 
-def _windows_everywhere(d: dict, layers: int) -> Optional[list]:
+def _windows_everywhere(d: dict, layers: int) -> list | None:
     """A window on every layer (Mistral)."""
     return [SLIDING] * layers
 
 
-def _windows_with_global_layers(every: int) -> Callable[[dict, int], Optional[list]]:
+def _windows_with_global_layers(every: int) -> Callable[[dict, int], list | None]:
     """Every `every`-th layer global, the others sliding, unless config.json gives its own pattern (Gemma 3)."""
 
-    def pattern(d: dict, layers: int) -> Optional[list]:
+    def pattern(d: dict, layers: int) -> list | None:
         n = d.get("sliding_window_pattern") or d.get("_sliding_window_pattern") or every
         return [FULL if (i + 1) % n == 0 else SLIDING for i in range(layers)]
 
@@ -46,9 +46,12 @@ def _mistral_hf_fields(cfg, d: dict) -> None:
 
 def _qwen_hf_fields(cfg, d: dict) -> None:
     sliding = any(cfg.sliding_layers)
-    d.update(use_sliding_window=sliding, sliding_window=cfg.sliding_window if sliding else None,
-             max_window_layers=cfg.sliding_layers.index(True) if sliding else cfg.num_hidden_layers,
-             layer_types=list(cfg.layer_types or (FULL,) * cfg.num_hidden_layers))
+    d.update(
+        use_sliding_window=sliding,
+        sliding_window=cfg.sliding_window if sliding else None,
+        max_window_layers=cfg.sliding_layers.index(True) if sliding else cfg.num_hidden_layers,
+        layer_types=list(cfg.layer_types or (FULL,) * cfg.num_hidden_layers),
+    )
 
 
 def _qwen2_hf_fields(cfg, d: dict) -> None:
@@ -60,13 +63,21 @@ def _gemma3_hf_fields(cfg, d: dict) -> None:
     """Gemma 3's config.json: RoPE per layer type, its own activation key and no soft-capping."""
     del d["hidden_act"], d["rope_theta"], d["rope_scaling"], d["mlp_bias"]
     full = {"rope_type": "default", "rope_theta": cfg.rope_theta, **cfg.rope_scaling_dict}
-    d.update(hidden_activation="gelu_pytorch_tanh",
-             layer_types=list(cfg.layer_types or (FULL,) * cfg.num_hidden_layers),
-             sliding_window=cfg.sliding_window or 4096,
-             query_pre_attn_scalar=int(cfg.query_pre_attn_scalar or cfg.head_dim),
-             rope_parameters={"full_attention": full, "sliding_attention": {
-                 "rope_type": "default", "rope_theta": cfg.rope_local_theta or cfg.rope_theta}},
-             final_logit_softcapping=None, attn_logit_softcapping=None)
+    d.update(
+        hidden_activation="gelu_pytorch_tanh",
+        layer_types=list(cfg.layer_types or (FULL,) * cfg.num_hidden_layers),
+        sliding_window=cfg.sliding_window or 4096,
+        query_pre_attn_scalar=int(cfg.query_pre_attn_scalar or cfg.head_dim),
+        rope_parameters={
+            "full_attention": full,
+            "sliding_attention": {
+                "rope_type": "default",
+                "rope_theta": cfg.rope_local_theta or cfg.rope_theta,
+            },
+        },
+        final_logit_softcapping=None,
+        attn_logit_softcapping=None,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +101,7 @@ class Family:
     default_rope_theta: float = 10000.0
     default_tied_embeddings: bool = False
     # config.json's sliding layers when it lists no `layer_types`; and whether they need `use_sliding_window`.
-    sliding_layout: Callable[[dict, int], Optional[list]] = _windows_from_max_window_layers
+    sliding_layout: Callable[[dict, int], list | None] = _windows_from_max_window_layers
     sliding_needs_flag: bool = False
     hf_fields: Callable = _no_hf_fields  # the family's own fields of an exported config.json
     gguf_permuted_qk: bool = False  # llama.cpp interleaves q/k rows for its llama arch only
@@ -101,20 +112,57 @@ class Family:
         return {"silu": ("silu",), "gelu_tanh": ("gelu_pytorch_tanh", "gelu_tanh")}[self.activation]
 
 
-FAMILIES = {f.name: f for f in (
-    Family("llama", ("llama",), "LlamaForCausalLM", "llama", gguf_permuted_qk=True),
-    Family("mistral", ("mistral",), "MistralForCausalLM", "llama", gguf_permuted_qk=True,
-           sliding_layout=_windows_everywhere, hf_fields=_mistral_hf_fields),
-    Family("qwen2", ("qwen2",), "Qwen2ForCausalLM", "qwen2", attention_bias=True, sliding_needs_flag=True,
-           hf_fields=_qwen2_hf_fields),
-    Family("qwen3", ("qwen3",), "Qwen3ForCausalLM", "qwen3", qk_norm=True, sliding_needs_flag=True,
-           hf_fields=_qwen_hf_fields),
-    Family("gemma3", ("gemma3_text", "gemma3"), "Gemma3ForCausalLM", "gemma3", qk_norm=True, norm_plus_one=True,
-           sandwich_norms=True, scaled_embeddings=True, activation="gelu_tanh", local_rope_base=True,
-           query_scale_field=True, global_layer_every=6, default_rope_theta=1_000_000.0,
-           default_tied_embeddings=True, sliding_layout=_windows_with_global_layers(6),
-           hf_fields=_gemma3_hf_fields),
-)}
+FAMILIES = {
+    f.name: f
+    for f in (
+        Family("llama", ("llama",), "LlamaForCausalLM", "llama", gguf_permuted_qk=True),
+        Family(
+            "mistral",
+            ("mistral",),
+            "MistralForCausalLM",
+            "llama",
+            gguf_permuted_qk=True,
+            sliding_layout=_windows_everywhere,
+            hf_fields=_mistral_hf_fields,
+        ),
+        Family(
+            "qwen2",
+            ("qwen2",),
+            "Qwen2ForCausalLM",
+            "qwen2",
+            attention_bias=True,
+            sliding_needs_flag=True,
+            hf_fields=_qwen2_hf_fields,
+        ),
+        Family(
+            "qwen3",
+            ("qwen3",),
+            "Qwen3ForCausalLM",
+            "qwen3",
+            qk_norm=True,
+            sliding_needs_flag=True,
+            hf_fields=_qwen_hf_fields,
+        ),
+        Family(
+            "gemma3",
+            ("gemma3_text", "gemma3"),
+            "Gemma3ForCausalLM",
+            "gemma3",
+            qk_norm=True,
+            norm_plus_one=True,
+            sandwich_norms=True,
+            scaled_embeddings=True,
+            activation="gelu_tanh",
+            local_rope_base=True,
+            query_scale_field=True,
+            global_layer_every=6,
+            default_rope_theta=1_000_000.0,
+            default_tied_embeddings=True,
+            sliding_layout=_windows_with_global_layers(6),
+            hf_fields=_gemma3_hf_fields,
+        ),
+    )
+}
 FAMILY_BY_MODEL_TYPE = {t: f.name for f in FAMILIES.values() for t in f.hf_model_types}
 SUPPORTED_ARCHITECTURES = ", ".join(f.hf_architecture for f in FAMILIES.values())
 # A GGUF architecture shared by two families (llama.cpp writes Mistral as llama) reads as the first listed.

@@ -8,9 +8,10 @@ SmolLM2, Llama-3 and most recent Llama-family GGUFs use) are built here; Sentenc
 
 from __future__ import annotations
 
-from llm2llm_jax.common.errors import UserError
 import importlib.util
 import os
+
+from llm2llm_jax.common.errors import UserError
 
 # llama.cpp pre-tokenizer names whose regex first splits every digit on its own (then GPT-2 rules).
 _DIGIT_SPLIT_PRE = {"smollm", "starcoder", "refact", "codeshell"}
@@ -37,9 +38,11 @@ def tokenizer_from_gguf(path: str):
     if kind == "llama":
         return _sentencepiece_from_gguf(path)
     if kind != "gpt2":
-        raise TokenizerError(f"{path}: tokenizer.ggml.model is {kind!r}; only byte-level BPE ('gpt2') and "
-                             f"SentencePiece ('llama') vocabularies are rebuilt from GGUF; convert the model to an HF "
-                             f"directory with its tokenizer and use model.source=hf")
+        raise TokenizerError(
+            f"{path}: tokenizer.ggml.model is {kind!r}; only byte-level BPE ('gpt2') and "
+            f"SentencePiece ('llama') vocabularies are rebuilt from GGUF; convert the model to an HF "
+            f"directory with its tokenizer and use model.source=hf"
+        )
     tokens = _field(reader, "tokenizer.ggml.tokens")
     merges = [tuple(m.split(" ", 1)) for m in _field(reader, "tokenizer.ggml.merges")]
     types = _field(reader, "tokenizer.ggml.token_type") or [1] * len(tokens)
@@ -48,21 +51,32 @@ def tokenizer_from_gguf(path: str):
     tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, fuse_unk=False))
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     if pre in _DIGIT_SPLIT_PRE:
-        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), byte_level]
+        )
     else:
         tok.pre_tokenizer = byte_level
     tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
-                            for t, kind in zip(tokens, types) if kind == _GGML_CONTROL])
+    tok.add_special_tokens(
+        [
+            AddedToken(t, special=True, normalized=False)
+            for t, kind in zip(tokens, types)
+            if kind == _GGML_CONTROL
+        ]
+    )
 
     def token_for(key):
         idx = _field(reader, key)
         return None if idx is None else tokens[int(idx)]
 
     hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=token_for("tokenizer.ggml.bos_token_id"),
-        eos_token=token_for("tokenizer.ggml.eos_token_id"), unk_token=token_for("tokenizer.ggml.unknown_token_id"),
-        pad_token=token_for("tokenizer.ggml.padding_token_id"), padding_side="left")
+        tokenizer_object=tok,
+        bos_token=token_for("tokenizer.ggml.bos_token_id"),
+        eos_token=token_for("tokenizer.ggml.eos_token_id"),
+        unk_token=token_for("tokenizer.ggml.unknown_token_id"),
+        pad_token=token_for("tokenizer.ggml.padding_token_id"),
+        padding_side="left",
+    )
     template = _field(reader, "tokenizer.chat_template")
     if template:
         hf.chat_template = template
@@ -76,10 +90,14 @@ def _sentencepiece_from_gguf(path: str):
     from transformers import AutoTokenizer
 
     if importlib.util.find_spec("torch") is None:
-        raise TokenizerError(f"{path}: its SentencePiece vocabulary is rebuilt by transformers, which needs PyTorch "
-                             f"here (pip install torch), or convert the model to an HF directory once and use "
-                             f"model.source=hf")
-    tok = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path))
+        raise TokenizerError(
+            f"{path}: its SentencePiece vocabulary is rebuilt by transformers, which needs PyTorch "
+            f"here (pip install torch), or convert the model to an HF directory once and use "
+            f"model.source=hf"
+        )
+    tok = AutoTokenizer.from_pretrained(
+        os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path)
+    )
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -18,7 +18,7 @@ otherwise); `LlamaConfig.with_kernels_for` applies it once, when a model is buil
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -50,12 +50,16 @@ def resolve(choice: str, devices: Sequence, fused_attention: str = "off") -> str
     if choice == "auto":
         name = "cpu" if platforms == {"cpu"} else "xla"
     if fused_attention != "off" and name == "cpu":
-        raise KernelError(f"model.fused_attention={fused_attention!r} needs the xla kernels, but model.kernels="
-                          f"{choice!r} runs the cpu kernels here (devices: {sorted(platforms)}); set "
-                          f"model.kernels=xla or model.fused_attention=off")
+        raise KernelError(
+            f"model.fused_attention={fused_attention!r} needs the xla kernels, but model.kernels="
+            f"{choice!r} runs the cpu kernels here (devices: {sorted(platforms)}); set "
+            f"model.kernels=xla or model.fused_attention=off"
+        )
     if fused_attention == "cudnn" and platforms != {"gpu"}:
-        raise KernelError(f"model.fused_attention='cudnn' runs on NVIDIA GPUs only, but the devices here are "
-                          f"{sorted(platforms)}; use model.fused_attention=xla or off")
+        raise KernelError(
+            f"model.fused_attention='cudnn' runs on NVIDIA GPUs only, but the devices here are "
+            f"{sorted(platforms)}; use model.fused_attention=xla or off"
+        )
     return name
 
 
@@ -91,13 +95,15 @@ def resolve_dtype(choice: str, devices: Sequence) -> str:
     return "bfloat16"
 
 
-def for_config(cfg) -> "Kernels":
+def for_config(cfg) -> Kernels:
     """The kernel set a config names (already resolved: 'xla' or 'cpu')."""
     if cfg.kernels == "cpu":
         return CpuKernels()
     if cfg.kernels == "xla":
         return XlaKernels(cfg.fused_attention)
-    raise KernelError(f"kernels={cfg.kernels!r} must be resolved for the devices first (LlamaConfig.with_kernels_for)")
+    raise KernelError(
+        f"kernels={cfg.kernels!r} must be resolved for the devices first (LlamaConfig.with_kernels_for)"
+    )
 
 
 class Kernels:
@@ -128,8 +134,10 @@ class Kernels:
         layers = cfg.num_hidden_layers
         if cfg.scan_layers:
             return {"k": jnp.zeros((layers,) + k_shape, dtype), "v": jnp.zeros((layers,) + v_shape, dtype)}
-        return {"k": tuple(jnp.zeros(k_shape, dtype) for _ in range(layers)),
-                "v": tuple(jnp.zeros(v_shape, dtype) for _ in range(layers))}
+        return {
+            "k": tuple(jnp.zeros(k_shape, dtype) for _ in range(layers)),
+            "v": tuple(jnp.zeros(v_shape, dtype) for _ in range(layers)),
+        }
 
     def cache_shapes(self, batch: int, kv_heads: int, head_dim: int, slots: int) -> tuple[tuple, tuple]:
         raise NotImplementedError
@@ -137,8 +145,9 @@ class Kernels:
     def cache_dtype(self, cfg):
         raise NotImplementedError
 
-    def attend_cached(self, q: Array, k: Array, v: Array, layer_cache: dict, index: Array,
-                      mask: Array) -> tuple[Array, dict]:
+    def attend_cached(
+        self, q: Array, k: Array, v: Array, layer_cache: dict, index: Array, mask: Array
+    ) -> tuple[Array, dict]:
         """Write this step's k, v at slots [index, index + T) of one layer's cache and attend over the
         whole cache (mask [B, T, slots]); returns (attention output, the updated layer cache)."""
         raise NotImplementedError
@@ -165,7 +174,9 @@ def fused_attention(q, k, v, mask, implementation: str):
     padding as a boolean mask; returns [B, T, kvh, g, D] in q's dtype."""
     b, t, h, d = q.shape
     kvh = k.shape[2]
-    out = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None], is_causal=True, implementation=implementation)
+    out = jax.nn.dot_product_attention(
+        q, k, v, mask=mask[:, None], is_causal=True, implementation=implementation
+    )
     return out.reshape(b, t, kvh, h // kvh, d)
 
 
@@ -199,9 +210,12 @@ class XlaKernels(Kernels):
 
     def attend_cached(self, q, k, v, layer_cache, index, mask):
         dtype = layer_cache["k"].dtype
-        new = {name: jax.lax.dynamic_update_slice(layer_cache[name], x.transpose(0, 2, 1, 3).astype(dtype),
-                                                  (0, 0, index, 0))
-               for name, x in (("k", k), ("v", v))}
+        new = {
+            name: jax.lax.dynamic_update_slice(
+                layer_cache[name], x.transpose(0, 2, 1, 3).astype(dtype), (0, 0, index, 0)
+            )
+            for name, x in (("k", k), ("v", v))
+        }
         return einsum_attention(q.astype(dtype), new["k"], new["v"], mask, dtype, kv_layout="bksd"), new
 
 
@@ -303,8 +317,12 @@ def attend_rows(q, k, v, mask, dtype):
     uniformly over fewer keys, and no real position ever reads it.
     """
     assert q.shape[1] == k.shape[1], "attend_rows is self-attention over the same T positions"
-    outs = [attend_block(q[:, t0:t1], keys_by_head(k[:, :t1]), values_by_head(v[:, :t1]), mask[:, t0:t1, :t1],
-                         dtype) for t0, t1 in causal_blocks(q.shape[1])]
+    outs = [
+        attend_block(
+            q[:, t0:t1], keys_by_head(k[:, :t1]), values_by_head(v[:, :t1]), mask[:, t0:t1, :t1], dtype
+        )
+        for t0, t1 in causal_blocks(q.shape[1])
+    ]
     return outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=1)
 
 
@@ -333,8 +351,10 @@ class CpuKernels(Kernels):
 
     def attend_cached(self, q, k, v, layer_cache, index, mask):
         dtype = layer_cache["k"].dtype
-        ck = jax.lax.dynamic_update_slice(layer_cache["k"], k.transpose(KEYS_BY_HEAD).astype(dtype),
-                                          (0, 0, 0, index))
-        cv = jax.lax.dynamic_update_slice(layer_cache["v"], v.transpose(VALUES_BY_HEAD).astype(dtype),
-                                          (0, 0, index, 0))
+        ck = jax.lax.dynamic_update_slice(
+            layer_cache["k"], k.transpose(KEYS_BY_HEAD).astype(dtype), (0, 0, 0, index)
+        )
+        cv = jax.lax.dynamic_update_slice(
+            layer_cache["v"], v.transpose(VALUES_BY_HEAD).astype(dtype), (0, 0, index, 0)
+        )
         return attend_block(q.astype(dtype), ck, cv, mask, dtype), {"k": ck, "v": cv}

@@ -90,8 +90,12 @@ class RMSNorm(nn.Module):
     def __call__(self, x):
         plus_one = self.cfg.traits.norm_plus_one
         init = nn.initializers.zeros if plus_one else nn.initializers.ones
-        weight = self.param("weight", nn.with_logical_partitioning(init, ("norm",)),
-                            (self.features or self.cfg.hidden_size,), self.cfg.jnp_param_dtype)
+        weight = self.param(
+            "weight",
+            nn.with_logical_partitioning(init, ("norm",)),
+            (self.features or self.cfg.hidden_size,),
+            self.cfg.jnp_param_dtype,
+        )
         in_dtype = x.dtype
         x32 = x.astype(jnp.float32)
         x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.cfg.rms_norm_eps)
@@ -108,7 +112,9 @@ class LoRADense(nn.Module):
     cfg: LlamaConfig
     features: int
     names: tuple
-    f32_output: bool = False  # the LM head: its product uncast (f32 from the cpu kernels); logits are made f32 after
+    f32_output: bool = (
+        False  # the LM head: its product uncast (f32 from the cpu kernels); logits are made f32 after
+    )
     use_bias: bool = False
 
     @nn.compact
@@ -120,15 +126,24 @@ class LoRADense(nn.Module):
         y = mm(x, kernel.astype(cfg.jnp_dtype))
         if cfg.lora_rank and self.name in cfg.lora_targets:
             r = cfg.lora_rank
-            a = self.param("lora_a", _init((self.names[0], "lora_rank"), 1.0 / r), (x.shape[-1], r),
-                           cfg.jnp_param_dtype)
-            b = self.param("lora_b", nn.with_logical_partitioning(nn.initializers.zeros, ("lora_rank", self.names[1])),
-                           (r, self.features), cfg.jnp_param_dtype)
+            a = self.param(
+                "lora_a", _init((self.names[0], "lora_rank"), 1.0 / r), (x.shape[-1], r), cfg.jnp_param_dtype
+            )
+            b = self.param(
+                "lora_b",
+                nn.with_logical_partitioning(nn.initializers.zeros, ("lora_rank", self.names[1])),
+                (r, self.features),
+                cfg.jnp_param_dtype,
+            )
             low = mm(x, a.astype(cfg.jnp_dtype)).astype(cfg.jnp_dtype)
             y = y + mm(low, b.astype(cfg.jnp_dtype)) * (cfg.lora_alpha / r)
         if self.use_bias:
-            bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, (self.names[1],)),
-                              (self.features,), cfg.jnp_param_dtype)
+            bias = self.param(
+                "bias",
+                nn.with_logical_partitioning(nn.initializers.zeros, (self.names[1],)),
+                (self.features,),
+                cfg.jnp_param_dtype,
+            )
             y = y + bias.astype(y.dtype)
         return y if self.f32_output else y.astype(cfg.jnp_dtype)
 
@@ -197,7 +212,8 @@ class DecoderLayer(nn.Module):
             cos, sin, mask = (jnp.where(sliding, a, b) for a, b in zip(views["sliding"], views["full"]))
         x = nn.with_logical_constraint(x, ("act_batch", "act_length", "act_embed"))
         attn_out, new_cache = Attention(cfg, name="self_attn")(
-            RMSNorm(cfg, name="input_layernorm")(x), cos, sin, mask, layer_cache, cache_index)
+            RMSNorm(cfg, name="input_layernorm")(x), cos, sin, mask, layer_cache, cache_index
+        )
         if cfg.traits.sandwich_norms:  # a norm after each sub-block too, and a pre-MLP norm of its own
             x = x + RMSNorm(cfg, name="post_attention_layernorm")(attn_out)
             mlp_out = MLP(cfg, name="mlp")(RMSNorm(cfg, name="pre_feedforward_layernorm")(x))
@@ -245,7 +261,11 @@ class LlamaForCausalLM(nn.Module):
         else:
             cache_index = cache["index"]
             new_valid = jax.lax.dynamic_update_slice(cache["valid"], attention_mask, (0, cache_index))
-            query_slot, key_slot, valid = cache_index + jnp.arange(t), jnp.arange(new_valid.shape[1]), new_valid
+            query_slot, key_slot, valid = (
+                cache_index + jnp.arange(t),
+                jnp.arange(new_valid.shape[1]),
+                new_valid,
+            )
             layer_caches = {"k": cache["k"], "v": cache["v"]}
         causal = key_slot[None, :] <= query_slot[:, None]
         # Each kind of layer the config has gets its RoPE and mask; a sliding layer's query sees the
@@ -256,24 +276,41 @@ class LlamaForCausalLM(nn.Module):
             views["full"] = (*rope_cos_sin(positions, rope_inv_freq(cfg)), causal[None] & valid[:, None, :])
         if any(sliding_layers):
             in_window = query_slot[:, None] - key_slot[None, :] < cfg.sliding_window
-            views["sliding"] = (*rope_cos_sin(positions, rope_inv_freq(cfg, local=True)),
-                                (causal & in_window)[None] & valid[:, None, :])
+            views["sliding"] = (
+                *rope_cos_sin(positions, rope_inv_freq(cfg, local=True)),
+                (causal & in_window)[None] & valid[:, None, :],
+            )
         sliding = jnp.asarray(sliding_layers)
 
-        embed = nn.Embed(cfg.vocab_size, cfg.hidden_size, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype,
-                         embedding_init=_init(("vocab", "embed")), name="embed_tokens")
+        embed = nn.Embed(
+            cfg.vocab_size,
+            cfg.hidden_size,
+            dtype=cfg.jnp_dtype,
+            param_dtype=cfg.jnp_param_dtype,
+            embedding_init=_init(("vocab", "embed")),
+            name="embed_tokens",
+        )
         x = embed(input_ids)
         if cfg.traits.scaled_embeddings:
             x = x * jnp.asarray(math.sqrt(cfg.hidden_size), x.dtype)
 
         layer_cls = DecoderLayer
         if cfg.remat_policy != "none":
-            layer_cls = nn.remat(DecoderLayer, policy=_remat_policy(cfg.remat_policy),
-                                 prevent_cse=not cfg.scan_layers, static_argnums=())
+            layer_cls = nn.remat(
+                DecoderLayer,
+                policy=_remat_policy(cfg.remat_policy),
+                prevent_cse=not cfg.scan_layers,
+                static_argnums=(),
+            )
         if cfg.scan_layers:
-            stack = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
-                            in_axes=(nn.broadcast, nn.broadcast, 0, 0),
-                            length=cfg.num_hidden_layers, metadata_params={nn.PARTITION_NAME: "layers"})
+            stack = nn.scan(
+                layer_cls,
+                variable_axes={"params": 0},
+                split_rngs={"params": True},
+                in_axes=(nn.broadcast, nn.broadcast, 0, 0),
+                length=cfg.num_hidden_layers,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )
             x, new_layer_caches = stack(cfg, name="layers")(x, views, cache_index, layer_caches, sliding)
         else:
             # One buffer per layer (see init_cache): each is updated in place, never sliced or restacked.
@@ -298,7 +335,9 @@ class LlamaForCausalLM(nn.Module):
         new_cache = None
         if cache is not None:
             new_cache = {
-                "k": new_layer_caches["k"], "v": new_layer_caches["v"], "valid": new_valid,
+                "k": new_layer_caches["k"],
+                "v": new_layer_caches["v"],
+                "valid": new_valid,
                 "index": cache_index + t,
                 "next_position": positions[:, -1] + 1,
             }
@@ -310,8 +349,12 @@ def init_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> dict:
     config's kernel set reads it (`Kernels.init_cache`); dtype None: that set's default (the compute
     dtype for `xla`, f32 for `cpu`)."""
     cache = kernels.for_config(_with_kernels(cfg)).init_cache(cfg, batch, max_len, dtype)
-    return dict(cache, valid=jnp.zeros((batch, max_len), bool), index=jnp.int32(0),
-                next_position=jnp.zeros((batch,), jnp.int32))
+    return dict(
+        cache,
+        valid=jnp.zeros((batch, max_len), bool),
+        index=jnp.int32(0),
+        next_position=jnp.zeros((batch,), jnp.int32),
+    )
 
 
 def repeat_cache_rows(cache: dict, copies: int, scanned: bool) -> dict:
@@ -319,9 +362,13 @@ def repeat_cache_rows(cache: dict, copies: int, scanned: bool) -> dict:
     a prompt's cache shared by several continuations of it."""
     rep = lambda x, axis=0: jnp.repeat(x, copies, axis=axis)  # noqa: E731
     layer_axis = 1 if scanned else 0  # a scanned cache stacks the layers in front of the batch
-    kv = {name: (rep(cache[name], layer_axis) if scanned else tuple(rep(x) for x in cache[name]))
-          for name in ("k", "v")}
-    return dict(kv, valid=rep(cache["valid"]), next_position=rep(cache["next_position"]), index=cache["index"])
+    kv = {
+        name: (rep(cache[name], layer_axis) if scanned else tuple(rep(x) for x in cache[name]))
+        for name in ("k", "v")
+    }
+    return dict(
+        kv, valid=rep(cache["valid"]), next_position=rep(cache["next_position"]), index=cache["index"]
+    )
 
 
 def _with_kernels(cfg: LlamaConfig) -> LlamaConfig:

@@ -4,15 +4,18 @@ directory or a GGUF file."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 from llm2llm_jax.common import assets
 from llm2llm_jax.common.errors import ConfigError
-from llm2llm_jax.model import weights
-from llm2llm_jax.model import kernels
+from llm2llm_jax.model import kernels, weights
 from llm2llm_jax.model.gguf_tokenizer import tokenizer_from_gguf
-from llm2llm_jax.model.weights import load_gguf_checkpoint, load_hf_checkpoint
-import tempfile
-from llm2llm_jax.model.weights import WeightError, load_gguf_checkpoint, save_hf_checkpoint
+from llm2llm_jax.model.weights import (
+    WeightError,
+    load_gguf_checkpoint,
+    load_hf_checkpoint,
+    save_hf_checkpoint,
+)
 
 SOURCES = ("smollm2", "gemma3_270m", "hf", "gguf")
 OFFLINE = {"smollm2": "SmolLM2-135M-Instruct", "gemma3_270m": "Gemma 3 270M"}  # need no path
@@ -59,18 +62,32 @@ def load_from_config(m, progress: bool = True, devices=None):
     import jax
 
     dtype = kernels.resolve_dtype(m.dtype, list(devices if devices is not None else jax.devices()))
-    return load_pretrained(m.source, m.path, dtype=dtype, param_dtype=m.param_dtype, scan_layers=m.scan_layers,
-                           remat_policy=m.remat_policy, lora_rank=m.lora_rank, lora_alpha=m.lora_alpha,
-                           kernels=m.kernels, fused_attention=m.fused_attention, progress=progress)
+    return load_pretrained(
+        m.source,
+        m.path,
+        dtype=dtype,
+        param_dtype=m.param_dtype,
+        scan_layers=m.scan_layers,
+        remat_policy=m.remat_policy,
+        lora_rank=m.lora_rank,
+        lora_alpha=m.lora_alpha,
+        kernels=m.kernels,
+        fused_attention=m.fused_attention,
+        progress=progress,
+    )
 
 
 def load_hf_tokenizer(model_dir: str):
     from transformers import AutoTokenizer
 
-    if not any(os.path.exists(os.path.join(model_dir, f)) for f in ("tokenizer.json", "tokenizer.model",
-                                                                   "tokenizer_config.json")):
-        raise ConfigError(f"{model_dir}: no tokenizer files (tokenizer.json / tokenizer.model); copy them from the "
-                          f"original checkpoint")
+    if not any(
+        os.path.exists(os.path.join(model_dir, f))
+        for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+    ):
+        raise ConfigError(
+            f"{model_dir}: no tokenizer files (tokenizer.json / tokenizer.model); copy them from the "
+            f"original checkpoint"
+        )
     tok = AutoTokenizer.from_pretrained(model_dir)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -85,15 +102,27 @@ def load_gguf_tokenizer(gguf_path: str):
 
 def load_smollm2(quiet: bool = False, progress: bool = True, **runtime):
     """(config, params, tokenizer) for SmolLM2-135M-Instruct (`_load_offline`)."""
-    return _load_offline(OFFLINE["smollm2"], assets.smollm2_gguf_path(quiet=quiet), "LLM2LLM_JAX_SMOLLM2_GGUF",
-                         quiet, progress, runtime)
+    return _load_offline(
+        OFFLINE["smollm2"],
+        assets.smollm2_gguf_path(quiet=quiet),
+        "LLM2LLM_JAX_SMOLLM2_GGUF",
+        quiet,
+        progress,
+        runtime,
+    )
 
 
 def load_gemma3_270m(quiet: bool = False, progress: bool = True, **runtime):
     """(config, params, tokenizer) for Gemma 3 270M (`_load_offline`; its SentencePiece vocabulary is rebuilt
     by transformers, once)."""
-    return _load_offline(OFFLINE["gemma3_270m"], assets.gemma3_gguf_path(quiet=quiet), "LLM2LLM_JAX_GEMMA3_GGUF",
-                         quiet, progress, runtime)
+    return _load_offline(
+        OFFLINE["gemma3_270m"],
+        assets.gemma3_gguf_path(quiet=quiet),
+        "LLM2LLM_JAX_GEMMA3_GGUF",
+        quiet,
+        progress,
+        runtime,
+    )
 
 
 def _load_offline(name: str, path: str, override_env: str, quiet: bool, progress: bool, runtime: dict):

@@ -13,14 +13,14 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import ml_dtypes
 import numpy as np
 
+from llm2llm_jax.common.console import progress_bar
 from llm2llm_jax.common.errors import UserError
 from llm2llm_jax.model.config import LlamaConfig
-from llm2llm_jax.common.console import progress_bar
 
 NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
 FLOAT_DTYPES = (np.float16, np.float32, np.float64, ml_dtypes.bfloat16)
@@ -41,8 +41,11 @@ _TOP_MAP = {
 _LAYER_RE = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
 # Multimodal Gemma 3 checkpoints keep the language model under one of these prefixes, beside a vision
 # tower this package does not run.
-_LANGUAGE_MODEL_PREFIXES = (("model.language_model.", "model."), ("language_model.model.", "model."),
-                            ("language_model.lm_head.", "lm_head."))
+_LANGUAGE_MODEL_PREFIXES = (
+    ("model.language_model.", "model."),
+    ("language_model.model.", "model."),
+    ("language_model.lm_head.", "lm_head."),
+)
 _VISION_TENSORS = re.compile(r"^(model\.)?(vision_tower|multi_modal_projector)\.")
 
 
@@ -76,7 +79,10 @@ def layer_param_shapes(cfg: LlamaConfig) -> dict:
 
 
 def top_param_shapes(cfg: LlamaConfig) -> dict:
-    shapes = {("embed_tokens", "embedding"): (cfg.vocab_size, cfg.hidden_size), ("norm", "weight"): (cfg.hidden_size,)}
+    shapes = {
+        ("embed_tokens", "embedding"): (cfg.vocab_size, cfg.hidden_size),
+        ("norm", "weight"): (cfg.hidden_size,),
+    }
     if not cfg.tie_word_embeddings:
         shapes[("lm_head", "kernel")] = (cfg.hidden_size, cfg.vocab_size)
     return shapes
@@ -90,13 +96,13 @@ def hf_names(cfg: LlamaConfig) -> list[str]:
     return names
 
 
-def language_model_name(hf_name: str) -> Optional[str]:
+def language_model_name(hf_name: str) -> str | None:
     """The name a text-only checkpoint gives this tensor; None for a multimodal checkpoint's vision parts."""
     if _VISION_TENSORS.match(hf_name):
         return None
     for prefix, replacement in _LANGUAGE_MODEL_PREFIXES:
         if hf_name.startswith(prefix):
-            return replacement + hf_name[len(prefix):]
+            return replacement + hf_name[len(prefix) :]
     return hf_name
 
 
@@ -126,8 +132,10 @@ class ParamBuilder:
         if m:
             layer, suffix = int(m.group(1)), m.group(2)
             if suffix not in self.layer_tensors or layer >= self.cfg.num_hidden_layers:
-                raise WeightError(f"{source}: unexpected tensor '{hf_name}' for a {self.cfg.num_hidden_layers}-layer "
-                                  f"{self.cfg.family} model")
+                raise WeightError(
+                    f"{source}: unexpected tensor '{hf_name}' for a {self.cfg.num_hidden_layers}-layer "
+                    f"{self.cfg.family} model"
+                )
             path, transpose, target_shape = self.layer_tensors[suffix]
         elif hf_name in _TOP_MAP and (hf_name != "lm_head.weight" or not self.cfg.tie_word_embeddings):
             path, transpose = _TOP_MAP[hf_name]
@@ -135,13 +143,17 @@ class ParamBuilder:
         elif hf_name == "lm_head.weight":
             return  # tied checkpoints sometimes store a copy of the embedding; ignore it
         else:
-            raise WeightError(f"{source}: unexpected tensor '{hf_name}'; not part of a {self.cfg.family} checkpoint")
+            raise WeightError(
+                f"{source}: unexpected tensor '{hf_name}'; not part of a {self.cfg.family} checkpoint"
+            )
         if value.dtype.type not in FLOAT_DTYPES:
             raise WeightError(f"{source}: tensor '{hf_name}' has dtype {value.dtype}; expected a float type")
         expected_hf_shape = target_shape[::-1] if transpose else target_shape
         if tuple(value.shape) != tuple(expected_hf_shape):
-            raise WeightError(f"{source}: tensor '{hf_name}' has shape {tuple(value.shape)}, expected "
-                              f"{tuple(expected_hf_shape)} for this config")
+            raise WeightError(
+                f"{source}: tensor '{hf_name}' has shape {tuple(value.shape)}, expected "
+                f"{tuple(expected_hf_shape)} for this config"
+            )
         value = value.T if transpose else value
         if layer is None:
             self.top[path][...] = value.astype(self.dtype)
@@ -203,7 +215,9 @@ def _safetensors_files(model_dir: str) -> list[str]:
             with open(index, encoding="utf-8") as f:
                 weight_map = json.load(f)["weight_map"]
         except (json.JSONDecodeError, KeyError) as e:
-            raise WeightError(f"{index}: not a valid safetensors index (needs a 'weight_map' object): {e}") from None
+            raise WeightError(
+                f"{index}: not a valid safetensors index (needs a 'weight_map' object): {e}"
+            ) from None
         files = sorted(set(weight_map.values()))
         for name in files:
             if not os.path.exists(os.path.join(model_dir, name)):
@@ -212,8 +226,10 @@ def _safetensors_files(model_dir: str) -> list[str]:
     single = os.path.join(model_dir, "model.safetensors")
     if os.path.exists(single):
         return [single]
-    raise WeightError(f"{model_dir}: no model.safetensors or model.safetensors.index.json found "
-                      f"(only safetensors checkpoints are supported; convert .bin files with transformers first)")
+    raise WeightError(
+        f"{model_dir}: no model.safetensors or model.safetensors.index.json found "
+        f"(only safetensors checkpoints are supported; convert .bin files with transformers first)"
+    )
 
 
 def load_hf_checkpoint(model_dir: str, progress: bool = False, **runtime) -> tuple[LlamaConfig, dict]:
@@ -238,8 +254,14 @@ def load_hf_checkpoint(model_dir: str, progress: bool = False, **runtime) -> tup
     return cfg, builder.finish(model_dir)
 
 
-def save_hf_checkpoint(params: dict, cfg: LlamaConfig, out_dir: str, dtype: Optional[str] = None,
-                       max_shard_bytes: int = 2 * 1024**3, extra_files: Optional[dict] = None) -> str:
+def save_hf_checkpoint(
+    params: dict,
+    cfg: LlamaConfig,
+    out_dir: str,
+    dtype: str | None = None,
+    max_shard_bytes: int = 2 * 1024**3,
+    extra_files: dict | None = None,
+) -> str:
     """Write params as an HF directory transformers loads. Refuses to overwrite; writes atomically."""
     from safetensors.numpy import save_file
 
@@ -256,7 +278,9 @@ def save_hf_checkpoint(params: dict, cfg: LlamaConfig, out_dir: str, dtype: Opti
         current_bytes, total_bytes = 0, 0
 
         def flush():
-            save_file(current, os.path.join(tmp, f"shard-{len(shard_names)}.safetensors"), metadata={"format": "pt"})
+            save_file(
+                current, os.path.join(tmp, f"shard-{len(shard_names)}.safetensors"), metadata={"format": "pt"}
+            )
             shard_names.append(list(current))
             current.clear()
 
@@ -312,17 +336,23 @@ _GGUF_LAYER = {
     "ffn_norm.weight": "post_attention_layernorm.weight",
 }
 # Four norms per layer (a family with sandwich norms): llama.cpp calls the pre-MLP norm ffn_norm
-_GGUF_SANDWICH_LAYER = dict(_GGUF_LAYER, **{
-    "post_attention_norm.weight": "post_attention_layernorm.weight",
-    "ffn_norm.weight": "pre_feedforward_layernorm.weight",
-    "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
-})
-_GGUF_TOP = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
-             "output.weight": "lm_head.weight"}
+_GGUF_SANDWICH_LAYER = dict(
+    _GGUF_LAYER,
+    **{
+        "post_attention_norm.weight": "post_attention_layernorm.weight",
+        "ffn_norm.weight": "pre_feedforward_layernorm.weight",
+        "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
+    },
+)
+_GGUF_TOP = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
 _GGUF_LAYER_RE = re.compile(r"^blk\.(\d+)\.(.+)$")
 
 
-def gguf_to_hf_name(name: str, sandwich_norms: bool = False) -> Optional[str]:
+def gguf_to_hf_name(name: str, sandwich_norms: bool = False) -> str | None:
     if name in _GGUF_TOP:
         return _GGUF_TOP[name]
     layer_map = _GGUF_SANDWICH_LAYER if sandwich_norms else _GGUF_LAYER
@@ -347,7 +377,12 @@ def permute_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
 def read_gguf_metadata(reader) -> dict:
     meta = {}
     for key, field in reader.fields.items():
-        if key.startswith("tokenizer.ggml.") and key.split(".")[-1] in ("tokens", "token_type", "merges", "scores"):
+        if key.startswith("tokenizer.ggml.") and key.split(".")[-1] in (
+            "tokens",
+            "token_type",
+            "merges",
+            "scores",
+        ):
             continue  # large arrays; the tokenizer is built by transformers
         try:
             meta[key] = field.contents()
@@ -372,13 +407,17 @@ def open_gguf(path: str):
     try:
         reader = GGUFReader(path)
     except Exception as e:  # gguf raises ValueError/IndexError/struct errors on short files
-        raise WeightError(f"{path}: truncated or corrupt GGUF ({type(e).__name__}: {e}); download it again") from None
+        raise WeightError(
+            f"{path}: truncated or corrupt GGUF ({type(e).__name__}: {e}); download it again"
+        ) from None
     size = os.path.getsize(path)
     for t in reader.tensors:
         end = t.data_offset + t.n_bytes
         if end > size or t.data.size * t.data.itemsize != t.n_bytes:
-            raise WeightError(f"{path}: truncated GGUF: tensor '{t.name}' needs bytes up to {end} but the file has "
-                              f"{size}; download it again")
+            raise WeightError(
+                f"{path}: truncated GGUF: tensor '{t.name}' needs bytes up to {end} but the file has "
+                f"{size}; download it again"
+            )
     return reader
 
 
@@ -392,8 +431,9 @@ def load_gguf_checkpoint(path: str, progress: bool = False, **runtime) -> tuple[
     if embd is None:
         raise WeightError(f"{path}: GGUF has no 'token_embd.weight' tensor; not a decoder language model")
     meta = read_gguf_metadata(reader)
-    cfg = LlamaConfig.from_gguf_metadata(meta, source=path, vocab_size=int(embd.shape[-1]),
-                                         tied="output.weight" not in names, **runtime)
+    cfg = LlamaConfig.from_gguf_metadata(
+        meta, source=path, vocab_size=int(embd.shape[-1]), tied="output.weight" not in names, **runtime
+    )
     builder = ParamBuilder(cfg)
     bar = _progress(total=len(reader.tensors), desc="dequantizing GGUF", enabled=progress)
     for t in reader.tensors:
@@ -405,8 +445,9 @@ def load_gguf_checkpoint(path: str, progress: bool = False, **runtime) -> tuple[
         try:
             w = dequantize(t.data, t.tensor_type)
         except NotImplementedError:
-            raise WeightError(f"{path}: tensor '{t.name}' uses {t.tensor_type.name}, which gguf cannot "
-                              f"dequantize") from None
+            raise WeightError(
+                f"{path}: tensor '{t.name}' uses {t.tensor_type.name}, which gguf cannot dequantize"
+            ) from None
         w = np.asarray(w, np.float32).reshape(tuple(int(x) for x in reversed(t.shape)))
         if cfg.traits.gguf_permuted_qk and hf_name.endswith("q_proj.weight"):
             w = unpermute_qk(w, cfg.num_attention_heads)

@@ -44,8 +44,18 @@ class RunBoard(Hook):
         if not self.enabled:
             return
         w, i = self._writer("iterations"), metrics["iteration"]
-        for k in ("test_accuracy", "seed_accuracy", "train_size", "new_examples", "teacher_requests", "candidates",
-                  "asked", "teacher_yield", "judge_requests", "train_final_loss"):
+        for k in (
+            "test_accuracy",
+            "seed_accuracy",
+            "train_size",
+            "new_examples",
+            "teacher_requests",
+            "candidates",
+            "asked",
+            "teacher_yield",
+            "judge_requests",
+            "train_final_loss",
+        ):
             if metrics.get(k) is not None:
                 w.add_scalar(f"run/{k}", metrics[k], i)
         for k in ("test_accuracy_low", "test_accuracy_high"):

@@ -22,15 +22,16 @@ import io
 import json
 import math
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from llm2llm_jax.common import files
 from llm2llm_jax.augment.methods import METHODS
+from llm2llm_jax.common import files
+from llm2llm_jax.common.console import say
+from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.run import stats
 from llm2llm_jax.run.controller import run_from_config
 from llm2llm_jax.teacher.budget import read_spend
-from llm2llm_jax.common.console import say
-from llm2llm_jax.common.errors import ConfigError
+
 
 def parse_list(config, key: str, cast=str) -> list:
     raw = str(config.compare[key])
@@ -39,8 +40,10 @@ def parse_list(config, key: str, cast=str) -> list:
     except ValueError:
         values = []
     if not values:
-        raise ConfigError(f"config.compare.{key}={raw!r}: give a comma-separated list (e.g. "
-                          f"{'0,1,2,3,4' if cast is int else 'finetune,llm2llm,auggpt,eda'})")
+        raise ConfigError(
+            f"config.compare.{key}={raw!r}: give a comma-separated list (e.g. "
+            f"{'0,1,2,3,4' if cast is int else 'finetune,llm2llm,auggpt,eda'})"
+        )
     if len(set(values)) != len(values):
         raise ConfigError(f"config.compare.{key}={raw!r}: a value is repeated")
     return values
@@ -52,7 +55,9 @@ def plan(config) -> tuple[list[str], list[int]]:
     methods, seeds = parse_list(config, "methods"), parse_list(config, "seeds", int)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ConfigError(f"config.compare.methods: {unknown[0]!r} is not a method; choose from {tuple(METHODS)}")
+        raise ConfigError(
+            f"config.compare.methods: {unknown[0]!r} is not a method; choose from {tuple(METHODS)}"
+        )
     return sorted(methods, key=lambda m: (not METHODS[m].baseline, not METHODS[m].sets_budget)), seeds
 
 
@@ -86,18 +91,28 @@ def run_experiment(config, run: Callable = None) -> dict:
     for seed in seeds:
         budget = ""
         for method in methods:
-            capped = config.compare.equal_budget and METHODS[method].budgeted and any(
-                METHODS[m].sets_budget for m in methods)
-            say(f"compare: {method}, seed {seed}" + (f" (parents per iteration as LLM2LLM's: {budget})"
-                                                     if capped else ""))
+            capped = (
+                config.compare.equal_budget
+                and METHODS[method].budgeted
+                and any(METHODS[m].sets_budget for m in methods)
+            )
+            say(
+                f"compare: {method}, seed {seed}"
+                + (f" (parents per iteration as LLM2LLM's: {budget})" if capped else "")
+            )
             rows = run(run_config(config, method, seed, budget if capped else ""))
             found[method][seed] = rows
             if METHODS[method].sets_budget:
                 budget = parents_used(rows)
-    comparison = summarize(found, {m: {s: read_spend(run_dir(experiment, m, s)) for s in seeds} for m in methods})
-    comparison["budget_rule"] = ("AugGPT and EDA grow from as many seed examples per iteration as LLM2LLM sent to the "
-                                 "teacher at that iteration" if config.compare.equal_budget
-                                 else "no budget matching (compare.equal_budget=False)")
+    comparison = summarize(
+        found, {m: {s: read_spend(run_dir(experiment, m, s)) for s in seeds} for m in methods}
+    )
+    comparison["budget_rule"] = (
+        "AugGPT and EDA grow from as many seed examples per iteration as LLM2LLM sent to the "
+        "teacher at that iteration"
+        if config.compare.equal_budget
+        else "no budget matching (compare.equal_budget=False)"
+    )
     write_comparison(experiment, comparison, config)
     return comparison
 
@@ -126,22 +141,34 @@ def summarize(found: dict, spend: dict) -> dict:
     for m in methods:
         seeds = sorted(found[m])
         finals = [_final(found[m][s]) for s in seeds]
-        entry = {"seeds": seeds, "final_test_accuracy": {str(s): f for s, f in zip(seeds, finals)},
-                 "summary": {k: _clean(v) for k, v in stats.summarize(finals).as_dict().items()},
-                 "teacher_requests": sum(r.get("teacher_requests", 0) for s in seeds for r in found[m][s]) / len(seeds),
-                 "kept_examples": sum(r.get("new_examples", 0) for s in seeds for r in found[m][s]) / len(seeds),
-                 "teacher_tokens": sum(spend[m][s].get("input_tokens", 0) + spend[m][s].get("output_tokens", 0)
-                                       for s in seeds) / len(seeds),
-                 "curve": []}
+        entry = {
+            "seeds": seeds,
+            "final_test_accuracy": {str(s): f for s, f in zip(seeds, finals)},
+            "summary": {k: _clean(v) for k, v in stats.summarize(finals).as_dict().items()},
+            "teacher_requests": sum(r.get("teacher_requests", 0) for s in seeds for r in found[m][s])
+            / len(seeds),
+            "kept_examples": sum(r.get("new_examples", 0) for s in seeds for r in found[m][s]) / len(seeds),
+            "teacher_tokens": sum(
+                spend[m][s].get("input_tokens", 0) + spend[m][s].get("output_tokens", 0) for s in seeds
+            )
+            / len(seeds),
+            "curve": [],
+        }
         curves = [curve(found[m][s], iterations) for s in seeds]
         for it in range(iterations):
-            entry["curve"].append({k: _clean(v) for k, v in stats.summarize([c[it] for c in curves]).as_dict().items()})
+            entry["curve"].append(
+                {k: _clean(v) for k, v in stats.summarize([c[it] for c in curves]).as_dict().items()}
+            )
         if baseline is not None and not METHODS[m].baseline:
             paired_seeds = [s for s in seeds if s in baseline]
             if paired_seeds:
-                p = stats.paired([_final(found[m][s]) for s in paired_seeds],
-                                 [_final(baseline[s]) for s in paired_seeds])
-                entry["vs_finetune"] = {"seeds": paired_seeds, **{k: _clean(v) for k, v in p.as_dict().items()}}
+                p = stats.paired(
+                    [_final(found[m][s]) for s in paired_seeds], [_final(baseline[s]) for s in paired_seeds]
+                )
+                entry["vs_finetune"] = {
+                    "seeds": paired_seeds,
+                    **{k: _clean(v) for k, v in p.as_dict().items()},
+                }
         out["methods"][m] = entry
     return out
 
@@ -160,36 +187,52 @@ def _p(x) -> str:
 
 def table(comparison: dict) -> list[str]:
     """The comparison as markdown table rows (header included)."""
-    lines = ["| method | seeds | final test accuracy, mean % [95% CI] | sd | vs fine-tuning, paired mean difference "
-             "[95% CI] | paired t p | Wilcoxon p | teacher requests | kept examples | teacher tokens |",
-             "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| method | seeds | final test accuracy, mean % [95% CI] | sd | vs fine-tuning, paired mean difference "
+        "[95% CI] | paired t p | Wilcoxon p | teacher requests | kept examples | teacher tokens |",
+        "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for m, e in comparison["methods"].items():
         s, v = e["summary"], e.get("vs_finetune")
-        diff = (f"{100 * v['diff_mean']:+.1f} {_interval(v['diff_low'], v['diff_high'])}" if v else "(baseline)")
-        lines.append(f"| {m} | {s['n']} | {_pct(s['mean'])} {_interval(s['low'], s['high'])} | {100 * s['sd']:.1f} | "
-                     f"{diff} | {_p(v['t_p']) if v else ''} | {_p(v['wilcoxon_p']) if v else ''} | "
-                     f"{e['teacher_requests']:.0f} | {e['kept_examples']:.0f} | {e['teacher_tokens']:.0f} |")
+        diff = (
+            f"{100 * v['diff_mean']:+.1f} {_interval(v['diff_low'], v['diff_high'])}" if v else "(baseline)"
+        )
+        lines.append(
+            f"| {m} | {s['n']} | {_pct(s['mean'])} {_interval(s['low'], s['high'])} | {100 * s['sd']:.1f} | "
+            f"{diff} | {_p(v['t_p']) if v else ''} | {_p(v['wilcoxon_p']) if v else ''} | "
+            f"{e['teacher_requests']:.0f} | {e['kept_examples']:.0f} | {e['teacher_tokens']:.0f} |"
+        )
     return lines
 
 
 def write_comparison(experiment: str, comparison: dict, config) -> None:
     """comparison.json, comparison.md (the table, per-seed finals, how to read it) and comparison.png."""
-    files.write_if_changed(os.path.join(experiment, "comparison.json"),
-                           (json.dumps(comparison, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+    files.write_if_changed(
+        os.path.join(experiment, "comparison.json"),
+        (json.dumps(comparison, indent=1, sort_keys=True) + "\n").encode("utf-8"),
+    )
     methods = comparison["methods"]
     seeds = sorted({s for e in methods.values() for s in e["seeds"]})
-    lines = [f"# Comparison on {config.task}: {', '.join(methods)} over seeds {', '.join(map(str, seeds))}", "",
-             *table(comparison), "",
-             "Final test accuracy is the last iteration's (a run that stopped early keeps its last model). The "
-             "interval over seeds is Student's t; the paired difference is each method's final accuracy minus "
-             "plain fine-tuning's on the same seed (the same seed set, test set and iteration-0 fine-tune). "
-             f"Teacher requests, kept examples and tokens are per run, averaged over seeds. Budget: "
-             f"{comparison.get('budget_rule', '')}.", "", "| seed | " + " | ".join(methods) + " |",
-             "| ---: | " + " | ".join("---:" for _ in methods) + " |"]
+    lines = [
+        f"# Comparison on {config.task}: {', '.join(methods)} over seeds {', '.join(map(str, seeds))}",
+        "",
+        *table(comparison),
+        "",
+        "Final test accuracy is the last iteration's (a run that stopped early keeps its last model). The "
+        "interval over seeds is Student's t; the paired difference is each method's final accuracy minus "
+        "plain fine-tuning's on the same seed (the same seed set, test set and iteration-0 fine-tune). "
+        f"Teacher requests, kept examples and tokens are per run, averaged over seeds. Budget: "
+        f"{comparison.get('budget_rule', '')}.",
+        "",
+        "| seed | " + " | ".join(methods) + " |",
+        "| ---: | " + " | ".join("---:" for _ in methods) + " |",
+    ]
     for s in seeds:
         cells = [_pct(methods[m]["final_test_accuracy"].get(str(s))) for m in methods]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    files.write_if_changed(os.path.join(experiment, "comparison.md"), ("\n".join(lines) + "\n").encode("utf-8"))
+    files.write_if_changed(
+        os.path.join(experiment, "comparison.md"), ("\n".join(lines) + "\n").encode("utf-8")
+    )
     files.write_if_changed(os.path.join(experiment, "comparison.png"), _plot(comparison, config))
 
 
@@ -205,13 +248,16 @@ def _plot(comparison: dict, config) -> bytes:
     for m, e in comparison["methods"].items():  # plain fine-tuning is one model: a flat line at its accuracy
         ax.plot(its, [100 * c["mean"] for c in e["curve"]], "--" if METHODS[m].baseline else "o-", label=m)
         if all(c["low"] is not None for c in e["curve"]):
-            ax.fill_between(its, [100 * c["low"] for c in e["curve"]], [100 * c["high"] for c in e["curve"]],
-                            alpha=0.15)
+            ax.fill_between(
+                its, [100 * c["low"] for c in e["curve"]], [100 * c["high"] for c in e["curve"]], alpha=0.15
+            )
     ax.set_xlabel("iteration")
     ax.set_ylabel("test accuracy (%), mean and 95% CI over seeds")
     ax.set_xticks(its)
     ax.legend(loc="lower right")
-    ax.set_title(f"{config.task}: methods over {len(next(iter(comparison['methods'].values()))['seeds'])} seeds")
+    ax.set_title(
+        f"{config.task}: methods over {len(next(iter(comparison['methods'].values()))['seeds'])} seeds"
+    )
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=100, metadata={"Software": None})

@@ -18,7 +18,7 @@ hooks (run/hooks.py); where a fine-tune starts is the init policy's (run/init_po
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 
@@ -69,14 +69,20 @@ class Llm2llmRun:
         self.method = METHODS[config.method]
         self.iterations = config.iterations if self.method.augments else 1
         self.hooks = Hooks([StageTimer(), *hooks])
-        self.student = StudentJobs(config, self.task, self.hooks, model, progress=bool(config.progress) and self.is_main)
-        self.teachers = Teachers(config, self.workdir, self.student.model, self.student.name(), say, given=teacher)
+        self.student = StudentJobs(
+            config, self.task, self.hooks, model, progress=bool(config.progress) and self.is_main
+        )
+        self.teachers = Teachers(
+            config, self.workdir, self.student.model, self.student.name(), say, given=teacher
+        )
         self.augmenter = None  # made once the seed set exists
 
     # -- the student's two jobs
     def train(self, i: int, train_set: Sequence[dict]):
         keep = self.config.train.keep_checkpoints or self.init.keeps_trained
-        return self.student.train(i, train_set, self.init.start(i, self.dir), keep, self.dir.iter_path(i, "checkpoints"))
+        return self.student.train(
+            i, train_set, self.init.start(i, self.dir), keep, self.dir.iter_path(i, "checkpoints")
+        )
 
     def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:
         return self.student.evaluate(params, examples, desc)
@@ -116,21 +122,28 @@ class Llm2llmRun:
         seed_set, test_set = self._data()
         test_eval = test_set[: self.config.data.test_limit] if self.config.data.test_limit else test_set
         self.hooks.add(report_lines.ProgressLines(say, len(seed_set)))
-        self.augmenter = self.method(Context(self.task, self.config, seed_set, self.teachers.teacher, say,
-                                             self.teachers.judge))
+        self.augmenter = self.method(
+            Context(self.task, self.config, seed_set, self.teachers.teacher, say, self.teachers.judge)
+        )
         if self.is_main and not self._done() and not files.exists(self.dir.iter_path(0)):
             self.hooks.started(self)
         self._write_shard(0, lambda: seed_set)
         for i in range(self.iterations):
             try:
-                metrics = run_stage(f"iteration-{i}", lambda: self._finished(i),
-                                    lambda: self._iteration(i, seed_set, test_set, test_eval),
-                                    lambda m: write_json(self.dir.iter_path(i, "metrics.json"), m),
-                                    lambda: self.dir.metrics(i), collective=True)
+                metrics = run_stage(
+                    f"iteration-{i}",
+                    lambda: self._finished(i),
+                    lambda: self._iteration(i, seed_set, test_set, test_eval),
+                    lambda m: write_json(self.dir.iter_path(i, "metrics.json"), m),
+                    lambda: self.dir.metrics(i),
+                    collective=True,
+                )
             except BudgetExceeded as e:
                 self.finish()
-                raise RunError(f"{e}. Everything so far is saved in {self.workdir} (answers already paid for are "
-                               f"cached); rerun the same command with a larger budget to continue.") from None
+                raise RunError(
+                    f"{e}. Everything so far is saved in {self.workdir} (answers already paid for are "
+                    f"cached); rerun the same command with a larger budget to continue."
+                ) from None
             if metrics.get("stopped"):
                 break
         return self.finish()
@@ -144,7 +157,9 @@ class Llm2llmRun:
         by_id = {p["id"]: p for p in pool_preds}
         wrong = [ex for ex in seed_set if not by_id[ex["id"]]["correct"]]
         summary = report_lines.accuracy_summary(self.task, test_eval, test_preds)
-        m = report_lines.evaluation_row(i, self.config.method, len(train_set), len(seed_set), len(wrong), summary, info)
+        m = report_lines.evaluation_row(
+            i, self.config.method, len(train_set), len(seed_set), len(wrong), summary, info
+        )
         self.hooks.evaluated(i, m)
         pool_wrong = [ex for ex in pool if not by_id[ex["id"]]["correct"]]
         if i + 1 == self.iterations or not self.method.augments:
@@ -172,9 +187,13 @@ class Llm2llmRun:
                 say(f"dropped {dropped} seed examples that duplicate test examples")
             return seed_set, test
 
-        return run_stage("data", [seed_file, test_file], compute,
-                         lambda value: (write_jsonl(test_file, value[1]), write_jsonl(seed_file, value[0])),
-                         lambda: (read_jsonl(seed_file), read_jsonl(test_file)))
+        return run_stage(
+            "data",
+            [seed_file, test_file],
+            compute,
+            lambda value: (write_jsonl(test_file, value[1]), write_jsonl(seed_file, value[0])),
+            lambda: (read_jsonl(seed_file), read_jsonl(test_file)),
+        )
 
     def _write_shard(self, i: int, examples) -> None:
         shard_dir = self.dir.path("shards")
@@ -191,20 +210,36 @@ class Llm2llmRun:
         same settings. The parents' predictions go to predictions_seed.jsonl."""
 
         def compute():
-            key = results.result_key(self.config, train_set, self.student.weights_id() + self.init.key_suffix(i, self.dir))
-            reused = results.reused(key, self.dir, i, self.config.shared_results if self.init.shares_results else "")
+            key = results.result_key(
+                self.config, train_set, self.student.weights_id() + self.init.key_suffix(i, self.dir)
+            )
+            reused = results.reused(
+                key, self.dir, i, self.config.shared_results if self.init.shares_results else ""
+            )
             if reused is not None:
                 return reused
-            say(f"iteration {i}: fine-tuning from {self.init.describe_start(i, self.dir)} on {len(train_set)} examples")
+            say(
+                f"iteration {i}: fine-tuning from {self.init.describe_start(i, self.dir)} on {len(train_set)} examples"
+            )
             params, info = self.train(i, train_set)
             test_preds = self.evaluate(params, test_eval, f"iter {i} eval test")
             value = dict(info, result_key=key), self.evaluate(params, pool, f"iter {i} eval seed"), test_preds
-            results.share(self.config.shared_results if self.init.shares_results and self.is_main else "", key, value,
-                          source=f"{self.workdir} iteration {i}")
+            results.share(
+                self.config.shared_results if self.init.shares_results and self.is_main else "",
+                key,
+                value,
+                source=f"{self.workdir} iteration {i}",
+            )
             return value
 
-        result = run_stage(f"fit-{i}", self.dir.fit_paths(i), compute, lambda value: results.write_fit(self.dir, i, value),
-                           lambda: self.dir.fit_result(i), collective=True)
+        result = run_stage(
+            f"fit-{i}",
+            self.dir.fit_paths(i),
+            compute,
+            lambda value: results.write_fit(self.dir, i, value),
+            lambda: self.dir.fit_result(i),
+            collective=True,
+        )
         if self.is_main and not self.config.train.keep_checkpoints:
             self._prune_checkpoints(i)
         return result
@@ -217,18 +252,27 @@ class Llm2llmRun:
                 files.rmtree(self.dir.iter_path(j, "checkpoints"))
 
     def _augment(self, i: int, train_set, test_set, parents, by_id) -> tuple[list[dict], dict]:
-        aug_file, stats_file = self.dir.iter_path(i, "augment.jsonl"), self.dir.iter_path(i, "augment_stats.json")
+        aug_file, stats_file = (
+            self.dir.iter_path(i, "augment.jsonl"),
+            self.dir.iter_path(i, "augment_stats.json"),
+        )
 
         def compute():
             before = self.teachers.flops
             with self.hooks.stage("teacher"):
-                value = self.augmenter.augment(i, parents, by_id, make_filter(self.task, self.config, train_set, test_set))
+                value = self.augmenter.augment(
+                    i, parents, by_id, make_filter(self.task, self.config, train_set, test_set)
+                )
             self.hooks.computed("teacher", self.teachers.flops - before)
             return value
 
-        return run_stage(f"augment-{i}", [aug_file, stats_file], compute,
-                         lambda value: (write_json(stats_file, value[1]), write_jsonl(aug_file, value[0])),
-                         lambda: (read_jsonl(aug_file), read_json(stats_file)))
+        return run_stage(
+            f"augment-{i}",
+            [aug_file, stats_file],
+            compute,
+            lambda value: (write_json(stats_file, value[1]), write_jsonl(aug_file, value[0])),
+            lambda: (read_jsonl(aug_file), read_json(stats_file)),
+        )
 
     def _stop_if_nothing_kept(self, i: int, kept: Sequence[dict], m: dict) -> None:
         """Stop after teacher.max_empty_rounds rounds in a row that kept nothing: more would retrain on the same
@@ -236,9 +280,11 @@ class Llm2llmRun:
         empty = report_lines.rounds_without_new_examples(self.dir, m)
         if not kept and empty >= self.config.teacher.max_empty_rounds:
             m["stopped"] = f"no new example kept in {empty} rounds in a row"
-            say(f"iteration {i}: stopping: {m['stopped']} (teacher.max_empty_rounds); more would train on the "
+            say(
+                f"iteration {i}: stopping: {m['stopped']} (teacher.max_empty_rounds); more would train on the "
                 f"same data. Use a stronger teacher (teacher.kind, teacher.model) or more examples per request "
-                f"(teacher.per_example); {self.dir.iter_path(i, 'augment_stats.json')} says what was dropped.")
+                f"(teacher.per_example); {self.dir.iter_path(i, 'augment_stats.json')} says what was dropped."
+            )
 
     def finish(self) -> list[dict]:
         """The report and the exported dataset of the finished iterations (written by process 0); their rows."""
@@ -246,8 +292,13 @@ class Llm2llmRun:
         if self.is_main:
             write_outputs(self.workdir, rows, self.config)
             with reporting_disk_faults("the exported dataset", self.dir.path("dataset")):
-                write_dataset(self.workdir, rows, self.config, resolve_mode(self.config.teacher.mode, self.task),
-                              applied_filters(self.task, self.config))
+                write_dataset(
+                    self.workdir,
+                    rows,
+                    self.config,
+                    resolve_mode(self.config.teacher.mode, self.task),
+                    applied_filters(self.task, self.config),
+                )
         return rows
 
 

@@ -4,7 +4,7 @@ lines). A hook overrides the events it cares about; `Hooks` passes every event t
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 
 class Hook:

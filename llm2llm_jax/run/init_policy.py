@@ -3,8 +3,6 @@ iteration's model, the paper's ablation. The controller asks the policy, and onl
 
 from __future__ import annotations
 
-from typing import Optional
-
 from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.run.layout import RunDirectory
 
@@ -28,7 +26,7 @@ class FromBase:
         """What, besides the base weights, decides the result of iteration i's fine-tune."""
         return ""
 
-    def model_needed_after(self, i: int, run_dir: RunDirectory) -> Optional[int]:
+    def model_needed_after(self, i: int, run_dir: RunDirectory) -> int | None:
         """The iteration whose trained model a later fine-tune starts from, once iteration i is done."""
         return None
 

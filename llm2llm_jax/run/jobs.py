@@ -20,13 +20,22 @@ from llm2llm_jax.student.decode import generate_text
 def smoke(config) -> None:
     """Load the student and complete the configured prompts."""
     m = config.model
-    cfg, params, tokenizer = load_pretrained(m.source, m.path, dtype=resolve_dtype(m.dtype, jax.devices()),
-                                             param_dtype=m.param_dtype,
-                                             scan_layers=m.scan_layers, kernels=m.kernels)
+    cfg, params, tokenizer = load_pretrained(
+        m.source,
+        m.path,
+        dtype=resolve_dtype(m.dtype, jax.devices()),
+        param_dtype=m.param_dtype,
+        scan_layers=m.scan_layers,
+        kernels=m.kernels,
+    )
     prompts = list(config.smoke.prompts)
     if config.smoke.use_chat_template and tokenizer.chat_template:
-        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                                 add_generation_prompt=True) for p in prompts]
+        prompts = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+            )
+            for p in prompts
+        ]
     start = time.perf_counter()
     outputs = generate_text(cfg, params, tokenizer, prompts, max_new_tokens=config.smoke.max_new_tokens)
     seconds = time.perf_counter() - start
@@ -51,8 +60,10 @@ def compare_methods(config) -> None:
     experiment = files.absolute(config.workdir)
     print(f"\ncomparison on {config.task}, experiment directory {experiment}")
     print("\n".join(compare.table(comparison)))
-    print(f"{(time.perf_counter() - start) / 60:.1f} min; report: {os.path.join(experiment, 'comparison.md')} "
-          f"and comparison.png")
+    print(
+        f"{(time.perf_counter() - start) / 60:.1f} min; report: {os.path.join(experiment, 'comparison.md')} "
+        f"and comparison.png"
+    )
 
 
 JOBS = {"smoke": smoke, "llm2llm": llm2llm, "compare": compare_methods}

@@ -1,15 +1,15 @@
 """Where a run's files live in its run directory (config.workdir), and reading back what an iteration wrote.
 
-    config.json           the config snapshot (API keys stay in the environment)
-    data/                 seed.jsonl, test.jsonl
-    shards/               each iteration's training set, a tfds array_record dataset (data/shards.py)
-    iter_XXXX/            train.json, checkpoints/, predictions_{seed,test}.jsonl, augment.jsonl,
-                          augment_stats.json, metrics.json
-    teacher_cache/        one file per request: a rerun never pays twice
-    teacher_spend.json    what the run has paid its teacher, over every invocation
-    teacher_batches/      batch jobs in flight
-    run.lock              while a run works here
-    metrics.jsonl, report.md, report.png, tensorboard/, dataset/ (the final training set and its data card)
+config.json           the config snapshot (API keys stay in the environment)
+data/                 seed.jsonl, test.jsonl
+shards/               each iteration's training set, a tfds array_record dataset (data/shards.py)
+iter_XXXX/            train.json, checkpoints/, predictions_{seed,test}.jsonl, augment.jsonl,
+                      augment_stats.json, metrics.json
+teacher_cache/        one file per request: a rerun never pays twice
+teacher_spend.json    what the run has paid its teacher, over every invocation
+teacher_batches/      batch jobs in flight
+run.lock              while a run works here
+metrics.jsonl, report.md, report.png, tensorboard/, dataset/ (the final training set and its data card)
 """
 
 from __future__ import annotations

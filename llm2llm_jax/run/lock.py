@@ -15,7 +15,7 @@ import json
 import os
 import socket
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from llm2llm_jax.common import files
 from llm2llm_jax.common.console import say
@@ -55,8 +55,11 @@ class WorkdirLock:
             return {}  # being written right now, or unreadable: treated as held by an unknown process
 
     def acquire(self) -> None:
-        self.me = me = {"host": socket.gethostname(), "pid": os.getpid(),
-                        "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        self.me = me = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         for _ in range(3):
             try:
                 created = files.create_exclusive(self.path, json.dumps(me).encode("utf-8"))
@@ -69,9 +72,15 @@ class WorkdirLock:
                 self.held = True
                 return
             holder = self._holder()
-            if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
-                self.note = (f"took over the lock of an earlier run (pid {holder['pid']}, started "
-                             f"{holder.get('started', '?')}) that is no longer running")
+            if (
+                holder.get("host") == me["host"]
+                and isinstance(holder.get("pid"), int)
+                and not _alive(holder["pid"])
+            ):
+                self.note = (
+                    f"took over the lock of an earlier run (pid {holder['pid']}, started "
+                    f"{holder.get('started', '?')}) that is no longer running"
+                )
                 files.remove(self.path)
                 continue
             raise RunError(self._refusal(holder))
@@ -82,8 +91,10 @@ class WorkdirLock:
             who = "another run"
         else:
             who = f"another run (pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')})"
-        return (f"{self.workdir} is in use by {who}. Wait for it to finish or stop it, or choose another "
-                f"--config.workdir; if that run is gone (another machine), delete {self.path}.")
+        return (
+            f"{self.workdir} is in use by {who}. Wait for it to finish or stop it, or choose another "
+            f"--config.workdir; if that run is gone (another machine), delete {self.path}."
+        )
 
     def release(self) -> None:
         """Remove the lock if this process made it (also when interrupted between making it and noting so)."""
@@ -93,7 +104,9 @@ class WorkdirLock:
 
 
 @contextlib.contextmanager
-def locked_run_directory(workdir: str, config, preflight: Callable[[], None], is_main: bool) -> Iterator[WorkdirLock]:
+def locked_run_directory(
+    workdir: str, config, preflight: Callable[[], None], is_main: bool
+) -> Iterator[WorkdirLock]:
     """Lock the run directory, check it belongs to this config, run `preflight` (on process 0), and write the config
     snapshot when it is new or changed; the block runs with the lock held and disk faults reported as one line. A
     start that fails before the first stage output leaves the directory as it was."""

@@ -3,7 +3,7 @@ yield), the log lines that show it, and the rules that stop a run early."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from llm2llm_jax.augment.base import max_parents_at
 from llm2llm_jax.augment.estimate import describe_estimate, estimate_teacher_use
@@ -19,7 +19,12 @@ def accuracy_summary(task: Task, examples: Sequence[dict], rows: Sequence[dict])
     did not parse)."""
     correct = sum(r["correct"] for r in rows)
     low, high = wilson_interval(correct, len(rows))
-    out = {"correct": correct, "count": len(rows), "accuracy_low": round(low, 6), "accuracy_high": round(high, 6)}
+    out = {
+        "correct": correct,
+        "count": len(rows),
+        "accuracy_low": round(low, 6),
+        "accuracy_high": round(high, 6),
+    }
     if task.is_classification:
         gold = {ex["id"]: ex["output"] for ex in examples}
         confusion: dict = {label: {} for label in task.labels}
@@ -27,21 +32,32 @@ def accuracy_summary(task: Task, examples: Sequence[dict], rows: Sequence[dict])
             cell = confusion[gold[r["id"]]]
             pred = r["prediction"] if r["prediction"] is not None else "none"
             cell[pred] = cell.get(pred, 0) + 1
-        out["per_class"] = {label: {"count": sum(c.values()), "accuracy": (c.get(label, 0) / sum(c.values()))
-                                    if c else None} for label, c in confusion.items()}
+        out["per_class"] = {
+            label: {"count": sum(c.values()), "accuracy": (c.get(label, 0) / sum(c.values())) if c else None}
+            for label, c in confusion.items()
+        }
         out["confusion"] = confusion
     return out
 
 
-def evaluation_row(i: int, method: str, train_size: int, seed_size: int, wrong: int, summary: dict,
-                   info: dict) -> dict:
+def evaluation_row(
+    i: int, method: str, train_size: int, seed_size: int, wrong: int, summary: dict, info: dict
+) -> dict:
     """Iteration i's metrics once its student is evaluated: `summary` is the test set's `accuracy_summary`, `wrong`
     the seed examples it got wrong, `info` its fine-tune's (or the reused result's)."""
-    m = {"iteration": i, "method": method, "train_size": train_size, "seed_accuracy": 1 - wrong / seed_size,
-         "test_accuracy": summary["correct"] / max(1, summary["count"]),
-         "test_accuracy_low": summary["accuracy_low"], "test_accuracy_high": summary["accuracy_high"],
-         "test_count": summary["count"], "seed_wrong": wrong, "train_final_loss": info.get("final_loss"),
-         "new_examples": 0}
+    m = {
+        "iteration": i,
+        "method": method,
+        "train_size": train_size,
+        "seed_accuracy": 1 - wrong / seed_size,
+        "test_accuracy": summary["correct"] / max(1, summary["count"]),
+        "test_accuracy_low": summary["accuracy_low"],
+        "test_accuracy_high": summary["accuracy_high"],
+        "test_count": summary["count"],
+        "seed_wrong": wrong,
+        "train_final_loss": info.get("final_loss"),
+        "new_examples": 0,
+    }
     if "per_class" in summary:
         m["test_per_class"], m["test_confusion"] = summary["per_class"], summary["confusion"]
     for field in ("reused_from", "shared_from"):
@@ -52,8 +68,13 @@ def evaluation_row(i: int, method: str, train_size: int, seed_size: int, wrong: 
 
 def add_augmentation(m: dict, kept: Sequence[dict], parents: int, stats: dict) -> None:
     """The augmentation's counts in iteration metrics `m`: kept, parents, requests, parsed, drops and the yield."""
-    m.update(new_examples=len(kept), parents=parents, teacher_requests=stats.get("requests", 0),
-             candidates=stats.get("candidates", 0), drops=stats.get("drops", {}))
+    m.update(
+        new_examples=len(kept),
+        parents=parents,
+        teacher_requests=stats.get("requests", 0),
+        candidates=stats.get("candidates", 0),
+        drops=stats.get("drops", {}),
+    )
     if "asked" in stats:
         m.update(asked=stats["asked"], teacher_yield=round(len(kept) / max(1, stats["asked"]), 4))
     if stats.get("judge_requests"):
@@ -63,8 +84,12 @@ def add_augmentation(m: dict, kept: Sequence[dict], parents: int, stats: dict) -
 def describe_yield(m: dict) -> str:
     """One iteration's teacher yield as a log line: kept of asked, requests, parsed, drops by reason."""
     dropped = ", ".join(f"{k} {v}" for k, v in m.get("drops", {}).items() if v) or "none"
-    asked = (f" of {m['asked']} asked ({m['teacher_yield']:.0%} yield; {m.get('teacher_requests', 0)} requests, "
-             f"{m.get('candidates', 0)} parsed)" if "asked" in m else f" of {m.get('candidates', 0)} new examples")
+    asked = (
+        f" of {m['asked']} asked ({m['teacher_yield']:.0%} yield; {m.get('teacher_requests', 0)} requests, "
+        f"{m.get('candidates', 0)} parsed)"
+        if "asked" in m
+        else f" of {m.get('candidates', 0)} new examples"
+    )
     judge = f"; {m['judge_requests']} judge requests" if m.get("judge_requests") else ""
     return f"kept {m['new_examples']}{asked}{judge} (dropped: {dropped})"
 
@@ -94,8 +119,10 @@ class ProgressLines(Hook):
             self.say(describe_estimate(estimate, self.seed_size))
 
     def evaluated(self, i: int, m: dict) -> None:
-        self.say(f"iteration {i}: test accuracy {m['test_accuracy']:.2%}, seed accuracy {m['seed_accuracy']:.2%} "
-                 f"({m['seed_wrong']} of {self.seed_size} seed examples wrong), train set {m['train_size']}")
+        self.say(
+            f"iteration {i}: test accuracy {m['test_accuracy']:.2%}, seed accuracy {m['seed_accuracy']:.2%} "
+            f"({m['seed_wrong']} of {self.seed_size} seed examples wrong), train set {m['train_size']}"
+        )
 
     def augmented(self, i: int, m: dict) -> None:
         self.say(f"iteration {i}: {describe_yield(m)}")

@@ -12,7 +12,7 @@ import io
 import json
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from llm2llm_jax.common import files
 from llm2llm_jax.common.files import write_if_changed
@@ -41,13 +41,19 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
     asked = sum(r.get("asked", 0) for r in rows)
     if asked:
         kept = sum(r.get("new_examples", 0) for r in rows if "asked" in r)
-        lines += ["", f"Teacher yield over the run: {kept} kept of {asked} new examples asked for ({kept / asked:.0%})."]
+        lines += [
+            "",
+            f"Teacher yield over the run: {kept} kept of {asked} new examples asked for ({kept / asked:.0%}).",
+        ]
     if rows:
         gain = rows[-1]["test_accuracy"] - rows[0]["test_accuracy"]
-        lines += ["", f"Test accuracy gain over iteration 0 (plain fine-tuning on the seed set): {gain:+.2%}. "
-                      "The interval is Wilson's for one run on this test set: it says how much the test set's "
-                      "size leaves open, not how much another seed set or batch order would move the result "
-                      "(`python launch/compare.py` measures that)."]
+        lines += [
+            "",
+            f"Test accuracy gain over iteration 0 (plain fine-tuning on the seed set): {gain:+.2%}. "
+            "The interval is Wilson's for one run on this test set: it says how much the test set's "
+            "size leaves open, not how much another seed set or batch order would move the result "
+            "(`python launch/compare.py` measures that).",
+        ]
         lines += _classes(rows[-1])
     if spend:
         lines += ["", f"Teacher spend over the whole run: {describe_spend(spend)}."]
@@ -57,22 +63,36 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
 
 def _table(rows: Sequence[dict]) -> list[str]:
     """One line per iteration: sizes, accuracies with the test interval, the teacher's counts and yield."""
-    lines = ["| iteration | train size | seed accuracy | test accuracy [95% CI] | seed wrong | teacher requests | "
-             "examples asked | parsed | kept | yield | dropped | note |",
-             "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    lines = [
+        "| iteration | train size | seed accuracy | test accuracy [95% CI] | seed wrong | teacher requests | "
+        "examples asked | parsed | kept | yield | dropped | note |",
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
     for r in rows:
-        note = "; ".join(filter(None, [f"reused iteration {r['reused_from']}'s result" if "reused_from" in r else "",
-                                       f"reused the result of {r['shared_from']}" if "shared_from" in r else "",
-                                       f"stopped: {r['stopped']}" if r.get("stopped") else ""]))
-        interval = (f" [{r['test_accuracy_low']:.1%}, {r['test_accuracy_high']:.1%}]"
-                    if "test_accuracy_low" in r else "")
+        note = "; ".join(
+            filter(
+                None,
+                [
+                    f"reused iteration {r['reused_from']}'s result" if "reused_from" in r else "",
+                    f"reused the result of {r['shared_from']}" if "shared_from" in r else "",
+                    f"stopped: {r['stopped']}" if r.get("stopped") else "",
+                ],
+            )
+        )
+        interval = (
+            f" [{r['test_accuracy_low']:.1%}, {r['test_accuracy_high']:.1%}]"
+            if "test_accuracy_low" in r
+            else ""
+        )
         dropped = ", ".join(f"{k} {v}" for k, v in r.get("drops", {}).items() if v)
         judged = f" (+{r['judge_requests']} judge)" if r.get("judge_requests") else ""
         yielded = f"{r['teacher_yield']:.0%}" if "teacher_yield" in r else ""
-        lines.append(f"| {r['iteration']} | {r['train_size']} | {r['seed_accuracy']:.2%} | "
-                     f"{r['test_accuracy']:.2%}{interval} | {r['seed_wrong']} | {r.get('teacher_requests', '')}{judged} | "
-                     f"{r.get('asked', '')} | {r.get('candidates', '')} | {r.get('new_examples', 0)} | {yielded} | "
-                     f"{dropped} | {note} |")
+        lines.append(
+            f"| {r['iteration']} | {r['train_size']} | {r['seed_accuracy']:.2%} | "
+            f"{r['test_accuracy']:.2%}{interval} | {r['seed_wrong']} | {r.get('teacher_requests', '')}{judged} | "
+            f"{r.get('asked', '')} | {r.get('candidates', '')} | {r.get('new_examples', 0)} | {yielded} | "
+            f"{dropped} | {note} |"
+        )
     return lines
 
 
@@ -117,13 +137,20 @@ def _classes(row: dict) -> list[str]:
         return []
     confusion = row["test_confusion"]
     predicted = list(confusion) + sorted({p for c in confusion.values() for p in c} - set(confusion))
-    lines = ["", f"## Iteration {row['iteration']} on the test set, per class", "",
-             "| gold \\ predicted | " + " | ".join(predicted) + " | examples | accuracy |",
-             "| --- | " + " | ".join("---:" for _ in predicted) + " | ---: | ---: |"]
+    lines = [
+        "",
+        f"## Iteration {row['iteration']} on the test set, per class",
+        "",
+        "| gold \\ predicted | " + " | ".join(predicted) + " | examples | accuracy |",
+        "| --- | " + " | ".join("---:" for _ in predicted) + " | ---: | ---: |",
+    ]
     for gold, cells in confusion.items():
         acc = row["test_per_class"][gold]["accuracy"]
-        lines.append(f"| {gold} | " + " | ".join(str(cells.get(p, 0)) for p in predicted) +
-                     f" | {sum(cells.values())} | {'' if acc is None else f'{acc:.1%}'} |")
+        lines.append(
+            f"| {gold} | "
+            + " | ".join(str(cells.get(p, 0)) for p in predicted)
+            + f" | {sum(cells.values())} | {'' if acc is None else f'{acc:.1%}'} |"
+        )
     return lines
 
 
@@ -145,8 +172,10 @@ def main(argv: Sequence[str]) -> int:
         files.makedirs(out_dir)
         write_outputs(workdir, rows, config, out_dir=out_dir)
     except OSError as e:
-        print(f"error: cannot write the report to {e.filename or out_dir}: {e.strerror}; give a writable OUT_DIR",
-              file=sys.stderr)
+        print(
+            f"error: cannot write the report to {e.filename or out_dir}: {e.strerror}; give a writable OUT_DIR",
+            file=sys.stderr,
+        )
         return 2
     print(f"{len(rows)} iteration(s); report: {os.path.join(out_dir, 'report.md')} and report.png")
     return 0

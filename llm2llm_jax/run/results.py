@@ -12,16 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
 
 from llm2llm_jax.common import parallel
 from llm2llm_jax.common.console import say
-
-from llm2llm_jax.config.snapshot import result_fields
 from llm2llm_jax.common.files import exists, read_json, read_jsonl, write_json, write_jsonl
+from llm2llm_jax.config.snapshot import result_fields
 
 
 def fingerprint(model) -> str:
@@ -36,12 +35,15 @@ def fingerprint(model) -> str:
 def result_key(config, train_set: Sequence[dict], weights_id: str) -> str:
     """The training examples (as the model sees them), the config fields that affect training and
     evaluation (config/snapshot.py's RESULT_FIELDS), and the base weights."""
-    content = {"train": [[ex["input"], ex["output"]] for ex in train_set], "weights": weights_id,
-               "config": result_fields(config)}
+    content = {
+        "train": [[ex["input"], ex["output"]] for ex in train_set],
+        "weights": weights_id,
+        "config": result_fields(config),
+    }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def earlier_with(key: str, iter_path: Callable[..., str], i: int) -> Optional[int]:
+def earlier_with(key: str, iter_path: Callable[..., str], i: int) -> int | None:
     """The first iteration before `i` whose result (its train.json) has `key`."""
     for j in range(i):
         path = iter_path(j, "train.json")
@@ -61,8 +63,11 @@ def has_shared(shared_dir: str, key: str) -> bool:
 
 def read_shared(shared_dir: str, key: str) -> tuple[dict, list[dict], list[dict]]:
     """(train info with the `source` that computed it, parent predictions, test predictions)."""
-    return (read_json(_shared(shared_dir, key, "train.json")), read_jsonl(_shared(shared_dir, key, "predictions_seed.jsonl")),
-            read_jsonl(_shared(shared_dir, key, "predictions_test.jsonl")))
+    return (
+        read_json(_shared(shared_dir, key, "train.json")),
+        read_jsonl(_shared(shared_dir, key, "predictions_seed.jsonl")),
+        read_jsonl(_shared(shared_dir, key, "predictions_test.jsonl")),
+    )
 
 
 def write_shared(shared_dir: str, key: str, value: tuple, source: str) -> None:
@@ -72,19 +77,23 @@ def write_shared(shared_dir: str, key: str, value: tuple, source: str) -> None:
     write_json(_shared(shared_dir, key, "train.json"), dict(info, source=source))
 
 
-def reused(key: str, run_dir, i: int, shared_dir: str = "") -> Optional[tuple[dict, list[dict], list[dict]]]:
+def reused(key: str, run_dir, i: int, shared_dir: str = "") -> tuple[dict, list[dict], list[dict]] | None:
     """Iteration i's result read from an earlier iteration with the same `key` (marked `reused_from`), or from the
     shared store `shared_dir` (marked `shared_from`); None when it has to be computed. Every process agrees."""
     earlier = parallel.broadcast_json(earlier_with(key, run_dir.iter_path, i))
     if earlier is not None:
-        say(f"iteration {i}: same training data and settings as iteration {earlier}; reusing its fine-tuned "
-            f"result (no training)")
+        say(
+            f"iteration {i}: same training data and settings as iteration {earlier}; reusing its fine-tuned "
+            f"result (no training)"
+        )
         info, seed_preds, test_preds = run_dir.fit_result(earlier)
         return dict(info, reused_from=earlier), seed_preds, test_preds
     if shared_dir and parallel.broadcast_json(has_shared(shared_dir, key)):
         info, seed_preds, test_preds = read_shared(shared_dir, key)
-        say(f"iteration {i}: same training data and settings as {info['source']}; reusing its fine-tuned "
-            f"result (no training)")
+        say(
+            f"iteration {i}: same training data and settings as {info['source']}; reusing its fine-tuned "
+            f"result (no training)"
+        )
         return dict(info, shared_from=info.pop("source")), seed_preds, test_preds
     return None
 

@@ -9,7 +9,8 @@ reads the result after the barrier from the shared run directory.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, TypeVar, Union
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import jax
 
@@ -25,8 +26,14 @@ def agree(flag: bool) -> bool:
     return bool(parallel.broadcast_json(bool(flag)))
 
 
-def run_stage(name: str, done: Union[Sequence[str], Callable[[], bool]], compute: Callable[[], T],
-              write: Callable[[T], None], read: Callable[[], T], collective: bool = False) -> T:
+def run_stage(
+    name: str,
+    done: Sequence[str] | Callable[[], bool],
+    compute: Callable[[], T],
+    write: Callable[[T], None],
+    read: Callable[[], T],
+    collective: bool = False,
+) -> T:
     """Run one stage unless its output exists; return its output as read back from disk.
 
     done: the files the stage writes (all must exist), or a function that says whether it is complete.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from typing import Sequence
+from collections.abc import Sequence
 
 CONFIDENCE = 0.95
 
@@ -67,8 +67,13 @@ class Paired:
     wilcoxon_p: float
 
     def as_dict(self) -> dict:
-        return {"differences": list(self.differences), **{f"diff_{k}": v for k, v in self.summary.as_dict().items()},
-                "t": self.t, "t_p": self.t_p, "wilcoxon_p": self.wilcoxon_p}
+        return {
+            "differences": list(self.differences),
+            **{f"diff_{k}": v for k, v in self.summary.as_dict().items()},
+            "t": self.t,
+            "t_p": self.t_p,
+            "wilcoxon_p": self.wilcoxon_p,
+        }
 
 
 def paired(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Paired:

@@ -3,7 +3,7 @@ on the run's mesh, each job timed and its FLOPs counted through the run's hooks.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from llm2llm_jax.common import parallel
 from llm2llm_jax.common.console import say
@@ -13,8 +13,8 @@ from llm2llm_jax.run.hooks import Hook
 from llm2llm_jax.run.results import fingerprint
 from llm2llm_jax.student import prompting
 from llm2llm_jax.student.predict import Predictor
-from llm2llm_jax.student.train import finetune
 from llm2llm_jax.student.recipe import hparams_from_config
+from llm2llm_jax.student.train import finetune
 
 
 class StudentJobs:
@@ -34,8 +34,9 @@ class StudentJobs:
         """(cfg, params, tokenizer) of the base student, loaded on first use."""
         if self._model is None:
             with self.hooks.stage("load"):
-                cfg, params, tok = load_from_config(self.config.model, progress=self.progress,
-                                                    devices=self.mesh().devices.flat)
+                cfg, params, tok = load_from_config(
+                    self.config.model, progress=self.progress, devices=self.mesh().devices.flat
+                )
             # Training, evaluation and the local teacher all run on this mesh: resolve 'auto' for it once.
             self._model = cfg.with_kernels_for(self.mesh().devices.flat), params, tok
         return self._model
@@ -59,13 +60,26 @@ class StudentJobs:
         cfg, base_params, tok = self.model()
         c = self.config
         with self.hooks.stage("fine-tune"):
-            params, info = finetune(cfg, base_params, tok, self.task, train_set, hparams_from_config(c), self.mesh(),
-                                    lora_seed=stable_seed(c.seed, "lora"), truncation=c.data.truncation,
-                                    checkpoint_dir=checkpoint_dir, checkpoint_every=c.train.checkpoint_every,
-                                    fmt=self.prompt_format(), keep_trained=keep_trained, init_from=start,
-                                    progress=self.progress, desc=f"iter {i} train",
-                                    say=lambda m: say(f"iteration {i}: {m}"),
-                                    on_step=lambda step, m: self.hooks.fine_tune_step(i, step, m))
+            params, info = finetune(
+                cfg,
+                base_params,
+                tok,
+                self.task,
+                train_set,
+                hparams_from_config(c),
+                self.mesh(),
+                lora_seed=stable_seed(c.seed, "lora"),
+                truncation=c.data.truncation,
+                checkpoint_dir=checkpoint_dir,
+                checkpoint_every=c.train.checkpoint_every,
+                fmt=self.prompt_format(),
+                keep_trained=keep_trained,
+                init_from=start,
+                progress=self.progress,
+                desc=f"iter {i} train",
+                say=lambda m: say(f"iteration {i}: {m}"),
+                on_step=lambda step, m: self.hooks.fine_tune_step(i, step, m),
+            )
         self.hooks.computed("fine-tune", info.pop("flops"))
         return params, info
 
@@ -74,7 +88,15 @@ class StudentJobs:
         (cfg, _, tok), e = self.model(), self.config.eval
         with self.hooks.stage("evaluation"):
             predictor = Predictor(cfg, params, tok, e.batch_size, mesh=self.mesh())
-            rows = predictor.evaluate(self.task, examples, self.config.data.max_length, e.max_new_tokens, desc,
-                                      self.progress, mode=e.mode, fmt=self.prompt_format())
+            rows = predictor.evaluate(
+                self.task,
+                examples,
+                self.config.data.max_length,
+                e.max_new_tokens,
+                desc,
+                self.progress,
+                mode=e.mode,
+                fmt=self.prompt_format(),
+            )
         self.hooks.computed("evaluation", predictor.flops)
         return rows

@@ -4,7 +4,7 @@ went beside each stage's FLOP-bound time."""
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 
@@ -25,8 +25,10 @@ def print_summary(config, rows: Sequence[dict], minutes: float) -> None:
     if spend:
         print(f"teacher spend over the whole run: {describe_spend(spend)}")
     if rows:
-        print(f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
-              f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min")
+        print(
+            f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
+            f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min"
+        )
     print_time(config, rows)
     print(f"report: {os.path.join(workdir, 'report.md')} and report.png")
 
@@ -34,10 +36,17 @@ def print_summary(config, rows: Sequence[dict], minutes: float) -> None:
 def iteration_table(rows: Sequence[dict]) -> list[str]:
     lines = [f"{'iter':>4} {'train size':>10} {'seed acc':>9} {'test acc':>9} {'new':>5}"]
     for r in rows:
-        note = (f"  (reused iteration {r['reused_from']})" if "reused_from" in r
-                else f"  (reused {r['shared_from']})" if "shared_from" in r else "")
-        lines.append(f"{r['iteration']:>4} {r['train_size']:>10} {r['seed_accuracy']:>9.1%} "
-                     f"{r['test_accuracy']:>9.1%} {r.get('new_examples', 0):>5}{note}")
+        note = (
+            f"  (reused iteration {r['reused_from']})"
+            if "reused_from" in r
+            else f"  (reused {r['shared_from']})"
+            if "shared_from" in r
+            else ""
+        )
+        lines.append(
+            f"{r['iteration']:>4} {r['train_size']:>10} {r['seed_accuracy']:>9.1%} "
+            f"{r['test_accuracy']:>9.1%} {r.get('new_examples', 0):>5}{note}"
+        )
     return lines
 
 
@@ -49,5 +58,7 @@ def print_time(config, rows: Sequence[dict]) -> None:
     if stage_flops:
         dtype = kernels.resolve_dtype(config.model.dtype, jax.devices())
         rate = flops.device_matmul_rate(dtype)
-        print(f"against this device's {dtype} matmul rate ({rate / 1e9:,.0f} GFLOP/s): "
-              f"{timing.describe_bound(stage_seconds, stage_flops, rate)}")
+        print(
+            f"against this device's {dtype} matmul rate ({rate / 1e9:,.0f} GFLOP/s): "
+            f"{timing.describe_bound(stage_seconds, stage_flops, rate)}"
+        )

@@ -17,8 +17,11 @@ import jax
 from llm2llm_jax.run.hooks import Hook
 
 # Tracing a function, lowering it to StableHLO, and XLA's compilation (or its load from the persistent cache).
-COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                  "/jax/core/compile/backend_compile_duration")
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
 # The order a summary lists them in.
 KINDS = ("load", "compile", "fine-tune", "evaluation", "teacher", "writes")
 
@@ -47,7 +50,9 @@ class StageClock:
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
-        self.flops: dict[str, float] = {}  # what the timed work computed, per kind (llm2llm_jax/student/flops.py)
+        self.flops: dict[
+            str, float
+        ] = {}  # what the timed work computed, per kind (llm2llm_jax/student/flops.py)
         self._open: list[list[float]] = []  # per open block: [seconds, compilation] of the blocks inside it
 
     @contextlib.contextmanager
@@ -124,5 +129,7 @@ def describe_bound(seconds: dict, flops: dict, rate: float) -> str:
     for k in KINDS:
         if flops.get(k) and seconds.get(k):
             bound = flops[k] / rate
-            parts.append(f"{k} {seconds[k]:.0f} s measured, {bound:.0f} s FLOP-bound ({bound / seconds[k]:.0%})")
+            parts.append(
+                f"{k} {seconds[k]:.0f} s measured, {bound:.0f} s FLOP-bound ({bound / seconds[k]:.0%})"
+            )
     return "; ".join(parts)

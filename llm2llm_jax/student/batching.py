@@ -4,7 +4,7 @@ truncation, length bucketing and collation, and the prefix every example shares.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -13,12 +13,18 @@ from llm2llm_jax.data.tasks import Task
 from llm2llm_jax.student import prompting
 from llm2llm_jax.student.recipe import TrainHParams
 
-
 TRUNCATION_POLICIES = ("truncate_prompt", "drop")
 
 
-def tokenize_examples(task: Task, examples: Sequence[dict], tokenizer, max_length: int,
-                      policy: str = "truncate_prompt", add_eos: bool = True, fmt: str = "plain"):
+def tokenize_examples(
+    task: Task,
+    examples: Sequence[dict],
+    tokenizer,
+    max_length: int,
+    policy: str = "truncate_prompt",
+    add_eos: bool = True,
+    fmt: str = "plain",
+):
     """Training examples (prompt tokens masked out of the loss) and a count of truncations/drops.
 
     truncate_prompt: keep the cue and the whole target, cut the start of the prompt.
@@ -49,8 +55,14 @@ class Example:
     target_ids: Sequence[int]
 
 
-def make_batches(examples: Sequence[Example], hp: TrainHParams, rng: np.random.Generator, pad_id: int = 0,
-                 shuffle: bool = True, bucket_batches: int = 32) -> Iterator[dict]:
+def make_batches(
+    examples: Sequence[Example],
+    hp: TrainHParams,
+    rng: np.random.Generator,
+    pad_id: int = 0,
+    shuffle: bool = True,
+    bucket_batches: int = 32,
+) -> Iterator[dict]:
     """One epoch of fixed-shape batches [accum, micro, T].
 
     Length bucketing keeps padding low: examples are shuffled, cut into groups of `bucket_batches`
@@ -61,9 +73,11 @@ def make_batches(examples: Sequence[Example], hp: TrainHParams, rng: np.random.G
     group = hp.batch_size * bucket_batches
     batches: list = []
     for start in range(0, len(order), group):
-        chunk = sorted(order[start:start + group],
-                       key=lambda i: len(examples[i].prompt_ids) + len(examples[i].target_ids))
-        batches += [chunk[i:i + hp.batch_size] for i in range(0, len(chunk), hp.batch_size)]
+        chunk = sorted(
+            order[start : start + group],
+            key=lambda i: len(examples[i].prompt_ids) + len(examples[i].target_ids),
+        )
+        batches += [chunk[i : i + hp.batch_size] for i in range(0, len(chunk), hp.batch_size)]
     if shuffle:
         rng.shuffle(batches)
     for idx in batches:
@@ -84,19 +98,23 @@ def collate(rows: Sequence[Example], hp: TrainHParams, pad_id: int = 0) -> dict:
     predicting = []  # per row: positions whose next token is a target
     for i, r in enumerate(rows):
         seq = (list(r.prompt_ids) + list(r.target_ids))[:width]
-        ids[i, :len(seq)] = seq
-        attn[i, :len(seq)] = 1
+        ids[i, : len(seq)] = seq
+        attn[i, : len(seq)] = 1
         predicting.append(range(max(len(r.prompt_ids), 1) - 1, len(seq) - 1))
     most = max([len(p) for p in predicting] + [1])
     k = min(-(-most // hp.target_multiple) * hp.target_multiple, width)
     positions = np.zeros((n, k), np.int32)
     mask = np.zeros((n, k), np.int32)
     for i, p in enumerate(predicting):
-        positions[i, :len(p)] = list(p)
-        mask[i, :len(p)] = 1
+        positions[i, : len(p)] = list(p)
+        mask[i, : len(p)] = 1
     rows_shape = (hp.accum_steps, n // hp.accum_steps)
-    return {"input_ids": ids.reshape(rows_shape + (width,)), "attention_mask": attn.reshape(rows_shape + (width,)),
-            "target_positions": positions.reshape(rows_shape + (k,)), "target_mask": mask.reshape(rows_shape + (k,))}
+    return {
+        "input_ids": ids.reshape(rows_shape + (width,)),
+        "attention_mask": attn.reshape(rows_shape + (width,)),
+        "target_positions": positions.reshape(rows_shape + (k,)),
+        "target_mask": mask.reshape(rows_shape + (k,)),
+    }
 
 
 def split_shared_prefix(examples: Sequence[Example], multiple: int) -> tuple[tuple, list[Example]]:

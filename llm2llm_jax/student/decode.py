@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from llm2llm_jax.common import parallel
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, repeat_cache_rows
-from llm2llm_jax.common import parallel
 
 
 def choose_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: float) -> jax.Array:
@@ -51,9 +51,22 @@ def nucleus_cutoff(logits: jax.Array, top_p: float) -> jax.Array:
     return jax.lax.cond(jnp.all(kept < k), lambda _: cutoff, whole_vocabulary, None)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "max_new_tokens", "temperature", "top_p", "eos_ids", "pad_id"))
-def generate(cfg: LlamaConfig, params, input_ids, attention_mask, rng, *, max_new_tokens: int,
-             temperature: float = 0.0, top_p: float = 1.0, eos_ids: tuple = (), pad_id: int = 0):
+@functools.partial(
+    jax.jit, static_argnames=("cfg", "max_new_tokens", "temperature", "top_p", "eos_ids", "pad_id")
+)
+def generate(
+    cfg: LlamaConfig,
+    params,
+    input_ids,
+    attention_mask,
+    rng,
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    eos_ids: tuple = (),
+    pad_id: int = 0,
+):
     """Decode up to `max_new_tokens` for a left-padded batch.
 
     rng: one PRNG key for the batch, or a [B, 2] stack of keys (one per row) so that each row's
@@ -69,14 +82,31 @@ def generate(cfg: LlamaConfig, params, input_ids, attention_mask, rng, *, max_ne
     b, t = input_ids.shape
     cache = init_cache(cfg, b, t + max_new_tokens - 1)  # the last new token is never fed back
     last = jnp.full((b, 1), t - 1, jnp.int32)  # left padding: every row's newest token is at t - 1
-    logits, cache = model.apply({"params": params}, input_ids, attention_mask, cache=cache, logit_positions=last)
-    return _decode_loop(model, params, cache, logits[:, -1], rng, max_new_tokens, temperature, top_p, eos_ids, pad_id)
+    logits, cache = model.apply(
+        {"params": params}, input_ids, attention_mask, cache=cache, logit_positions=last
+    )
+    return _decode_loop(
+        model, params, cache, logits[:, -1], rng, max_new_tokens, temperature, top_p, eos_ids, pad_id
+    )
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "max_new_tokens", "temperature", "top_p", "eos_ids", "pad_id"))
-def generate_after_prefix(cfg: LlamaConfig, params, prefix_ids, input_ids, attention_mask, rng, *,
-                          max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0, eos_ids: tuple = (),
-                          pad_id: int = 0):
+@functools.partial(
+    jax.jit, static_argnames=("cfg", "max_new_tokens", "temperature", "top_p", "eos_ids", "pad_id")
+)
+def generate_after_prefix(
+    cfg: LlamaConfig,
+    params,
+    prefix_ids,
+    input_ids,
+    attention_mask,
+    rng,
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    eos_ids: tuple = (),
+    pad_id: int = 0,
+):
     """`generate` for prompts that all begin with the same tokens `prefix_ids` [P], followed by each row's own
     left-padded rest `input_ids` [B, T] (at least one token per row). The prefix is read once and its KV
     cache copied to every row (the padding of the rests then sits between prefix and rest, masked out of
@@ -84,9 +114,12 @@ def generate_after_prefix(cfg: LlamaConfig, params, prefix_ids, input_ids, atten
     if max_new_tokens < 1:
         raise ValueError(f"generate_after_prefix: max_new_tokens must be at least 1, got {max_new_tokens}")
     cfg, params = inference_weights(cfg, params)
-    logits, cache = prefill_after_prefix(cfg, params, prefix_ids, input_ids, attention_mask, max_new_tokens - 1)
-    return _decode_loop(LlamaForCausalLM(cfg), params, cache, logits, rng, max_new_tokens, temperature, top_p, eos_ids,
-                        pad_id)
+    logits, cache = prefill_after_prefix(
+        cfg, params, prefix_ids, input_ids, attention_mask, max_new_tokens - 1
+    )
+    return _decode_loop(
+        LlamaForCausalLM(cfg), params, cache, logits, rng, max_new_tokens, temperature, top_p, eos_ids, pad_id
+    )
 
 
 def prefill_after_prefix(cfg: LlamaConfig, params, prefix_ids, input_ids, attention_mask, free_slots: int):
@@ -96,16 +129,33 @@ def prefill_after_prefix(cfg: LlamaConfig, params, prefix_ids, input_ids, attent
     b, t = input_ids.shape
     p = prefix_ids.shape[0]
     cache = init_cache(cfg, 1, p + t + free_slots)
-    _, cache = model.apply({"params": params}, prefix_ids[None], jnp.ones((1, p), jnp.int32), cache=cache,
-                           logit_positions=jnp.full((1, 1), p - 1, jnp.int32))
+    _, cache = model.apply(
+        {"params": params},
+        prefix_ids[None],
+        jnp.ones((1, p), jnp.int32),
+        cache=cache,
+        logit_positions=jnp.full((1, 1), p - 1, jnp.int32),
+    )
     cache = repeat_cache_rows(cache, b, cfg.scan_layers)
     last = jnp.full((b, 1), t - 1, jnp.int32)
-    logits, cache = model.apply({"params": params}, input_ids, attention_mask, cache=cache, logit_positions=last)
+    logits, cache = model.apply(
+        {"params": params}, input_ids, attention_mask, cache=cache, logit_positions=last
+    )
     return logits[:, -1], cache
 
 
-def _decode_loop(model, params, cache, logits, rng, max_new_tokens: int, temperature: float, top_p: float,
-                 eos_ids: tuple, pad_id: int):
+def _decode_loop(
+    model,
+    params,
+    cache,
+    logits,
+    rng,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    eos_ids: tuple,
+    pad_id: int,
+):
     """From the logits after each row's prompt (and the cache holding it): (tokens, lengths) as `generate`
     returns them."""
     b = logits.shape[0]
@@ -130,11 +180,19 @@ def _decode_loop(model, params, cache, logits, rng, max_new_tokens: int, tempera
     def body(state):
         step, tokens, done, cache, last_logits, rng = state
         tokens, done, tok, rng = pick(step, tokens, done, last_logits, rng)
-        logits, cache = model.apply({"params": params}, tok[:, None], jnp.ones((b, 1), jnp.int32), cache=cache)
+        logits, cache = model.apply(
+            {"params": params}, tok[:, None], jnp.ones((b, 1), jnp.int32), cache=cache
+        )
         return step + 1, tokens, done, cache, logits[:, -1], rng
 
-    state = (jnp.int32(0), jnp.full((b, max_new_tokens), pad_id, jnp.int32), jnp.zeros((b,), bool), cache,
-             logits, rng)
+    state = (
+        jnp.int32(0),
+        jnp.full((b, max_new_tokens), pad_id, jnp.int32),
+        jnp.zeros((b,), bool),
+        cache,
+        logits,
+        rng,
+    )
     step, tokens, done, _, last_logits, rng = jax.lax.while_loop(cond, body, state)
     # When every row finished early this writes padding at `step`, which is padding already.
     tokens, _, _, _ = pick(step, tokens, done, last_logits, rng)
@@ -159,8 +217,9 @@ def inference_weights(cfg: LlamaConfig, params) -> tuple[LlamaConfig, dict]:
     cfg = cfg.replace(param_dtype=cfg.dtype)
     if cfg.tie_word_embeddings:
         params = dict(params, lm_head={"kernel": params["embed_tokens"]["embedding"].T})
-        cfg = cfg.replace(tie_word_embeddings=False,
-                          lora_targets=tuple(t for t in cfg.lora_targets if t != "lm_head"))
+        cfg = cfg.replace(
+            tie_word_embeddings=False, lora_targets=tuple(t for t in cfg.lora_targets if t != "lm_head")
+        )
     return cfg, params
 
 
@@ -169,21 +228,35 @@ def padded_width(sequences: Sequence[Sequence[int]], multiple: int) -> int:
     return -(-max(len(s) for s in sequences) // multiple) * multiple
 
 
-def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, multiple: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def left_pad(
+    sequences: Sequence[Sequence[int]], pad_id: int, multiple: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
     """Left-pad token lists to a common length rounded up to `multiple` (fewer distinct jit shapes)."""
     width = padded_width(sequences, multiple)
     ids = np.full((len(sequences), width), pad_id, np.int32)
     mask = np.zeros((len(sequences), width), np.int32)
     for i, s in enumerate(sequences):
         if len(s):
-            ids[i, width - len(s):] = s
-            mask[i, width - len(s):] = 1
+            ids[i, width - len(s) :] = s
+            mask[i, width - len(s) :] = 1
     return ids, mask
 
 
-def decode_batch(cfg: LlamaConfig, params, tokenizer, token_lists: Sequence[Sequence[int]], batch_size: int, *,
-                 max_new_tokens: int, rng=None, temperature: float = 0.0, top_p: float = 1.0,
-                 pad_multiple: int = 32, mesh=None, prefix: Sequence[int] = ()) -> list[tuple[str, int]]:
+def decode_batch(
+    cfg: LlamaConfig,
+    params,
+    tokenizer,
+    token_lists: Sequence[Sequence[int]],
+    batch_size: int,
+    *,
+    max_new_tokens: int,
+    rng=None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    pad_multiple: int = 32,
+    mesh=None,
+    prefix: Sequence[int] = (),
+) -> list[tuple[str, int]]:
     """(text, tokens generated) for up to `batch_size` prompts, padded to a fixed batch (one compilation).
 
     Looping over many batches: pass `inference_weights(cfg, params)` (prepared once) as cfg, params.
@@ -203,8 +276,13 @@ def decode_batch(cfg: LlamaConfig, params, tokenizer, token_lists: Sequence[Sequ
         rng = jnp.stack(list(rng) + [jax.random.PRNGKey(0)] * (batch_size - n))
     if mesh is not None:
         ids, mask = parallel.replicate_inputs(mesh, ids, mask)
-    options = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, eos_ids=cfg.eos_token_ids,
-                   pad_id=pad_id)
+    options = dict(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        eos_ids=cfg.eos_token_ids,
+        pad_id=pad_id,
+    )
     if len(prefix):
         prefix_ids = np.asarray(prefix, np.int32)
         if mesh is not None:
@@ -213,17 +291,37 @@ def decode_batch(cfg: LlamaConfig, params, tokenizer, token_lists: Sequence[Sequ
     else:
         tokens, lengths = generate(cfg, params, ids, mask, rng, **options)
     tokens, lengths = parallel.to_host(tokens), parallel.to_host(lengths)
-    return [(tokenizer.decode(tokens[r, :lengths[r]], skip_special_tokens=True), int(lengths[r])) for r in range(n)]
+    return [
+        (tokenizer.decode(tokens[r, : lengths[r]], skip_special_tokens=True), int(lengths[r]))
+        for r in range(n)
+    ]
 
 
-def generate_text(cfg: LlamaConfig, params, tokenizer, prompts: Sequence[str], max_new_tokens: int = 64,
-                  temperature: float = 0.0, top_p: float = 1.0, seed: int = 0) -> list[str]:
+def generate_text(
+    cfg: LlamaConfig,
+    params,
+    tokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> list[str]:
     """Host-side convenience: tokenize, left-pad, decode, detokenize up to each row's EOS."""
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids, mask = left_pad(encoded, pad_id)
-    tokens, lengths = generate(cfg, params, jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(seed),
-                               max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                               eos_ids=cfg.eos_token_ids, pad_id=pad_id)
+    tokens, lengths = generate(
+        cfg,
+        params,
+        jnp.asarray(ids),
+        jnp.asarray(mask),
+        jax.random.PRNGKey(seed),
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        eos_ids=cfg.eos_token_ids,
+        pad_id=pad_id,
+    )
     tokens, lengths = np.asarray(tokens), np.asarray(lengths)
     return [tokenizer.decode(row[:n], skip_special_tokens=True) for row, n in zip(tokens, lengths)]

@@ -32,8 +32,9 @@ def train_flops_per_token(cfg, seq_len: int, head_fraction: float = 1.0, frozen:
     vocabulary projection run on `head_fraction` of the tokens (1.0: all of them). frozen: the weights
     get no gradient (LoRA), so 4 x matmul params; the adapters' own FLOPs are not counted."""
     layer_params, head_params = matmul_params(cfg)
-    return (4 if frozen else 6) * (layer_params + head_fraction * head_params) \
-        + 3 * attention_flops_per_token(cfg, seq_len / 2)
+    return (4 if frozen else 6) * (
+        layer_params + head_fraction * head_params
+    ) + 3 * attention_flops_per_token(cfg, seq_len / 2)
 
 
 def forward_flops(cfg, rows: int, width: int, logits_per_row: int, context_before: int = 0) -> float:
@@ -53,8 +54,10 @@ def train_step_flops(cfg, rows: int, width: int, targets_per_row: int, prefix: i
         layer_params, head_params = matmul_params(cfg)
         weights = 2 if cfg.lora_rank else 3  # forward, the activations' gradient (and the weights')
         attention = attention_flops_per_token(cfg, context_before + n_width / 2)
-        return n_rows * (n_width * (weights * 2 * layer_params + 3 * attention)
-                         + logits_per_row * weights * 2 * head_params)
+        return n_rows * (
+            n_width * (weights * 2 * layer_params + 3 * attention)
+            + logits_per_row * weights * 2 * head_params
+        )
 
     shared = fwd_bwd(1, prefix, 1, 0) if prefix else 0.0
     return shared + fwd_bwd(rows, width, targets_per_row, prefix)
@@ -64,8 +67,11 @@ def decode_flops(cfg, rows: int, width: int, steps: int, prefix: int = 0) -> flo
     """A [rows, width] prefill (logits at the last position) and `steps` single-token steps after it; with a
     shared `prefix`, that prefix read once (one row) before the rows' own tokens."""
     shared = forward_flops(cfg, 1, prefix, 1) if prefix else 0.0
-    return shared + forward_flops(cfg, rows, width, 1, prefix) + sum(
-        forward_flops(cfg, rows, 1, 1, prefix + width + s) for s in range(steps))
+    return (
+        shared
+        + forward_flops(cfg, rows, width, 1, prefix)
+        + sum(forward_flops(cfg, rows, 1, 1, prefix + width + s) for s in range(steps))
+    )
 
 
 def matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:

@@ -10,15 +10,14 @@ with the task; `score` (classification) picks the label whose answer the model f
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
-from llm2llm_jax.student import flops
-from llm2llm_jax.student.decode import decode_batch, inference_weights, padded_width
-from llm2llm_jax.student.scoring import score_batch
-from llm2llm_jax.data.tasks import Task
 from llm2llm_jax.common.console import progress_bar
-from llm2llm_jax.student import prompting
+from llm2llm_jax.data.tasks import Task
+from llm2llm_jax.student import flops, prompting
+from llm2llm_jax.student.decode import decode_batch, inference_weights, padded_width
 from llm2llm_jax.student.prompting import candidate_ids
+from llm2llm_jax.student.scoring import score_batch
 
 EVAL_MODES = ("generate", "score")  # eval.mode: see `Predictor.evaluate`
 
@@ -32,12 +31,24 @@ class Predictor:
 
     def __init__(self, cfg, params, tokenizer, batch_size: int, mesh=None, pad_multiple: int = 16):
         self.cfg, self.params = inference_weights(cfg, params)  # cast and untied once, not per batch
-        self.tokenizer, self.batch_size, self.mesh, self.pad_multiple = tokenizer, batch_size, mesh, pad_multiple
+        self.tokenizer, self.batch_size, self.mesh, self.pad_multiple = (
+            tokenizer,
+            batch_size,
+            mesh,
+            pad_multiple,
+        )
         self.flops = 0.0  # of every batch so far, padding included (llm2llm_jax/student/flops.py)
 
-    def generate(self, token_lists: Sequence[Sequence[int]], max_new_tokens: int, temperature: float = 0.0,
-                 top_p: float = 1.0, rngs: Optional[Sequence] = None, bar=None,
-                 prefix_multiple: int = 0) -> list[tuple[str, int]]:
+    def generate(
+        self,
+        token_lists: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        rngs: Sequence | None = None,
+        bar=None,
+        prefix_multiple: int = 0,
+    ) -> list[tuple[str, int]]:
         """(text, tokens generated) per prompt; rngs: one PRNG key per prompt when sampling.
 
         prefix_multiple > 0: the tokens that begin every prompt of a batch, as many as a multiple of this
@@ -49,15 +60,27 @@ class Predictor:
             shared = common_prefix_length(rows, prefix_multiple) if prefix_multiple else 0
             rests = [r[shared:] for r in rows]
             rng = [rngs[i] for i in chunk] if rngs is not None else None
-            decoded = decode_batch(self.cfg, self.params, self.tokenizer, rests, self.batch_size,
-                                   max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, rng=rng,
-                                   pad_multiple=self.pad_multiple, mesh=self.mesh, prefix=rows[0][:shared])
+            decoded = decode_batch(
+                self.cfg,
+                self.params,
+                self.tokenizer,
+                rests,
+                self.batch_size,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                rng=rng,
+                pad_multiple=self.pad_multiple,
+                mesh=self.mesh,
+                prefix=rows[0][:shared],
+            )
             for i, answer in zip(chunk, decoded):
                 out[i] = answer
             # The loop feeds back every token but the last, until the slowest row is done.
             fed_back = min(max(n for _, n in decoded), max_new_tokens - 1)
-            self.flops += flops.decode_flops(self.cfg, self.batch_size, padded_width(rests, self.pad_multiple),
-                                             fed_back, prefix=shared)
+            self.flops += flops.decode_flops(
+                self.cfg, self.batch_size, padded_width(rests, self.pad_multiple), fed_back, prefix=shared
+            )
             if bar is not None:
                 bar.update(len(chunk))
         return out
@@ -66,13 +89,22 @@ class Predictor:
         """Indices of `token_lists` in batches of up to batch_size, shortest prompts first (a stable sort, so the
         batches are a pure function of the prompts)."""
         order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
-        return [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
 
     def _width(self, token_lists, chunk) -> int:
         return padded_width([token_lists[i] for i in chunk], self.pad_multiple)
 
-    def evaluate(self, task: Task, examples: Sequence[dict], max_length: int, max_new_tokens: int,
-                 desc: str = "eval", progress: bool = False, mode: str = "generate", fmt: str = "plain") -> list[dict]:
+    def evaluate(
+        self,
+        task: Task,
+        examples: Sequence[dict],
+        max_length: int,
+        max_new_tokens: int,
+        desc: str = "eval",
+        progress: bool = False,
+        mode: str = "generate",
+        fmt: str = "plain",
+    ) -> list[dict]:
         """One row per example with the model's answer (`generation`), its `prediction` and whether it is
         `correct`; score mode adds each label's log-probability (`logprobs`). Prompts longer than
         `max_length` tokens keep their end (the cue)."""
@@ -86,8 +118,14 @@ class Predictor:
             answers = self.generate(prompts, max_new_tokens, bar=bar, prefix_multiple=self.pad_multiple)
             for ex, (text, _) in zip(examples, answers):
                 pred = task.parse(text)
-                rows.append({"id": ex["id"], "generation": text, "prediction": pred,
-                             "correct": bool(task.score(pred, ex))})
+                rows.append(
+                    {
+                        "id": ex["id"],
+                        "generation": text,
+                        "prediction": pred,
+                        "correct": bool(task.score(pred, ex)),
+                    }
+                )
         bar.close()
         return rows
 
@@ -95,18 +133,31 @@ class Predictor:
         candidates = candidate_ids(task, self.tokenizer, fmt)  # each label's answer as training writes it
         rows: list = [None] * len(prompts)
         for chunk in self.batches(prompts):
-            scores = score_batch(self.cfg, self.params, [prompts[i] for i in chunk], candidates, self.batch_size,
-                                 self.tokenizer.pad_token_id, pad_multiple=self.pad_multiple, mesh=self.mesh)
+            scores = score_batch(
+                self.cfg,
+                self.params,
+                [prompts[i] for i in chunk],
+                candidates,
+                self.batch_size,
+                self.tokenizer.pad_token_id,
+                pad_multiple=self.pad_multiple,
+                mesh=self.mesh,
+            )
             # The prompts' prefill, then every candidate but its first token over a copy of its prompt's cache.
             width, rest = self._width(prompts, chunk), max(map(len, candidates)) - 1
             self.flops += flops.decode_flops(self.cfg, self.batch_size, width, 0) + flops.forward_flops(
-                self.cfg, self.batch_size * len(candidates), rest, rest, context_before=width)
+                self.cfg, self.batch_size * len(candidates), rest, rest, context_before=width
+            )
             for i, row in zip(chunk, scores):
                 ex, best = examples[i], int(row.argmax())
                 pred = task.labels[best]
-                rows[i] = {"id": ex["id"], "generation": task.words[best], "prediction": pred,
-                           "correct": bool(task.score(pred, ex)),
-                           "logprobs": {label: round(float(v), 4) for label, v in zip(task.labels, row)}}
+                rows[i] = {
+                    "id": ex["id"],
+                    "generation": task.words[best],
+                    "prediction": pred,
+                    "correct": bool(task.score(pred, ex)),
+                    "logprobs": {label: round(float(v), 4) for label, v in zip(task.labels, row)},
+                }
             if bar is not None:
                 bar.update(len(chunk))
         return rows

@@ -6,7 +6,7 @@ Training, evaluation and score-mode candidates all read their ids from here, so 
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from llm2llm_jax.common.errors import UserError
 
@@ -23,8 +23,9 @@ def resolve(choice: str, tokenizer) -> str:
         raise PromptFormatError(f"data.prompt_format={choice!r}: choose one of {FORMATS}")
     has_template = bool(getattr(tokenizer, "chat_template", None))
     if choice == "chat" and not has_template:
-        raise PromptFormatError("data.prompt_format='chat': this tokenizer has no chat template; use 'plain' (or "
-                                "'auto')")
+        raise PromptFormatError(
+            "data.prompt_format='chat': this tokenizer has no chat template; use 'plain' (or 'auto')"
+        )
     if choice == "auto":
         return "chat" if has_template else "plain"
     return choice
@@ -48,7 +49,9 @@ def _user_turn(task, example: Mapping) -> list[dict]:
 
 def _chat_head(task, example: Mapping, tokenizer) -> str:
     """The conversation up to the assistant's answer: the user turn and the template's generation prompt."""
-    return tokenizer.apply_chat_template(_user_turn(task, example), tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        _user_turn(task, example), tokenize=False, add_generation_prompt=True
+    )
 
 
 def prompt_ids(task, example: Mapping, tokenizer, fmt: str) -> list[int]:
@@ -58,7 +61,9 @@ def prompt_ids(task, example: Mapping, tokenizer, fmt: str) -> list[int]:
     return leading_special_ids(tokenizer) + _ids(tokenizer, task.prompt(example))
 
 
-def example_ids(task, example: Mapping, tokenizer, fmt: str, add_eos: bool = True) -> tuple[list[int], list[int]]:
+def example_ids(
+    task, example: Mapping, tokenizer, fmt: str, add_eos: bool = True
+) -> tuple[list[int], list[int]]:
     """(prompt ids, target ids): the target is what the model is trained to write after the prompt: plain, the
     target text and EOS; chat, the assistant turn as the template renders it, up to and including its first
     end-of-turn (EOS) token."""
@@ -70,11 +75,15 @@ def example_ids(task, example: Mapping, tokenizer, fmt: str, add_eos: bool = Tru
     answer = {"role": "assistant", "content": task.target(example).strip()}
     whole = tokenizer.apply_chat_template(_user_turn(task, example) + [answer], tokenize=False)
     if not whole.startswith(head):
-        raise PromptFormatError("data.prompt_format='chat': this chat template does not render the conversation "
-                                "as the prompt followed by the answer; use data.prompt_format=plain")
-    ids = _ids(tokenizer, whole[len(head):])
+        raise PromptFormatError(
+            "data.prompt_format='chat': this chat template does not render the conversation "
+            "as the prompt followed by the answer; use data.prompt_format=plain"
+        )
+    ids = _ids(tokenizer, whole[len(head) :])
     if eos in ids:
-        ids = ids[:ids.index(eos) + 1]  # the end-of-turn token is learnt; what the template adds after it is not
+        ids = ids[
+            : ids.index(eos) + 1
+        ]  # the end-of-turn token is learnt; what the template adds after it is not
     elif add_eos and eos is not None:
         ids.append(eos)
     return _ids(tokenizer, head), ids

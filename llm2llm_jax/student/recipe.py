@@ -53,8 +53,12 @@ def learning_rate_schedule(hp: TrainHParams, total_steps: int) -> optax.Schedule
     """Linear warmup from 0 to the peak over warmup_ratio of the steps, then cosine decay to 0 at the last."""
     warmup = warmup_steps(hp, total_steps)
     return optax.warmup_cosine_decay_schedule(
-        init_value=0.0 if warmup else hp.learning_rate, peak_value=hp.learning_rate, warmup_steps=warmup,
-        decay_steps=max(total_steps, warmup + 1), end_value=0.0)
+        init_value=0.0 if warmup else hp.learning_rate,
+        peak_value=hp.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=max(total_steps, warmup + 1),
+        end_value=0.0,
+    )
 
 
 def make_optimizer(hp: TrainHParams) -> optax.GradientTransformation:

@@ -11,16 +11,16 @@ the best-scoring label, so every answer is a label and no parse can fail.
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from llm2llm_jax.student.decode import inference_weights, left_pad
+from llm2llm_jax.common import parallel
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, repeat_cache_rows
-from llm2llm_jax.common import parallel
+from llm2llm_jax.student.decode import inference_weights, left_pad
 
 
 def right_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -28,7 +28,7 @@ def right_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarr
     ids = np.full((len(sequences), width), pad_id, np.int32)
     mask = np.zeros((len(sequences), width), np.int32)
     for i, s in enumerate(sequences):
-        ids[i, :len(s)], mask[i, :len(s)] = s, 1
+        ids[i, : len(s)], mask[i, : len(s)] = s, 1
     return ids, mask
 
 
@@ -44,10 +44,15 @@ def candidate_logprobs(cfg: LlamaConfig, params, input_ids, attention_mask, cand
     c, length = cand_ids.shape
     cache = init_cache(cfg, b, t + length)
     last = jnp.full((b, 1), t - 1, jnp.int32)
-    logits, cache = model.apply({"params": params}, input_ids, attention_mask, cache=cache, logit_positions=last)
+    logits, cache = model.apply(
+        {"params": params}, input_ids, attention_mask, cache=cache, logit_positions=last
+    )
     scores = jax.nn.log_softmax(logits[:, 0], axis=-1)[:, cand_ids[:, 0]]  # the first token of each candidate
     if length > 1:
-        ids, mask = jnp.tile(cand_ids, (b, 1)), jnp.tile(cand_mask, (b, 1))  # row r*C + j: prompt r, candidate j
+        ids, mask = (
+            jnp.tile(cand_ids, (b, 1)),
+            jnp.tile(cand_mask, (b, 1)),
+        )  # row r*C + j: prompt r, candidate j
         cache = repeat_cache_rows(cache, c, cfg.scan_layers)
         logits, _ = model.apply({"params": params}, ids[:, :-1], mask[:, :-1], cache=cache)
         logp = jax.nn.log_softmax(logits, axis=-1)
@@ -56,8 +61,16 @@ def candidate_logprobs(cfg: LlamaConfig, params, input_ids, attention_mask, cand
     return scores
 
 
-def score_batch(cfg: LlamaConfig, params, token_lists: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]],
-                batch_size: int, pad_id: int, pad_multiple: int = 32, mesh=None) -> np.ndarray:
+def score_batch(
+    cfg: LlamaConfig,
+    params,
+    token_lists: Sequence[Sequence[int]],
+    candidates: Sequence[Sequence[int]],
+    batch_size: int,
+    pad_id: int,
+    pad_multiple: int = 32,
+    mesh=None,
+) -> np.ndarray:
     """[n, C] candidate log-probabilities for up to `batch_size` prompts, padded to a fixed batch (one
     compilation). Looping over many batches: pass `inference_weights(cfg, params)` as cfg, params."""
     n = len(token_lists)

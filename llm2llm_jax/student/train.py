@@ -19,28 +19,28 @@ whole optimizer step, so accumulation and sharding do not change it.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from llm2llm_jax.student import flops
 from llm2llm_jax.common import parallel
-from llm2llm_jax.student.batching import Example, make_batches, split_shared_prefix
-from llm2llm_jax.student.recipe import TrainHParams, learning_rate_schedule, make_optimizer, at_learning_rate
-from llm2llm_jax.model.config import LlamaConfig
-from llm2llm_jax.model.lora import add_lora_params, combine, split_trainable
-from llm2llm_jax.model.llama import LlamaForCausalLM, abstract_params, init_cache, repeat_cache_rows
-from llm2llm_jax.student.batching import tokenize_examples
-from llm2llm_jax.common.disk_faults import reporting_disk_faults
-import functools
 from llm2llm_jax.common.console import progress_bar
+from llm2llm_jax.common.disk_faults import reporting_disk_faults
+from llm2llm_jax.model.config import LlamaConfig
+from llm2llm_jax.model.llama import LlamaForCausalLM, abstract_params, init_cache, repeat_cache_rows
+from llm2llm_jax.model.lora import add_lora_params, combine, split_trainable
+from llm2llm_jax.student import flops
+from llm2llm_jax.student.batching import Example, make_batches, split_shared_prefix, tokenize_examples
+from llm2llm_jax.student.recipe import TrainHParams, at_learning_rate, learning_rate_schedule, make_optimizer
 
 
 # ---------------------------------------------------------------------------- pure numerics
@@ -57,8 +57,9 @@ def target_nll(logits, target_ids, target_mask):
     return jnp.sum(nll * weights), jnp.sum(weights)
 
 
-def token_loss(params: dict, cfg: LlamaConfig, input_ids, attention_mask, target_positions, target_mask,
-               prefix_ids=None):
+def token_loss(
+    params: dict, cfg: LlamaConfig, input_ids, attention_mask, target_positions, target_mask, prefix_ids=None
+):
     """(sum of next-token cross-entropy over target tokens, number of target tokens).
 
     prefix_ids [P] (P > 0): tokens before every row (target positions count from the row's first token): the
@@ -68,11 +69,17 @@ def token_loss(params: dict, cfg: LlamaConfig, input_ids, attention_mask, target
     if prefix_ids is not None and prefix_ids.shape[0]:
         b, p = input_ids.shape[0], prefix_ids.shape[0]
         cache = init_cache(cfg, 1, p + input_ids.shape[1])
-        _, cache = model.apply({"params": params}, prefix_ids[None], jnp.ones((1, p), jnp.int32), cache=cache,
-                               logit_positions=jnp.full((1, 1), p - 1, jnp.int32))
+        _, cache = model.apply(
+            {"params": params},
+            prefix_ids[None],
+            jnp.ones((1, p), jnp.int32),
+            cache=cache,
+            logit_positions=jnp.full((1, 1), p - 1, jnp.int32),
+        )
         cache = repeat_cache_rows(cache, b, cfg.scan_layers)
-    logits, _ = model.apply({"params": params}, input_ids, attention_mask, cache=cache,
-                            logit_positions=target_positions)
+    logits, _ = model.apply(
+        {"params": params}, input_ids, attention_mask, cache=cache, logit_positions=target_positions
+    )
     next_pos = jnp.minimum(target_positions + 1, input_ids.shape[1] - 1)  # padded entries point at 0
     return target_nll(logits, jnp.take_along_axis(input_ids, next_pos, axis=1), target_mask)
 
@@ -87,8 +94,15 @@ def loss_and_grads(trainable: dict, frozen: dict, cfg: LlamaConfig, batch: dict)
         grad_sum, loss_sum, count = carry
 
         def f(t):
-            total, n = token_loss(combine(t, frozen), cfg, mb["input_ids"], mb["attention_mask"],
-                                  mb["target_positions"], mb["target_mask"], prefix_ids)
+            total, n = token_loss(
+                combine(t, frozen),
+                cfg,
+                mb["input_ids"],
+                mb["attention_mask"],
+                mb["target_positions"],
+                mb["target_mask"],
+                prefix_ids,
+            )
             return total, n
 
         (total, n), g = jax.value_and_grad(f, has_aux=True)(trainable)
@@ -114,6 +128,7 @@ def train_step(state: dict, frozen: dict, batch: dict, learning_rate, *, cfg: Ll
 BATCH_ROW_KEYS = ("input_ids", "attention_mask", "target_positions", "target_mask")
 _STEP_FNS: dict = {}  # jitted train steps by (model, mesh, optimizer settings): see Trainer._build_step
 
+
 class Trainer:
     """Owns the mesh, the sharded jitted step, and the (optional) orbax checkpoint manager.
 
@@ -121,8 +136,15 @@ class Trainer:
     between Trainer instances.
     """
 
-    def __init__(self, cfg: LlamaConfig, hp: TrainHParams, mesh, total_steps: int,
-                 checkpoint_dir: Optional[str] = None, keep_checkpoints: int = 2):
+    def __init__(
+        self,
+        cfg: LlamaConfig,
+        hp: TrainHParams,
+        mesh,
+        total_steps: int,
+        checkpoint_dir: str | None = None,
+        keep_checkpoints: int = 2,
+    ):
         cfg = cfg.with_kernels_for(mesh.devices.flat)  # 'auto' picks the kernels of this mesh's devices
         self.cfg, self.hp, self.mesh, self.total_steps = cfg, hp, mesh, total_steps
         self.optimizer = make_optimizer(hp)
@@ -134,7 +156,7 @@ class Trainer:
         t_sh, f_sh = split_trainable(full_shardings, cfg) if cfg.lora_rank else (full_shardings, {})
         self.trainable_shardings, self.frozen_shardings = t_sh, f_sh
         rows = NamedSharding(mesh, P(None, parallel.BATCH_AXES, None))
-        self.batch_sharding = {k: rows for k in BATCH_ROW_KEYS} | {"prefix_ids": parallel.replicated(mesh)}
+        self.batch_sharding = dict.fromkeys(BATCH_ROW_KEYS, rows) | {"prefix_ids": parallel.replicated(mesh)}
         self.frozen = None
         self.state = None
         self.history: list[dict] = []  # per-step metrics since step 0, saved with each checkpoint
@@ -145,8 +167,11 @@ class Trainer:
             import orbax.checkpoint as ocp
 
             self.checkpoints = ocp.CheckpointManager(
-                checkpoint_dir, options=ocp.CheckpointManagerOptions(max_to_keep=keep_checkpoints,
-                                                                     enable_async_checkpointing=True))
+                checkpoint_dir,
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=keep_checkpoints, enable_async_checkpointing=True
+                ),
+            )
 
     # -- setup
     def _rules(self):
@@ -174,8 +199,11 @@ class Trainer:
         shapes = jax.eval_shape(self._fresh_state, trainable)
         params_def = jax.tree.structure(shapes["params"])
         repl = parallel.replicated(self.mesh)
-        return jax.tree.map(lambda node: self.trainable_shardings if jax.tree.structure(node) == params_def else repl,
-                            shapes, is_leaf=lambda node: jax.tree.structure(node) == params_def)
+        return jax.tree.map(
+            lambda node: self.trainable_shardings if jax.tree.structure(node) == params_def else repl,
+            shapes,
+            is_leaf=lambda node: jax.tree.structure(node) == params_def,
+        )
 
     def abstract_state(self):
         """Shapes, dtypes and shardings of the train state without allocating it (for AOT compilation)."""
@@ -194,9 +222,17 @@ class Trainer:
         _, frozen = split_trainable(boxed, self.cfg)
         frozen = _with_shardings(frozen, self.frozen_shardings) if frozen else {}
         target_shape = batch_shape[:2] + (targets_per_row,)
-        batch = {k: jax.ShapeDtypeStruct(target_shape if k.startswith("target") else batch_shape, jnp.int32,
-                                         sharding=self.batch_sharding[k]) for k in BATCH_ROW_KEYS}
-        batch["prefix_ids"] = jax.ShapeDtypeStruct((0,), jnp.int32, sharding=self.batch_sharding["prefix_ids"])
+        batch = {
+            k: jax.ShapeDtypeStruct(
+                target_shape if k.startswith("target") else batch_shape,
+                jnp.int32,
+                sharding=self.batch_sharding[k],
+            )
+            for k in BATCH_ROW_KEYS
+        }
+        batch["prefix_ids"] = jax.ShapeDtypeStruct(
+            (0,), jnp.int32, sharding=self.batch_sharding["prefix_ids"]
+        )
         with jax.set_mesh(self.mesh), self._rules():
             return self._step_fn.lower(abstract_state, frozen, batch, jax.ShapeDtypeStruct((), jnp.float32))
 
@@ -212,7 +248,8 @@ class Trainer:
                 step,
                 in_shardings=(self.state_shardings, self.frozen_shardings, self.batch_sharding, repl),
                 out_shardings=(self.state_shardings, repl),
-                donate_argnums=(0,))
+                donate_argnums=(0,),
+            )
         self._step_fn = _STEP_FNS[key]
 
     def place_batch(self, batch: dict) -> dict:
@@ -222,8 +259,10 @@ class Trainer:
         batch.setdefault("prefix_ids", np.zeros((0,), np.int32))
         divisor = parallel.batch_divisor(self.mesh)
         if batch["input_ids"].shape[1] % divisor:
-            raise ValueError(f"micro-batch of {batch['input_ids'].shape[1]} rows does not divide over the "
-                             f"{divisor} data-parallel devices; choose batch sizes that are multiples of it")
+            raise ValueError(
+                f"micro-batch of {batch['input_ids'].shape[1]} rows does not divide over the "
+                f"{divisor} data-parallel devices; choose batch sizes that are multiples of it"
+            )
         return {k: parallel.place(v, self.batch_sharding[k]) for k, v in batch.items()}
 
     # -- running
@@ -231,7 +270,9 @@ class Trainer:
         """One optimizer step at the schedule's rate for the steps taken so far (a host batch, or one placed)."""
         learning_rate = np.float32(self.schedule(jnp.int32(self.steps_done)))
         with jax.set_mesh(self.mesh), self._rules():
-            self.state, metrics = self._step_fn(self.state, self.frozen, self.place_batch(batch), learning_rate)
+            self.state, metrics = self._step_fn(
+                self.state, self.frozen, self.place_batch(batch), learning_rate
+            )
         self.steps_done += 1
         return metrics
 
@@ -239,8 +280,16 @@ class Trainer:
         """Full params (base + trained adapters, or the trained full params), still on the mesh."""
         return combine(self.state["params"], self.frozen)
 
-    def fit(self, examples: Sequence[Example], pad_id: int = 0, progress: bool = True, desc: str = "training",
-            start_step: int = 0, checkpoint_every: int = 0, on_step=None) -> list[dict]:
+    def fit(
+        self,
+        examples: Sequence[Example],
+        pad_id: int = 0,
+        progress: bool = True,
+        desc: str = "training",
+        start_step: int = 0,
+        checkpoint_every: int = 0,
+        on_step=None,
+    ) -> list[dict]:
         """Run hp.epochs epochs over `examples`; returns this call's per-step metrics (host floats), which
         `self.history` holds after the steps restored with a checkpoint.
 
@@ -249,8 +298,9 @@ class Trainer:
         every this many steps. on_step(step, metrics): called after each step (TensorBoard).
         """
         rng = np.random.default_rng(self.hp.seed)
-        prefix, examples = split_shared_prefix(examples, self.hp.prefix_multiple) if self.hp.share_prefix \
-            else ((), examples)
+        prefix, examples = (
+            split_shared_prefix(examples, self.hp.prefix_multiple) if self.hp.share_prefix else ((), examples)
+        )
         prefix_ids = np.asarray(prefix, np.int32)
         first = len(self.history)  # steps restored with a checkpoint come before this call's
         bar = progress_bar(self.total_steps, desc, progress, unit="step", initial=start_step)
@@ -262,8 +312,13 @@ class Trainer:
                     continue
                 batch["prefix_ids"] = prefix_ids
                 metrics = {k: float(v) for k, v in jax.device_get(self.step(batch)).items()}
-                self.flops += flops.train_step_flops(self.cfg, self.hp.batch_size, batch["input_ids"].shape[-1],
-                                                     batch["target_positions"].shape[-1], prefix=len(prefix))
+                self.flops += flops.train_step_flops(
+                    self.cfg,
+                    self.hp.batch_size,
+                    batch["input_ids"].shape[-1],
+                    batch["target_positions"].shape[-1],
+                    prefix=len(prefix),
+                )
                 metrics["epoch"] = epoch
                 self.history.append(metrics)
                 if on_step is not None:
@@ -271,8 +326,12 @@ class Trainer:
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
                 bar.update(1)
                 # Mid-training checkpoints only (preemption); the caller decides about the trained model's.
-                if checkpoint_every and step % checkpoint_every == 0 and step < self.total_steps \
-                        and self.checkpoints is not None:
+                if (
+                    checkpoint_every
+                    and step % checkpoint_every == 0
+                    and step < self.total_steps
+                    and self.checkpoints is not None
+                ):
                     self.save()
         bar.close()
         return self.history[first:]
@@ -283,12 +342,16 @@ class Trainer:
 
         step = int(jax.device_get(self.state["step"]))
         if step != self.checkpoints.latest_step():
-            self.checkpoints.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(self.state),
-                                                                history=ocp.args.JsonSave(self.history[:step])))
+            self.checkpoints.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(self.state), history=ocp.args.JsonSave(self.history[:step])
+                ),
+            )
         if wait:
             self.checkpoints.wait_until_finished()
 
-    def restore(self, step: Optional[int] = None) -> int:
+    def restore(self, step: int | None = None) -> int:
         """Restore the latest (or given) step onto this Trainer's mesh; needs init_state first for shapes."""
         import orbax.checkpoint as ocp
 
@@ -296,8 +359,10 @@ class Trainer:
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.checkpoints.directory}")
         target = _with_shardings(self.state, self.state_shardings)
-        restored = self.checkpoints.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                                          history=ocp.args.JsonRestore()))
+        restored = self.checkpoints.restore(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(target), history=ocp.args.JsonRestore()),
+        )
         self.state, self.history = restored["state"], list(restored["history"])
         self.steps_done = step
         return step
@@ -334,10 +399,27 @@ def trained_params(cfg: LlamaConfig, hp: TrainHParams, mesh, checkpoint_dir: str
         trainer.close()
 
 
-def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Sequence[dict], hp: TrainHParams, mesh,
-             *, lora_seed: int, truncation: str, checkpoint_dir: str, checkpoint_every: int = 0, fmt: str = "plain",
-             keep_trained: bool = False, init_from: str = "", progress: bool = False, desc: str = "training",
-             say=lambda msg: None, on_step=None) -> tuple[dict, dict]:
+def finetune(
+    cfg: LlamaConfig,
+    base_params: dict,
+    tokenizer,
+    task,
+    train_set: Sequence[dict],
+    hp: TrainHParams,
+    mesh,
+    *,
+    lora_seed: int,
+    truncation: str,
+    checkpoint_dir: str,
+    checkpoint_every: int = 0,
+    fmt: str = "plain",
+    keep_trained: bool = False,
+    init_from: str = "",
+    progress: bool = False,
+    desc: str = "training",
+    say=lambda msg: None,
+    on_step=None,
+) -> tuple[dict, dict]:
     """(trained params on the mesh, info) for one fine-tune on `train_set`.
 
     From the base weights, with fresh adapters from `lora_seed` when cfg has LoRA, or, with `init_from`,
@@ -359,11 +441,23 @@ def finetune(cfg: LlamaConfig, base_params: dict, tokenizer, task, train_set: Se
             say(f"resuming training at step {start}/{total}")
         elif init_from:
             trainer.init_state(trained_params(cfg, hp, mesh, init_from, start_params))
-        trainer.fit(examples, pad_id=tokenizer.pad_token_id, progress=progress, desc=desc, start_step=start,
-                    checkpoint_every=checkpoint_every, on_step=on_step)
+        trainer.fit(
+            examples,
+            pad_id=tokenizer.pad_token_id,
+            progress=progress,
+            desc=desc,
+            start_step=start,
+            checkpoint_every=checkpoint_every,
+            on_step=on_step,
+        )
         if keep_trained:
             trainer.save(wait=True)
         trained = trainer.params()
         trainer.close()
-    return trained, {"steps": total, "examples": len(examples), "truncation": trunc, "flops": trainer.flops,
-                     "final_loss": trainer.history[-1]["loss"] if trainer.history else None}
+    return trained, {
+        "steps": total,
+        "examples": len(examples),
+        "truncation": trunc,
+        "flops": trainer.flops,
+        "final_loss": trainer.history[-1]["loss"] if trainer.history else None,
+    }

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional, Sequence
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -65,10 +65,10 @@ class TeacherRequest:
     system: str
     turns: list  # [{"role": "user"|"assistant", "content": str}]
     seed: int
-    schema: Optional[dict] = None  # the JSON schema of a structured reply
-    plain: Optional["TeacherRequest"] = None  # the same request asking for a text reply (schema refused, or none)
+    schema: dict | None = None  # the JSON schema of a structured reply
+    plain: TeacherRequest | None = None  # the same request asking for a text reply (schema refused, or none)
 
-    def text_only(self) -> "TeacherRequest":
+    def text_only(self) -> TeacherRequest:
         return self.plain if self.schema is not None and self.plain is not None else self
 
     def prompt_text(self) -> str:
@@ -88,11 +88,14 @@ class Backend:
     paid = False
     flops = 0.0  # computed on this process's devices: a local model's (a remote teacher computes elsewhere)
 
-    def __init__(self, settings: TeacherSettings, cache: Optional[DiskCache] = None, budget: Optional[Budget] = None):
+    def __init__(
+        self, settings: TeacherSettings, cache: DiskCache | None = None, budget: Budget | None = None
+    ):
         self.settings = settings
         self.cache = cache
-        self.budget = budget or Budget(settings.max_calls, settings.max_tokens, settings.price_input,
-                                       settings.price_output)
+        self.budget = budget or Budget(
+            settings.max_calls, settings.max_tokens, settings.price_input, settings.price_output
+        )
         self.stats = {"calls": 0, "cached": 0, "retries": 0}
         self._stats_lock = threading.Lock()
         self.schema_refused = ""  # the server's reason, once it has refused a schema
@@ -110,9 +113,16 @@ class Backend:
 
     def key(self, request: TeacherRequest) -> str:
         s = self.settings
-        parts = dict(backend=self.kind, model=s.model, system=request.system, turns=request.turns,
-                     temperature=s.temperature, top_p=s.top_p, max_output_tokens=s.max_output_tokens,
-                     seed=request.seed)
+        parts = dict(
+            backend=self.kind,
+            model=s.model,
+            system=request.system,
+            turns=request.turns,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_output_tokens=s.max_output_tokens,
+            seed=request.seed,
+        )
         if request.schema is not None:
             parts["schema"] = request.schema
         return cache_key(**parts)
@@ -121,7 +131,7 @@ class Backend:
         with self._stats_lock:
             self.stats[name] += 1
 
-    def cached(self, request: TeacherRequest) -> Optional[str]:
+    def cached(self, request: TeacherRequest) -> str | None:
         """The cached answer to the form of `request` that would be sent, or None."""
         if self.cache is None:
             return None
@@ -136,14 +146,18 @@ class Backend:
         self._count("calls")
         self.budget.charge(input_tokens, output_tokens)
         if self.cache is not None:
-            self.cache.put(self.key(request), {"text": text, "input_tokens": input_tokens,
-                                               "output_tokens": output_tokens})
+            self.cache.put(
+                self.key(request),
+                {"text": text, "input_tokens": input_tokens, "output_tokens": output_tokens},
+            )
 
     def refuse_schema(self, reason: str) -> None:
         if not self.schema_refused:
             self.schema_refused = reason or "refused"
-            self.say(f"the {self.kind} teacher refused the reply's JSON schema ({reason[:200]}); asking for text "
-                     f"replies from now on (teacher.structured=False skips the schema)")
+            self.say(
+                f"the {self.kind} teacher refused the reply's JSON schema ({reason[:200]}); asking for text "
+                f"replies from now on (teacher.structured=False skips the schema)"
+            )
 
     def complete(self, request: TeacherRequest) -> str:
         hit = self.cached(request)
@@ -156,9 +170,13 @@ class Backend:
         def before_retry(state):
             self._count("retries")
 
-        caller = retry(retry=retry_if_exception_type(TransientError), stop=stop_after_attempt(s.max_attempts),
-                       wait=wait_random_exponential(multiplier=s.initial_delay, max=s.max_delay),
-                       before_sleep=before_retry, reraise=True)(self._call)
+        caller = retry(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(s.max_attempts),
+            wait=wait_random_exponential(multiplier=s.initial_delay, max=s.max_delay),
+            before_sleep=before_retry,
+            reraise=True,
+        )(self._call)
         try:
             text, input_tokens, output_tokens = caller(sent)
         except SchemaRejected as e:
@@ -215,5 +233,15 @@ def network_errors() -> tuple:
 
 def mentions_schema(message: str) -> bool:
     text = (message or "").lower()
-    return any(word in text for word in ("schema", "response_format", "responseformat", "response_mime_type",
-                                         "responsemimetype", "json mode", "guided"))
+    return any(
+        word in text
+        for word in (
+            "schema",
+            "response_format",
+            "responseformat",
+            "response_mime_type",
+            "responsemimetype",
+            "json mode",
+            "guided",
+        )
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from llm2llm_jax.common import files
 from llm2llm_jax.teacher.base import TeacherError, TeacherRequest
@@ -52,20 +52,32 @@ def complete_as_batch(backend: BatchJobs, requests: Sequence[TeacherRequest]) ->
         job = files.read_json(path) if files.exists(path) else None
         if job is None:
             job_id = backend._batch_submit(sent, keys)
-            job = {"backend": backend.kind, "model": backend.settings.model, "job": job_id, "requests": len(keys),
-                   "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "keys": keys}
+            job = {
+                "backend": backend.kind,
+                "model": backend.settings.model,
+                "job": job_id,
+                "requests": len(keys),
+                "submitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "keys": keys,
+            }
             files.write_json(path, job)
-            backend.say(f"submitted {len(keys)} teacher requests as {backend.kind} batch job {job_id} (recorded in "
-                        f"{path}; a rerun polls it instead of submitting again)")
+            backend.say(
+                f"submitted {len(keys)} teacher requests as {backend.kind} batch job {job_id} (recorded in "
+                f"{path}; a rerun polls it instead of submitting again)"
+            )
         else:
-            backend.say(f"polling {backend.kind} batch job {job['job']} (submitted {job['submitted']}) for "
-                        f"{len(keys)} requests")
+            backend.say(
+                f"polling {backend.kind} batch job {job['job']} (submitted {job['submitted']}) for "
+                f"{len(keys)} requests"
+            )
         state = _wait(backend, job)
         if state != "succeeded":
             files.remove(path)
-            raise TeacherError(f"{backend.kind} batch job {job['job']} ended {state}; nothing of it was paid for "
-                               f"here. Rerun the same command to submit its {len(keys)} requests again (or set "
-                               f"teacher.batch=False).")
+            raise TeacherError(
+                f"{backend.kind} batch job {job['job']} ended {state}; nothing of it was paid for "
+                f"here. Rerun the same command to submit its {len(keys)} requests again (or set "
+                f"teacher.batch=False)."
+            )
         results = backend._batch_results(job["job"], sent, keys)
     except BaseException:
         for _ in todo:
@@ -82,8 +94,10 @@ def complete_as_batch(backend: BatchJobs, requests: Sequence[TeacherRequest]) ->
         answers[i] = text
     files.remove(path)
     if retry:
-        backend.say(f"{backend.kind} batch job {job['job']}: {len(retry)} of {len(keys)} requests came back with "
-                    f"an error; sending them one at a time")
+        backend.say(
+            f"{backend.kind} batch job {job['job']}: {len(retry)} of {len(keys)} requests came back with "
+            f"an error; sending them one at a time"
+        )
         for i in retry:
             answers[i] = backend.complete(requests[i])
     return answers

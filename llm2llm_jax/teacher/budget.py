@@ -24,8 +24,10 @@ def read_spend(run_dir: str) -> dict:
 def describe_spend(spent: dict) -> str:
     """The ledger as people read it: calls, tokens (in and out) and, when prices are configured, dollars."""
     cost = f", ${spent['cost_usd']:.4f}" if spent.get("cost_usd") else ""
-    return (f"{spent['calls']} calls, {spent['input_tokens'] + spent['output_tokens']} tokens "
-            f"({spent['input_tokens']} in, {spent['output_tokens']} out{cost})")
+    return (
+        f"{spent['calls']} calls, {spent['input_tokens'] + spent['output_tokens']} tokens "
+        f"({spent['input_tokens']} in, {spent['output_tokens']} out{cost})"
+    )
 
 
 class Budget:
@@ -36,7 +38,9 @@ class Budget:
     the run starts and rewritten after every paid call, so a rerun counts what earlier invocations paid.
     """
 
-    def __init__(self, max_calls: int = 0, max_tokens: int = 0, price_input: float = 0.0, price_output: float = 0.0):
+    def __init__(
+        self, max_calls: int = 0, max_tokens: int = 0, price_input: float = 0.0, price_output: float = 0.0
+    ):
         self.max_calls, self.max_tokens = max_calls, max_tokens
         self.price_input, self.price_output = price_input, price_output  # USD per million tokens
         self.spent = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
@@ -63,11 +67,15 @@ class Budget:
         """Claim one call, or raise BudgetExceeded; concurrent workers cannot overshoot the caps."""
         with self._lock:
             if self.max_calls and self.calls + self.in_flight >= self.max_calls:
-                raise BudgetExceeded(f"teacher budget spent: {self.calls} of {self.max_calls} calls; this run has "
-                                     f"spent {describe_spend(self.spent)} (raise teacher.max_calls to continue)")
+                raise BudgetExceeded(
+                    f"teacher budget spent: {self.calls} of {self.max_calls} calls; this run has "
+                    f"spent {describe_spend(self.spent)} (raise teacher.max_calls to continue)"
+                )
             if self.max_tokens and self.tokens >= self.max_tokens:
-                raise BudgetExceeded(f"teacher budget spent: {self.tokens} of {self.max_tokens} tokens; this run has "
-                                     f"spent {describe_spend(self.spent)} (raise teacher.max_tokens to continue)")
+                raise BudgetExceeded(
+                    f"teacher budget spent: {self.tokens} of {self.max_tokens} tokens; this run has "
+                    f"spent {describe_spend(self.spent)} (raise teacher.max_tokens to continue)"
+                )
             self.in_flight += 1
 
     def release(self) -> None:
@@ -83,7 +91,8 @@ class Budget:
             s["calls"] += 1
             s["input_tokens"] += int(input_tokens)
             s["output_tokens"] += int(output_tokens)
-            s["cost_usd"] = round(s["cost_usd"] + (input_tokens * self.price_input
-                                                   + output_tokens * self.price_output) / 1e6, 6)
+            s["cost_usd"] = round(
+                s["cost_usd"] + (input_tokens * self.price_input + output_tokens * self.price_output) / 1e6, 6
+            )
             if self.path:
                 write_json(self.path, s)

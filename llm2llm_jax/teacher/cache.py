@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Optional
 
 from llm2llm_jax.common.files import listdir, read_json, write_json
 
@@ -26,7 +25,7 @@ class DiskCache:
     def _path(self, key: str) -> str:
         return os.path.join(self.directory, key[:2], key + ".json")
 
-    def get(self, key: str) -> Optional[dict]:
+    def get(self, key: str) -> dict | None:
         try:
             return read_json(self._path(key))
         except (FileNotFoundError, json.JSONDecodeError):

@@ -11,7 +11,7 @@ agreement with the label it was asked for is the cheapest check of both its ques
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 from llm2llm_jax.data.leakage import LeakageChecker, normalize_text
 from llm2llm_jax.data.tasks import Task, parse_number
@@ -21,9 +21,16 @@ REASONS = ("empty", "runaway", "invalid_label", "label_mismatch", "no_final_answ
 
 
 class AugmentationFilter:
-    def __init__(self, task: Task, seed_inputs: Iterable[str], test_inputs: Iterable[str],
-                 rouge_threshold: float = 0.95, max_input_chars: int = 2000, max_output_chars: int = 4000,
-                 same_label: bool = False):
+    def __init__(
+        self,
+        task: Task,
+        seed_inputs: Iterable[str],
+        test_inputs: Iterable[str],
+        rouge_threshold: float = 0.95,
+        max_input_chars: int = 2000,
+        max_output_chars: int = 4000,
+        same_label: bool = False,
+    ):
         from rouge_score import rouge_scorer
 
         self.task = task
@@ -57,7 +64,7 @@ class AugmentationFilter:
                 return True
         return False
 
-    def check(self, candidate: dict) -> tuple[Optional[dict], Optional[str]]:
+    def check(self, candidate: dict) -> tuple[dict | None, str | None]:
         """(clean example with `input` and `output`, None) or (None, drop reason)."""
         text, raw = candidate.get("input", "").strip(), candidate.get("raw_output", "").strip()
         if not text or not raw:
@@ -86,7 +93,7 @@ class AugmentationFilter:
 
     def apply(self, candidates: Sequence[dict]) -> tuple[list[dict], dict]:
         """(kept examples with provenance copied from each candidate, drop counts by reason)."""
-        kept, drops = [], Counter({r: 0 for r in REASONS})
+        kept, drops = [], Counter(dict.fromkeys(REASONS, 0))
         for cand in candidates:
             clean, reason = self.check(cand)
             if reason:

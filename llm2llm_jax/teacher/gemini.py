@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import os
 
-from llm2llm_jax.teacher.base import (Backend, SchemaRejected, TeacherError, TransientError, mentions_schema,
-                                      network_errors)
+from llm2llm_jax.teacher.base import (
+    Backend,
+    SchemaRejected,
+    TeacherError,
+    TransientError,
+    mentions_schema,
+    network_errors,
+)
 from llm2llm_jax.teacher.batch import BatchJobs
 
-_GEMINI_TERMINAL = {"JOB_STATE_SUCCEEDED": "succeeded", "JOB_STATE_FAILED": "failed",
-                    "JOB_STATE_CANCELLED": "cancelled", "JOB_STATE_EXPIRED": "expired"}
+_GEMINI_TERMINAL = {
+    "JOB_STATE_SUCCEEDED": "succeeded",
+    "JOB_STATE_FAILED": "failed",
+    "JOB_STATE_CANCELLED": "cancelled",
+    "JOB_STATE_EXPIRED": "expired",
+}
 
 
 def gemini_schema(schema):
@@ -34,32 +44,50 @@ class GeminiBackend(BatchJobs, Backend):
 
         key = os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
         if not key:
-            raise TeacherError("teacher.kind='gemini' needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
+            raise TeacherError(
+                "teacher.kind='gemini' needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)"
+            )
         self.settings.model = settings.model or "gemini-2.5-flash"
-        http = types.HttpOptions(base_url=settings.base_url or None, timeout=int(settings.timeout * 1000),
-                                 retry_options=types.HttpRetryOptions(attempts=1))  # we retry ourselves
+        http = types.HttpOptions(
+            base_url=settings.base_url or None,
+            timeout=int(settings.timeout * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1),
+        )  # we retry ourselves
         self.client = genai.Client(api_key=key, http_options=http)
         self.types = types
         self.url = settings.base_url or "https://generativelanguage.googleapis.com"
 
     def _contents(self, request):
         t = self.types
-        return [t.Content(role="model" if m["role"] == "assistant" else "user", parts=[t.Part(text=m["content"])])
-                for m in request.turns]
+        return [
+            t.Content(role="model" if m["role"] == "assistant" else "user", parts=[t.Part(text=m["content"])])
+            for m in request.turns
+        ]
 
     def _config(self, request):
         s = self.settings
         extra = {}
         if request.schema is not None:
             extra = dict(response_mime_type="application/json", response_schema=gemini_schema(request.schema))
-        return self.types.GenerateContentConfig(system_instruction=request.system, temperature=s.temperature,
-                                                top_p=s.top_p, max_output_tokens=s.max_output_tokens,
-                                                seed=request.seed, candidate_count=1, **extra)
+        return self.types.GenerateContentConfig(
+            system_instruction=request.system,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_output_tokens=s.max_output_tokens,
+            seed=request.seed,
+            candidate_count=1,
+            **extra,
+        )
 
     def _api_error(self, e, request, what: str = "gemini"):
         if e.code == 429 or (e.code or 0) >= 500:
             return TransientError(f"HTTP {e.code}: {e.message}")
-        if e.code == 400 and request is not None and request.schema is not None and mentions_schema(e.message):
+        if (
+            e.code == 400
+            and request is not None
+            and request.schema is not None
+            and mentions_schema(e.message)
+        ):
             return SchemaRejected(f"HTTP 400: {e.message}")
         return TeacherError(f"{what} HTTP {e.code}: {e.message}")
 
@@ -74,8 +102,9 @@ class GeminiBackend(BatchJobs, Backend):
         from google.genai import errors
 
         try:
-            resp = self.client.models.generate_content(model=self.settings.model, contents=self._contents(request),
-                                                       config=self._config(request))
+            resp = self.client.models.generate_content(
+                model=self.settings.model, contents=self._contents(request), config=self._config(request)
+            )
         except errors.APIError as e:
             raise self._api_error(e, request) from None
         except network_errors() as e:
@@ -102,27 +131,36 @@ class GeminiBackend(BatchJobs, Backend):
         try:
             self.client.models.get(model=self.settings.model)
         except errors.APIError as e:
-            raise TeacherError(f"the gemini teacher at {self.url} refused a check of model "
-                               f"{self.settings.model!r}: HTTP {e.code} {e.message} (check teacher.model and the "
-                               f"API key)") from None
+            raise TeacherError(
+                f"the gemini teacher at {self.url} refused a check of model "
+                f"{self.settings.model!r}: HTTP {e.code} {e.message} (check teacher.model and the "
+                f"API key)"
+            ) from None
         except network_errors() as e:
-            raise TeacherError(f"cannot reach the gemini teacher at {self.url} ({type(e).__name__}: "
-                               f"{str(e)[:200]}); check teacher.base_url and the network") from None
+            raise TeacherError(
+                f"cannot reach the gemini teacher at {self.url} ({type(e).__name__}: "
+                f"{str(e)[:200]}); check teacher.base_url and the network"
+            ) from None
 
     # -- the Batch API (inlined requests)
     def _batch_submit(self, requests, keys):
         from google.genai import errors
 
-        src = [{"contents": self._contents(r), "config": self._config(r), "metadata": {"key": k}}
-               for r, k in zip(requests, keys)]
+        src = [
+            {"contents": self._contents(r), "config": self._config(r), "metadata": {"key": k}}
+            for r, k in zip(requests, keys)
+        ]
         try:
-            job = self.client.batches.create(model=self.settings.model, src=src,
-                                             config={"display_name": f"llm2llm-{keys[0][:12]}"})
+            job = self.client.batches.create(
+                model=self.settings.model, src=src, config={"display_name": f"llm2llm-{keys[0][:12]}"}
+            )
         except errors.APIError as e:
             raise self._api_error(e, None, "gemini batch submission") from None
         except network_errors() as e:
-            raise TeacherError(f"cannot submit the gemini batch job to {self.url} ({type(e).__name__}: {e}); "
-                               f"rerun the same command to try again") from None
+            raise TeacherError(
+                f"cannot submit the gemini batch job to {self.url} ({type(e).__name__}: {e}); "
+                f"rerun the same command to try again"
+            ) from None
         return job.name
 
     def _batch_state(self, job_id):

@@ -58,15 +58,20 @@ class LocalBackend(Backend):
                 todo.append(i)
         s = self.settings
         for start in range(0, len(todo), self.batch_size):
-            chunk = todo[start:start + self.batch_size]
+            chunk = todo[start : start + self.batch_size]
             for _ in chunk:
                 self.budget.reserve()
             sent = [self.form(requests[i]) for i in chunk]
             encoded = [self._encode(r) for r in sent]
             # Every prompt begins with the same rules and worked example: read once per batch.
-            decoded = self.predictor.generate(encoded, s.max_output_tokens, temperature=s.temperature, top_p=s.top_p,
-                                              rngs=[jax.random.PRNGKey(r.seed) for r in sent],
-                                              prefix_multiple=32)
+            decoded = self.predictor.generate(
+                encoded,
+                s.max_output_tokens,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                rngs=[jax.random.PRNGKey(r.seed) for r in sent],
+                prefix_multiple=32,
+            )
             for i, request, prompt, (text, n_tokens) in zip(chunk, sent, encoded, decoded):
                 answers[i] = text
                 self.record(request, text, len(prompt), n_tokens)
@@ -84,8 +89,10 @@ class LocalBackend(Backend):
     def check_model(cls, name) -> str:
         if isinstance(name, str) and (name in STUDENT or _model_exists(name)):
             return ""
-        return (f"name the student ('' or 'student'), an offline model ({', '.join(OFFLINE)}), a .gguf file or an HF "
-                f"model directory that exists")
+        return (
+            f"name the student ('' or 'student'), an offline model ({', '.join(OFFLINE)}), a .gguf file or an HF "
+            f"model directory that exists"
+        )
 
     @staticmethod
     def samples_student(model: str, student_name: str) -> bool:

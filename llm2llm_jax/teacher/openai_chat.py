@@ -9,8 +9,13 @@ import os
 from llm2llm_jax.teacher.base import Backend, SchemaRejected, TeacherError, TransientError, mentions_schema
 from llm2llm_jax.teacher.batch import BatchJobs
 
-_OPENAI_TERMINAL = {"completed": "succeeded", "failed": "failed", "expired": "expired", "cancelled": "cancelled",
-                    "cancelling": "cancelled"}
+_OPENAI_TERMINAL = {
+    "completed": "succeeded",
+    "failed": "failed",
+    "expired": "expired",
+    "cancelled": "cancelled",
+    "cancelling": "cancelled",
+}
 
 
 class OpenAIBackend(BatchJobs, Backend):
@@ -24,25 +29,35 @@ class OpenAIBackend(BatchJobs, Backend):
         super().__init__(settings, cache, budget)
         import openai
 
-        self.base_url = (settings.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+        self.base_url = (
+            settings.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        ).rstrip("/")
         env = settings.api_key_env or "OPENAI_API_KEY"
         key = os.environ.get(env, "")
         if not key and "api.openai.com" in self.base_url:
             raise TeacherError(f"teacher.kind='openai' against {self.base_url} needs an API key: set {env}")
         self.settings.model = settings.model or "gpt-4o-mini"
         # Local servers (vLLM, llama.cpp) often take no key; the SDK needs one, so a placeholder is sent there.
-        self.client = openai.OpenAI(api_key=key or "no-key", base_url=self.base_url, timeout=settings.timeout,
-                                    max_retries=0)  # one retry policy for every backend: Backend.complete's
+        self.client = openai.OpenAI(
+            api_key=key or "no-key", base_url=self.base_url, timeout=settings.timeout, max_retries=0
+        )  # one retry policy for every backend: Backend.complete's
         self.openai = openai
 
     def _body(self, request) -> dict:
         s = self.settings
-        body = {"model": s.model, "messages": [{"role": "system", "content": request.system}] + list(request.turns),
-                "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_output_tokens,
-                "seed": request.seed}
+        body = {
+            "model": s.model,
+            "messages": [{"role": "system", "content": request.system}] + list(request.turns),
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_output_tokens,
+            "seed": request.seed,
+        }
         if request.schema is not None:
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "reply", "schema": request.schema, "strict": True}}
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "reply", "schema": request.schema, "strict": True},
+            }
         return body
 
     def _error(self, e, request, what: str):
@@ -55,7 +70,12 @@ class OpenAIBackend(BatchJobs, Backend):
         if status == 429 or (status or 0) >= 500:
             return TransientError(f"HTTP {status}: {str(e)[:200]}")
         message = str(getattr(e, "message", e))
-        if status in (400, 422) and request is not None and request.schema is not None and mentions_schema(message):
+        if (
+            status in (400, 422)
+            and request is not None
+            and request.schema is not None
+            and mentions_schema(message)
+        ):
             return SchemaRejected(f"HTTP {status}: {message}")
         return TeacherError(f"{what} HTTP {status} from {self.base_url}: {message[:300]}")
 
@@ -75,31 +95,48 @@ class OpenAIBackend(BatchJobs, Backend):
         except (AttributeError, IndexError, TypeError) as e:
             raise TransientError(f"unreadable response ({type(e).__name__}): {str(resp)[:200]}") from None
         usage = resp.usage
-        return text, int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+        return (
+            text,
+            int(getattr(usage, "prompt_tokens", 0) or 0),
+            int(getattr(usage, "completion_tokens", 0) or 0),
+        )
 
     def check_reachable(self):
         o = self.openai
         try:
             self.client.models.list()
         except (o.AuthenticationError, o.PermissionDeniedError) as e:
-            raise TeacherError(f"the openai teacher at {self.base_url} rejected the API key (HTTP "
-                               f"{e.status_code}); check ${self.settings.api_key_env or 'OPENAI_API_KEY'}") from None
+            raise TeacherError(
+                f"the openai teacher at {self.base_url} rejected the API key (HTTP "
+                f"{e.status_code}); check ${self.settings.api_key_env or 'OPENAI_API_KEY'}"
+            ) from None
         except (o.APITimeoutError, o.APIConnectionError) as e:
             cause = e.__cause__ or e  # the transport's own error says more than the SDK's "Connection error."
-            raise TeacherError(f"cannot reach the openai teacher at {self.base_url} ({type(cause).__name__}: "
-                               f"{str(cause)[:200]}); check teacher.base_url and that the server is running") from None
+            raise TeacherError(
+                f"cannot reach the openai teacher at {self.base_url} ({type(cause).__name__}: "
+                f"{str(cause)[:200]}); check teacher.base_url and that the server is running"
+            ) from None
         except o.OpenAIError:
             pass  # servers without a model list (some local ones) are checked by their first request
 
     # -- the Batch API (a JSONL file of requests, one batch over it, a JSONL file of results)
     def _batch_submit(self, requests, keys):
-        lines = [json.dumps({"custom_id": k, "method": "POST", "url": "/v1/chat/completions", "body": self._body(r)})
-                 for r, k in zip(requests, keys)]
+        lines = [
+            json.dumps(
+                {"custom_id": k, "method": "POST", "url": "/v1/chat/completions", "body": self._body(r)}
+            )
+            for r, k in zip(requests, keys)
+        ]
         try:
-            uploaded = self.client.files.create(file=("llm2llm_batch.jsonl", ("\n".join(lines) + "\n").encode()),
-                                                purpose="batch")
-            job = self.client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
-                                             completion_window="24h", metadata={"source": "llm2llm_jax"})
+            uploaded = self.client.files.create(
+                file=("llm2llm_batch.jsonl", ("\n".join(lines) + "\n").encode()), purpose="batch"
+            )
+            job = self.client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata={"source": "llm2llm_jax"},
+            )
         except self.openai.OpenAIError as e:
             error = self._error(e, None, "openai batch submission")
             raise TeacherError(f"{error}; rerun the same command to try again") from None
@@ -140,6 +177,9 @@ class OpenAIBackend(BatchJobs, Backend):
                 by_key[row.get("custom_id")] = f"error: unreadable result {str(body)[:200]}"
                 continue
             usage = body.get("usage") or {}
-            by_key[row.get("custom_id")] = (text, int(usage.get("prompt_tokens", 0)),
-                                            int(usage.get("completion_tokens", 0)))
+            by_key[row.get("custom_id")] = (
+                text,
+                int(usage.get("prompt_tokens", 0)),
+                int(usage.get("completion_tokens", 0)),
+            )
         return [by_key.get(k, "error: no result in the batch output") for k in keys]

@@ -15,7 +15,7 @@ class means, one worked exchange) is part of the task (data/tasks.py).
 from __future__ import annotations
 
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
 from llm2llm_jax.data.tasks import Task
 
@@ -34,6 +34,7 @@ Rules:
 _NUMBERED_PAIRS = """- Reply with only a numbered list, each item exactly in this format:
 1. {in_key}: <text>
    {out_key}: <output>"""
+
 
 def resolve_mode(mode: str, task: Task) -> str:
     """teacher.mode with 'auto' made concrete: label_conditioned for classification tasks, example otherwise."""
@@ -72,8 +73,11 @@ def system_prompt(task: Task, structured: bool = False) -> str:
         output_rule = "- Each answer must show the work step by step and end with a line '#### <number>'."
     else:
         output_rule = "- Each output must answer its input in the same style as the example."
-    reply_rule = (_json_rule('{"input": <text>, "output": <output>}') if structured
-                  else _NUMBERED_PAIRS.format(in_key=in_key, out_key=out_key))
+    reply_rule = (
+        _json_rule('{"input": <text>, "output": <output>}')
+        if structured
+        else _NUMBERED_PAIRS.format(in_key=in_key, out_key=out_key)
+    )
     return _RULES.format(description=_description(task), output_rule=output_rule, reply_rule=reply_rule)
 
 
@@ -82,8 +86,10 @@ def _user_message(task: Task, wrong: Mapping, student_answer: str, k: int, same_
     ask = f"Write {k} new example(s)"
     if same_label and task.is_classification:
         ask += f" whose correct {out_key.lower()} is also {_show(task, wrong)}"
-    return (f"Example the student got wrong:\n{in_key}: {wrong['input']}\nCorrect {out_key.lower()}: "
-            f"{_show(task, wrong)}\nStudent's {out_key.lower()}: {student_answer.strip() or '(empty)'}\n\n{ask}.")
+    return (
+        f"Example the student got wrong:\n{in_key}: {wrong['input']}\nCorrect {out_key.lower()}: "
+        f"{_show(task, wrong)}\nStudent's {out_key.lower()}: {student_answer.strip() or '(empty)'}\n\n{ask}."
+    )
 
 
 def _worked_reply(task: Task, new: Mapping, structured: bool, with_output: bool = True) -> str:
@@ -96,8 +102,15 @@ def _worked_reply(task: Task, new: Mapping, structured: bool, with_output: bool 
     return f"1. {in_key}: {new['input']}\n   {out_key}: {_show(task, new)}"
 
 
-def build_messages(task: Task, wrong: Mapping, student_answer: str, k: int, same_label: bool = False,
-                   mode: str = "example", structured: bool = False) -> tuple[str, list[dict]]:
+def build_messages(
+    task: Task,
+    wrong: Mapping,
+    student_answer: str,
+    k: int,
+    same_label: bool = False,
+    mode: str = "example",
+    structured: bool = False,
+) -> tuple[str, list[dict]]:
     """(system prompt, chat turns) asking for k new examples grown from `wrong`.
 
     mode 'example': the rules, one worked example exchange, then the wrong example (with same_label, the
@@ -111,7 +124,9 @@ def build_messages(task: Task, wrong: Mapping, student_answer: str, k: int, same
     worked = task.worked
     if worked:
         shown, new = worked
-        turns.append({"role": "user", "content": _user_message(task, shown, "(a wrong answer)", 1, same_label)})
+        turns.append(
+            {"role": "user", "content": _user_message(task, shown, "(a wrong answer)", 1, same_label)}
+        )
         turns.append({"role": "assistant", "content": _worked_reply(task, new, structured)})
     turns.append({"role": "user", "content": _user_message(task, wrong, student_answer, k, same_label)})
     return system, turns
@@ -130,27 +145,38 @@ def _class_line(task: Task, label: str) -> str:
 
 def _conditioned_request(task: Task, parent: Mapping, k: int) -> str:
     noun = _noun(task, k != 1)
-    return (f"{_class_line(task, parent['output'])}\n{_noun(task, False).capitalize()}: {parent['input']}\n\n"
-            f"Write {k} new {noun} of this class.")
+    return (
+        f"{_class_line(task, parent['output'])}\n{_noun(task, False).capitalize()}: {parent['input']}\n\n"
+        f"Write {k} new {noun} of this class."
+    )
 
 
-def label_conditioned_messages(task: Task, parent: Mapping, k: int, structured: bool = False) -> tuple[str, list]:
+def label_conditioned_messages(
+    task: Task, parent: Mapping, k: int, structured: bool = False
+) -> tuple[str, list]:
     """(system prompt, chat turns): the task, the parent's class with what it means, the parent's input, and a
     request for k new inputs of that class; one worked exchange first where the task has one."""
     if not task.is_classification:
         raise ValueError(f"label-conditioned prompts need a classification task; {task.name} has no labels")
     noun, nouns = _noun(task, False), _noun(task, True)
-    reply_rule = (_json_rule('{"input": <text>}') if structured
-                  else f"Reply with only a numbered list of the new {nouns}, one per line.")
-    system = (f"You write new {nouns} for the training set of a classifier. The task: {_description(task)}\n"
-              f"You are shown one {noun} and its class. Write new {nouns} of the same class: different wording "
-              f"and different details, never a copy.\n{reply_rule}")
+    reply_rule = (
+        _json_rule('{"input": <text>}')
+        if structured
+        else f"Reply with only a numbered list of the new {nouns}, one per line."
+    )
+    system = (
+        f"You write new {nouns} for the training set of a classifier. The task: {_description(task)}\n"
+        f"You are shown one {noun} and its class. Write new {nouns} of the same class: different wording "
+        f"and different details, never a copy.\n{reply_rule}"
+    )
     turns = []
     worked = task.worked
     if worked:
         shown, new = worked
         turns.append({"role": "user", "content": _conditioned_request(task, shown, 1)})
-        turns.append({"role": "assistant", "content": _worked_reply(task, new, structured, with_output=False)})
+        turns.append(
+            {"role": "assistant", "content": _worked_reply(task, new, structured, with_output=False)}
+        )
     turns.append({"role": "user", "content": _conditioned_request(task, parent, k)})
     return system, turns
 
@@ -161,11 +187,25 @@ def reply_schema(task: Task, mode: str) -> dict:
     enum of the task's verbalizers for classification (OpenAI strict mode's subset, which Gemini also reads)."""
     item = {"input": {"type": "string"}}
     if mode == "example":
-        item["output"] = ({"type": "string", "enum": list(task.words)} if task.is_classification
-                          else {"type": "string"})
-    return {"type": "object", "additionalProperties": False, "required": ["examples"],
-            "properties": {"examples": {"type": "array", "items": {
-                "type": "object", "additionalProperties": False, "required": sorted(item), "properties": item}}}}
+        item["output"] = (
+            {"type": "string", "enum": list(task.words)} if task.is_classification else {"type": "string"}
+        )
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["examples"],
+        "properties": {
+            "examples": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": sorted(item),
+                    "properties": item,
+                },
+            }
+        },
+    }
 
 
 # ---------------------------------------------------------------------------- verification (the judge)
@@ -174,13 +214,17 @@ def judge_messages(task: Task, candidate_input: str, structured: bool = False) -
     classification task (without the class it was made for), a worked solution for a numeric one."""
     in_key, _ = field_keys(task)
     if task.is_classification:
-        reply = ('Reply with only JSON: {"label": <class>}.' if structured
-                 else "Reply with only the class.")
-        system = (f"You label inputs for this task: {_description(task)}\nThe classes: {', '.join(task.words)}.\n"
-                  f"{reply}")
+        reply = 'Reply with only JSON: {"label": <class>}.' if structured else "Reply with only the class."
+        system = (
+            f"You label inputs for this task: {_description(task)}\nThe classes: {', '.join(task.words)}.\n"
+            f"{reply}"
+        )
         return system, [{"role": "user", "content": f"{in_key}: {candidate_input}\n{task.cue}"}]
-    reply = ('Reply with only JSON: {"solution": <the work>, "final_answer": <number>}.' if structured
-             else "End with a line '#### <number>'.")
+    reply = (
+        'Reply with only JSON: {"solution": <the work>, "final_answer": <number>}.'
+        if structured
+        else "End with a line '#### <number>'."
+    )
     system = f"Solve the problem step by step. {reply}"
     return system, [{"role": "user", "content": f"{in_key}: {candidate_input}"}]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Optional
 
 from llm2llm_jax.data.tasks import Task
 from llm2llm_jax.teacher.prompts import field_keys
@@ -26,7 +25,7 @@ def _json_value(text: str):
     return None
 
 
-def _from_json(value, task: Task) -> Optional[list[dict]]:
+def _from_json(value, task: Task) -> list[dict] | None:
     items = value.get("examples") if isinstance(value, dict) else value
     if not isinstance(items, list):
         return None
@@ -63,22 +62,26 @@ def parse_examples(text: str, task: Task) -> list[dict]:
     starts = [m.start() for m in _ITEM.finditer(text)]
     blocks = [text[s:e] for s, e in zip(starts, starts[1:] + [len(text)])] if starts else [text]
     # "Input: x", "1. Input: x", "**Input:** x", "- **Output**: y"
-    field = re.compile(rf"(?is)^\s*(?:\d+[.)]|[-*])?\s*\**({in_key}|{out_key}|input|output|question|answer)\**\s*:"
-                       rf"\s*\**\s*")
+    field = re.compile(
+        rf"(?is)^\s*(?:\d+[.)]|[-*])?\s*\**({in_key}|{out_key}|input|output|question|answer)\**\s*:"
+        rf"\s*\**\s*"
+    )
     out = []
     for block in blocks:
         parts: dict = {}
-        current: Optional[str] = None
+        current: str | None = None
         for line in block.splitlines():
             m = field.match(line)
             if m:
                 key = m.group(1).lower()
                 current = "input" if key in ("input", "question") else "output"
-                parts[current] = line[m.end():].strip()
+                parts[current] = line[m.end() :].strip()
             elif current:
                 parts[current] += "\n" + line.strip()
         if parts:
-            out.append({"input": parts.get("input", "").strip(), "raw_output": parts.get("output", "").strip()})
+            out.append(
+                {"input": parts.get("input", "").strip(), "raw_output": parts.get("output", "").strip()}
+            )
     return out
 
 
@@ -109,7 +112,9 @@ def parse_inputs(text: str, task: Task, multiline: bool = False) -> list[dict]:
     if from_json is not None:
         return [{"input": c["input"], "raw_output": ""} for c in from_json]
     lines = text.splitlines()
-    if not any(_ITEM.match(line) for line in lines):  # a weak teacher's single bare line; more lines are chatter
+    if not any(
+        _ITEM.match(line) for line in lines
+    ):  # a weak teacher's single bare line; more lines are chatter
         filled = [line for line in lines if line.strip()]
         return [{"input": _clean_input(filled[0], task), "raw_output": ""}] if len(filled) == 1 else []
     items, current = [], None
@@ -129,7 +134,7 @@ def parse_reply(text: str, task: Task, mode: str, multiline: bool = False) -> li
     return parse_inputs(text, task, multiline) if mode == "label_conditioned" else parse_examples(text, task)
 
 
-def parse_judgement(text: str, task: Task) -> Optional[str]:
+def parse_judgement(text: str, task: Task) -> str | None:
     """The judge's answer as a gold-comparable string (a label, or a canonical number), or None."""
     value = _json_value(text) if text and text.lstrip()[:1] in "{`" else None
     if isinstance(value, dict):

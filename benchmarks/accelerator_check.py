@@ -1,4 +1,5 @@
-"""The engine on one GPU in one prepared run: GPU-relevant tests, bf16 train steps and greedy decoding against transformers + PyTorch on the same card, and the offline default LLM2LLM run end to end.
+"""The engine on one GPU in one prepared run: GPU-relevant tests, bf16 train steps and greedy decoding against
+transformers + PyTorch on the same card, and the offline default LLM2LLM run end to end.
 
 Run it through `benchmarks/accelerator_check.sh`, which first installs the carried wheels and assets
 (`benchmarks/accelerator_carry.py`). Each step runs in its own process with its own time limit, in
@@ -43,7 +44,9 @@ sys.path.insert(0, {bench!r})
 from common import matmul_peak_flops, torch_matmul_peak_flops
 n = {n}
 print("DEVICE " + json.dumps({{
-    "jax": jax.__version__, "backend": jax.default_backend(), "devices": [d.device_kind for d in jax.devices()],
+    "jax": jax.__version__,
+    "backend": jax.default_backend(),
+    "devices": [d.device_kind for d in jax.devices()],
     "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     "jax_bf16_matmul_tflops": matmul_peak_flops(n=n, repeats=10, dtype="bfloat16") / 1e12,
     "torch_bf16_matmul_tflops": torch_matmul_peak_flops(n=n, repeats=10, dtype="bfloat16") / 1e12}}))

@@ -1,6 +1,6 @@
 """Shared benchmark helpers: model shapes, median timing, PyTorch's matmul peak beside JAX's (the FLOP counts
-and JAX's peak live in llm2llm_jax/student/flops.py), the PyTorch device, and running the offline default config in
-a subprocess."""
+and JAX's peak live in llm2llm_jax/student/flops.py), the PyTorch device, and running the offline default
+config in a subprocess."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ with the `xla` kernels (--kernels), the set a TPU or GPU mesh resolves 'auto' to
 layout copies are counted; the CPU compiler's buffer assignment stands in for the TPU's, so treat
 the figures as estimates of a TPU compile.
 
-  python benchmarks/compile_7b.py [--models llama-2-7b,qwen2.5-7b,qwen3-8b,llama-3.1-8b,gemma-3-4b --mesh 1,8,1
+  python benchmarks/compile_7b.py [--models llama-2-7b,qwen2.5-7b,qwen3-8b,llama-3.1-8b,gemma-3-4b \
+      --mesh 1,8,1
                                    --micro-batch 8 --seq 1024 --targets 1024 --chip-gib 32 --kernels xla]
 """
 
@@ -22,15 +23,15 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 
-import jax  # noqa: E402
+import jax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import MODEL_SHAPES  # noqa: E402
+from common import MODEL_SHAPES
 
-from llm2llm_jax.common import parallel  # noqa: E402
-from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
-from llm2llm_jax.student.recipe import TrainHParams  # noqa: E402
-from llm2llm_jax.student.train import Trainer  # noqa: E402
+from llm2llm_jax.common import parallel
+from llm2llm_jax.model.config import LlamaConfig
+from llm2llm_jax.student.recipe import TrainHParams
+from llm2llm_jax.student.train import Trainer
 
 MODELS = ("llama-2-7b", "qwen2.5-7b", "qwen3-8b", "llama-3.1-8b", "gemma-3-4b")
 GIB = 1024**3

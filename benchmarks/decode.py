@@ -1,9 +1,10 @@
-"""Greedy decoding throughput: llm2llm_jax (jitted prefill + while_loop, KV cache) with each kernel set vs transformers `generate`.
+"""Greedy decoding throughput: llm2llm_jax (jitted prefill + while_loop, KV cache) with each kernel set vs
+transformers `generate`.
 
 SmolLM2-135M-Instruct: its real weights (the GGUF) with real prompts, or with `--weights random` an
-architecture (`--model`, default SmolLM2-135M's) with random weights (transformers' own initialisation, imported into ours: both
-sides run the same weights) and random prompts of the same lengths. Exactly --new tokens per row
-(EOS disabled on both sides so the work is identical), left-padded batches, per precision and
+architecture (`--model`, default SmolLM2-135M's) with random weights (transformers' own initialisation,
+imported into ours: both sides run the same weights) and random prompts of the same lengths. Exactly --new
+tokens per row (EOS disabled on both sides so the work is identical), left-padded batches, per precision and
 batch one row per kernel set (side by side in this process) and transformers' row. bf16 rows run
 bf16 weights on both sides. Each side prepares its weights once, outside the timing: transformers'
 `.to(dtype)` and llm2llm_jax's `inference_weights` (the cast and the untied head), as the evaluation
@@ -29,12 +30,12 @@ import sys
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # a GPU's memory is shared with PyTorch here
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (  # noqa: E402
+from common import (
     MODEL_SHAPES,
     matmul_params,
     matmul_peak_flops,
@@ -45,15 +46,16 @@ from common import (  # noqa: E402
     torch_sync,
 )
 
-from llm2llm_jax.common.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
-from llm2llm_jax.student.decode import generate, inference_weights, left_pad  # noqa: E402
+from llm2llm_jax.common.allocator import malloc_setting, reexec_with_reusing_malloc
+from llm2llm_jax.student.decode import generate, inference_weights, left_pad
 
 PROMPTS = [
     "What is the capital of France?",
     "Explain photosynthesis in one sentence.",
     "Question: How far is it from Denver to Aspen?\nType:",
     "Write a haiku about the sea.",
-    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many?",
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many?",
     "List three primary colors:",
     "Who wrote Pride and Prejudice?",
     "Translate to French: good morning",
@@ -98,7 +100,8 @@ def decode_matmul_flops(cfg, prompt_tokens: int, batch: int, new: int) -> float:
 
 
 def load_models(weights: str, model: str = "smollm2-135m"):
-    """(our cfg, our params, transformers' model in f32 on `torch_device()`, a function batch -> prompt ids)."""
+    """(our cfg, our params, transformers' model in f32 on `torch_device()`, a function batch -> prompt
+    ids)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -167,7 +170,8 @@ def measure(
     if limits:
         peaks = matmul_peak_flops(dtype=dtype_name), torch_matmul_peak_flops(dtype=dtype_name)
         print(
-            f"{label} 2048^2 matmul peak: jax {peaks[0] / 1e9:.0f} GFLOP/s, torch {peaks[1] / 1e9:.0f} GFLOP/s",
+            f"{label} 2048^2 matmul peak: jax {peaks[0] / 1e9:.0f} GFLOP/s, torch {peaks[1] / 1e9:.0f} "
+            "GFLOP/s",
             flush=True,
         )
     prepared = {
@@ -180,7 +184,7 @@ def measure(
         t_ids = torch.tensor(ids, dtype=torch.long, device=device)
         t_mask = torch.tensor(mask, dtype=torch.long, device=device)
 
-        def theirs():
+        def theirs(t_ids=t_ids, t_mask=t_mask):
             with torch.no_grad():
                 ref.generate(
                     t_ids,
@@ -195,7 +199,7 @@ def measure(
         ours_s = {}
         for spec, (dec_cfg, dec_params) in prepared.items():
 
-            def ours():
+            def ours(dec_cfg=dec_cfg, dec_params=dec_params, ids=ids, mask=mask):
                 out = generate(
                     dec_cfg,
                     dec_params,
@@ -292,5 +296,6 @@ def main():
 
 
 if __name__ == "__main__":
-    reexec_with_reusing_malloc()  # as launch/run.py does; both sides share it (LLM2LLM_KEEP_MALLOC=1: glibc default)
+    # as launch/run.py does; both sides share it (LLM2LLM_KEEP_MALLOC=1: glibc default)
+    reexec_with_reusing_malloc()
     main()

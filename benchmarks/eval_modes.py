@@ -1,4 +1,5 @@
-"""Score vs generate evaluation on the offline default: agreement, accuracy and seconds per pass, side by side.
+"""Score vs generate evaluation on the offline default: agreement, accuracy and seconds per pass, side by
+side.
 
 Fine-tunes the default's student on its seed set once (the default run's iteration 0), then evaluates
 the test examples (`data.test_limit` of them) and the seed set in both modes with the same weights: the
@@ -64,7 +65,8 @@ def compare(name: str, predictor, task, examples, config, repeats: int) -> dict:
     for mode in MODES:
         m = summary[mode]
         print(
-            f"{mode:>9} {m['accuracy']:>9.1%} {m['unparsed']:>9} {m['first_s']:>10.2f}s {m['median_s']:>11.2f}s"
+            f"{mode:>9} {m['accuracy']:>9.1%} {m['unparsed']:>9} {m['first_s']:>10.2f}s "
+            f"{m['median_s']:>11.2f}s"
         )
     print(
         f"agreement {agree:.1%} ({agree_parsed:.1%} where generate's answer parsed); score pass "

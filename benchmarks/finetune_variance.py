@@ -5,7 +5,8 @@ evaluation) on the seed set of `--seed`, once per `--shuffles` value, and prints
 accuracy per run with their mean and standard deviation. This is the noise floor any gain of
 LLM2LLM over fine-tuning has to clear.
 
-  python benchmarks/finetune_variance.py [--seed 0] [--shuffles 0,1,2,3,4] [--workdir runs/shuffle] [overrides...]
+  python benchmarks/finetune_variance.py [--seed 0] [--shuffles 0,1,2,3,4] [--workdir runs/shuffle] \
+      [overrides...]
 """
 
 import argparse
@@ -13,7 +14,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import mean_sd, run_offline_default  # noqa: E402
+from common import mean_sd, run_offline_default
 
 
 def main():

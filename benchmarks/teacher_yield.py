@@ -24,8 +24,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from absl import app, flags, logging
+from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "An ml_collections config file.", lock_config=False
@@ -201,8 +201,8 @@ def report(config, results: dict, seeds) -> None:
         f"{config.teacher.kind} {config.teacher.model or ''}"
     )
     print(
-        f"{'setting':<26} {'parents':>7} {'requests':>8} {'asked':>6} {'parsed':>6} {'kept':>5} {'yield':>6}  "
-        f"drops by reason"
+        f"{'setting':<26} {'parents':>7} {'requests':>8} {'asked':>6} {'parsed':>6} {'kept':>5} {'yield':>6} "
+        f" drops by reason"
     )
     for name, r in results.items():
         runs = r["per_seed"].values()
@@ -220,7 +220,8 @@ def report(config, results: dict, seeds) -> None:
         rate = total["kept"] / max(1, total["asked"])
         dropped = ", ".join(f"{k} {v}" for k, v in drops.most_common()) or "none"
         print(
-            f"{name:<26} {total['parents']:>7} {total['requests']:>8} {total['asked']:>6} {total['parsed']:>6} "
+            f"{name:<26} {total['parents']:>7} {total['requests']:>8} {total['asked']:>6} "
+            f"{total['parsed']:>6} "
             f"{total['kept']:>5} {rate:>6.0%}  {dropped}"
         )
     for name, r in results.items():

@@ -1,4 +1,5 @@
-"""Train-step throughput: llm2llm_jax with each kernel set vs transformers + PyTorch, same model, batch and AdamW.
+"""Train-step throughput: llm2llm_jax with each kernel set vs transformers + PyTorch, same model, batch and
+AdamW.
 
 Random weights of a named architecture (speed does not depend on them), f32 master weights and an
 AdamW step with clipping on both sides; bf16 compute means JAX's bf16 compute dtype and PyTorch's
@@ -31,12 +32,12 @@ import sys
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # a GPU's memory is shared with PyTorch here
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (  # noqa: E402
+from common import (
     MODEL_SHAPES,
     matmul_peak_flops,
     median_seconds,
@@ -46,14 +47,14 @@ from common import (  # noqa: E402
     train_flops_per_token,
 )
 
-from llm2llm_jax.common import parallel  # noqa: E402
-from llm2llm_jax.common.allocator import malloc_setting, reexec_with_reusing_malloc  # noqa: E402
-from llm2llm_jax.model.config import LlamaConfig  # noqa: E402
+from llm2llm_jax.common import parallel
+from llm2llm_jax.common.allocator import malloc_setting, reexec_with_reusing_malloc
+from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.kernels import causal_blocks, cpu_matmul, row_major  # noqa: E402  (the cpu kernels' own)
-from llm2llm_jax.model.llama import init_params  # noqa: E402
-from llm2llm_jax.student.batching import Example, collate  # noqa: E402
-from llm2llm_jax.student.recipe import TrainHParams  # noqa: E402
-from llm2llm_jax.student.train import Trainer, host_params  # noqa: E402
+from llm2llm_jax.model.llama import init_params
+from llm2llm_jax.student.batching import Example, collate
+from llm2llm_jax.student.recipe import TrainHParams
+from llm2llm_jax.student.train import Trainer, host_params
 
 SMOLLM2 = MODEL_SHAPES["smollm2-135m"]
 
@@ -255,7 +256,8 @@ def measure(
     def report(name, seconds, flops):
         row = {"step_ms": seconds * 1e3, "tokens_per_s": tokens / seconds, "mfu": flops / seconds / peak}
         print(
-            f"{label} {name:32s} {seconds * 1e3:9.1f} ms  {tokens / seconds:9.0f} tokens/s  MFU {row['mfu']:6.1%}",
+            f"{label} {name:32s} {seconds * 1e3:9.1f} ms  {tokens / seconds:9.0f} tokens/s  MFU "
+            f"{row['mfu']:6.1%}",
             flush=True,
         )
         return row
@@ -316,8 +318,9 @@ def main():
 
     targets = args.targets or args.seq // 2
     print(
-        f"{args.model} architecture, random weights, batch {args.batch} x {args.seq} tokens ({targets} of them "
-        f"targets), AdamW step with clipping, median of {args.repeats}; devices {jax.devices()[0].device_kind}; "
+        f"{args.model} architecture, random weights, batch {args.batch} x {args.seq} tokens ({targets} of "
+        f"them targets), AdamW step with clipping, median of {args.repeats}; devices "
+        f"{jax.devices()[0].device_kind}; "
         f"{malloc_setting()}",
         flush=True,
     )
@@ -343,5 +346,6 @@ def main():
 
 
 if __name__ == "__main__":
-    reexec_with_reusing_malloc()  # as launch/run.py does; both sides share it (LLM2LLM_KEEP_MALLOC=1: glibc default)
+    # as launch/run.py does; both sides share it (LLM2LLM_KEEP_MALLOC=1: glibc default)
+    reexec_with_reusing_malloc()
     main()

@@ -82,8 +82,8 @@ def base_config():
     c.data.stratify = True
     c.data.max_length = 512
     c.data.truncation = "truncate_prompt"  # or drop
-    # plain: instruction, input and cue as text; chat: the same as the user turn of the tokenizer's chat template,
-    # the answer as the assistant turn; auto: chat when the tokenizer has a template
+    # plain: instruction, input and cue as text; chat: the same as the user turn of the tokenizer's chat
+    # template, the answer as the assistant turn; auto: chat when the tokenizer has a template
     c.data.prompt_format = "plain"
 
     # The paper's recipe (TrainHParams): full fine-tuning, 3 epochs, lr 2e-5, cosine, 3% warmup, batch 128.
@@ -116,8 +116,8 @@ def base_config():
     # answer the model finds most likely (llm2llm_jax/student/scoring.py), one prompt pass, never unparseable
     c.eval.mode = "generate"
 
-    # How to reach the teacher (TeacherSettings: kind gemini | openai | local, model, sampling, retries, budget
-    # max_calls / max_tokens with 0 = unlimited) and what to ask it for.
+    # How to reach the teacher (TeacherSettings: kind gemini | openai | local, model, sampling, retries,
+    # budget max_calls / max_tokens with 0 = unlimited) and what to ask it for.
     c.teacher = ml_collections.ConfigDict(defaults_of(TeacherSettings))
     c.teacher.per_example = 1  # new examples per chosen seed example
     # How the teacher is asked (llm2llm_jax/teacher/prompts.py): 'example' (whole examples: input and output),
@@ -133,7 +133,8 @@ def base_config():
     c.filters = ml_collections.ConfigDict()
     c.filters.rouge_threshold = 0.95
     # judge: a second pass labels (or solves) each new example without the intended answer, and drops it as
-    # `unverified` when it disagrees; by the teacher's backend, with filters.judge_model ('' = the teacher's own)
+    # `unverified` when it disagrees; by the teacher's backend, with filters.judge_model ('' = the teacher's
+    # own)
     c.filters.verify = "none"
     c.filters.judge_model = ""
     return c

@@ -39,9 +39,9 @@ def get_config():
     c.eval.batch_size = 32
     c.eval.max_new_tokens = 4
 
-    # What the teacher is asked for, chosen by measurement (README, "Teacher yield"): label-conditioned requests
-    # (teacher.mode 'auto' for this classification task: new questions of the failed question's class, which is
-    # attached to them), three new questions per wrong seed example.
+    # What the teacher is asked for, chosen by measurement (README, "Teacher yield"): label-conditioned
+    # requests (teacher.mode 'auto' for this classification task: new questions of the failed question's
+    # class, which is attached to them), three new questions per wrong seed example.
     c.teacher.per_example = 3
     c.teacher.same_label = (
         True  # teacher.mode=example only: keep the examples labelled as the class asked for

@@ -27,7 +27,8 @@ def paper_config(task: str):
 
 
 def instruct_config(name: str, path: str):
-    """A paper-sized instruct student (`path`: its HF directory) on TREC, trained through its chat template."""
+    """A paper-sized instruct student (`path`: its HF directory) on TREC, trained through its chat
+    template."""
     c = paper_config("trec")
     c.workdir = f"runs/{name}"
     c.model.path = path  # config.json, safetensors, tokenizer files

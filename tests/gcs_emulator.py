@@ -46,7 +46,7 @@ def running(bucket: str = "bucket"):
     url = f"http://127.0.0.1:{port}"
     # Its output goes to a file: the emulator prints a traceback whenever a client hangs up early, and a pipe
     # nobody reads would block its single server thread.
-    log = tempfile.NamedTemporaryFile("w", prefix="gcs-emulator-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile("w", prefix="gcs-emulator-", suffix=".log", delete=False)  # noqa: SIM115
     child = subprocess.Popen(
         [sys.executable, __file__, str(port), bucket], stdout=log, stderr=subprocess.STDOUT
     )
@@ -58,7 +58,7 @@ def running(bucket: str = "bucket"):
         except OSError:
             if child.poll() is not None or time.time() > deadline:
                 child.kill()
-                raise RuntimeError(f"the GCS emulator did not start; see {log.name}")
+                raise RuntimeError(f"the GCS emulator did not start; see {log.name}") from None
             time.sleep(0.05)
     saved = {k: os.environ.get(k) for k in client_environment(url)}
     os.environ.update(client_environment(url))

@@ -16,7 +16,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import jax  # noqa: E402
+import jax
 
 # Reuse compiled executables across the test's many short runs (JAX's persistent compilation cache).
 if os.environ.get("LLM2LLM_TEST_JIT_CACHE"):

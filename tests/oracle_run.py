@@ -8,10 +8,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-import loop_harness  # noqa: E402
+import loop_harness
 
-from llm2llm_jax.common import files  # noqa: E402
-from llm2llm_jax.run import controller as loop  # noqa: E402
+from llm2llm_jax.common import files
+from llm2llm_jax.run import controller as loop
 
 
 def _scripted(workdir, script=loop_harness.scripted_answer, **settings):
@@ -34,7 +34,8 @@ def _asked_ids(teacher, seed):
     return [by_input[r.turns[-1]["content"].split("\n")[1].removeprefix("Input: ")] for r in teacher.seen]
 
 
-# Short TREC-style questions (ROUGE-L between a question and its tagged variants stays under the 0.95 threshold).
+# Short TREC-style questions (ROUGE-L between a question and its tagged variants stays under the 0.95
+# threshold).
 ORACLE_TRAIN = [
     ("What does NASA stand for ?", "ABBR"),
     ("Who wrote Hamlet ?", "HUM"),

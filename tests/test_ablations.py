@@ -1,5 +1,5 @@
-"""The paper's ablations as config switches, each doing what it says: train.init (fine-tune the base weights, or
-continue the previous iteration's model), augment.parents (the wrong seed examples, or all of them) and
+"""The paper's ablations as config switches, each doing what it says: train.init (fine-tune the base weights,
+or continue the previous iteration's model), augment.parents (the wrong seed examples, or all of them) and
 augment.from_augmented (may kept examples be parents)."""
 
 import os
@@ -12,11 +12,11 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import loop_harness  # noqa: E402
-from oracle_run import ORACLE_RIGHT, OracleRun, _asked_ids, _oracle_config, _oracle_teacher, _scripted  # noqa: E402
+import loop_harness
+from oracle_run import ORACLE_RIGHT, OracleRun, _asked_ids, _oracle_config, _oracle_teacher, _scripted
 
-from llm2llm_jax.common import files  # noqa: E402
-from llm2llm_jax.run import controller as loop  # noqa: E402
+from llm2llm_jax.common import files
+from llm2llm_jax.run import controller as loop
 
 
 def test_parents_all_asks_about_every_seed_example(tmp_path):

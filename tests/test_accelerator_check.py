@@ -1,8 +1,9 @@
 """benchmarks/accelerator_check.sh --cpu-dry-run: every step of the GPU check runs on CPU with tiny sizes and
 leaves its figures; the targets are read from the figures the way a GPU run's would be.
 
-The dry run takes about three minutes of benchmark-harness code, so it runs only with pytest --run-gpu-dry-run;
-`accelerator_check.sh --prepare` runs it first, so a broken check is found before a GPU session is spent."""
+The dry run takes about three minutes of benchmark-harness code, so it runs only with `pytest
+--run-gpu-dry-run`; `accelerator_check.sh --prepare` runs it first, so a broken check is found before a GPU
+session is spent."""
 
 import json
 import os

@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = textwrap.dedent("""
     import json, os, resource, sys
     import numpy as np
-    (getattr(np, "_core", None) or np.core).multiarray._set_madvise_hugepage(False)  # 4 KiB pages, like XLA buffers
+    # 4 KiB pages, like XLA buffers
+    (getattr(np, "_core", None) or np.core).multiarray._set_madvise_hugepage(False)
     print("before", os.getpid(), flush=True)
     from llm2llm_jax.common.allocator import reexec_with_reusing_malloc
     reexec_with_reusing_malloc()
@@ -29,7 +30,8 @@ SCRIPT = textwrap.dedent("""
     start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     block = np.ones(64 << 20, np.float32)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
-    print("after", json.dumps([os.getpid(), sys.argv[1:], os.environ.get("GLIBC_TUNABLES"), faults]), flush=True)
+    state = [os.getpid(), sys.argv[1:], os.environ.get("GLIBC_TUNABLES"), faults]
+    print("after", json.dumps(state), flush=True)
 """)
 
 needs_glibc = pytest.mark.skipif(

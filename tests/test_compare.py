@@ -1,5 +1,6 @@
-"""The comparison job: one run per (method, seed), iteration 0 computed once per seed and shared, the baselines
-held to LLM2LLM's teacher budget, and a comparison whose numbers are the runs' own, paired by seed."""
+"""The comparison job: one run per (method, seed), iteration 0 computed once per seed and shared, the
+baselines held to LLM2LLM's teacher budget, and a comparison whose numbers are the runs' own, paired by
+seed."""
 
 import json
 import os
@@ -10,11 +11,11 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
+from oracle_run import OracleRun, _oracle_config, _oracle_teacher
 
-from llm2llm_jax.common import files  # noqa: E402
-from llm2llm_jax.common.errors import ConfigError  # noqa: E402
-from llm2llm_jax.run import compare  # noqa: E402
+from llm2llm_jax.common import files
+from llm2llm_jax.common.errors import ConfigError
+from llm2llm_jax.run import compare
 
 
 def _experiment(tmp_path, methods="finetune,llm2llm,auggpt,eda", seeds="0,1"):

@@ -14,7 +14,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NO_TORCH = """
 import importlib.util, sys
 find_spec = importlib.util.find_spec
-importlib.util.find_spec = lambda name, *a, **k: None if name.split(".")[0] == "torch" else find_spec(name, *a, **k)
+importlib.util.find_spec = lambda name, *a, **k: (
+    None if name.split(".")[0] == "torch" else find_spec(name, *a, **k)
+)
 sys.modules["torch"] = None
 import llm2llm_jax
 from llm2llm_jax.model.loading import load_gguf_tokenizer

@@ -29,8 +29,9 @@ def test_offline_trec_end_to_end():
 
 
 def test_offline_sentiment_and_topic_sets():
-    """The two classification sets built from public data inside PyPI wheels: Rotten Tomatoes snippets (fresh /
-    rotten) and ten newsgroups of 20 Newsgroups with its own test split, each post cut to its first words."""
+    """The two classification sets built from public data inside PyPI wheels: Rotten Tomatoes snippets (fresh
+    / rotten) and ten newsgroups of 20 Newsgroups with its own test split, each post cut to its first
+    words."""
     rt = offline.load_rotten_tomatoes()
     assert len(rt) == 12752 and Counter(r["output"] for r in rt) == {"positive": 7368, "negative": 5384}
     assert len({r["input"] for r in rt}) == len(rt)
@@ -197,8 +198,9 @@ def test_tfds_by_name_reads_a_prepared_dataset_and_explains_offline_failures(tmp
 
 
 def test_a_huggingface_source_goes_through_the_datasets_package_and_tfds_conversion():
-    """configs/sst2.py reads `huggingface:glue/sst2`: tfds's builder imports `datasets` lazily and converts each
-    row with its feature converters. Offline, the chain is run on a small `datasets.Dataset` of GLUE's schema."""
+    """configs/sst2.py reads `huggingface:glue/sst2`: tfds's builder imports `datasets` lazily and converts
+    each row with its feature converters. Offline, the chain is run on a small `datasets.Dataset` of GLUE's
+    schema."""
     import datasets
     import numpy as np
     from tensorflow_datasets.core.utils import conversion_utils, huggingface_utils

@@ -1,4 +1,5 @@
-"""Two local processes joined by jax.distributed run LLM2LLM iterations and agree; only process 0 pays the teacher."""
+"""Two local processes joined by jax.distributed run LLM2LLM iterations and agree; only process 0 pays the
+teacher."""
 
 import os
 import socket

@@ -7,11 +7,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
+from oracle_run import OracleRun, _oracle_config, _oracle_teacher
 
-from llm2llm_jax.common import files  # noqa: E402
-from llm2llm_jax.data import shards  # noqa: E402
-from llm2llm_jax.data.export import tfds_path  # noqa: E402
+from llm2llm_jax.common import files
+from llm2llm_jax.data import shards
+from llm2llm_jax.data.export import tfds_path
 
 
 def test_the_final_training_set_is_exported_with_a_data_card(tmp_path):

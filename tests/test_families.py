@@ -1,5 +1,6 @@
 """Qwen2, Qwen3, Mistral and Gemma 3 vs transformers' PyTorch models on tiny random configs: logits, every
-gradient, greedy decoding past the sliding window, export that reloads, the mesh, LoRA, and the config reader."""
+gradient, greedy decoding past the sliding window, export that reloads, the mesh, LoRA, and the config
+reader."""
 
 import json
 import os

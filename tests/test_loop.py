@@ -16,8 +16,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
 
-import loop_harness  # noqa: E402
-from oracle_run import (  # noqa: E402
+import loop_harness
+from oracle_run import (
     ORACLE_RIGHT,
     OracleRun,
     _asked_ids,
@@ -27,9 +27,9 @@ from oracle_run import (  # noqa: E402
     oracle_teacher_answer,
 )
 
-from llm2llm_jax.common import files  # noqa: E402
-from llm2llm_jax.config import snapshot  # noqa: E402
-from llm2llm_jax.run import controller as loop  # noqa: E402
+from llm2llm_jax.common import files
+from llm2llm_jax.config import snapshot
+from llm2llm_jax.run import controller as loop
 
 JIT_CACHE = os.path.join(ROOT, ".cache", "test-jit-cache")
 
@@ -179,7 +179,8 @@ def test_workdir_with_another_config_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_loop_with_a_lora_student(tmp_path):
-    """A LoRA student trains (adapters only) and is evaluated with its adapters through the same controller."""
+    """A LoRA student trains (adapters only) and is evaluated with its adapters through the same
+    controller."""
     cfg, params, tok = loop_harness.tiny_student()
     lora_model = (cfg.replace(lora_rank=4), params, tok)
     config = loop_harness.small_config(str(tmp_path / "lora"), iterations=1, epochs=1)
@@ -232,10 +233,10 @@ def test_controller_sends_wrong_seed_examples_and_keeps_gold_labelled_new_ones(t
 
 
 def test_label_conditioned_rounds_ask_for_inputs_of_the_gold_class_and_count_the_yield(tmp_path, capsys):
-    """teacher.mode=label_conditioned, 4 new examples asked in 2 requests per wrong seed example: every request names
-    the example's
-    gold class (never the student's answer), every kept example carries that class, and the iteration's
-    metrics and log line give requests, examples asked, parsed, kept and the yield."""
+    """teacher.mode=label_conditioned, 4 new examples asked in 2 requests per wrong seed example: every
+    request names the example's gold class (never the student's answer), every kept example carries that
+    class, and the iteration's metrics and log line give requests, examples asked, parsed, kept and the
+    yield."""
     import re
 
     def script(request):

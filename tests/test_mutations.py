@@ -7,7 +7,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-import mutation_test  # noqa: E402
+import mutation_test
 
 
 def test_every_mutation_applies_to_the_current_code():

@@ -1,5 +1,6 @@
-"""Prompt formats: plain text (with the tokenizer's BOS where it adds one) and the tokenizer's chat template, whose
-rendered ids equal transformers' `apply_chat_template` and whose loss covers exactly the assistant's tokens."""
+"""Prompt formats: plain text (with the tokenizer's BOS where it adds one) and the tokenizer's chat template,
+whose rendered ids equal transformers' `apply_chat_template` and whose loss covers exactly the assistant's
+tokens."""
 
 import numpy as np
 import pytest
@@ -64,7 +65,8 @@ def test_only_the_assistant_tokens_carry_loss(smollm2):
         ids = batch["input_ids"][0][row]
         mask = batch["target_mask"][0][row].astype(bool)
         positions = batch["target_positions"][0][row][mask]
-        # position p predicts token p + 1: the predicted tokens are exactly the assistant turn, end-of-turn included
+        # position p predicts token p + 1: the predicted tokens are exactly the assistant turn, end-of-turn
+        # included
         predicted = [int(ids[p + 1]) for p in positions]
         assert predicted == list(ex.target_ids)
         assert tok.decode(predicted).endswith("<|im_end|>") and "user" not in tok.decode(predicted)

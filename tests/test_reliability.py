@@ -23,17 +23,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from fake_servers import ScriptedServer  # noqa: E402
-from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
+from fake_servers import ScriptedServer
+from oracle_run import OracleRun, _oracle_config, _oracle_teacher
 
 from llm2llm_jax.common import (
-    disk_faults,  # noqa: E402
-    files,  # noqa: E402
+    disk_faults,
+    files,
 )
-from llm2llm_jax.common.errors import RunError, UserError  # noqa: E402
+from llm2llm_jax.common.errors import RunError, UserError
 from llm2llm_jax.run import lock as rundir
-from llm2llm_jax.run import report  # noqa: E402
-from llm2llm_jax.teacher.budget import SPEND_FILE  # noqa: E402
+from llm2llm_jax.run import report
+from llm2llm_jax.teacher.budget import SPEND_FILE
 
 
 @pytest.fixture(autouse=True)
@@ -154,8 +154,8 @@ def test_the_teacher_budget_caps_the_run_over_every_invocation(tmp_path):
     rows = OracleRun(config, last).run()
     assert len(rows) == 3 and len(last.seen) == 12 - 4
     assert files.read_json(os.path.join(config.workdir, SPEND_FILE))["calls"] == 12
-    assert (
-        "Teacher spend over the whole run: 12 calls" in open(os.path.join(config.workdir, "report.md")).read()
+    assert "Teacher spend over the whole run: 12 calls" in files.read_text(
+        os.path.join(config.workdir, "report.md")
     )
 
 
@@ -226,7 +226,8 @@ def _reference_rows(tmp_path):
 
 
 def test_a_full_disk_is_one_line_naming_the_path_and_the_rerun_completes(tmp_path, monkeypatch):
-    """A write that fails with ENOSPC (as the kernel reports it) while an iteration's augmentation is saved."""
+    """A write that fails with ENOSPC (as the kernel reports it) while an iteration's augmentation is
+    saved."""
     expected = _reference_rows(tmp_path)
     config = _oracle_config(tmp_path, "run")
     real_replace = os.replace
@@ -266,7 +267,8 @@ def _tmpfs(path, size):
 
 def test_a_real_full_disk_mid_run_then_the_rerun_completes(tmp_path):
     """On a 2 MiB tmpfs, iteration 1's training fills the disk: the kernel's ENOSPC on the next write is one
-    line naming the file; with the ballast removed, the same command finishes with the uninterrupted metrics."""
+    line naming the file; with the ballast removed, the same command finishes with the uninterrupted
+    metrics."""
     expected = _reference_rows(tmp_path)
     with _tmpfs(tmp_path / "small", "2m") as disk:
         config = _oracle_config(tmp_path, "run")
@@ -385,8 +387,9 @@ def _finetune(workdir, keep_trained, checkpoint_dir=None):
 @pytest.mark.slow  # trains the tiny student
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_the_trained_model_is_checkpointed_only_when_kept_and_a_full_disk_there_is_one_line(tmp_path, capfd):
-    """Mid-training checkpoints stay (preemption); the trained model's only with train.keep_checkpoints (a fine-tune
-    resumed from it is in the GCS test below). Orbax on a full disk: one line, and nothing printed besides."""
+    """Mid-training checkpoints stay (preemption); the trained model's only with train.keep_checkpoints (a
+    fine-tune resumed from it is in the GCS test below). Orbax on a full disk: one line, and nothing printed
+    besides."""
     info = _finetune(tmp_path / "a", keep_trained=False)
     assert sorted(os.listdir(tmp_path / "a" / "ckpt")) == ["3"] and info["steps"] == 4
     kept = _finetune(tmp_path / "b", keep_trained=True)
@@ -406,7 +409,8 @@ def test_the_trained_model_is_checkpointed_only_when_kept_and_a_full_disk_there_
 # ---------------------------------------------------------------------------- run directories on GCS
 @pytest.fixture(scope="module")
 def gcs():
-    """A local GCS (tests/gcs_emulator.py) with the bucket `bucket`; the clients find it through its variables."""
+    """A local GCS (tests/gcs_emulator.py) with the bucket `bucket`; the clients find it through its
+    variables."""
     import gcs_emulator
 
     with gcs_emulator.running("bucket") as url:
@@ -456,8 +460,8 @@ def test_the_lock_on_gcs_is_an_exclusive_create(gcs):
 
 @pytest.mark.slow  # trains the tiny student
 def test_orbax_checkpoints_of_a_fine_tune_on_gcs(tmp_path, gcs):
-    """Mid-training and kept checkpoints written by orbax (through tensorstore) to gs://, and a fine-tune resumed
-    from there reports what the first did."""
+    """Mid-training and kept checkpoints written by orbax (through tensorstore) to gs://, and a fine-tune
+    resumed from there reports what the first did."""
     from etils import epath
 
     info = _finetune(tmp_path / "a", keep_trained=True, checkpoint_dir="gs://bucket/ckpt")

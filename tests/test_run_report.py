@@ -1,5 +1,6 @@
 """A run's own evidence: each iteration's test accuracy with its Wilson interval, per-class accuracy and the
-confusion matrix, the teacher's yield, in metrics, report.md and TensorBoard (read back from its event files)."""
+confusion matrix, the teacher's yield, in metrics, report.md and TensorBoard (read back from its event
+files)."""
 
 import glob
 import os
@@ -11,9 +12,9 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from oracle_run import OracleRun, _oracle_config, _oracle_teacher  # noqa: E402
+from oracle_run import OracleRun, _oracle_config, _oracle_teacher
 
-from llm2llm_jax.run import stats  # noqa: E402
+from llm2llm_jax.run import stats
 
 
 def tensorboard_scalars(logdir: str) -> dict:
@@ -22,7 +23,8 @@ def tensorboard_scalars(logdir: str) -> dict:
 
     out: dict = {}
     for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
-        data = open(path, "rb").read()
+        with open(path, "rb") as f:
+            data = f.read()
         pos = 0
         while pos < len(data):
             (length,) = struct.unpack("<Q", data[pos : pos + 8])
@@ -55,8 +57,8 @@ def test_iterations_carry_intervals_classes_and_yield_into_metrics_report_and_te
     assert high == "49.0%"  # Wilson's upper end for 0 of 4
     # 6 requests for 4 examples each: 24 asked, 24 parsed, 12 kept
     assert (
-        f"| 0 | 11 | 45.45% | 0.00% [0.0%, {high}] | 6 | 6 | 24 | 24 | 12 | 50% | label_mismatch 6, duplicate 6 |"
-        in report
+        f"| 0 | 11 | 45.45% | 0.00% [0.0%, {high}] | 6 | 6 | 24 | 24 | 12 | 50% | label_mismatch 6, "
+        "duplicate 6 |" in report
     )
     assert rows[0]["asked"] == 24 and rows[0]["teacher_yield"] == 0.5
     asked = sum(r.get("asked", 0) for r in rows)

@@ -1,5 +1,6 @@
 """Score-mode evaluation: the cached, candidate-batched log-likelihoods equal the full-sequence likelihood of
-each prompt + answer, with both kernel sets and cache layouts, and the predictor picks the most likely label."""
+each prompt + answer, with both kernel sets and cache layouts, and the predictor picks the most likely
+label."""
 
 import jax
 import jax.numpy as jnp

@@ -10,13 +10,13 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from configs.base import base_config  # noqa: E402
-from llm2llm_jax.common.errors import ConfigError  # noqa: E402
-from llm2llm_jax.common.sections import build  # noqa: E402
-from llm2llm_jax.common.seeds import stable_seed  # noqa: E402
-from llm2llm_jax.config.checks import validate  # noqa: E402
-from llm2llm_jax.student.recipe import TrainHParams, hparams_from_config  # noqa: E402
-from llm2llm_jax.teacher.base import TeacherSettings  # noqa: E402
+from configs.base import base_config
+from llm2llm_jax.common.errors import ConfigError
+from llm2llm_jax.common.sections import build
+from llm2llm_jax.common.seeds import stable_seed
+from llm2llm_jax.config.checks import validate
+from llm2llm_jax.student.recipe import TrainHParams, hparams_from_config
+from llm2llm_jax.teacher.base import TeacherSettings
 
 
 def _config(tmp_path, **overrides):
@@ -108,8 +108,8 @@ BAD = [
     ({"teacher__max_empty_rounds": 0}, "config.teacher.max_empty_rounds=0"),
     (
         {"teacher__kind": "local", "teacher__model": "/nonexistent/teacher.gguf"},
-        "config.teacher.model='/nonexistent/teacher.gguf': name the student ('' or 'student'), an offline model "
-        "(smollm2, gemma3_270m), a .gguf file or an HF model directory that exists",
+        "config.teacher.model='/nonexistent/teacher.gguf': name the student ('' or 'student'), an offline "
+        "model (smollm2, gemma3_270m), a .gguf file or an HF model directory that exists",
     ),
 ]
 
@@ -143,7 +143,8 @@ def test_a_good_config_passes_and_the_teacher_is_not_checked_without_augmentatio
 
 
 def test_a_custom_task_from_the_command_line(monkeypatch):
-    """--config.task=custom --config.custom_task.labels=a,b,c --config.custom_task.cue=Intent: builds the task."""
+    """--config.task=custom --config.custom_task.labels=a,b,c --config.custom_task.cue=Intent: builds the
+    task."""
     from absl import flags
     from ml_collections import config_flags
 

@@ -1,5 +1,5 @@
-"""llm2llm_jax.run.stats against values worked out by hand from the textbook formulas (not by calling scipy the same
-way the module does), and its degenerate cases."""
+"""llm2llm_jax.run.stats against values worked out by hand from the textbook formulas (not by calling scipy
+the same way the module does), and its degenerate cases."""
 
 import math
 

@@ -16,7 +16,10 @@ from llm2llm_jax.teacher.prompts import build_messages
 from llm2llm_jax.teacher.replies import parse_examples
 
 SECRET = "test-key-do-not-store-123"
-REPLY = "1. Input: Who invented the telephone ?\n   Output: human\n2. Input: Where is Lake Titicaca ?\n   Output: location"
+REPLY = (
+    "1. Input: Who invented the telephone ?\n   Output: human\n"
+    "2. Input: Where is Lake Titicaca ?\n   Output: location"
+)
 
 
 @pytest.fixture(params=["gemini", "openai"])
@@ -103,7 +106,8 @@ def test_cache_means_never_paying_twice_and_holds_no_secret(served, tmp_path):
     assert len(server.requests) == 4 and second.stats["cached"] == 4
     for root, _, files in os.walk(tmp_path / "cache"):
         for f in files:
-            assert SECRET not in open(os.path.join(root, f)).read()
+            with open(os.path.join(root, f)) as fh:
+                assert SECRET not in fh.read()
 
 
 def test_budget_stops_cleanly(served):
@@ -197,7 +201,8 @@ def test_parsing_and_filters_on_hand_written_replies():
 
 
 def test_local_smollm2_teacher_is_reproducible_per_request(smollm2, tmp_path):
-    """The offline teacher: real SmolLM2 sampling; a request's answer does not depend on its batch neighbours."""
+    """The offline teacher: real SmolLM2 sampling; a request's answer does not depend on its batch
+    neighbours."""
     cfg, params, tok, _ = smollm2
     settings = TeacherSettings(kind="local", max_output_tokens=24, temperature=0.7, top_p=0.95)
     alone = make_backend(settings, DiskCache(str(tmp_path / "a")), model=(cfg, params, tok), batch_size=4)

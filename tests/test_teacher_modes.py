@@ -167,7 +167,8 @@ def served(request, monkeypatch, tmp_path):
 
 
 def _normalized(schema):
-    """A schema as Gemini's response_schema carries it (upper-case types, no additionalProperties) or as sent."""
+    """A schema as Gemini's response_schema carries it (upper-case types, no additionalProperties) or as
+    sent."""
     if isinstance(schema, dict):
         return {
             k: (v.lower() if k == "type" else _normalized(v))
@@ -304,7 +305,7 @@ def test_a_run_killed_while_its_batch_job_runs_polls_that_job_instead_of_submitt
     os.kill(proc.pid, signal.SIGKILL)  # between submit and results
     proc.wait()
     records = os.listdir(backend.batch_dir)
-    assert len(records) == 1 and json.loads(open(os.path.join(backend.batch_dir, records[0])).read())["job"]
+    assert len(records) == 1 and files.read_json(os.path.join(backend.batch_dir, records[0]))["job"]
     server.batch_states = ["succeeded"]
     answers = backend.complete_many(_requests(3))
     assert answers == ["1. Who wrote Dune ?"] * 3 and len(server.jobs) == 1  # polled, not submitted again
@@ -405,7 +406,8 @@ def test_an_older_run_without_the_new_teacher_fields_resumes_when_they_keep_its_
 
 def test_a_local_teacher_other_than_the_student_is_loaded_for_itself(tmp_path, monkeypatch):
     """teacher.model naming another model loads that one (the student is not used); '' , 'student' or the
-    student's own name reuse the student's base weights, and the teacher is labelled with the student's name."""
+    student's own name reuse the student's base weights, and the teacher is labelled with the student's
+    name."""
     from loop_harness import tiny_student
 
     from llm2llm_jax.teacher import local

@@ -1,4 +1,5 @@
-"""The stage clock: wall time per kind, compilation counted apart, a nested block taken out of its outer one."""
+"""The stage clock: wall time per kind, compilation counted apart, a nested block taken out of its outer
+one."""
 
 import time
 

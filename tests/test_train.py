@@ -61,9 +61,9 @@ def test_sharded_equals_single_device(lora, kernels):
         init_params(cfg.replace(lora_rank=0), jax.random.PRNGKey(0)), cfg, jax.random.PRNGKey(1)
     )
     params = host_params(params)
-    # Adam's eps is raised from 1e-8 so that its update is a smooth function of the gradient: with the default,
-    # a gradient of float-noise size (1e-9) moves a parameter by up to lr, whichever its sign. Here float noise
-    # in the gradients moves parameters by about that noise, so the comparison can be tight.
+    # Adam's eps is raised from 1e-8 so that its update is a smooth function of the gradient: with the
+    # default, a gradient of float-noise size (1e-9) moves a parameter by up to lr, whichever its sign. Here
+    # float noise in the gradients moves parameters by about that noise, so the comparison can be tight.
     hp = TrainHParams(
         learning_rate=1e-3, batch_size=8, micro_batch_size=4, warmup_ratio=0.0, seq_multiple=8, adam_eps=1e-3
     )
@@ -196,7 +196,7 @@ def test_a_shared_prefix_read_once_gives_the_loss_and_gradients_of_the_whole_row
     assert shared["input_ids"].shape[-1] < whole["input_ids"].shape[-1]
     for c, p in ((full_cfg, merged), (cfg, params)):
         trainable, frozen = split_trainable(p, c)
-        fn = jax.jit(lambda t, f, b: loss_and_grads(t, f, c, b))
+        fn = jax.jit(lambda t, f, b, c=c: loss_and_grads(t, f, c, b))
         loss_a, grads_a, n_a = fn(trainable, frozen, {k: jnp.asarray(v) for k, v in whole.items()})
         loss_b, grads_b, n_b = fn(trainable, frozen, {k: jnp.asarray(v) for k, v in shared.items()})
         assert float(n_a) == float(n_b) > 0
@@ -276,7 +276,8 @@ def test_loss_covers_exactly_the_target_tokens(kernels):
 
 
 def test_truncated_and_promptless_rows():
-    """A prompt longer than max_length leaves no targets; without a prompt the first token is not predicted."""
+    """A prompt longer than max_length leaves no targets; without a prompt the first token is not
+    predicted."""
     hp = TrainHParams(batch_size=2, seq_multiple=8, max_length=8)
     batch = collate([Example(list(range(3, 13)), [4, 2]), Example([], [7, 8, 2])], hp)
     assert batch["input_ids"].shape == (1, 2, 8)
@@ -409,7 +410,8 @@ def test_optimizer_moments_are_sharded_like_params():
     assert any("fsdp" in tuple(spec) for spec in param_specs)  # the params themselves are FSDP-sharded
 
 
-# ---------------------------------------------------------------------------- the recipe against written-out references
+# ---------------------------------------------------------------------------- the recipe against written-out
+# references
 def _paper_schedule(peak, warmup, total):
     """Linear warmup from 0, then cosine decay to 0 at `total`, written out (the paper's recipe)."""
 
@@ -438,10 +440,11 @@ def test_learning_rate_warms_up_then_decays_by_cosine_to_zero():
 
 
 def test_optimizer_equals_an_explicit_optax_chain():
-    """make_optimizer, with the step's rate applied as train_step applies it, against the recipe built here from
-    optax's parts and the written-out schedule: clip by global norm, Adam moments, decoupled weight decay,
-    minus the learning rate; and bit for bit against optax applying the same schedule itself. Gradients of
-    very different sizes (some clipped, some not) and non-default betas, eps and decay, over a whole run."""
+    """make_optimizer, with the step's rate applied as train_step applies it, against the recipe built here
+    from optax's parts and the written-out schedule: clip by global norm, Adam moments, decoupled weight
+    decay, minus the learning rate; and bit for bit against optax applying the same schedule itself. Gradients
+    of very different sizes (some clipped, some not) and non-default betas, eps and decay, over a whole
+    run."""
     import optax
 
     from llm2llm_jax.student.recipe import at_learning_rate, learning_rate_schedule, make_optimizer
@@ -477,7 +480,7 @@ def test_optimizer_equals_an_explicit_optax_chain():
     norms = []
     for step in range(total):
         scale = [0.01, 3.0, 0.2, 10.0][step % 4]  # below and above the clipping norm
-        grads = jax.tree.map(lambda p: jnp.asarray(rs.randn(*p.shape) * scale, jnp.float32), params)
+        grads = jax.tree.map(lambda p, s=scale: jnp.asarray(rs.randn(*p.shape) * s, jnp.float32), params)
         norms.append(float(optax.tree.norm(grads)))
         ref_updates, ref_state = reference.update(grads, ref_state, ref_params)
         our_updates, our_state = ours.update(grads, our_state, our_params)

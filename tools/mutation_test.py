@@ -1,4 +1,5 @@
-"""Targeted mutation testing: put one small bug into a copy of the code, run the tests that claim to guard it, repeat.
+"""Targeted mutation testing: put one small bug into a copy of the code, run the tests that claim to guard it,
+repeat.
 
 Each mutation (tools/mutations.py) names the source file, the exact text it replaces, and the pytest node
 ids that should fail on it. The runner copies the repository once (git's tracked and unignored files) into
@@ -32,7 +33,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mutations import MUTATIONS, Mutation  # noqa: E402
+from mutations import MUTATIONS, Mutation
 
 
 @dataclasses.dataclass
@@ -208,7 +209,8 @@ def main() -> int:
         baseline = sorted({t for m in chosen for t in m.tests})
         status, detail, seconds = run_tests(copy, baseline, args.timeout * 2)
         print(
-            f"baseline: {len(baseline)} test selections {status.replace('survived', 'pass')} in {seconds:.0f} s",
+            f"baseline: {len(baseline)} test selections {status.replace('survived', 'pass')} in "
+            f"{seconds:.0f} s",
             file=sys.stderr,
             flush=True,
         )

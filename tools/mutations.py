@@ -88,6 +88,7 @@ RUN_TIMING = "llm2llm_jax/run/timing.py"
 RUN_COMPARE = "llm2llm_jax/run/compare.py"
 ESTIMATE = "llm2llm_jax/augment/estimate.py"
 RECIPE = "llm2llm_jax/student/recipe.py"
+METRICS = "llm2llm_jax/run/metrics.py"
 
 OPTIMIZER = f"{T_TRAIN}::test_optimizer_equals_an_explicit_optax_chain"
 SCHEDULE = f"{T_TRAIN}::test_learning_rate_warms_up_then_decays_by_cosine_to_zero"
@@ -746,8 +747,8 @@ MUTATIONS = [
         LOOP,
         (
             (
-                "            self._write_shard(i + 1, lambda: list(train_set) + kept)  # D(i+1) = D(i) + A(i)\n",
-                "            self._write_shard(i + 1, lambda: kept + list(seed_set))  # D(i+1) = D(i) + A(i)\n",
+                "            steps.shard(self.dir, self.hooks, i + 1, lambda: list(train_set) + kept)  # D(i+1) = D(i) + A(i)\n",
+                "            steps.shard(self.dir, self.hooks, i + 1, lambda: kept + list(seed_set))  # D(i+1) = D(i) + A(i)\n",
             ),
         ),
         CONTROLLER,
@@ -758,8 +759,8 @@ MUTATIONS = [
         LOOP,
         (
             (
-                "                    i, parents, by_id, make_filter(self.task, self.config, train_set, test_set)\n",
-                "                    i,\n                    parents,\n                    by_id,\n                    make_filter(self.task, self.config, self.augmenter.ctx.seed_set, test_set),\n",
+                "            filt = make_filter(self.task, self.config, train_set, test_set)\n",
+                "            filt = make_filter(self.task, self.config, self.augmenter.ctx.seed_set, test_set)\n",
             ),
         ),
         CONTROLLER,
@@ -815,11 +816,11 @@ MUTATIONS = [
     ),
     m(
         "empty-rounds-never-stop",
-        LOOP,
+        METRICS,
         (
             (
-                "        if not kept and empty >= self.config.teacher.max_empty_rounds:\n",
-                "        if not kept and empty > self.config.teacher.max_empty_rounds:\n",
+                "    if not kept and empty >= config.teacher.max_empty_rounds:\n",
+                "    if not kept and empty > config.teacher.max_empty_rounds:\n",
             ),
         ),
         f"{T_LOOP}::test_a_round_that_keeps_nothing_reuses_the_result_and_the_run_stops",

@@ -1,4 +1,5 @@
-"""AugGPT, the paper's baseline: the teacher grows every seed example, right or wrong, with LLM2LLM's prompts."""
+"""AugGPT, the paper's baseline: the teacher grows every seed example, right or wrong, with LLM2LLM's
+prompts."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The strategy interface of the augmentation methods: which examples an iteration grows from (`choose`, `parents`)
-and how new ones are made (`candidates`), then kept by the iteration's filter (`augment`).
+"""The strategy interface of the augmentation methods: which examples an iteration grows from (`choose`,
+`parents`) and how new ones are made (`candidates`), then kept by the iteration's filter (`augment`).
 
 A method is one `Augmenter` subclass in its own module, registered by name in `augment/methods.py`.
 """

@@ -9,9 +9,10 @@ from llm2llm_jax.teacher.prompts import resolve_mode
 
 def estimate_teacher_use(ctx: Context, iterations: int) -> dict:
     """The most a run can ask of its teacher: every candidate parent wrong in every round that augments (the
-    llm2llm case; auggpt asks about all of them anyway), `requests_per_example` requests each, the judge once per
-    new example asked for. Input tokens: the requests for every seed example, counted by the backend (exactly
-    where it can: the local tokenizer, Gemini's countTokens) on the first and scaled by length for the rest."""
+    llm2llm case; auggpt asks about all of them anyway), `requests_per_example` requests each, the judge once
+    per new example asked for. Input tokens: the requests for every seed example, counted by the backend
+    (exactly where it can: the local tokenizer, Gemini's countTokens) on the first and scaled by length for
+    the rest."""
     c = ctx.config
     rounds = max(0, iterations - 1)
     cls = METHODS[c.method]

@@ -1,4 +1,5 @@
-"""Plain fine-tuning, the baseline every method is paired against: one iteration on the seed set, nothing added."""
+"""Plain fine-tuning, the baseline every method is paired against: one iteration on the seed set, nothing
+added."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """LLM2LLM: the teacher writes new examples from the seed examples the student got wrong (the paper's method;
-config.augment switches to every seed example, or lets kept examples be parents too: the paper's ablations)."""
+config.augment switches to every seed example, or lets kept examples be parents too: the paper's
+ablations)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from llm2llm_jax.teacher.replies import parse_reply
 
 
 class Llm2llm(Augmenter):
-    """The teacher writes `per_example` new examples from each chosen seed example (and the student's answer, in
-    example mode), in `teacher.requests_per_example` separate requests, each with its own sampling seed."""
+    """The teacher writes `per_example` new examples from each chosen seed example (and the student's answer,
+    in example mode), in `teacher.requests_per_example` separate requests, each with its own sampling seed."""
 
     uses_teacher = True
     sets_budget = True

@@ -1,5 +1,5 @@
-"""`pool`, a diagnostic: a perfect teacher stands in, adding unused labelled training rows of each failed example's
-class, which separates the method's ceiling on this student from the teacher's quality."""
+"""`pool`, a diagnostic: a perfect teacher stands in, adding unused labelled training rows of each failed
+example's class, which separates the method's ceiling on this student from the teacher's quality."""
 
 from __future__ import annotations
 

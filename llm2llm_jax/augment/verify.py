@@ -1,5 +1,5 @@
-"""Verification by a judge (`filters.verify=judge`): each kept example is answered again on its own, and the ones
-the judge disagrees with are dropped as `unverified`."""
+"""Verification by a judge (`filters.verify=judge`): each kept example is answered again on its own, and the
+ones the judge disagrees with are dropped as `unverified`."""
 
 from __future__ import annotations
 

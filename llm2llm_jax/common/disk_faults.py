@@ -1,4 +1,5 @@
-"""Disk faults reported as one line: a full, read-only or forbidden disk names the file and says how to continue.
+"""Disk faults reported as one line: a full, read-only or forbidden disk names the file and says how to
+continue.
 
 orbax, tfds and tensorstore wrap the OSError of a failed write in their own errors and log it from several
 threads; `reporting_disk_faults` finds the fault in the chain, drops the echoes, and raises one `DiskError`.
@@ -26,13 +27,15 @@ class DiskError(RunError):
     """A write the run needs failed for a reason outside the program (full, read-only, no permission)."""
 
 
-# tensorstore (orbax's array writer) reports an OS error inside its message: ... "PATH" ... [os_error_code='28']
+# tensorstore (orbax's array writer) reports an OS error inside its message: ... "PATH" ...
+# [os_error_code='28']
 _TENSORSTORE_OS_ERROR = re.compile(r"\[os_error_code='(\d+)'\]")
 _TENSORSTORE_PATH = re.compile(r'Failed writing: "([^"]+)"|local file "([^"]+)"')
 
 
 def disk_error(error: BaseException) -> OSError | None:
-    """The disk fault in `error`'s chain of causes (orbax, tfds and tensorstore wrap them), as an OSError; or None."""
+    """The disk fault in `error`'s chain of causes (orbax, tfds and tensorstore wrap them), as an OSError; or
+    None."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -57,8 +60,8 @@ _FAULT_TEXT = re.compile(
 
 
 def _about_a_disk_fault(record: logging.LogRecord) -> bool:
-    """A log record about a disk fault (orbax logs each failed write with its traceback, from several threads):
-    the fault is reported once, as the DiskError line."""
+    """A log record about a disk fault (orbax logs each failed write with its traceback, from several
+    threads): the fault is reported once, as the DiskError line."""
     text = record.getMessage()
     if record.exc_info and record.exc_info[1] is not None:
         text += str(record.exc_info[1])
@@ -66,8 +69,9 @@ def _about_a_disk_fault(record: logging.LogRecord) -> bool:
 
 
 class _QuietUnraisable:
-    """An unraisable-exception hook that drops the echoes of a disk fault: orbax's abandoned writes fail again, in
-    tensorstore's threads and when collected ("Event loop is closed", the same ENOSPC); anything else is passed on."""
+    """An unraisable-exception hook that drops the echoes of a disk fault: orbax's abandoned writes fail
+    again, in tensorstore's threads and when collected ("Event loop is closed", the same ENOSPC); anything
+    else is passed on."""
 
     def __init__(self, previous):
         self.previous = previous
@@ -114,8 +118,8 @@ def reporting_disk_faults(what: str, where: str = "") -> Iterator[None]:
 
 
 def collect_abandoned_writes() -> None:
-    """After a disk fault: orbax leaves the failed checkpoint's other writes pending, each failing with the same
-    fault when it is collected; collect them now, quietly, rather than at exit, where each would print a
+    """After a disk fault: orbax leaves the failed checkpoint's other writes pending, each failing with the
+    same fault when it is collected; collect them now, quietly, rather than at exit, where each would print a
     traceback, then put back the usual unraisable-exception hook. Call it once the error is handled (while the
     exception lives, its frames keep those writes alive)."""
     gc.collect()

@@ -1,4 +1,5 @@
-"""The base of every user-facing error: input, config or environment that needs fixing (one line, no traceback)."""
+"""The base of every user-facing error: input, config or environment that needs fixing (one line, no
+traceback)."""
 
 
 class UserError(Exception):
@@ -14,4 +15,5 @@ class RunError(UserError, RuntimeError):
 
 
 class ConfigError(UserError, ValueError):
-    """A config value that cannot be used: the message names the config key (or the file and field) and the fix."""
+    """A config value that cannot be used: the message names the config key (or the file and field) and the
+    fix."""

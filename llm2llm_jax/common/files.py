@@ -122,8 +122,8 @@ def create_exclusive(path: str, data: bytes) -> bool:
         except FileExistsError:
             return False
         return True
-    # The content first, under a temporary name, then a hard link to `path`, which fails if it exists: the file
-    # never exists without its content (an interrupted start leaves no empty lock).
+    # The content first, under a temporary name, then a hard link to `path`, which fails if it exists: the
+    # file never exists without its content (an interrupted start leaves no empty lock).
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:

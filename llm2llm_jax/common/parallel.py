@@ -105,7 +105,7 @@ def make_mesh(shape: Sequence[int] = (1, -1, 1), devices=None) -> Mesh:
 
 
 def _rule_map(rules) -> dict:
-    return {name: axes for name, axes in rules}
+    return dict(rules)
 
 
 def logical_to_spec(

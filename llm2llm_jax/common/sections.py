@@ -1,5 +1,5 @@
-"""Typed settings and their config sections: a dataclass's defaults are the section's defaults, and the dataclass
-is built from the section's fields of the same names."""
+"""Typed settings and their config sections: a dataclass's defaults are the section's defaults, and the
+dataclass is built from the section's fields of the same names."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ def defaults_of(cls, exclude=()) -> dict:
 
 
 def build(cls, section, **fixed):
-    """`cls` from the config section's fields of the same names, plus `fixed` ones that come from elsewhere."""
+    """`cls` from the config section's fields of the same names, plus `fixed` ones that come from
+    elsewhere."""
     names = {f.name for f in dataclasses.fields(cls)} - set(fixed)
     return cls(**{name: section[name] for name in names}, **fixed)

@@ -1,5 +1,5 @@
-"""Every field a run depends on, checked before any weights are loaded or any file is written: each section's own
-values, then the checks across sections. A bad field is one `ConfigError` line naming it and the fix.
+"""Every field a run depends on, checked before any weights are loaded or any file is written: each section's
+own values, then the checks across sections. A bad field is one `ConfigError` line naming it and the fix.
 
 The choices come from the registries that own them (methods, tasks, data sources, model sources and kernels,
 prompt formats, teacher backends and what each can do), so a new entry there is accepted here without an edit.

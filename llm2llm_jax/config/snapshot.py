@@ -1,5 +1,5 @@
-"""A run's identity: the config snapshot in its run directory (`config.json`), what may change when a run is resumed,
-and which fields decide a fine-tune's result (the key under which it is reused).
+"""A run's identity: the config snapshot in its run directory (`config.json`), what may change when a run is
+resumed, and which fields decide a fine-tune's result (the key under which it is reused).
 
 API keys never reach the snapshot: they are read from the environment only.
 """
@@ -93,8 +93,8 @@ def result_fields(config) -> dict:
 
 def check_snapshot(config, workdir: str, ignore: Sequence[str] = ()) -> bool:
     """Refuse a run directory made with another config (fields outside RESUMABLE_FIELDS), or one that holds
-    files (other than `ignore`: the run's lock) but no config; True when this config's snapshot still has to be
-    written (new run, or changed resumable fields), so an unchanged run directory is only read."""
+    files (other than `ignore`: the run's lock) but no config; True when this config's snapshot still has to
+    be written (new run, or changed resumable fields), so an unchanged run directory is only read."""
     target = os.path.join(workdir, "config.json")
     new = snapshot(config)
     if not files.exists(target):

@@ -52,8 +52,9 @@ def final_examples(workdir: str, rows: Sequence[dict], config) -> list[dict]:
 
 
 def write_dataset(workdir: str, rows: Sequence[dict], config, mode: str, filters: Sequence[str]) -> None:
-    """dataset/train.jsonl, dataset/tfds/ and dataset/README.md for the finished iterations in `rows`; `mode` is how
-    the teacher was asked (teacher.mode resolved for the task), `filters` what every kept example passed."""
+    """dataset/train.jsonl, dataset/tfds/ and dataset/README.md for the finished iterations in `rows`; `mode`
+    is how the teacher was asked (teacher.mode resolved for the task), `filters` what every kept example
+    passed."""
     if not rows:
         return
     examples = final_examples(workdir, rows, config)
@@ -81,6 +82,7 @@ def data_card(
     drops = collections.Counter()
     for r in rows:
         drops.update(r.get("drops", {}))
+    tfds_dir = os.path.relpath(tfds_path(workdir, rows[-1]["iteration"]), workdir)
     lines = [
         f"# LLM2LLM training set: task {config.task}, method {config.method}",
         "",
@@ -89,8 +91,7 @@ def data_card(
         + f". The training set of iteration {rows[-1]['iteration']}, the run's last.",
         "",
         'Load it with `datasets.load_dataset("json", data_files="dataset/train.jsonl")`, or with tfds: '
-        f'`tfds.builder_from_directory("{os.path.relpath(tfds_path(workdir, rows[-1]["iteration"]), workdir)}")`'
-        " (paths relative to the run directory).",
+        f'`tfds.builder_from_directory("{tfds_dir}")` (paths relative to the run directory).',
         "",
         "Fields: `id`; `input`; `output` (the gold label or answer); `origin` (seed, teacher, eda or pool); "
         "`parent_id` (the example a new one was made from); `iteration` (the iteration whose training set "

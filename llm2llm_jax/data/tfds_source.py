@@ -1,4 +1,5 @@
-"""tfds datasets by name (the `huggingface:` namespace included, read through the `datasets` package), as examples."""
+"""tfds datasets by name (the `huggingface:` namespace included, read through the `datasets` package), as
+examples."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ def load_tfds(
     except Exception as e:  # network, a missing optional dependency, ...
         raise DataError(
             f"tfds dataset {name!r} (split {split!r}) is not available here ({type(e).__name__}: "
-            f"{str(e).splitlines()[0][:200] if str(e) else ''}). If this machine is offline, prepare it on one that "
-            f"is online (tfds build / tfds.builder(...).download_and_prepare()) and copy its data_dir, or supply "
-            f"the data as a file: data.source='file', data.train_path=..., data.test_path=... (JSONL, CSV or TSV)"
+            f"{str(e).splitlines()[0][:200] if str(e) else ''}). If this machine is offline, prepare it on "
+            f"one that is online (tfds build / tfds.builder(...).download_and_prepare()) and copy its "
+            "data_dir, or supply the data as a file: data.source='file', data.train_path=..., "
+            "data.test_path=... (JSONL, CSV or TSV)"
         ) from None
     return examples_from_records(
         source, builder.info.features, f"{name}[{split}]", input_field, output_field, label_names
@@ -49,7 +51,8 @@ def load_tfds(
 
 @contextlib.contextmanager
 def _quiet_hub():
-    """The Hugging Face hub client logs a warning per retry of an unreachable host; the failure is reported once."""
+    """The Hugging Face hub client logs a warning per retry of an unreachable host; the failure is reported
+    once."""
     loggers = [logging.getLogger(n) for n in ("huggingface_hub", "datasets")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:

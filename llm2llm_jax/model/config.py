@@ -1,5 +1,5 @@
-"""LlamaConfig: the architecture numbers, the model family (model/families.py) and the runtime options, read from HF
-config.json or GGUF metadata and written back to config.json."""
+"""LlamaConfig: the architecture numbers, the model family (model/families.py) and the runtime options, read
+from HF config.json or GGUF metadata and written back to config.json."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""The model families one decoder runs (Llama, Mistral, Qwen2, Qwen3, Gemma 3): what each switches in the shared
-decoder, what its config.json leaves out, how it lays out sliding-window layers, and how its files name it.
+"""The model families one decoder runs (Llama, Mistral, Qwen2, Qwen3, Gemma 3): what each switches in the
+shared decoder, what its config.json leaves out, how it lays out sliding-window layers, and how its files name
+it.
 
-Every switch names what it changes, so the decoder (model/llama.py), the config reader (model/config.py) and the
-weight IO (model/weights.py) ask for a behaviour, never for a family.
+Every switch names what it changes, so the decoder (model/llama.py), the config reader (model/config.py) and
+the weight IO (model/weights.py) ask for a behaviour, never for a family.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def _windows_everywhere(d: dict, layers: int) -> list | None:
 
 
 def _windows_with_global_layers(every: int) -> Callable[[dict, int], list | None]:
-    """Every `every`-th layer global, the others sliding, unless config.json gives its own pattern (Gemma 3)."""
+    """Every `every`-th layer global, the others sliding, unless config.json gives its own pattern (Gemma
+    3)."""
 
     def pattern(d: dict, layers: int) -> list | None:
         n = d.get("sliding_window_pattern") or d.get("_sliding_window_pattern") or every

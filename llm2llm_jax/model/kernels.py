@@ -1,4 +1,5 @@
-"""Hardware-specific implementations behind `LlamaConfig.kernels`: the matmul, attention with and without the KV cache, and the cache's layout.
+"""Hardware-specific implementations behind `LlamaConfig.kernels`: the matmul, attention with and without the
+KV cache, and the cache's layout.
 
 Two sets with one interface (`Kernels`), so the model (`llama.py`) never asks what it runs on:
 

@@ -169,7 +169,8 @@ class Attention(nn.Module):
             q, k = RMSNorm(cfg, d, name="q_norm")(q), RMSNorm(cfg, d, name="k_norm")(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cfg.query_pre_attn_scalar is not None and cfg.query_pre_attn_scalar != d:
-            # the kernels divide the scores by sqrt(head_dim); this family divides by sqrt(query_pre_attn_scalar)
+            # the kernels divide the scores by sqrt(head_dim); this family divides by
+            # sqrt(query_pre_attn_scalar)
             q = q * jnp.asarray(math.sqrt(d / cfg.query_pre_attn_scalar), q.dtype)
 
         new_cache = None
@@ -232,7 +233,8 @@ def _remat_policy(name: str):
 
 
 class LlamaForCausalLM(nn.Module):
-    """The causal LM of every supported family. Call with input_ids [B, T]; returns (logits [B, T, V] f32, new_cache or None).
+    """The causal LM of every supported family. Call with input_ids [B, T]; returns (logits [B, T, V] f32,
+    new_cache or None).
 
     attention_mask [B, T]: 1 for real tokens, 0 for padding (left padding for generation).
     positions [B, T]: RoPE positions; default is cumsum(attention_mask) - 1, which handles left padding.
@@ -358,8 +360,8 @@ def init_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> dict:
 
 
 def repeat_cache_rows(cache: dict, copies: int, scanned: bool) -> dict:
-    """Every row of a KV cache `copies` times in a row (row r becomes rows r*copies ... r*copies + copies - 1):
-    a prompt's cache shared by several continuations of it."""
+    """Every row of a KV cache `copies` times in a row (row r becomes rows r*copies ... r*copies + copies -
+    1): a prompt's cache shared by several continuations of it."""
     rep = lambda x, axis=0: jnp.repeat(x, copies, axis=axis)  # noqa: E731
     layer_axis = 1 if scanned else 0  # a scanned cache stacks the layers in front of the batch
     kv = {

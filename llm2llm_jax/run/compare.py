@@ -50,8 +50,8 @@ def parse_list(config, key: str, cast=str) -> list:
 
 
 def plan(config) -> tuple[list[str], list[int]]:
-    """(methods in run order, seeds), checked. A seed's runs go baseline first, then the method whose parents set
-    the others' budget (LLM2LLM), then the rest in the order given."""
+    """(methods in run order, seeds), checked. A seed's runs go baseline first, then the method whose parents
+    set the others' budget (LLM2LLM), then the rest in the order given."""
     methods, seeds = parse_list(config, "methods"), parse_list(config, "seeds", int)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -77,8 +77,8 @@ def run_config(config, method: str, seed: int, max_parents: str = ""):
 
 
 def parents_used(rows: Sequence[dict]) -> str:
-    """How many seed examples LLM2LLM grew from per iteration, as augment.max_parents ('14,4,4'; 0 where it asked
-    nothing). Rows of runs made before `parents` was recorded had one teacher request per parent."""
+    """How many seed examples LLM2LLM grew from per iteration, as augment.max_parents ('14,4,4'; 0 where it
+    asked nothing). Rows of runs made before `parents` was recorded had one teacher request per parent."""
     return ",".join(str(r.get("parents", r.get("teacher_requests", 0))) for r in rows if "note" not in r)
 
 
@@ -133,7 +133,8 @@ def _clean(x):
 
 
 def summarize(found: dict, spend: dict) -> dict:
-    """The comparison's numbers: found[method][seed] = the run's metrics rows; spend[method][seed] = its ledger."""
+    """The comparison's numbers: found[method][seed] = the run's metrics rows; spend[method][seed] = its
+    ledger."""
     methods = list(found)
     iterations = max(len(rows) for by_seed in found.values() for rows in by_seed.values())
     out = {"methods": {}, "iterations": iterations}
@@ -188,8 +189,8 @@ def _p(x) -> str:
 def table(comparison: dict) -> list[str]:
     """The comparison as markdown table rows (header included)."""
     lines = [
-        "| method | seeds | final test accuracy, mean % [95% CI] | sd | vs fine-tuning, paired mean difference "
-        "[95% CI] | paired t p | Wilcoxon p | teacher requests | kept examples | teacher tokens |",
+        "| method | seeds | final test accuracy, mean % [95% CI] | sd | vs fine-tuning, paired mean "
+        "difference [95% CI] | paired t p | Wilcoxon p | teacher requests | kept examples | teacher tokens |",
         "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for m, e in comparison["methods"].items():

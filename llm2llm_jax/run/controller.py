@@ -2,17 +2,17 @@
 
     D0 = seed set                 M0 = base student
     for i in 0 .. n-1:
-        Mi = finetune(M0, Di)     # train.init: from the base weights (the paper's) or from M(i-1); reused when
-                                  # Di and the start equal an earlier iteration's
+        Mi = finetune(M0, Di)     # train.init: from the base weights (the paper's) or from M(i-1);
+                                  # reused when Di and the start equal an earlier iteration's
         evaluate Mi on the test set and on the SEED examples (augment.from_augmented: on all of Di)
         Ci = the parents the method chooses (llm2llm: the ones Mi gets wrong)
         Ai = filter(augmenter(Ci))
         D(i+1) = Di + Ai
 
 Every stage goes through `stages.run_stage` (skipped when its output exists, written atomically by process 0),
-so after `kill -9` the same command continues from the last completed stage: one path for fresh and resumed runs.
-The run directory's files are listed in run/layout.py. Stage timing, TensorBoard and progress lines attach as
-hooks (run/hooks.py); where a fine-tune starts is the init policy's (run/init_policy.py).
+so after `kill -9` the same command continues from the last completed stage: one path for fresh and resumed
+runs. The run directory's files are listed in run/layout.py. Stage timing, TensorBoard and progress lines
+attach as hooks (run/hooks.py); where a fine-tune starts is the init policy's (run/init_policy.py).
 """
 
 from __future__ import annotations
@@ -28,21 +28,18 @@ from llm2llm_jax.common import files
 from llm2llm_jax.common.console import say
 from llm2llm_jax.common.disk_faults import reporting_disk_faults
 from llm2llm_jax.common.errors import RunError
-from llm2llm_jax.common.files import read_json, read_jsonl, write_json, write_jsonl
 from llm2llm_jax.config.checks import validate
 from llm2llm_jax.data import shards
 from llm2llm_jax.data.export import write_dataset
-from llm2llm_jax.data.sources import seed_and_test_sets
 from llm2llm_jax.data.tasks import task_from_config
 from llm2llm_jax.run import metrics as report_lines
-from llm2llm_jax.run import results
+from llm2llm_jax.run import steps
 from llm2llm_jax.run.board import RunBoard
 from llm2llm_jax.run.hooks import Hook, Hooks
 from llm2llm_jax.run.init_policy import init_policy
 from llm2llm_jax.run.layout import RunDirectory
 from llm2llm_jax.run.lock import locked_run_directory
 from llm2llm_jax.run.report import read_rows, write_outputs
-from llm2llm_jax.run.stages import run_stage
 from llm2llm_jax.run.student_jobs import StudentJobs
 from llm2llm_jax.run.timing import StageTimer
 from llm2llm_jax.teacher.budget import BudgetExceeded
@@ -89,8 +86,8 @@ class Llm2llmRun:
 
     # -- the loop
     def run(self) -> list[dict]:
-        """Lock the run directory, check it belongs to this config, reach the teacher, then run every stage not
-        done yet."""
+        """Lock the run directory, check it belongs to this config, reach the teacher, then run every stage
+        not done yet."""
         with locked_run_directory(self.workdir, self.config, self._preflight, self.is_main) as lock:
             try:
                 writes = self.config.tensorboard and self.is_main and not lock.read_only
@@ -114,30 +111,22 @@ class Llm2llmRun:
         return True
 
     def _finished(self, i: int) -> bool:
-        """Iteration i has its metrics, and did not end a shorter run of this one: a finished run extended with
-        more iterations goes on to augment from its old last iteration (its fine-tune is reused)."""
+        """Iteration i has its metrics, and did not end a shorter run of this one: a finished run extended
+        with more iterations goes on to augment from its old last iteration (its fine-tune is reused)."""
         return self.dir.has_metrics(i) and not (i + 1 < self.iterations and "note" in self.dir.metrics(i))
 
     def _loop(self) -> list[dict]:
-        seed_set, test_set = self._data()
+        seed_set, test_set = steps.data(self.dir, self.config, self.task)
         test_eval = test_set[: self.config.data.test_limit] if self.config.data.test_limit else test_set
         self.hooks.add(report_lines.ProgressLines(say, len(seed_set)))
-        self.augmenter = self.method(
-            Context(self.task, self.config, seed_set, self.teachers.teacher, say, self.teachers.judge)
-        )
+        ctx = Context(self.task, self.config, seed_set, self.teachers.teacher, say, self.teachers.judge)
+        self.augmenter = self.method(ctx)
         if self.is_main and not self._done() and not files.exists(self.dir.iter_path(0)):
             self.hooks.started(self)
-        self._write_shard(0, lambda: seed_set)
+        steps.shard(self.dir, self.hooks, 0, lambda: seed_set)
         for i in range(self.iterations):
             try:
-                metrics = run_stage(
-                    f"iteration-{i}",
-                    lambda: self._finished(i),
-                    lambda: self._iteration(i, seed_set, test_set, test_eval),
-                    lambda m: write_json(self.dir.iter_path(i, "metrics.json"), m),
-                    lambda: self.dir.metrics(i),
-                    collective=True,
-                )
+                metrics = self._iteration_stage(i, seed_set, test_set, test_eval)
             except BudgetExceeded as e:
                 self.finish()
                 raise RunError(
@@ -148,12 +137,18 @@ class Llm2llmRun:
                 break
         return self.finish()
 
+    def _iteration_stage(self, i: int, seed_set, test_set, test_eval) -> dict:
+        finished = lambda: self._finished(i)  # noqa: E731
+        return steps.iteration(
+            self.dir, i, finished, lambda: self._iteration(i, seed_set, test_set, test_eval)
+        )
+
     def _iteration(self, i: int, seed_set, test_set, test_eval) -> dict:
         """Fine-tune and evaluate, choose the parents, augment, merge: iteration i, as its metrics row."""
         start = time.time()
         train_set = shards.read_iteration(self.dir.path("shards"), i)
         pool = train_set if self.config.augment.from_augmented else seed_set  # the candidate parents
-        info, pool_preds, test_preds = self._fit_and_evaluate(i, train_set, pool, test_eval)
+        info, pool_preds, test_preds = steps.fit_and_evaluate(self, i, train_set, pool, test_eval)
         by_id = {p["id"]: p for p in pool_preds}
         wrong = [ex for ex in seed_set if not by_id[ex["id"]]["correct"]]
         summary = report_lines.accuracy_summary(self.task, test_eval, test_preds)
@@ -168,126 +163,30 @@ class Llm2llmRun:
             m["stopped"] = report_lines.no_parents_reason(self.config, i, bool(pool_wrong))
             say(f"iteration {i}: {m['stopped']}; stopping early")
         else:
-            kept, stats = self._augment(i, train_set, test_set, parents, by_id)
+            kept, stats = steps.augment(
+                self.dir, i, lambda: self._augment(i, train_set, test_set, parents, by_id)
+            )
             report_lines.add_augmentation(m, kept, len(parents), stats)
             self.hooks.augmented(i, m)
-            self._write_shard(i + 1, lambda: list(train_set) + kept)  # D(i+1) = D(i) + A(i)
-            self._stop_if_nothing_kept(i, kept, m)
+            steps.shard(self.dir, self.hooks, i + 1, lambda: list(train_set) + kept)  # D(i+1) = D(i) + A(i)
+            report_lines.stop_when_nothing_kept(self.dir, self.config, kept, m)
         m["seconds"] = round(time.time() - start, 1)
         self.hooks.iteration_done(m)
         return m
 
-    # -- the stages
-    def _data(self) -> tuple[list[dict], list[dict]]:
-        seed_file, test_file = self.dir.path("data", "seed.jsonl"), self.dir.path("data", "test.jsonl")
-
-        def compute():
-            seed_set, test, dropped = seed_and_test_sets(self.config.data, self.task, self.config.seed)
-            if dropped:
-                say(f"dropped {dropped} seed examples that duplicate test examples")
-            return seed_set, test
-
-        return run_stage(
-            "data",
-            [seed_file, test_file],
-            compute,
-            lambda value: (write_jsonl(test_file, value[1]), write_jsonl(seed_file, value[0])),
-            lambda: (read_jsonl(seed_file), read_jsonl(test_file)),
-        )
-
-    def _write_shard(self, i: int, examples) -> None:
-        shard_dir = self.dir.path("shards")
-
-        def write(rows):
-            with self.hooks.stage("writes"):
-                shards.write_iteration(shard_dir, i, rows)
-
-        run_stage(f"shard-{i}", lambda: shards.is_written(shard_dir, i), examples, write, lambda: None)
-
-    def _fit_and_evaluate(self, i: int, train_set, pool, test_eval):
-        """(train info, predictions on the candidate parents `pool`, test predictions): fine-tune and evaluate,
-        or reuse the result of an earlier iteration, or of another run, that trained on the same data with the
-        same settings. The parents' predictions go to predictions_seed.jsonl."""
-
-        def compute():
-            key = results.result_key(
-                self.config, train_set, self.student.weights_id() + self.init.key_suffix(i, self.dir)
-            )
-            reused = results.reused(
-                key, self.dir, i, self.config.shared_results if self.init.shares_results else ""
-            )
-            if reused is not None:
-                return reused
-            say(
-                f"iteration {i}: fine-tuning from {self.init.describe_start(i, self.dir)} on {len(train_set)} examples"
-            )
-            params, info = self.train(i, train_set)
-            test_preds = self.evaluate(params, test_eval, f"iter {i} eval test")
-            value = dict(info, result_key=key), self.evaluate(params, pool, f"iter {i} eval seed"), test_preds
-            results.share(
-                self.config.shared_results if self.init.shares_results and self.is_main else "",
-                key,
-                value,
-                source=f"{self.workdir} iteration {i}",
-            )
-            return value
-
-        result = run_stage(
-            f"fit-{i}",
-            self.dir.fit_paths(i),
-            compute,
-            lambda value: results.write_fit(self.dir, i, value),
-            lambda: self.dir.fit_result(i),
-            collective=True,
-        )
-        if self.is_main and not self.config.train.keep_checkpoints:
-            self._prune_checkpoints(i)
-        return result
-
-    def _prune_checkpoints(self, i: int) -> None:
-        """Remove the checkpoints of iterations up to i that no later fine-tune starts from."""
-        needed = self.init.model_needed_after(i, self.dir)
-        for j in range(i + 1):
-            if j != needed:
-                files.rmtree(self.dir.iter_path(j, "checkpoints"))
-
     def _augment(self, i: int, train_set, test_set, parents, by_id) -> tuple[list[dict], dict]:
-        aug_file, stats_file = (
-            self.dir.iter_path(i, "augment.jsonl"),
-            self.dir.iter_path(i, "augment_stats.json"),
-        )
-
-        def compute():
-            before = self.teachers.flops
-            with self.hooks.stage("teacher"):
-                value = self.augmenter.augment(
-                    i, parents, by_id, make_filter(self.task, self.config, train_set, test_set)
-                )
-            self.hooks.computed("teacher", self.teachers.flops - before)
-            return value
-
-        return run_stage(
-            f"augment-{i}",
-            [aug_file, stats_file],
-            compute,
-            lambda value: (write_json(stats_file, value[1]), write_jsonl(aug_file, value[0])),
-            lambda: (read_jsonl(aug_file), read_json(stats_file)),
-        )
-
-    def _stop_if_nothing_kept(self, i: int, kept: Sequence[dict], m: dict) -> None:
-        """Stop after teacher.max_empty_rounds rounds in a row that kept nothing: more would retrain on the same
-        data and ask the same teacher the same questions."""
-        empty = report_lines.rounds_without_new_examples(self.dir, m)
-        if not kept and empty >= self.config.teacher.max_empty_rounds:
-            m["stopped"] = f"no new example kept in {empty} rounds in a row"
-            say(
-                f"iteration {i}: stopping: {m['stopped']} (teacher.max_empty_rounds); more would train on the "
-                f"same data. Use a stronger teacher (teacher.kind, teacher.model) or more examples per request "
-                f"(teacher.per_example); {self.dir.iter_path(i, 'augment_stats.json')} says what was dropped."
-            )
+        """The method's new examples from `parents`, through the iteration's filter (the teacher's time and
+        FLOPs counted)."""
+        before = self.teachers.flops
+        with self.hooks.stage("teacher"):
+            filt = make_filter(self.task, self.config, train_set, test_set)
+            value = self.augmenter.augment(i, parents, by_id, filt)
+        self.hooks.computed("teacher", self.teachers.flops - before)
+        return value
 
     def finish(self) -> list[dict]:
-        """The report and the exported dataset of the finished iterations (written by process 0); their rows."""
+        """The report and the exported dataset of the finished iterations (written by process 0); their
+        rows."""
         rows = read_rows(self.workdir)
         if self.is_main:
             write_outputs(self.workdir, rows, self.config)

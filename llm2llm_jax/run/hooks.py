@@ -12,7 +12,8 @@ class Hook:
 
     @contextlib.contextmanager
     def stage(self, kind: str) -> Iterator[None]:
-        """A block of work of one kind (run/timing.py's KINDS: load, fine-tune, evaluation, teacher, writes)."""
+        """A block of work of one kind (run/timing.py's KINDS: load, fine-tune, evaluation, teacher,
+        writes)."""
         yield
 
     def computed(self, kind: str, flops: float) -> None:

@@ -1,5 +1,6 @@
-"""Where each iteration's fine-tune starts (`train.init`): the base weights, the paper's choice, or the previous
-iteration's model, the paper's ablation. The controller asks the policy, and only the policy, about it."""
+"""Where each iteration's fine-tune starts (`train.init`): the base weights, the paper's choice, or the
+previous iteration's model, the paper's ablation. The controller asks the policy, and only the policy, about
+it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The jobs `launch/run.py` runs by `config.job`: `llm2llm` (a run of the method or a baseline, then its summary),
-`compare` (every method over every seed, then the comparison) and `smoke` (load the student, complete prompts)."""
+"""The jobs `launch/run.py` runs by `config.job`: `llm2llm` (a run of the method or a baseline, then its
+summary), `compare` (every method over every seed, then the comparison) and `smoke` (load the student,
+complete prompts)."""
 
 from __future__ import annotations
 

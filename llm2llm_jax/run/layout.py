@@ -44,7 +44,8 @@ class RunDirectory:
         return read_json(self.iter_path(i, "train.json"))
 
     def model_of(self, i: int) -> int:
-        """The iteration whose fine-tune is iteration i's model (itself, or the one whose result it reused)."""
+        """The iteration whose fine-tune is iteration i's model (itself, or the one whose result it
+        reused)."""
         return self.train_info(i).get("reused_from", i)
 
     def metrics(self, i: int) -> dict:

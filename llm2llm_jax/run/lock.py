@@ -1,4 +1,5 @@
-"""The run directory's lock, one writer at a time (a lock file naming its holder), and the guarded start of a run.
+"""The run directory's lock, one writer at a time (a lock file naming its holder), and the guarded start of a
+run.
 
 The lock is a file created exclusively (`run.lock`: host, pid, start time; on an object store, an upload with
 the precondition that no object of that name exists). A second run on the same
@@ -90,7 +91,10 @@ class WorkdirLock:
         if not holder:
             who = "another run"
         else:
-            who = f"another run (pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')})"
+            who = (
+                f"another run (pid {holder.get('pid')} on {holder.get('host')}, "
+                f"started {holder.get('started')})"
+            )
         return (
             f"{self.workdir} is in use by {who}. Wait for it to finish or stop it, or choose another "
             f"--config.workdir; if that run is gone (another machine), delete {self.path}."
@@ -107,9 +111,9 @@ class WorkdirLock:
 def locked_run_directory(
     workdir: str, config, preflight: Callable[[], None], is_main: bool
 ) -> Iterator[WorkdirLock]:
-    """Lock the run directory, check it belongs to this config, run `preflight` (on process 0), and write the config
-    snapshot when it is new or changed; the block runs with the lock held and disk faults reported as one line. A
-    start that fails before the first stage output leaves the directory as it was."""
+    """Lock the run directory, check it belongs to this config, run `preflight` (on process 0), and write the
+    config snapshot when it is new or changed; the block runs with the lock held and disk faults reported as
+    one line. A start that fails before the first stage output leaves the directory as it was."""
     created = is_main and not files.exists(workdir)
     lock = WorkdirLock(workdir)
     try:

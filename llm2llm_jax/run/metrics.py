@@ -1,5 +1,5 @@
-"""What an iteration reports: its metrics row (accuracies with Wilson intervals, per-class counts, the teacher's
-yield), the log lines that show it, and the rules that stop a run early."""
+"""What an iteration reports: its metrics row (accuracies with Wilson intervals, per-class counts, the
+teacher's yield), the log lines that show it, and the rules that stop a run early."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from llm2llm_jax.augment.base import max_parents_at
 from llm2llm_jax.augment.estimate import describe_estimate, estimate_teacher_use
+from llm2llm_jax.common.console import say
 from llm2llm_jax.data.tasks import Task
 from llm2llm_jax.run.hooks import Hook
 from llm2llm_jax.run.layout import RunDirectory
@@ -43,8 +44,8 @@ def accuracy_summary(task: Task, examples: Sequence[dict], rows: Sequence[dict])
 def evaluation_row(
     i: int, method: str, train_size: int, seed_size: int, wrong: int, summary: dict, info: dict
 ) -> dict:
-    """Iteration i's metrics once its student is evaluated: `summary` is the test set's `accuracy_summary`, `wrong`
-    the seed examples it got wrong, `info` its fine-tune's (or the reused result's)."""
+    """Iteration i's metrics once its student is evaluated: `summary` is the test set's `accuracy_summary`,
+    `wrong` the seed examples it got wrong, `info` its fine-tune's (or the reused result's)."""
     m = {
         "iteration": i,
         "method": method,
@@ -67,7 +68,8 @@ def evaluation_row(
 
 
 def add_augmentation(m: dict, kept: Sequence[dict], parents: int, stats: dict) -> None:
-    """The augmentation's counts in iteration metrics `m`: kept, parents, requests, parsed, drops and the yield."""
+    """The augmentation's counts in iteration metrics `m`: kept, parents, requests, parsed, drops and the
+    yield."""
     m.update(
         new_examples=len(kept),
         parents=parents,
@@ -101,10 +103,19 @@ def no_parents_reason(config, i: int, any_wrong: bool) -> str:
     return "no seed or kept example is wrong" if config.augment.from_augmented else "no seed example is wrong"
 
 
-def rounds_without_new_examples(run_dir: RunDirectory, m: dict) -> int:
-    """How many rounds in a row, up to iteration m['iteration'] (whose row is `m`), kept no new example."""
+def stop_when_nothing_kept(run_dir: RunDirectory, config, kept: Sequence[dict], m: dict) -> None:
+    """Stop after teacher.max_empty_rounds rounds in a row that kept nothing (m['stopped'] says so): more
+    would retrain on the same data and ask the same teacher the same questions."""
     rows = [run_dir.metrics(j) for j in range(m["iteration"])] + [m]
-    return next((n for n, r in enumerate(reversed(rows)) if r.get("new_examples")), len(rows))
+    empty = next((n for n, r in enumerate(reversed(rows)) if r.get("new_examples")), len(rows))
+    if not kept and empty >= config.teacher.max_empty_rounds:
+        m["stopped"] = f"no new example kept in {empty} rounds in a row"
+        say(
+            f"iteration {m['iteration']}: stopping: {m['stopped']} (teacher.max_empty_rounds); more would "
+            f"train on the same data. Use a stronger teacher (teacher.kind, teacher.model) or more examples "
+            f"per request (teacher.per_example); {run_dir.iter_path(m['iteration'], 'augment_stats.json')} "
+            "says what was dropped."
+        )
 
 
 class ProgressLines(Hook):

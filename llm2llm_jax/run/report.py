@@ -43,7 +43,8 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
         kept = sum(r.get("new_examples", 0) for r in rows if "asked" in r)
         lines += [
             "",
-            f"Teacher yield over the run: {kept} kept of {asked} new examples asked for ({kept / asked:.0%}).",
+            f"Teacher yield over the run: {kept} kept of {asked} new examples asked for "
+            f"({kept / asked:.0%}).",
         ]
     if rows:
         gain = rows[-1]["test_accuracy"] - rows[0]["test_accuracy"]
@@ -89,7 +90,8 @@ def _table(rows: Sequence[dict]) -> list[str]:
         yielded = f"{r['teacher_yield']:.0%}" if "teacher_yield" in r else ""
         lines.append(
             f"| {r['iteration']} | {r['train_size']} | {r['seed_accuracy']:.2%} | "
-            f"{r['test_accuracy']:.2%}{interval} | {r['seed_wrong']} | {r.get('teacher_requests', '')}{judged} | "
+            f"{r['test_accuracy']:.2%}{interval} | {r['seed_wrong']} | "
+            f"{r.get('teacher_requests', '')}{judged} | "
             f"{r.get('asked', '')} | {r.get('candidates', '')} | {r.get('new_examples', 0)} | {yielded} | "
             f"{dropped} | {note} |"
         )
@@ -97,7 +99,8 @@ def _table(rows: Sequence[dict]) -> list[str]:
 
 
 def _plot(rows: Sequence[dict], config) -> bytes:
-    """Seed and test accuracy (with the test interval) and the training set's size per iteration, as PNG bytes."""
+    """Seed and test accuracy (with the test interval) and the training set's size per iteration, as PNG
+    bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,7 +158,8 @@ def _classes(row: dict) -> list[str]:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Regenerate RUN_DIR's metrics.jsonl and report into OUT_DIR (default RUN_DIR) from its finished iterations."""
+    """Regenerate RUN_DIR's metrics.jsonl and report into OUT_DIR (default RUN_DIR) from its finished
+    iterations."""
     import ml_collections
 
     if len(argv) not in (2, 3):
@@ -173,7 +177,8 @@ def main(argv: Sequence[str]) -> int:
         write_outputs(workdir, rows, config, out_dir=out_dir)
     except OSError as e:
         print(
-            f"error: cannot write the report to {e.filename or out_dir}: {e.strerror}; give a writable OUT_DIR",
+            f"error: cannot write the report to {e.filename or out_dir}: {e.strerror}; give a writable "
+            "OUT_DIR",
             file=sys.stderr,
         )
         return 2

@@ -1,5 +1,5 @@
-"""Reusing a fine-tune + evaluation: the key of what decides its result, the earlier iteration that has it, and
-a store of results shared between runs.
+"""Reusing a fine-tune + evaluation: the key of what decides its result, the earlier iteration that has it,
+and a store of results shared between runs.
 
 An iteration whose training set, settings and base weights equal an earlier iteration's would compute
 the same model and the same predictions (training is deterministic), so the controller reuses them. The
@@ -78,8 +78,9 @@ def write_shared(shared_dir: str, key: str, value: tuple, source: str) -> None:
 
 
 def reused(key: str, run_dir, i: int, shared_dir: str = "") -> tuple[dict, list[dict], list[dict]] | None:
-    """Iteration i's result read from an earlier iteration with the same `key` (marked `reused_from`), or from the
-    shared store `shared_dir` (marked `shared_from`); None when it has to be computed. Every process agrees."""
+    """Iteration i's result read from an earlier iteration with the same `key` (marked `reused_from`), or from
+    the shared store `shared_dir` (marked `shared_from`); None when it has to be computed. Every process
+    agrees."""
     earlier = parallel.broadcast_json(earlier_with(key, run_dir.iter_path, i))
     if earlier is not None:
         say(

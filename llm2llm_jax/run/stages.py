@@ -1,4 +1,4 @@
-"""The one way a run's stage is done: agree it is missing -> compute -> process 0 writes atomically -> barrier -> read.
+"""The one way a run's stage is done: agree it is missing, compute, write atomically on process 0, read back.
 
 A stage whose output exists is skipped, so a run killed at any point continues from its last completed
 stage when the same command is run again, and a finished iteration is read back rather than replayed.

@@ -1,4 +1,5 @@
-"""The statistics a comparison reports: intervals for one accuracy and for a mean over seeds, and paired tests.
+"""The statistics a comparison reports: intervals for one accuracy and for a mean over seeds, and paired
+tests.
 
 All of them come from scipy; this module only fixes which interval and test each figure uses, and
 what a degenerate input (one seed, identical runs) gives, so every report computes them the same way.

@@ -1,5 +1,5 @@
-"""The run's student: loaded once (lazily: a finished run needs no weights), fine-tuned and evaluated per iteration
-on the run's mesh, each job timed and its FLOPs counted through the run's hooks."""
+"""The run's student: loaded once (lazily: a finished run needs no weights), fine-tuned and evaluated per
+iteration on the run's mesh, each job timed and its FLOPs counted through the run's hooks."""
 
 from __future__ import annotations
 
@@ -42,12 +42,14 @@ class StudentJobs:
         return self._model
 
     def weights_id(self) -> str:
-        """What names the base weights in a result's key: the config's model, or a digest of a handed-in one."""
+        """What names the base weights in a result's key: the config's model, or a digest of a handed-in
+        one."""
         self._weights_id = self._weights_id or fingerprint(self._model)
         return self._weights_id
 
     def prompt_format(self) -> str:
-        """'plain' or 'chat', data.prompt_format resolved against the student's tokenizer (student/prompting.py)."""
+        """'plain' or 'chat', data.prompt_format resolved against the student's tokenizer
+        (student/prompting.py)."""
         return prompting.resolve(self.config.data.prompt_format, self.model()[2])
 
     def name(self) -> str:

@@ -1,5 +1,5 @@
-"""The one-screen summary a finished run prints: accuracies per iteration, the teacher's spend, and where the time
-went beside each stage's FLOP-bound time."""
+"""The one-screen summary a finished run prints: accuracies per iteration, the teacher's spend, and where the
+time went beside each stage's FLOP-bound time."""
 
 from __future__ import annotations
 

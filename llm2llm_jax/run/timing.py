@@ -1,5 +1,5 @@
-"""Where a run's time goes: wall seconds per kind of stage, with JAX's compilation inside them counted apart, and
-the FLOPs each kind computed.
+"""Where a run's time goes: wall seconds per kind of stage, with JAX's compilation inside them counted apart,
+and the FLOPs each kind computed.
 
 JAX reports each tracing, lowering and backend compilation through `jax.monitoring`; a listener adds
 them up, so a stage's own time is its wall time less the compilation that happened inside it. `StageTimer`
@@ -45,8 +45,9 @@ def compile_seconds() -> float:
 
 
 class StageClock:
-    """Adds up wall seconds per kind (one of KINDS); the compilation inside a timed block goes to 'compile', and
-    a block timed inside another (the model loaded lazily by the first fine-tune) is taken out of the outer."""
+    """Adds up wall seconds per kind (one of KINDS); the compilation inside a timed block goes to 'compile',
+    and a block timed inside another (the model loaded lazily by the first fine-tune) is taken out of the
+    outer."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
@@ -92,8 +93,8 @@ class StageClock:
 
 
 class StageTimer(Hook):
-    """The run's stage clock as a hook: each iteration's row gets the seconds and FLOPs of its stages (and of the
-    data and first shard, before iteration 0)."""
+    """The run's stage clock as a hook: each iteration's row gets the seconds and FLOPs of its stages (and of
+    the data and first shard, before iteration 0)."""
 
     def __init__(self):
         self.clock = StageClock()

@@ -1,1 +1,2 @@
-"""The student engine: fine-tuning, batching, decoding, scoring, prediction, prompt formats and FLOP counts."""
+"""The student engine: fine-tuning, batching, decoding, scoring, prediction, prompt formats and FLOP
+counts."""

@@ -1,5 +1,5 @@
-"""Training examples as token ids and fixed-shape batches: tokenization (prompt tokens masked out of the loss),
-truncation, length bucketing and collation, and the prefix every example shares."""
+"""Training examples as token ids and fixed-shape batches: tokenization (prompt tokens masked out of the
+loss), truncation, length bucketing and collation, and the prefix every example shares."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""KV-cache decoding for left-padded batches: one jitted prefill + `lax.while_loop`, greedy or top-p sampling."""
+"""KV-cache decoding for left-padded batches: one jitted prefill + `lax.while_loop`, greedy or top-p
+sampling."""
 
 from __future__ import annotations
 

@@ -86,8 +86,8 @@ class Predictor:
         return out
 
     def batches(self, token_lists: Sequence[Sequence[int]]) -> list[list[int]]:
-        """Indices of `token_lists` in batches of up to batch_size, shortest prompts first (a stable sort, so the
-        batches are a pure function of the prompts)."""
+        """Indices of `token_lists` in batches of up to batch_size, shortest prompts first (a stable sort, so
+        the batches are a pure function of the prompts)."""
         order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
         return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
 
@@ -143,7 +143,8 @@ class Predictor:
                 pad_multiple=self.pad_multiple,
                 mesh=self.mesh,
             )
-            # The prompts' prefill, then every candidate but its first token over a copy of its prompt's cache.
+            # The prompts' prefill, then every candidate but its first token over a copy of its prompt's
+            # cache.
             width, rest = self._width(prompts, chunk), max(map(len, candidates)) - 1
             self.flops += flops.decode_flops(self.cfg, self.batch_size, width, 0) + flops.forward_flops(
                 self.cfg, self.batch_size * len(candidates), rest, rest, context_before=width

@@ -1,7 +1,8 @@
-"""How an example becomes the student's tokens: plain text (instruction, input, cue; the target after it) or the
-tokenizer's own chat template (the same text as the user turn, the target as the assistant turn).
+"""How an example becomes the student's tokens: plain text (instruction, input, cue; the target after it) or
+the tokenizer's own chat template (the same text as the user turn, the target as the assistant turn).
 
-Training, evaluation and score-mode candidates all read their ids from here, so the three agree on every token.
+Training, evaluation and score-mode candidates all read their ids from here, so the three agree on every
+token.
 """
 
 from __future__ import annotations

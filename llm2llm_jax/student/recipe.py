@@ -1,5 +1,5 @@
-"""The fine-tuning recipe: its hyperparameters (`config.train`; the paper's by default), the warmup-cosine learning
-rate and the clipped AdamW optimizer. Pure: nothing here touches a device."""
+"""The fine-tuning recipe: its hyperparameters (`config.train`; the paper's by default), the warmup-cosine
+learning rate and the clipped AdamW optimizer. Pure: nothing here touches a device."""
 
 from __future__ import annotations
 
@@ -62,9 +62,9 @@ def learning_rate_schedule(hp: TrainHParams, total_steps: int) -> optax.Schedule
 
 
 def make_optimizer(hp: TrainHParams) -> optax.GradientTransformation:
-    """Clip by global norm, then AdamW (the paper's recipe) at a unit learning rate: `train_step` multiplies its
-    updates by the step's rate from `learning_rate_schedule`, evaluated on the host. The schedule depends on
-    the fine-tune's length, and a rate passed in keeps it out of the compiled step, so that one compilation
+    """Clip by global norm, then AdamW (the paper's recipe) at a unit learning rate: `train_step` multiplies
+    its updates by the step's rate from `learning_rate_schedule`, evaluated on the host. The schedule depends
+    on the fine-tune's length, and a rate passed in keeps it out of the compiled step, so that one compilation
     serves every iteration's fine-tune (and the persistent cache serves later runs)."""
     return optax.chain(
         optax.clip_by_global_norm(hp.max_grad_norm) if hp.max_grad_norm > 0 else optax.identity(),

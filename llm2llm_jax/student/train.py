@@ -253,8 +253,8 @@ class Trainer:
         self._step_fn = _STEP_FNS[key]
 
     def place_batch(self, batch: dict) -> dict:
-        """The batch on the mesh, rows split over the data-parallel axes, the shared prefix (none when the batch
-        has no `prefix_ids`) on every device."""
+        """The batch on the mesh, rows split over the data-parallel axes, the shared prefix (none when the
+        batch has no `prefix_ids`) on every device."""
         batch = dict(batch)
         batch.setdefault("prefix_ids", np.zeros((0,), np.int32))
         divisor = parallel.batch_divisor(self.mesh)
@@ -267,7 +267,8 @@ class Trainer:
 
     # -- running
     def step(self, batch: dict) -> dict:
-        """One optimizer step at the schedule's rate for the steps taken so far (a host batch, or one placed)."""
+        """One optimizer step at the schedule's rate for the steps taken so far (a host batch, or one
+        placed)."""
         learning_rate = np.float32(self.schedule(jnp.int32(self.steps_done)))
         with jax.set_mesh(self.mesh), self._rules():
             self.state, metrics = self._step_fn(
@@ -427,7 +428,8 @@ def finetune(
     with a fresh optimizer and schedule. A checkpoint in `checkpoint_dir` from an interrupted fine-tune of
     the same data is resumed from its step. Checkpoints are written every `checkpoint_every` steps during
     training, and of the trained model only when `keep_trained` (the caller evaluates the weights in
-    memory). A disk fault while writing one is one line. on_step(step, metrics): after each step (TensorBoard).
+    memory). A disk fault while writing one is one line. on_step(step, metrics): after each step
+    (TensorBoard).
     """
     examples, trunc = tokenize_examples(task, train_set, tokenizer, hp.max_length, truncation, fmt=fmt)
     total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs

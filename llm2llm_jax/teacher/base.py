@@ -1,5 +1,5 @@
-"""The teacher's interface: its settings, a request, the errors a backend raises, and `Backend`, the shell every
-backend shares.
+"""The teacher's interface: its settings, a request, the errors a backend raises, and `Backend`, the shell
+every backend shares.
 
 Every backend gets the same shell: an on-disk cache checked before any call, a per-run budget of
 calls and tokens checked before paying, retries with exponential backoff and jitter on 429, 5xx and
@@ -32,7 +32,8 @@ class TransientError(RuntimeError):
 
 
 class SchemaRejected(RuntimeError):
-    """The server refused the request's JSON schema (structured outputs); the text form of the request is sent."""
+    """The server refused the request's JSON schema (structured outputs); the text form of the request is
+    sent."""
 
 
 @dataclasses.dataclass
@@ -108,7 +109,8 @@ class Backend:
         return self.settings.structured and self.supports_schema and not self.schema_refused
 
     def form(self, request: TeacherRequest) -> TeacherRequest:
-        """The form of `request` that is sent: with its schema while structured outputs are on, else as text."""
+        """The form of `request` that is sent: with its schema while structured outputs are on, else as
+        text."""
         return request if self.structured and request.schema is not None else request.text_only()
 
     def key(self, request: TeacherRequest) -> str:
@@ -193,8 +195,8 @@ class Backend:
         return text
 
     def complete_many(self, requests: Sequence[TeacherRequest]) -> list[str]:
-        """Answers in request order, at most `concurrency` calls in flight (a backend with a batch API sends them
-        as one batch job instead: teacher/batch.py)."""
+        """Answers in request order, at most `concurrency` calls in flight (a backend with a batch API sends
+        them as one batch job instead: teacher/batch.py)."""
         if not requests:
             return []
         with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
@@ -210,11 +212,13 @@ class Backend:
 
     def check_reachable(self) -> None:
         """A cheap request (no generation) that fails with one TeacherError line when the teacher cannot be
-        used: unreachable URL, rejected key, unknown model. Backends without a server have nothing to check."""
+        used: unreachable URL, rejected key, unknown model. Backends without a server have nothing to
+        check."""
 
     @classmethod
     def check_model(cls, name: str) -> str:
-        """What is wrong with `teacher.model` = `name` for this backend, checked before any work ('' when nothing
+        """What is wrong with `teacher.model` = `name` for this backend, checked before any work ('' when
+        nothing
         can be checked here: a server's models are checked by `check_reachable`)."""
         return ""
 

@@ -1,4 +1,5 @@
-"""What a run spends on its teacher: the ledger in the run directory (calls, tokens, dollars) and the caps on it."""
+"""What a run spends on its teacher: the ledger in the run directory (calls, tokens, dollars) and the caps on
+it."""
 
 from __future__ import annotations
 

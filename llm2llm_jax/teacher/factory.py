@@ -1,5 +1,5 @@
-"""Making a run's teacher and judge: the registry of backends by `teacher.kind`, and their construction from the
-config over the run directory's cache and spend ledger."""
+"""Making a run's teacher and judge: the registry of backends by `teacher.kind`, and their construction from
+the config over the run directory's cache and spend ledger."""
 
 from __future__ import annotations
 
@@ -98,8 +98,8 @@ class Teachers:
         return self._teacher
 
     def judge(self) -> Backend:
-        """The backend that verifies new examples: the teacher, or filters.judge_model (same kind and settings,
-        greedy), sharing the teacher's cache and ledger."""
+        """The backend that verifies new examples: the teacher, or filters.judge_model (same kind and
+        settings, greedy), sharing the teacher's cache and ledger."""
         if self._judge is None:
             teacher = self.teacher()
             if not self.config.filters.judge_model and teacher.settings.temperature == 0:
@@ -118,5 +118,6 @@ class Teachers:
 
     @property
     def flops(self) -> float:
-        """FLOPs this process's teacher has computed (a local one; none before it is built, or for a remote one)."""
+        """FLOPs this process's teacher has computed (a local one; none before it is built, or for a remote
+        one)."""
         return getattr(self._teacher, "flops", 0.0)

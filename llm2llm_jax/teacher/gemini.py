@@ -1,5 +1,5 @@
-"""The Gemini teacher through google-genai: generateContent with a response schema, countTokens, and inlined batch
-jobs."""
+"""The Gemini teacher through google-genai: generateContent with a response schema, countTokens, and inlined
+batch jobs."""
 
 from __future__ import annotations
 

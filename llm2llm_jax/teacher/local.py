@@ -1,4 +1,5 @@
-"""The local teacher: a checkpoint of a supported family sampled on this mesh with the student engine's decoding."""
+"""The local teacher: a checkpoint of a supported family sampled on this mesh with the student engine's
+decoding."""
 
 from __future__ import annotations
 
@@ -90,8 +91,8 @@ class LocalBackend(Backend):
         if isinstance(name, str) and (name in STUDENT or _model_exists(name)):
             return ""
         return (
-            f"name the student ('' or 'student'), an offline model ({', '.join(OFFLINE)}), a .gguf file or an HF "
-            f"model directory that exists"
+            f"name the student ('' or 'student'), an offline model ({', '.join(OFFLINE)}), a .gguf file or "
+            f"an HF model directory that exists"
         )
 
     @staticmethod

@@ -1,5 +1,6 @@
-"""The OpenAI-compatible teacher (OpenAI, vLLM, llama.cpp and any chat-completions server) through the openai SDK:
-chat completions with a `response_format` schema, the model list as a reachability check, and the Batch API."""
+"""The OpenAI-compatible teacher (OpenAI, vLLM, llama.cpp and any chat-completions server) through the openai
+SDK: chat completions with a `response_format` schema, the model list as a reachability check, and the Batch
+API."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ class OpenAIBackend(BatchJobs, Backend):
         if not key and "api.openai.com" in self.base_url:
             raise TeacherError(f"teacher.kind='openai' against {self.base_url} needs an API key: set {env}")
         self.settings.model = settings.model or "gpt-4o-mini"
-        # Local servers (vLLM, llama.cpp) often take no key; the SDK needs one, so a placeholder is sent there.
+        # Local servers (vLLM, llama.cpp) often take no key; the SDK needs one, so a placeholder is sent
+        # there.
         self.client = openai.OpenAI(
             api_key=key or "no-key", base_url=self.base_url, timeout=settings.timeout, max_retries=0
         )  # one retry policy for every backend: Backend.complete's

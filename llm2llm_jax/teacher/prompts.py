@@ -1,15 +1,16 @@
-"""What the teacher is asked: prompts per task and mode, the JSON schemas of structured replies, the judge's prompt.
+"""What the teacher is asked: prompts per task and mode, the JSON schemas of structured replies, the judge's
+prompt.
 
 Two ways to ask (`teacher.mode`):
   example            the rules, one worked example, then the wrong seed example with its gold output and the
                      student's answer; the teacher writes whole examples (input and output). Free-form tasks
                      (GSM8K) need it.
   label_conditioned  classification only: the failed seed example and its gold class, and a request for new
-                     inputs of that class; the class is attached by construction, so no new example can carry an
-                     invalid or a wrong label. Short and concrete, for weak teachers.
-A reply is read back by teacher/replies.py: as JSON when the teacher was given a schema (structured outputs), as a
-numbered list otherwise. What the teacher knows of a task (its description, what an input is called, what each
-class means, one worked exchange) is part of the task (data/tasks.py).
+                     inputs of that class; the class is attached by construction, so no new example can carry
+                     an invalid or a wrong label. Short and concrete, for weak teachers.
+A reply is read back by teacher/replies.py: as JSON when the teacher was given a schema (structured outputs),
+as a numbered list otherwise. What the teacher knows of a task (its description, what an input is called, what
+each class means, one worked exchange) is part of the task (data/tasks.py).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ _NUMBERED_PAIRS = """- Reply with only a numbered list, each item exactly in thi
 
 
 def resolve_mode(mode: str, task: Task) -> str:
-    """teacher.mode with 'auto' made concrete: label_conditioned for classification tasks, example otherwise."""
+    """teacher.mode with 'auto' made concrete: label_conditioned for classification tasks, example
+    otherwise."""
     if mode == "auto":
         return "label_conditioned" if task.is_classification else "example"
     return mode
@@ -184,7 +186,8 @@ def label_conditioned_messages(
 # ---------------------------------------------------------------------------- structured replies
 def reply_schema(task: Task, mode: str) -> dict:
     """The JSON schema of a structured reply: {"examples": [{"input": ...[, "output": ...]}]}, the output an
-    enum of the task's verbalizers for classification (OpenAI strict mode's subset, which Gemini also reads)."""
+    enum of the task's verbalizers for classification (OpenAI strict mode's subset, which Gemini also
+    reads)."""
     item = {"input": {"type": "string"}}
     if mode == "example":
         item["output"] = (

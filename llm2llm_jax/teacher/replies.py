@@ -1,5 +1,6 @@
-"""Reading the teacher's replies: new examples (or inputs) from a numbered list or the JSON of a structured reply,
-and the judge's verdict. Either reader accepts the other's format, since a teacher may ignore what it was asked for.
+"""Reading the teacher's replies: new examples (or inputs) from a numbered list or the JSON of a structured
+reply, and the judge's verdict. Either reader accepts the other's format, since a teacher may ignore what it
+was asked for.
 """
 
 from __future__ import annotations
@@ -100,11 +101,11 @@ _FIELD_LINE = re.compile(r"^\s*\**[A-Z][A-Za-z]*(?: [A-Za-z]+)?\**\s*:")  # "Que
 
 
 def parse_inputs(text: str, task: Task, multiline: bool = False) -> list[dict]:
-    """New inputs from a label-conditioned reply: a numbered (or bulleted) list, the JSON of `reply_schema`, or,
-    from a teacher that writes one bare line, that line. Lines before the first item (chatter) are skipped. An
-    item is its line; with `multiline` (inputs that span lines) the lines right below it continue it, unless one
-    is blank or starts a field of its own ("Question: ...", "Note: "): weak teachers follow an item with a
-    rewording or a remark. Returns dicts with `input` (and `raw_output` empty)."""
+    """New inputs from a label-conditioned reply: a numbered (or bulleted) list, the JSON of `reply_schema`,
+    or, from a teacher that writes one bare line, that line. Lines before the first item (chatter) are
+    skipped. An item is its line; with `multiline` (inputs that span lines) the lines right below it continue
+    it, unless one is blank or starts a field of its own ("Question: ...", "Note: "): weak teachers follow an
+    item with a rewording or a remark. Returns dicts with `input` (and `raw_output` empty)."""
     if not text or not text.strip():
         return []
     value = _json_value(text) if text.lstrip()[:1] in "{[`" else None

@@ -105,3 +105,16 @@ def test_scripts_are_clean_under_shellcheck():
         text=True,
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_ci_lints_then_runs_the_readmes_test_command():
+    """CI (.ci/run) runs ruff and the import contract first, then the README's quick start 2 word for word."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        ci = f.read().splitlines()
+    quick_start = next(line for line in readme.splitlines() if "python -m pytest -q -n 2 tests" in line)
+    readme_command = quick_start.split("&& ", 2)[2]  # after creating and activating the venv
+    assert ci[-1] == readme_command
+    lint = [ci.index("ruff check . && ruff format --check ."), ci.index("lint-imports")]
+    assert all(at < len(ci) - 1 for at in lint)

@@ -75,3 +75,52 @@ def test_iterations_carry_intervals_classes_and_yield_into_metrics_report_and_te
     assert scalars["run/new_examples"] == {0: 12, 1: 6, 2: 0} and scalars["teacher_drops/duplicate"][1] == 12
     assert scalars["run/teacher_yield"] == {0: 0.5, 1: 0.25}
     assert scalars["run/test_accuracy_high"][0] == pytest.approx(rows[0]["test_accuracy_high"], abs=1e-6)
+
+
+def test_a_hook_sees_each_iteration_and_its_stages(tmp_path):
+    """An observer added to a run gets every event in the method's order, and may add fields to the rows."""
+    from llm2llm_jax.run.hooks import Hook
+
+    class Recorder(Hook):
+        def __init__(self):
+            self.events = []
+
+        def stage(self, kind):
+            self.events.append(("stage", kind))
+            return super().stage(kind)
+
+        def started(self, run):
+            self.events.append(("started", run.iterations))
+
+        def evaluated(self, i, metrics):
+            self.events.append(("evaluated", i, metrics["test_accuracy"]))
+
+        def augmented(self, i, metrics):
+            self.events.append(("augmented", i, metrics["new_examples"]))
+
+        def iteration_done(self, metrics):
+            metrics["recorded"] = True
+            self.events.append(("done", metrics["iteration"]))
+
+    config = _oracle_config(tmp_path, "run")
+    run = OracleRun(config, _oracle_teacher(tmp_path / "run"))
+    recorder = Recorder()
+    run.hooks.add(recorder)
+    rows = run.run()
+    done = [e for e in recorder.events if e[0] in ("started", "evaluated", "augmented", "done")]
+    assert done == [
+        ("started", 3),
+        ("evaluated", 0, rows[0]["test_accuracy"]),
+        ("augmented", 0, rows[0]["new_examples"]),
+        ("done", 0),
+        ("evaluated", 1, rows[1]["test_accuracy"]),
+        ("augmented", 1, rows[1]["new_examples"]),
+        ("done", 1),
+        ("evaluated", 2, rows[2]["test_accuracy"]),
+        ("done", 2),
+    ]
+    assert all(r["recorded"] for r in rows) and "stage_seconds" in rows[0]
+    assert {e[1] for e in recorder.events if e[0] == "stage"} == {
+        "teacher",
+        "writes",
+    }  # the stand-in trains nothing

@@ -104,6 +104,7 @@ BAD = [
         "config.teacher.kind='pool': the real-rows diagnostic is now a method; set config.method=pool",
     ),
     ({"teacher__kind": "claude"}, "config.teacher.kind='claude': choose one of"),
+    ({"teacher__kind": "scripted"}, "config.teacher.kind='scripted': choose one of"),  # a test double
     ({"teacher__per_example": 0}, "config.teacher.per_example=0"),
     ({"teacher__max_empty_rounds": 0}, "config.teacher.max_empty_rounds=0"),
     (
@@ -168,3 +169,15 @@ def test_a_custom_task_from_the_command_line(monkeypatch):
     assert task.labels == ("greet", "bye", "thanks") and task.verbalizers == ("hello", "goodbye", "thank you")
     assert task.cue == "Intent:" and task.prompt({"input": "hi there"}).endswith("Intent:")
     assert task.parse(" goodbye") == "bye"
+
+
+def test_train_init_is_checked_by_the_run_before_any_work(tmp_path):
+    """The run's own section fields are the run package's: a bad one is refused before anything is written."""
+    from llm2llm_jax.run.controller import Llm2llmRun
+
+    config = _config(tmp_path, train__init="continue")
+    with pytest.raises(
+        ConfigError, match=r"^config.train.init='continue': choose one of \('base', 'previous'\)$"
+    ):
+        Llm2llmRun(config)
+    assert not os.path.exists(config.workdir)

@@ -40,7 +40,7 @@ class SchemaRejected(RuntimeError):
 class TeacherSettings:
     """How to reach the teacher; built from `config.teacher` (these defaults are the config's defaults)."""
 
-    kind: str = "gemini"  # gemini | openai | local (a Llama checkpoint on this mesh) | scripted (tests)
+    kind: str = "gemini"  # gemini | openai | local (a checkpoint run on this mesh): teacher/factory.py
     model: str = ""  # "" = the backend's default model
     temperature: float = 0.7
     top_p: float = 0.95

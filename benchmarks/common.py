@@ -13,7 +13,13 @@ import time
 
 import jax
 
-from llm2llm_jax.student.flops import fastest_seconds
+# Re-exported: the benchmarks count FLOPs and time the matmul peak the way the package does.
+from llm2llm_jax.student.flops import (  # noqa: F401
+    fastest_seconds,
+    matmul_params,
+    matmul_peak_flops,
+    train_flops_per_token,
+)
 
 # Architectures the speed benchmarks time (random weights: speed does not depend on them).
 MODEL_SHAPES = {

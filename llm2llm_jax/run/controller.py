@@ -32,8 +32,7 @@ from llm2llm_jax.config.checks import validate
 from llm2llm_jax.data import shards
 from llm2llm_jax.data.export import write_dataset
 from llm2llm_jax.data.tasks import task_from_config
-from llm2llm_jax.run import metrics as report_lines
-from llm2llm_jax.run import steps
+from llm2llm_jax.run import metrics, steps
 from llm2llm_jax.run.board import RunBoard
 from llm2llm_jax.run.hooks import Hook, Hooks
 from llm2llm_jax.run.init_policy import init_policy
@@ -53,7 +52,7 @@ class Llm2llmRun:
 
     model: optional (cfg, params, tokenizer) to use instead of loading config.model (tests, notebooks).
     teacher: optional backend object to use instead of building config.teacher (tests).
-    hooks: more observers of the run (run/hooks.py), after the stage timer and TensorBoard.
+    hooks: more observers of the run (run/hooks.py), each called after the stage timer.
     """
 
     def __init__(self, config, model=None, teacher=None, hooks: Sequence[Hook] = ()):
@@ -118,7 +117,7 @@ class Llm2llmRun:
     def _loop(self) -> list[dict]:
         seed_set, test_set = steps.data(self.dir, self.config, self.task)
         test_eval = test_set[: self.config.data.test_limit] if self.config.data.test_limit else test_set
-        self.hooks.add(report_lines.ProgressLines(say, len(seed_set)))
+        self.hooks.add(metrics.ProgressLines(say, len(seed_set)))
         ctx = Context(self.task, self.config, seed_set, self.teachers.teacher, say, self.teachers.judge)
         self.augmenter = self.method(ctx)
         if self.is_main and not self._done() and not files.exists(self.dir.iter_path(0)):
@@ -126,14 +125,14 @@ class Llm2llmRun:
         steps.shard(self.dir, self.hooks, 0, lambda: seed_set)
         for i in range(self.iterations):
             try:
-                metrics = self._iteration_stage(i, seed_set, test_set, test_eval)
+                row = self._iteration_stage(i, seed_set, test_set, test_eval)
             except BudgetExceeded as e:
                 self.finish()
                 raise RunError(
                     f"{e}. Everything so far is saved in {self.workdir} (answers already paid for are "
                     f"cached); rerun the same command with a larger budget to continue."
                 ) from None
-            if metrics.get("stopped"):
+            if row.get("stopped"):
                 break
         return self.finish()
 
@@ -151,8 +150,8 @@ class Llm2llmRun:
         info, pool_preds, test_preds = steps.fit_and_evaluate(self, i, train_set, pool, test_eval)
         by_id = {p["id"]: p for p in pool_preds}
         wrong = [ex for ex in seed_set if not by_id[ex["id"]]["correct"]]
-        summary = report_lines.accuracy_summary(self.task, test_eval, test_preds)
-        m = report_lines.evaluation_row(
+        summary = metrics.accuracy_summary(self.task, test_eval, test_preds)
+        m = metrics.evaluation_row(
             i, self.config.method, len(train_set), len(seed_set), len(wrong), summary, info
         )
         self.hooks.evaluated(i, m)
@@ -160,16 +159,16 @@ class Llm2llmRun:
         if i + 1 == self.iterations or not self.method.augments:
             m["note"] = "last iteration: no augmentation"
         elif not (parents := self.augmenter.parents(i, pool_wrong, pool)):
-            m["stopped"] = report_lines.no_parents_reason(self.config, i, bool(pool_wrong))
+            m["stopped"] = metrics.no_parents_reason(self.config, i, bool(pool_wrong))
             say(f"iteration {i}: {m['stopped']}; stopping early")
         else:
             kept, stats = steps.augment(
                 self.dir, i, lambda: self._augment(i, train_set, test_set, parents, by_id)
             )
-            report_lines.add_augmentation(m, kept, len(parents), stats)
+            metrics.add_augmentation(m, kept, len(parents), stats)
             self.hooks.augmented(i, m)
             steps.shard(self.dir, self.hooks, i + 1, lambda: list(train_set) + kept)  # D(i+1) = D(i) + A(i)
-            report_lines.stop_when_nothing_kept(self.dir, self.config, kept, m)
+            metrics.stop_when_nothing_kept(self.dir, self.config, kept, m)
         m["seconds"] = round(time.time() - start, 1)
         self.hooks.iteration_done(m)
         return m

@@ -1,5 +1,6 @@
-"""Per-task prompts, targets, answer parsers and scorers: the paper's five (sst2, trec, snips, gsm8k,
-casehold), two more with offline data (rotten_tomatoes, newsgroups), and custom.
+"""The tasks, each a `Task` holding all it knows: prompt, target, answer parser, scorer, labels, and what the
+teacher is told. The paper's five (sst2, trec, snips, gsm8k, casehold), two more with offline data
+(rotten_tomatoes, newsgroups), and custom.
 
 An example is a plain dict with at least `input` (the text the student sees) and `output` (the
 gold answer: a label for classification, the full worked solution ending `#### N` for gsm8k).

@@ -1,4 +1,4 @@
-"""The Flax Llama student: config, modules and weight import/export."""
+"""The model: one Flax decoder for every supported family, its kernels, LoRA, weight and tokenizer IO."""
 
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache

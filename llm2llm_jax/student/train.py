@@ -1,7 +1,8 @@
-"""Fine-tuning: token-masked loss, AdamW + warmup-cosine, accumulation, LoRA, length bucketing, orbax.
+"""Fine-tuning on the mesh: the target-token loss, gradient accumulation, LoRA, and one whole fine-tune.
 
 Numerics are pure functions (`token_loss`, `train_step`); `Trainer` is the thin shell that owns the
-mesh, the jitted step with its shardings, and the checkpoint manager.
+mesh, the jitted step with its shardings, and the orbax checkpoint manager. The recipe (hyperparameters,
+schedule, optimizer) is student/recipe.py's; the batches are student/batching.py's.
 
 A batch is a dict of int32 arrays shaped [accum_steps, micro_batch, ...]:
   input_ids, attention_mask [.., length] (1 = real token; right padding);

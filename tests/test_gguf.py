@@ -35,6 +35,20 @@ def test_smollm2_logits_match_transformers(smollm2, smollm2_torch):
     assert (out.argmax(-1) == ref.argmax(-1))[valid].all()
 
 
+def test_smollm2_gguf_import_matches_transformers(smollm2, smollm2_torch):
+    """The offline SmolLM2 is converted once to an f32 HF directory and read from there (the fixture's path,
+    checked above); this reads the GGUF itself, q/k rows unpermuted and Q4_1 dequantized, whatever the cache
+    holds."""
+    tok, path = smollm2[2], smollm2[3]
+    cfg, params = load_gguf_checkpoint(path, progress=False)
+    ids, mask = left_pad([tok(p)["input_ids"] for p in REAL_PROMPTS], tok.pad_token_id)
+    ref = torch_logits(smollm2_torch, ids.astype(np.int64), mask.astype(np.int64))
+    out = np.asarray(forward(cfg, params, jnp.asarray(ids), jnp.asarray(mask)))
+    valid = mask.astype(bool)
+    assert np.abs(out - ref)[valid].max() <= 1e-3
+    assert (out.argmax(-1) == ref.argmax(-1))[valid].all()
+
+
 def test_qk_permutation_round_trips():
     w = np.arange(6 * 8 * 5, dtype=np.float32).reshape(6 * 8, 5)
     assert np.array_equal(unpermute_qk(permute_qk(w, 6), 6), w)

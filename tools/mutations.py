@@ -502,7 +502,7 @@ MUTATIONS = [
         "gguf-qk-not-unpermuted",
         WEIGHTS,
         (("            w = unpermute_qk(w, cfg.num_key_value_heads)\n", "            pass\n"),),
-        "tests/test_gguf.py::test_smollm2_logits_match_transformers",
+        "tests/test_gguf.py::test_smollm2_gguf_import_matches_transformers",
         "llama.cpp's key permutation on GGUF load",
     ),
     # ------------------------------------------------------------------ tasks and data

@@ -98,9 +98,9 @@ def main() -> int:
         run = Llm2llmRun(config)
         seed_set, test = seed_and_test_sets(config.data, run.task, config.seed)[:2]
         test = test[: args.limit or config.data.test_limit]
-        cfg, base_params, tok = run.model()
+        cfg, base_params, tok = run.student.model()
         results = {}
-        base = Predictor(cfg, base_params, tok, config.eval.batch_size, mesh=run.mesh())
+        base = Predictor(cfg, base_params, tok, config.eval.batch_size, mesh=run.student.mesh())
         results["base_test"] = compare("base model, test set", base, run.task, test, config, args.repeats)
         if args.no_finetune:
             return finish(results, args.json)
@@ -110,7 +110,7 @@ def main() -> int:
             f"\nfine-tuned on {len(seed_set)} seed examples in {time.perf_counter() - start:.0f} s",
             flush=True,
         )
-        tuned = Predictor(cfg, params, tok, config.eval.batch_size, mesh=run.mesh())
+        tuned = Predictor(cfg, params, tok, config.eval.batch_size, mesh=run.student.mesh())
         results["finetuned_test"] = compare(
             "fine-tuned (iteration 0), test set", tuned, run.task, test, config, args.repeats
         )

@@ -8,6 +8,7 @@ setup(
     description="LLM2LLM iterative data augmentation with a Flax Llama student on a JAX device mesh",
     packages=find_packages(include=["llm2llm_jax", "llm2llm_jax.*"]),
     python_requires=">=3.10",
+    entry_points={"console_scripts": ["llm2llm-predict = llm2llm_jax.predict:main"]},
     install_requires=[
         "jax>=0.7",
         "flax>=0.10",

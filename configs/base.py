@@ -79,6 +79,11 @@ def base_config():
     c.data.split_seed = 0
     c.data.seed_count = 0
     c.data.seed_fraction = 0.01
+    # A dev split drawn from the training pool beside the seed set (never trained on): each iteration is
+    # evaluated on it, and the run keeps the iteration with the best dev accuracy. 0 and 0.0: none (the run
+    # keeps its last iteration).
+    c.data.dev_count = 0
+    c.data.dev_fraction = 0.0
     c.data.stratify = True
     c.data.max_length = 512
     c.data.truncation = "truncate_prompt"  # or drop
@@ -129,6 +134,11 @@ def base_config():
         False  # example mode: ask for, and keep only, new examples of the wrong one's class
     )
     c.teacher.max_empty_rounds = 2  # stop after this many rounds in a row that keep no new example
+
+    # What a run delivers (llm2llm_jax/run/deliver.py): the selected iteration's student in student/, an HF
+    # directory (and the PEFT adapter of a LoRA student) with a model card. dtype: of the exported weights (''
+    # is model.param_dtype); gguf: also a GGUF file for llama.cpp, of gguf_type f16, bf16 or q8_0.
+    c.export = ml_collections.ConfigDict(dict(student=True, dtype="", gguf=False, gguf_type="f16"))
 
     c.filters = ml_collections.ConfigDict()
     c.filters.rouge_threshold = 0.95

@@ -152,6 +152,27 @@ def main():
             return out
 
         ScriptedBackend._call = call
+    elif args.kill_at == "keep":  # iteration 1's weights kept, its results not yet written
+        from llm2llm_jax.student import kept
+
+        original_keep = kept.keep
+
+        def keep(directory, step, params):
+            original_keep(directory, step, params)
+            if step == 1:
+                die()
+
+        kept.keep = keep
+    elif args.kill_at == "export":  # the student's HF directory written, its adapter and card not yet
+        from llm2llm_jax.run import deliver
+
+        original_export = deliver.export_hf
+
+        def export_hf(*a, **k):
+            original_export(*a, **k)
+            die()
+
+        deliver.export_hf = export_hf
     elif args.kill_at == "shards":  # while writing iteration 2's shard
         original_gen = shards.Llm2llmShards._generate_examples
 

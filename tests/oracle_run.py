@@ -74,6 +74,7 @@ class OracleRun(loop.Llm2llmRun):
     def __init__(self, config, teacher=None):
         super().__init__(config, teacher=teacher)
         self.trained_on = []
+        self.keeper = None  # a stand-in student has no weights to keep
 
     def train(self, i, train_set):
         self.trained_on.append(sorted(ex["input"] for ex in train_set))

@@ -110,7 +110,7 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
         assert losses[train["steps"]] == pytest.approx(train["final_loss"], rel=1e-6)
 
 
-@pytest.mark.parametrize("stage", ["train", "eval", "teacher", "shards"])
+@pytest.mark.parametrize("stage", ["train", "eval", "teacher", "keep", "shards", "export"])
 @pytest.mark.slow  # runs the harness in subprocesses
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path, reference_run, stage):
     ref_dir, ref = reference_run
@@ -133,6 +133,16 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, reference_run, stage)
                 ref_dir / f"iter_{i:04d}" / name
             ).read_text()
     assert (workdir / "metrics.jsonl").read_text().count('train_final_loss": null') == 0
+    # the same student exported, file for file, and nothing left of the killed export
+    exported = sorted(
+        p.relative_to(ref_dir / "student") for p in (ref_dir / "student").rglob("*") if p.is_file()
+    )
+    assert exported and exported == sorted(
+        p.relative_to(workdir / "student") for p in (workdir / "student").rglob("*") if p.is_file()
+    )
+    for rel in exported:
+        assert (workdir / "student" / rel).read_bytes() == (ref_dir / "student" / rel).read_bytes(), rel
+    assert not [name for name in os.listdir(workdir) if name.startswith(".tmp-")]
 
 
 @pytest.mark.slow  # two harness processes

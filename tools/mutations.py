@@ -89,6 +89,9 @@ RUN_COMPARE = "llm2llm_jax/run/compare.py"
 ESTIMATE = "llm2llm_jax/augment/estimate.py"
 RECIPE = "llm2llm_jax/student/recipe.py"
 METRICS = "llm2llm_jax/run/metrics.py"
+SELECTION = "llm2llm_jax/run/selection.py"
+STEPS = "llm2llm_jax/run/steps.py"
+STUDENT_EXPORT = "llm2llm_jax/student/export.py"
 
 OPTIMIZER = f"{T_TRAIN}::test_optimizer_equals_an_explicit_optax_chain"
 SCHEDULE = f"{T_TRAIN}::test_learning_rate_warms_up_then_decays_by_cosine_to_zero"
@@ -759,8 +762,8 @@ MUTATIONS = [
         LOOP,
         (
             (
-                "            filt = make_filter(self.task, self.config, train_set, test_set)\n",
-                "            filt = make_filter(self.task, self.config, self.augmenter.ctx.seed_set, test_set)\n",
+                "            filt = make_filter(self.task, self.config, train_set, self.data.test, self.data.dev)\n",
+                "            filt = make_filter(self.task, self.config, self.data.seed, self.data.test, self.data.dev)\n",
             ),
         ),
         CONTROLLER,
@@ -1136,8 +1139,8 @@ MUTATIONS = [
         LOOP,
         (
             (
-                "        pool = train_set if self.config.augment.from_augmented else seed_set  # the candidate parents\n",
-                "        pool = seed_set  # the candidate parents\n",
+                "        pool = train_set if self.config.augment.from_augmented else data.seed  # the candidate parents\n",
+                "        pool = data.seed  # the candidate parents\n",
             ),
         ),
         "tests/test_ablations.py::test_from_augmented_lets_kept_examples_be_parents",
@@ -1577,5 +1580,73 @@ MUTATIONS = [
         (("        return model in STUDENT or model == student_name\n", "        return True\n"),),
         f"{T_MODES}::test_a_local_teacher_other_than_the_student_is_loaded_for_itself",
         "teacher.model naming another model gets that model",
+    ),
+    # ------------------------------------------------------------------ the delivered student
+    m(
+        "selection-reads-the-test-set",
+        SELECTION,
+        (
+            (
+                '    scored = [(r["dev_accuracy"], r["iteration"]) for r in rows if "dev_accuracy" in r]\n',
+                '    scored = [(r["test_accuracy"], r["iteration"]) for r in rows if "dev_accuracy" in r]\n',
+            ),
+        ),
+        "tests/test_student.py::test_the_selected_iteration_is_the_best_on_dev_never_on_test",
+        "the test set never chooses the delivered student",
+    ),
+    m(
+        "a-tie-replaces-the-kept-student",
+        SELECTION,
+        (
+            (
+                '    return all(accuracy > r.get("dev_accuracy", -1.0) for r in earlier)\n',
+                '    return all(accuracy >= r.get("dev_accuracy", -1.0) for r in earlier)\n',
+            ),
+        ),
+        "tests/test_student.py::test_the_selected_iteration_is_the_best_on_dev_never_on_test",
+        "ties keep the earlier iteration's student",
+    ),
+    m(
+        "dev-split-not-leakage-checked",
+        SOURCES,
+        (('    pool = [ex for ex in rest if not checker.check(ex["input"])]\n', "    pool = rest\n"),),
+        "tests/test_student.py::test_the_dev_split_is_stratified_and_shares_nothing_with_the_seed_or_test_sets",
+        "no dev example duplicates a test or seed example",
+    ),
+    m(
+        "dev-evaluated-on-the-test-set",
+        STEPS,
+        (
+            (
+                '    dev_preds = run.evaluate(params, dev, f"iter {i} eval dev") if run.dir.has_dev else None\n',
+                '    dev_preds = run.evaluate(params, test_eval, f"iter {i} eval dev") if run.dir.has_dev else None\n',
+            ),
+        ),
+        "tests/test_student.py::test_the_run_exports_the_selected_student_and_transformers_predicts_as_we_do",
+        "each iteration evaluated on the dev split",
+    ),
+    m(
+        "export-keeps-adapters-unmerged",
+        STUDENT_EXPORT,
+        (
+            (
+                "    merged, merged_cfg = merge_lora(params, cfg)\n",
+                "    merged, merged_cfg = params, cfg.replace(lora_rank=0)\n",
+            ),
+        ),
+        "tests/test_student.py::test_a_lora_students_adapter_on_its_base_equals_the_merged_export",
+        "the exported model carries its trained adapters",
+    ),
+    m(
+        "peft-adapters-not-transposed",
+        STUDENT_EXPORT,
+        (
+            (
+                '                yield f"{prefix}.lora_A.weight", np.ascontiguousarray(a.T.astype(np_dtype))\n',
+                '                yield f"{prefix}.lora_A.weight", np.ascontiguousarray(a.astype(np_dtype))\n',
+            ),
+        ),
+        "tests/test_student.py::test_a_lora_students_adapter_on_its_base_equals_the_merged_export",
+        "PEFT's [rank, in] layout of lora_A",
     ),
 ]

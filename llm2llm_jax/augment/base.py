@@ -21,7 +21,8 @@ PARENTS = ("wrong", "all")  # augment.parents
 
 @dataclasses.dataclass
 class Context:
-    """What a strategy may use: the task, the config, the seed set and (lazily) the teacher backend."""
+    """What a strategy may use: the task, the config, the seed set, (lazily) the teacher backend, and the dev
+    split, which no new example may copy."""
 
     task: Task
     config: object
@@ -29,6 +30,7 @@ class Context:
     teacher: Callable[[], object]
     say: Callable[[str], None] = print
     judge: Callable[[], object] = None  # the backend that verifies new examples (filters.verify='judge')
+    dev_set: Sequence[dict] = ()
 
 
 class Augmenter:
@@ -103,13 +105,15 @@ def max_parents_at(config, i: int):
     return caps[i] if i < len(caps) else 0
 
 
-def make_filter(task: Task, config, train_set: Sequence[dict], test_set: Sequence[dict]):
+def make_filter(task: Task, config, train_set: Sequence[dict], test_set: Sequence[dict], dev_set=()):
     """The filter for one iteration's candidates, built from what that iteration trained on (the seed set and
-    every example kept before), the prompt's worked example (weak teachers copy it) and the test set."""
+    every example kept before), the prompt's worked example (weak teachers copy it), the test set and the dev
+    split (neither may leak into training)."""
     return AugmentationFilter(
         task,
         [ex["input"] for ex in train_set] + worked_example_inputs(task),
         [ex["input"] for ex in test_set],
         rouge_threshold=config.filters.rouge_threshold,
         same_label=config.teacher.same_label,
+        dev_inputs=[ex["input"] for ex in dev_set],
     )

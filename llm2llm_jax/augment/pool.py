@@ -24,7 +24,9 @@ class Pool(Augmenter):
     def candidates(self, i, chosen, predictions):
         if self._rows is None:
             train, _ = load_source(self.ctx.config.data, self.ctx.task)
-            seed_inputs = {ex["input"] for ex in self.ctx.seed_set}
+            seed_inputs = {
+                ex["input"] for ex in (*self.ctx.seed_set, *self.ctx.dev_set)
+            }  # never the dev split
             self._rows = {}
             for row in train:
                 if row["input"] not in seed_inputs:

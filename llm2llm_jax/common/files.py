@@ -74,6 +74,18 @@ def remove_empty_dir(path: str) -> None:
         os.rmdir(path)
 
 
+def size(path: str) -> int:
+    """Bytes of a file, or of every file under a directory (0 when it does not exist)."""
+    if is_remote(path):
+        p = _remote(path)
+        if not p.exists():
+            return 0
+        return sum(f.stat().length for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().length
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(r, n)) for r, _, ns in os.walk(path) for n in ns)
+
+
 def read_bytes(path: str) -> bytes:
     if is_remote(path):
         return _remote(path).read_bytes()  # FileNotFoundError when missing, as locally

@@ -61,6 +61,7 @@ def validate(config, devices: Sequence, model_given: bool = False, teacher_given
     _check_train(config, mesh)
     _check_augment(config)
     _check_eval(config, task)
+    _check_export(config)
     if METHODS[config.method].augments and config.iterations > 1:
         _check_teacher(config, task, type(teacher_given) if teacher_given is not None else None)
         _check_filters(config)
@@ -127,6 +128,13 @@ def _check_data(config) -> None:
             lambda v: 0 < v <= 1,
             "use a fraction in (0, 1], or set data.seed_count",
         )
+    require(
+        config,
+        "data.dev_count",
+        lambda v: isinstance(v, int) and v >= 0,
+        "use 0 (then data.dev_fraction applies; 0.0 for no dev split) or a positive count",
+    )
+    require(config, "data.dev_fraction", lambda v: 0 <= v < 1, "use a fraction in [0, 1) (0.0: no dev split)")
     require(config, "data.max_length", _positive, "use the longest prompt + answer in tokens (e.g. 512)")
     require(
         config, "data.truncation", lambda v: v in TRUNCATION_POLICIES, f"choose one of {TRUNCATION_POLICIES}"
@@ -242,3 +250,14 @@ def _check_filters(config) -> None:
         lambda v: isinstance(v, str),
         "name the judge's model ('' = the teacher's), of the same teacher.kind",
     )
+
+
+EXPORT_DTYPES = ("", "float32", "bfloat16", "float16")
+GGUF_TYPES = ("f16", "bf16", "q8_0")
+
+
+def _check_export(config) -> None:
+    for key in ("export.student", "export.gguf"):
+        require(config, key, lambda v: isinstance(v, bool), "use True or False")
+    require(config, "export.dtype", lambda v: v in EXPORT_DTYPES, f"choose one of {EXPORT_DTYPES}")
+    require(config, "export.gguf_type", lambda v: v in GGUF_TYPES, f"choose one of {GGUF_TYPES}")

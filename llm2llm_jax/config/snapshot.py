@@ -35,6 +35,7 @@ RESUMABLE_FIELDS = (
     "compare",
     "shared_results",
     "tensorboard",
+    "export",
 )
 # Fields added after runs were made: an older run's snapshot lacks them, and it ran as if they had these
 # values, so a config that sets them so is the same run.
@@ -49,7 +50,12 @@ ADDED_FIELDS = {
     "train.share_prefix": False,
     "train.prefix_multiple": None,
     "data.prompt_format": "plain",
+    "data.dev_count": 0,
+    "data.dev_fraction": 0.0,
 }
+# Result fields added since results were first reused: at these values a result's key is what it was before
+# they existed, so runs and shared results made earlier are still found.
+KEY_NEUTRAL = {"data.dev_count": 0, "data.dev_fraction": 0.0}
 # Fields (sections or single fields) that decide what a fine-tune + evaluation computes (the key under which
 # its result is reused); from_augmented decides which examples besides the seed set are evaluated.
 RESULT_FIELDS = (
@@ -87,7 +93,9 @@ def result_fields(config) -> dict:
     return {
         k: v
         for k, v in sorted(flat.items())
-        if any(k == f or k.startswith(f + ".") for f in RESULT_FIELDS) and k not in RESULT_IGNORES
+        if any(k == f or k.startswith(f + ".") for f in RESULT_FIELDS)
+        and k not in RESULT_IGNORES
+        and not (k in KEY_NEUTRAL and v == KEY_NEUTRAL[k])
     }
 
 

@@ -1,13 +1,15 @@
-"""A run's data (`config.data`): the train pool and test set from the configured source, and the seed set
-drawn from the pool. `SOURCES` maps each `data.source` name to its loader."""
+"""A run's data (`config.data`): the train pool and test set from the configured source, and the seed set and
+the dev split drawn from the pool. `SOURCES` maps each `data.source` name to its loader."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
+from llm2llm_jax.common.seeds import stable_seed
 from llm2llm_jax.data import offline
 from llm2llm_jax.data.leakage import LeakageChecker
-from llm2llm_jax.data.sampling import sample_seed, shuffled, stratified_split
+from llm2llm_jax.data.sampling import sample_seed, shuffled, stratified_sample, stratified_split
 from llm2llm_jax.data.tables import DataError, check_labels, read_table
 from llm2llm_jax.data.tasks import Task
 from llm2llm_jax.data.tfds_source import load_tfds
@@ -78,10 +80,29 @@ def load_source(d, task: Task) -> Split:
     return SOURCES[d.source](d, task)
 
 
-def seed_and_test_sets(d, task: Task, seed: int) -> tuple[list[dict], list[dict], int]:
-    """(seed set, test set, seed examples dropped as duplicates of test examples) for a `config.data` section.
+@dataclasses.dataclass
+class RunData:
+    """A run's examples: the seed set, the dev split (empty without one) and the test set, with how many
+    examples the leakage checks kept out of the first two."""
 
-    Every seed example gets an id (`seed-N` when the source has none); line numbers are dropped.
+    seed: list[dict]
+    dev: list[dict]
+    test: list[dict]
+    seed_leaks: int = 0  # seed examples dropped as duplicates of test examples
+    dev_leaks: int = 0  # pool rows kept out of the dev draw as duplicates of test or seed examples
+
+
+def has_dev(d) -> bool:
+    """The `config.data` section asks for a dev split."""
+    return bool(d.dev_count) or bool(d.dev_fraction)
+
+
+def run_data(d, task: Task, seed: int) -> RunData:
+    """The seed set, the dev split and the test set for a `config.data` section.
+
+    The seed set is drawn as it always was (so runs with and without a dev split share their seed sets); the
+    dev split is drawn from the rest of the pool after removing the rows that duplicate a test or a seed
+    example, stratified by label for classification. Every example gets an id; line numbers are dropped.
     """
     train, test = load_source(d, task)
     seed_set = sample_seed(
@@ -92,4 +113,32 @@ def seed_and_test_sets(d, task: Task, seed: int) -> tuple[list[dict], list[dict]
         ex["id"] = ex.get("id") or f"seed-{i}"
         ex.pop("source_line", None)
     test = [{k: v for k, v in ex.items() if k != "source_line"} for ex in test]
-    return seed_set, test, leak["exact"] + leak["ngram"]
+    dev, dev_leaks = _dev_split(d, task, train, seed_set, test, seed) if has_dev(d) else ([], 0)
+    return RunData(seed_set, dev, test, leak["exact"] + leak["ngram"], dev_leaks)
+
+
+def _dev_split(d, task: Task, train, seed_set, test, seed: int) -> tuple[list[dict], int]:
+    seed_inputs = {ex["input"] for ex in seed_set}
+    checker = LeakageChecker([ex["input"] for ex in test] + [ex["input"] for ex in seed_set])
+    rest = [ex for ex in train if ex["input"] not in seed_inputs]
+    pool = [ex for ex in rest if not checker.check(ex["input"])]
+    count = d.dev_count or int(round(d.dev_fraction * len(pool)))
+    if not 0 < count <= len(pool):
+        raise DataError(
+            f"config.data.dev_count={d.dev_count}, dev_fraction={d.dev_fraction}: a dev split of {count} "
+            f"examples, but the training pool has {len(pool)} left beside the seed set; ask for fewer"
+        )
+    key = "output" if d.stratify and task.is_classification else None
+    dev = []
+    for n, i in enumerate(stratified_sample(pool, count, stable_seed(seed, "dev"), key=key)):
+        ex = {k: v for k, v in pool[i].items() if k != "source_line"}
+        ex["id"] = ex.get("id") or f"dev-{n}"
+        dev.append(ex)
+    return dev, len(rest) - len(pool)
+
+
+def seed_and_test_sets(d, task: Task, seed: int) -> tuple[list[dict], list[dict], int]:
+    """(seed set, test set, seed examples dropped as duplicates of test examples): `run_data` without the dev
+    split."""
+    data = run_data(d, task, seed)
+    return data.seed, data.test, data.seed_leaks

@@ -19,6 +19,11 @@ from llm2llm_jax.model.weights import (
 
 SOURCES = ("smollm2", "gemma3_270m", "hf", "gguf")
 OFFLINE = {"smollm2": "SmolLM2-135M-Instruct", "gemma3_270m": "Gemma 3 270M"}  # need no path
+# The offline models' names on the Hugging Face hub and their licenses (for a trained student's model card).
+OFFLINE_ORIGINS = {
+    "smollm2": ("HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0"),
+    "gemma3_270m": ("google/gemma-3-270m", "gemma"),
+}
 
 
 def source_of(name: str) -> tuple[str, str]:

@@ -58,7 +58,13 @@ class RunBoard(Hook):
         ):
             if metrics.get(k) is not None:
                 w.add_scalar(f"run/{k}", metrics[k], i)
-        for k in ("test_accuracy_low", "test_accuracy_high"):
+        for k in (
+            "test_accuracy_low",
+            "test_accuracy_high",
+            "dev_accuracy",
+            "dev_accuracy_low",
+            "dev_accuracy_high",
+        ):
             if k in metrics:
                 w.add_scalar(f"run/{k}", metrics[k], i)
         for reason, n in metrics.get("drops", {}).items():

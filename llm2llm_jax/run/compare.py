@@ -73,6 +73,7 @@ def run_config(config, method: str, seed: int, max_parents: str = ""):
     c.workdir = run_dir(experiment, method, seed)
     c.shared_results = os.path.join(experiment, "results")
     c.augment.max_parents = max_parents
+    c.export.student = False  # a comparison's runs are evidence: no student is kept or exported
     return c
 
 

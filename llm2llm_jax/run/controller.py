@@ -31,11 +31,14 @@ from llm2llm_jax.common.errors import RunError
 from llm2llm_jax.config.checks import validate
 from llm2llm_jax.data import shards
 from llm2llm_jax.data.export import write_dataset
+from llm2llm_jax.data.sources import has_dev
 from llm2llm_jax.data.tasks import task_from_config
 from llm2llm_jax.run import metrics, steps
 from llm2llm_jax.run.board import RunBoard
+from llm2llm_jax.run.deliver import deliver
 from llm2llm_jax.run.hooks import Hook, Hooks
 from llm2llm_jax.run.init_policy import init_policy
+from llm2llm_jax.run.keeper import StudentKeeper
 from llm2llm_jax.run.layout import RunDirectory
 from llm2llm_jax.run.lock import locked_run_directory
 from llm2llm_jax.run.report import read_rows, write_outputs
@@ -58,7 +61,7 @@ class Llm2llmRun:
     def __init__(self, config, model=None, teacher=None, hooks: Sequence[Hook] = ()):
         validate(config, jax.devices(), model_given=model is not None, teacher_given=teacher)
         self.init = init_policy(config)
-        self.config, self.dir = config, RunDirectory(config.workdir)
+        self.config, self.dir = config, RunDirectory(config.workdir, dev=has_dev(config.data))
         self.workdir = self.dir.root
         self.task = task_from_config(config)
         self.is_main = jax.process_index() == 0
@@ -71,6 +74,7 @@ class Llm2llmRun:
         self.teachers = Teachers(
             config, self.workdir, self.student.model, self.student.name(), say, given=teacher
         )
+        self.keeper = StudentKeeper(self.dir) if config.export.student else None
         self.augmenter = None  # made once the seed set exists
 
     # -- the student's two jobs
@@ -115,17 +119,21 @@ class Llm2llmRun:
         return self.dir.has_metrics(i) and not (i + 1 < self.iterations and "note" in self.dir.metrics(i))
 
     def _loop(self) -> list[dict]:
-        seed_set, test_set = steps.data(self.dir, self.config, self.task)
-        test_eval = test_set[: self.config.data.test_limit] if self.config.data.test_limit else test_set
-        self.hooks.add(metrics.ProgressLines(say, len(seed_set)))
-        ctx = Context(self.task, self.config, seed_set, self.teachers.teacher, say, self.teachers.judge)
-        self.augmenter = self.method(ctx)
+        self.data = data = steps.data(self.dir, self.config, self.task)
+        limit = self.config.data.test_limit
+        self.test_eval = data.test[:limit] if limit else data.test
+        self.hooks.add(metrics.ProgressLines(say, len(data.seed)))
+        self.augmenter = self.method(
+            Context(
+                self.task, self.config, data.seed, self.teachers.teacher, say, self.teachers.judge, data.dev
+            )
+        )
         if self.is_main and not self._done() and not files.exists(self.dir.iter_path(0)):
             self.hooks.started(self)
-        steps.shard(self.dir, self.hooks, 0, lambda: seed_set)
+        steps.shard(self.dir, self.hooks, 0, lambda: data.seed)
         for i in range(self.iterations):
             try:
-                row = self._iteration_stage(i, seed_set, test_set, test_eval)
+                row = self._iteration_stage(i)
             except BudgetExceeded as e:
                 self.finish()
                 raise RunError(
@@ -136,23 +144,20 @@ class Llm2llmRun:
                 break
         return self.finish()
 
-    def _iteration_stage(self, i: int, seed_set, test_set, test_eval) -> dict:
+    def _iteration_stage(self, i: int) -> dict:
         finished = lambda: self._finished(i)  # noqa: E731
-        return steps.iteration(
-            self.dir, i, finished, lambda: self._iteration(i, seed_set, test_set, test_eval)
-        )
+        return steps.iteration(self.dir, i, finished, lambda: self._iteration(i))
 
-    def _iteration(self, i: int, seed_set, test_set, test_eval) -> dict:
+    def _iteration(self, i: int) -> dict:
         """Fine-tune and evaluate, choose the parents, augment, merge: iteration i, as its metrics row."""
-        start = time.time()
+        start, data = time.time(), self.data
         train_set = shards.read_iteration(self.dir.path("shards"), i)
-        pool = train_set if self.config.augment.from_augmented else seed_set  # the candidate parents
-        info, pool_preds, test_preds = steps.fit_and_evaluate(self, i, train_set, pool, test_eval)
-        by_id = {p["id"]: p for p in pool_preds}
-        wrong = [ex for ex in seed_set if not by_id[ex["id"]]["correct"]]
-        summary = metrics.accuracy_summary(self.task, test_eval, test_preds)
+        pool = train_set if self.config.augment.from_augmented else data.seed  # the candidate parents
+        fit = steps.fit_and_evaluate(self, i, train_set, pool, self.test_eval, data.dev)
+        by_id = {p["id"]: p for p in fit.parents}
+        wrong = [ex for ex in data.seed if not by_id[ex["id"]]["correct"]]
         m = metrics.evaluation_row(
-            i, self.config.method, len(train_set), len(seed_set), len(wrong), summary, info
+            i, self.config.method, train_set, data, wrong, self.task, self.test_eval, fit
         )
         self.hooks.evaluated(i, m)
         pool_wrong = [ex for ex in pool if not by_id[ex["id"]]["correct"]]
@@ -162,9 +167,8 @@ class Llm2llmRun:
             m["stopped"] = metrics.no_parents_reason(self.config, i, bool(pool_wrong))
             say(f"iteration {i}: {m['stopped']}; stopping early")
         else:
-            kept, stats = steps.augment(
-                self.dir, i, lambda: self._augment(i, train_set, test_set, parents, by_id)
-            )
+            make = lambda: self._augment(i, train_set, parents, by_id)  # noqa: E731
+            kept, stats = steps.augment(self.dir, i, make)
             metrics.add_augmentation(m, kept, len(parents), stats)
             self.hooks.augmented(i, m)
             steps.shard(self.dir, self.hooks, i + 1, lambda: list(train_set) + kept)  # D(i+1) = D(i) + A(i)
@@ -173,19 +177,19 @@ class Llm2llmRun:
         self.hooks.iteration_done(m)
         return m
 
-    def _augment(self, i: int, train_set, test_set, parents, by_id) -> tuple[list[dict], dict]:
+    def _augment(self, i: int, train_set, parents, by_id) -> tuple[list[dict], dict]:
         """The method's new examples from `parents`, through the iteration's filter (the teacher's time and
         FLOPs counted)."""
         before = self.teachers.flops
         with self.hooks.stage("teacher"):
-            filt = make_filter(self.task, self.config, train_set, test_set)
+            filt = make_filter(self.task, self.config, train_set, self.data.test, self.data.dev)
             value = self.augmenter.augment(i, parents, by_id, filt)
         self.hooks.computed("teacher", self.teachers.flops - before)
         return value
 
     def finish(self) -> list[dict]:
-        """The report and the exported dataset of the finished iterations (written by process 0); their
-        rows."""
+        """The report and the exported dataset of the finished iterations (written by process 0), and the
+        selected student's export; their rows."""
         rows = read_rows(self.workdir)
         if self.is_main:
             write_outputs(self.workdir, rows, self.config)
@@ -197,6 +201,7 @@ class Llm2llmRun:
                     resolve_mode(self.config.teacher.mode, self.task),
                     applied_filters(self.task, self.config),
                 )
+        deliver(self, rows)
         return rows
 
 

@@ -17,14 +17,16 @@ from __future__ import annotations
 import os
 
 from llm2llm_jax.common import files
-from llm2llm_jax.common.files import read_json, read_jsonl
-
-FIT_FILES = ("train.json", "predictions_seed.jsonl", "predictions_test.jsonl")  # one fine-tune + evaluation
+from llm2llm_jax.common.files import read_json
+from llm2llm_jax.run.results import Fit, fit_names, read_fit, write_fit
 
 
 class RunDirectory:
-    def __init__(self, workdir: str):
+    """dev: the run has a dev split (data/dev.jsonl, iter_XXXX/predictions_dev.jsonl)."""
+
+    def __init__(self, workdir: str, dev: bool = False):
         self.root = files.absolute(workdir)
+        self.has_dev = dev
 
     def path(self, *parts) -> str:
         return os.path.join(self.root, *parts)
@@ -33,12 +35,14 @@ class RunDirectory:
         return self.path(f"iter_{i:04d}", *parts)
 
     def fit_paths(self, i: int) -> list[str]:
-        return [self.iter_path(i, name) for name in FIT_FILES]
+        return [self.iter_path(i, name) for name in fit_names(self.has_dev)]
 
-    def fit_result(self, i: int) -> tuple[dict, list[dict], list[dict]]:
-        """(train info, predictions on the candidate parents, test predictions) of iteration i's fine-tune."""
-        info, parents, test = self.fit_paths(i)
-        return read_json(info), read_jsonl(parents), read_jsonl(test)
+    def fit_result(self, i: int) -> Fit:
+        """Iteration i's fine-tune + evaluation, read back."""
+        return read_fit(lambda name: self.iter_path(i, name), self.has_dev)
+
+    def write_fit(self, i: int, fit: Fit) -> None:
+        write_fit(lambda name: self.iter_path(i, name), fit)
 
     def train_info(self, i: int) -> dict:
         return read_json(self.iter_path(i, "train.json"))

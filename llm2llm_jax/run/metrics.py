@@ -14,7 +14,9 @@ from llm2llm_jax.run.layout import RunDirectory
 from llm2llm_jax.run.stats import wilson_interval
 
 
-def accuracy_summary(task: Task, examples: Sequence[dict], rows: Sequence[dict]) -> dict:
+def accuracy_summary(
+    task: Task, examples: Sequence[dict], rows: Sequence[dict], per_class: bool = True
+) -> dict:
     """Counts behind an accuracy: correct of total with its 95% Wilson interval and, for classification, the
     accuracy per gold class and the confusion matrix ({gold: {predicted: count}}, 'none' for an answer that
     did not parse)."""
@@ -26,7 +28,7 @@ def accuracy_summary(task: Task, examples: Sequence[dict], rows: Sequence[dict])
         "accuracy_low": round(low, 6),
         "accuracy_high": round(high, 6),
     }
-    if task.is_classification:
+    if task.is_classification and per_class:
         gold = {ex["id"]: ex["output"] for ex in examples}
         confusion: dict = {label: {} for label in task.labels}
         for r in rows:
@@ -41,29 +43,35 @@ def accuracy_summary(task: Task, examples: Sequence[dict], rows: Sequence[dict])
     return out
 
 
-def evaluation_row(
-    i: int, method: str, train_size: int, seed_size: int, wrong: int, summary: dict, info: dict
-) -> dict:
-    """Iteration i's metrics once its student is evaluated: `summary` is the test set's `accuracy_summary`,
-    `wrong` the seed examples it got wrong, `info` its fine-tune's (or the reused result's)."""
+def evaluation_row(i: int, method: str, train_set, data, wrong, task: Task, test_eval, fit) -> dict:
+    """Iteration i's metrics once its student is evaluated: sizes, the seed accuracy (`wrong`: the seed
+    examples it got wrong), the test accuracy with its Wilson interval, per class and the confusion matrix,
+    the dev accuracy with its interval (with a dev split), and where its result came from."""
+    summary = accuracy_summary(task, test_eval, fit.test)
     m = {
         "iteration": i,
         "method": method,
-        "train_size": train_size,
-        "seed_accuracy": 1 - wrong / seed_size,
+        "train_size": len(train_set),
+        "seed_accuracy": 1 - len(wrong) / len(data.seed),
         "test_accuracy": summary["correct"] / max(1, summary["count"]),
         "test_accuracy_low": summary["accuracy_low"],
         "test_accuracy_high": summary["accuracy_high"],
         "test_count": summary["count"],
-        "seed_wrong": wrong,
-        "train_final_loss": info.get("final_loss"),
-        "new_examples": 0,
     }
+    if fit.dev is not None:
+        dev = accuracy_summary(task, data.dev, fit.dev, per_class=False)
+        m.update(
+            dev_accuracy=dev["correct"] / max(1, dev["count"]),
+            dev_accuracy_low=dev["accuracy_low"],
+            dev_accuracy_high=dev["accuracy_high"],
+            dev_count=dev["count"],
+        )
+    m.update(seed_wrong=len(wrong), train_final_loss=fit.info.get("final_loss"), new_examples=0)
     if "per_class" in summary:
         m["test_per_class"], m["test_confusion"] = summary["per_class"], summary["confusion"]
     for field in ("reused_from", "shared_from"):
-        if field in info:
-            m[field] = info[field]
+        if field in fit.info:
+            m[field] = fit.info[field]
     return m
 
 
@@ -130,9 +138,11 @@ class ProgressLines(Hook):
             self.say(describe_estimate(estimate, self.seed_size))
 
     def evaluated(self, i: int, m: dict) -> None:
+        dev = f", dev accuracy {m['dev_accuracy']:.2%}" if "dev_accuracy" in m else ""
         self.say(
-            f"iteration {i}: test accuracy {m['test_accuracy']:.2%}, seed accuracy {m['seed_accuracy']:.2%} "
-            f"({m['seed_wrong']} of {self.seed_size} seed examples wrong), train set {m['train_size']}"
+            f"iteration {i}: test accuracy {m['test_accuracy']:.2%}{dev}, seed accuracy "
+            f"{m['seed_accuracy']:.2%} ({m['seed_wrong']} of {self.seed_size} seed examples wrong), train "
+            f"set {m['train_size']}"
         )
 
     def augmented(self, i: int, m: dict) -> None:

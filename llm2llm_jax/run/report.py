@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from llm2llm_jax.common import files
 from llm2llm_jax.common.files import write_if_changed
+from llm2llm_jax.run.selection import select
 from llm2llm_jax.teacher.budget import describe_spend, read_spend
 
 
@@ -56,6 +57,8 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
             "(`python launch/compare.py` measures that).",
         ]
         lines += _classes(rows[-1])
+        selected, why = select(rows)
+        lines += ["", f"Selected student: iteration {selected}, {why}; the test set chose nothing."]
     if spend:
         lines += ["", f"Teacher spend over the whole run: {describe_spend(spend)}."]
     write_if_changed(os.path.join(workdir, "report.md"), ("\n".join(lines) + "\n").encode("utf-8"))
@@ -64,10 +67,14 @@ def write_report(workdir: str, rows: Sequence[dict], config, spend: dict | None 
 
 def _table(rows: Sequence[dict]) -> list[str]:
     """One line per iteration: sizes, accuracies with the test interval, the teacher's counts and yield."""
+    dev = any("dev_accuracy" in r for r in rows)
     lines = [
-        "| iteration | train size | seed accuracy | test accuracy [95% CI] | seed wrong | teacher requests | "
-        "examples asked | parsed | kept | yield | dropped | note |",
-        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| iteration | train size | seed accuracy | test accuracy [95% CI] | "
+        + ("dev accuracy [95% CI] | " if dev else "")
+        + "seed wrong | teacher requests | examples asked | parsed | kept | yield | dropped | note |",
+        "| ---: | ---: | ---: | --- | "
+        + ("--- | " if dev else "")
+        + "---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for r in rows:
         note = "; ".join(
@@ -90,12 +97,18 @@ def _table(rows: Sequence[dict]) -> list[str]:
         yielded = f"{r['teacher_yield']:.0%}" if "teacher_yield" in r else ""
         lines.append(
             f"| {r['iteration']} | {r['train_size']} | {r['seed_accuracy']:.2%} | "
-            f"{r['test_accuracy']:.2%}{interval} | {r['seed_wrong']} | "
+            f"{r['test_accuracy']:.2%}{interval} | {_dev_cell(r) if dev else ''}{r['seed_wrong']} | "
             f"{r.get('teacher_requests', '')}{judged} | "
             f"{r.get('asked', '')} | {r.get('candidates', '')} | {r.get('new_examples', 0)} | {yielded} | "
             f"{dropped} | {note} |"
         )
     return lines
+
+
+def _dev_cell(r: dict) -> str:
+    if "dev_accuracy" not in r:
+        return " | "
+    return f"{r['dev_accuracy']:.2%} [{r['dev_accuracy_low']:.1%}, {r['dev_accuracy_high']:.1%}] | "
 
 
 def _plot(rows: Sequence[dict], config) -> bytes:

@@ -9,6 +9,7 @@ runs of an experiment compute each seed's plain fine-tune once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -52,6 +53,48 @@ def earlier_with(key: str, iter_path: Callable[..., str], i: int) -> int | None:
     return None
 
 
+@dataclasses.dataclass
+class Fit:
+    """One fine-tune + evaluation: the fine-tune's info, and the predictions on the candidate parents, the
+    test set and (with a dev split) the dev set."""
+
+    info: dict
+    parents: list[dict]
+    test: list[dict]
+    dev: list[dict] | None = None
+
+    def files(self) -> dict:
+        """What goes in which file, train.json (the one whose presence says the result is complete) last."""
+        out = {"predictions_test.jsonl": self.test, "predictions_seed.jsonl": self.parents}
+        if self.dev is not None:
+            out["predictions_dev.jsonl"] = self.dev
+        return out
+
+
+def fit_names(dev: bool) -> list[str]:
+    """The files of one fine-tune + evaluation (train.json first)."""
+    return ["train.json", "predictions_seed.jsonl", "predictions_test.jsonl"] + (
+        ["predictions_dev.jsonl"] if dev else []
+    )
+
+
+def read_fit(path: Callable[[str], str], dev: bool) -> Fit:
+    """The Fit whose files are at path(name)."""
+    dev_rows = read_jsonl(path("predictions_dev.jsonl")) if dev else None
+    return Fit(
+        read_json(path("train.json")),
+        read_jsonl(path("predictions_seed.jsonl")),
+        read_jsonl(path("predictions_test.jsonl")),
+        dev_rows,
+    )
+
+
+def write_fit(path: Callable[[str], str], fit: Fit) -> None:
+    for name, rows in fit.files().items():
+        write_jsonl(path(name), rows)
+    write_json(path("train.json"), fit.info)
+
+
 def _shared(shared_dir: str, key: str, name: str) -> str:
     return os.path.join(shared_dir, key, name)
 
@@ -61,23 +104,7 @@ def has_shared(shared_dir: str, key: str) -> bool:
     return exists(_shared(shared_dir, key, "train.json"))
 
 
-def read_shared(shared_dir: str, key: str) -> tuple[dict, list[dict], list[dict]]:
-    """(train info with the `source` that computed it, parent predictions, test predictions)."""
-    return (
-        read_json(_shared(shared_dir, key, "train.json")),
-        read_jsonl(_shared(shared_dir, key, "predictions_seed.jsonl")),
-        read_jsonl(_shared(shared_dir, key, "predictions_test.jsonl")),
-    )
-
-
-def write_shared(shared_dir: str, key: str, value: tuple, source: str) -> None:
-    info, seed_preds, test_preds = value
-    write_jsonl(_shared(shared_dir, key, "predictions_test.jsonl"), test_preds)
-    write_jsonl(_shared(shared_dir, key, "predictions_seed.jsonl"), seed_preds)
-    write_json(_shared(shared_dir, key, "train.json"), dict(info, source=source))
-
-
-def reused(key: str, run_dir, i: int, shared_dir: str = "") -> tuple[dict, list[dict], list[dict]] | None:
+def reused(key: str, run_dir, i: int, shared_dir: str = "") -> Fit | None:
     """Iteration i's result read from an earlier iteration with the same `key` (marked `reused_from`), or from
     the shared store `shared_dir` (marked `shared_from`); None when it has to be computed. Every process
     agrees."""
@@ -87,28 +114,23 @@ def reused(key: str, run_dir, i: int, shared_dir: str = "") -> tuple[dict, list[
             f"iteration {i}: same training data and settings as iteration {earlier}; reusing its fine-tuned "
             f"result (no training)"
         )
-        info, seed_preds, test_preds = run_dir.fit_result(earlier)
-        return dict(info, reused_from=earlier), seed_preds, test_preds
+        fit = run_dir.fit_result(earlier)
+        return dataclasses.replace(fit, info=dict(fit.info, reused_from=earlier))
     if shared_dir and parallel.broadcast_json(has_shared(shared_dir, key)):
-        info, seed_preds, test_preds = read_shared(shared_dir, key)
+        fit = read_fit(lambda name: _shared(shared_dir, key, name), run_dir.has_dev)
+        source = fit.info.pop("source")
         say(
-            f"iteration {i}: same training data and settings as {info['source']}; reusing its fine-tuned "
-            f"result (no training)"
+            f"iteration {i}: same training data and settings as {source}; reusing its fine-tuned result "
+            f"(no training)"
         )
-        return dict(info, shared_from=info.pop("source")), seed_preds, test_preds
+        return dataclasses.replace(fit, info=dict(fit.info, shared_from=source))
     return None
 
 
-def share(shared_dir: str, key: str, value: tuple, source: str) -> None:
+def share(shared_dir: str, key: str, fit: Fit, source: str) -> None:
     """Add a computed result to the shared store (nothing when there is none)."""
     if shared_dir:
-        write_shared(shared_dir, key, value, source)
-
-
-def write_fit(run_dir, i: int, value: tuple) -> None:
-    """Iteration i's fine-tune + evaluation into its directory, train.json (the stage's last file) last."""
-    info, seed_preds, test_preds = value
-    info_path, seed_path, test_path = run_dir.fit_paths(i)
-    write_jsonl(test_path, test_preds)
-    write_jsonl(seed_path, seed_preds)
-    write_json(info_path, info)
+        write_fit(
+            lambda name: _shared(shared_dir, key, name),
+            dataclasses.replace(fit, info=dict(fit.info, source=source)),
+        )

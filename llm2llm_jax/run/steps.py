@@ -10,30 +10,40 @@ from llm2llm_jax.common import files
 from llm2llm_jax.common.console import say
 from llm2llm_jax.common.files import read_json, read_jsonl, write_json, write_jsonl
 from llm2llm_jax.data import shards
-from llm2llm_jax.data.sources import seed_and_test_sets
+from llm2llm_jax.data.sources import RunData, run_data
 from llm2llm_jax.run import results
 from llm2llm_jax.run.hooks import Hook
 from llm2llm_jax.run.layout import RunDirectory
+from llm2llm_jax.run.results import Fit
 from llm2llm_jax.run.stages import run_stage
 
 
-def data(run_dir: RunDirectory, config, task) -> tuple[list[dict], list[dict]]:
-    """(seed set, test set): data/seed.jsonl and data/test.jsonl."""
-    seed_file, test_file = run_dir.path("data", "seed.jsonl"), run_dir.path("data", "test.jsonl")
+def data(run_dir: RunDirectory, config, task) -> RunData:
+    """The seed set, the dev split and the test set: data/seed.jsonl, data/dev.jsonl (with a dev split) and
+    data/test.jsonl."""
+    names = ["seed", "test"] + (["dev"] if run_dir.has_dev else [])
+    paths = {name: run_dir.path("data", f"{name}.jsonl") for name in names}
 
     def compute():
-        seed_set, test, dropped = seed_and_test_sets(config.data, task, config.seed)
-        if dropped:
-            say(f"dropped {dropped} seed examples that duplicate test examples")
-        return seed_set, test
+        value = run_data(config.data, task, config.seed)
+        if value.seed_leaks:
+            say(f"dropped {value.seed_leaks} seed examples that duplicate test examples")
+        if value.dev:
+            say(
+                f"dev split: {len(value.dev)} examples from the training pool ({value.dev_leaks} rows left "
+                f"out as duplicates of test or seed examples)"
+            )
+        return value
 
-    return run_stage(
-        "data",
-        [seed_file, test_file],
-        compute,
-        lambda value: (write_jsonl(test_file, value[1]), write_jsonl(seed_file, value[0])),
-        lambda: (read_jsonl(seed_file), read_jsonl(test_file)),
-    )
+    def write(value):
+        for name in reversed(names):  # seed.jsonl, which the data stage's resume checks first, last
+            write_jsonl(paths[name], getattr(value, name))
+
+    def read():
+        dev = read_jsonl(paths["dev"]) if run_dir.has_dev else []
+        return RunData(read_jsonl(paths["seed"]), dev, read_jsonl(paths["test"]))
+
+    return run_stage("data", list(paths.values()), compute, write, read)
 
 
 def shard(run_dir: RunDirectory, hooks: Hook, i: int, examples: Callable[[], list[dict]]) -> None:
@@ -47,11 +57,10 @@ def shard(run_dir: RunDirectory, hooks: Hook, i: int, examples: Callable[[], lis
     run_stage(f"shard-{i}", lambda: shards.is_written(shard_dir, i), examples, write, lambda: None)
 
 
-def fit_and_evaluate(run, i: int, train_set, pool, test_eval) -> tuple[dict, list[dict], list[dict]]:
-    """(train info, predictions on the candidate parents `pool`, test predictions) of iteration i: its
-    fine-tune and evaluation (run.train, run.evaluate), or the result of an earlier iteration, or of another
-    run, that trained on the same data with the same settings. The parents' predictions go to
-    predictions_seed.jsonl."""
+def fit_and_evaluate(run, i: int, train_set, pool, test_eval, dev) -> Fit:
+    """Iteration i's fine-tune and its evaluation on the candidate parents `pool`, the test set and the dev
+    set (run.train, run.evaluate), or the result of an earlier iteration, or of another run, that trained on
+    the same data with the same settings."""
     shared = run.config.shared_results if run.init.shares_results else ""
 
     def compute():
@@ -61,28 +70,44 @@ def fit_and_evaluate(run, i: int, train_set, pool, test_eval) -> tuple[dict, lis
         reused = results.reused(key, run.dir, i, shared)
         if reused is not None:
             return reused
-        start = run.init.describe_start(i, run.dir)
-        say(f"iteration {i}: fine-tuning from {start} on {len(train_set)} examples")
-        params, info = run.train(i, train_set)
-        test_preds = run.evaluate(params, test_eval, f"iter {i} eval test")
-        value = dict(info, result_key=key), run.evaluate(params, pool, f"iter {i} eval seed"), test_preds
-        results.share(shared if run.is_main else "", key, value, source=f"{run.workdir} iteration {i}")
-        return value
+        fit = _fine_tune(run, i, train_set, pool, test_eval, dev, key)
+        results.share(shared if run.is_main else "", key, fit, source=f"{run.workdir} iteration {i}")
+        return fit
 
     result = run_stage(
         f"fit-{i}",
         run.dir.fit_paths(i),
         compute,
-        lambda value: results.write_fit(run.dir, i, value),
+        lambda fit: run.dir.write_fit(i, fit),
         lambda: run.dir.fit_result(i),
         collective=True,
     )
     if run.is_main and not run.config.train.keep_checkpoints:
-        needed = run.init.model_needed_after(i, run.dir)  # the checkpoint a later fine-tune starts from
-        for j in range(i + 1):
-            if j != needed:
-                files.rmtree(run.dir.iter_path(j, "checkpoints"))
+        _prune_checkpoints(run, i)
     return result
+
+
+def _fine_tune(run, i: int, train_set, pool, test_eval, dev, key: str) -> Fit:
+    """Train, evaluate (test, dev, parents), and offer a better student than any before to the keeper, before
+    the iteration's results are written."""
+    say(f"iteration {i}: fine-tuning from {run.init.describe_start(i, run.dir)} on {len(train_set)} examples")
+    params, info = run.train(i, train_set)
+    test_preds = run.evaluate(params, test_eval, f"iter {i} eval test")
+    dev_preds = run.evaluate(params, dev, f"iter {i} eval dev") if run.dir.has_dev else None
+    parents = run.evaluate(params, pool, f"iter {i} eval seed")
+    fit = results.Fit(dict(info, result_key=key), parents, test_preds, dev_preds)
+    if run.keeper is not None:
+        run.keeper.offer(i, params, fit)
+    return fit
+
+
+def _prune_checkpoints(run, i: int) -> None:
+    """Remove the training checkpoints of iterations up to i, but for the one a later fine-tune starts
+    from."""
+    needed = run.init.model_needed_after(i, run.dir)
+    for j in range(i + 1):
+        if j != needed:
+            files.rmtree(run.dir.iter_path(j, "checkpoints"))
 
 
 def augment(run_dir: RunDirectory, i: int, make: Callable[[], tuple[list[dict], dict]]):

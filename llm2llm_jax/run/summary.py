@@ -11,6 +11,7 @@ import jax
 from llm2llm_jax.common import files
 from llm2llm_jax.model import kernels
 from llm2llm_jax.run import timing
+from llm2llm_jax.run.selection import select
 from llm2llm_jax.student import flops
 from llm2llm_jax.teacher.budget import describe_spend, read_spend
 
@@ -29,6 +30,14 @@ def print_summary(config, rows: Sequence[dict], minutes: float) -> None:
             f"test accuracy {rows[0]['test_accuracy']:.1%} (plain fine-tuning, iteration 0) -> "
             f"{rows[-1]['test_accuracy']:.1%} after {len(rows)} iteration(s); {minutes:.1f} min"
         )
+        selected, why = select(rows)
+        print(f"selected student: iteration {selected}, {why}")
+        student = os.path.join(workdir, "student")
+        if files.exists(os.path.join(student, "README.md")):
+            print(
+                f"student: {student} ({files.size(student) / 1e6:,.0f} MB; its weights kept in "
+                f"kept_student/, {files.size(os.path.join(workdir, 'kept_student')) / 1e6:,.0f} MB)"
+            )
     print_time(config, rows)
     print(f"report: {os.path.join(workdir, 'report.md')} and report.png")
 

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from llm2llm_jax.data.leakage import LeakageChecker, normalize_text
+from llm2llm_jax.data.sources import has_dev
 from llm2llm_jax.data.tasks import Task, parse_number
 from llm2llm_jax.teacher.prompts import resolve_mode
 
@@ -30,6 +31,7 @@ class AugmentationFilter:
         max_input_chars: int = 2000,
         max_output_chars: int = 4000,
         same_label: bool = False,
+        dev_inputs: Iterable[str] = (),
     ):
         from rouge_score import rouge_scorer
 
@@ -38,6 +40,9 @@ class AugmentationFilter:
         self.threshold = rouge_threshold
         self.max_input_chars, self.max_output_chars = max_input_chars, max_output_chars
         self.leakage = LeakageChecker(test_inputs)
+        dev_inputs = list(dev_inputs)
+        self.dev_leakage = LeakageChecker(dev_inputs) if dev_inputs else None
+        self.reasons = REASONS + (("dev_leak",) if dev_inputs else ())
         self.scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
         self.kept: list[tuple[str, int]] = []  # (text, word count) of everything kept, seed set included
         for text in seed_inputs:
@@ -86,6 +91,8 @@ class AugmentationFilter:
             output = raw
         if self.leakage.check(text):
             return None, "test_leak"
+        if self.dev_leakage is not None and self.dev_leakage.check(text):
+            return None, "dev_leak"
         if self.is_duplicate(text):
             return None, "duplicate"
         self.remember(text)
@@ -93,7 +100,7 @@ class AugmentationFilter:
 
     def apply(self, candidates: Sequence[dict]) -> tuple[list[dict], dict]:
         """(kept examples with provenance copied from each candidate, drop counts by reason)."""
-        kept, drops = [], Counter(dict.fromkeys(REASONS, 0))
+        kept, drops = [], Counter(dict.fromkeys(self.reasons, 0))
         for cand in candidates:
             clean, reason = self.check(cand)
             if reason:
@@ -117,7 +124,10 @@ def applied_filters(task: Task, config) -> list[str]:
             out.append("label as asked (teacher.same_label)")
     elif task.numeric:
         out.append("has a final answer")
-    out += ["not a test example", "not a duplicate (ROUGE-L below filters.rouge_threshold)"]
+    out.append("not a test example")
+    if has_dev(config.data):
+        out.append("not a dev example")
+    out.append("not a duplicate (ROUGE-L below filters.rouge_threshold)")
     if config.filters.verify == "judge":
         out.append("the judge gives the same answer (filters.verify=judge)")
     return out

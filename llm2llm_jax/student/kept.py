@@ -1,0 +1,49 @@
+"""One student's weights kept on disk (orbax, one step per iteration, one copy at a time): the run's best
+fine-tune so far, restored for the export once the run ends."""
+
+from __future__ import annotations
+
+from llm2llm_jax.common import files
+
+
+def _manager(directory: str):
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+    return ocp.CheckpointManager(directory, options=options)
+
+
+def kept_step(directory: str) -> int | None:
+    """The iteration whose weights `directory` holds (None: nothing kept)."""
+    if not files.exists(directory):
+        return None
+    manager = _manager(directory)
+    try:
+        return manager.latest_step()
+    finally:
+        manager.close()
+
+
+def keep(directory: str, step: int, params) -> None:
+    """Replace what `directory` holds with `params` as `step` (collective; a step already there is kept: a
+    rerun recomputes the same weights)."""
+    import orbax.checkpoint as ocp
+
+    manager = _manager(directory)
+    try:
+        if manager.latest_step() != step:
+            manager.save(step, args=ocp.args.StandardSave(params))
+            manager.wait_until_finished()
+    finally:
+        manager.close()
+
+
+def restore(directory: str, template):
+    """The kept weights as host arrays shaped like `template` (numpy arrays of the params' structure)."""
+    import orbax.checkpoint as ocp
+
+    manager = _manager(directory)
+    try:
+        return manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(template))
+    finally:
+        manager.close()

@@ -85,11 +85,12 @@ def test_the_selected_iteration_is_the_best_on_dev_never_on_test():
 
 
 # ---------------------------------------------------------------------------- a run's exported student
-def _run(workdir, **model_changes):
+def _run(workdir, gguf=False, **model_changes):
     from llm2llm_jax.run.controller import run_from_config
 
     config = loop_harness.small_config(str(workdir), iterations=2)
     config.data.dev_count = 24
+    config.export.gguf = gguf
     cfg, params, tok = loop_harness.tiny_student()
     if model_changes:  # a LoRA student: the run adds fresh adapters to the base weights
         cfg = cfg.replace(**model_changes)
@@ -102,7 +103,7 @@ def _run(workdir, **model_changes):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("exported") / "run"
-    config, rows, model = _run(workdir)
+    config, rows, model = _run(workdir, gguf=True)
     return workdir, config, rows, model
 
 
@@ -201,6 +202,74 @@ def test_a_lora_students_adapter_on_its_base_equals_the_merged_export(tmp_path):
     valid = mask.astype(bool)
     assert np.abs(adapted - merged)[valid].max() <= 1e-4
     assert np.abs(plain - merged)[valid].max() > 1e-3  # the trained adapters change the model
+
+
+def _logits(cfg, params, tok, texts):
+    from llm2llm_jax.model.llama import forward
+    from llm2llm_jax.student.decode import left_pad
+
+    ids, mask = left_pad([tok(t)["input_ids"] for t in texts], tok.pad_token_id)
+    return np.asarray(forward(cfg, params, jnp.asarray(ids), jnp.asarray(mask))), ids, mask
+
+
+TEXTS = [
+    "What is the capital of Peru ?",
+    "Who wrote Hamlet ?\nClass:",
+    "How far away is the Moon from the Earth ?",
+]
+
+
+@pytest.mark.slow
+def test_the_gguf_export_reads_back_here_and_in_transformers(exported):
+    import torch
+    from conftest import torch_logits
+    from transformers import AutoModelForCausalLM
+
+    from llm2llm_jax.model.weights import load_gguf_checkpoint
+
+    workdir, _, _, model = exported
+    path = workdir / "student" / "model-f16.gguf"
+    cfg, params = load_gguf_checkpoint(str(path), progress=False)
+    assert cfg.num_hidden_layers == model[0].num_hidden_layers and cfg.tie_word_embeddings
+    kept_logits, ids, mask = _logits(model[0], _kept_params(workdir, model), model[2], TEXTS)
+    gguf_logits, _, _ = _logits(cfg, params, model[2], TEXTS)
+    valid = mask.astype(bool)
+    scale = np.abs(kept_logits[valid]).max()
+    assert np.abs(gguf_logits - kept_logits)[valid].max() <= 1e-2 * scale  # f16 weights
+    hf = AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=torch.float32
+    ).eval()
+    theirs = torch_logits(hf, ids.astype(np.int64), mask.astype(np.int64))
+    assert np.abs(theirs - gguf_logits)[valid].max() <= 1e-4  # the same f16 weights, read by both
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gguf_type", ["bf16", "q8_0"])
+def test_gguf_export_types_and_a_tokenizer_built_from_tokenizer_json(tmp_path, gguf_type):
+    from llm2llm_jax.model.loading import load_gguf_tokenizer
+    from llm2llm_jax.model.weights import load_gguf_checkpoint
+    from llm2llm_jax.student.gguf_export import export_gguf
+
+    cfg, params, tok = loop_harness.tiny_student()
+    path = str(tmp_path / f"tiny-{gguf_type}.gguf")
+    export_gguf(params, cfg, tok, path, gguf_type, source_gguf=None, name="tiny")
+    read_cfg, read = load_gguf_checkpoint(path, progress=False)
+    want, _, mask = _logits(cfg, params, tok, TEXTS)
+    got, _, _ = _logits(read_cfg, read, tok, TEXTS)
+    valid = mask.astype(bool)
+    assert np.abs(got - want)[valid].max() <= 5e-2 * np.abs(want[valid]).max()
+    rebuilt = load_gguf_tokenizer(path)
+    assert all(rebuilt(t)["input_ids"] == tok(t)["input_ids"] for t in TEXTS)
+
+
+def test_a_gguf_export_it_cannot_write_says_so_in_one_line(tmp_path):
+    from llm2llm_jax.student.gguf_export import GGUFExportError, export_gguf
+
+    cfg, params, tok = loop_harness.tiny_student()
+    cfg = cfg.replace(rope_scaling=(("rope_type", "llama3"), ("factor", 8.0)))
+    with pytest.raises(GGUFExportError, match="set export.gguf=False") as caught:
+        export_gguf(params, cfg, tok, str(tmp_path / "x.gguf"), "f16", source_gguf=None, name="x")
+    assert "\n" not in str(caught.value) and not (tmp_path / "x.gguf").exists()
 
 
 def _predict(*args):

@@ -34,6 +34,15 @@ def source_of(name: str) -> tuple[str, str]:
     return ("gguf" if name.endswith(".gguf") else "hf"), name
 
 
+def source_gguf(source: str, path: str) -> str | None:
+    """The GGUF file a model of (source, path) is read from, or None for an HF directory."""
+    if source == "smollm2":
+        return assets.smollm2_gguf_path(quiet=True)
+    if source == "gemma3_270m":
+        return assets.gemma3_gguf_path(quiet=True)
+    return path if source == "gguf" else None
+
+
 def model_name(source: str, path: str) -> str:
     """The one string that names a model given as (source, path); the inverse of `source_of`."""
     return source if source in OFFLINE else path

@@ -362,6 +362,16 @@ def gguf_to_hf_name(name: str, sandwich_norms: bool = False) -> str | None:
     return None
 
 
+def hf_to_gguf_name(hf_name: str, sandwich_norms: bool = False) -> str:
+    """The GGUF name llama.cpp gives an HF tensor name; the inverse of `gguf_to_hf_name`."""
+    for gguf_name, name in _GGUF_TOP.items():
+        if name == hf_name:
+            return gguf_name
+    index, rest = _LAYER_RE.match(hf_name).groups()
+    layer_map = _GGUF_SANDWICH_LAYER if sandwich_norms else _GGUF_LAYER
+    return f"blk.{index}." + next(g for g, name in layer_map.items() if name == rest)
+
+
 def unpermute_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
     """Undo llama.cpp's q/k row permutation (interleaved RoPE pairs back to rotate-half halves)."""
     rows = w.shape[0]

@@ -15,12 +15,14 @@ import numpy as np
 
 from llm2llm_jax.common import files
 from llm2llm_jax.common.console import say
+from llm2llm_jax.model.loading import source_gguf
 from llm2llm_jax.model.lora import add_lora_params
 from llm2llm_jax.run import model_card
 from llm2llm_jax.run.selection import select
 from llm2llm_jax.run.stages import run_stage
 from llm2llm_jax.student import kept
 from llm2llm_jax.student.export import PEFT_DIR, export_hf, export_peft
+from llm2llm_jax.student.gguf_export import export_gguf
 from llm2llm_jax.student.saved import META_FILE, task_to_json
 
 STUDENT_DIR = "student"
@@ -99,6 +101,12 @@ def _write(run, params, rows, selected: int, why: str) -> None:
         export_hf(params, cfg, tokenizer, out, c.export.dtype, c.eval.max_new_tokens)
         if cfg.lora_rank:
             export_peft(params, cfg, os.path.join(out, PEFT_DIR), model_card.base_model(c)[0], c.export.dtype)
+        if c.export.gguf:
+            gguf_path = os.path.join(out, f"model-{c.export.gguf_type}.gguf")
+            source = source_gguf(c.model.source, c.model.path)
+            export_gguf(
+                params, cfg, tokenizer, gguf_path, c.export.gguf_type, source, f"{run.task.name} student"
+            )
         with open(os.path.join(out, META_FILE), "w", encoding="utf-8") as f:
             json.dump(_meta(run, selected, why), f, indent=1, sort_keys=True)
             f.write("\n")

@@ -97,6 +97,29 @@ def read_text(path: str) -> str:
     return read_bytes(path).decode("utf-8")
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import (before any thread runs): reading it means setting it for a moment.
+_UMASK = _read_umask()
+
+
+def usual_permissions(path: str) -> None:
+    """Give `path` (and, for a directory, everything under it) the permissions `open` and `os.makedirs` would
+    have: temporary files and directories are made private to their owner, and what is renamed into place from
+    them should be readable like any other output (a model served by another user, a report)."""
+    mask = _UMASK
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~mask)
+    for root, dirs, names in os.walk(path):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o777 & ~mask)
+        for n in names:
+            os.chmod(os.path.join(root, n), 0o666 & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
     """Open a file to write ("w" text UTF-8, or "wb") that replaces `path` only when the block succeeds."""
@@ -112,6 +135,7 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
+        usual_permissions(tmp)
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import ml_dtypes
 import numpy as np
 
+from llm2llm_jax.common import files
 from llm2llm_jax.common.console import progress_bar
 from llm2llm_jax.common.errors import UserError
 from llm2llm_jax.model.config import LlamaConfig
@@ -311,6 +312,7 @@ def save_hf_checkpoint(
         for name, content in (extra_files or {}).items():
             with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
                 f.write(content)
+        files.usual_permissions(tmp)
         os.rename(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -91,6 +91,7 @@ def main():
     ap.add_argument("--kill-at", default="")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--method", default="llm2llm")
+    ap.add_argument("--dev-loss", action="store_true", help="a dev split, and epochs chosen by its loss")
     args = ap.parse_args()
 
     from scripted_teacher import ScriptedBackend
@@ -102,6 +103,9 @@ def main():
     from llm2llm_jax.teacher.cache import DiskCache
 
     config = small_config(args.workdir, args.iterations, args.method)
+    if args.dev_loss:
+        config.data.dev_count = 16
+        config.train.epoch_selection, config.train.epochs, config.train.patience = "dev_loss", 4, 1
     teacher = ScriptedBackend(
         TeacherSettings(kind="scripted", concurrency=1),
         DiskCache(os.path.join(args.workdir, "teacher_cache")),

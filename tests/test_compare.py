@@ -62,6 +62,37 @@ def test_every_method_and_seed_runs_once_and_iteration_0_is_shared(tmp_path):
     assert {p: os.path.getmtime(p) for p in experiment.rglob("*") if p.is_file()} == before
 
 
+def test_an_experiment_with_a_dev_split_reports_each_runs_dev_selected_student(tmp_path):
+    config, runs, run = _experiment(tmp_path, methods="finetune,llm2llm", seeds="0,1")
+    extra = [
+        {"input": q, "output": a}
+        for q, a in [
+            ("How many moons has Jupiter ?", "NUM"),
+            ("Who discovered penicillin ?", "HUM"),
+            ("Where is the Sahara desert ?", "LOC"),
+            ("What does UNESCO stand for ?", "ABBR"),
+            ("What is a sonnet ?", "DESC"),
+            ("What instrument did Miles Davis play ?", "ENTY"),
+            ("How tall is Mount Kilimanjaro ?", "NUM"),
+            ("Who founded the Ming dynasty ?", "HUM"),
+            ("Where do kangaroos live ?", "LOC"),
+            ("What does RADAR stand for ?", "ABBR"),
+            ("Why is the sky blue ?", "DESC"),
+            ("What language is spoken in Brazil ?", "ENTY"),
+        ]
+    ]
+    files.write_jsonl(config.data.train_path, files.read_jsonl(config.data.train_path) + extra)
+    config.data.seed_count, config.data.seed_fraction, config.data.dev_count = 12, 0.0, 10
+    comparison = compare.run_experiment(config, run=run)
+    for seed in (0, 1):
+        rows = files.read_jsonl(str(tmp_path / "experiment" / "llm2llm" / f"seed{seed}" / "metrics.jsonl"))
+        picked = comparison["methods"]["llm2llm"]["dev_selected"]["iteration"][str(seed)]
+        assert rows[picked]["dev_accuracy"] == max(r["dev_accuracy"] for r in rows)
+    text = (tmp_path / "experiment" / "comparison.md").read_text()
+    assert "## The student each run delivers: selected by dev accuracy" in text
+    assert not (tmp_path / "experiment" / "llm2llm" / "seed0" / "student").exists()  # runs are evidence
+
+
 def test_baselines_get_llm2llms_teacher_requests_per_iteration(tmp_path):
     config, runs, run = _experiment(tmp_path, methods="llm2llm,auggpt", seeds="0")
     compare.run_experiment(config, run=run)
@@ -118,6 +149,39 @@ def test_summary_statistics_are_paired_by_seed():
         {"finetune": {0: rows(0.6)}, "llm2llm": {0: rows(0.7)}}, {m: {0: {}} for m in found}
     )
     assert one["methods"]["llm2llm"]["summary"]["low"] is None and "n/a" in "\n".join(compare.table(one))
+
+
+def test_dev_selected_students_are_paired_with_the_last_iteration_and_fine_tuning():
+    def rows(*pairs):  # (test, dev) accuracy per iteration
+        return [
+            {"iteration": i, "test_accuracy": t, "dev_accuracy": d, "dev_count": 200}
+            for i, (t, d) in enumerate(pairs)
+        ]
+
+    found = {
+        "finetune": {0: rows((0.60, 0.5)), 1: rows((0.70, 0.6)), 2: rows((0.65, 0.6))},
+        "llm2llm": {
+            0: rows((0.60, 0.5), (0.66, 0.7), (0.62, 0.6)),  # selects 1
+            1: rows((0.70, 0.6), (0.72, 0.6), (0.75, 0.7)),  # selects 2
+            2: rows((0.65, 0.6), (0.69, 0.6), (0.71, 0.5)),  # a tie between 0 and 1: selects 0
+        },
+    }
+    out = compare.summarize(found, {m: {s: {} for s in range(3)} for m in found})
+    d = out["methods"]["llm2llm"]["dev_selected"]
+    assert d["iteration"] == {"0": 1, "1": 2, "2": 0}
+    assert d["test_accuracy"] == {"0": 0.66, "1": 0.75, "2": 0.65}
+    assert d["vs_last"]["differences"] == pytest.approx([0.04, 0.0, -0.06])
+    assert d["vs_finetune"]["differences"] == pytest.approx([0.06, 0.05, 0.0])
+    assert "vs_finetune" not in out["methods"]["finetune"]["dev_selected"]
+    table = "\n".join(compare.dev_table(out))
+    assert "| llm2llm | 68.7 [" in table and "| 1, 2, 0 | -0.7 [" in table
+    # Without a dev split there is nothing to select by, and no table.
+    for by_seed in found.values():
+        for r in by_seed.values():
+            for row in r:
+                del row["dev_accuracy"]
+    plain = compare.summarize(found, {m: {s: {} for s in range(3)} for m in found})
+    assert "dev_selected" not in plain["methods"]["llm2llm"] and compare.dev_table(plain) == []
 
 
 def test_a_bad_method_or_seed_list_is_one_line_before_any_run(tmp_path):

@@ -145,6 +145,30 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, reference_run, stage)
     assert not [name for name in os.listdir(workdir) if name.startswith(".tmp-")]
 
 
+@pytest.mark.slow  # three harness processes
+def test_kill_9_while_epochs_are_chosen_by_dev_loss_then_resume_equals_uninterrupted(tmp_path):
+    """Killed in iteration 1's fine-tune after its 6th step, with the checkpoint of step 4 holding the best
+    epoch's weights so far: the resumed run keeps the same epochs and computes the same results."""
+    ref_dir = tmp_path / "reference"
+    reference, ref = _harness(ref_dir, "--dev-loss")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    trains = [files.read_json(str(ref_dir / f"iter_{i:04d}" / "train.json")) for i in range(3)]
+    assert all(len(t["dev_losses"]) == t["epochs_run"] and 1 <= t["kept_epoch"] <= 4 for t in trains)
+    assert [r["kept_epoch"] for r in ref["METRICS"]] == [t["kept_epoch"] for t in trains]
+    workdir = tmp_path / "run"
+    killed, _ = _harness(workdir, "--dev-loss", "--kill-at", "train")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    resumed, out = _harness(workdir, "--dev-loss")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "iteration 1: resuming training at step 4/" in resumed.stderr
+    assert _comparable(out["METRICS"]) == _comparable(ref["METRICS"])
+    for i in range(3):
+        for name in ("train.json", "predictions_test.jsonl", "predictions_dev.jsonl"):
+            assert (workdir / f"iter_{i:04d}" / name).read_text() == (
+                ref_dir / f"iter_{i:04d}" / name
+            ).read_text()
+
+
 @pytest.mark.slow  # two harness processes
 def test_a_second_run_on_the_same_workdir_refuses_while_the_first_goes_on(tmp_path, reference_run):
     _, ref = reference_run

@@ -98,6 +98,13 @@ BAD = [
         "config.train.micro_batch_size=4: the micro-batch",
     ),
     ({"train__epochs": 0}, "config.train.epochs=0"),
+    ({"train__epoch_selection": "early"}, "config.train.epoch_selection='early': choose one of"),
+    (
+        {"train__epoch_selection": "dev_loss"},
+        "config.train.epoch_selection='dev_loss': 'dev_loss' measures each epoch on the dev split; set "
+        "data.dev_count",
+    ),
+    ({"train__patience": -1}, "config.train.patience=-1: give a count of epochs"),
     ({"eval__batch_size": 0}, "config.eval.batch_size=0"),
     (
         {"teacher__kind": "pool"},

@@ -22,6 +22,7 @@ import loop_harness
 from oracle_run import OracleRun, _oracle_config, _oracle_teacher, _scripted
 
 from configs.base import base_config
+from llm2llm_jax.common import files
 from llm2llm_jax.data.leakage import LeakageChecker
 from llm2llm_jax.data.sources import run_data
 from llm2llm_jax.data.tables import DataError
@@ -130,6 +131,9 @@ def test_the_run_exports_the_selected_student_and_transformers_predicts_as_we_do
 
     workdir, config, rows, model = exported
     student = workdir / "student"
+    usual = 0o666 & ~files._UMASK  # what open() gives: readable by whoever serves the model
+    assert all(os.stat(p).st_mode & 0o777 == usual for p in student.rglob("*") if p.is_file())
+    assert os.stat(student).st_mode & 0o777 == 0o777 & ~files._UMASK
     assert {
         "model.safetensors",
         "config.json",

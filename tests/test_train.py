@@ -1,6 +1,8 @@
 """Training on a (2,2,2) mesh of 8 simulated CPU devices equals one device, with each kernel set; masking,
 overfitting, LoRA, orbax."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -718,3 +720,120 @@ def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit(tmp_path):
     for a, b in zip(jax.tree.leaves(host_params(second.state["params"])), jax.tree.leaves(expected)):
         np.testing.assert_array_equal(a, b)
     second.close()
+
+
+# ---------------------------------------------------------------------------- epochs chosen by dev loss
+def _dev_loss_setup(patience: int):
+    """A tiny model, 16 training rows (4 steps an epoch, at most 8 epochs) and a dev set of training prompts
+    with other targets: its loss falls for an epoch, then rises as the model learns the training targets."""
+    cfg = tiny_config()
+    params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
+    train = _examples(16, seed=3)
+    rs = np.random.RandomState(7)
+    dev = [Example(e.prompt_ids, list(rs.randint(3, 256, len(e.target_ids) - 1)) + [2]) for e in train[:8]]
+    hp = TrainHParams(
+        learning_rate=3e-3,
+        batch_size=4,
+        epochs=8,
+        warmup_ratio=0.0,
+        seq_multiple=32,
+        epoch_selection="dev_loss",
+        patience=patience,
+    )
+    return cfg, params, train, dev, hp
+
+
+def _leaves_equal(a, b):
+    for x, y in zip(jax.tree.leaves(host_params(a)), jax.tree.leaves(host_params(b)), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.slow
+def test_epochs_chosen_by_dev_loss_keep_the_best_epochs_weights():
+    from llm2llm_jax.student.train import best_epoch, dev_losses
+
+    cfg, params, train, dev, hp = _dev_loss_setup(patience=0)
+    mesh = _one_device_mesh()
+    chosen = Trainer(cfg, hp, mesh, total_steps=32)
+    chosen.init_state(params)
+    chosen.fit(train, progress=False, dev_examples=dev)
+    losses = dev_losses(chosen.history)
+    best = best_epoch(losses)
+    assert len(losses) == 8 and 0 < best < 7, losses  # the test needs a best epoch that is not the last
+    assert losses[best] < losses[-1]
+
+    # The same recipe stopped after the best epoch (the schedule of 8 epochs) has the kept weights.
+    fixed = Trainer(
+        cfg, dataclasses.replace(hp, epochs=best + 1, epoch_selection="fixed"), mesh, total_steps=32
+    )
+    fixed.init_state(params)
+    fixed.fit(train, progress=False)
+    _leaves_equal(chosen.params(), fixed.params())
+    assert fixed.dev_loss(dev, 0) == pytest.approx(losses[best], rel=1e-6)
+
+    # With patience 2 it stops two epochs after the best, with the same weights.
+    patient = Trainer(cfg, dataclasses.replace(hp, patience=2), mesh, total_steps=32)
+    patient.init_state(params)
+    patient.fit(train, progress=False, dev_examples=dev)
+    assert dev_losses(patient.history) == losses[: best + 3] and len(patient.history) == 4 * (best + 3)
+    _leaves_equal(patient.params(), fixed.params())
+
+
+@pytest.mark.slow
+def test_the_dev_loss_is_the_mean_target_token_loss_of_every_row():
+    cfg, params, train, dev, hp = _dev_loss_setup(patience=0)
+    trainer = Trainer(cfg, hp, _one_device_mesh(), total_steps=1)
+    trainer.init_state(params)
+    total = count = 0.0
+    for e in dev:  # one row at a time, no shared prefix, no padding
+        ids = np.asarray([list(e.prompt_ids) + list(e.target_ids)], np.int32)
+        positions = np.arange(len(e.prompt_ids) - 1, ids.shape[1] - 1, dtype=np.int32)[None]
+        s, n = token_loss(params, cfg, ids, np.ones_like(ids), positions, np.ones_like(positions))
+        total, count = total + float(s), count + float(n)
+    assert trainer.dev_loss(dev, 0) == pytest.approx(total / count, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_fit_choosing_epochs_resumed_from_a_checkpoint_equals_an_uninterrupted_one(tmp_path):
+    """Interrupted at step 11, after the best epoch (its weights kept at step 8) and a checkpoint at step 9:
+    the resumed fit restores the kept weights, stops where the whole one stopped, with the same weights; a
+    fit resumed from its final checkpoint has nothing left to run."""
+    cfg, params, train, dev, hp = _dev_loss_setup(patience=2)
+    mesh = _one_device_mesh()
+    whole = Trainer(cfg, hp, mesh, total_steps=32)
+    whole.init_state(params)
+    whole.fit(train, progress=False, dev_examples=dev)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt_at(step):
+        def on_step(s, _):
+            if s == step:
+                raise Interrupted
+
+        return on_step
+
+    ckpt = str(tmp_path / "ckpt")
+    first = Trainer(cfg, hp, mesh, total_steps=32, checkpoint_dir=ckpt)
+    first.init_state(params)
+    with pytest.raises(Interrupted):
+        first.fit(train, progress=False, checkpoint_every=3, dev_examples=dev, on_step=interrupt_at(11))
+    first.close()
+
+    second = Trainer(cfg, hp, mesh, total_steps=32, checkpoint_dir=ckpt)
+    second.init_state(params)
+    assert second.restore() == 9 and second.kept is not None
+    second.fit(train, progress=False, start_step=9, checkpoint_every=3, dev_examples=dev)
+    assert second.history == whole.history
+    _leaves_equal(second.params(), whole.params())
+    second.save(wait=True)
+    second.close()
+
+    third = Trainer(cfg, hp, mesh, total_steps=32, checkpoint_dir=ckpt)
+    third.init_state(params)
+    stopped_at = third.restore()
+    assert stopped_at == len(whole.history)
+    assert third.fit(train, progress=False, start_step=stopped_at, dev_examples=dev) == []
+    _leaves_equal(third.params(), whole.params())
+    third.close()

@@ -19,6 +19,7 @@ from llm2llm_jax.augment.verify import MODES as VERIFY_MODES
 from llm2llm_jax.common import parallel
 from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.data.sources import SOURCES as DATA_SOURCES
+from llm2llm_jax.data.sources import has_dev
 from llm2llm_jax.data.tasks import Task, TaskError, task_from_config
 from llm2llm_jax.model import kernels
 from llm2llm_jax.model.loading import OFFLINE as OFFLINE_MODELS
@@ -26,6 +27,7 @@ from llm2llm_jax.model.loading import SOURCES as MODEL_SOURCES
 from llm2llm_jax.student.batching import TRUNCATION_POLICIES
 from llm2llm_jax.student.predict import EVAL_MODES
 from llm2llm_jax.student.prompting import FORMATS as PROMPT_FORMATS
+from llm2llm_jax.student.recipe import EPOCH_SELECTIONS
 from llm2llm_jax.teacher.factory import BACKENDS
 from llm2llm_jax.teacher.prompts import MODES as TEACHER_MODES
 
@@ -153,6 +155,21 @@ def _check_train(config, mesh: tuple) -> None:
         f"use 0 (no accumulation) or a divisor of train.batch_size={t.batch_size}",
     )
     require(config, "train.epochs", _positive, "train for at least 1 epoch")
+    require(
+        config, "train.epoch_selection", lambda v: v in EPOCH_SELECTIONS, f"choose one of {EPOCH_SELECTIONS}"
+    )
+    require(
+        config,
+        "train.epoch_selection",
+        lambda v: v != "dev_loss" or has_dev(config.data),
+        "'dev_loss' measures each epoch on the dev split; set data.dev_count (e.g. 200) or use 'fixed'",
+    )
+    require(
+        config,
+        "train.patience",
+        lambda v: isinstance(v, int) and v >= 0,
+        "give a count of epochs (0: run every epoch)",
+    )
     require(config, "train.learning_rate", lambda v: v > 0, "use a positive learning rate (e.g. 2e-5)")
     rows = mesh[0] * mesh[1]  # the batch is split over the data and fsdp axes
     micro_key = "train.micro_batch_size" if t.micro_batch_size else "train.batch_size"

@@ -52,10 +52,17 @@ ADDED_FIELDS = {
     "data.prompt_format": "plain",
     "data.dev_count": 0,
     "data.dev_fraction": 0.0,
+    "train.epoch_selection": "fixed",
+    "train.patience": 2,
 }
 # Result fields added since results were first reused: at these values a result's key is what it was before
 # they existed, so runs and shared results made earlier are still found.
-KEY_NEUTRAL = {"data.dev_count": 0, "data.dev_fraction": 0.0}
+KEY_NEUTRAL = {
+    "data.dev_count": 0,
+    "data.dev_fraction": 0.0,
+    "train.epoch_selection": "fixed",
+    "train.patience": 2,
+}
 # Fields (sections or single fields) that decide what a fine-tune + evaluation computes (the key under which
 # its result is reused); from_augmented decides which examples besides the seed set are evaluated.
 RESULT_FIELDS = (

@@ -30,6 +30,7 @@ from llm2llm_jax.common.console import say
 from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.run import stats
 from llm2llm_jax.run.controller import run_from_config
+from llm2llm_jax.run.selection import select
 from llm2llm_jax.teacher.budget import read_spend
 
 
@@ -122,6 +123,16 @@ def _final(rows: Sequence[dict]) -> float:
     return rows[-1]["test_accuracy"]
 
 
+def _selected(rows: Sequence[dict]) -> tuple[int, float]:
+    """(the iteration the run delivers, its test accuracy): chosen by dev accuracy (run/selection.py)."""
+    iteration, _ = select(rows)
+    return iteration, next(r["test_accuracy"] for r in rows if r["iteration"] == iteration)
+
+
+def _has_dev(rows: Sequence[dict]) -> bool:
+    return all("dev_accuracy" in r for r in rows)
+
+
 def curve(rows: Sequence[dict], iterations: int) -> list[float]:
     """Test accuracy per iteration; a run that stopped early keeps its last model's accuracy."""
     values = [r["test_accuracy"] for r in rows]
@@ -136,42 +147,70 @@ def _clean(x):
 def summarize(found: dict, spend: dict) -> dict:
     """The comparison's numbers: found[method][seed] = the run's metrics rows; spend[method][seed] = its
     ledger."""
-    methods = list(found)
     iterations = max(len(rows) for by_seed in found.values() for rows in by_seed.values())
-    out = {"methods": {}, "iterations": iterations}
-    baseline = next((found[m] for m in methods if METHODS[m].baseline), None)
-    for m in methods:
-        seeds = sorted(found[m])
-        finals = [_final(found[m][s]) for s in seeds]
-        entry = {
-            "seeds": seeds,
-            "final_test_accuracy": {str(s): f for s, f in zip(seeds, finals)},
-            "summary": {k: _clean(v) for k, v in stats.summarize(finals).as_dict().items()},
-            "teacher_requests": sum(r.get("teacher_requests", 0) for s in seeds for r in found[m][s])
-            / len(seeds),
-            "kept_examples": sum(r.get("new_examples", 0) for s in seeds for r in found[m][s]) / len(seeds),
-            "teacher_tokens": sum(
-                spend[m][s].get("input_tokens", 0) + spend[m][s].get("output_tokens", 0) for s in seeds
-            )
-            / len(seeds),
-            "curve": [],
+    baseline = next((found[m] for m in found if METHODS[m].baseline), None)
+    methods = {
+        m: _method(found[m], spend[m], iterations, None if METHODS[m].baseline else baseline) for m in found
+    }
+    return {"methods": methods, "iterations": iterations}
+
+
+def _paired(a: Sequence[float], b: Sequence[float]) -> dict:
+    return {k: _clean(v) for k, v in stats.paired(a, b).as_dict().items()}
+
+
+def _method(by_seed: dict, spend: dict, iterations: int, baseline: dict | None) -> dict:
+    """One method's entry: its final accuracies and their summary, its teacher use, its mean curve, and
+    (`baseline`: plain fine-tuning's runs, for a method that is not the baseline) the paired difference."""
+    seeds = sorted(by_seed)
+    finals = [_final(by_seed[s]) for s in seeds]
+    per_run = lambda count: sum(count(s) for s in seeds) / len(seeds)  # noqa: E731
+    curves = [curve(by_seed[s], iterations) for s in seeds]
+    entry = {
+        "seeds": seeds,
+        "final_test_accuracy": {str(s): f for s, f in zip(seeds, finals)},
+        "summary": {k: _clean(v) for k, v in stats.summarize(finals).as_dict().items()},
+        "teacher_requests": per_run(lambda s: sum(r.get("teacher_requests", 0) for r in by_seed[s])),
+        "kept_examples": per_run(lambda s: sum(r.get("new_examples", 0) for r in by_seed[s])),
+        "teacher_tokens": per_run(
+            lambda s: spend[s].get("input_tokens", 0) + spend[s].get("output_tokens", 0)
+        ),
+        "curve": [
+            {k: _clean(v) for k, v in stats.summarize([c[it] for c in curves]).as_dict().items()}
+            for it in range(iterations)
+        ],
+    }
+    paired_seeds = [s for s in seeds if baseline and s in baseline]
+    if paired_seeds:
+        entry["vs_finetune"] = {
+            "seeds": paired_seeds,
+            **_paired(
+                [_final(by_seed[s]) for s in paired_seeds], [_final(baseline[s]) for s in paired_seeds]
+            ),
         }
-        curves = [curve(found[m][s], iterations) for s in seeds]
-        for it in range(iterations):
-            entry["curve"].append(
-                {k: _clean(v) for k, v in stats.summarize([c[it] for c in curves]).as_dict().items()}
-            )
-        if baseline is not None and not METHODS[m].baseline:
-            paired_seeds = [s for s in seeds if s in baseline]
-            if paired_seeds:
-                p = stats.paired(
-                    [_final(found[m][s]) for s in paired_seeds], [_final(baseline[s]) for s in paired_seeds]
-                )
-                entry["vs_finetune"] = {
-                    "seeds": paired_seeds,
-                    **{k: _clean(v) for k, v in p.as_dict().items()},
-                }
-        out["methods"][m] = entry
+    if all(_has_dev(by_seed[s]) for s in seeds):
+        entry["dev_selected"] = _dev_selected(by_seed, baseline)
+    return entry
+
+
+def _dev_selected(by_seed: dict, baseline: dict | None) -> dict:
+    """The test accuracy of the iteration each run selects by dev accuracy, beside the last iteration's:
+    paired against the last iteration and against plain fine-tuning (which has one iteration)."""
+    seeds = sorted(by_seed)
+    picked = {s: _selected(by_seed[s]) for s in seeds}
+    accs = [picked[s][1] for s in seeds]
+    out = {
+        "iteration": {str(s): picked[s][0] for s in seeds},
+        "test_accuracy": {str(s): picked[s][1] for s in seeds},
+        "summary": {k: _clean(v) for k, v in stats.summarize(accs).as_dict().items()},
+        "vs_last": _paired(accs, [_final(by_seed[s]) for s in seeds]),
+    }
+    paired_seeds = [s for s in seeds if baseline and s in baseline]
+    if paired_seeds:
+        out["vs_finetune"] = {
+            "seeds": paired_seeds,
+            **_paired([picked[s][1] for s in paired_seeds], [_final(baseline[s]) for s in paired_seeds]),
+        }
     return out
 
 
@@ -207,6 +246,33 @@ def table(comparison: dict) -> list[str]:
     return lines
 
 
+def _paired_cell(p: dict | None) -> str:
+    if not p:
+        return "(baseline) | |"
+    return f"{100 * p['diff_mean']:+.1f} {_interval(p['diff_low'], p['diff_high'])} | {_p(p['t_p'])} |"
+
+
+def dev_table(comparison: dict) -> list[str]:
+    """The dev-selected students' test accuracy beside the last iteration's, as markdown rows (none
+    without a dev split)."""
+    methods = {m: e["dev_selected"] for m, e in comparison["methods"].items() if "dev_selected" in e}
+    if not methods:
+        return []
+    lines = [
+        "| method | dev-selected test accuracy, mean % [95% CI] | selected iteration per seed | "
+        "minus last iteration, paired [95% CI] | t p | vs fine-tuning, paired [95% CI] | t p |",
+        "| --- | --- | --- | --- | ---: | --- | ---: |",
+    ]
+    for m, d in methods.items():
+        s = d["summary"]
+        lines.append(
+            f"| {m} | {_pct(s['mean'])} {_interval(s['low'], s['high'])} | "
+            f"{', '.join(str(i) for i in d['iteration'].values())} | {_paired_cell(d['vs_last'])} "
+            f"{_paired_cell(d.get('vs_finetune'))}"
+        )
+    return lines
+
+
 def write_comparison(experiment: str, comparison: dict, config) -> None:
     """comparison.json, comparison.md (the table, per-seed finals, how to read it) and comparison.png."""
     files.write_if_changed(
@@ -232,6 +298,17 @@ def write_comparison(experiment: str, comparison: dict, config) -> None:
     for s in seeds:
         cells = [_pct(methods[m]["final_test_accuracy"].get(str(s))) for m in methods]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    if dev := dev_table(comparison):
+        lines += [
+            "",
+            "## The student each run delivers: selected by dev accuracy",
+            "",
+            *dev,
+            "",
+            "Each run keeps the iteration with the best dev accuracy (ties: the earlier); the table gives "
+            "its test accuracy, paired per seed against the same run's last iteration and against plain "
+            "fine-tuning. The test set chose nothing.",
+        ]
     files.write_if_changed(
         os.path.join(experiment, "comparison.md"), ("\n".join(lines) + "\n").encode("utf-8")
     )

@@ -81,7 +81,12 @@ class Llm2llmRun:
     def train(self, i: int, train_set: Sequence[dict]):
         keep = self.config.train.keep_checkpoints or self.init.keeps_trained
         return self.student.train(
-            i, train_set, self.init.start(i, self.dir), keep, self.dir.iter_path(i, "checkpoints")
+            i,
+            train_set,
+            self.init.start(i, self.dir),
+            keep,
+            self.dir.iter_path(i, "checkpoints"),
+            self.data.dev,
         )
 
     def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:

@@ -122,6 +122,7 @@ def _publish(local: str, target: str) -> None:
     uploaded file by file to an object store with the card last."""
     files.rmtree(target)
     if not files.is_remote(target):
+        files.usual_permissions(local)
         os.rename(local, target)
         return
     names = sorted(

@@ -66,6 +66,12 @@ def evaluation_row(i: int, method: str, train_set, data, wrong, task: Task, test
             dev_accuracy_high=dev["accuracy_high"],
             dev_count=dev["count"],
         )
+    if "kept_epoch" in fit.info:  # epochs chosen by dev loss (train.epoch_selection)
+        m.update(
+            epochs_run=fit.info["epochs_run"],
+            kept_epoch=fit.info["kept_epoch"],
+            kept_dev_loss=fit.info["dev_losses"][fit.info["kept_epoch"] - 1],
+        )
     m.update(seed_wrong=len(wrong), train_final_loss=fit.info.get("final_loss"), new_examples=0)
     if "per_class" in summary:
         m["test_per_class"], m["test_confusion"] = summary["per_class"], summary["confusion"]
@@ -104,6 +110,11 @@ def describe_yield(m: dict) -> str:
     return f"kept {m['new_examples']}{asked}{judge} (dropped: {dropped})"
 
 
+def describe_epochs(m: dict) -> str:
+    """Which epoch a fine-tune that chose its epochs by dev loss kept."""
+    return f"kept epoch {m['kept_epoch']} of {m['epochs_run']} run (least dev loss, {m['kept_dev_loss']:.4f})"
+
+
 def no_parents_reason(config, i: int, any_wrong: bool) -> str:
     """Why iteration i has no example to grow from (the run stops there)."""
     if max_parents_at(config, i) == 0 and any_wrong:
@@ -139,6 +150,8 @@ class ProgressLines(Hook):
 
     def evaluated(self, i: int, m: dict) -> None:
         dev = f", dev accuracy {m['dev_accuracy']:.2%}" if "dev_accuracy" in m else ""
+        if "kept_epoch" in m:
+            self.say(f"iteration {i}: {describe_epochs(m)}")
         self.say(
             f"iteration {i}: test accuracy {m['test_accuracy']:.2%}{dev}, seed accuracy "
             f"{m['seed_accuracy']:.2%} ({m['seed_wrong']} of {self.seed_size} seed examples wrong), train "

@@ -59,13 +59,17 @@ def _training(config, rows: Sequence[dict], selected: int, why: str) -> list[str
     t = config.teacher
     kept = sum(r.get("new_examples", 0) for r in rows)
     recipe = f"LoRA rank {config.model.lora_rank}" if config.model.lora_rank else "full fine-tuning"
+    epochs = f"{config.train.epochs} epochs"
+    if config.train.epoch_selection == "dev_loss":
+        kept_epoch = next((r for r in rows if r["iteration"] == selected), {}).get("kept_epoch")
+        epochs = f"up to {epochs}, the one with the least dev loss kept (epoch {kept_epoch} for this student)"
     return [
         "## How it was trained",
         "",
         f"- Seed set: {rows[0]['train_size']} examples ({config.data.source}); {kept} new examples kept over "
         f"{len(rows)} iteration(s); the training set with its provenance is the run's `dataset/` "
         "([data card](../dataset/README.md)).",
-        f"- Teacher: `{t.kind}` `{t.model or '(its default)'}`; recipe: {config.train.epochs} epochs, "
+        f"- Teacher: `{t.kind}` `{t.model or '(its default)'}`; recipe: {epochs}, "
         f"learning rate {config.train.learning_rate}, batch {config.train.batch_size}, {recipe}.",
         f"- Selected: iteration {selected}, {why}. The test set chose nothing.",
         "",

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from llm2llm_jax.common import files
 from llm2llm_jax.common.files import write_if_changed
+from llm2llm_jax.run.metrics import describe_epochs
 from llm2llm_jax.run.selection import select
 from llm2llm_jax.teacher.budget import describe_spend, read_spend
 
@@ -83,6 +84,7 @@ def _table(rows: Sequence[dict]) -> list[str]:
                 [
                     f"reused iteration {r['reused_from']}'s result" if "reused_from" in r else "",
                     f"reused the result of {r['shared_from']}" if "shared_from" in r else "",
+                    describe_epochs(r) if "kept_epoch" in r else "",
                     f"stopped: {r['stopped']}" if r.get("stopped") else "",
                 ],
             )

@@ -56,9 +56,12 @@ class StudentJobs:
         """The one string naming the student's checkpoint, as teacher.model would name it."""
         return model_name(self.config.model.source, self.config.model.path)
 
-    def train(self, i: int, train_set: Sequence[dict], start: str, keep_trained: bool, checkpoint_dir: str):
+    def train(
+        self, i: int, train_set: Sequence[dict], start: str, keep_trained: bool, checkpoint_dir: str, dev=()
+    ):
         """(trained params, info) of iteration i's fine-tune on `train_set`, from the base weights or from the
-        trained model checkpointed in `start`."""
+        trained model checkpointed in `start`; `dev`: the examples that select its epoch
+        (train.epoch_selection)."""
         cfg, base_params, tok = self.model()
         c = self.config
         with self.hooks.stage("fine-tune"):
@@ -81,6 +84,7 @@ class StudentJobs:
                 desc=f"iter {i} train",
                 say=lambda m: say(f"iteration {i}: {m}"),
                 on_step=lambda step, m: self.hooks.fine_tune_step(i, step, m),
+                dev_set=dev,
             )
         self.hooks.computed("fine-tune", info.pop("flops"))
         return params, info

@@ -43,7 +43,14 @@ def print_summary(config, rows: Sequence[dict], minutes: float) -> None:
 
 
 def iteration_table(rows: Sequence[dict]) -> list[str]:
-    lines = [f"{'iter':>4} {'train size':>10} {'seed acc':>9} {'test acc':>9} {'new':>5}"]
+    dev = any("dev_accuracy" in r for r in rows)
+    epochs = any("kept_epoch" in r for r in rows)
+    lines = [
+        f"{'iter':>4} {'train size':>10} {'seed acc':>9} {'test acc':>9}"
+        + (f" {'dev acc':>9}" if dev else "")
+        + (f" {'epoch':>7}" if epochs else "")
+        + f" {'new':>5}"
+    ]
     for r in rows:
         note = (
             f"  (reused iteration {r['reused_from']})"
@@ -52,9 +59,12 @@ def iteration_table(rows: Sequence[dict]) -> list[str]:
             if "shared_from" in r
             else ""
         )
+        dev_cell = (f" {r['dev_accuracy']:>9.1%}" if "dev_accuracy" in r else f" {'':>9}") if dev else ""
+        kept = f"{r['kept_epoch']}/{r['epochs_run']}" if "kept_epoch" in r else ""
         lines.append(
             f"{r['iteration']:>4} {r['train_size']:>10} {r['seed_accuracy']:>9.1%} "
-            f"{r['test_accuracy']:>9.1%} {r.get('new_examples', 0):>5}{note}"
+            f"{r['test_accuracy']:>9.1%}{dev_cell}{f' {kept:>7}' if epochs else ''} "
+            f"{r.get('new_examples', 0):>5}{note}"
         )
     return lines
 

@@ -12,6 +12,8 @@ import optax
 from llm2llm_jax.common.sections import build
 from llm2llm_jax.common.seeds import stable_seed
 
+EPOCH_SELECTIONS = ("fixed", "dev_loss")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainHParams:
@@ -23,7 +25,12 @@ class TrainHParams:
     learning_rate: float = 2e-5
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
-    epochs: int = 3
+    epochs: int = 3  # with epoch_selection='dev_loss', the most epochs a fine-tune runs
+    # 'fixed': every fine-tune runs `epochs` epochs (the paper's). 'dev_loss': the loss on the run's dev split
+    # is measured after each epoch and the best epoch's weights are the fine-tune's result; it stops once
+    # `patience` epochs in a row have not improved on the best (0: it runs all `epochs`).
+    epoch_selection: str = "fixed"
+    patience: int = 2
     batch_size: int = 128  # examples per optimizer step (global)
     micro_batch_size: int = 0  # examples per accumulation micro-step; 0 = batch_size (no accumulation)
     max_grad_norm: float = 1.0

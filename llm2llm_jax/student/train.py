@@ -117,6 +117,44 @@ def loss_and_grads(trainable: dict, frozen: dict, cfg: LlamaConfig, batch: dict)
     return loss_sum / denom, grads, count
 
 
+def loss_sums(trainable: dict, frozen: dict, batch: dict, *, cfg: LlamaConfig):
+    """(sum of target-token losses, number of target tokens) over a batch's micro-batches, without gradients:
+    the dev loss."""
+    batch = dict(batch)
+    prefix_ids = batch.pop("prefix_ids", None)
+    params = combine(trainable, frozen)
+
+    def micro(carry, mb):
+        total, n = token_loss(
+            params,
+            cfg,
+            mb["input_ids"],
+            mb["attention_mask"],
+            mb["target_positions"],
+            mb["target_mask"],
+            prefix_ids,
+        )
+        return (carry[0] + total, carry[1] + n), None
+
+    (total, count), _ = jax.lax.scan(micro, (jnp.float32(0), jnp.float32(0)), batch)
+    return total, count
+
+
+def dev_losses(history: Sequence[dict]) -> list[float]:
+    """The dev loss after each finished epoch, from a fine-tune's per-step metrics."""
+    return [m["dev_loss"] for m in history if "dev_loss" in m]
+
+
+def best_epoch(losses: Sequence[float]) -> int:
+    """The epoch (0-based) with the least dev loss; the earlier on ties."""
+    return min(range(len(losses)), key=lambda e: (losses[e], e))
+
+
+def patience_spent(losses: Sequence[float], patience: int) -> bool:
+    """Whether `patience` epochs in a row have passed without a dev loss below the best (0: never)."""
+    return patience > 0 and bool(losses) and len(losses) - 1 - best_epoch(losses) >= patience
+
+
 def train_step(state: dict, frozen: dict, batch: dict, learning_rate, *, cfg: LlamaConfig, optimizer):
     loss, grads, count = loss_and_grads(state["params"], frozen, cfg, batch)
     updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
@@ -162,7 +200,11 @@ class Trainer:
         self.state = None
         self.history: list[dict] = []  # per-step metrics since step 0, saved with each checkpoint
         self.flops = 0.0  # of the steps this process ran (llm2llm_jax/student/flops.py)
+        # With dev-loss epoch selection: the trainable params after the best epoch so far, checkpointed
+        # with the state; they, not the last step's, are the trained model.
+        self.kept = None
         self._step_fn = None
+        self._loss_fn = None
         self.checkpoints = None
         if checkpoint_dir:
             import orbax.checkpoint as ocp
@@ -279,8 +321,36 @@ class Trainer:
         return metrics
 
     def params(self) -> dict:
-        """Full params (base + trained adapters, or the trained full params), still on the mesh."""
-        return combine(self.state["params"], self.frozen)
+        """Full params (base + trained adapters, or the trained full params), still on the mesh: the best
+        epoch's when epochs are selected by dev loss."""
+        return combine(self.state["params"] if self.kept is None else self.kept, self.frozen)
+
+    def dev_loss(self, examples: Sequence[Example], pad_id: int) -> float:
+        """The mean target-token loss of the current params on `examples` (the dev split, tokenized like the
+        training set)."""
+        if self._loss_fn is None:
+            self._loss_fn = jax.jit(functools.partial(loss_sums, cfg=self.cfg))
+        prefix, rows = (
+            split_shared_prefix(examples, self.hp.prefix_multiple) if self.hp.share_prefix else ((), examples)
+        )
+        total, count = 0.0, 0.0
+        for batch in make_batches(rows, self.hp, np.random.default_rng(0), pad_id=pad_id, shuffle=False):
+            batch["prefix_ids"] = np.asarray(prefix, np.int32)
+            with jax.set_mesh(self.mesh), self._rules():
+                s, n = jax.device_get(
+                    self._loss_fn(self.state["params"], self.frozen, self.place_batch(batch))
+                )
+            total, count = total + float(s), count + float(n)
+        return total / max(count, 1.0)
+
+    def _epoch_done(self, examples: Sequence[Example], pad_id: int) -> bool:
+        """Measure the dev loss after an epoch (recorded with its last step), keep the params if they are the
+        best so far; whether patience is spent."""
+        self.history[-1]["dev_loss"] = self.dev_loss(examples, pad_id)
+        losses = dev_losses(self.history)
+        if best_epoch(losses) == len(losses) - 1:
+            self.kept = jax.tree.map(jnp.copy, self.state["params"])  # the next step donates the state
+        return patience_spent(losses, self.hp.patience)
 
     def fit(
         self,
@@ -291,6 +361,7 @@ class Trainer:
         start_step: int = 0,
         checkpoint_every: int = 0,
         on_step=None,
+        dev_examples: Sequence[Example] | None = None,
     ) -> list[dict]:
         """Run hp.epochs epochs over `examples`; returns this call's per-step metrics (host floats), which
         `self.history` holds after the steps restored with a checkpoint.
@@ -298,6 +369,8 @@ class Trainer:
         start_step: resume after a restored checkpoint; the batch order is a pure function of hp.seed,
         so the first `start_step` batches are regenerated and skipped. checkpoint_every: save (async)
         every this many steps. on_step(step, metrics): called after each step (TensorBoard).
+        dev_examples: select the epoch by the loss on these (hp.epoch_selection='dev_loss'): measured after
+        each epoch, the best epoch's params kept, training stopped once hp.patience epochs bring no better.
         """
         rng = np.random.default_rng(self.hp.seed)
         prefix, examples = (
@@ -306,8 +379,12 @@ class Trainer:
         prefix_ids = np.asarray(prefix, np.int32)
         first = len(self.history)  # steps restored with a checkpoint come before this call's
         bar = progress_bar(self.total_steps, desc, progress, unit="step", initial=start_step)
-        step = 0
+        step, per_epoch = 0, steps_per_epoch(len(examples), self.hp.batch_size)
+        # A fine-tune resumed from the checkpoint it stopped at has nothing left to run.
+        stop = dev_examples is not None and patience_spent(dev_losses(self.history), self.hp.patience)
         for epoch in range(self.hp.epochs):
+            if stop:
+                break
             for batch in make_batches(examples, self.hp, rng, pad_id=pad_id):
                 step += 1
                 if step <= start_step:
@@ -325,6 +402,8 @@ class Trainer:
                 self.history.append(metrics)
                 if on_step is not None:
                     on_step(step, metrics)
+                if dev_examples is not None and step % per_epoch == 0:
+                    stop = self._epoch_done(dev_examples, pad_id)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
                 bar.update(1)
                 # Mid-training checkpoints only (preemption); the caller decides about the trained model's.
@@ -344,12 +423,13 @@ class Trainer:
 
         step = int(jax.device_get(self.state["step"]))
         if step != self.checkpoints.latest_step():
-            self.checkpoints.save(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(self.state), history=ocp.args.JsonSave(self.history[:step])
-                ),
-            )
+            items = {
+                "state": ocp.args.StandardSave(self.state),
+                "history": ocp.args.JsonSave(self.history[:step]),
+            }
+            if self.kept is not None:
+                items["kept"] = ocp.args.StandardSave(self.kept)
+            self.checkpoints.save(step, args=ocp.args.Composite(**items))
         if wait:
             self.checkpoints.wait_until_finished()
 
@@ -366,6 +446,11 @@ class Trainer:
             args=ocp.args.Composite(state=ocp.args.StandardRestore(target), history=ocp.args.JsonRestore()),
         )
         self.state, self.history = restored["state"], list(restored["history"])
+        if dev_losses(self.history):  # epochs selected by dev loss: the best epoch's params were saved too
+            kept = _with_shardings(self.state["params"], self.trainable_shardings)
+            self.kept = self.checkpoints.restore(
+                step, args=ocp.args.Composite(kept=ocp.args.StandardRestore(kept))
+            )["kept"]
         self.steps_done = step
         return step
 
@@ -421,6 +506,7 @@ def finetune(
     desc: str = "training",
     say=lambda msg: None,
     on_step=None,
+    dev_set: Sequence[dict] = (),
 ) -> tuple[dict, dict]:
     """(trained params on the mesh, info) for one fine-tune on `train_set`.
 
@@ -430,9 +516,12 @@ def finetune(
     the same data is resumed from its step. Checkpoints are written every `checkpoint_every` steps during
     training, and of the trained model only when `keep_trained` (the caller evaluates the weights in
     memory). A disk fault while writing one is one line. on_step(step, metrics): after each step
-    (TensorBoard).
+    (TensorBoard). dev_set: the examples whose loss selects the epoch when hp.epoch_selection is 'dev_loss'.
     """
     examples, trunc = tokenize_examples(task, train_set, tokenizer, hp.max_length, truncation, fmt=fmt)
+    dev = None
+    if hp.epoch_selection == "dev_loss":
+        dev, _ = tokenize_examples(task, dev_set, tokenizer, hp.max_length, truncation, fmt=fmt)
     total = steps_per_epoch(len(examples), hp.batch_size) * hp.epochs
     with reporting_disk_faults("a training checkpoint", checkpoint_dir):
         trainer = Trainer(cfg, hp, mesh, total_steps=total, checkpoint_dir=checkpoint_dir, keep_checkpoints=1)
@@ -452,15 +541,20 @@ def finetune(
             start_step=start,
             checkpoint_every=checkpoint_every,
             on_step=on_step,
+            dev_examples=dev,
         )
         if keep_trained:
             trainer.save(wait=True)
         trained = trainer.params()
         trainer.close()
-    return trained, {
-        "steps": total,
+    info = {
+        "steps": len(trainer.history),
         "examples": len(examples),
         "truncation": trunc,
         "flops": trainer.flops,
         "final_loss": trainer.history[-1]["loss"] if trainer.history else None,
     }
+    if dev is not None:
+        losses = dev_losses(trainer.history)
+        info.update(epochs_run=len(losses), kept_epoch=best_epoch(losses) + 1, dev_losses=losses)
+    return trained, info

@@ -2,7 +2,8 @@
 
 Runs the offline default config as `method=finetune` (one fine-tuning from the base weights, then
 evaluation) on the seed set of `--seed`, once per `--shuffles` value, and prints test and seed-set
-accuracy per run with their mean and standard deviation. This is the noise floor any gain of
+accuracy per run (with the dev accuracy, and the epoch kept when epochs are chosen by dev loss) with their
+mean and standard deviation. This is the noise floor any gain of
 LLM2LLM over fine-tuning has to clear.
 
   python benchmarks/finetune_variance.py [--seed 0] [--shuffles 0,1,2,3,4] [--workdir runs/shuffle] \
@@ -30,12 +31,15 @@ def main():
             "--config.method=finetune",
             f"--config.seed={args.seed}",
             f"--config.train.shuffle_seed={shuffle}",
+            "--config.export.student=False",  # evidence, not a deliverable
             *overrides,
         )[0]
-        results.append((shuffle, row["test_accuracy"], row["seed_accuracy"]))
-    print(f"\n{'shuffle':>7} {'test acc':>9} {'seed acc':>9}")
-    for shuffle, test, seed in results:
-        print(f"{shuffle:>7} {test:>9.1%} {seed:>9.1%}")
+        results.append((shuffle, row["test_accuracy"], row["seed_accuracy"], row))
+    print(f"\n{'shuffle':>7} {'test acc':>9} {'seed acc':>9} {'dev acc':>9} {'epoch kept':>10}")
+    for shuffle, test, seed, row in results:
+        dev = f"{row['dev_accuracy']:>9.1%}" if "dev_accuracy" in row else f"{'':>9}"
+        kept = f"{row['kept_epoch']} of {row['epochs_run']}" if "kept_epoch" in row else ""
+        print(f"{shuffle:>7} {test:>9.1%} {seed:>9.1%} {dev} {kept:>10}")
     tests = [r[1] for r in results]
     (test_mean, test_sd), (seed_mean, seed_sd) = mean_sd(tests), mean_sd(r[2] for r in results)
     print(

@@ -208,6 +208,22 @@ def test_a_lora_students_adapter_on_its_base_equals_the_merged_export(tmp_path):
     assert np.abs(plain - merged)[valid].max() > 1e-3  # the trained adapters change the model
 
 
+@pytest.mark.slow
+def test_a_gguf_asked_for_after_the_run_finished_is_added_by_the_next_invocation(exported, tmp_path):
+    import shutil
+
+    workdir = tmp_path / "run"
+    shutil.copytree(exported[0], workdir)
+    (workdir / "student" / "model-f16.gguf").unlink()
+    (workdir / "run.lock").unlink(missing_ok=True)
+    card = (workdir / "student" / "README.md").read_bytes()
+    _run(workdir, gguf=True)  # every iteration is done: only the export runs
+    assert (workdir / "student" / "model-f16.gguf").read_bytes() == (
+        exported[0] / "student" / "model-f16.gguf"
+    ).read_bytes()
+    assert (workdir / "student" / "README.md").read_bytes() == card
+
+
 def _logits(cfg, params, tok, texts):
     from llm2llm_jax.model.llama import forward
     from llm2llm_jax.student.decode import left_pad

@@ -35,8 +35,11 @@ def deliver(run, rows: Sequence[dict]) -> None:
     if not run.config.export.student or not rows or run.keeper is None:
         return
     selected, why = select(rows)
-    card_path = run.dir.path(STUDENT_DIR, CARD)
-    if files.exists(card_path):
+    # The card is written last; a GGUF asked for after the run finished is exported on the next invocation.
+    outputs = [run.dir.path(STUDENT_DIR, CARD)]
+    if run.config.export.gguf:
+        outputs.append(run.dir.path(STUDENT_DIR, f"model-{run.config.export.gguf_type}.gguf"))
+    if all(files.exists(path) for path in outputs):
         return
     needed, have = run.dir.model_of(selected), run.keeper.step()
     if have != needed:
@@ -50,7 +53,7 @@ def deliver(run, rows: Sequence[dict]) -> None:
     start = time.time()
     run_stage(
         "export",
-        [card_path],
+        outputs,
         lambda: _restore(run),
         lambda params: _write(run, params, rows, selected, why),
         lambda: None,

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
+from llm2llm_jax.common import files
 from llm2llm_jax.common.errors import UserError
 from llm2llm_jax.data.tables import DataError, read_lines, read_table
 from llm2llm_jax.student.saved import SavedStudent, read_meta, student_dir
@@ -27,8 +27,17 @@ def read_inputs(path: str, field: str, fmt: str = "") -> list[str]:
     return [row["input"] for row in read_table(path, input_field=field, output_field=field, fmt=fmt)]
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, as every other bad input gets, not the usage block
+        print(f"error: {message} (see llm2llm-predict --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="llm2llm-predict", description=__doc__.splitlines()[0])
+    ap = _Parser(
+        prog="llm2llm-predict",
+        description="A saved student answers every row of a JSONL, CSV or TSV file, one JSON line per row.",
+    )
     ap.add_argument("student", help="a run directory whose student was exported, or that student/ directory")
     ap.add_argument("--input", required=True, help="JSONL, CSV or TSV file")
     ap.add_argument("--output", required=True, help="JSONL file: one line per input row")
@@ -40,8 +49,24 @@ def parse_args(argv):
         "--mode", default="", choices=("", "generate", "score"), help="default: the run's eval.mode"
     )
     ap.add_argument("--batch-size", type=int, default=0, help="prompts per batch (default: the run's)")
+    ap.add_argument(
+        "--mesh",
+        type=_mesh,
+        default=(1, -1, 1),
+        help="data,fsdp,tensor axes of the device mesh (default 1,-1,1: every device on the fsdp axis)",
+    )
     ap.add_argument("--no-progress", action="store_true")
     return ap.parse_args(argv)
+
+
+def _mesh(text: str) -> tuple:
+    try:
+        shape = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three comma-separated sizes, e.g. 1,-1,1")
+    return shape
 
 
 def main(argv=None) -> int:
@@ -50,12 +75,11 @@ def main(argv=None) -> int:
         meta = read_meta(student_dir(args.student))
         field = args.input_field or meta["fields"]["input"]
         inputs = read_inputs(args.input, field, args.format)
-        student = SavedStudent.load(args.student)
+        student = SavedStudent.load(args.student, mesh_shape=args.mesh)
         rows = student.predict(
             inputs, mode=args.mode, batch_size=args.batch_size, progress=not args.no_progress
         )
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w", encoding="utf-8") as f:
+        with files.atomic_open(args.output) as f:  # no half-written output
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
     except UserError as e:

@@ -318,6 +318,10 @@ def test_the_predict_command_answers_every_row_and_refuses_bad_input_in_one_line
         "How far is the Moon ?",
     ]
     assert all(set(r) == {"input", "generation", "prediction"} for r in rows)
+    data_parallel = f"{jax.device_count()},1,1"  # every device on the data axis instead of the fsdp axis
+    other = _predict(workdir, "--input", table, "--output", tmp_path / "dp.jsonl", "--mesh", data_parallel)
+    assert other.returncode == 0, other.stderr[-1500:]
+    assert (tmp_path / "dp.jsonl").read_text() == (tmp_path / "out.jsonl").read_text()
     scored = _predict(
         workdir / "student", "--input", table, "--output", tmp_path / "scored.jsonl", "--mode", "score"
     )
@@ -335,6 +339,7 @@ def test_the_predict_command_answers_every_row_and_refuses_bad_input_in_one_line
         ((workdir, "--input", tmp_path / "empty.jsonl"), "empty.jsonl: no rows"),
         ((tmp_path, "--input", table), "not a saved student"),
         ((tmp_path / "oracle_run", "--input", table), "a run directory without an exported student"),
+        ((workdir, "--input", table, "--mesh", "1,-1,1,1"), "give three comma-separated sizes"),
     ]
     for args, expected in cases:
         proc = _predict(*args, "--output", tmp_path / "x.jsonl")

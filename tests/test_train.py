@@ -782,6 +782,8 @@ def test_epochs_chosen_by_dev_loss_keep_the_best_epochs_weights():
 @pytest.mark.slow
 def test_the_dev_loss_is_the_mean_target_token_loss_of_every_row():
     cfg, params, train, dev, hp = _dev_loss_setup(patience=0)
+    instruction = [5, 6, 7, 8, 9, 10, 11, 12]  # every dev prompt begins with it: a shared prefix
+    dev = [Example(instruction + list(e.prompt_ids), e.target_ids) for e in dev]
     trainer = Trainer(cfg, hp, _one_device_mesh(), total_steps=1)
     trainer.init_state(params)
     total = count = 0.0

@@ -53,7 +53,6 @@ LAUNCH = "launch/run.py"
 SCORING = "llm2llm_jax/student/scoring.py"
 STATS = "llm2llm_jax/stats.py"
 TIMING = "llm2llm_jax/timing.py"
-COMPARE = "llm2llm_jax/compare.py"
 EXPORT = "llm2llm_jax/data/export.py"
 BATCH = "llm2llm_jax/teacher/batch.py"
 PROMPTING = "llm2llm_jax/student/prompting.py"
@@ -90,6 +89,8 @@ ESTIMATE = "llm2llm_jax/augment/estimate.py"
 RECIPE = "llm2llm_jax/student/recipe.py"
 METRICS = "llm2llm_jax/run/metrics.py"
 SELECTION = "llm2llm_jax/run/selection.py"
+GGUF_EXPORT = "llm2llm_jax/student/gguf_export.py"
+DELIVER = "llm2llm_jax/run/deliver.py"
 STEPS = "llm2llm_jax/run/steps.py"
 STUDENT_EXPORT = "llm2llm_jax/student/export.py"
 
@@ -1175,8 +1176,8 @@ MUTATIONS = [
         RUN_COMPARE,
         (
             (
-                "                    [_final(found[m][s]) for s in paired_seeds], [_final(baseline[s]) for s in paired_seeds]\n",
-                "                    [_final(found[m][s]) for s in paired_seeds],\n                    [_final(baseline[s]) for s in reversed(paired_seeds)],\n",
+                "                [_final(by_seed[s]) for s in paired_seeds], [_final(baseline[s]) for s in paired_seeds]\n",
+                "                [_final(by_seed[s]) for s in paired_seeds], [_final(baseline[s]) for s in paired_seeds[::-1]]\n",
             ),
         ),
         "tests/test_compare.py::test_summary_statistics_are_paired_by_seed",
@@ -1648,5 +1649,89 @@ MUTATIONS = [
         ),
         "tests/test_student.py::test_a_lora_students_adapter_on_its_base_equals_the_merged_export",
         "PEFT's [rank, in] layout of lora_A",
+    ),
+    m(
+        "gguf-q-rows-not-permuted",
+        GGUF_EXPORT,
+        (
+            (
+                '        if cfg.traits.gguf_permuted_qk and hf_name.endswith("q_proj.weight"):\n',
+                '        if False and hf_name.endswith("q_proj.weight"):\n',
+            ),
+        ),
+        "tests/test_student.py::test_the_gguf_export_reads_back_here_and_in_transformers",
+        "the GGUF export in llama.cpp's q/k row order",
+    ),
+    m(
+        "gguf-added-after-the-run-is-skipped",
+        DELIVER,
+        (
+            (
+                "    if run.config.export.gguf:\n        outputs.append(",
+                "    if False:\n        outputs.append(",
+            ),
+        ),
+        "tests/test_student.py::test_a_gguf_asked_for_after_the_run_finished_is_added_by_the_next_invocation",
+        "a GGUF asked for after the run finished is exported",
+    ),
+    m(
+        "best-epoch-is-the-later-on-ties",
+        TRAIN,
+        (
+            (
+                "    return min(range(len(losses)), key=lambda e: (losses[e], e))\n",
+                "    return len(losses) - 1\n",
+            ),
+        ),
+        "tests/test_train.py::test_epochs_chosen_by_dev_loss_keep_the_best_epochs_weights",
+        "the epoch with the least dev loss is the one kept",
+    ),
+    m(
+        "patience-one-epoch-late",
+        TRAIN,
+        (
+            (
+                "    return patience > 0 and bool(losses) and len(losses) - 1 - best_epoch(losses) >= patience\n",
+                "    return patience > 0 and bool(losses) and len(losses) - 1 - best_epoch(losses) > patience\n",
+            ),
+        ),
+        "tests/test_train.py::test_epochs_chosen_by_dev_loss_keep_the_best_epochs_weights",
+        "training stops once patience epochs bring no better dev loss",
+    ),
+    m(
+        "kept-epoch-not-checkpointed",
+        TRAIN,
+        (
+            (
+                '            if self.kept is not None:\n                items["kept"]',
+                '            if False:\n                items["kept"]',
+            ),
+        ),
+        "tests/test_train.py::test_a_fit_choosing_epochs_resumed_from_a_checkpoint_equals_an_uninterrupted_one",
+        "a resumed fine-tune keeps the best epoch it had found",
+    ),
+    m(
+        "dev-loss-without-the-shared-prefix-rows",
+        TRAIN,
+        (
+            (
+                '            batch["prefix_ids"] = np.asarray(prefix, np.int32)\n            with jax.set_mesh',
+                '            batch["prefix_ids"] = np.zeros((0,), np.int32)\n            with jax.set_mesh',
+            ),
+        ),
+        "tests/test_train.py::test_the_dev_loss_is_the_mean_target_token_loss_of_every_row",
+        "the dev loss reads every row's whole prompt",
+    ),
+    m(
+        "comparison-selects-by-test",
+        RUN_COMPARE,
+        (
+            (
+                "    iteration, _ = select(rows)\n",
+                '    iteration = max(rows, key=lambda r: r["test_accuracy"])["iteration"]\n',
+            ),
+        ),
+        "tests/test_compare.py::test_dev_selected_students_are_paired_with_the_last_iteration_and_fine_tuning",
+        "the comparison's delivered students are chosen by dev accuracy",
     ),
 ]

@@ -87,7 +87,7 @@ def reporting_disk_faults(what: str, where: str = "") -> Iterator[None]:
     """Turn a disk fault while writing `what` under `where` into one DiskError line that names the path.
 
     While the block runs, log records and unraisable exceptions about a disk fault are dropped (the line
-    reports it); after a fault the hook stays until `collect_abandoned_writes`.
+    reports it); after a fault the hook stays (see `collect_abandoned_writes`).
     """
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _QuietUnraisable(previous_hook)
@@ -120,8 +120,11 @@ def reporting_disk_faults(what: str, where: str = "") -> Iterator[None]:
 def collect_abandoned_writes() -> None:
     """After a disk fault: orbax leaves the failed checkpoint's other writes pending, each failing with the
     same fault when it is collected; collect them now, quietly, rather than at exit, where each would print a
-    traceback, then put back the usual unraisable-exception hook. Call it once the error is handled (while the
-    exception lives, its frames keep those writes alive)."""
+    traceback. Call it once the error is handled (while the exception lives, its frames keep those writes
+    alive). One quiet hook stays for the rest of the process: writes still running in tensorstore's threads
+    finish after the collection and echo then, onto an event loop that is already closed."""
     gc.collect()
-    while isinstance(sys.unraisablehook, _QuietUnraisable):
-        sys.unraisablehook = sys.unraisablehook.previous
+    hook = sys.unraisablehook
+    while isinstance(hook, _QuietUnraisable):
+        hook = hook.previous
+    sys.unraisablehook = _QuietUnraisable(hook)

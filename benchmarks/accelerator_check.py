@@ -41,15 +41,16 @@ NEEDS_SMOLLM2 = "gguf or smollm2 or transformers_generate"
 DEVICE_PROBE = """
 import json, sys, jax, torch
 sys.path.insert(0, {bench!r})
-from common import matmul_peak_flops, torch_matmul_peak_flops
+from common import datasheet_peak, matmul_rate, torch_matmul_rate
 n = {n}
 print("DEVICE " + json.dumps({{
     "jax": jax.__version__,
     "backend": jax.default_backend(),
     "devices": [d.device_kind for d in jax.devices()],
+    "datasheet_bf16_tflops": (datasheet_peak(jax.devices()[0].device_kind) or 0) / 1e12,
     "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    "jax_bf16_matmul_tflops": matmul_peak_flops(n=n, repeats=10, dtype="bfloat16") / 1e12,
-    "torch_bf16_matmul_tflops": torch_matmul_peak_flops(n=n, repeats=10, dtype="bfloat16") / 1e12}}))
+    "jax_bf16_matmul_tflops": matmul_rate(n=n, repeats=10, dtype="bfloat16") / 1e12,
+    "torch_bf16_matmul_tflops": torch_matmul_rate(n=n, repeats=10, dtype="bfloat16") / 1e12}}))
 """
 
 
@@ -305,8 +306,9 @@ def targets(report: dict) -> list[str]:
         spec, mfu = best(rows, "mfu")
         ratio = rows[spec]["vs_torch"]
         lines.append(
-            f"train step >= 1B: MFU {mfu:.1%} (target >= 50%), {ratio:.2f}x transformers+torch "
-            f"(target >= 1.3x), kernels={spec}: {'met' if mfu >= 0.5 and ratio >= 1.3 else 'NOT met'}"
+            f"train step >= 1B: MFU {mfu:.1%} against the datasheet peak (target >= 40%), {ratio:.2f}x "
+            f"transformers+torch on equal work (target >= 1.3x), kernels={spec}: "
+            f"{'met' if mfu >= 0.4 and ratio >= 1.3 else 'NOT met'}"
         )
     dec = (steps.get("decode") or {}).get("figures")
     if dec and "32" in dec[0]["batches"]:

@@ -1,6 +1,6 @@
-"""Shared benchmark helpers: model shapes, median timing, PyTorch's matmul peak beside JAX's (the FLOP counts
-and JAX's peak live in llm2llm_jax/student/flops.py), the PyTorch device, and running the offline default
-config in a subprocess."""
+"""Shared benchmark helpers: model shapes, PyTorch's matmul rate beside JAX's (the FLOP counts, median timing,
+JAX's rate and the datasheet peaks live in llm2llm_jax/student/flops.py), the PyTorch device, and running the
+offline default config in a subprocess."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 import jax
 
-# Re-exported: the benchmarks count FLOPs and time the matmul peak the way the package does.
+# Re-exported: the benchmarks count FLOPs and time the matmul rate the way the package does.
 from llm2llm_jax.student.flops import (  # noqa: F401
-    fastest_seconds,
+    datasheet_peak,
     matmul_params,
-    matmul_peak_flops,
+    matmul_rate,
+    median_seconds,
     train_flops_per_token,
 )
 
@@ -170,20 +170,8 @@ def torch_sync() -> None:
         torch.cuda.synchronize()
 
 
-def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of fn() (fn must block until its result is ready)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def torch_matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:
-    """`matmul_peak_flops` for PyTorch's matmul on `torch_device()` (MKL / oneDNN or cuBLAS), same size,
+def torch_matmul_rate(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:
+    """`matmul_rate` for PyTorch's matmul on `torch_device()` (MKL / oneDNN or cuBLAS), same size,
     precision and timing."""
     import torch
 
@@ -195,7 +183,7 @@ def torch_matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "floa
         torch.matmul(a, b)
         torch_sync()
 
-    return 2 * n**3 / fastest_seconds(run, repeats)
+    return 2 * n**3 / median_seconds(run, repeats, warmup=3)
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

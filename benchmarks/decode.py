@@ -13,7 +13,7 @@ loop does. Layers unrolled, as configs/default.py runs them.
 On CPU (default: f32 and bf16, batches 1 and 32, kernels cpu and xla) each batch ends with two limits
 for this machine: a ceiling, the same-shaped matmuls alone chained in one jit
 (`dense_ceiling_seconds`), and a bound, the matmul FLOPs any decoder must do (`decode_matmul_flops`)
-at the faster of JAX's and PyTorch's matmul peak measured in this run. On a GPU (default: bf16,
+at the faster of JAX's and PyTorch's matmul rate measured in this run. On a GPU (default: bf16,
 batches 1, 32 and 128, kernels xla) transformers runs on CUDA with SDPA attention.
 
   python benchmarks/decode.py [--new 64 --batches 1,32 --precision f32,bf16 --kernels cpu,xla --repeats 3
@@ -38,11 +38,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (
     MODEL_SHAPES,
     matmul_params,
-    matmul_peak_flops,
+    matmul_rate,
     median_seconds,
     on_gpu,
     torch_device,
-    torch_matmul_peak_flops,
+    torch_matmul_rate,
     torch_sync,
 )
 
@@ -168,9 +168,9 @@ def measure(
     label = f"[{precision}]"
     peaks = None
     if limits:
-        peaks = matmul_peak_flops(dtype=dtype_name), torch_matmul_peak_flops(dtype=dtype_name)
+        peaks = matmul_rate(dtype=dtype_name), torch_matmul_rate(dtype=dtype_name)
         print(
-            f"{label} 2048^2 matmul peak: jax {peaks[0] / 1e9:.0f} GFLOP/s, torch {peaks[1] / 1e9:.0f} "
+            f"{label} 2048^2 matmul rate: jax {peaks[0] / 1e9:.0f} GFLOP/s, torch {peaks[1] / 1e9:.0f} "
             "GFLOP/s",
             flush=True,
         )

@@ -57,3 +57,73 @@ def test_flops_per_kind_and_the_bound_beside_the_measured_time():
     assert timing.describe_bound(seconds, flops, rate=1e9) == (
         "fine-tune 40 s measured, 8 s FLOP-bound (20%); evaluation 5 s measured, 1 s FLOP-bound (20%)"
     )
+
+
+def test_accelerators_are_quoted_against_their_datasheet_peak():
+    from llm2llm_jax.student.flops import datasheet_peak
+
+    assert datasheet_peak("NVIDIA H100 80GB HBM3") == datasheet_peak("NVIDIA H200") == 989e12
+    assert datasheet_peak("NVIDIA H100 PCIe") == 756e12  # not the SXM card's figure
+    assert datasheet_peak("NVIDIA A100-SXM4-40GB") == 312e12
+    assert datasheet_peak("TPU v4") == 275e12
+    assert datasheet_peak("TPU v5 lite") == 197e12 and datasheet_peak("TPU v5") == 459e12  # v5e, v5p
+    assert datasheet_peak("TPU v6 lite") == 918e12
+    assert datasheet_peak("cpu") is None and datasheet_peak("NVIDIA GeForce RTX 4090") is None
+
+
+def test_a_run_stores_its_devices_speed_once_and_its_summary_reads_it_back(monkeypatch, capsys):
+    from ml_collections import ConfigDict
+
+    from llm2llm_jax.run import summary
+    from llm2llm_jax.student import flops
+
+    measured = []
+
+    def measure(dtype):
+        measured.append(dtype)
+        return 2e9
+
+    monkeypatch.setattr(flops, "device_matmul_rate", measure)
+    timer = timing.StageTimer("float32")
+    rows = []
+    for i in range(2):
+        with timer.stage("fine-tune"):
+            pass
+        timer.computed("fine-tune", 4e9 * (i + 1))
+        row = {}
+        timer.iteration_done(row)
+        rows.append(row)
+    assert measured == ["float32"]  # once per process, not per iteration
+    assert (
+        rows[0]["device_flops"]
+        == rows[1]["device_flops"]
+        == {
+            "device": jax.devices()[0].device_kind,
+            "dtype": "float32",
+            "matmul_per_s": 2e9,
+        }
+    )
+    rows[0]["stage_seconds"], rows[1]["stage_seconds"] = {"fine-tune": 6.0}, {"fine-tune": 6.0}
+
+    # A later summary, on a machine now busy: the rate stored during the run, not a new measurement.
+    monkeypatch.setattr(flops, "device_matmul_rate", lambda dtype: 1e9)
+    config = ConfigDict({"model": {"dtype": "float32"}})
+    summary.print_time(config, rows)
+    out = capsys.readouterr().out
+    assert "matmul rate (2 GFLOP/s, measured during the run)" in out, out
+    assert "fine-tune 12 s measured, 6 s FLOP-bound (50%)" in out, out
+    # A run that predates the stored rate is measured now, and says so.
+    old = [{k: v for k, v in r.items() if k != "device_flops"} for r in rows]
+    assert summary.device_peak(config, old) == (
+        1e9,
+        "this device's float32 matmul rate (1 GFLOP/s, measured now: the run did not store it)",
+    )
+    # On an accelerator with a datasheet figure, that is the peak; the measured matmul is its GEMM efficiency.
+    on_h100 = [dict(r, device_flops={**r["device_flops"], "device": "NVIDIA H100 80GB HBM3",
+                                     "dtype": "bfloat16", "matmul_per_s": 6.5e14,
+                                     "datasheet_per_s": 989e12}) for r in rows]  # fmt: skip
+    peak, against = summary.device_peak(config, on_h100)
+    assert peak == 989e12 and against == (
+        "NVIDIA H100 80GB HBM3's datasheet bf16 peak (989 TFLOP/s; its bfloat16 matmul measured during the "
+        "run: 650 TFLOP/s, 66% of it)"
+    )

@@ -67,7 +67,7 @@ class Llm2llmRun:
         self.is_main = jax.process_index() == 0
         self.method = METHODS[config.method]
         self.iterations = config.iterations if self.method.augments else 1
-        self.hooks = Hooks([StageTimer(), *hooks])
+        self.hooks = Hooks([StageTimer(config.model.dtype), *hooks])
         self.student = StudentJobs(
             config, self.task, self.hooks, model, progress=bool(config.progress) and self.is_main
         )

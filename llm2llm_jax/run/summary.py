@@ -4,6 +4,7 @@ time went beside each stage's FLOP-bound time."""
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Sequence
 
 import jax
@@ -70,14 +71,30 @@ def iteration_table(rows: Sequence[dict]) -> list[str]:
 
 
 def print_time(config, rows: Sequence[dict]) -> None:
-    """Seconds per stage, and each stage's FLOPs at this device's matmul rate beside them."""
+    """Seconds per stage, and each stage's FLOPs at the device's peak beside them."""
     stage_seconds, stage_flops = timing.totals(rows, "stage_seconds"), timing.totals(rows, "stage_flops")
     if stage_seconds:
         print(f"where the iterations' time went: {timing.describe(stage_seconds)}")
     if stage_flops:
-        dtype = kernels.resolve_dtype(config.model.dtype, jax.devices())
-        rate = flops.device_matmul_rate(dtype)
-        print(
-            f"against this device's {dtype} matmul rate ({rate / 1e9:,.0f} GFLOP/s): "
-            f"{timing.describe_bound(stage_seconds, stage_flops, rate)}"
+        peak, against = device_peak(config, rows)
+        print(f"against {against}: {timing.describe_bound(stage_seconds, stage_flops, peak)}")
+
+
+def device_peak(config, rows: Sequence[dict]) -> tuple[float, str]:
+    """(FLOP/s, what it is) that a run's FLOP-bound times are quoted against: the datasheet's bf16 peak on
+    an accelerator it knows, else the matmul rate the run measured while it worked (the median over its
+    processes); a run that predates storing it is measured now, and says so."""
+    stored = [r["device_flops"] for r in rows if "device_flops" in r]
+    if stored:
+        speed, when = stored[-1], "measured during the run"
+        rate = statistics.median(s["matmul_per_s"] for s in stored)
+    else:
+        speed = flops.device_flops(kernels.resolve_dtype(config.model.dtype, jax.devices()))
+        rate, when = speed["matmul_per_s"], "measured now: the run did not store it"
+    if speed.get("datasheet_per_s"):
+        peak = speed["datasheet_per_s"]
+        return peak, (
+            f"{speed['device']}'s datasheet bf16 peak ({peak / 1e12:,.0f} TFLOP/s; its {speed['dtype']} "
+            f"matmul {when}: {rate / 1e12:,.0f} TFLOP/s, {rate / peak:.0%} of it)"
         )
+    return rate, f"this device's {speed['dtype']} matmul rate ({rate / 1e9:,.0f} GFLOP/s, {when})"

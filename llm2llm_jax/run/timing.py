@@ -3,7 +3,8 @@ and the FLOPs each kind computed.
 
 JAX reports each tracing, lowering and backend compilation through `jax.monitoring`; a listener adds
 them up, so a stage's own time is its wall time less the compilation that happened inside it. `StageTimer`
-is the run's hook: every iteration's metrics carry its `stage_seconds` and `stage_flops`.
+is the run's hook: every iteration's metrics carry its `stage_seconds` and `stage_flops`, and the device's
+speed they are to be read against (`device_flops`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import time
 
 import jax
 
+from llm2llm_jax.model import kernels
 from llm2llm_jax.run.hooks import Hook
+from llm2llm_jax.student import flops
 
 # Tracing a function, lowering it to StableHLO, and XLA's compilation (or its load from the persistent cache).
 COMPILE_EVENTS = (
@@ -94,10 +97,13 @@ class StageClock:
 
 class StageTimer(Hook):
     """The run's stage clock as a hook: each iteration's row gets the seconds and FLOPs of its stages (and of
-    the data and first shard, before iteration 0)."""
+    the data and first shard, before iteration 0), and, with `dtype` (config.model.dtype), the device's speed
+    as `device_flops`: measured once per process, after its first iteration's work, so that the summary of a
+    finished run quotes the machine as it ran."""
 
-    def __init__(self):
+    def __init__(self, dtype: str | None = None):
         self.clock = StageClock()
+        self.dtype, self.device_flops = dtype, None
 
     def stage(self, kind: str):
         return self.clock.timing(kind)
@@ -107,6 +113,11 @@ class StageTimer(Hook):
 
     def iteration_done(self, metrics: dict) -> None:
         metrics["stage_seconds"], metrics["stage_flops"] = self.clock.take(), self.clock.take_flops()
+        if self.dtype is not None and metrics["stage_flops"]:
+            if self.device_flops is None:
+                dtype = kernels.resolve_dtype(self.dtype, jax.devices())
+                self.device_flops = flops.device_flops(dtype)
+            metrics["device_flops"] = self.device_flops
 
 
 def totals(rows, field: str) -> dict:

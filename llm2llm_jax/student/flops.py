@@ -1,13 +1,15 @@
-"""FLOP counts of the model's work (training steps, prefill and decoding) and the device's matmul rate.
+"""FLOP counts of the model's work (training steps, prefill and decoding) and the device's peak.
 
 A run adds up the FLOPs of what it computed (padding included: the hardware multiplies it too) and divides
-by the rate of one large matmul on its device, so that its summary can put a FLOP-bound time beside each
-measured stage. Counts are of the matmuls (the seven projections, the vocabulary head where logits are
-read, attention's two products); norms, rotary and softmax are left out.
+by its device's peak (the datasheet's on an accelerator, one large matmul's measured rate on a CPU), so that
+its summary can put a FLOP-bound time beside each measured stage. Counts are of the matmuls (the seven
+projections, the vocabulary head where logits are read, attention's two products); norms, rotary and softmax
+are left out.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import jax
@@ -74,29 +76,66 @@ def decode_flops(cfg, rows: int, width: int, steps: int, prefix: int = 0) -> flo
     )
 
 
-def matmul_peak_flops(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:
-    """FLOP/s of a jitted n x n matmul (f32 accumulation) on the default device, from its fastest of
-    `repeats` runs (a peak, so that a noisy neighbour slows the measurement less): what MFU is quoted
-    against. On a GPU use n = 8192: smaller products do not fill the card."""
+# Dense bf16 matmul peaks from the datasheets (FLOP/s), by a lowercase piece of JAX's device_kind, first match
+# first: what an accelerator's MFU is quoted against. CPUs have no such figure; their measured rate stands in.
+DATASHEET_BF16_PEAKS = (
+    ("h100 pcie", 756e12),
+    ("h100", 989e12),  # SXM
+    ("h200", 989e12),
+    ("a100", 312e12),
+    ("tpu v4", 275e12),
+    ("tpu v5 lite", 197e12),  # v5e
+    ("tpu v5e", 197e12),
+    ("tpu v5", 459e12),  # v5p
+    ("tpu v6 lite", 918e12),  # v6e
+    ("tpu v6e", 918e12),
+)
+
+
+def datasheet_peak(device_kind: str) -> float | None:
+    """The datasheet's dense bf16 FLOP/s of a device kind ('NVIDIA H100 80GB HBM3', 'TPU v5 lite'), or None
+    where the table has none (CPUs, unlisted cards)."""
+    kind = device_kind.lower()
+    return next((peak for name, peak in DATASHEET_BF16_PEAKS if name in kind), None)
+
+
+def matmul_rate(n: int = 2048, repeats: int = 15, dtype: str = "float32") -> float:
+    """FLOP/s of a jitted n x n matmul on the default device, its output in the inputs' dtype (as PyTorch's
+    is): the median of `repeats` runs after three warm-up runs. On an accelerator this is the GEMM rate beside
+    the datasheet peak (use n = 8192: smaller products do not fill the card); on a CPU it is what MFU and
+    FLOP-bound times are quoted against."""
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
     b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32).astype(dtype)
-    f = jax.jit(lambda x, y: jnp.dot(x, y, preferred_element_type=jnp.float32))
-    return 2 * n**3 / fastest_seconds(lambda: f(a, b).block_until_ready(), repeats)
+    f = jax.jit(jnp.dot)
+    return 2 * n**3 / median_seconds(lambda: f(a, b).block_until_ready(), repeats, warmup=3)
 
 
-def fastest_seconds(fn, repeats: int) -> float:
-    """Fastest wall time of fn() over `repeats` runs after one warm-up (fn must block until done)."""
-    fn()
-    fastest = float("inf")
+def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of fn() over `repeats` runs after `warmup` runs (fn must block until done)."""
+    for _ in range(warmup):
+        fn()
+    times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def device_matmul_rate(dtype: str) -> float:
-    """`matmul_peak_flops` sized for the default device: 1024 on a CPU (a fraction of a second), 8192 on an
+    """`matmul_rate` sized for the default device: 1024 on a CPU (a fraction of a second), 8192 on an
     accelerator."""
     on_cpu = jax.devices()[0].platform == "cpu"
-    return matmul_peak_flops(n=1024 if on_cpu else 8192, repeats=5 if on_cpu else 10, dtype=dtype)
+    return matmul_rate(n=1024 if on_cpu else 8192, repeats=5 if on_cpu else 10, dtype=dtype)
+
+
+def device_flops(dtype: str) -> dict:
+    """What a run stores about its device's speed, measured once while it works (a finished run summarised
+    later must not re-measure on whatever the machine is doing then): the device kind, the dtype, the
+    measured matmul rate and the datasheet peak where the kind has one."""
+    kind = jax.devices()[0].device_kind
+    out = {"device": kind, "dtype": dtype, "matmul_per_s": float(f"{device_matmul_rate(dtype):.4g}")}
+    peak = datasheet_peak(kind)
+    if peak:
+        out["datasheet_per_s"] = peak
+    return out

@@ -722,6 +722,53 @@ def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit(tmp_path):
     second.close()
 
 
+@pytest.mark.slow
+def test_fit_fetches_metrics_in_groups_and_places_each_batch_a_step_ahead(monkeypatch):
+    """The loop waits for the devices only when it fetches metrics (every FETCH_EVERY steps and at the end),
+    and uploads the next batch before the current step's results are asked for; the steps, their metrics
+    and order, and the trained weights equal a fit that fetches after every step."""
+    from llm2llm_jax.student import train
+
+    cfg = tiny_config()
+    params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
+    hp = TrainHParams(learning_rate=1e-3, batch_size=4, epochs=5, warmup_ratio=0.2, seq_multiple=32)
+    examples = _examples(16, seed=3)  # 4 steps per epoch, 20 in all
+
+    def fit(fetch_every):
+        monkeypatch.setattr(train, "FETCH_EVERY", fetch_every)
+        trainer = Trainer(cfg, hp, _one_device_mesh(), total_steps=20)
+        trainer.init_state(params)
+        events, fetches = [], []
+        real_place, real_step, real_get = trainer.place_batch, trainer.step, jax.device_get
+
+        def place(batch):  # a batch from the host (the step is given it placed, and keeps it as it is)
+            if isinstance(batch["input_ids"], np.ndarray):
+                events.append("place")
+            return real_place(batch)
+
+        monkeypatch.setattr(trainer, "place_batch", place)
+        monkeypatch.setattr(trainer, "step", lambda b: events.append("step") or real_step(b))
+
+        def device_get(tree):
+            fetches.append(len(jax.tree.leaves(tree)))
+            return real_get(tree)
+
+        monkeypatch.setattr(train.jax, "device_get", device_get)
+        seen = []
+        history = trainer.fit(examples, progress=False, on_step=lambda n, m: seen.append((n, m["loss"])))
+        monkeypatch.setattr(train.jax, "device_get", real_get)
+        return history, seen, events, fetches, host_params(trainer.params())
+
+    history, seen, events, fetches, weights = fit(16)
+    one_by_one, seen_1, _, fetches_1, weights_1 = fit(1)
+    assert len(fetches) == 2 and len(fetches_1) == 20  # 16 steps' metrics at once, then the last 4
+    assert history == one_by_one and seen == seen_1 and [n for n, _ in seen] == list(range(1, 21))
+    # the first two batches are placed before the first step runs, and each step's successor before it
+    assert events[:3] == ["place", "place", "step"] and events.count("place") == events.count("step") == 20
+    for a, b in zip(jax.tree.leaves(weights), jax.tree.leaves(weights_1)):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---------------------------------------------------------------------------- epochs chosen by dev loss
 def _dev_loss_setup(patience: int):
     """A tiny model, 16 training rows (4 steps an epoch, at most 8 epochs) and a dev set of training prompts

@@ -173,9 +173,12 @@ def batch_divisor(mesh: Mesh) -> int:
 
 
 def place(tree: Any, shardings: Any) -> Any:
-    """Put host arrays onto the mesh, one leaf at a time (multi-host safe: each process fills its shards)."""
+    """Put host arrays onto the mesh, one leaf at a time (multi-host safe: each process fills its shards); a
+    leaf already there with its sharding is kept as it is."""
 
     def one(x, sharding):
+        if isinstance(x, jax.Array) and x.sharding == sharding:
+            return x
         x = np.asarray(x)
         return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 

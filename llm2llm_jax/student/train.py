@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -42,6 +42,10 @@ from llm2llm_jax.model.lora import add_lora_params, combine, split_trainable
 from llm2llm_jax.student import flops
 from llm2llm_jax.student.batching import Example, make_batches, split_shared_prefix, tokenize_examples
 from llm2llm_jax.student.recipe import TrainHParams, at_learning_rate, learning_rate_schedule, make_optimizer
+
+# Steps whose metrics are fetched together: fetching waits for the step, so the host fetches rarely and stays
+# ahead of the devices (a step's upload and dispatch overlap the one running).
+FETCH_EVERY = 16
 
 
 # ---------------------------------------------------------------------------- pure numerics
@@ -187,7 +191,10 @@ class Trainer:
         cfg = cfg.with_kernels_for(mesh.devices.flat)  # 'auto' picks the kernels of this mesh's devices
         self.cfg, self.hp, self.mesh, self.total_steps = cfg, hp, mesh, total_steps
         self.optimizer = make_optimizer(hp)
-        self.schedule = learning_rate_schedule(hp, total_steps)
+        # Every step's rate, evaluated once before training (as the step evaluated it, so the numbers are the
+        # same): no device op and no wait for its result between two steps.
+        schedule = learning_rate_schedule(hp, total_steps)
+        self.rates = [np.float32(schedule(jnp.int32(s))) for s in range(total_steps + 1)]
         self.steps_done = 0  # optimizer steps the state has taken: the schedule's count for the next step
         boxed = abstract_params(cfg)
         full_shardings = parallel.param_shardings(boxed, mesh)
@@ -311,8 +318,8 @@ class Trainer:
     # -- running
     def step(self, batch: dict) -> dict:
         """One optimizer step at the schedule's rate for the steps taken so far (a host batch, or one
-        placed)."""
-        learning_rate = np.float32(self.schedule(jnp.int32(self.steps_done)))
+        placed); returns its metrics on the device, not yet fetched."""
+        learning_rate = self.rates[min(self.steps_done, self.total_steps)]
         with jax.set_mesh(self.mesh), self._rules():
             self.state, metrics = self._step_fn(
                 self.state, self.frozen, self.place_batch(batch), learning_rate
@@ -379,18 +386,32 @@ class Trainer:
         prefix_ids = np.asarray(prefix, np.int32)
         first = len(self.history)  # steps restored with a checkpoint come before this call's
         bar = progress_bar(self.total_steps, desc, progress, unit="step", initial=start_step)
-        step, per_epoch = 0, steps_per_epoch(len(examples), self.hp.batch_size)
+        per_epoch = steps_per_epoch(len(examples), self.hp.batch_size)
+        pending = []  # (step, epoch, metrics on the device): fetched in groups, a fetch waits for its step
+
+        def fetch():
+            if not pending:
+                return
+            for (step, epoch, _), values in zip(pending, jax.device_get([m for *_, m in pending])):
+                metrics = {k: float(v) for k, v in values.items()} | {"epoch": epoch}
+                self.history.append(metrics)
+                if on_step is not None:
+                    on_step(step, metrics)
+            bar.set_postfix(loss=f"{self.history[-1]['loss']:.4f}")
+            pending.clear()
+
+        def numbered():
+            step = 0
+            for epoch in range(self.hp.epochs):
+                for batch in make_batches(examples, self.hp, rng, pad_id=pad_id):
+                    step += 1
+                    if step > start_step:
+                        yield step, epoch, batch | {"prefix_ids": prefix_ids}
+
         # A fine-tune resumed from the checkpoint it stopped at has nothing left to run.
-        stop = dev_examples is not None and patience_spent(dev_losses(self.history), self.hp.patience)
-        for epoch in range(self.hp.epochs):
-            if stop:
-                break
-            for batch in make_batches(examples, self.hp, rng, pad_id=pad_id):
-                step += 1
-                if step <= start_step:
-                    continue
-                batch["prefix_ids"] = prefix_ids
-                metrics = {k: float(v) for k, v in jax.device_get(self.step(batch)).items()}
+        if dev_examples is None or not patience_spent(dev_losses(self.history), self.hp.patience):
+            for step, epoch, batch in placed_ahead(numbered(), self.place_batch):
+                pending.append((step, epoch, self.step(batch)))
                 self.flops += flops.train_step_flops(
                     self.cfg,
                     self.hp.batch_size,
@@ -398,22 +419,23 @@ class Trainer:
                     batch["target_positions"].shape[-1],
                     prefix=len(prefix),
                 )
-                metrics["epoch"] = epoch
-                self.history.append(metrics)
-                if on_step is not None:
-                    on_step(step, metrics)
-                if dev_examples is not None and step % per_epoch == 0:
-                    stop = self._epoch_done(dev_examples, pad_id)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}")
                 bar.update(1)
+                epoch_done = dev_examples is not None and step % per_epoch == 0
                 # Mid-training checkpoints only (preemption); the caller decides about the trained model's.
-                if (
+                save = (
                     checkpoint_every
                     and step % checkpoint_every == 0
                     and step < self.total_steps
                     and self.checkpoints is not None
-                ):
+                )
+                if len(pending) >= FETCH_EVERY or epoch_done or save:
+                    fetch()
+                stop = epoch_done and self._epoch_done(dev_examples, pad_id)
+                if save:
                     self.save()
+                if stop:
+                    break
+            fetch()
         bar.close()
         return self.history[first:]
 
@@ -463,6 +485,19 @@ class Trainer:
 def _with_shardings(tree: Any, shardings: Any) -> Any:
     """Abstract arrays (shape, dtype) carrying the given shardings: targets for AOT lowering and restore."""
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
+def placed_ahead(items: Iterator[tuple], place) -> Iterator[tuple]:
+    """(step, epoch, batch) items with each batch placed on the devices one item ahead: the next batch's
+    upload is queued while the current step runs."""
+
+    def placed(item):
+        return None if item is None else (*item[:-1], place(item[-1]))
+
+    upcoming = placed(next(items, None))
+    while upcoming is not None:
+        current, upcoming = upcoming, placed(next(items, None))
+        yield current
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

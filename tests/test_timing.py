@@ -127,3 +127,28 @@ def test_a_run_stores_its_devices_speed_once_and_its_summary_reads_it_back(monke
         "NVIDIA H100 80GB HBM3's datasheet bf16 peak (989 TFLOP/s; its bfloat16 matmul measured during the "
         "run: 650 TFLOP/s, 66% of it)"
     )
+
+
+def test_each_compilation_is_logged_with_its_program_and_seconds():
+    def a_program_only_this_test_compiles(x):
+        return _long_to_compile(x) * 3
+
+    timer = timing.StageTimer()
+    with timer.stage("fine-tune"):
+        f = jax.jit(a_program_only_this_test_compiles)
+        f(jnp.arange(5.0)).block_until_ready()
+        f(jnp.arange(6.0)).block_until_ready()  # another shape: compiled again
+        f(jnp.arange(6.0)).block_until_ready()  # cached in the process: not compiled
+    first = {}
+    timer.iteration_done(first)
+    name = "jit(a_program_only_this_test_compiles)"
+    count, seconds = first["compile_log_seconds"][name]
+    assert count == 2 and seconds > 0.1, first["compile_log_seconds"]
+    second = {}
+    timer.iteration_done(second)  # nothing compiled since
+    assert name not in second["compile_log_seconds"]
+    merged = timing.merged_compiles([first, second, {"compile_log_seconds": {name: [1, 1.0]}}])
+    assert merged[name] == [3, seconds + 1.0]
+    assert timing.describe_compiles({"jit(step)": [4, 31.2], "jit(decode)": [3, 12.0]}) == (
+        "7 compilations, 43 s: jit(step) x4 31 s, jit(decode) x3 12 s"
+    )

@@ -75,6 +75,9 @@ def print_time(config, rows: Sequence[dict]) -> None:
     stage_seconds, stage_flops = timing.totals(rows, "stage_seconds"), timing.totals(rows, "stage_flops")
     if stage_seconds:
         print(f"where the iterations' time went: {timing.describe(stage_seconds)}")
+    compiled = timing.merged_compiles(rows)
+    if compiled:
+        print(f"compiled: {timing.describe_compiles(compiled)}")
     if stage_flops:
         peak, against = device_peak(config, rows)
         print(f"against {against}: {timing.describe_bound(stage_seconds, stage_flops, peak)}")

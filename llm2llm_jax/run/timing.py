@@ -3,8 +3,9 @@ and the FLOPs each kind computed.
 
 JAX reports each tracing, lowering and backend compilation through `jax.monitoring`; a listener adds
 them up, so a stage's own time is its wall time less the compilation that happened inside it. `StageTimer`
-is the run's hook: every iteration's metrics carry its `stage_seconds` and `stage_flops`, and the device's
-speed they are to be read against (`device_flops`).
+is the run's hook: every iteration's metrics carry its `stage_seconds` and `stage_flops`, the device's speed
+they are to be read against (`device_flops`), and each program XLA compiled (or loaded from the persistent
+cache) with how often and for how long (`compile_log_seconds`).
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ COMPILE_EVENTS = (
 KINDS = ("load", "compile", "fine-tune", "evaluation", "teacher", "writes")
 
 _compile_seconds = 0.0
+_compiled: list[tuple[str, float]] = []  # (program, seconds) of each XLA compilation or cache load
 _lock = threading.Lock()
 
 
-def _on_event(event: str, duration: float, **_) -> None:
+def _on_event(event: str, duration: float, fun_name: str = "", **_) -> None:
     global _compile_seconds
     if event in COMPILE_EVENTS:
         with _lock:
             _compile_seconds += duration
+            if event == COMPILE_EVENTS[-1]:
+                _compiled.append((fun_name or "?", duration))
 
 
 jax.monitoring.register_event_duration_secs_listener(_on_event)
@@ -45,6 +49,36 @@ jax.monitoring.register_event_duration_secs_listener(_on_event)
 def compile_seconds() -> float:
     """Seconds this process has spent compiling so far."""
     return _compile_seconds
+
+
+def compiled_since(mark: int) -> tuple[int, dict]:
+    """(a new mark, {program: [compilations, seconds]}) of the XLA compilations since `mark` (0: since the
+    process started), most seconds first."""
+    with _lock:
+        new, mark = _compiled[mark:], len(_compiled)
+    log: dict = {}
+    for name, seconds in new:
+        count, total = log.get(name, (0, 0.0))
+        log[name] = (count + 1, total + seconds)
+    ordered = sorted(log.items(), key=lambda kv: -kv[1][1])
+    return mark, {name: [count, round(total, 2)] for name, (count, total) in ordered}
+
+
+def merged_compiles(rows) -> dict:
+    """Every iteration's `compile_log_seconds` added up per program, most seconds first."""
+    log: dict = {}
+    for r in rows:
+        for name, (count, seconds) in r.get("compile_log_seconds", {}).items():
+            c, s = log.get(name, (0, 0.0))
+            log[name] = (c + count, s + seconds)
+    return {k: list(v) for k, v in sorted(log.items(), key=lambda kv: -kv[1][1])}
+
+
+def describe_compiles(log: dict, top: int = 5) -> str:
+    """'12 programs, 61 s: jit(step) x4 31 s, jit(decode) x3 12 s, ...' (the `top` costliest named)."""
+    programs, seconds = sum(c for c, _ in log.values()), sum(s for _, s in log.values())
+    named = ", ".join(f"{name} x{c} {s:.0f} s" for name, (c, s) in list(log.items())[:top])
+    return f"{programs} compilations, {seconds:.0f} s: {named}" + (", ..." if len(log) > top else "")
 
 
 class StageClock:
@@ -104,6 +138,7 @@ class StageTimer(Hook):
     def __init__(self, dtype: str | None = None):
         self.clock = StageClock()
         self.dtype, self.device_flops = dtype, None
+        self.compiled_mark = len(_compiled)
 
     def stage(self, kind: str):
         return self.clock.timing(kind)
@@ -113,6 +148,7 @@ class StageTimer(Hook):
 
     def iteration_done(self, metrics: dict) -> None:
         metrics["stage_seconds"], metrics["stage_flops"] = self.clock.take(), self.clock.take_flops()
+        self.compiled_mark, metrics["compile_log_seconds"] = compiled_since(self.compiled_mark)
         if self.dtype is not None and metrics["stage_flops"]:
             if self.device_flops is None:
                 dtype = kernels.resolve_dtype(self.dtype, jax.devices())

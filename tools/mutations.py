@@ -265,7 +265,7 @@ MUTATIONS = [
     m(
         "resume-replays-a-step",
         TRAIN,
-        (("                if step <= start_step:\n", "                if step < start_step:\n"),),
+        (("                    if step > start_step:\n", "                    if step >= start_step:\n"),),
         f"{T_TRAIN}::test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit",
         "resuming training at the step after the checkpoint",
     ),
@@ -1733,5 +1733,53 @@ MUTATIONS = [
         ),
         "tests/test_compare.py::test_dev_selected_students_are_paired_with_the_last_iteration_and_fine_tuning",
         "the comparison's delivered students are chosen by dev accuracy",
+    ),
+    # ------------------------------------------------------------------ the engine's figures and loop
+    m(
+        "metrics-fetched-after-every-step",
+        TRAIN,
+        (
+            (
+                "                if len(pending) >= FETCH_EVERY or epoch_done or save:\n",
+                "                if True:\n",
+            ),
+        ),  # fmt: skip
+        f"{T_TRAIN}::test_fit_fetches_metrics_in_groups_and_places_each_batch_a_step_ahead",
+        "the host runs ahead of the devices instead of waiting after every step",
+    ),
+    m(
+        "last-metrics-never-fetched",
+        TRAIN,
+        (
+            (
+                "                    self.save()\n                if stop:\n                    break\n            fetch()\n",
+                "                    self.save()\n                if stop:\n                    break\n",
+            ),
+        ),  # fmt: skip
+        f"{T_TRAIN}::test_fit_fetches_metrics_in_groups_and_places_each_batch_a_step_ahead",
+        "every step's metrics reach the history and TensorBoard",
+    ),
+    m(
+        "device-speed-measured-every-iteration",
+        "llm2llm_jax/run/timing.py",
+        (("            if self.device_flops is None:\n", "            if True:\n"),),
+        "tests/test_timing.py::test_a_run_stores_its_devices_speed_once_and_its_summary_reads_it_back",
+        "a run's device speed measured once, as it ran",
+    ),
+    m(
+        "summary-re-measures-the-device",
+        "llm2llm_jax/run/summary.py",
+        (
+            ('    stored = [r["device_flops"] for r in rows if "device_flops" in r]\n', "    stored = []\n"),
+        ),  # fmt: skip
+        "tests/test_timing.py::test_a_run_stores_its_devices_speed_once_and_its_summary_reads_it_back",
+        "a finished run's FLOP-bound times quote the machine as it ran, not as it is now",
+    ),
+    m(
+        "pcie-h100-quoted-as-sxm",
+        "llm2llm_jax/student/flops.py",
+        (('    ("h100 pcie", 756e12),\n', ""),),
+        "tests/test_timing.py::test_accelerators_are_quoted_against_their_datasheet_peak",
+        "each accelerator's MFU against its own datasheet peak",
     ),
 ]

@@ -108,22 +108,12 @@ def matmul_rate(n: int = 2048, repeats: int = 15, dtype: str = "float32", fastes
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
     b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32).astype(dtype)
     f = jax.jit(jnp.dot)
-
-    def run():
-        f(a, b).block_until_ready()
-
-    for _ in range(3):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
+    times = wall_seconds(lambda: f(a, b).block_until_ready(), repeats, warmup=3)
     return 2 * n**3 / (min(times) if fastest else statistics.median(times))
 
 
-def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of fn() over `repeats` runs after `warmup` runs (fn must block until done)."""
+def wall_seconds(fn, repeats: int, warmup: int = 1) -> list[float]:
+    """Wall times of `repeats` calls of fn() after `warmup` untimed ones (fn must block until done)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -131,7 +121,12 @@ def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of fn() over `repeats` runs after `warmup` runs (fn must block until done)."""
+    return statistics.median(wall_seconds(fn, repeats, warmup))
 
 
 def device_matmul_rate(dtype: str) -> float:

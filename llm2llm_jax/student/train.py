@@ -89,6 +89,19 @@ def token_loss(
     return target_nll(logits, jnp.take_along_axis(input_ids, next_pos, axis=1), target_mask)
 
 
+def micro_batch_loss(params: dict, cfg: LlamaConfig, mb: dict, prefix_ids) -> tuple:
+    """`token_loss` of one micro-batch of a collated batch: (sum of target-token losses, target tokens)."""
+    return token_loss(
+        params,
+        cfg,
+        mb["input_ids"],
+        mb["attention_mask"],
+        mb["target_positions"],
+        mb["target_mask"],
+        prefix_ids,
+    )
+
+
 def loss_and_grads(trainable: dict, frozen: dict, cfg: LlamaConfig, batch: dict):
     """Mean target-token loss and its gradient over all micro-batches (accumulated with lax.scan)."""
 
@@ -99,16 +112,7 @@ def loss_and_grads(trainable: dict, frozen: dict, cfg: LlamaConfig, batch: dict)
         grad_sum, loss_sum, count = carry
 
         def f(t):
-            total, n = token_loss(
-                combine(t, frozen),
-                cfg,
-                mb["input_ids"],
-                mb["attention_mask"],
-                mb["target_positions"],
-                mb["target_mask"],
-                prefix_ids,
-            )
-            return total, n
+            return micro_batch_loss(combine(t, frozen), cfg, mb, prefix_ids)
 
         (total, n), g = jax.value_and_grad(f, has_aux=True)(trainable)
         grad_sum = jax.tree.map(lambda a, b: a + b.astype(jnp.float32), grad_sum, g)
@@ -129,15 +133,7 @@ def loss_sums(trainable: dict, frozen: dict, batch: dict, *, cfg: LlamaConfig):
     params = combine(trainable, frozen)
 
     def micro(carry, mb):
-        total, n = token_loss(
-            params,
-            cfg,
-            mb["input_ids"],
-            mb["attention_mask"],
-            mb["target_positions"],
-            mb["target_mask"],
-            prefix_ids,
-        )
+        total, n = micro_batch_loss(params, cfg, mb, prefix_ids)
         return (carry[0] + total, carry[1] + n), None
 
     (total, count), _ = jax.lax.scan(micro, (jnp.float32(0), jnp.float32(0)), batch)

@@ -56,8 +56,10 @@ def base_config():
     c.model.scan_layers = True
     c.model.remat_policy = "full"
     # Hardware-specific kernels (llm2llm_jax/model/kernels.py): "auto" runs the cpu set on CPUs and the
-    # xla set on TPUs and GPUs; "xla" or "cpu" forces one. fused_attention "cudnn" (GPU, bf16) or "xla"
-    # trains through jax.nn.dot_product_attention; "off" keeps the kernel set's own attention.
+    # xla set on TPUs and GPUs; "xla" or "cpu" forces one. fused_attention (xla set only): "cudnn" (GPU,
+    # bf16) or "xla" trains through jax.nn.dot_product_attention, by sequence lengths on right-padded
+    # batches; "blocked" attends in causal query blocks with a flash-style backward, never building the
+    # whole score matrix; "off" keeps the kernel set's own attention.
     c.model.kernels = "auto"
     c.model.fused_attention = "off"
     c.model.lora_rank = 0

@@ -64,12 +64,27 @@ LOGIT_CASES = (
     [(case, True, kernels) for case in CASES for kernels in ("cpu", "xla")]
     + [(case, False, "cpu") for case in ("qwen2-tied-window", "gemma3-mixed")]
     + [("gemma3-mixed", True, "xla-fused")]
+    + [("gemma3-mixed", scan, "xla-blocked") for scan in (True, False)]
 )
 KERNELS = {
     "cpu": dict(kernels="cpu"),
     "xla": dict(kernels="xla"),
     "xla-fused": dict(kernels="xla", fused_attention="xla"),
+    "xla-blocked": dict(kernels="xla", fused_attention="blocked"),
 }
+# The gradient test's cases: every family with each kernel set over the unrolled stack (each layer's
+# window known when tracing, so the fused attention goes by lengths and window), and the mixed Gemma 3
+# stack scanned (the window a traced value, which the fused attention passes as a dense mask).
+GRADIENT_CASES = [
+    (case, False, kernels)
+    for case in ("qwen2-tied-window", "qwen3-gqa", "mistral-window", "gemma3-mixed")
+    for kernels in ("cpu", "xla")
+] + [
+    (case, scan, kernels)
+    for case in ("mistral-window", "gemma3-mixed")
+    for scan in (False, True)
+    for kernels in ("xla-fused", "xla-blocked")
+]
 
 
 def _model(tmp_path, case, **runtime):
@@ -109,13 +124,16 @@ def test_the_window_and_the_family_switches_change_the_logits(tmp_path, case):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kernels", ["cpu", "xla"])
-@pytest.mark.parametrize("case", ["qwen2-tied-window", "qwen3-gqa", "mistral-window", "gemma3-mixed"])
-def test_loss_gradients_match_transformers(tmp_path, case, kernels):
+@pytest.mark.parametrize(
+    "case,scan,kernels",
+    GRADIENT_CASES,
+    ids=[f"{c}-{'scan' if s else 'loop'}-{k}" for c, s, k in GRADIENT_CASES],
+)
+def test_loss_gradients_match_transformers(tmp_path, case, scan, kernels):
     """The target-token loss and every gradient (biases and query/key norms included) vs torch autograd."""
     from test_model_parity import mean_target_loss, target_batch, torch_target_loss_and_grads
 
-    _, ref_model, cfg, params = _model(tmp_path, case, scan_layers=False, kernels=kernels)
+    _, ref_model, cfg, params = _model(tmp_path, case, scan_layers=scan, **KERNELS[kernels])
     b = target_batch(cfg.vocab_size)
     loss, grads = jax.value_and_grad(mean_target_loss(cfg, b))(params)
     ref_loss, ref_grads = torch_target_loss_and_grads(ref_model, b)

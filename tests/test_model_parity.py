@@ -28,11 +28,13 @@ CASES = {
     "explicit-head-dim": dict(num_key_value_heads=2, head_dim=32),
 }
 # Every kernel set, and the xla set training through jax.nn.dot_product_attention (its XLA implementation;
-# the cuDNN one runs the same code on a GPU, see benchmarks/accelerator_check.py).
+# the cuDNN one runs the same code on a GPU, see benchmarks/accelerator_check.py) and through the blocked
+# attention.
 KERNELS = {
     "cpu": dict(kernels="cpu"),
     "xla": dict(kernels="xla"),
     "xla-fused": dict(kernels="xla", fused_attention="xla"),
+    "xla-blocked": dict(kernels="xla", fused_attention="blocked"),
 }
 
 
@@ -46,7 +48,11 @@ LOGIT_CASES = (
         for case in ("mha-untied", "mqa-tied-llama3-rope")
         for kernels in ("cpu", "xla")
     ]
-    + [(case, True, "xla-fused") for case in ("gqa-tied", "explicit-head-dim", "gqa-linear-rope")]
+    + [
+        (case, True, kernels)
+        for case in ("gqa-tied", "explicit-head-dim", "gqa-linear-rope")
+        for kernels in ("xla-fused", "xla-blocked")
+    ]
 )
 
 
@@ -225,3 +231,4 @@ def test_bf16_gradients_track_f32(tmp_path, monkeypatch, kernels):
         assert np.abs(g16 - g32).max() <= 0.1 * np.abs(g32).max()
         cosine = (g16 * g32).sum() / (np.linalg.norm(g16) * np.linalg.norm(g32))
         assert cosine > 0.999, cosine
+

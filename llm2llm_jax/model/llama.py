@@ -177,7 +177,9 @@ class Attention(nn.Module):
         if layer_cache is None:
             out = kernels.for_config(cfg).attend(q, k, v, mask, cfg.jnp_dtype)
         else:  # this step's keys and values go to slots [cache_index, cache_index + t); attend over all
-            out, new_cache = kernels.for_config(cfg).attend_cached(q, k, v, layer_cache, cache_index, mask)
+            out, new_cache = kernels.for_config(cfg).attend_cached(
+                q, k, v, layer_cache, cache_index, mask.dense
+            )
         out = out.astype(cfg.jnp_dtype).reshape(b, t, h * d)
         out = _dense(cfg, cfg.hidden_size, ("q_heads", "embed"), "o_proj")(out)
         return out, new_cache
@@ -197,8 +199,9 @@ class MLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """One block. `views` holds (cos, sin, mask) for full attention and, when the config has sliding
-    layers, for the window; `sliding` (a scalar, scanned over the stack) says which this layer reads."""
+    """One block. `views` holds (cos, sin, AttentionMask) for full attention and, when the config has
+    sliding layers, for the window; `sliding` (a bool, or a scalar scanned over the stack) says which
+    this layer reads."""
 
     cfg: LlamaConfig
 
@@ -209,8 +212,15 @@ class DecoderLayer(nn.Module):
             cos, sin, mask = views["full"]
         elif "full" not in views:
             cos, sin, mask = views["sliding"]
-        else:  # both kinds in one stack: pick per layer
-            cos, sin, mask = (jnp.where(sliding, a, b) for a, b in zip(views["sliding"], views["full"]))
+        elif isinstance(sliding, bool):  # an unrolled stack knows each layer's kind when tracing
+            cos, sin, mask = views["sliding" if sliding else "full"]
+        else:  # a scanned stack with both kinds: pick per layer, the window becomes a traced value
+            (cos_s, sin_s, slide), (cos_f, sin_f, full) = views["sliding"], views["full"]
+            cos, sin = jnp.where(sliding, cos_s, cos_f), jnp.where(sliding, sin_s, sin_f)
+            mask = slide._replace(
+                dense=jnp.where(sliding, slide.dense, full.dense),
+                window=jnp.where(sliding, slide.window, full.dense.shape[-1]),
+            )
         x = nn.with_logical_constraint(x, ("act_batch", "act_length", "act_embed"))
         attn_out, new_cache = Attention(cfg, name="self_attn")(
             RMSNorm(cfg, name="input_layernorm")(x), cos, sin, mask, layer_cache, cache_index
@@ -242,12 +252,22 @@ class LlamaForCausalLM(nn.Module):
     logit_positions [B, K]: when given, logits only at these positions ([B, K, V]). Training needs
     them only where the next token is a target and decoding only at the last position, and the
     vocabulary projection is the model's largest matmul.
+    right_padded: the caller's promise that every row's real tokens come first (training batches
+    are collated so); attention kernels may then go by each row's length instead of a mask.
     """
 
     cfg: LlamaConfig
 
     @nn.compact
-    def __call__(self, input_ids, attention_mask=None, positions=None, cache=None, logit_positions=None):
+    def __call__(
+        self,
+        input_ids,
+        attention_mask=None,
+        positions=None,
+        cache=None,
+        logit_positions=None,
+        right_padded=False,
+    ):
         cfg = _with_kernels(self.cfg)
         b, t = input_ids.shape
         if attention_mask is None:
@@ -270,17 +290,23 @@ class LlamaForCausalLM(nn.Module):
             )
             layer_caches = {"k": cache["k"], "v": cache["v"]}
         causal = key_slot[None, :] <= query_slot[:, None]
+        lengths = attention_mask.sum(axis=-1) if right_padded and cache is None else None
         # Each kind of layer the config has gets its RoPE and mask; a sliding layer's query sees the
         # `sliding_window` latest slots (itself included), as transformers' sliding masks do.
         sliding_layers = cfg.sliding_layers
         views = {}
         if not all(sliding_layers):
-            views["full"] = (*rope_cos_sin(positions, rope_inv_freq(cfg)), causal[None] & valid[:, None, :])
+            dense = causal[None] & valid[:, None, :]
+            views["full"] = (
+                *rope_cos_sin(positions, rope_inv_freq(cfg)),
+                kernels.AttentionMask(dense, valid, None, lengths),
+            )
         if any(sliding_layers):
             in_window = query_slot[:, None] - key_slot[None, :] < cfg.sliding_window
+            dense = (causal & in_window)[None] & valid[:, None, :]
             views["sliding"] = (
                 *rope_cos_sin(positions, rope_inv_freq(cfg, local=True)),
-                (causal & in_window)[None] & valid[:, None, :],
+                kernels.AttentionMask(dense, valid, cfg.sliding_window, lengths),
             )
         sliding = jnp.asarray(sliding_layers)
 
@@ -319,7 +345,7 @@ class LlamaForCausalLM(nn.Module):
             ks, vs = [], []
             for i in range(cfg.num_hidden_layers):
                 lc = None if layer_caches is None else {"k": layer_caches["k"][i], "v": layer_caches["v"][i]}
-                x, nc = layer_cls(cfg, name=f"layers_{i}")(x, views, cache_index, lc, sliding[i])
+                x, nc = layer_cls(cfg, name=f"layers_{i}")(x, views, cache_index, lc, sliding_layers[i])
                 if nc is not None:
                     ks.append(nc["k"])
                     vs.append(nc["v"])

@@ -83,7 +83,12 @@ def token_loss(
         )
         cache = repeat_cache_rows(cache, b, cfg.scan_layers)
     logits, _ = model.apply(
-        {"params": params}, input_ids, attention_mask, cache=cache, logit_positions=target_positions
+        {"params": params},
+        input_ids,
+        attention_mask,
+        cache=cache,
+        logit_positions=target_positions,
+        right_padded=True,  # `collate` puts each row's tokens first
     )
     next_pos = jnp.minimum(target_positions + 1, input_ids.shape[1] - 1)  # padded entries point at 0
     return target_nll(logits, jnp.take_along_axis(input_ids, next_pos, axis=1), target_mask)

@@ -232,3 +232,33 @@ def test_bf16_gradients_track_f32(tmp_path, monkeypatch, kernels):
         cosine = (g16 * g32).sum() / (np.linalg.norm(g16) * np.linalg.norm(g32))
         assert cosine > 0.999, cosine
 
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_bf16_embedding_gradient_is_summed_in_f32(tied):
+    """Under bf16 compute with f32 weights, the embedding's backward (the scatter-add of every position's
+    cotangent into its token's row) runs in f32: a token repeated across a batch would otherwise have
+    its gradient summed in bf16."""
+    import jax.extend
+
+    from llm2llm_jax.model.config import tiny_config
+    from llm2llm_jax.model.llama import init_params
+
+    cfg = tiny_config(dtype="bfloat16", kernels="xla", tie_word_embeddings=tied)
+    params = init_params(cfg, jax.random.PRNGKey(0))
+    ids = jnp.zeros((2, 16), jnp.int32)
+
+    def loss(p):
+        return forward(cfg, p, ids).astype(jnp.float32).mean()
+
+    jaxpr = jax.make_jaxpr(jax.grad(loss))(params)
+    scatters = []
+
+    def walk(jp):
+        for eqn in jp.eqns:
+            if eqn.primitive.name.startswith("scatter"):
+                scatters.append(eqn.outvars[0].aval.dtype)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jaxpr.jaxpr)
+    assert scatters and all(d == jnp.float32 for d in scatters), scatters

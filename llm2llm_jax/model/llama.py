@@ -310,15 +310,17 @@ class LlamaForCausalLM(nn.Module):
             )
         sliding = jnp.asarray(sliding_layers)
 
+        # Rows gathered from the table in its own dtype, then cast: the backward then adds the rows'
+        # gradients into the f32 table gradient in f32, not in the compute dtype.
         embed = nn.Embed(
             cfg.vocab_size,
             cfg.hidden_size,
-            dtype=cfg.jnp_dtype,
+            dtype=cfg.jnp_param_dtype,
             param_dtype=cfg.jnp_param_dtype,
             embedding_init=_init(("vocab", "embed")),
             name="embed_tokens",
         )
-        x = embed(input_ids)
+        x = embed(input_ids).astype(cfg.jnp_dtype)
         if cfg.traits.scaled_embeddings:
             x = x * jnp.asarray(math.sqrt(cfg.hidden_size), x.dtype)
 

@@ -45,6 +45,9 @@ def base_config():
     # train and decode steps instead of compiling them again. "auto": jax_compile/ in the asset
     # cache ($LLM2LLM_JAX_CACHE, default ~/.cache/llm2llm_jax); "" turns it off.
     c.compile_cache_dir = "auto"
+    # XLA's flags for NVIDIA GPUs (llm2llm_jax/common/gpu_flags.py), set by the launcher before JAX starts:
+    # "auto" on a machine with an NVIDIA GPU, "on", or "off". Flags already in XLA_FLAGS keep their values.
+    c.gpu_xla_flags = "auto"
 
     c.model = ml_collections.ConfigDict()
     c.model.source = "hf"  # smollm2 | hf | gguf

@@ -76,6 +76,20 @@ def main(argv):
             file=sys.stderr,
         )
         return 2
+    from llm2llm_jax.common import gpu_flags
+
+    choice = config.get("gpu_xla_flags", "auto")
+    if choice not in gpu_flags.CHOICES:
+        print(f"error: config.gpu_xla_flags={choice!r}: choose one of {gpu_flags.CHOICES}", file=sys.stderr)
+        return 2
+    # before any JAX backend starts: XLA reads its flags once
+    before = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = gpu_flags.with_gpu_flags(before, choice, gpu_flags.nvidia_gpu_visible())
+    if os.environ["XLA_FLAGS"] != before:
+        print(
+            f"XLA_FLAGS={os.environ['XLA_FLAGS']} (config.gpu_xla_flags={choice}; 'off' keeps XLA's own)",
+            file=sys.stderr,
+        )
     from llm2llm_jax.run.jobs import JOBS  # after the allocator restart: it imports jax
 
     if config.job not in JOBS:

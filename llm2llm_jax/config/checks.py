@@ -16,7 +16,7 @@ from typing import Any
 from llm2llm_jax.augment.base import PARENTS
 from llm2llm_jax.augment.methods import METHODS
 from llm2llm_jax.augment.verify import MODES as VERIFY_MODES
-from llm2llm_jax.common import parallel
+from llm2llm_jax.common import gpu_flags, parallel
 from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.data.sources import SOURCES as DATA_SOURCES
 from llm2llm_jax.data.sources import has_dev
@@ -73,6 +73,7 @@ def _check_run(config, device_count: int) -> tuple[Task, tuple]:
     """The method, the iterations, the task and the mesh: (the task, the mesh shape)."""
     require(config, "method", lambda v: v in METHODS, f"choose one of {tuple(METHODS)}")
     require(config, "iterations", _positive, "run at least 1 iteration (iteration 0 is plain fine-tuning)")
+    require(config, "gpu_xla_flags", lambda v: v in gpu_flags.CHOICES, f"choose one of {gpu_flags.CHOICES}")
     try:
         task = task_from_config(config)
     except TaskError as e:

@@ -32,6 +32,7 @@ RESUMABLE_FIELDS = (
     "teacher.batch_poll_seconds",
     "progress",
     "compile_cache_dir",
+    "gpu_xla_flags",
     "compare",
     "shared_results",
     "tensorboard",

@@ -31,6 +31,7 @@ import gc
 import json
 import os
 import sys
+import time
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # a GPU's memory is shared with PyTorch here
 
@@ -64,9 +65,10 @@ SMOLLM2 = MODEL_SHAPES["smollm2-135m"]
 
 def kernel_options(spec: str) -> dict:
     """'cpu', 'xla', or 'xla+cudnn' / 'xla+fused' (training attention through jax.nn.dot_product_attention
-    with its cuDNN or XLA implementation) as LlamaConfig fields."""
+    with its cuDNN or XLA implementation) / 'xla+blocked' (the blocked attention) as LlamaConfig fields."""
     name, _, fused = spec.partition("+")
-    return dict(kernels=name, fused_attention={"": "off", "cudnn": "cudnn", "fused": "xla"}[fused])
+    choice = {"": "off", "cudnn": "cudnn", "fused": "xla", "blocked": "blocked"}[fused]
+    return dict(kernels=name, fused_attention=choice)
 
 
 def random_batch(rows: int, seq: int, targets: int, vocab: int = SMOLLM2["vocab_size"]) -> dict:
@@ -80,24 +82,38 @@ def random_batch(rows: int, seq: int, targets: int, vocab: int = SMOLLM2["vocab_
 
 
 def jax_step(cfg, params, batch_np):
-    """One jitted AdamW step on one device, as a callable."""
+    """One jitted AdamW step on one device, as a callable that does not wait for it."""
     hp = TrainHParams(
         learning_rate=1e-5, batch_size=batch_np["input_ids"].shape[1], warmup_ratio=0.0, max_grad_norm=1.0
     )
     trainer = Trainer(cfg, hp, parallel.make_mesh((1, 1, 1), devices=jax.devices()[:1]), total_steps=1000)
     trainer.init_state(params)
-    return lambda: jax.block_until_ready(trainer.step(batch_np))
+    return lambda: trainer.step(batch_np)
 
 
-def time_jax_step(cfg, batch_np, repeats: int) -> float:
-    """Median seconds of our train step for random weights of `cfg` (built, timed and freed here)."""
-    params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
-    step = jax_step(cfg, params, batch_np)
-    del params
-    seconds = median_seconds(step, repeats=repeats, warmup=2)
-    del step
-    gc.collect()
-    return seconds
+def time_jax_step(cfg, batch_np, repeats: int, pipelined: int = 0) -> dict:
+    """Our train step for random weights of `cfg` (built, timed and freed here): {"compile_s": the first
+    call, compilation included, "seconds": the median of `repeats` waited-for steps, and with `pipelined`
+    > 0 "pipelined_s": the mean of that many steps dispatched back to back and waited for once}."""
+    out = _time_step(
+        jax_step(cfg, host_params(init_params(cfg, jax.random.PRNGKey(0))), batch_np), repeats, pipelined
+    )
+    gc.collect()  # the step's state is freed before the next one is built
+    return out
+
+
+def _time_step(step, repeats: int, pipelined: int) -> dict:
+    start = time.perf_counter()
+    jax.block_until_ready(step())
+    out = {"compile_s": time.perf_counter() - start}
+    out["seconds"] = median_seconds(lambda: jax.block_until_ready(step()), repeats=repeats, warmup=1)
+    if pipelined:
+        start = time.perf_counter()
+        for _ in range(pipelined):
+            last = step()
+        jax.block_until_ready(last)
+        out["pipelined_s"] = (time.perf_counter() - start) / pipelined
+    return out
 
 
 def matmul_ceiling_step(cfg, batch: int, seq: int, targets: int):
@@ -225,6 +241,7 @@ def measure(
     remat: str = "none",
     peak: float = 0.0,
     ceiling: bool = False,
+    pipelined: int = 0,
 ) -> dict:
     """Time our step with each kernel set and PyTorch's step on one batch; prints a table and returns
     its figures. peak: the FLOP/s to quote MFU against (default: the datasheet's, else the matmul rate)."""
@@ -300,7 +317,14 @@ def measure(
         )
     for spec in kernel_specs:
         cfg = base.replace(**kernel_options(spec))
-        result["kernels"][spec] = report(f"llm2llm_jax kernels={spec}", time_jax_step(cfg, data, repeats))
+        timing = time_jax_step(cfg, data, repeats, pipelined)
+        row = result["kernels"][spec] = report(f"llm2llm_jax kernels={spec}", timing["seconds"])
+        row["compile_s"] = round(timing["compile_s"], 2)
+        extra = f"first step (compiling) {timing['compile_s']:.1f} s"
+        if pipelined:
+            row["pipelined_ms"] = timing["pipelined_s"] * 1e3
+            extra += f"; {pipelined} steps back to back {timing['pipelined_s'] * 1e3:.1f} ms each"
+        print(f"{label} {'':32s} {extra}", flush=True)
     if ceiling:
         cfg = base.replace(kernels="cpu")
         seconds = median_seconds(matmul_ceiling_step(cfg, batch, seq, targets), repeats=repeats, warmup=1)
@@ -331,8 +355,9 @@ def main():
     ap.add_argument(
         "--kernels",
         default="xla,xla+cudnn" if gpu else "cpu,xla",
-        help="kernel sets to time side by side: cpu, xla, xla+cudnn, xla+fused",
+        help="kernel sets to time side by side: cpu, xla, xla+cudnn, xla+fused, xla+blocked",
     )
+    ap.add_argument("--pipelined", type=int, default=0, help="also time this many steps back to back")
     ap.add_argument("--lora", type=int, default=0, help="LoRA rank (0: full fine-tuning)")
     ap.add_argument("--scan", action="store_true", help="scan over layers (default: unrolled)")
     ap.add_argument("--remat", default="none", help="remat policy (none, full, dots, ...)")
@@ -361,6 +386,7 @@ def main():
             scan_layers=args.scan,
             remat=args.remat,
             ceiling=not (gpu or args.lora or args.no_ceiling),
+            pipelined=args.pipelined,
         )
         for precision in args.precision.split(",")
     ]

@@ -33,18 +33,42 @@ def test_cpu_dry_run_runs_every_step(tmp_path):
     assert report["mode"] == "cpu-dry-run" and report["device"]["backend"] == "cpu"
     assert report["device"]["jax_bf16_matmul_tflops"] > 0 and report["device"]["torch_bf16_matmul_tflops"] > 0
     steps = report["steps"]
-    assert list(steps) == ["train_llama_1b", "decode", "default_run", "tests", "train_llama_7b_lora"]
+    assert list(steps) == [
+        "components",
+        "train_llama_1b",
+        "default_run",
+        "default_run_warm",
+        "train_llama_1b_no_flags",
+        "decode",
+        "tests",
+        "train_llama_7b_lora",
+    ]
     assert all(step["status"] == "ok" for step in steps.values()), steps
     assert "1 passed" in log or "passed" in log
-    for name in ("train_llama_1b", "train_llama_7b_lora"):
+    parts = steps["components"]["figures"]
+    assert set(parts["attention"]) == {"off", "xla", "blocked"}
+    assert all(row["ms"] > 0 and row["compile_s"] > 0 for row in parts["attention"].values())
+    assert parts["head_loss"]["ms"] > 0 and parts["optimizer"]["ms"] > 0
+    (one_b,) = steps["train_llama_1b"]["figures"]
+    assert set(one_b["kernels"]) == {"xla", "xla+blocked", "xla+fused"}
+    for name in ("train_llama_1b", "train_llama_1b_no_flags", "train_llama_7b_lora"):
         (row,) = steps[name]["figures"]
         assert row["precision"] == "bf16" and row["torch"]["tokens_per_s"] > 0
-        assert row["kernels"]["xla+fused"]["tokens_per_s"] > 0 and 0 < row["kernels"]["xla+fused"]["mfu"] < 1
+        assert all(
+            0 < r["mfu"] < 1 and r["compile_s"] > 0 and r["pipelined_ms"] > 0 for r in row["kernels"].values()
+        )
     assert steps["train_llama_7b_lora"]["figures"][0]["lora_rank"] == 4
+    assert "--xla_gpu_enable_latency_hiding_scheduler=true" in log  # the flags the steps ran with, printed
     (dec,) = steps["decode"]["figures"]
     assert set(dec["batches"]) == {"1", "2"} and dec["batches"]["2"]["kernels"]["xla"]["tokens_per_s"] > 0
     assert len(steps["default_run"]["figures"]["test_accuracy"]) == 1
+    cold, warm = (
+        sum(c for c, _ in steps[n]["figures"]["compile_log_seconds"].values())
+        for n in ("default_run", "default_run_warm")
+    )
+    assert cold > 0 and warm <= cold
     assert any(line.startswith("train step >= 1B") for line in report["targets"])
+    assert any(line.startswith("XLA's GPU flags") for line in report["targets"])
 
 
 def test_targets_are_read_from_the_figures():

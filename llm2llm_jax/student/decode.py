@@ -230,10 +230,14 @@ def padded_width(sequences: Sequence[Sequence[int]], multiple: int) -> int:
 
 
 def left_pad(
-    sequences: Sequence[Sequence[int]], pad_id: int, multiple: int = 8
+    sequences: Sequence[Sequence[int]], pad_id: int, multiple: int = 8, width: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Left-pad token lists to a common length rounded up to `multiple` (fewer distinct jit shapes)."""
-    width = padded_width(sequences, multiple)
+    """Left-pad token lists to a common length rounded up to `multiple` (fewer distinct jit shapes), or to
+    exactly `width` when it is given."""
+    needed = padded_width(sequences, 1)
+    if width and width < needed:
+        raise ValueError(f"left_pad: width {width} is shorter than the longest list ({needed} tokens)")
+    width = width or padded_width(sequences, multiple)
     ids = np.full((len(sequences), width), pad_id, np.int32)
     mask = np.zeros((len(sequences), width), np.int32)
     for i, s in enumerate(sequences):
@@ -255,6 +259,7 @@ def decode_batch(
     temperature: float = 0.0,
     top_p: float = 1.0,
     pad_multiple: int = 32,
+    width: int = 0,
     mesh=None,
     prefix: Sequence[int] = (),
 ) -> list[tuple[str, int]]:
@@ -262,15 +267,16 @@ def decode_batch(
 
     Looping over many batches: pass `inference_weights(cfg, params)` (prepared once) as cfg, params.
 
-    rng: one key, or one key per prompt (padding rows get key 0). mesh: when several processes share
-    it, inputs are placed replicated and outputs gathered. prefix: tokens that begin every prompt, left out
-    of `token_lists` (each of which keeps at least one token): read once for the whole batch
-    (`generate_after_prefix`).
+    width > 0: the prompts left-padded to exactly this many tokens (else their longest, rounded up to
+    `pad_multiple`). rng: one key, or one key per prompt (padding rows get key 0). mesh: when several
+    processes share it, inputs are placed replicated and outputs gathered. prefix: tokens that begin every
+    prompt, left out of `token_lists` (each of which keeps at least one token): read once for the whole
+    batch (`generate_after_prefix`).
     """
     n = len(token_lists)
     pad_id = tokenizer.pad_token_id
     rows = list(token_lists) + [token_lists[-1]] * (batch_size - n)
-    ids, mask = left_pad(rows, pad_id, multiple=pad_multiple)
+    ids, mask = left_pad(rows, pad_id, multiple=pad_multiple, width=width)
     if rng is None:
         rng = jax.random.PRNGKey(0)
     elif isinstance(rng, (list, tuple)):

@@ -55,9 +55,13 @@ class Predictor:
         (so that batches share one compiled shape), are read once for the batch instead of once per prompt
         (a task's instruction, the local teacher's rules and worked example)."""
         out: list = [None] * len(token_lists)
+        # One shape for the whole call: the prefix every prompt shares and the widest rest (or a wider
+        # shape already compiled), so each batch runs the same program.
+        shared = common_prefix_length(token_lists, prefix_multiple) if prefix_multiple else 0
+        key = (self.cfg, self.batch_size, shared, max_new_tokens, temperature, top_p, rngs is not None)
+        width = compiled_width(key, padded_width([t[shared:] for t in token_lists], self.pad_multiple))
         for chunk in self.batches(token_lists):
             rows = [token_lists[i] for i in chunk]
-            shared = common_prefix_length(rows, prefix_multiple) if prefix_multiple else 0
             rests = [r[shared:] for r in rows]
             rng = [rngs[i] for i in chunk] if rngs is not None else None
             decoded = decode_batch(
@@ -70,7 +74,7 @@ class Predictor:
                 temperature=temperature,
                 top_p=top_p,
                 rng=rng,
-                pad_multiple=self.pad_multiple,
+                width=width,
                 mesh=self.mesh,
                 prefix=rows[0][:shared],
             )
@@ -78,9 +82,7 @@ class Predictor:
                 out[i] = answer
             # The loop feeds back every token but the last, until the slowest row is done.
             fed_back = min(max(n for _, n in decoded), max_new_tokens - 1)
-            self.flops += flops.decode_flops(
-                self.cfg, self.batch_size, padded_width(rests, self.pad_multiple), fed_back, prefix=shared
-            )
+            self.flops += flops.decode_flops(self.cfg, self.batch_size, width, fed_back, prefix=shared)
             if bar is not None:
                 bar.update(len(chunk))
         return out
@@ -162,6 +164,23 @@ class Predictor:
             if bar is not None:
                 bar.update(len(chunk))
         return rows
+
+
+# The prompt widths this process has decoded at, per model, batch, prefix and decoding options: a later
+# call whose prompts fit one of them runs its compiled program (padding up to at most twice what they need)
+# instead of compiling another.
+_COMPILED_WIDTHS: dict[tuple, set[int]] = {}
+REUSE_UP_TO = 2.0
+
+
+def compiled_width(key: tuple, needed: int) -> int:
+    """The narrowest width already decoded at for `key` that holds `needed` tokens without more than
+    doubling them, else `needed` (remembered for later calls)."""
+    known = _COMPILED_WIDTHS.setdefault(key, set())
+    fits = [w for w in known if needed <= w <= REUSE_UP_TO * needed]
+    width = min(fits) if fits else needed
+    known.add(width)
+    return width
 
 
 def common_prefix_length(token_lists: Sequence[Sequence[int]], multiple: int) -> int:

@@ -71,12 +71,14 @@ def test_forward_count_is_close_to_xlas_own():
 
 
 @pytest.mark.slow
-def test_predictor_batches_by_length_and_answers_in_order():
+def test_predictor_batches_by_length_and_answers_in_order(monkeypatch):
     from loop_harness import tiny_student
 
+    from llm2llm_jax.student import predict
     from llm2llm_jax.student.decode import decode_batch
     from llm2llm_jax.student.predict import Predictor
 
+    monkeypatch.setattr(predict, "_COMPILED_WIDTHS", {})  # no widths from other tests
     cfg, params, tok = tiny_student()
     prompts = [list(range(10, 10 + n)) for n in (30, 5, 18, 6, 31, 17)]
     predictor = Predictor(cfg, params, tok, batch_size=2, pad_multiple=16)
@@ -84,22 +86,29 @@ def test_predictor_batches_by_length_and_answers_in_order():
     got = predictor.generate(prompts, max_new_tokens=3)
     for prompt, answer in zip(prompts, got):
         assert answer == decode_batch(cfg, params, tok, [prompt], 2, max_new_tokens=3, pad_multiple=16)[0]
-    # widths 16, 24, 32: each batch's own longest prompt, rounded up to a rung of the ladder
+    # one width for the call: its longest prompt, rounded up to 32
     fed_back = [min(max(got[i][1] for i in chunk), 2) for chunk in predictor.batches(prompts)]
-    want = sum(flops.decode_flops(cfg, 2, w, s) for w, s in zip((16, 24, 32), fed_back))
+    want = sum(flops.decode_flops(cfg, 2, 32, s) for s in fed_back)
     assert predictor.flops == pytest.approx(want)
     assert np.isfinite(predictor.flops) and predictor.flops > 0
+    # a later call with shorter prompts (16 tokens once rounded) reuses that width, twice what it needs,
+    # with the same answer
+    predictor.flops = 0.0
+    assert predictor.generate(prompts[1:2], max_new_tokens=3) == [got[1]]
+    assert predictor.flops == pytest.approx(flops.decode_flops(cfg, 2, 32, min(got[1][1], 2)))
 
 
-def test_ladder_widths_pad_at_most_half_again_with_few_shapes():
-    from llm2llm_jax.student.predict import ladder_width
+def test_a_call_reuses_a_compiled_width_that_is_at_most_twice_what_it_needs(monkeypatch):
+    from llm2llm_jax.student import predict
 
-    assert [ladder_width(n, 16) for n in (1, 16, 17, 24, 25, 33, 49, 65, 97, 129)] == [
-        16, 16, 24, 24, 32, 48, 64, 96, 128, 192
-    ]  # fmt: skip
-    assert all(n <= ladder_width(n, 16) <= max(16, 1.5 * n) for n in range(1, 600))
-    assert len({ladder_width(n, 16) for n in range(1, 257)}) == 9  # 16 ... 256
-    assert ladder_width(40, 32) == 48 and ladder_width(7, 8) == 8
+    monkeypatch.setattr(predict, "_COMPILED_WIDTHS", {})
+    assert predict.compiled_width("a", 48) == 48
+    assert predict.compiled_width("a", 32) == 48  # fits, 1.5x
+    assert predict.compiled_width("a", 16) == 16  # 48 would be 3x: a width of its own
+    assert predict.compiled_width("a", 24) == 48  # exactly twice still fits
+    assert predict.compiled_width("a", 64) == 64  # nothing compiled holds it
+    assert predict.compiled_width("b", 32) == 32  # another model or decoding options: its own widths
+    assert predict.compiled_width("a", 40) == 48  # the narrowest that fits
 
 
 def test_common_prefix_length_rounds_down_and_leaves_a_token():

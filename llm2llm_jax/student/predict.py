@@ -1,11 +1,11 @@
 """One predictor for everything a run asks of a model: the student's evaluation and the local teacher.
 
 It prepares the weights for inference once (`decode.inference_weights`), cuts prompts into fixed-size
-batches of similar length (padding is compute: a batch is padded to its own longest prompt, rounded up to a
-rung of `ladder_width` so that every set shares a few compiled shapes), reads the tokens every prompt of a
-call begins with once, and evaluates in one of two modes (`eval.mode`): `generate` decodes greedily and
-parses each answer with the task; `score` (classification) picks the label whose answer the model finds
-most likely (`scoring.py`).
+batches of similar length (padding is compute: a batch is padded to its own longest prompt, rounded up to
+`pad_multiple` so that few shapes are compiled), reads the tokens every prompt of a batch begins with
+once, and evaluates in one of two modes (`eval.mode`): `generate` decodes greedily and parses each answer
+with the task; `score` (classification) picks the label whose answer the model finds most likely
+(`scoring.py`).
 """
 
 from __future__ import annotations
@@ -55,13 +55,14 @@ class Predictor:
         (so that batches share one compiled shape), are read once for the batch instead of once per prompt
         (a task's instruction, the local teacher's rules and worked example)."""
         out: list = [None] * len(token_lists)
-        # One prefix for the whole call (the tokens every prompt shares), and each batch's rest padded to a
-        # rung of `ladder_width`: every call and every set decodes at the same few shapes.
+        # One shape for the whole call: the prefix every prompt shares and the widest rest (or a wider
+        # shape already compiled), so each batch runs the same program.
         shared = common_prefix_length(token_lists, prefix_multiple) if prefix_multiple else 0
+        key = (self.cfg, self.batch_size, shared, max_new_tokens, temperature, top_p, rngs is not None)
+        width = compiled_width(key, padded_width([t[shared:] for t in token_lists], self.pad_multiple))
         for chunk in self.batches(token_lists):
             rows = [token_lists[i] for i in chunk]
             rests = [r[shared:] for r in rows]
-            width = ladder_width(max(map(len, rests)), self.pad_multiple)
             rng = [rngs[i] for i in chunk] if rngs is not None else None
             decoded = decode_batch(
                 self.cfg,
@@ -165,14 +166,21 @@ class Predictor:
         return rows
 
 
-def ladder_width(needed: int, multiple: int) -> int:
-    """The narrowest rung of `multiple` x (1, 1.5, 2, 3, 4, 6, 8, ...) that holds `needed` tokens: at most
-    1.5 times the padding-free width, and a handful of shapes for any mix of prompt lengths."""
-    rung, grow = multiple, (3, 2)
-    while rung < needed:
-        rung = -(-rung * grow[0] // grow[1])
-        grow = (4, 3) if grow == (3, 2) else (3, 2)  # x1.5 then x4/3: 1, 1.5, 2, 3, 4, ...
-    return rung
+# The prompt widths this process has decoded at, per model, batch, prefix and decoding options: a later
+# call whose prompts fit one of them runs its compiled program (padding up to at most twice what they need)
+# instead of compiling another.
+_COMPILED_WIDTHS: dict[tuple, set[int]] = {}
+REUSE_UP_TO = 2.0
+
+
+def compiled_width(key: tuple, needed: int) -> int:
+    """The narrowest width already decoded at for `key` that holds `needed` tokens without more than
+    doubling them, else `needed` (remembered for later calls)."""
+    known = _COMPILED_WIDTHS.setdefault(key, set())
+    fits = [w for w in known if needed <= w <= REUSE_UP_TO * needed]
+    width = min(fits) if fits else needed
+    known.add(width)
+    return width
 
 
 def common_prefix_length(token_lists: Sequence[Sequence[int]], multiple: int) -> int:

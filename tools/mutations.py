@@ -1445,8 +1445,8 @@ MUTATIONS = [
         TRAIN,
         (
             (
-                '        {"params": params}, input_ids, attention_mask, cache=cache, logit_positions=target_positions\n',
-                '        {"params": params}, input_ids, attention_mask, cache=None, logit_positions=target_positions\n',
+                "        cache=cache,\n        logit_positions=target_positions,\n",
+                "        cache=None,\n        logit_positions=target_positions,\n",
             ),
         ),
         f"{T_TRAIN}::test_a_shared_prefix_read_once_gives_the_loss_and_gradients_of_the_whole_rows[cpu-unrolled]",
@@ -1494,8 +1494,8 @@ MUTATIONS = [
         LLAMA,
         (
             (
-                "                (causal & in_window)[None] & valid[:, None, :],\n",
-                "                (causal | ~in_window)[None] & valid[:, None, :],\n",
+                "            dense = (causal & in_window)[None] & valid[:, None, :]\n",
+                "            dense = (causal | ~in_window)[None] & valid[:, None, :]\n",
             ),
         ),
         f"{T_FAMILIES}::test_greedy_decoding_past_the_window_matches_generate[mistral-window-cpu]",
@@ -1774,6 +1774,68 @@ MUTATIONS = [
         ),  # fmt: skip
         "tests/test_timing.py::test_a_run_stores_its_devices_speed_once_and_its_summary_reads_it_back",
         "a finished run's FLOP-bound times quote the machine as it ran, not as it is now",
+    ),
+    m(
+        "cudnn-lengths-off-by-one",
+        KERNELS,
+        (
+            (
+                "        lengths = mask.lengths.astype(jnp.int32)\n",
+                "        lengths = mask.lengths.astype(jnp.int32) - 1\n",
+            ),
+        ),
+        "tests/test_kernels.py::test_attention_equals_plain_attention[xla-fused-xla-float32-right]",
+        "attention by sequence lengths reads every real key of a right-padded row",
+    ),
+    m(
+        "blocked-window-skips-a-key",
+        KERNELS,
+        (("max(0, t0 - reach + 1)", "max(0, t0 - reach + 2)"),),
+        "tests/test_kernels.py::test_attention_equals_plain_attention[xla-blocked-float32-right-window]",
+        "a blocked query block reads every key its window reaches",
+    ),
+    m(
+        "blocked-backward-forgets-the-scale",
+        KERNELS,
+        (
+            (
+                "        ds = (p * (dp - delta[..., t0:t1, None]) / math.sqrt(d)).astype(dtype)\n",
+                "        ds = (p * (dp - delta[..., t0:t1, None])).astype(dtype)\n",
+            ),
+        ),
+        "tests/test_kernels.py::test_attention_equals_plain_attention[xla-blocked-float32-left]",
+        "the blocked attention's gradients are the attention's gradients",
+    ),
+    m(
+        "embedding-gradient-summed-in-bf16",
+        LLAMA,
+        (
+            (
+                "            dtype=cfg.jnp_param_dtype,\n            param_dtype=cfg.jnp_param_dtype,\n",
+                "            dtype=cfg.jnp_dtype,\n            param_dtype=cfg.jnp_param_dtype,\n",
+            ),
+        ),
+        "tests/test_model_parity.py::test_bf16_embedding_gradient_is_summed_in_f32[False]",
+        "a token repeated across a batch has its embedding gradient summed in f32",
+    ),
+    m(
+        "gpu-flags-override-the-users",
+        "llm2llm_jax/common/gpu_flags.py",
+        (
+            (
+                '    added = [flag for flag in GPU_XLA_FLAGS if flag.split("=", 1)[0] not in named]\n',
+                "    added = list(GPU_XLA_FLAGS)\n",
+            ),
+        ),
+        "tests/test_gpu_flags.py::test_flags_are_added_on_a_gpu_or_when_asked_and_the_users_own_win",
+        "an XLA flag the user set keeps the user's value",
+    ),
+    m(
+        "one-width-forgets-compiled-widths",
+        "llm2llm_jax/student/predict.py",
+        (("    fits = [w for w in known if needed <= w <= REUSE_UP_TO * needed]\n", "    fits = []\n"),),
+        "tests/test_flops.py::test_a_call_reuses_a_compiled_width_that_is_at_most_twice_what_it_needs",
+        "a later call decodes at a width already compiled when its prompts fit",
     ),
     m(
         "pcie-h100-quoted-as-sxm",

@@ -88,6 +88,16 @@ def test_a_label_inside_a_longer_label_is_not_taken_for_it():
     assert media.parse("play music by Queen") == "PlayMusic" and media.parse("play the video") == "Play"
 
 
+def test_a_word_that_merely_begins_with_a_label_is_not_that_label():
+    """The answer must be the label's whole word: 'humane' is not HUM, 'numbers' not NUM, 'entityx' not ENTY;
+    the word followed by punctuation or more words still is."""
+    trec = get_task("trec")
+    for reply in ("humane", "Humane treatment", "numbers", "entityx", "locations near here"):
+        assert trec.parse(reply) is None, reply
+    assert trec.parse("human, a person") == "HUM" and trec.parse("Number.") == "NUM"
+    assert trec.parse("entity") == "ENTY" and trec.parse("location of it") == "LOC"
+
+
 def test_classification_prompt_target_and_label_set():
     t = TASKS["trec"]
     ex = {"input": "Who wrote Hamlet ?", "output": "HUM"}

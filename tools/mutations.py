@@ -1838,6 +1838,18 @@ MUTATIONS = [
         "a later call decodes at a width already compiled when its prompts fit",
     ),
     m(
+        "label-read-from-a-word-prefix",
+        TASKS,
+        (
+            (
+                '            if text == w or text.startswith(w + " "):\n',
+                "            if text.startswith(w):\n",
+            ),
+        ),
+        "tests/test_tasks.py::test_a_word_that_merely_begins_with_a_label_is_not_that_label",
+        "a reply is read as a label only when it says the label's whole word",
+    ),
+    m(
         "pcie-h100-quoted-as-sxm",
         "llm2llm_jax/student/flops.py",
         (('    ("h100 pcie", 756e12),\n', ""),),

@@ -182,8 +182,9 @@ def test_an_unreachable_teacher_is_found_before_any_work_naming_its_url(tmp_path
 def test_a_teacher_that_rejects_the_model_or_key_is_found_before_any_work(tmp_path, monkeypatch, flavor):
     server = ScriptedServer(flavor)
     server.check_status = 404 if flavor == "gemini" else 401
-    monkeypatch.setenv("GEMINI_API_KEY", "k")
-    monkeypatch.setenv("FAKE_OPENAI_KEY", "k")
+    secret = "sk-test-never-written-7f3a9c"
+    monkeypatch.setenv("GEMINI_API_KEY", secret)
+    monkeypatch.setenv("FAKE_OPENAI_KEY", secret)
     try:
         config = _oracle_config(tmp_path, "run")
         config.teacher.kind = flavor
@@ -201,6 +202,14 @@ def test_a_teacher_that_rejects_the_model_or_key_is_found_before_any_work(tmp_pa
         server.check_status = 200  # a working teacher passes the same check and is then used
         OracleRun(config).run()
         assert len(server.checks) == 2 and len(server.requests) > 0
+        # the key went to the server, and into no file the runs wrote (config, logs, caches, reports)
+        sent = server.requests[0]["headers"]
+        assert secret in (sent.get("authorization", "") + sent.get("x-goog-api-key", ""))
+        written = [os.path.join(d, f) for d, _, names in os.walk(tmp_path) for f in names]
+        assert len(written) > 10
+        for path in written:
+            with open(path, "rb") as f:
+                assert secret.encode() not in f.read(), path
     finally:
         server.close()
 

@@ -188,3 +188,27 @@ def test_train_init_is_checked_by_the_run_before_any_work(tmp_path):
     ):
         Llm2llmRun(config)
     assert not os.path.exists(config.workdir)
+
+
+@pytest.mark.multi_device
+def test_a_key_pasted_into_an_env_field_is_refused_without_showing_it(tmp_path):
+    import jax
+
+    from llm2llm_jax.config.checks import looks_like_a_key
+
+    for key in (
+        "sk-proj-abc123XYZ",
+        "AIzaSyD4x1234567890abcdefghijklmnopq",
+        "0f3c9a7e5b2d4c6a8e0f1a2b3c4d5e6f",
+    ):
+        assert looks_like_a_key(key), key
+        config = _config(tmp_path, teacher__kind="openai", teacher__api_key_env=key)
+        with pytest.raises(ConfigError) as err:
+            validate(config, jax.devices())
+        message = str(err.value)
+        assert message.startswith("config.teacher.api_key_env holds what looks like a key itself")
+        assert key not in message and key[:6] not in message and "\n" not in message
+        assert not os.path.exists(config.workdir)  # config.json never written with it
+    for name in ("", "OPENAI_API_KEY", "MY_VLLM_KEY_2", "together_api_key"):
+        assert not looks_like_a_key(name), name
+    validate(_config(tmp_path, teacher__kind="openai", teacher__api_key_env="MY_VLLM_KEY_2"), jax.devices())

@@ -1850,6 +1850,13 @@ MUTATIONS = [
         "a reply is read as a label only when it says the label's whole word",
     ),
     m(
+        "a-pasted-key-is-accepted",
+        "llm2llm_jax/config/checks.py",
+        (("    if not ENV_NAME.fullmatch(value) or value.startswith(KEY_PREFIXES):\n", "    if False:\n"),),
+        "tests/test_settings.py::test_a_key_pasted_into_an_env_field_is_refused_without_showing_it",
+        "an API key pasted where a variable's name belongs is refused, and never written",
+    ),
+    m(
         "pcie-h100-quoted-as-sxm",
         "llm2llm_jax/student/flops.py",
         (('    ("h100 pcie", 756e12),\n', ""),),

@@ -57,6 +57,7 @@ def validate(config, devices: Sequence, model_given: bool = False, teacher_given
     model_given: the caller hands the run its model, so config.model's source and path are not read.
     teacher_given: the backend the caller hands the run (tests), whose kind need not be registered.
     """
+    _check_secret_names(config)
     task, mesh = _check_run(config, len(devices))
     _check_model(config, devices, model_given)
     _check_data(config)
@@ -67,6 +68,42 @@ def validate(config, devices: Sequence, model_given: bool = False, teacher_given
     if METHODS[config.method].augments and config.iterations > 1:
         _check_teacher(config, task, type(teacher_given) if teacher_given is not None else None)
         _check_filters(config)
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+KEY_PREFIXES = ("sk-", "AIza", "ya29.", "ghp_", "gsk_", "hf_", "xai-")
+
+
+def looks_like_a_key(value: str) -> bool:
+    """A `*_env` value that is a secret itself rather than the name of the variable holding one: not a
+    variable name, a known key prefix, or a long mix of lower case and digits (variable names are short
+    and upper case by custom)."""
+    if not value:
+        return False
+    if not ENV_NAME.fullmatch(value) or value.startswith(KEY_PREFIXES):
+        return True
+    return len(value) >= 32 and any(c.isdigit() for c in value) and any(c.islower() for c in value)
+
+
+def _env_fields(node, prefix: str = ""):
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if hasattr(value, "keys"):
+            yield from _env_fields(value, name + ".")
+        elif key.endswith("_env") and isinstance(value, str):
+            yield name, value
+
+
+def _check_secret_names(config) -> None:
+    """Every `*_env` field names a variable; a key pasted there is refused without being echoed, before
+    anything (config.json included) is written."""
+    for name, value in _env_fields(config):
+        if looks_like_a_key(value):
+            raise ConfigError(
+                f"config.{name} holds what looks like a key itself ({len(value)} characters, not shown), "
+                f"not the name of an environment variable: export the key (export MY_KEY=...) and set "
+                f"config.{name}=MY_KEY"
+            )
 
 
 def _check_run(config, device_count: int) -> tuple[Task, tuple]:

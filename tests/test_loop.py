@@ -438,6 +438,22 @@ def test_a_finished_run_extended_with_more_iterations_equals_a_longer_run(tmp_pa
     whole = run("whole", 3)
     short = run("grown", 2)
     assert len(short) == 2 and short[1]["note"] == "last iteration: no augmentation"
+
+    # asked for fewer than it holds, the finished run is refused in one line and left as it was
+    def state():
+        return {
+            p: os.path.getmtime(p) for p in map(str, (tmp_path / "grown").rglob("*")) if os.path.isfile(p)
+        }
+
+    before = state()
+    with pytest.raises(loop.RunError) as err:
+        run("grown", 1)
+    assert str(err.value) == (
+        f"{tmp_path / 'grown'} holds 2 finished iterations, more than config.iterations=1 asks for: rerun "
+        f"with --config.iterations=2 to see the run (or more to continue it), or set config.workdir to a "
+        f"new directory"
+    )
+    assert state() == before
     grown = run("grown", 3)
     assert _comparable(grown) == _comparable(whole) and len(grown) == 3
     for i in range(3):

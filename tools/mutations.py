@@ -1857,6 +1857,13 @@ MUTATIONS = [
         "an API key pasted where a variable's name belongs is refused, and never written",
     ),
     m(
+        "finished-run-shown-past-the-iterations-asked",
+        "llm2llm_jax/run/controller.py",
+        (("        if held > self.iterations:\n", "        if False:\n"),),
+        f"{T_LOOP}::test_a_finished_run_extended_with_more_iterations_equals_a_longer_run",
+        "a finished run asked for fewer iterations than it holds says so instead of showing them all",
+    ),
+    m(
         "pcie-h100-quoted-as-sxm",
         "llm2llm_jax/student/flops.py",
         (('    ("h100 pcie", 756e12),\n', ""),),

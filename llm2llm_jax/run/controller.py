@@ -105,7 +105,17 @@ class Llm2llmRun:
                 self.hooks.close()
 
     def _preflight(self) -> None:
-        """Fail before any work is written when the teacher cannot be used: its key, its model, its URL."""
+        """Fail before any work is written when the run directory holds more iterations than asked for (a
+        summary would show them all), or the teacher cannot be used: its key, its model, its URL."""
+        held = 0
+        while self.dir.has_metrics(held):
+            held += 1
+        if held > self.iterations:
+            raise RunError(
+                f"{self.workdir} holds {held} finished iterations, more than config.iterations="
+                f"{self.iterations} asks for: rerun with --config.iterations={held} to see the run (or more "
+                f"to continue it), or set config.workdir to a new directory"
+            )
         if self.method.uses_teacher and self.iterations > 1 and not self._done():
             self.teachers.teacher().check_reachable()
 

@@ -210,7 +210,7 @@ class ScriptedServer:
         self.respond(handler, step, body)
 
     def respond(self, handler, step, body=None):
-        kind = step[0]
+        kind, extra_headers = step[0], {}
         if kind == "sleep":
             time.sleep(step[1])
             step = ("ok", step[2])
@@ -220,28 +220,33 @@ class ScriptedServer:
                 json.dumps(self.ok_body(body or {}, self.answer_text(body or {}, step[1]))).encode(),
                 200,
             )
-        elif kind == "status":
+        elif kind == "status":  # ("status", code[, delay]): the delay as Retry-After or Gemini's RetryInfo
             code = step[1]
-            payload = json.dumps(
-                {
-                    "error": {
-                        "code": code,
-                        "message": f"scripted {code}",
-                        "status": "RESOURCE_EXHAUSTED" if code == 429 else "INTERNAL",
-                    }
-                }
-            ).encode()
+            error = {
+                "code": code,
+                "message": f"scripted {code}",
+                "status": "RESOURCE_EXHAUSTED" if code == 429 else "INTERNAL",
+            }
+            if len(step) > 2 and self.flavor == "gemini":
+                error["details"] = [
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": step[2]}
+                ]
+            elif len(step) > 2:
+                extra_headers["Retry-After"] = step[2]
+            payload = json.dumps({"error": error}).encode()
         else:  # garbage
             payload, code = b"<html>not json", 200
-        self.send_raw(handler, code, payload)
+        self.send_raw(handler, code, payload, extra_headers)
 
     def send_json(self, handler, code, obj):
         self.send_raw(handler, code, json.dumps(obj).encode())
 
     @staticmethod
-    def send_raw(handler, code, payload):
+    def send_raw(handler, code, payload, headers=None):
         try:
             handler.send_response(code)
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(payload)))
             handler.end_headers()

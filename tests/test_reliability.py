@@ -200,8 +200,12 @@ def test_a_teacher_that_rejects_the_model_or_key_is_found_before_any_work(tmp_pa
             OracleRun(config).run()
         assert len(server.checks) == 1 and not server.requests and not os.path.exists(config.workdir)
         server.check_status = 200  # a working teacher passes the same check and is then used
+        # one rate-limited reply that says to wait 0 s: retried at once, and counted in the run's stats
+        server.steps = [("status", 429, "0s" if flavor == "gemini" else "0")]
         OracleRun(config).run()
         assert len(server.checks) == 2 and len(server.requests) > 0
+        stats = files.read_json(os.path.join(config.workdir, "iter_0000", "augment_stats.json"))
+        assert stats["teacher_retries"] == 1 and stats["server_delayed"] == 1
         # the key went to the server, and into no file the runs wrote (config, logs, caches, reports)
         sent = server.requests[0]["headers"]
         assert secret in (sent.get("authorization", "") + sent.get("x-goog-api-key", ""))

@@ -84,6 +84,38 @@ def test_survives_429_500_timeouts_and_garbage(served):
     assert backend.stats["retries"] == 4 and len(server.requests) == 5
 
 
+def test_the_servers_own_delay_is_waited_capped_and_counted(served):
+    """A 429 or 503 that says how long to wait (OpenAI-compatible servers: Retry-After; Gemini: RetryInfo's
+    retryDelay) is retried after that delay, capped by teacher.max_server_delay, instead of the backoff."""
+    server, make = served
+    unit = "s" if server.flavor == "gemini" else ""
+    server.steps = [
+        ("status", 429, f"2{unit}"),
+        ("status", 503, f"900{unit}"),
+        ("status", 500),
+        ("ok", REPLY),
+    ]
+    backend = make(max_attempts=4, max_server_delay=5.0, initial_delay=0.01, max_delay=0.05)
+    waits = []
+    backend.sleep = waits.append
+    assert backend.complete(_request()) == REPLY
+    assert waits[:2] == [2.0, 5.0] and 0 <= waits[2] <= 0.05  # the last 500 named no delay: backoff
+    assert backend.stats["retries"] == 3 and backend.stats["server_delayed"] == 2
+
+
+def test_retry_after_values_are_read_as_seconds_or_dates():
+    from llm2llm_jax.teacher.base import retry_after_seconds
+    from llm2llm_jax.teacher.gemini import retry_info_delay
+
+    assert retry_after_seconds("7") == 7.0 and retry_after_seconds("1.5s") == 1.5
+    assert retry_after_seconds("Wed, 21 Oct 2026 07:28:30 GMT", now=1792567700.0) == pytest.approx(10.0)
+    assert retry_after_seconds("Wed, 21 Oct 2026 07:28:00 GMT", now=1792567700.0) == 0.0  # already past
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    info = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "31s"}
+    assert retry_info_delay({"error": {"code": 429, "details": [{"@type": "other"}, info]}}) == 31.0
+    assert retry_info_delay({"error": {"code": 429}}) is None and retry_info_delay(None) is None
+
+
 def test_gives_up_after_max_attempts_and_does_not_retry_client_errors(served):
     server, make = served
     server.steps = [("status", 503)] * 4

@@ -1864,6 +1864,30 @@ MUTATIONS = [
         "a finished run asked for fewer iterations than it holds says so instead of showing them all",
     ),
     m(
+        "server-delay-ignored",
+        "llm2llm_jax/teacher/base.py",
+        (
+            (
+                "            return backoff(state) if asked is None else min(asked, s.max_server_delay)\n",
+                "            return backoff(state)\n",
+            ),
+        ),
+        "tests/test_teacher.py::test_the_servers_own_delay_is_waited_capped_and_counted",
+        "a rate-limited call waits as long as the server asked (capped), not the project's own backoff",
+    ),
+    m(
+        "server-delay-uncapped",
+        "llm2llm_jax/teacher/base.py",
+        (
+            (
+                "            return backoff(state) if asked is None else min(asked, s.max_server_delay)\n",
+                "            return backoff(state) if asked is None else asked\n",
+            ),
+        ),
+        "tests/test_teacher.py::test_the_servers_own_delay_is_waited_capped_and_counted",
+        "a server asking for a long wait is waited at most teacher.max_server_delay",
+    ),
+    m(
         "pcie-h100-quoted-as-sxm",
         "llm2llm_jax/student/flops.py",
         (('    ("h100 pcie", 756e12),\n', ""),),

@@ -48,7 +48,13 @@ class Llm2llm(Augmenter):
             f"iteration {i}: asking the {backend.kind} teacher ({mode}) for {k} new example(s) in each of "
             f"{len(requests)} requests ({n_requests} per seed example, {len(chosen)} seed examples)"
         )
+        before = dict(backend.stats)
         replies = backend.complete_many(requests)
+        # retries, and how many waited as long as the server asked (Retry-After, RetryInfo)
+        waits = {
+            name: backend.stats.get(key, 0) - before.get(key, 0)
+            for name, key in (("teacher_retries", "retries"), ("server_delayed", "server_delayed"))
+        }
         cands, unparseable, made = [], [], {}
         for ex, reply in zip(parents, replies):
             parsed = parse_reply(reply, task, mode, multiline="\n" in ex["input"])[:k]
@@ -73,4 +79,5 @@ class Llm2llm(Augmenter):
             "mode": mode,
             "unparseable": len(unparseable),
             "unparseable_sample": [r[:500] for r in unparseable[:3]],
+            **{name: n for name, n in waits.items() if n},
         }  # spend: the run's ledger

@@ -25,6 +25,7 @@ RESUMABLE_FIELDS = (
     "teacher.max_attempts",
     "teacher.initial_delay",
     "teacher.max_delay",
+    "teacher.max_server_delay",
     "teacher.max_empty_rounds",
     "teacher.price_input",
     "teacher.price_output",

@@ -12,7 +12,9 @@ needs to know of it through class attributes (`supports_schema`, `supports_batch
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,12 +30,42 @@ class TeacherError(UserError, RuntimeError):
 
 
 class TransientError(RuntimeError):
-    """A call worth retrying: rate limit, server error, timeout, unreadable response body."""
+    """A call worth retrying: rate limit, server error, timeout, unreadable response body. `retry_after`:
+    the seconds the server asked to wait (Retry-After, Gemini's RetryInfo), when it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """An HTTP Retry-After value (delay seconds or an HTTP date) or a protobuf duration ("30s", "1.5s") as
+    seconds from now, or None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value[:-1] if value.endswith("s") else value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class SchemaRejected(RuntimeError):
     """The server refused the request's JSON schema (structured outputs); the text form of the request is
     sent."""
+
+
+def server_delay(state) -> float | None:
+    """The delay the server asked for in the failed attempt of a tenacity retry `state`, if any."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    return getattr(error, "retry_after", None)
 
 
 @dataclasses.dataclass
@@ -49,6 +81,7 @@ class TeacherSettings:
     max_attempts: int = 6
     initial_delay: float = 1.0
     max_delay: float = 30.0
+    max_server_delay: float = 120.0  # the longest wait a server's Retry-After / RetryInfo is granted
     timeout: float = 60.0
     max_calls: int = 0  # for the whole run, over every invocation; 0 = unlimited
     max_tokens: int = 0  # input + output, for the whole run; 0 = unlimited
@@ -102,6 +135,7 @@ class Backend:
         self.schema_refused = ""  # the server's reason, once it has refused a schema
         self.batch_dir = ""  # where batch jobs in flight are recorded (the run directory's teacher_batches/)
         self.say = print
+        self.sleep = time.sleep  # between retries (tests record the waits instead)
 
     @property
     def structured(self) -> bool:
@@ -131,7 +165,7 @@ class Backend:
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
-            self.stats[name] += 1
+            self.stats[name] = self.stats.get(name, 0) + 1
 
     def cached(self, request: TeacherRequest) -> str | None:
         """The cached answer to the form of `request` that would be sent, or None."""
@@ -171,12 +205,22 @@ class Backend:
 
         def before_retry(state):
             self._count("retries")
+            if server_delay(state) is not None:
+                self._count("server_delayed")
+
+        backoff = wait_random_exponential(multiplier=s.initial_delay, max=s.max_delay)
+
+        def wait(state):
+            """The server's own delay when it gave one (capped by teacher.max_server_delay), else backoff."""
+            asked = server_delay(state)
+            return backoff(state) if asked is None else min(asked, s.max_server_delay)
 
         caller = retry(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(s.max_attempts),
-            wait=wait_random_exponential(multiplier=s.initial_delay, max=s.max_delay),
+            wait=wait,
             before_sleep=before_retry,
+            sleep=self.sleep,
             reraise=True,
         )(self._call)
         try:

@@ -12,6 +12,7 @@ from llm2llm_jax.teacher.base import (
     TransientError,
     mentions_schema,
     network_errors,
+    retry_after_seconds,
 )
 from llm2llm_jax.teacher.batch import BatchJobs
 
@@ -21,6 +22,18 @@ _GEMINI_TERMINAL = {
     "JOB_STATE_CANCELLED": "cancelled",
     "JOB_STATE_EXPIRED": "expired",
 }
+
+
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def retry_info_delay(details) -> float | None:
+    """The `retryDelay` ("30s") of the RetryInfo in a Google API error body, in seconds, or None."""
+    error = details.get("error", details) if isinstance(details, dict) else {}
+    for item in error.get("details") or [] if isinstance(error, dict) else []:
+        if isinstance(item, dict) and item.get("@type") == RETRY_INFO:
+            return retry_after_seconds(str(item.get("retryDelay", "")))
+    return None
 
 
 def gemini_schema(schema):
@@ -81,7 +94,7 @@ class GeminiBackend(BatchJobs, Backend):
 
     def _api_error(self, e, request, what: str = "gemini"):
         if e.code == 429 or (e.code or 0) >= 500:
-            return TransientError(f"HTTP {e.code}: {e.message}")
+            return TransientError(f"HTTP {e.code}: {e.message}", retry_after=retry_info_delay(e.details))
         if (
             e.code == 400
             and request is not None

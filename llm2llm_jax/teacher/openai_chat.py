@@ -7,7 +7,14 @@ from __future__ import annotations
 import json
 import os
 
-from llm2llm_jax.teacher.base import Backend, SchemaRejected, TeacherError, TransientError, mentions_schema
+from llm2llm_jax.teacher.base import (
+    Backend,
+    SchemaRejected,
+    TeacherError,
+    TransientError,
+    mentions_schema,
+    retry_after_seconds,
+)
 from llm2llm_jax.teacher.batch import BatchJobs
 
 _OPENAI_TERMINAL = {
@@ -70,7 +77,10 @@ class OpenAIBackend(BatchJobs, Backend):
             return TransientError(f"unreadable response: {e}")
         status = getattr(e, "status_code", None)
         if status == 429 or (status or 0) >= 500:
-            return TransientError(f"HTTP {status}: {str(e)[:200]}")
+            headers = getattr(getattr(e, "response", None), "headers", None) or {}
+            asked = retry_after_seconds(headers.get("retry-after-ms"))
+            asked = asked / 1000 if asked is not None else retry_after_seconds(headers.get("retry-after"))
+            return TransientError(f"HTTP {status}: {str(e)[:200]}", retry_after=asked)
         message = str(getattr(e, "message", e))
         if (
             status in (400, 422)

@@ -59,12 +59,13 @@ def _tree(directory) -> dict:
     return out
 
 
-def _write_lock(workdir, pid, host=None):
-    os.makedirs(workdir, exist_ok=True)
-    files.write_json(
-        os.path.join(workdir, rundir.LOCK_NAME),
-        {"host": host or socket.gethostname(), "pid": pid, "started": "2026-11-28 10:00:00"},
-    )
+def _write_lock(workdir, pid, host=None, heartbeat_age=None):
+    if not files.is_remote(str(workdir)):
+        os.makedirs(workdir, exist_ok=True)
+    holder = {"host": host or socket.gethostname(), "pid": pid, "started": "2026-11-28 10:00:00"}
+    if heartbeat_age is not None:
+        holder["heartbeat"] = time.time() - heartbeat_age
+    files.write_json(os.path.join(str(workdir), rundir.LOCK_NAME), holder)
 
 
 # ---------------------------------------------------------------------------- one writer per run directory
@@ -94,11 +95,44 @@ def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_note(tmp_path, capsy
     assert not os.path.exists(os.path.join(config.workdir, rundir.LOCK_NAME))  # released at the end
 
 
-def test_a_lock_from_another_host_is_not_taken_over(tmp_path):
+def test_a_live_lock_from_another_host_is_refused(tmp_path):
+    """Without a heartbeat (an older run's lock) or with a recent one, another host's lock is refused."""
     config = _oracle_config(tmp_path, "run")
-    _write_lock(config.workdir, 1, host="some-other-host")
-    with pytest.raises(RunError, match=r"pid 1 on some-other-host.*if that run is gone .*delete .*run\.lock"):
-        OracleRun(config, _oracle_teacher(tmp_path / "run")).run()
+    for age in (None, rundir.STALE_AFTER_SECONDS - 60):
+        _write_lock(config.workdir, 1, host="some-other-host", heartbeat_age=age)
+        with pytest.raises(
+            RunError, match=r"pid 1 on some-other-host.*taken over after 10 minutes.*run\.lock"
+        ):
+            OracleRun(config, _oracle_teacher(tmp_path / "run")).run()
+
+
+def test_a_lock_whose_heartbeat_stopped_is_taken_over_from_another_host(tmp_path, capsys):
+    """A VM recreated after a preemption has another host name: the old VM's lock, silent for longer than
+    the stated timeout, is taken over with a note naming it, and the rerun completes."""
+    config = _oracle_config(tmp_path, "run")
+    _write_lock(config.workdir, 4242, host="preempted-vm", heartbeat_age=rundir.STALE_AFTER_SECONDS + 120)
+    rows = OracleRun(config, _oracle_teacher(tmp_path / "run")).run()
+    assert len(rows) == 3
+    err = capsys.readouterr().err
+    assert (
+        "took over the lock of an earlier run (pid 4242 on preempted-vm, started 2026-11-28 10:00:00)" in err
+    )
+    assert "stopped its heartbeat 12 minutes ago" in err and "pid 4242 on preempted-vm" in err
+    assert not os.path.exists(os.path.join(config.workdir, rundir.LOCK_NAME))
+
+
+def test_the_holder_refreshes_its_heartbeat_until_it_releases(tmp_path, monkeypatch):
+    monkeypatch.setattr(rundir, "HEARTBEAT_SECONDS", 0.05)
+    lock = rundir.WorkdirLock(str(tmp_path))
+    lock.acquire()
+    first = files.read_json(lock.path)["heartbeat"]
+    deadline = time.time() + 10
+    while files.read_json(lock.path)["heartbeat"] == first and time.time() < deadline:
+        time.sleep(0.02)
+    beat = files.read_json(lock.path)
+    assert beat["heartbeat"] > first and beat["pid"] == os.getpid()
+    lock.release()
+    assert not os.path.exists(lock.path) and lock._beat is None
 
 
 # ---------------------------------------------------------------------------- the run's identity
@@ -339,7 +373,20 @@ def test_a_finished_run_on_read_only_storage_is_read_and_its_report_regenerated(
 
 # ---------------------------------------------------------------------------- Ctrl-C
 @pytest.mark.slow  # a launcher process
-def test_ctrl_c_says_how_to_continue_and_exits_130(tmp_path):
+@pytest.mark.parametrize(
+    "sig,status,line",
+    [
+        (signal.SIGINT, 130, "interrupted; rerun the same command to continue"),
+        (
+            signal.SIGTERM,
+            143,
+            "stopped by SIGTERM (a preempted machine or a scheduler); what finished is saved and the run "
+            "directory's lock is released: rerun the same command to continue",
+        ),
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_and_sigterm_say_how_to_continue_and_exit_with_their_status(tmp_path, sig, status, line):
     workdir = tmp_path / "run"
     proc = subprocess.Popen(
         [
@@ -358,10 +405,10 @@ def test_ctrl_c_says_how_to_continue_and_exits_130(tmp_path):
     deadline = time.time() + 300
     while not lock.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
-    assert err.strip().splitlines()[-1] == "interrupted; rerun the same command to continue"
+    assert proc.returncode == status, err[-2000:]
+    assert err.strip().splitlines()[-1] == line
     assert "Traceback" not in err and not lock.exists()
 
 
@@ -469,6 +516,14 @@ def test_the_lock_on_gcs_is_an_exclusive_create(gcs):
     files.write_json(path, {"host": "some-other-host", "pid": 1, "started": "2026-11-28 10:00:00"})
     with pytest.raises(RunError, match="in use by another run .pid 1 on some-other-host"):
         rundir.WorkdirLock("gs://bucket/locks").acquire()
+    # the same host's lock after a preemption, silent past the timeout: taken over with a note
+    _write_lock("gs://bucket/locks", 1, host="preempted-vm", heartbeat_age=rundir.STALE_AFTER_SECONDS + 60)
+    lock = rundir.WorkdirLock("gs://bucket/locks")
+    lock.acquire()
+    assert lock.held and "pid 1 on preempted-vm" in lock.note and "stopped its heartbeat" in lock.note
+    assert files.read_json(path)["pid"] == os.getpid()
+    lock.release()
+    assert not files.exists(path)
 
 
 @pytest.mark.slow  # trains the tiny student

@@ -98,16 +98,18 @@ def main(argv):
     use_compilation_cache(config.get("compile_cache_dir", ""))
     from llm2llm_jax.common.disk_faults import collect_abandoned_writes
     from llm2llm_jax.common.errors import UserError
+    from llm2llm_jax.common.stopping import stop_message, stop_on_sigterm
 
+    stop_on_sigterm()
     try:
         JOBS[config.job](config)
         return 0
     except UserError as e:  # a problem with the input or the environment: say what to do, no traceback
         print(f"error: {e}", file=sys.stderr)
         status = 2
-    except KeyboardInterrupt:  # every finished stage is on disk; the run directory's lock is released
-        print("\ninterrupted; rerun the same command to continue", file=sys.stderr)
-        status = 130
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: finished stages are on disk, the lock released
+        line, status = stop_message(stop)
+        print(f"\n{line}", file=sys.stderr)
     collect_abandoned_writes()
     return status
 

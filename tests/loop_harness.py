@@ -89,6 +89,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("workdir")
     ap.add_argument("--kill-at", default="")
+    ap.add_argument("--signal", default="kill", choices=("kill", "term"), help="how --kill-at stops the run")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--method", default="llm2llm")
     ap.add_argument("--dev-loss", action="store_true", help="a dev split, and epochs chosen by its loss")
@@ -114,7 +115,7 @@ def main():
 
     def die():
         sys.stdout.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGTERM if args.signal == "term" else signal.SIGKILL)
 
     if args.kill_at == "train":  # iteration 1, after its 6th optimizer step (a checkpoint exists at step 4)
         original_step = Trainer.step
@@ -189,17 +190,24 @@ def main():
         shards.Llm2llmShards._generate_examples = gen
 
     from llm2llm_jax.common.errors import UserError
+    from llm2llm_jax.common.stopping import stop_message, stop_on_sigterm
 
+    stop_on_sigterm()
+    status = 2
     try:
         rows = loop.run_from_config(config, model=tiny_student(), teacher=teacher)
     except UserError as e:  # as the launcher reports it
         print(f"error: {e}", file=sys.stderr)
         rows = None
+    except KeyboardInterrupt as stop:  # as the launcher reports it
+        line, status = stop_message(stop)
+        print(line, file=sys.stderr)
+        rows = None
     if rows is None:
         from llm2llm_jax.common.disk_faults import collect_abandoned_writes
 
         collect_abandoned_writes()
-        sys.exit(2)
+        sys.exit(status)
     print("METRICS " + json.dumps(rows))
     print("TEACHER " + json.dumps([r.seed for r in teacher.seen]))
 

@@ -147,6 +147,32 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, reference_run, stage)
     assert not [name for name in os.listdir(workdir) if name.startswith(".tmp-")]
 
 
+@pytest.mark.parametrize("stage", ["train", "teacher"])
+@pytest.mark.slow  # runs the harness in subprocesses
+def test_sigterm_stops_in_one_line_releases_the_lock_and_resume_equals_uninterrupted(
+    tmp_path, reference_run, stage
+):
+    """A real SIGTERM (what a preempted VM gets) in the middle of iteration 1's fine-tune or its teacher
+    calls: the run unwinds, says how to continue in one line, exits 143 and leaves no lock; the rerun
+    completes with the uninterrupted run's results."""
+    ref_dir, ref = reference_run
+    workdir = tmp_path / "run"
+    stopped, _ = _harness(workdir, "--kill-at", stage, "--signal", "term")
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert stopped.stderr.strip().splitlines()[-1] == (
+        "stopped by SIGTERM (a preempted machine or a scheduler); what finished is saved and the run "
+        "directory's lock is released: rerun the same command to continue"
+    )
+    assert "Traceback" not in stopped.stderr and not (workdir / "run.lock").exists()
+    resumed, out = _harness(workdir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _comparable(out["METRICS"]) == _comparable(ref["METRICS"])
+    for i in range(3):
+        assert (workdir / f"iter_{i:04d}" / "predictions_test.jsonl").read_text() == (
+            ref_dir / f"iter_{i:04d}" / "predictions_test.jsonl"
+        ).read_text()
+
+
 @pytest.mark.slow  # three harness processes
 def test_kill_9_while_epochs_are_chosen_by_dev_loss_then_resume_equals_uninterrupted(tmp_path):
     """Killed in iteration 1's fine-tune after its 6th step, with the checkpoint of step 4 holding the best

@@ -1888,6 +1888,25 @@ MUTATIONS = [
         "a server asking for a long wait is waited at most teacher.max_server_delay",
     ),
     m(
+        "sigterm-kills-without-unwinding",
+        "launch/run.py",
+        (("    stop_on_sigterm()\n", ""),),
+        "tests/test_reliability.py::test_ctrl_c_and_sigterm_say_how_to_continue_and_exit_with_their_status[sigterm]",
+        "a preempted run releases its lock and says how to continue",
+    ),
+    m(
+        "stale-heartbeat-never-taken-over",
+        "llm2llm_jax/run/lock.py",
+        (
+            (
+                "        if isinstance(beat, (int, float)) and time.time() - beat > STALE_AFTER_SECONDS:\n",
+                "        if False:\n",
+            ),
+        ),
+        "tests/test_reliability.py::test_a_lock_whose_heartbeat_stopped_is_taken_over_from_another_host",
+        "a rerun on a VM recreated after preemption takes over the silent old lock",
+    ),
+    m(
         "pcie-h100-quoted-as-sxm",
         "llm2llm_jax/student/flops.py",
         (('    ("h100 pcie", 756e12),\n', ""),),

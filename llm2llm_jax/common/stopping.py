@@ -1,0 +1,37 @@
+"""Stopping a run from outside: SIGTERM (what a preempted VM's processes get, and what schedulers send) is
+handled as Ctrl-C is. Either unwinds the run: every finished stage is already on disk, a write in progress is
+abandoned whole (files are written under a temporary name and renamed into place), and the run directory's
+lock is released on the way out; the launcher then prints one line and exits with a status of its own."""
+
+from __future__ import annotations
+
+import signal
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived; raised in the main thread, where Ctrl-C's KeyboardInterrupt would be."""
+
+
+def stop_on_sigterm() -> None:
+    """From now on SIGTERM raises `Terminated` in the main thread (call this from the main thread). A second
+    SIGTERM while the run unwinds ends the process at once, as SIGTERM would have without this."""
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def stop_message(stop: KeyboardInterrupt) -> tuple[str, int]:
+    """(the one line to print, the exit status) for a run stopped by Ctrl-C or SIGTERM."""
+    if isinstance(stop, Terminated):
+        return (
+            "stopped by SIGTERM (a preempted machine or a scheduler); what finished is saved and the run "
+            "directory's lock is released: rerun the same command to continue",
+            EXIT_TERMINATED,
+        )
+    return "interrupted; rerun the same command to continue", EXIT_INTERRUPTED

@@ -939,8 +939,8 @@ MUTATIONS = [
         LOCK,
         (
             (
-                '            if (\n                holder.get("host") == me["host"]\n                and isinstance(holder.get("pid"), int)\n                and not _alive(holder["pid"])\n            ):\n',
-                '            if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) and False:\n',
+                '        if holder.get("host") == self.me["host"] and isinstance(pid, int) and not _alive(pid):\n',
+                '        if holder.get("host") == self.me["host"] and isinstance(pid, int) and False:\n',
             ),
         ),
         f"{T_REL}::test_a_lock_left_by_a_dead_process_is_taken_over_with_a_note",
@@ -1032,8 +1032,8 @@ MUTATIONS = [
     m(
         "ctrl-c-traceback",
         LAUNCH,
-        (("        status = 130\n", "        raise\n"),),
-        f"{T_REL}::test_ctrl_c_says_how_to_continue_and_exits_130",
+        (("        line, status = stop_message(stop)\n", "        raise\n"),),
+        f"{T_REL}::test_ctrl_c_and_sigterm_say_how_to_continue_and_exit_with_their_status[ctrl-c]",
         "Ctrl-C as one line and exit 130",
     ),
     m(

@@ -60,16 +60,16 @@ def test_offline_sentiment_and_topic_sets():
 
 def test_stratified_seed_sampling_keeps_proportions_and_is_reproducible():
     rows = load_trec()
-    seed_a = sample_seed(rows, seed=3, count=545)
-    seed_b = sample_seed(rows, seed=3, count=545)
-    seed_c = sample_seed(rows, seed=4, count=545)
+    seed_a, _ = sample_seed(rows, seed=3, count=545)
+    seed_b, _ = sample_seed(rows, seed=3, count=545)
+    seed_c, _ = sample_seed(rows, seed=4, count=545)
     assert [r["id"] for r in seed_a] == [r["id"] for r in seed_b]
     assert [r["id"] for r in seed_a] != [r["id"] for r in seed_c]
     counts = collections.Counter(r["output"] for r in seed_a)
     for label, total in TREC_COUNTS.items():
         assert abs(counts[label] - total * 545 / 5452) <= 1
     assert all(r["origin"] == "seed" and r["iteration"] == 0 for r in seed_a)
-    assert len(sample_seed(rows, seed=0, fraction=0.01)) == 55
+    assert len(sample_seed(rows, seed=0, fraction=0.01)[0]) == 54  # of 5381 distinct inputs (71 repeats)
 
 
 def test_seed_counts_are_the_largest_remainder_allocation():
@@ -77,9 +77,47 @@ def test_seed_counts_are_the_largest_remainder_allocation():
     from llm2llm_jax.data.sampling import _allocate
 
     assert _allocate({"a": 5, "b": 3, "c": 2}, 7) == {"a": 4, "b": 2, "c": 1}  # exact 3.5, 2.1, 1.4
-    rows = [{"output": label} for label, n in (("x", 50), ("y", 30), ("z", 20)) for _ in range(n)]
-    counts = collections.Counter(r["output"] for r in sample_seed(rows, seed=0, count=7))
+    rows = [
+        {"input": f"{label}{k}", "output": label}
+        for label, n in (("x", 50), ("y", 30), ("z", 20))
+        for k in range(n)
+    ]
+    counts = collections.Counter(r["output"] for r in sample_seed(rows, seed=0, count=7)[0])
     assert counts == {"x": 4, "y": 2, "z": 1}
+
+
+def test_a_seed_set_keeps_its_size_and_labels_when_drawn_rows_repeat_or_leak():
+    """Drawn rows that repeat an input already drawn, or duplicate a test example, are replaced by others of
+    their label; a draw that needed no replacement is the plain stratified draw."""
+    from llm2llm_jax.data.sampling import duplicate_lines, stratified_sample
+
+    rows = [{"input": f"q{k}", "output": "ab"[k % 2], "source_line": k + 1} for k in range(40)]
+    rows += [dict(rows[k], source_line=41 + k) for k in range(0, 40, 2)]  # 20 exact repeats of label a
+    plain = stratified_sample(rows, 12, seed=5)
+    leaking = {rows[plain[0]]["input"], rows[plain[-1]]["input"]}
+    seed_set, replaced = sample_seed(rows, seed=5, count=12, unusable=lambda ex: ex["input"] in leaking)
+    inputs = [ex["input"] for ex in seed_set]
+    assert len(seed_set) == 12 and len(set(inputs)) == 12 and not leaking & set(inputs)
+    assert collections.Counter(ex["output"] for ex in seed_set) == collections.Counter(
+        rows[i]["output"] for i in plain
+    )
+    assert replaced >= 2
+    clean = rows[:40]  # no repeats, nothing leaking: the plain draw, unchanged
+    assert [ex["input"] for ex in sample_seed(clean, seed=5, count=12)[0]] == [
+        clean[i]["input"] for i in stratified_sample(clean, 12, seed=5)
+    ]
+    assert duplicate_lines(rows) == (20, [41, 43, 45, 47, 49])
+
+
+def test_a_seed_set_larger_than_the_pool_names_the_key_and_the_file():
+    rows = [{"input": f"q{k}", "output": "a"} for k in range(5)] + [{"input": "q0", "output": "a"}]
+    with pytest.raises(DataError) as err:
+        sample_seed(rows, seed=0, count=9, source="train.jsonl")
+    assert str(err.value) == "config.data.seed_count=9: train.jsonl has 6 examples; ask for fewer"
+    with pytest.raises(
+        DataError, match=r"config.data.seed_count=6: train.jsonl has too few distinct examples"
+    ):
+        sample_seed(rows, seed=0, count=6, source="train.jsonl")
 
 
 def test_planted_test_duplicates_are_caught():
@@ -133,8 +171,12 @@ def test_read_table_formats_and_errors(tmp_path):
 def test_labels_outside_the_label_set_name_the_line(tmp_path):
     (tmp_path / "s.jsonl").write_text('{"t": "fine", "y": "positive"}\n{"t": "meh", "y": "neutral"}\n')
     rows = read_table(str(tmp_path / "s.jsonl"), "t", "y")
-    with pytest.raises(DataError, match=r"s.jsonl:2: field 'output' is 'neutral'"):
-        check_labels(rows, TASKS["sst2"], str(tmp_path / "s.jsonl"))
+    with pytest.raises(DataError) as err:
+        check_labels(rows, TASKS["sst2"], str(tmp_path / "s.jsonl"), output_field="y", input_field="t")
+    assert str(err.value) == (
+        f"{tmp_path / 's.jsonl'}:2: label 'neutral' is not one of [negative, positive] (task sst2) "
+        f"(config.data.output_field='y')"
+    )
 
 
 def test_tokenization_truncates_or_drops_long_examples(smollm2):

@@ -264,7 +264,10 @@ def test_controller_sends_wrong_seed_examples_and_keeps_gold_labelled_new_ones(t
 
     seed = files.read_jsonl(str(tmp_path / "run" / "data" / "seed.jsonl"))
     assert len(seed) == 11 and "Who wrote Hamlet ?" not in {ex["input"] for ex in seed}  # the test duplicate
-    assert "dropped 1 seed examples that duplicate test examples" in capsys.readouterr().err
+    assert "seed set: 11 examples (1 set aside as duplicates of test examples or of each other)" in (
+        capsys.readouterr().err
+    )
+    assert files.read_json(str(tmp_path / "run" / "data" / "stats.json"))["seed_set_aside"] == 1
     by_id = {ex["id"]: ex for ex in seed}
     wrong = {ex["id"] for ex in seed if ex["input"] not in ORACLE_RIGHT}
     assert len(wrong) == 6

@@ -773,13 +773,7 @@ MUTATIONS = [
     m(
         "seed-test-leak-kept",
         SOURCES,
-        (
-            ("from llm2llm_jax.data.leakage import LeakageChecker\n", ""),
-            (
-                '    seed_set, leak = LeakageChecker(ex["input"] for ex in test).filter(seed_set)\n',
-                '    leak = {"exact": 0, "ngram": 0}\n',
-            ),
-        ),
+        (('        unusable=lambda ex: bool(leaks.check(ex["input"])),\n', "        unusable=None,\n"),),
         CONTROLLER,
         "dropping seed examples that duplicate test examples",
     ),
@@ -1905,6 +1899,13 @@ MUTATIONS = [
         ),
         "tests/test_reliability.py::test_a_lock_whose_heartbeat_stopped_is_taken_over_from_another_host",
         "a rerun on a VM recreated after preemption takes over the silent old lock",
+    ),
+    m(
+        "seed-duplicates-kept",
+        "llm2llm_jax/data/sampling.py",
+        (('        if examples[i]["input"] in inputs or bad(examples[i]):\n', "        if False:\n"),),
+        "tests/test_data.py::test_a_seed_set_keeps_its_size_and_labels_when_drawn_rows_repeat_or_leak",
+        "a seed set of the size asked for, each input once and none a test example",
     ),
     m(
         "pcie-h100-quoted-as-sxm",

@@ -9,7 +9,13 @@ from collections.abc import Callable
 from llm2llm_jax.common.seeds import stable_seed
 from llm2llm_jax.data import offline
 from llm2llm_jax.data.leakage import LeakageChecker
-from llm2llm_jax.data.sampling import sample_seed, shuffled, stratified_sample, stratified_split
+from llm2llm_jax.data.sampling import (
+    duplicate_lines,
+    sample_seed,
+    shuffled,
+    stratified_sample,
+    stratified_split,
+)
 from llm2llm_jax.data.tables import DataError, check_labels, read_table
 from llm2llm_jax.data.tasks import Task
 from llm2llm_jax.data.tfds_source import load_tfds
@@ -40,10 +46,10 @@ def _files(d, task: Task) -> Split:
     """data.train_path (and data.test_path, or data.test_count rows held out) with the configured field
     mapping."""
     train = read_table(d.train_path, d.input_field, d.output_field, d.format)
-    check_labels(train, task, d.train_path)
+    check_labels(train, task, d.train_path, d.output_field, d.input_field)
     if d.test_path:
         test = read_table(d.test_path, d.input_field, d.output_field, d.format)
-        check_labels(test, task, d.test_path)
+        check_labels(test, task, d.test_path, d.output_field, d.input_field)
     else:
         train, test = stratified_split(
             train, d.test_count, seed=d.split_seed, stratify=task.is_classification
@@ -58,7 +64,7 @@ def _tfds(d, task: Task) -> Split:
     data_dir = d.tfds_data_dir or None
     train = load_tfds(d.tfds_name, d.tfds_train_split, d.input_field, d.output_field, data_dir)
     test = load_tfds(d.tfds_name, d.tfds_test_split, d.input_field, d.output_field, data_dir)
-    check_labels(train, task, d.tfds_name)
+    check_labels(train, task, d.tfds_name, d.output_field, d.input_field)
     return train, test
 
 
@@ -88,8 +94,9 @@ class RunData:
     seed: list[dict]
     dev: list[dict]
     test: list[dict]
-    seed_leaks: int = 0  # seed examples dropped as duplicates of test examples
+    seed_replaced: int = 0  # examples set aside from the seed draw: duplicates of test examples or each other
     dev_leaks: int = 0  # pool rows kept out of the dev draw as duplicates of test or seed examples
+    duplicates: tuple = (0, [])  # rows of the pool that repeat an earlier row, and the first few lines
 
 
 def has_dev(d) -> bool:
@@ -105,16 +112,22 @@ def run_data(d, task: Task, seed: int) -> RunData:
     example, stratified by label for classification. Every example gets an id; line numbers are dropped.
     """
     train, test = load_source(d, task)
-    seed_set = sample_seed(
-        train, seed=seed, count=d.seed_count, fraction=d.seed_fraction, stratify=d.stratify
+    leaks = LeakageChecker(ex["input"] for ex in test)
+    seed_set, replaced = sample_seed(
+        train,
+        seed=seed,
+        count=d.seed_count,
+        fraction=d.seed_fraction,
+        stratify=d.stratify,
+        unusable=lambda ex: bool(leaks.check(ex["input"])),
+        source=d.train_path if d.source == "file" else f"the {d.source} training pool",
     )
-    seed_set, leak = LeakageChecker(ex["input"] for ex in test).filter(seed_set)
     for i, ex in enumerate(seed_set):
         ex["id"] = ex.get("id") or f"seed-{i}"
         ex.pop("source_line", None)
     test = [{k: v for k, v in ex.items() if k != "source_line"} for ex in test]
     dev, dev_leaks = _dev_split(d, task, train, seed_set, test, seed) if has_dev(d) else ([], 0)
-    return RunData(seed_set, dev, test, leak["exact"] + leak["ngram"], dev_leaks)
+    return RunData(seed_set, dev, test, replaced, dev_leaks, duplicate_lines(train))
 
 
 def _dev_split(d, task: Task, train, seed_set, test, seed: int) -> tuple[list[dict], int]:
@@ -138,7 +151,6 @@ def _dev_split(d, task: Task, train, seed_set, test, seed: int) -> tuple[list[di
 
 
 def seed_and_test_sets(d, task: Task, seed: int) -> tuple[list[dict], list[dict], int]:
-    """(seed set, test set, seed examples dropped as duplicates of test examples): `run_data` without the dev
-    split."""
+    """(seed set, test set, drawn seed examples replaced as duplicates): `run_data` without the dev split."""
     data = run_data(d, task, seed)
-    return data.seed, data.test, data.seed_leaks
+    return data.seed, data.test, data.seed_replaced

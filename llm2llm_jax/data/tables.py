@@ -106,11 +106,20 @@ def read_table(
     return out
 
 
-def check_labels(examples: Sequence[dict], task: Task, source: str) -> None:
-    """Every example valid for the task (label in the label set, a final answer for gsm8k...)."""
+def check_labels(
+    examples: Sequence[dict],
+    task: Task,
+    source: str,
+    output_field: str = "output",
+    input_field: str = "input",
+) -> None:
+    """Every example valid for the task (label in the label set, a final answer for gsm8k...); an error
+    names the file and line, and the user's own column with the config key that maps it."""
     for i, ex in enumerate(examples):
         where = f"{source}:{ex['source_line']}" if "source_line" in ex else f"{source} row {i}"
         try:
             task.validate(ex, where)
         except TaskError as e:
-            raise DataError(str(e)) from None
+            message = str(e).replace("field 'input'", f"field {input_field!r}")
+            message = message.replace("field 'output'", f"field {output_field!r}")
+            raise DataError(f"{message} (config.data.output_field={output_field!r})") from None

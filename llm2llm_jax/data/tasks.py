@@ -90,8 +90,8 @@ class Task:
                 raise TaskError(f"{where or 'example'}: field '{field}' is missing or empty")
         if self.is_classification and example["output"] not in self.labels:
             raise TaskError(
-                f"{where or 'example'}: field 'output' is {example['output']!r}, not one of "
-                f"{list(self.labels)} for task {self.name}"
+                f"{where or 'example'}: label {example['output']!r} is not one of "
+                f"[{', '.join(self.labels)}] (task {self.name})"
             )
         if self.numeric and ("####" not in example["output"] or parse_number(example["output"]) is None):
             raise TaskError(f"{where or 'example'}: field 'output' has no final answer (`#### <number>`)")

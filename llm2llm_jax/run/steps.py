@@ -26,16 +26,11 @@ def data(run_dir: RunDirectory, config, task) -> RunData:
 
     def compute():
         value = run_data(config.data, task, config.seed)
-        if value.seed_leaks:
-            say(f"dropped {value.seed_leaks} seed examples that duplicate test examples")
-        if value.dev:
-            say(
-                f"dev split: {len(value.dev)} examples from the training pool ({value.dev_leaks} rows left "
-                f"out as duplicates of test or seed examples)"
-            )
+        say_data(value)
         return value
 
     def write(value):
+        write_json(run_dir.path("data", "stats.json"), data_stats(value))
         for name in reversed(names):  # seed.jsonl, which the data stage's resume checks first, last
             write_jsonl(paths[name], getattr(value, name))
 
@@ -44,6 +39,40 @@ def data(run_dir: RunDirectory, config, task) -> RunData:
         return RunData(read_jsonl(paths["seed"]), dev, read_jsonl(paths["test"]))
 
     return run_stage("data", list(paths.values()), compute, write, read)
+
+
+def say_data(value: RunData) -> None:
+    """The data stage's counts, one line each: repeated rows in the pool, the seed set, the dev split."""
+    repeats, lines = value.duplicates
+    if repeats:
+        say(
+            f"the training pool repeats {repeats} rows exactly (first at lines or rows "
+            f"{', '.join(map(str, lines))}); the seed set takes each input once"
+        )
+    aside = value.seed_replaced
+    say(
+        f"seed set: {len(value.seed)} examples"
+        + (f" ({aside} set aside as duplicates of test examples or of each other)" if aside else "")
+    )
+    if value.dev:
+        say(
+            f"dev split: {len(value.dev)} examples from the training pool ({value.dev_leaks} rows left "
+            f"out as duplicates of test or seed examples)"
+        )
+
+
+def data_stats(value: RunData) -> dict:
+    """data/stats.json: every count the data stage reported."""
+    repeats, lines = value.duplicates
+    return {
+        "seed": len(value.seed),
+        "seed_set_aside": value.seed_replaced,
+        "dev": len(value.dev),
+        "dev_left_out": value.dev_leaks,
+        "test": len(value.test),
+        "pool_repeated_rows": repeats,
+        "pool_repeated_first": lines,
+    }
 
 
 def shard(run_dir: RunDirectory, hooks: Hook, i: int, examples: Callable[[], list[dict]]) -> None:

@@ -186,11 +186,10 @@ def test_tokenization_truncates_or_drops_long_examples(smollm2):
     examples, stats = tokenize_examples(task, rows, tok, max_length=64)
     assert stats == {"truncated": 1, "dropped": 0}
     long = examples[0]
-    assert len(long.prompt_ids) + len(long.target_ids) == 64
-    assert (
-        tok.decode(long.prompt_ids).endswith("Sentiment:")
-        and tok.decode(long.target_ids) == " positive<|im_end|>"
-    )
+    assert len(long.prompt_ids) + len(long.target_ids) <= 64
+    prompt = tok.decode(long.prompt_ids)  # the input cut, the instruction and the cue kept
+    assert prompt.startswith(task.instruction) and prompt.endswith("Sentiment:") and "great great" in prompt
+    assert tok.decode(long.target_ids) == " positive<|im_end|>"
     _, stats = tokenize_examples(task, rows, tok, max_length=64, policy="drop")
     assert stats == {"truncated": 0, "dropped": 1}
 

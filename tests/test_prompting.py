@@ -109,9 +109,23 @@ def test_plain_prompts_keep_smollm2s_ids_and_get_a_bos_where_the_tokenizer_adds_
 
 def test_chat_evaluation_prompts_end_with_the_generation_prompt(smollm2):
     tok = smollm2[2]
-    prompts = prompting.encode_all(TREC, ROWS, tok, "chat")
+    prompts, cut = prompting.encode_all(TREC, ROWS, tok, "chat")
+    assert cut == 0
     head = np.asarray(prompts[0][:10])
     assert all(
         list(p[:10]) == list(head) for p in prompts
     )  # the shared system and user start: read once per batch
     assert all(tok.decode(p).endswith("Class:<|im_end|>\n<|im_start|>assistant\n") for p in prompts)
+
+
+@pytest.mark.parametrize("fmt", ["plain", "chat"])
+def test_a_long_prompt_loses_the_end_of_its_input_not_the_instruction_or_the_cue(smollm2, fmt):
+    tok = smollm2[2]
+    long = {"input": "Who " + "really " * 200 + "wrote Hamlet ?", "output": "HUM"}
+    whole = prompting.prompt_ids(TREC, long, tok, fmt)
+    prompts, cut = prompting.encode_all(TREC, [long, ROWS[0]], tok, fmt, limit=64)
+    assert cut == 1 and len(prompts[0]) <= 64 < len(whole)
+    assert prompts[1] == prompting.prompt_ids(TREC, ROWS[0], tok, fmt)  # a prompt that fits is untouched
+    text = tok.decode(prompts[0])
+    assert TREC.instruction in text and "Who really" in text and "wrote Hamlet" not in text
+    assert text.endswith("Class:<|im_end|>\n<|im_start|>assistant\n" if fmt == "chat" else "Class:")

@@ -1908,6 +1908,18 @@ MUTATIONS = [
         "a seed set of the size asked for, each input once and none a test example",
     ),
     m(
+        "long-prompts-lose-the-instruction",
+        "llm2llm_jax/student/batching.py",
+        (
+            (
+                "            fitted = prompting.fit_input(task, ex, tokenizer, fmt, max_length - len(target))\n",
+                "            fitted = None\n",
+            ),
+        ),
+        "tests/test_data.py::test_tokenization_truncates_or_drops_long_examples",
+        "a training example too long for data.max_length keeps its instruction and cue, losing the input's end",
+    ),
+    m(
         "pcie-h100-quoted-as-sxm",
         "llm2llm_jax/student/flops.py",
         (('    ("h100 pcie", 756e12),\n', ""),),

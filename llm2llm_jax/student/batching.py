@@ -27,8 +27,8 @@ def tokenize_examples(
 ):
     """Training examples (prompt tokens masked out of the loss) and a count of truncations/drops.
 
-    truncate_prompt: keep the cue and the whole target, cut the start of the prompt.
-    drop: leave out examples that do not fit.
+    truncate_prompt: keep the instruction, the cue and the whole target, and cut the end of the input (the
+    start of the prompt when even that cannot fit). drop: leave out examples that do not fit.
     """
     if policy not in TRUNCATION_POLICIES:
         raise ConfigError(f"truncation policy {policy!r}: choose one of {TRUNCATION_POLICIES}")
@@ -40,7 +40,10 @@ def tokenize_examples(
             if policy == "drop" or len(target) >= max_length // 2:
                 stats["dropped"] += 1
                 continue
-            prompt = prompt[overflow:]
+            fitted = prompting.fit_input(task, ex, tokenizer, fmt, max_length - len(target))
+            if fitted is not None:
+                prompt = prompting.example_ids(task, fitted, tokenizer, fmt, add_eos=add_eos)[0]
+            prompt = prompt[max(0, len(prompt) + len(target) - max_length) :]
             stats["truncated"] += 1
         out.append(Example(prompt_ids=prompt, target_ids=target))
     return out, stats

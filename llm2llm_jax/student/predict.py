@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from llm2llm_jax.common.console import progress_bar
+from llm2llm_jax.common.console import progress_bar, say
 from llm2llm_jax.data.tasks import Task
 from llm2llm_jax.student import flops, prompting
 from llm2llm_jax.student.decode import decode_batch, inference_weights, padded_width
@@ -109,8 +109,13 @@ class Predictor:
     ) -> list[dict]:
         """One row per example with the model's answer (`generation`), its `prediction` and whether it is
         `correct`; score mode adds each label's log-probability (`logprobs`). Prompts longer than
-        `max_length` tokens keep their end (the cue)."""
-        prompts = [ids[-max_length:] for ids in prompting.encode_all(task, examples, self.tokenizer, fmt)]
+        `max_length` tokens have their input cut, keeping the instruction and the cue."""
+        prompts, cut = prompting.encode_all(task, examples, self.tokenizer, fmt, limit=max_length)
+        if cut:
+            say(
+                f"{desc}: {cut} of {len(examples)} prompts were longer than data.max_length={max_length} "
+                f"tokens; their inputs were cut, the instruction and the cue kept"
+            )
         bar = progress_bar(len(examples), desc, progress, unit="ex")
         if mode == "score":
             rows = self._score(task, examples, prompts, bar, fmt)

@@ -100,5 +100,33 @@ def candidate_ids(task, tokenizer, fmt: str) -> list[list[int]]:
     return [target_ids(task, {"input": "", "output": label}, tokenizer, fmt) for label in task.labels]
 
 
-def encode_all(task, examples: Sequence[Mapping], tokenizer, fmt: str) -> list[list[int]]:
-    return [prompt_ids(task, ex, tokenizer, fmt) for ex in examples]
+def fit_input(task, example: Mapping, tokenizer, fmt: str, limit: int) -> Mapping | None:
+    """`example` with the end of its input cut so that its prompt takes at most `limit` tokens, keeping the
+    task's instruction before the input and the cue after it; `example` itself when it fits, None when even
+    an empty input does not fit."""
+    if len(prompt_ids(task, example, tokenizer, fmt)) <= limit:
+        return example
+    words = _ids(tokenizer, example["input"])
+    keep = len(words)
+    while keep > 0:
+        # drop the overflow (at least one token) and measure again: a cut can retokenise its neighbours
+        shorter = dict(example, input=tokenizer.decode(words[:keep]).rstrip())
+        over = len(prompt_ids(task, shorter, tokenizer, fmt)) - limit
+        if over <= 0:
+            return shorter
+        keep -= max(1, over)
+    return None
+
+
+def encode_all(
+    task, examples: Sequence[Mapping], tokenizer, fmt: str, limit: int = 0
+) -> tuple[list[list[int]], int]:
+    """(each example's prompt ids, how many had their input cut to fit `limit` tokens; 0: no limit). A prompt
+    that cannot fit even without its input keeps its last `limit` tokens (the cue)."""
+    out, cut = [], 0
+    for ex in examples:
+        fitted = fit_input(task, ex, tokenizer, fmt, limit) if limit else ex
+        ids = prompt_ids(task, fitted if fitted is not None else ex, tokenizer, fmt)
+        cut += fitted is not ex
+        out.append(ids[-limit:] if limit else ids)
+    return out, cut

@@ -555,6 +555,12 @@ def finetune(
     (TensorBoard). dev_set: the examples whose loss selects the epoch when hp.epoch_selection is 'dev_loss'.
     """
     examples, trunc = tokenize_examples(task, train_set, tokenizer, hp.max_length, truncation, fmt=fmt)
+    if trunc["truncated"] or trunc["dropped"]:
+        say(
+            f"{trunc['truncated']} of {len(train_set)} training examples were longer than data.max_length="
+            f"{hp.max_length} tokens and had their input cut (instruction, cue and target kept); "
+            f"{trunc['dropped']} were left out"
+        )
     dev = None
     if hp.epoch_selection == "dev_loss":
         dev, _ = tokenize_examples(task, dev_set, tokenizer, hp.max_length, truncation, fmt=fmt)

@@ -33,6 +33,12 @@ def base_config():
             instruction="",
             answer_regex="",
             numeric=False,
+            # What the teacher knows of the task, as the built-in tasks have it: a description, what an
+            # input of each class does ("HUM=asks for a person; LOC=asks for a place"), and in `file` (YAML
+            # or JSON, any of these fields) a worked example: two {input, output}, one shown, one new.
+            description="",
+            class_meanings="",
+            file="",
         )
     )
     c.iterations = 10

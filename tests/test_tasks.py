@@ -155,3 +155,65 @@ def test_real_gsm8k_rows():
         t.validate(row)
         assert t.score(t.parse(t.target(row)), row)  # the gold solution scores as correct
     assert t.gold(rows[0]) == "18"  # Janet's ducks
+
+
+def test_a_custom_task_from_a_file_gets_the_teacher_prompts_of_the_built_in_one(tmp_path):
+    """TREC written out as a user's YAML file (labels, words, description, class meanings, a worked example)
+    and used as task=custom: every teacher prompt, in both modes, is the built-in task's."""
+    import yaml
+
+    from llm2llm_jax.teacher.prompts import build_messages, label_conditioned_messages, system_prompt
+
+    trec = TASKS["trec"]
+    fields = {
+        "cue": trec.cue,
+        "labels": list(trec.labels),
+        "verbalizers": list(trec.verbalizers),
+        "instruction": trec.instruction,
+        "description": trec.description,
+        "noun": list(trec.noun),
+        "class_meanings": dict(trec.class_meanings),
+        "worked": [dict(ex) for ex in trec.worked],
+    }
+    (tmp_path / "trec.yaml").write_text(yaml.safe_dump(fields))
+    mine = custom_task({"name": "trec", "cue": "", "file": str(tmp_path / "trec.yaml")})
+    parent = {"input": "Who wrote Hamlet ?", "output": "HUM"}
+    for structured in (False, True):
+        assert system_prompt(mine, structured) == system_prompt(trec, structured)
+        assert build_messages(mine, parent, " location", 2, structured=structured) == build_messages(
+            trec, parent, " location", 2, structured=structured
+        )
+        assert label_conditioned_messages(mine, parent, 3, structured) == label_conditioned_messages(
+            trec, parent, 3, structured
+        )
+    # the same knowledge from config fields on the command line, the worked example left out
+    cli = custom_task(
+        {
+            "cue": "Class:",
+            "labels": "HUM,LOC",
+            "description": "tell who from where",
+            "class_meanings": "HUM=asks for a person; LOC=asks for a place",
+        }
+    )
+    assert cli.class_meanings == {"HUM": "asks for a person", "LOC": "asks for a place"}
+    assert (
+        "tell who from where" in system_prompt(cli)
+        and "asks for a place"
+        in label_conditioned_messages(cli, {"input": "Where is Lima ?", "output": "LOC"}, 2, False)[1][-1][
+            "content"
+        ]
+    )
+
+
+def test_a_bad_task_file_or_field_is_one_line(tmp_path):
+    (tmp_path / "bad.yaml").write_text("labels: [a, b\ncue: x\n")
+    with pytest.raises(TaskError, match=r"bad.yaml:\d+: not valid YAML or JSON"):
+        custom_task({"file": str(tmp_path / "bad.yaml")})
+    with pytest.raises(TaskError, match=r"cannot read it"):
+        custom_task({"file": str(tmp_path / "missing.yaml")})
+    with pytest.raises(TaskError, match=r"class_meanings names \['NUM'\], which are not among the labels"):
+        custom_task({"cue": "C:", "labels": "HUM,LOC", "class_meanings": "NUM=asks for a number"})
+    with pytest.raises(TaskError, match=r"class_meanings: write 'LABEL=what an input of it does"):
+        custom_task({"cue": "C:", "labels": "HUM", "class_meanings": "a person"})
+    with pytest.raises(TaskError, match="worked: give two examples"):
+        custom_task({"cue": "C:", "labels": "HUM", "worked": [{"input": "x"}]})

@@ -1920,6 +1920,18 @@ MUTATIONS = [
         "a training example too long for data.max_length keeps its instruction and cue, losing the input's end",
     ),
     m(
+        "custom-task-meanings-dropped",
+        TASKS,
+        (
+            (
+                '        spec["class_meanings"] = _meanings(spec["class_meanings"])\n',
+                '        del spec["class_meanings"]\n',
+            ),
+        ),
+        "tests/test_tasks.py::test_a_custom_task_from_a_file_gets_the_teacher_prompts_of_the_built_in_one",
+        "a user's own task tells the teacher what each class means, as a built-in task does",
+    ),
+    m(
         "pcie-h100-quoted-as-sxm",
         "llm2llm_jax/student/flops.py",
         (('    ("h100 pcie", 756e12),\n', ""),),

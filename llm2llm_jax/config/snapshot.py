@@ -42,6 +42,9 @@ RESUMABLE_FIELDS = (
 # Fields added after runs were made: an older run's snapshot lacks them, and it ran as if they had these
 # values, so a config that sets them so is the same run.
 ADDED_FIELDS = {
+    "custom_task.description": "",
+    "custom_task.class_meanings": "",
+    "custom_task.file": "",
     "teacher.mode": "example",
     "teacher.requests_per_example": 1,
     "teacher.structured": False,

@@ -364,14 +364,64 @@ TASKS = {
 }
 
 
+def read_task_file(path: str) -> dict:
+    """The fields of a task written in a YAML or JSON file (`custom_task.file`): any Task field, e.g.
+    description, labels, verbalizers, class_meanings {label: what an input of it does}, and worked: a
+    shown example and a new one, each {input, output}."""
+    import yaml  # YAML is a superset of JSON: one reader for both
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            fields = yaml.safe_load(f)
+    except OSError as e:
+        raise TaskError(f"custom_task.file={path!r}: cannot read it ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        raise TaskError(f"{where}: not valid YAML or JSON ({getattr(e, 'problem', e)})") from None
+    if not isinstance(fields, dict):
+        raise TaskError(f"{path}: expected a mapping of task fields, got {type(fields).__name__}")
+    return fields
+
+
+def _meanings(value) -> dict:
+    """class_meanings as a dict: given as one, or on the command line as 'LABEL=meaning; LABEL=meaning'."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    pairs = [part.split("=", 1) for part in str(value).split(";") if part.strip()]
+    bad = [p[0] for p in pairs if len(p) != 2]
+    if bad:
+        raise TaskError(f"class_meanings: write 'LABEL=what an input of it does; ...', got {bad[0]!r}")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def _worked(value) -> tuple:
+    """worked as (shown, new), each with `input` and `output`."""
+    if not (isinstance(value, (list, tuple)) and len(value) == 2) or not all(
+        isinstance(ex, Mapping) and {"input", "output"} <= set(ex) for ex in value
+    ):
+        raise TaskError("worked: give two examples, the one shown and a new one, each with input and output")
+    return tuple({"input": str(ex["input"]), "output": str(ex["output"])} for ex in value)
+
+
 def custom_task(spec: Mapping) -> Task:
-    """A task defined entirely in the config: template, cue, labels (+ verbalizers) or answer_regex."""
+    """A task defined entirely in the config: template, cue, labels (+ verbalizers) or answer_regex, and
+    what the teacher knows of it (description, class_meanings, worked), from config fields or from a YAML or
+    JSON file named by `file` (a field set in the config wins)."""
     allowed = {f.name for f in dataclasses.fields(Task)}
     # Fields left empty in the config section are unset; lists may be given as "a,b,c" (command line).
-    spec = {k: v for k, v in spec.items() if not (isinstance(v, (str, tuple, list)) and not v)}
+    spec = {k: v for k, v in spec.items() if not (isinstance(v, (str, tuple, list, Mapping)) and not v)}
+    if "file" in spec:
+        spec = {**read_task_file(spec.pop("file")), **spec}
     for key in ("labels", "verbalizers"):
         if isinstance(spec.get(key), str):
             spec[key] = tuple(part.strip() for part in spec[key].split(",") if part.strip())
+    if "class_meanings" in spec:
+        spec["class_meanings"] = _meanings(spec["class_meanings"])
+    if "worked" in spec:
+        spec["worked"] = _worked(spec["worked"])
+    if isinstance(spec.get("noun"), (list, tuple)):
+        spec["noun"] = tuple(spec["noun"])
     unknown = set(spec) - allowed
     if unknown:
         raise TaskError(f"custom task: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -382,6 +432,12 @@ def custom_task(spec: Mapping) -> Task:
         if key in spec:
             spec[key] = tuple(spec[key])
     spec.setdefault("name", "custom")
+    unknown_classes = set(spec.get("class_meanings", {})) - set(spec.get("labels", ()))
+    if unknown_classes:
+        raise TaskError(
+            f"class_meanings names {sorted(unknown_classes)}, which are not among the labels "
+            f"{list(spec.get('labels', ()))}"
+        )
     return Task(**spec)
 
 

@@ -192,6 +192,10 @@ def test_tokenization_truncates_or_drops_long_examples(smollm2):
     assert tok.decode(long.target_ids) == " positive<|im_end|>"
     _, stats = tokenize_examples(task, rows, tok, max_length=64, policy="drop")
     assert stats == {"truncated": 0, "dropped": 1}
+    # too short for even the instruction: the prompt's start goes, the cue stays
+    tiny, stats = tokenize_examples(task, rows, tok, max_length=12)
+    assert stats["truncated"] == 2 and all(len(e.prompt_ids) + len(e.target_ids) == 12 for e in tiny)
+    assert all(tok.decode(e.prompt_ids).endswith("Sentiment:") for e in tiny)
 
 
 def _records(n, iteration=0):

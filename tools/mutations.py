@@ -580,9 +580,14 @@ MUTATIONS = [
     m(
         "truncation-cuts-the-cue",
         BATCHING,
-        (("            prompt = prompt[overflow:]\n", "            prompt = prompt[:-overflow]\n"),),
+        (
+            (
+                "            prompt = prompt[max(0, len(prompt) + len(target) - max_length) :]\n",
+                "            prompt = prompt[: max_length - len(target)]\n",
+            ),
+        ),
         "tests/test_data.py::test_tokenization_truncates_or_drops_long_examples",
-        "truncating the start of a long prompt (keeping the cue)",
+        "a prompt that cannot fit even without its input keeps its cue",
     ),
     # ------------------------------------------------------------------ teacher
     m(

@@ -111,6 +111,25 @@ def test_parse_inputs_reads_lists_bare_lines_and_json():
     assert pairs == [{"input": "Where is Oslo ?", "raw_output": "location"}]
 
 
+def test_a_weak_teachers_wrapped_reply_is_read_where_its_item_is_unambiguous():
+    """No list, but a lead-in line, a code fence or 'Output:' around the item: the item is read. Placeholders,
+    or several plain lines that could each be the item or a remark, give nothing."""
+
+    def read(text):
+        return [c["input"] for c in replies.parse_inputs(text, TREC)]
+
+    assert read("Here is the output:\nOutput: Who founded Rome ?") == ["Who founded Rome ?"]
+    assert read("Sure! Here is a new question\nWho founded Rome ?") == ["Who founded Rome ?"]
+    assert read("```\nWho founded Rome ?\n```") == ["Who founded Rome ?"]
+    assert read("Output: Who founded Rome ?\nOutput: Who wrote Faust ?") == [
+        "Who founded Rome ?",
+        "Who wrote Faust ?",
+    ]
+    assert read("Here is the output:\nOutput: [1] \nOutput: [2]") == []  # placeholders, not questions
+    assert read("Who founded Rome ?\nIt is a history question.") == []  # which line is the item?
+    assert read("Output: ...") == [] and read("Output: <question>") == []
+
+
 def test_several_requests_per_example_each_with_its_own_seed_and_the_label_attached():
     seen = []
 

@@ -1937,6 +1937,18 @@ MUTATIONS = [
         "a user's own task tells the teacher what each class means, as a built-in task does",
     ),
     m(
+        "wrapped-replies-unread",
+        "llm2llm_jax/teacher/replies.py",
+        (
+            (
+                "        body = [line for line in filled if not _FENCE.match(line) and not _LEAD_IN.match(line)]\n",
+                "        body = filled\n",
+            ),
+        ),
+        "tests/test_teacher_modes.py::test_a_weak_teachers_wrapped_reply_is_read_where_its_item_is_unambiguous",
+        "a weak teacher's item behind a lead-in line or a code fence is still read",
+    ),
+    m(
         "pcie-h100-quoted-as-sxm",
         "llm2llm_jax/student/flops.py",
         (('    ("h100 pcie", 756e12),\n', ""),),

@@ -98,14 +98,34 @@ def _clean_input(line: str, task: Task) -> str:
 
 
 _FIELD_LINE = re.compile(r"^\s*\**[A-Z][A-Za-z]*(?: [A-Za-z]+)?\**\s*:")  # "Question:", "Class:", "Note:" ...
+# A weak teacher's wrapping around a bare reply: a lead-in line ("Here is the output:", "Sure! Here are two
+# new requests"), a code fence, or a placeholder where an item should be ("[1]", "...", "<question>").
+_LEAD_IN = re.compile(r"(?i)^\s*(?:here (?:is|are)\b|sure\b|certainly\b|of course\b).*$|^.*:\s*$")
+_FENCE = re.compile(r"^\s*```")
+_PLACEHOLDER = re.compile(r"\[[^\]]*\]|\.{2,}|…|<[^>]*>|\d+")
+
+
+def _bare_items(lines: list[str], task: Task) -> list[dict]:
+    """Inputs from a reply with no numbered list: its one line; or, past code fences and lead-in lines, its
+    one remaining line, or one item per line when every remaining line names a field ("Output: ...",
+    "Question: ..."). Placeholders are not inputs; anything else is ambiguous and gives nothing."""
+    filled = [line for line in lines if line.strip()]
+    body = filled
+    if len(filled) > 1:
+        body = [line for line in filled if not _FENCE.match(line) and not _LEAD_IN.match(line)]
+    named = re.compile(rf"(?i)^\s*\**(?:output|input|question|{re.escape(task.noun[0])})\**\s*:")
+    if len(body) > 1 and not all(named.match(line) for line in body):
+        return []
+    items = [_clean_input(re.sub(r"(?i)^\s*\**output\**\s*:", "", line), task) for line in body]
+    return [{"input": item, "raw_output": ""} for item in items if item and not _PLACEHOLDER.fullmatch(item)]
 
 
 def parse_inputs(text: str, task: Task, multiline: bool = False) -> list[dict]:
     """New inputs from a label-conditioned reply: a numbered (or bulleted) list, the JSON of `reply_schema`,
-    or, from a teacher that writes one bare line, that line. Lines before the first item (chatter) are
-    skipped. An item is its line; with `multiline` (inputs that span lines) the lines right below it continue
-    it, unless one is blank or starts a field of its own ("Question: ...", "Note: "): weak teachers follow an
-    item with a rewording or a remark. Returns dicts with `input` (and `raw_output` empty)."""
+    or, from a teacher that writes no list, what `_bare_items` finds. Lines before the first item (chatter)
+    are skipped. An item is its line; with `multiline` (inputs that span lines) the lines right below it
+    continue it, unless one is blank or starts a field of its own ("Question: ...", "Note: "): weak teachers
+    follow an item with a rewording or a remark. Returns dicts with `input` (and `raw_output` empty)."""
     if not text or not text.strip():
         return []
     value = _json_value(text) if text.lstrip()[:1] in "{[`" else None
@@ -113,11 +133,8 @@ def parse_inputs(text: str, task: Task, multiline: bool = False) -> list[dict]:
     if from_json is not None:
         return [{"input": c["input"], "raw_output": ""} for c in from_json]
     lines = text.splitlines()
-    if not any(
-        _ITEM.match(line) for line in lines
-    ):  # a weak teacher's single bare line; more lines are chatter
-        filled = [line for line in lines if line.strip()]
-        return [{"input": _clean_input(filled[0], task), "raw_output": ""}] if len(filled) == 1 else []
+    if not any(_ITEM.match(line) for line in lines):  # a weak teacher's bare reply
+        return _bare_items(lines, task)
     items, current = [], None
     for line in lines:
         if _ITEM.match(line):

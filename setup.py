@@ -33,6 +33,7 @@ setup(
         "google-genai>=1.0",
         "openai>=1.40",  # the OpenAI-compatible teacher: chat completions, structured outputs, the Batch API
         "tenacity>=8.2",
+        "pyyaml>=6",  # a custom task's fields from a YAML or JSON file (custom_task.file)
         "rouge-score>=0.1.2",
         "matplotlib>=3.8",
         "scipy>=1.11",  # the intervals and paired tests of comparisons (llm2llm_jax/stats.py)

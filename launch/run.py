@@ -98,9 +98,9 @@ def main(argv):
     use_compilation_cache(config.get("compile_cache_dir", ""))
     from llm2llm_jax.common.disk_faults import collect_abandoned_writes
     from llm2llm_jax.common.errors import UserError
-    from llm2llm_jax.common.stopping import stop_message, stop_on_sigterm
+    from llm2llm_jax.common.stopping import stop_message, stop_on_signals
 
-    stop_on_sigterm()
+    stop_on_signals()
     try:
         JOBS[config.job](config)
         return 0

@@ -190,9 +190,9 @@ def main():
         shards.Llm2llmShards._generate_examples = gen
 
     from llm2llm_jax.common.errors import UserError
-    from llm2llm_jax.common.stopping import stop_message, stop_on_sigterm
+    from llm2llm_jax.common.stopping import stop_message, stop_on_signals
 
-    stop_on_sigterm()
+    stop_on_signals()
     status = 2
     try:
         rows = loop.run_from_config(config, model=tiny_student(), teacher=teacher)

@@ -1889,7 +1889,7 @@ MUTATIONS = [
     m(
         "sigterm-kills-without-unwinding",
         "launch/run.py",
-        (("    stop_on_sigterm()\n", ""),),
+        (("    stop_on_signals()\n", ""),),
         "tests/test_reliability.py::test_ctrl_c_and_sigterm_say_how_to_continue_and_exit_with_their_status[sigterm]",
         "a preempted run releases its lock and says how to continue",
     ),

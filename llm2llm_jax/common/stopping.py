@@ -15,15 +15,18 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived; raised in the main thread, where Ctrl-C's KeyboardInterrupt would be."""
 
 
-def stop_on_sigterm() -> None:
-    """From now on SIGTERM raises `Terminated` in the main thread (call this from the main thread). A second
-    SIGTERM while the run unwinds ends the process at once, as SIGTERM would have without this."""
+def stop_on_signals() -> None:
+    """From now on SIGTERM raises `Terminated` and SIGINT `KeyboardInterrupt` in the main thread (call this
+    from the main thread). SIGINT is set explicitly because a process started in the background by a shell
+    inherits it ignored, and `kill -INT` should still stop such a run cleanly. A second SIGTERM while the run
+    unwinds ends the process at once, as SIGTERM would have without this."""
 
     def handler(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         raise Terminated()
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def stop_message(stop: KeyboardInterrupt) -> tuple[str, int]:

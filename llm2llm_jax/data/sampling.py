@@ -62,6 +62,7 @@ def sample_seed(
             f"0 < data.seed_fraction <= 1"
         )
     bad = unusable or (lambda ex: False)
+    key = "output" if stratify else None
     if count <= 0:
         first, usable = set(), []
         for i, ex in enumerate(examples):
@@ -69,12 +70,11 @@ def sample_seed(
                 usable.append(i)
             first.add(ex["input"])
         n = max(1, int(round(fraction * len(usable))))
-        drawn = stratified_sample([examples[i] for i in usable], n, seed, key="output" if stratify else None)
+        drawn = stratified_sample([examples[i] for i in usable], n, seed, key=key)
         return _as_seed(examples, [usable[j] for j in drawn]), len(examples) - len(usable)
     n = count
     if n > len(examples):
         raise DataError(f"config.data.seed_count={n}: {source} has {len(examples)} examples; ask for fewer")
-    key = "output" if stratify else None
     idx = stratified_sample(examples, n, seed, key=key)
     rng = np.random.default_rng([seed, 1])  # the replacements' own stream: the first draw stays as it was
     taken, inputs, chosen, replaced = set(idx), set(), [], 0

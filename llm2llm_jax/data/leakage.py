@@ -22,7 +22,9 @@ class LeakageChecker:
 
     Exact: the normalised texts match. Near: at least `overlap` of the candidate's word n-grams occur
     in one single test example (and the two are of comparable length), which catches light edits
-    of a test question while leaving texts that merely share a phrase alone.
+    of a test question while leaving texts that merely share a phrase alone. An index from n-gram to
+    the test examples holding it finds every example sharing one, so the decisions are those of
+    comparing with each test example in turn, at the cost of the few that share something.
     """
 
     def __init__(self, test_texts: Iterable[str], n: int = 3, overlap: float = 0.7):
@@ -47,7 +49,7 @@ class LeakageChecker:
         if not grams:
             return None
         hits = Counter(i for g in grams for i in self.index.get(g, ()))
-        for i, shared in hits.most_common(3):
+        for i, shared in hits.items():  # every test example sharing an n-gram, not only the closest few
             similar_size = min(len(grams), len(self.grams[i])) >= 0.5 * max(len(grams), len(self.grams[i]))
             if shared / len(grams) >= self.overlap and similar_size:
                 return "ngram"

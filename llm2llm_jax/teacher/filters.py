@@ -2,7 +2,8 @@
 (The judge's verification, filters.verify, runs after them: augment/verify.py; its drops are `unverified`.)
 
 `AugmentationFilter` remembers every input it has kept (and the seed set), so deduplication is
-against everything kept so far across iterations, as in the paper (ROUGE-L F > 0.95 is a duplicate).
+against everything kept so far across iterations, as in the paper (ROUGE-L F > 0.95 is a duplicate),
+through an index whose cost per candidate stays nearly flat as that set grows (data/rouge_index.py).
 Every drop is counted by reason. With `same_label`, a classification candidate must carry the label of
 the seed example it was made from (`parent_label`): a weak teacher's own label is often wrong, and
 agreement with the label it was asked for is the cheapest check of both its question and its answer.
@@ -13,7 +14,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from llm2llm_jax.data.leakage import LeakageChecker, normalize_text
+from llm2llm_jax.data.leakage import LeakageChecker
+from llm2llm_jax.data.rouge_index import RougeIndex
 from llm2llm_jax.data.sources import has_dev
 from llm2llm_jax.data.tasks import Task, parse_number
 from llm2llm_jax.teacher.prompts import resolve_mode
@@ -33,8 +35,6 @@ class AugmentationFilter:
         same_label: bool = False,
         dev_inputs: Iterable[str] = (),
     ):
-        from rouge_score import rouge_scorer
-
         self.task = task
         self.same_label = same_label and task.is_classification
         self.threshold = rouge_threshold
@@ -43,31 +43,18 @@ class AugmentationFilter:
         dev_inputs = list(dev_inputs)
         self.dev_leakage = LeakageChecker(dev_inputs) if dev_inputs else None
         self.reasons = REASONS + (("dev_leak",) if dev_inputs else ())
-        self.scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-        self.kept: list[tuple[str, int]] = []  # (text, word count) of everything kept, seed set included
-        for text in seed_inputs:
-            self.remember(text)
+        self.kept = RougeIndex(rouge_threshold, seed_inputs)  # everything kept, seed set included
 
     def remember(self, text: str) -> None:
         """Count `text` as kept: later candidates too close to it are duplicates."""
-        self.kept.append((text, len(normalize_text(text).split())))
+        self.kept.add(text)
 
     def forget(self, text: str) -> None:
         """Undo `remember(text)` (an example dropped after filtering, e.g. by the judge)."""
-        for n in range(len(self.kept) - 1, -1, -1):
-            if self.kept[n][0] == text:
-                del self.kept[n]
-                return
+        self.kept.remove(text)
 
     def is_duplicate(self, text: str) -> bool:
-        n = len(normalize_text(text).split())
-        for other, m in self.kept:
-            lo, hi = min(n, m), max(n, m)
-            if hi and 2 * lo / (lo + hi) < self.threshold:
-                continue  # ROUGE-L F cannot reach the threshold with lengths this different
-            if self.scorer.score(other, text)["rougeL"].fmeasure > self.threshold:
-                return True
-        return False
+        return self.kept.is_duplicate(text)
 
     def check(self, candidate: dict) -> tuple[dict | None, str | None]:
         """(clean example with `input` and `output`, None) or (None, drop reason)."""

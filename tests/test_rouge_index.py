@@ -127,3 +127,25 @@ def test_leakage_index_decides_as_checking_every_test_example():
     assert found == [exhaustive_leak(tests, t) for t in candidates]
     assert found.count("ngram") > 50 and found.count("exact") > 20 and found.count(None) > 500
 
+
+def test_the_scale_benchmark_runs_the_real_controller(tmp_path):
+    """benchmarks/controller_scale.py at a tiny size: every stage timed, the scripted teacher's verbatim
+    copies dropped as duplicates, its new questions kept."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "scale.json"
+    cmd = [sys.executable, "benchmarks/controller_scale.py", "--sizes", "120", "--test", "40"]
+    proc = subprocess.run(
+        [*cmd, "--iterations", "2", "--json", str(out)], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "120 seed examples: whole run" in proc.stdout and "ms/cand" in proc.stdout
+    first = json.loads(out.read_text())[0]["iterations"][0]
+    row = first["row"]
+    assert row["teacher_requests"] == 36 and row["candidates"] == 4 * 36 == first["dedup_candidates"]
+    assert row["drops"]["duplicate"] >= 36 and 36 <= row["new_examples"] < 4 * 36
+    assert all(first[stage] > 0 for stage in ("filtering", "dedup", "shards", "augment"))

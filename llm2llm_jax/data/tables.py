@@ -71,23 +71,28 @@ def read_table(
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{number}: not valid JSON ({e.msg} at column {e.colno})") from None
+            except (ValueError, RecursionError) as e:  # an integer over 4300 digits, nesting past the stack
+                raise DataError(f"{path}:{number}: not readable as JSON ({e})") from None
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
             rows.append((number, obj))
     else:
         text = "\n".join(lines)
         reader = csv.DictReader(io.StringIO(text), delimiter="," if fmt == "csv" else "\t")
-        header = reader.fieldnames or []
-        for field in (input_field, output_field):
-            if field not in header:
-                raise DataError(f"{path}:1: header has no column '{field}' (columns: {header})")
-        for obj in reader:
-            if None in obj:  # more cells than header columns
-                raise DataError(
-                    f"{path}:{reader.line_num}: {len(header) + len(obj[None])} cells but the header "
-                    f"has {len(header)} columns"
-                )
-            rows.append((reader.line_num, obj))
+        try:
+            header = reader.fieldnames or []
+            for field in (input_field, output_field):
+                if field not in header:
+                    raise DataError(f"{path}:1: header has no column '{field}' (columns: {header})")
+            for obj in reader:
+                if None in obj:  # more cells than header columns
+                    raise DataError(
+                        f"{path}:{reader.line_num}: {len(header) + len(obj[None])} cells but the header "
+                        f"has {len(header)} columns"
+                    )
+                rows.append((reader.line_num, obj))
+        except csv.Error as e:  # a cell over csv's 128 KiB limit, a lone \r (old Mac line ends) ...
+            raise DataError(f"{path}:{reader.line_num}: not readable as {fmt.upper()} ({e})") from None
     if not rows:
         raise DataError(f"{path}: no rows")
     out = []

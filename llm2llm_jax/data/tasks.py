@@ -23,7 +23,9 @@ class TaskError(UserError, ValueError):
 
 
 def _norm_label(s: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", s.lower()).strip()
+    # Letters and digits of any script are word characters: with [^a-z0-9] a label such as '正面' read as
+    # nothing, and 'negativeª' as 'negative'.
+    return re.sub(r"[\W_]+", " ", s.lower()).strip()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,9 +168,12 @@ def parse_number(text: str | None) -> Decimal | None:
 
 def format_number(n: Decimal) -> str:
     """Canonical string: 5.0 -> '5', 0.50 -> '0.5', -3 -> '-3'."""
-    if n == n.to_integral_value():
-        return str(int(n))
-    return format(n.normalize(), "f")
+    # Trailing zeros cut from the digits by hand: str(int(n)) refuses more than 4300 digits (ValueError on a
+    # runaway '#### 111...'), and normalize() rounds to 28 digits (1.00000000000000000000000000001 -> '1').
+    text = format(n, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 # ---------------------------------------------------------------------------- the paper's tasks

@@ -15,13 +15,11 @@ from llm2llm_jax.teacher.prompts import field_keys
 def _json_value(text: str):
     """The JSON value in a reply (a ```json fence or surrounding chatter allowed), or None."""
     body = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", text.strip())
-    for start_char in "{[":
-        start = body.find(start_char)
-        if start < 0:
-            continue
+    # The outer value first: trying '{' before '[' read a bare list of objects as its first object.
+    for start in sorted(i for i in (body.find("{"), body.find("[")) if i >= 0):
         try:
             return json.JSONDecoder().raw_decode(body[start:])[0]
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a runaway '[[[[...' deeper than the stack
             continue
     return None
 

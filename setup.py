@@ -43,6 +43,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-xdist>=3.5",  # the suite on two workers: one compiles while the other runs
+            "hypothesis>=6.100",  # property tests of the reply, label and number parsers and table readers
             "torch>=2.4",
             "accelerate>=1.0",
             "peft>=0.13",

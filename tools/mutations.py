@@ -67,6 +67,7 @@ T_REL = "tests/test_reliability.py"
 BATCHING = "llm2llm_jax/student/batching.py"
 SAMPLING = "llm2llm_jax/data/sampling.py"
 LEAKAGE = "llm2llm_jax/data/leakage.py"
+ROUGE_INDEX = "llm2llm_jax/data/rouge_index.py"
 SOURCES = "llm2llm_jax/data/sources.py"
 TFDS_SOURCE = "llm2llm_jax/data/tfds_source.py"
 PREDICT = "llm2llm_jax/student/predict.py"
@@ -578,6 +579,13 @@ MUTATIONS = [
         "near-duplicate test leakage",
     ),
     m(
+        "leakage-closest-three-only",
+        LEAKAGE,
+        (("        for i, shared in hits.items():", "        for i, shared in hits.most_common(3):"),),
+        "tests/test_rouge_index.py::test_leakage_index_decides_as_checking_every_test_example",
+        "every test example sharing n-grams with a candidate is checked",
+    ),
+    m(
         "truncation-cuts-the-cue",
         BATCHING,
         (
@@ -592,14 +600,17 @@ MUTATIONS = [
     # ------------------------------------------------------------------ teacher
     m(
         "filter-never-duplicate",
-        FILTERS,
+        ROUGE_INDEX,
         (
             (
-                '            if self.scorer.score(other, text)["rougeL"].fmeasure > self.threshold:\n',
-                '            if self.scorer.score(other, text)["rougeL"].fmeasure > 1.0:\n',
+                '        return self.scorer.score(kept, text)["rougeL"].fmeasure > self.threshold\n',
+                '        return self.scorer.score(kept, text)["rougeL"].fmeasure > 1.0\n',
             ),
         ),
-        "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies",
+        (
+            "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies",
+            "tests/test_rouge_index.py::test_filter_drops_duplicates_as_before",
+        ),
         "ROUGE-L deduplication",
     ),
     m(
@@ -634,16 +645,73 @@ MUTATIONS = [
         "dropping test-set leaks",
     ),
     m(
-        "filter-length-bound-inverted",
-        FILTERS,
+        "rouge-index-length-bound-inverted",
+        ROUGE_INDEX,
         (
             (
-                "            if hi and 2 * lo / (lo + hi) < self.threshold:\n",
-                "            if hi and 2 * lo / (lo + hi) >= self.threshold:\n",
+                "                if doc is None or not low <= doc[2] <= high:\n",
+                "                if doc is None or low <= doc[2] <= high:\n",
             ),
         ),
-        "tests/test_teacher.py::test_parsing_and_filters_on_hand_written_replies",
-        "the length shortcut skips only pairs that cannot be duplicates",
+        "tests/test_rouge_index.py::test_index_decides_as_scoring_every_kept_text",
+        "the length bound skips only pairs that cannot be duplicates",
+    ),
+    m(
+        "rouge-index-prefix-one-short",
+        ROUGE_INDEX,
+        (
+            (
+                "        return [(tok, k) for _, tok, k in keyed[: len(toks) - self._min_overlap(len(toks)) + 1]]\n",
+                "        return [(tok, k) for _, tok, k in keyed[: len(toks) - self._min_overlap(len(toks))]]\n",
+            ),
+        ),
+        "tests/test_rouge_index.py::test_index_decides_as_scoring_every_kept_text",
+        "every near duplicate found through the index, none missed",
+    ),
+    m(
+        "rouge-index-shared-words-counted-once",
+        ROUGE_INDEX,
+        (
+            (
+                "                if sum((counts & doc[1]).values()) < self._pair_overlap(m, doc[2]):\n",
+                "                if len(counts.keys() & doc[1].keys()) < self._pair_overlap(m, doc[2]):\n",
+            ),
+        ),
+        "tests/test_rouge_index.py::test_index_decides_as_scoring_every_kept_text",
+        "repeated words counted in the shared-token bound",
+    ),
+    m(
+        "rouge-index-remove-does-nothing",
+        ROUGE_INDEX,
+        (("            self.docs[ids.pop()] = None\n", "            ids.pop()\n"),),
+        "tests/test_rouge_index.py::test_filter_drops_duplicates_as_before",
+        "an example the judge dropped no longer blocks its near copies",
+    ),
+    m(
+        "labels-read-in-ascii-only",
+        TASKS,
+        (
+            (
+                '    return re.sub(r"[\\W_]+", " ", s.lower()).strip()\n',
+                '    return re.sub(r"[^a-z0-9]+", " ", s.lower()).strip()\n',
+            ),
+        ),
+        "tests/test_parser_properties.py::test_a_label_written_with_the_usual_decoration_reads_back_as_that_label",
+        "labels in any script read back as themselves",
+    ),
+    m(
+        "final-answer-rounded-to-28-digits",
+        TASKS,
+        (('    text = format(n, "f")\n', '    text = format(n.normalize(), "f")\n'),),
+        "tests/test_parser_properties.py::test_a_number_written_as_the_final_answer_reads_back_equal",
+        "a long final answer reads back digit for digit",
+    ),
+    m(
+        "table-reader-raises-csv-errors",
+        "llm2llm_jax/data/tables.py",
+        (("        except csv.Error as e:", "        except KeyError as e:"),),
+        "tests/test_parser_properties.py::test_a_table_reader_returns_rows_or_raises_a_one_line_data_error",
+        "an unreadable CSV cell is one line naming the file, not a traceback",
     ),
     m(
         "parse-drops-continuation-lines",

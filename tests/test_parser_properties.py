@@ -150,6 +150,14 @@ def test_a_table_reader_returns_rows_or_raises_a_one_line_data_error(table_dir, 
         assert row["output"] in TASKS["sst2"].labels and isinstance(row["source_line"], int)
 
 
+@pytest.mark.parametrize("bad_row", ["x" * 140_000 + ",positive", 'a lone "\r" in a cell,positive'])
+def test_an_unreadable_csv_row_is_named_by_its_own_line(table_dir, bad_row):
+    path = table_dir / "named.csv"
+    path.write_text("text,label\nfine,positive\n" + bad_row + "\n", newline="")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}:3: not readable as CSV"):
+        read_table(str(path), "text", "label")
+
+
 # ---------------------------------------------------------------------------- 2. labels
 def _case(text: str, how: str) -> str:
     changed = getattr(text, how)()

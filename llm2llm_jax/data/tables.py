@@ -92,7 +92,8 @@ def read_table(
                     )
                 rows.append((reader.line_num, obj))
         except csv.Error as e:  # a cell over csv's 128 KiB limit, a lone \r (old Mac line ends) ...
-            raise DataError(f"{path}:{reader.line_num}: not readable as {fmt.upper()} ({e})") from None
+            # line_num counts the lines read before the one that failed
+            raise DataError(f"{path}:{reader.line_num + 1}: not readable as {fmt.upper()} ({e})") from None
     if not rows:
         raise DataError(f"{path}: no rows")
     out = []

@@ -29,11 +29,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import MODEL_SHAPES, datasheet_peak, median_seconds, on_gpu
 
-from llm2llm_jax.model import kernels
+from llm2llm_jax.model import attention, kernels
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import abstract_params
 from llm2llm_jax.student.recipe import TrainHParams, at_learning_rate, make_optimizer
-from llm2llm_jax.student.train import target_nll
+from llm2llm_jax.student.step import target_nll
 
 
 def compiled(fn, *args):
@@ -67,7 +67,7 @@ def attention_rows(cfg: LlamaConfig, batch: int, seq: int, paths, repeats: int, 
     lengths = jnp.full((batch,), seq, jnp.int32) - jnp.arange(batch, dtype=jnp.int32) * (seq // (4 * batch))
     valid = jnp.arange(seq)[None, :] < lengths[:, None]  # right padding, as training batches have
     dense = jnp.tril(jnp.ones((seq, seq), bool))[None] & valid[:, None, :]
-    mask = kernels.AttentionMask(dense, valid, None, lengths)
+    mask = attention.AttentionMask(dense, valid, None, lengths)
     weights = jax.random.normal(keys[3], (batch, seq, kvh, h // kvh, d), dt)
     flops = 3 * 4 * batch * h * d * seq * seq / 2  # causal: half the square; backward twice the forward
     rows = {}

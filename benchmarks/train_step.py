@@ -53,8 +53,9 @@ from common import (
 
 from llm2llm_jax.common import parallel
 from llm2llm_jax.common.allocator import malloc_setting, reexec_with_reusing_malloc
+from llm2llm_jax.model.attention import causal_blocks
 from llm2llm_jax.model.config import LlamaConfig
-from llm2llm_jax.model.kernels import causal_blocks, cpu_matmul, row_major  # noqa: E402  (the cpu kernels' own)
+from llm2llm_jax.model.kernels import cpu_matmul, row_major
 from llm2llm_jax.model.llama import init_params
 from llm2llm_jax.student.batching import Example, collate
 from llm2llm_jax.student.recipe import TrainHParams

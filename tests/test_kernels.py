@@ -11,7 +11,7 @@ from conftest import on_gpu
 
 from llm2llm_jax.common import parallel
 from llm2llm_jax.common.errors import ConfigError
-from llm2llm_jax.model import kernels
+from llm2llm_jax.model import attention, kernels
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.student.recipe import TrainHParams
 from llm2llm_jax.student.train import Trainer
@@ -95,7 +95,7 @@ def attention_inputs(padding, b=3, t=160):
         dense = dense & (rows[:, None] - rows[None, :] < WINDOW)[None]
         window = WINDOW if padding == "right-window" else jnp.int32(WINDOW)
     lengths = None if padding == "left" else valid.sum(axis=-1)
-    return kernels.AttentionMask(dense, valid, window, lengths), valid
+    return attention.AttentionMask(dense, valid, window, lengths), valid
 
 
 @pytest.mark.slow
@@ -111,7 +111,7 @@ def test_attention_equals_plain_attention(name, dtype, padding):
         pytest.skip("cuDNN attention runs bf16 and fp16 only")
     ks = KERNEL_SETS[name]
     b, t, h, kvh, d = 3, 160, 6, 2, 8
-    assert kernels.causal_blocks(t) == [(0, 64), (64, 128), (128, 160)]
+    assert attention.causal_blocks(t) == [(0, 64), (64, 128), (128, 160)]
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     q, k, v = (jax.random.normal(key, (b, t, n, d)).astype(dtype) for key, n in zip(keys, (h, kvh, kvh)))
     mask, valid = attention_inputs(padding, b, t)

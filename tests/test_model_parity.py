@@ -152,7 +152,7 @@ def target_batch(vocab_size):
 
 def mean_target_loss(cfg, b):
     """params -> mean next-token loss over the target tokens of batch `b`."""
-    from llm2llm_jax.student.train import token_loss
+    from llm2llm_jax.student.step import token_loss
 
     def mean_loss(p):
         total, count = token_loss(

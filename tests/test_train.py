@@ -14,7 +14,8 @@ from llm2llm_jax.model.llama import init_params
 from llm2llm_jax.model.lora import add_lora_params, merge_lora, split_trainable
 from llm2llm_jax.student.batching import Example, collate, make_batches
 from llm2llm_jax.student.recipe import TrainHParams
-from llm2llm_jax.student.train import Trainer, host_params, token_loss
+from llm2llm_jax.student.step import token_loss
+from llm2llm_jax.student.train import Trainer, host_params
 
 
 def padding_fraction(batches) -> float:
@@ -125,7 +126,7 @@ def test_gradients_equal_across_meshes(lora, kernels):
 def loss_and_grads_on_meshes(cfg, params, examples):
     """(loss, gradients on the host) for one batch of 8 in two accumulation steps, on one device and on mesh
     (2,2,2)."""
-    from llm2llm_jax.student.train import loss_and_grads
+    from llm2llm_jax.student.step import loss_and_grads
 
     hp = TrainHParams(batch_size=8, micro_batch_size=4, seq_multiple=8)
     batch = collate(examples, hp)
@@ -179,7 +180,7 @@ def test_a_shared_prefix_read_once_gives_the_loss_and_gradients_of_the_whole_row
     """The prefix every prompt begins with, run once into a KV cache and copied to the rows, gives the same
     target-token loss and every gradient as the whole rows (f32), LoRA adapters included."""
     from llm2llm_jax.student.batching import split_shared_prefix
-    from llm2llm_jax.student.train import loss_and_grads
+    from llm2llm_jax.student.step import loss_and_grads
 
     cfg = tiny_config(kernels=kernels, scan_layers=scan, lora_rank=4)
     params = add_lora_params(
@@ -212,7 +213,7 @@ def test_a_shared_prefix_read_once_gives_the_loss_and_gradients_of_the_whole_row
 def test_a_shared_prefix_on_the_mesh_equals_one_device():
     """The prefix replicated, the rows split over mesh (2,2,2): loss and gradients as on one device."""
     from llm2llm_jax.student.batching import split_shared_prefix
-    from llm2llm_jax.student.train import loss_and_grads
+    from llm2llm_jax.student.step import loss_and_grads
 
     cfg = tiny_config(kernels="cpu")
     params = host_params(init_params(cfg, jax.random.PRNGKey(2)))
@@ -510,7 +511,7 @@ def test_trainer_steps_follow_the_schedule_with_one_compiled_step_per_recipe():
     import optax
 
     from llm2llm_jax.student.recipe import learning_rate_schedule
-    from llm2llm_jax.student.train import loss_and_grads
+    from llm2llm_jax.student.step import loss_and_grads
 
     cfg = tiny_config()
     params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
@@ -547,7 +548,7 @@ def test_trainer_steps_follow_the_schedule_with_one_compiled_step_per_recipe():
 def test_accumulation_weights_micro_batches_by_target_tokens():
     """Four micro-batches of two rows give the loss and gradients of one batch of eight: every target token
     counts once, however the rows fall into micro-batches (rows hold 1 to 12 target tokens)."""
-    from llm2llm_jax.student.train import loss_and_grads
+    from llm2llm_jax.student.step import loss_and_grads
 
     cfg = tiny_config()
     params = init_params(cfg, jax.random.PRNGKey(0))
@@ -797,7 +798,7 @@ def _leaves_equal(a, b):
 
 @pytest.mark.slow
 def test_epochs_chosen_by_dev_loss_keep_the_best_epochs_weights():
-    from llm2llm_jax.student.train import best_epoch, dev_losses
+    from llm2llm_jax.student.step import best_epoch, dev_losses
 
     cfg, params, train, dev, hp = _dev_loss_setup(patience=0)
     mesh = _one_device_mesh()

@@ -30,10 +30,12 @@ def m(name, file, edits, tests, what, equivalent=""):
 
 
 TRAIN = "llm2llm_jax/student/train.py"
+STEP = "llm2llm_jax/student/step.py"
 DECODE = "llm2llm_jax/student/decode.py"
 PARALLEL = "llm2llm_jax/common/parallel.py"
 LLAMA = "llm2llm_jax/model/llama.py"
 KERNELS = "llm2llm_jax/model/kernels.py"
+ATTENTION = "llm2llm_jax/model/attention.py"
 WEIGHTS = "llm2llm_jax/model/weights.py"
 CONFIG = "llm2llm_jax/model/config.py"
 TASKS = "llm2llm_jax/data/tasks.py"
@@ -162,7 +164,7 @@ MUTATIONS = [
     ),
     m(
         "accumulation-averages-micro-means",
-        TRAIN,
+        STEP,
         (
             (
                 "        grad_sum = jax.tree.map(lambda a, b: a + b.astype(jnp.float32), grad_sum, g)\n        return (grad_sum, loss_sum + total, count + n), None\n",
@@ -186,7 +188,7 @@ MUTATIONS = [
     ),
     m(
         "loss-predicts-the-current-token",
-        TRAIN,
+        STEP,
         (
             (
                 "    next_pos = jnp.minimum(target_positions + 1, input_ids.shape[1] - 1)  # padded entries point at 0\n",
@@ -1272,7 +1274,7 @@ MUTATIONS = [
     # ------------------------------------------------------------------ issue 20: the default run's speed
     m(
         "learning-rate-not-applied",
-        TRAIN,
+        STEP,
         (
             (
                 '    params = optax.apply_updates(state["params"], at_learning_rate(updates, learning_rate))\n',
@@ -1509,7 +1511,7 @@ MUTATIONS = [
     # ------------------------------------------------------------------ the shared prefix in training (issue 20)
     m(
         "rows-forget-the-prefix",
-        TRAIN,
+        STEP,
         (
             (
                 "        cache=cache,\n        logit_positions=target_positions,\n",
@@ -1743,7 +1745,7 @@ MUTATIONS = [
     ),
     m(
         "best-epoch-is-the-later-on-ties",
-        TRAIN,
+        STEP,
         (
             (
                 "    return min(range(len(losses)), key=lambda e: (losses[e], e))\n",
@@ -1755,7 +1757,7 @@ MUTATIONS = [
     ),
     m(
         "patience-one-epoch-late",
-        TRAIN,
+        STEP,
         (
             (
                 "    return patience > 0 and bool(losses) and len(losses) - 1 - best_epoch(losses) >= patience\n",
@@ -1856,14 +1858,14 @@ MUTATIONS = [
     ),
     m(
         "blocked-window-skips-a-key",
-        KERNELS,
+        ATTENTION,
         (("max(0, t0 - reach + 1)", "max(0, t0 - reach + 2)"),),
         "tests/test_kernels.py::test_attention_equals_plain_attention[xla-blocked-float32-right-window]",
         "a blocked query block reads every key its window reaches",
     ),
     m(
         "blocked-backward-forgets-the-scale",
-        KERNELS,
+        ATTENTION,
         (
             (
                 "        ds = (p * (dp - delta[..., t0:t1, None]) / math.sqrt(d)).astype(dtype)\n",

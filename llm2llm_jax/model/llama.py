@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from llm2llm_jax.model import kernels
+from llm2llm_jax.model import attention, kernels
 from llm2llm_jax.model.config import LlamaConfig
 
 Array = jax.Array
@@ -299,14 +299,14 @@ class LlamaForCausalLM(nn.Module):
             dense = causal[None] & valid[:, None, :]
             views["full"] = (
                 *rope_cos_sin(positions, rope_inv_freq(cfg)),
-                kernels.AttentionMask(dense, valid, None, lengths),
+                attention.AttentionMask(dense, valid, None, lengths),
             )
         if any(sliding_layers):
             in_window = query_slot[:, None] - key_slot[None, :] < cfg.sliding_window
             dense = (causal & in_window)[None] & valid[:, None, :]
             views["sliding"] = (
                 *rope_cos_sin(positions, rope_inv_freq(cfg, local=True)),
-                kernels.AttentionMask(dense, valid, cfg.sliding_window, lengths),
+                attention.AttentionMask(dense, valid, cfg.sliding_window, lengths),
             )
         sliding = jnp.asarray(sliding_layers)
 

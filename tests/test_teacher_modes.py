@@ -128,6 +128,9 @@ def test_a_weak_teachers_wrapped_reply_is_read_where_its_item_is_unambiguous():
     assert read("Here is the output:\nOutput: [1] \nOutput: [2]") == []  # placeholders, not questions
     assert read("Who founded Rome ?\nIt is a history question.") == []  # which line is the item?
     assert read("Output: ...") == [] and read("Output: <question>") == []
+    assert (
+        read("The output of the class is:") == [] and read("Here are the questions:\n") == []
+    )  # lead-ins alone
 
 
 def test_several_requests_per_example_each_with_its_own_seed_and_the_label_attached():

@@ -716,6 +716,13 @@ MUTATIONS = [
         "an unreadable CSV cell is one line naming the file, not a traceback",
     ),
     m(
+        "lead-in-alone-kept-as-input",
+        REPLIES,
+        (('    if len(filled) == 1 and filled[0].rstrip().endswith(":"):\n', "    if False:\n"),),
+        "tests/test_teacher_modes.py::test_a_weak_teachers_wrapped_reply_is_read_where_its_item_is_unambiguous",
+        "a reply that is only a lead-in line gives no input",
+    ),
+    m(
         "parse-drops-continuation-lines",
         REPLIES,
         (('                parts[current] += "\\n" + line.strip()\n', "                pass\n"),),

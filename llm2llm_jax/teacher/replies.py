@@ -104,11 +104,14 @@ _PLACEHOLDER = re.compile(r"\[[^\]]*\]|\.{2,}|…|<[^>]*>|\d+")
 
 
 def _bare_items(lines: list[str], task: Task) -> list[dict]:
-    """Inputs from a reply with no numbered list: its one line; or, past code fences and lead-in lines, its
-    one remaining line, or one item per line when every remaining line names a field ("Output: ...",
-    "Question: ..."). Placeholders are not inputs; anything else is ambiguous and gives nothing."""
+    """Inputs from a reply with no numbered list: its one line (unless it ends in ':', a lead-in alone); or,
+    past code fences and lead-in lines, its one remaining line, or one item per line when every remaining
+    line names a field ("Output: ...", "Question: ..."). Placeholders are not inputs; anything else is
+    ambiguous and gives nothing."""
     filled = [line for line in lines if line.strip()]
     body = filled
+    if len(filled) == 1 and filled[0].rstrip().endswith(":"):
+        return []  # a lead-in with nothing after it ("The output of the class is:"), not an input
     if len(filled) > 1:
         body = [line for line in filled if not _FENCE.match(line) and not _LEAD_IN.match(line)]
     named = re.compile(rf"(?i)^\s*\**(?:output|input|question|{re.escape(task.noun[0])})\**\s*:")

@@ -217,3 +217,9 @@ def test_a_bad_task_file_or_field_is_one_line(tmp_path):
         custom_task({"cue": "C:", "labels": "HUM", "class_meanings": "a person"})
     with pytest.raises(TaskError, match="worked: give two examples"):
         custom_task({"cue": "C:", "labels": "HUM", "worked": [{"input": "x"}]})
+
+
+def test_a_label_after_blank_lines_is_read_from_the_first_line_with_text():
+    trec = TASKS["trec"]
+    assert trec.parse("\nhuman") == "HUM" and trec.parse("  \n\n location\nnumber") == "LOC"
+    assert trec.parse("\n\n") is None and trec.parse("\nthe answer is\nhuman") is None

@@ -113,7 +113,8 @@ class Task:
         return text or None
 
     def _parse_label(self, generation: str) -> str | None:
-        text = _norm_label(generation.split("\n")[0] if generation.strip() else "")
+        first_line = next((line for line in generation.split("\n") if line.strip()), "")  # past blank lines
+        text = _norm_label(first_line)
         if not text:
             return None
         # Longest verbalizer first, so "not entailment" wins over "entailment".

@@ -1324,11 +1324,11 @@ MUTATIONS = [
     ),
     m(
         "shared-prefix-positions-restart",
-        DECODE,
+        LLAMA,
         (
             (
-                "    cache = repeat_cache_rows(cache, b, cfg.scan_layers)\n",
-                "    cache = dict(repeat_cache_rows(cache, b, cfg.scan_layers), next_position=jnp.zeros((b,), jnp.int32))\n",
+                "    return repeat_cache_rows(cache, rows, cfg.scan_layers)\n",
+                "    return dict(repeat_cache_rows(cache, rows, cfg.scan_layers), next_position=jnp.zeros((rows,), jnp.int32))\n",
             ),
         ),
         f"{T_DECODE}::test_a_shared_prefix_read_once_decodes_as_the_whole_prompts[tied-scan-cpu]",

@@ -401,6 +401,20 @@ def repeat_cache_rows(cache: dict, copies: int, scanned: bool) -> dict:
     )
 
 
+def shared_prefix_cache(cfg: LlamaConfig, params: dict, prefix_ids, rows: int, slots: int) -> dict:
+    """A KV cache of `slots` slots for `rows` rows, each holding `prefix_ids` [P]: the prefix read once and
+    its cache copied to every row, whose own tokens then continue after it."""
+    p = prefix_ids.shape[0]
+    _, cache = LlamaForCausalLM(cfg).apply(
+        {"params": params},
+        prefix_ids[None],
+        jnp.ones((1, p), jnp.int32),
+        cache=init_cache(cfg, 1, slots),
+        logit_positions=jnp.full((1, 1), p - 1, jnp.int32),
+    )
+    return repeat_cache_rows(cache, rows, cfg.scan_layers)
+
+
 def _with_kernels(cfg: LlamaConfig) -> LlamaConfig:
     """`cfg` with kernels='auto' resolved against jax.devices(), the devices a call outside a mesh runs
     on. Entry points that build a model for a mesh (Trainer, the controller) resolve it for that mesh

@@ -12,7 +12,7 @@ import numpy as np
 
 from llm2llm_jax.common import parallel
 from llm2llm_jax.model.config import LlamaConfig
-from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, repeat_cache_rows
+from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, shared_prefix_cache
 
 
 def choose_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: float) -> jax.Array:
@@ -126,20 +126,10 @@ def generate_after_prefix(
 def prefill_after_prefix(cfg: LlamaConfig, params, prefix_ids, input_ids, attention_mask, free_slots: int):
     """(next-token logits [B, V] after each row's prompt, the KV cache holding it with `free_slots` left) for
     prompts `prefix_ids` + row r of the left-padded `input_ids`: the prefix read once, its cache copied."""
-    model = LlamaForCausalLM(cfg)
     b, t = input_ids.shape
-    p = prefix_ids.shape[0]
-    cache = init_cache(cfg, 1, p + t + free_slots)
-    _, cache = model.apply(
-        {"params": params},
-        prefix_ids[None],
-        jnp.ones((1, p), jnp.int32),
-        cache=cache,
-        logit_positions=jnp.full((1, 1), p - 1, jnp.int32),
-    )
-    cache = repeat_cache_rows(cache, b, cfg.scan_layers)
+    cache = shared_prefix_cache(cfg, params, prefix_ids, b, prefix_ids.shape[0] + t + free_slots)
     last = jnp.full((b, 1), t - 1, jnp.int32)
-    logits, cache = model.apply(
+    logits, cache = LlamaForCausalLM(cfg).apply(
         {"params": params}, input_ids, attention_mask, cache=cache, logit_positions=last
     )
     return logits[:, -1], cache

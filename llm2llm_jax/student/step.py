@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from llm2llm_jax.model.config import LlamaConfig
-from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, repeat_cache_rows
+from llm2llm_jax.model.llama import LlamaForCausalLM, shared_prefix_cache
 from llm2llm_jax.model.lora import combine
 from llm2llm_jax.student.recipe import at_learning_rate
 
@@ -38,20 +38,11 @@ def token_loss(
 
     prefix_ids [P] (P > 0): tokens before every row (target positions count from the row's first token): the
     prefix runs once into a KV cache, which is copied to every row; its gradient is the sum of the rows'."""
-    model = LlamaForCausalLM(cfg)
     cache = None
     if prefix_ids is not None and prefix_ids.shape[0]:
-        b, p = input_ids.shape[0], prefix_ids.shape[0]
-        cache = init_cache(cfg, 1, p + input_ids.shape[1])
-        _, cache = model.apply(
-            {"params": params},
-            prefix_ids[None],
-            jnp.ones((1, p), jnp.int32),
-            cache=cache,
-            logit_positions=jnp.full((1, 1), p - 1, jnp.int32),
-        )
-        cache = repeat_cache_rows(cache, b, cfg.scan_layers)
-    logits, _ = model.apply(
+        slots = prefix_ids.shape[0] + input_ids.shape[1]
+        cache = shared_prefix_cache(cfg, params, prefix_ids, input_ids.shape[0], slots)
+    logits, _ = LlamaForCausalLM(cfg).apply(
         {"params": params},
         input_ids,
         attention_mask,

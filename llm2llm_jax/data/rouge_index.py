@@ -43,9 +43,6 @@ class RougeIndex:
         for text, toks in zip(texts, tokens):
             self._add(text, toks)
 
-    def __len__(self) -> int:
-        return sum(doc is not None for doc in self.docs)
-
     def add(self, text: str) -> None:
         """Keep `text`: later queries too close to it are duplicates."""
         self._add(text, self.tokenizer.tokenize(text))
@@ -57,9 +54,9 @@ class RougeIndex:
             self.docs[ids.pop()] = None
 
     def is_duplicate(self, text: str) -> bool:
-        toks = self.tokenizer.tokenize(text)
         if self.threshold <= 0 or self.threshold >= 1 + _SLACK:
             return self._any(text, range(len(self.docs)))  # no useful bound: score against everything
+        toks = self.tokenizer.tokenize(text)
         if not toks:
             return False  # ROUGE-L of an empty token list is 0 against anything
         m, counts, seen = len(toks), Counter(toks), set()

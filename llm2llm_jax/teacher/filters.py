@@ -37,7 +37,6 @@ class AugmentationFilter:
     ):
         self.task = task
         self.same_label = same_label and task.is_classification
-        self.threshold = rouge_threshold
         self.max_input_chars, self.max_output_chars = max_input_chars, max_output_chars
         self.leakage = LeakageChecker(test_inputs)
         dev_inputs = list(dev_inputs)

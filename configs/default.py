@@ -36,7 +36,11 @@ def get_config():
     c.train.learning_rate = 1e-4
     c.train.epochs = 3
     c.train.batch_size = 8
-    c.train.seq_multiple = 16
+    # Two batch widths per fine-tune, each a multiple of 8: on 2 CPU cores a step's cost is mostly fixed
+    # (the optimizer's pass over every weight), so padding is cheap and each width's compilation is not
+    # (docs/performance.md, "Compiling less").
+    c.train.seq_multiple = 8
+    c.train.row_widths = 2
     c.train.checkpoint_every = 20
 
     c.eval.batch_size = 32

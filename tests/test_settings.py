@@ -105,6 +105,7 @@ BAD = [
         "data.dev_count",
     ),
     ({"train__patience": -1}, "config.train.patience=-1: give a count of epochs"),
+    ({"train__row_widths": -1}, "config.train.row_widths=-1: give a count of batch widths per fine-tune"),
     ({"eval__batch_size": 0}, "config.eval.batch_size=0"),
     (
         {"teacher__kind": "pool"},

@@ -1907,6 +1907,30 @@ MUTATIONS = [
         "an XLA flag the user set keeps the user's value",
     ),
     m(
+        "batch-shape-targets-from-its-own-width-only",
+        "llm2llm_jax/student/batching.py",
+        (
+            (
+                "                if _rounded_width(_length(e, hp), hp) <= w\n",
+                "                if _rounded_width(_length(e, hp), hp) == w\n",
+            ),
+        ),
+        "tests/test_batch_shapes.py::test_a_short_row_with_a_long_answer_sets_the_target_count_of_a_wider_shape",
+        "a batch at a width also holds shorter rows, whose targets its target positions must hold",
+    ),
+    m(
+        "fewest-widths-pads-only-the-widest-candidate",
+        "llm2llm_jax/student/batching.py",
+        (
+            (
+                "        cost[j][1] = widths[j] * upto[j + 1]\n",
+                "        cost[j][1] = widths[j] * (upto[j + 1] - upto[j])\n",
+            ),
+        ),
+        "tests/test_batch_shapes.py::test_the_widths_chosen_pad_no_more_than_any_other_choice",
+        "the narrowest chosen width pads every example narrower than it",
+    ),
+    m(
         "one-width-forgets-compiled-widths",
         "llm2llm_jax/student/predict.py",
         (("    fits = [w for w in known if needed <= w <= REUSE_UP_TO * needed]\n", "    fits = []\n"),),

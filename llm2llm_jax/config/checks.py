@@ -209,6 +209,12 @@ def _check_train(config, mesh: tuple) -> None:
         "give a count of epochs (0: run every epoch)",
     )
     require(config, "train.learning_rate", lambda v: v > 0, "use a positive learning rate (e.g. 2e-5)")
+    require(
+        config,
+        "train.row_widths",
+        lambda v: isinstance(v, int) and v >= 0,
+        "give a count of batch widths per fine-tune (0: each batch padded to its own longest row)",
+    )
     rows = mesh[0] * mesh[1]  # the batch is split over the data and fsdp axes
     micro_key = "train.micro_batch_size" if t.micro_batch_size else "train.batch_size"
     require(

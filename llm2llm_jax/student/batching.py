@@ -65,12 +65,14 @@ def make_batches(
     pad_id: int = 0,
     shuffle: bool = True,
     bucket_batches: int = 32,
+    shapes: Sequence[tuple[int, int]] = (),
 ) -> Iterator[dict]:
     """One epoch of fixed-shape batches [accum, micro, T].
 
     Length bucketing keeps padding low: examples are shuffled, cut into groups of `bucket_batches`
     batches, sorted by length inside each group, and each batch is padded only to its own longest
-    example (rounded up to hp.seq_multiple). A short last batch is filled with all-masked rows.
+    example (rounded up to hp.seq_multiple), or to the narrowest of `shapes` (`batch_shapes`) that holds it.
+    A short last batch is filled with all-masked rows.
     """
     order = rng.permutation(len(examples)) if shuffle else np.arange(len(examples))
     group = hp.batch_size * bucket_batches
@@ -84,17 +86,24 @@ def make_batches(
     if shuffle:
         rng.shuffle(batches)
     for idx in batches:
-        yield collate([examples[i] for i in idx], hp, pad_id)
+        yield collate([examples[i] for i in idx], hp, pad_id, shapes)
 
 
-def collate(rows: Sequence[Example], hp: TrainHParams, pad_id: int = 0) -> dict:
+def collate(
+    rows: Sequence[Example], hp: TrainHParams, pad_id: int = 0, shapes: Sequence[tuple[int, int]] = ()
+) -> dict:
     """Right-pad rows into [accum, micro, T] token arrays and [accum, micro, K] target positions.
 
     T rounds the longest row up to hp.seq_multiple and K the most targets in a row up to
-    hp.target_multiple, so that few distinct shapes are compiled.
+    hp.target_multiple, so that few distinct shapes are compiled; with `shapes` ((T, K) pairs, narrowest
+    first), the batch takes the narrowest that holds its longest row.
     """
-    longest = max(min(len(r.prompt_ids) + len(r.target_ids), hp.max_length) for r in rows)
-    width = min(-(-longest // hp.seq_multiple) * hp.seq_multiple, max(hp.max_length, hp.seq_multiple))
+    longest = max(_length(r, hp) for r in rows)
+    width = _rounded_width(longest, hp)
+    fixed = next(((t, k) for t, k in shapes if t >= longest), None)
+    if shapes and fixed is None:
+        raise ValueError(f"a row of {longest} tokens is wider than every batch shape {list(shapes)}")
+    width = fixed[0] if fixed else width
     n = hp.batch_size
     ids = np.full((n, width), pad_id, np.int32)
     attn = np.zeros((n, width), np.int32)
@@ -105,7 +114,9 @@ def collate(rows: Sequence[Example], hp: TrainHParams, pad_id: int = 0) -> dict:
         attn[i, : len(seq)] = 1
         predicting.append(range(max(len(r.prompt_ids), 1) - 1, len(seq) - 1))
     most = max([len(p) for p in predicting] + [1])
-    k = min(-(-most // hp.target_multiple) * hp.target_multiple, width)
+    k = fixed[1] if fixed else _rounded_targets(most, width, hp)
+    if most > k:
+        raise ValueError(f"a row of {most} targets does not fit the batch shape {fixed}")
     positions = np.zeros((n, k), np.int32)
     mask = np.zeros((n, k), np.int32)
     for i, p in enumerate(predicting):
@@ -118,6 +129,78 @@ def collate(rows: Sequence[Example], hp: TrainHParams, pad_id: int = 0) -> dict:
         "target_positions": positions.reshape(rows_shape + (k,)),
         "target_mask": mask.reshape(rows_shape + (k,)),
     }
+
+
+def _length(r: Example, hp: TrainHParams) -> int:
+    return min(len(r.prompt_ids) + len(r.target_ids), hp.max_length)
+
+
+def _rounded_width(length: int, hp: TrainHParams) -> int:
+    return min(-(-length // hp.seq_multiple) * hp.seq_multiple, max(hp.max_length, hp.seq_multiple))
+
+
+def _rounded_targets(most: int, width: int, hp: TrainHParams) -> int:
+    return min(-(-most // hp.target_multiple) * hp.target_multiple, width)
+
+
+def batch_shapes(examples: Sequence[Example], hp: TrainHParams) -> tuple[tuple[int, int], ...]:
+    """The (width, target positions) a fine-tune pads its batches to: at most hp.row_widths widths, each a
+    program compiled once, chosen from the examples' lengths (rounded up to hp.seq_multiple) to pad least;
+    () when hp.row_widths is 0 (each batch padded to its own longest row).
+
+    The widest is the longest example's, so every batch fits; the narrower ones minimise the total of every
+    example's padded width, a proxy for the batches' (a batch is as wide as its longest row, and
+    length bucketing groups rows of like length). Each width's target positions hold the most targets of
+    any example that fits it.
+    """
+    if hp.row_widths <= 0 or not examples:
+        return ()
+    counts: dict[int, int] = {}
+    for e in examples:
+        w = _rounded_width(_length(e, hp), hp)
+        counts[w] = counts.get(w, 0) + 1
+    widths = _fewest_widths(sorted(counts.items()), hp.row_widths)
+    shapes = []
+    for w in widths:
+        # as collate counts them: the positions from the last prompt token to the row's last but one
+        most = max(
+            [
+                min(len(e.prompt_ids) + len(e.target_ids), w) - max(len(e.prompt_ids), 1)
+                for e in examples
+                if _rounded_width(_length(e, hp), hp) <= w
+            ]
+            + [1]
+        )
+        shapes.append((w, _rounded_targets(most, w, hp)))
+    return tuple(shapes)
+
+
+def _fewest_widths(counted: Sequence[tuple[int, int]], most: int) -> list[int]:
+    """At most `most` of the candidate widths in `counted` ((width, examples), narrowest first), the widest
+    always among them, such that padding every example to the narrowest chosen width that holds it costs
+    the fewest tokens (dynamic programming over the candidates)."""
+    widths = [w for w, _ in counted]
+    n = len(widths)
+    upto = [0]  # upto[j]: examples of candidates before j
+    for _, c in counted:
+        upto.append(upto[-1] + c)
+    # cost[j][m]: fewest tokens for the examples of candidates 0..j, with j chosen and m widths chosen in all
+    inf = float("inf")
+    cost = [[inf] * (most + 1) for _ in range(n)]
+    back = [[-1] * (most + 1) for _ in range(n)]
+    for j in range(n):
+        cost[j][1] = widths[j] * upto[j + 1]
+        for m in range(2, most + 1):
+            for i in range(j):
+                total = cost[i][m - 1] + widths[j] * (upto[j + 1] - upto[i + 1])
+                if total < cost[j][m]:
+                    cost[j][m], back[j][m] = total, i
+    m = min(range(1, most + 1), key=lambda k: (cost[n - 1][k], k))
+    chosen, j = [], n - 1
+    while j >= 0 and m >= 1:
+        chosen.append(widths[j])
+        j, m = back[j][m], m - 1
+    return sorted(chosen)
 
 
 def split_shared_prefix(examples: Sequence[Example], multiple: int) -> tuple[tuple, list[Example]]:

@@ -38,6 +38,9 @@ class TrainHParams:
     adam_b2: float = 0.999
     adam_eps: float = 1e-8
     seq_multiple: int = 32  # pad lengths up to a multiple of this (few distinct jit shapes)
+    # At most this many batch widths in one fine-tune, each a compiled program, chosen from the training
+    # examples' lengths to pad least (student/batching.py `batch_shapes`); 0: every batch padded to its own.
+    row_widths: int = 4
     share_prefix: bool = True  # read the tokens every example begins with once per step, not once per row
     prefix_multiple: int = 4  # that shared prefix, rounded down to a multiple of this many tokens
     target_multiple: int = 8  # pad per-row target counts up to a multiple of this

@@ -39,7 +39,13 @@ from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import abstract_params
 from llm2llm_jax.model.lora import add_lora_params, combine, split_trainable
 from llm2llm_jax.student import flops
-from llm2llm_jax.student.batching import Example, make_batches, split_shared_prefix, tokenize_examples
+from llm2llm_jax.student.batching import (
+    Example,
+    batch_shapes,
+    make_batches,
+    split_shared_prefix,
+    tokenize_examples,
+)
 from llm2llm_jax.student.recipe import TrainHParams, learning_rate_schedule, make_optimizer
 from llm2llm_jax.student.step import best_epoch, dev_losses, loss_sums, patience_spent, train_step
 
@@ -222,7 +228,11 @@ class Trainer:
             split_shared_prefix(examples, self.hp.prefix_multiple) if self.hp.share_prefix else ((), examples)
         )
         total, count = 0.0, 0.0
-        for batch in make_batches(rows, self.hp, np.random.default_rng(0), pad_id=pad_id, shuffle=False):
+        shapes = batch_shapes(rows, self.hp)
+        batches = make_batches(
+            rows, self.hp, np.random.default_rng(0), pad_id=pad_id, shuffle=False, shapes=shapes
+        )
+        for batch in batches:
             batch["prefix_ids"] = np.asarray(prefix, np.int32)
             with jax.set_mesh(self.mesh), self._rules():
                 s, n = jax.device_get(
@@ -265,6 +275,7 @@ class Trainer:
             split_shared_prefix(examples, self.hp.prefix_multiple) if self.hp.share_prefix else ((), examples)
         )
         prefix_ids = np.asarray(prefix, np.int32)
+        shapes = batch_shapes(examples, self.hp)
         first = len(self.history)  # steps restored with a checkpoint come before this call's
         bar = progress_bar(self.total_steps, desc, progress, unit="step", initial=start_step)
         per_epoch = steps_per_epoch(len(examples), self.hp.batch_size)
@@ -284,7 +295,7 @@ class Trainer:
         def numbered():
             step = 0
             for epoch in range(self.hp.epochs):
-                for batch in make_batches(examples, self.hp, rng, pad_id=pad_id):
+                for batch in make_batches(examples, self.hp, rng, pad_id=pad_id, shapes=shapes):
                     step += 1
                     if step > start_step:
                         yield step, epoch, batch | {"prefix_ids": prefix_ids}

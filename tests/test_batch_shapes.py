@@ -115,7 +115,7 @@ def test_training_on_fixed_shapes_equals_training_on_each_batchs_own_width():
     rows = _rows([5, 7, 9, 12, 15, 18, 21, 23] * 2, targets=3, seed=4)
     mesh = parallel.make_mesh((1, 1, 1), devices=jax.devices()[:1])
     results = {}
-    for widths in (0, 1):
+    for widths in (1, 0):  # fixed shapes first: the jit has compiled none of their widths before
         hp = TrainHParams(
             learning_rate=1e-3, batch_size=4, epochs=2, warmup_ratio=0.0, seq_multiple=8, row_widths=widths
         )
@@ -128,8 +128,12 @@ def test_training_on_fixed_shapes_equals_training_on_each_batchs_own_width():
             return run(batch)
 
         trainer.step = step
+        jit_programs = trainer._step_fn._cache_size()
         trainer.fit(rows, progress=False)
-        results[widths] = (host_params(trainer.params()), shapes)
+        compiled_by_jit = trainer._step_fn._cache_size() - jit_programs
+        results[widths] = (host_params(trainer.params()), shapes, compiled_by_jit)
     assert results[1][1] == {(1, 4, 24)} and len(results[0][1]) > 1
+    # fixed shapes are compiled ahead, in the background: the step's jit compiles none of them
+    assert results[1][2] == 0 and results[0][2] > 0
     for a, b in zip(jax.tree.leaves(results[1][0]), jax.tree.leaves(results[0][0])):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -1931,6 +1931,25 @@ MUTATIONS = [
         "the narrowest chosen width pads every example narrower than it",
     ),
     m(
+        "steps-ignore-programs-compiled-ahead",
+        "llm2llm_jax/student/train.py",
+        (
+            (
+                "        return compilations.waited(_AHEAD[key]) if key in _AHEAD else None\n",
+                "        return None\n",
+            ),
+        ),
+        "tests/test_batch_shapes.py::test_training_on_fixed_shapes_equals_training_on_each_batchs_own_width",
+        "a fine-tune's fixed shapes run on the programs compiled ahead, not compiled again by jit",
+    ),
+    m(
+        "background-compilation-counted-whole",
+        "llm2llm_jax/common/compilations.py",
+        (('            if not getattr(_background, "active", False):\n', "            if True:\n"),),
+        "tests/test_compilations.py::test_a_background_compilation_counts_only_the_wait_for_it",
+        "a compilation that overlapped the run's work is not the run's compile time",
+    ),
+    m(
         "one-width-forgets-compiled-widths",
         "llm2llm_jax/student/predict.py",
         (("    fits = [w for w in known if needed <= w <= REUSE_UP_TO * needed]\n", "    fits = []\n"),),

@@ -1,8 +1,8 @@
 """Where a run's time goes: wall seconds per kind of stage, with JAX's compilation inside them counted apart,
 and the FLOPs each kind computed.
 
-JAX reports each tracing, lowering and backend compilation through `jax.monitoring`; a listener adds
-them up, so a stage's own time is its wall time less the compilation that happened inside it. `StageTimer`
+The main thread's compilation is counted by `llm2llm_jax/common/compilations.py`, so a stage's own time is
+its wall time less the compilation that happened inside it. `StageTimer`
 is the run's hook: every iteration's metrics carry its `stage_seconds` and `stage_flops`, the device's speed
 they are to be read against (`device_flops`), and each program XLA compiled (or loaded from the persistent
 cache) with how often and for how long (`compile_log_seconds`).
@@ -11,57 +11,17 @@ cache) with how often and for how long (`compile_log_seconds`).
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 
 import jax
 
+from llm2llm_jax.common.compilations import compile_seconds, compiled_mark, compiled_since
 from llm2llm_jax.model import kernels
 from llm2llm_jax.run.hooks import Hook
 from llm2llm_jax.student import flops
 
-# Tracing a function, lowering it to StableHLO, and XLA's compilation (or its load from the persistent cache).
-COMPILE_EVENTS = (
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
-)
 # The order a summary lists them in.
 KINDS = ("load", "compile", "fine-tune", "evaluation", "teacher", "writes")
-
-_compile_seconds = 0.0
-_compiled: list[tuple[str, float]] = []  # (program, seconds) of each XLA compilation or cache load
-_lock = threading.Lock()
-
-
-def _on_event(event: str, duration: float, fun_name: str = "", **_) -> None:
-    global _compile_seconds
-    if event in COMPILE_EVENTS:
-        with _lock:
-            _compile_seconds += duration
-            if event == COMPILE_EVENTS[-1]:
-                _compiled.append((fun_name or "?", duration))
-
-
-jax.monitoring.register_event_duration_secs_listener(_on_event)
-
-
-def compile_seconds() -> float:
-    """Seconds this process has spent compiling so far."""
-    return _compile_seconds
-
-
-def compiled_since(mark: int) -> tuple[int, dict]:
-    """(a new mark, {program: [compilations, seconds]}) of the XLA compilations since `mark` (0: since the
-    process started), most seconds first."""
-    with _lock:
-        new, mark = _compiled[mark:], len(_compiled)
-    log: dict = {}
-    for name, seconds in new:
-        count, total = log.get(name, (0, 0.0))
-        log[name] = (count + 1, total + seconds)
-    ordered = sorted(log.items(), key=lambda kv: -kv[1][1])
-    return mark, {name: [count, round(total, 2)] for name, (count, total) in ordered}
 
 
 def merged_compiles(rows) -> dict:
@@ -138,7 +98,7 @@ class StageTimer(Hook):
     def __init__(self, dtype: str | None = None):
         self.clock = StageClock()
         self.dtype, self.device_flops = dtype, None
-        self.compiled_mark = len(_compiled)
+        self.compiled_mark = compiled_mark()
 
     def stage(self, kind: str):
         return self.clock.timing(kind)

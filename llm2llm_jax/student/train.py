@@ -32,7 +32,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from llm2llm_jax.common import parallel
+from llm2llm_jax.common import compilations, parallel
 from llm2llm_jax.common.console import progress_bar
 from llm2llm_jax.common.disk_faults import reporting_disk_faults
 from llm2llm_jax.model.config import LlamaConfig
@@ -57,6 +57,8 @@ FETCH_EVERY = 16
 # ---------------------------------------------------------------------------- the stateful shell
 BATCH_ROW_KEYS = ("input_ids", "attention_mask", "target_positions", "target_mask")
 _STEP_FNS: dict = {}  # jitted train steps by (model, mesh, optimizer settings): see Trainer._build_step
+# Train steps compiled ahead of their first batch, by step function and batch shape (Trainer.compile_ahead).
+_AHEAD: dict = {}
 
 
 class Trainer:
@@ -152,12 +154,16 @@ class Trainer:
         self._build_step()
         return _with_shardings(shapes, self.state_shardings)
 
-    def lower_step(self, abstract_state, batch_shape: tuple, targets_per_row: int):
+    def lower_step(
+        self, abstract_state, batch_shape: tuple, targets_per_row: int, prefix_length: int = 0, frozen=None
+    ):
         """Lower (not run) the train step for [accum, micro, length] batches with `targets_per_row`
-        target positions per row; `.compile()` it for memory."""
-        boxed = nn.meta.unbox(abstract_params(self.cfg))
-        _, frozen = split_trainable(boxed, self.cfg)
-        frozen = _with_shardings(frozen, self.frozen_shardings) if frozen else {}
+        target positions per row and a shared prefix of `prefix_length` tokens; `.compile()` it. `frozen`:
+        the frozen params' shapes (default: the model's)."""
+        if frozen is None:
+            boxed = nn.meta.unbox(abstract_params(self.cfg))
+            _, frozen = split_trainable(boxed, self.cfg)
+            frozen = _with_shardings(frozen, self.frozen_shardings) if frozen else {}
         target_shape = batch_shape[:2] + (targets_per_row,)
         batch = {
             k: jax.ShapeDtypeStruct(
@@ -168,7 +174,7 @@ class Trainer:
             for k in BATCH_ROW_KEYS
         }
         batch["prefix_ids"] = jax.ShapeDtypeStruct(
-            (0,), jnp.int32, sharding=self.batch_sharding["prefix_ids"]
+            (prefix_length,), jnp.int32, sharding=self.batch_sharding["prefix_ids"]
         )
         with jax.set_mesh(self.mesh), self._rules():
             return self._step_fn.lower(abstract_state, frozen, batch, jax.ShapeDtypeStruct((), jnp.float32))
@@ -178,6 +184,7 @@ class Trainer:
         (each iteration's fine-tune builds a Trainer): traced and compiled once per batch shape."""
         hp = self.hp
         key = (self.cfg, self.mesh, hp.max_grad_norm, hp.adam_b1, hp.adam_b2, hp.adam_eps, hp.weight_decay)
+        self._step_key = key
         if key not in _STEP_FNS:
             step = functools.partial(train_step, cfg=self.cfg, optimizer=self.optimizer)
             repl = parallel.replicated(self.mesh)
@@ -202,15 +209,39 @@ class Trainer:
             )
         return {k: parallel.place(v, self.batch_sharding[k]) for k, v in batch.items()}
 
+    def compile_ahead(self, shapes, prefix_length: int) -> None:
+        """Start compiling the step for each (width, targets) batch shape in the background, each once per
+        process: a fine-tune whose shapes are fixed (`batch_shapes`) compiles them side by side before its
+        first step instead of one at the first batch of each. `step` runs such a batch on its program."""
+        state, frozen = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), (self.state, self.frozen)
+        )
+        micro = self.hp.batch_size // self.hp.accum_steps
+        for width, targets in shapes:
+            key = (self._step_key, (self.hp.accum_steps, micro, width), targets, prefix_length)
+            if key not in _AHEAD:
+                lower = functools.partial(self.lower_step, state, key[1], targets, prefix_length, frozen)
+                _AHEAD[key] = compilations.compile_in_background(lambda lower=lower: lower().compile())
+
+    def _compiled_ahead(self, batch: dict):
+        """The program compiled ahead for this placed batch's shape (waiting for it), or None."""
+        key = (
+            self._step_key,
+            batch["input_ids"].shape,
+            batch["target_positions"].shape[-1],
+            batch["prefix_ids"].shape[0],
+        )
+        return compilations.waited(_AHEAD[key]) if key in _AHEAD else None
+
     # -- running
     def step(self, batch: dict) -> dict:
         """One optimizer step at the schedule's rate for the steps taken so far (a host batch, or one
         placed); returns its metrics on the device, not yet fetched."""
         learning_rate = self.rates[min(self.steps_done, self.total_steps)]
+        batch = self.place_batch(batch)
+        step_fn = self._compiled_ahead(batch) or self._step_fn
         with jax.set_mesh(self.mesh), self._rules():
-            self.state, metrics = self._step_fn(
-                self.state, self.frozen, self.place_batch(batch), learning_rate
-            )
+            self.state, metrics = step_fn(self.state, self.frozen, batch, learning_rate)
         self.steps_done += 1
         return metrics
 
@@ -276,6 +307,8 @@ class Trainer:
         )
         prefix_ids = np.asarray(prefix, np.int32)
         shapes = batch_shapes(examples, self.hp)
+        if shapes:
+            self.compile_ahead(shapes, len(prefix))
         first = len(self.history)  # steps restored with a checkpoint come before this call's
         bar = progress_bar(self.total_steps, desc, progress, unit="step", initial=start_step)
         per_epoch = steps_per_epoch(len(examples), self.hp.batch_size)

@@ -1,0 +1,92 @@
+"""What JAX compiled in this process: each XLA compilation by program, and the seconds the run spent on
+compiling: its own tracing, lowering and compilation, and its waits for a compilation run in the background
+(`compile_in_background`).
+
+JAX reports each tracing, lowering and backend compilation through `jax.monitoring`; a listener adds them up.
+A background compilation is logged by program, but its seconds count only as long as the run waits for it
+(`waited`): it overlaps the run's other work, so a stage's own time stays its wall time less its compilation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+
+import jax
+
+# Tracing a function, lowering it to StableHLO, and XLA's compilation (or its load from the persistent cache).
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+_seconds = 0.0
+_compiled: list[tuple[str, float]] = []  # (program, seconds) of each XLA compilation or cache load
+_lock = threading.Lock()
+_background = threading.local()  # .active in the threads `compile_in_background` starts
+
+
+def _on_event(event: str, duration: float, fun_name: str = "", **_) -> None:
+    global _seconds
+    if event in COMPILE_EVENTS:
+        with _lock:
+            if not getattr(_background, "active", False):
+                _seconds += duration
+            if event == COMPILE_EVENTS[-1]:
+                _compiled.append((fun_name or "?", duration))
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_event)
+
+
+def compile_seconds() -> float:
+    """Seconds spent compiling so far, outside the background's threads, or waiting for them."""
+    return _seconds
+
+
+def compiled_mark() -> int:
+    """A mark for `compiled_since`: the compilations so far."""
+    with _lock:
+        return len(_compiled)
+
+
+def compiled_since(mark: int) -> tuple[int, dict]:
+    """(a new mark, {program: [compilations, seconds]}) of the XLA compilations since `mark` (0: since the
+    process started), most seconds first."""
+    with _lock:
+        new, mark = _compiled[mark:], len(_compiled)
+    log: dict = {}
+    for name, seconds in new:
+        count, total = log.get(name, (0, 0.0))
+        log[name] = (count + 1, total + seconds)
+    ordered = sorted(log.items(), key=lambda kv: -kv[1][1])
+    return mark, {name: [count, round(total, 2)] for name, (count, total) in ordered}
+
+
+def compile_in_background(compile_fn) -> Future:
+    """Run `compile_fn()` (a lowering and compilation) in a daemon thread; its Future. A daemon thread, so
+    that a run stopped meanwhile (Ctrl-C, a preempted machine) exits without waiting for XLA."""
+    future: Future = Future()
+
+    def run():
+        _background.active = True
+        try:
+            future.set_result(compile_fn())
+        except BaseException as e:  # noqa: BLE001 - handed to whoever waits for the result
+            future.set_exception(e)
+
+    threading.Thread(target=run, name="compile", daemon=True).start()
+    return future
+
+
+def waited(future: Future):
+    """The result of a background compilation; the seconds spent waiting for it count as compiling."""
+    global _seconds
+    start = time.perf_counter()
+    try:
+        return future.result()
+    finally:
+        with _lock:
+            _seconds += time.perf_counter() - start

@@ -179,8 +179,8 @@ MUTATIONS = [
         BATCHING,
         (
             (
-                "        predicting.append(range(max(len(r.prompt_ids), 1) - 1, len(seq) - 1))\n",
-                "        predicting.append(range(max(len(r.prompt_ids), 1), len(seq) - 1))\n",
+                "    return range(max(len(r.prompt_ids), 1) - 1, min(len(r.prompt_ids) + len(r.target_ids), width) - 1)\n",
+                "    return range(max(len(r.prompt_ids), 1), min(len(r.prompt_ids) + len(r.target_ids), width) - 1)\n",
             ),
         ),
         f"{T_TRAIN}::test_loss_covers_exactly_the_target_tokens",
@@ -1911,8 +1911,8 @@ MUTATIONS = [
         "llm2llm_jax/student/batching.py",
         (
             (
-                "                if _rounded_width(_length(e, hp), hp) <= w\n",
-                "                if _rounded_width(_length(e, hp), hp) == w\n",
+                "        fitting = [len(_predicting(e, w)) for e, r in zip(examples, rounded) if r <= w]\n",
+                "        fitting = [len(_predicting(e, w)) for e, r in zip(examples, rounded) if r == w]\n",
             ),
         ),
         "tests/test_batch_shapes.py::test_a_short_row_with_a_long_answer_sets_the_target_count_of_a_wider_shape",

@@ -1,9 +1,9 @@
 """Where a run's time goes: wall seconds per kind of stage, with JAX's compilation inside them counted apart,
 and the FLOPs each kind computed.
 
-The main thread's compilation is counted by `llm2llm_jax/common/compilations.py`, so a stage's own time is
-its wall time less the compilation that happened inside it. `StageTimer`
-is the run's hook: every iteration's metrics carry its `stage_seconds` and `stage_flops`, the device's speed
+`llm2llm_jax/common/compilations.py` counts the run's compilation (a background one only while the run waits
+for it), so a stage's own time is its wall time less the compilation that happened inside it. `StageTimer` is
+the run's hook: every iteration's metrics carry its `stage_seconds` and `stage_flops`, the device's speed
 they are to be read against (`device_flops`), and each program XLA compiled (or loaded from the persistent
 cache) with how often and for how long (`compile_log_seconds`).
 """

@@ -99,11 +99,10 @@ def collate(
     first), the batch takes the narrowest that holds its longest row.
     """
     longest = max(_length(r, hp) for r in rows)
-    width = _rounded_width(longest, hp)
     fixed = next(((t, k) for t, k in shapes if t >= longest), None)
     if shapes and fixed is None:
         raise ValueError(f"a row of {longest} tokens is wider than every batch shape {list(shapes)}")
-    width = fixed[0] if fixed else width
+    width = fixed[0] if fixed else _rounded_width(longest, hp)
     n = hp.batch_size
     ids = np.full((n, width), pad_id, np.int32)
     attn = np.zeros((n, width), np.int32)
@@ -112,7 +111,7 @@ def collate(
         seq = (list(r.prompt_ids) + list(r.target_ids))[:width]
         ids[i, : len(seq)] = seq
         attn[i, : len(seq)] = 1
-        predicting.append(range(max(len(r.prompt_ids), 1) - 1, len(seq) - 1))
+        predicting.append(_predicting(r, width))
     most = max([len(p) for p in predicting] + [1])
     k = fixed[1] if fixed else _rounded_targets(most, width, hp)
     if most > k:
@@ -129,6 +128,12 @@ def collate(
         "target_positions": positions.reshape(rows_shape + (k,)),
         "target_mask": mask.reshape(rows_shape + (k,)),
     }
+
+
+def _predicting(r: Example, width: int) -> range:
+    """The positions of a row cut to `width` whose next token is a target: from its last prompt token to
+    its last but one."""
+    return range(max(len(r.prompt_ids), 1) - 1, min(len(r.prompt_ids) + len(r.target_ids), width) - 1)
 
 
 def _length(r: Example, hp: TrainHParams) -> int:
@@ -155,23 +160,14 @@ def batch_shapes(examples: Sequence[Example], hp: TrainHParams) -> tuple[tuple[i
     """
     if hp.row_widths <= 0 or not examples:
         return ()
+    rounded = [_rounded_width(_length(e, hp), hp) for e in examples]
     counts: dict[int, int] = {}
-    for e in examples:
-        w = _rounded_width(_length(e, hp), hp)
+    for w in rounded:
         counts[w] = counts.get(w, 0) + 1
-    widths = _fewest_widths(sorted(counts.items()), hp.row_widths)
     shapes = []
-    for w in widths:
-        # as collate counts them: the positions from the last prompt token to the row's last but one
-        most = max(
-            [
-                min(len(e.prompt_ids) + len(e.target_ids), w) - max(len(e.prompt_ids), 1)
-                for e in examples
-                if _rounded_width(_length(e, hp), hp) <= w
-            ]
-            + [1]
-        )
-        shapes.append((w, _rounded_targets(most, w, hp)))
+    for w in _fewest_widths(sorted(counts.items()), hp.row_widths):
+        fitting = [len(_predicting(e, w)) for e, r in zip(examples, rounded) if r <= w]
+        shapes.append((w, _rounded_targets(max(fitting + [1]), w, hp)))
     return tuple(shapes)
 
 

@@ -254,3 +254,35 @@ def test_local_smollm2_teacher_is_reproducible_per_request(smollm2, tmp_path):
         batch_size=4,
     )
     assert again.complete(_request(seed=5)) == a and again.stats == {"calls": 0, "cached": 1, "retries": 0}
+
+
+def test_local_teacher_decodes_a_call_in_batches_of_one_shape(tmp_path, monkeypatch):
+    """Requests of different lengths, decoded in several batches, run one program: every batch is padded to
+    the widest rest of the whole call after the prefix they all share, and each answer is recorded."""
+    from loop_harness import tiny_student
+
+    from llm2llm_jax.student import predict
+
+    monkeypatch.setattr(predict, "_COMPILED_WIDTHS", {})  # no widths from other tests
+    shapes = []
+
+    def spy(cfg, params, tok, rests, batch_size, *, width, prefix, **kw):
+        shapes.append((width, len(prefix)))
+        return real(cfg, params, tok, rests, batch_size, width=width, prefix=prefix, **kw)
+
+    real = predict.decode_batch
+    monkeypatch.setattr(predict, "decode_batch", spy)
+    task = TASKS["trec"]
+    questions = ["Who ?", "Who wrote Hamlet ?", "Where " * 40 + "is Lima ?", "Why ?", "What is " * 20 + "it ?"]
+    requests = [
+        TeacherRequest(*build_messages(task, {"input": q, "output": "HUM"}, "x", 1), seed=s)
+        for s, q in enumerate(questions)
+    ]
+    settings = TeacherSettings(kind="local", max_output_tokens=4, temperature=0.7, top_p=0.95)
+    backend = make_backend(settings, DiskCache(str(tmp_path)), model=tiny_student(), batch_size=2)
+    answers = backend.complete_many(requests)
+    widths = [len(backend._encode(r)) for r in requests]
+    assert len(shapes) == 3 and len(set(shapes)) == 1  # three batches, one shape
+    width, prefix = shapes[0]
+    assert prefix >= 32 and width >= max(widths) - prefix and width < max(widths) - prefix + 32
+    assert all(isinstance(a, str) for a in answers) and backend.stats["calls"] == 5

@@ -48,18 +48,22 @@ class Predictor:
         rngs: Sequence | None = None,
         bar=None,
         prefix_multiple: int = 0,
+        shape: tuple[int, int] | None = None,
     ) -> list[tuple[str, int]]:
         """(text, tokens generated) per prompt; rngs: one PRNG key per prompt when sampling.
 
         prefix_multiple > 0: the tokens that begin every prompt of a batch, as many as a multiple of this
         (so that batches share one compiled shape), are read once for the batch instead of once per prompt
-        (a task's instruction, the local teacher's rules and worked example)."""
+        (a task's instruction, the local teacher's rules and worked example).
+
+        shape: the (prefix, width) `decode_shape` gave for a larger set of prompts these belong to, so that
+        a caller that decodes that set in several calls runs one program for all of them."""
         out: list = [None] * len(token_lists)
-        # One shape for the whole call: the prefix every prompt shares and the widest rest (or a wider
-        # shape already compiled), so each batch runs the same program.
-        shared = common_prefix_length(token_lists, prefix_multiple) if prefix_multiple else 0
-        key = (self.cfg, self.batch_size, shared, max_new_tokens, temperature, top_p, rngs is not None)
-        width = compiled_width(key, padded_width([t[shared:] for t in token_lists], self.pad_multiple))
+        if shape is None:
+            shape = self.decode_shape(
+                token_lists, max_new_tokens, temperature, top_p, rngs is not None, prefix_multiple
+            )
+        shared, width = shape
         for chunk in self.batches(token_lists):
             rows = [token_lists[i] for i in chunk]
             rests = [r[shared:] for r in rows]
@@ -86,6 +90,22 @@ class Predictor:
             if bar is not None:
                 bar.update(len(chunk))
         return out
+
+    def decode_shape(
+        self,
+        token_lists: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        sampled: bool = False,
+        prefix_multiple: int = 0,
+    ) -> tuple[int, int]:
+        """(prefix, width): how many leading tokens every prompt shares (rounded down to `prefix_multiple`;
+        0 reads none apart) and the width their rests are padded to (the widest, or a wider one this
+        process already decoded at with the same options): one shape, so every batch runs one program."""
+        shared = common_prefix_length(token_lists, prefix_multiple) if prefix_multiple else 0
+        key = (self.cfg, self.batch_size, shared, max_new_tokens, temperature, top_p, sampled)
+        return shared, compiled_width(key, padded_width([t[shared:] for t in token_lists], self.pad_multiple))
 
     def batches(self, token_lists: Sequence[Sequence[int]]) -> list[list[int]]:
         """Indices of `token_lists` in batches of up to batch_size, shortest prompts first (a stable sort, so

@@ -14,6 +14,8 @@ from llm2llm_jax.teacher.base import Backend, TeacherRequest
 
 # teacher.model values that name the run's own student (its untrained base weights).
 STUDENT = ("", "student")
+# Prompt widths and the prefix every prompt shares are rounded to this many tokens: few compiled shapes.
+SHAPE_MULTIPLE = 32
 
 
 class LocalBackend(Backend):
@@ -29,7 +31,7 @@ class LocalBackend(Backend):
             named = "smollm2" if settings.model in STUDENT else settings.model
             model = load_pretrained(*source_of(named), progress=False)
         cfg, params, self.tokenizer = model
-        self.predictor = Predictor(cfg, params, self.tokenizer, batch_size, pad_multiple=32)
+        self.predictor = Predictor(cfg, params, self.tokenizer, batch_size, pad_multiple=SHAPE_MULTIPLE)
         self.settings.model = settings.model or "smollm2"
         self.batch_size = batch_size
 
@@ -57,25 +59,31 @@ class LocalBackend(Backend):
                 answers[i] = hit
             else:
                 todo.append(i)
+        if not todo:
+            return answers
         s = self.settings
+        sent = {i: self.form(requests[i]) for i in todo}
+        encoded = {i: self._encode(sent[i]) for i in todo}
+        # Every prompt begins with the same rules and worked example: read once per batch. One shape for
+        # all the batches (their shared prefix, their widest rest), so they run one compiled program.
+        shape = self.predictor.decode_shape(
+            list(encoded.values()), s.max_output_tokens, s.temperature, s.top_p, True, SHAPE_MULTIPLE
+        )
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             for _ in chunk:
                 self.budget.reserve()
-            sent = [self.form(requests[i]) for i in chunk]
-            encoded = [self._encode(r) for r in sent]
-            # Every prompt begins with the same rules and worked example: read once per batch.
             decoded = self.predictor.generate(
-                encoded,
+                [encoded[i] for i in chunk],
                 s.max_output_tokens,
                 temperature=s.temperature,
                 top_p=s.top_p,
-                rngs=[jax.random.PRNGKey(r.seed) for r in sent],
-                prefix_multiple=32,
+                rngs=[jax.random.PRNGKey(sent[i].seed) for i in chunk],
+                shape=shape,
             )
-            for i, request, prompt, (text, n_tokens) in zip(chunk, sent, encoded, decoded):
+            for i, (text, n_tokens) in zip(chunk, decoded):
                 answers[i] = text
-                self.record(request, text, len(prompt), n_tokens)
+                self.record(sent[i], text, len(encoded[i]), n_tokens)
         return answers
 
     def complete(self, request):

@@ -273,7 +273,7 @@ def test_local_teacher_decodes_a_call_in_batches_of_one_shape(tmp_path, monkeypa
     real = predict.decode_batch
     monkeypatch.setattr(predict, "decode_batch", spy)
     task = TASKS["trec"]
-    questions = ["Who ?", "Who wrote Hamlet ?", "Where " * 40 + "is Lima ?", "Why ?", "What is " * 20 + "it ?"]
+    questions = ["Who ?", "Who wrote it ?", "Where " * 40 + "is Lima ?", "Why ?", "What " * 20 + "is it ?"]
     requests = [
         TeacherRequest(*build_messages(task, {"input": q, "output": "HUM"}, "x", 1), seed=s)
         for s, q in enumerate(questions)

@@ -1658,6 +1658,13 @@ MUTATIONS = [
         f"{T_MODES}::test_a_local_teacher_other_than_the_student_is_loaded_for_itself",
         "teacher.model naming another model gets that model",
     ),
+    m(
+        "teacher-batches-shaped-alone",
+        LOCAL,
+        (("                shape=shape,\n", "                prefix_multiple=SHAPE_MULTIPLE,\n"),),
+        "tests/test_teacher.py::test_local_teacher_decodes_a_call_in_batches_of_one_shape",
+        "one compiled decoding program for all the batches of a teacher call",
+    ),
     # ------------------------------------------------------------------ the delivered student
     m(
         "selection-reads-the-test-set",

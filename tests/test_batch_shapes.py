@@ -135,5 +135,7 @@ def test_training_on_fixed_shapes_equals_training_on_each_batchs_own_width():
     assert results[1][1] == {(1, 4, 24)} and len(results[0][1]) > 1
     # fixed shapes are compiled ahead, in the background: the step's jit compiles none of them
     assert results[1][2] == 0 and results[0][2] > 0
+    # f32 sums in another order at another width; Adam divides by the root of tiny second moments, so on an
+    # AVX-512 CPU a weight moves by up to 3e-5 after 8 steps at lr 1e-3: a tenth of a step is the bound.
     for a, b in zip(jax.tree.leaves(results[1][0]), jax.tree.leaves(results[0][0])):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)

@@ -1659,6 +1659,42 @@ MUTATIONS = [
         "teacher.model naming another model gets that model",
     ),
     m(
+        "decode-ahead-never-used",
+        "llm2llm_jax/student/decode.py",
+        (
+            (
+                "    ahead = compilations.compiled_ahead(_call_key(program, cfg, args, options))\n",
+                "    ahead = None\n",
+            ),
+        ),
+        "tests/test_decode_ahead.py::test_evaluation_runs_the_program_compiled_ahead",
+        "the evaluation's program compiled while the fine-tune runs, not after it",
+    ),
+    m(
+        "ahead-sharding-spec-unpadded",
+        "llm2llm_jax/common/compilations.py",
+        (
+            (
+                "            spec = tuple(s.spec) + (None,) * (len(x.shape) - len(s.spec))\n",
+                "            spec = tuple(s.spec)\n",
+            ),
+        ),
+        "tests/test_decode_ahead.py::test_evaluation_runs_the_program_compiled_ahead",
+        "the program compiled ahead found for weights whose sharding is written another way",
+    ),
+    m(
+        "ahead-ignores-sharding",
+        "llm2llm_jax/common/compilations.py",
+        (
+            (
+                "    return structure, tuple((tuple(x.shape), np.dtype(x.dtype), sharding(x)) for x in leaves)\n",
+                "    return structure, tuple((tuple(x.shape), np.dtype(x.dtype), None) for x in leaves)\n",
+            ),
+        ),
+        "tests/test_decode_ahead.py::test_weights_of_other_shardings_compile_their_own_program",
+        "weights placed otherwise than a program compiled ahead expects get their own program",
+    ),
+    m(
         "teacher-batches-shaped-alone",
         LOCAL,
         (("                shape=shape,\n", "                prefix_multiple=SHAPE_MULTIPLE,\n"),),
@@ -1942,7 +1978,7 @@ MUTATIONS = [
         "llm2llm_jax/student/train.py",
         (
             (
-                "        return compilations.waited(_AHEAD[key]) if key in _AHEAD else None\n",
+                "        return compilations.compiled_ahead(key)\n",
                 "        return None\n",
             ),
         ),

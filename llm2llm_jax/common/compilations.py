@@ -1,6 +1,6 @@
 """What JAX compiled in this process: each XLA compilation by program, and the seconds the run spent on
 compiling: its own tracing, lowering and compilation, and its waits for a compilation run in the background
-(`compile_in_background`).
+(`compile_in_background`); and the programs compiled ahead of their first call (`compile_ahead`).
 
 JAX reports each tracing, lowering and backend compilation through `jax.monitoring`; a listener adds them up.
 A background compilation is logged by program, but its seconds count only as long as the run waits for it
@@ -14,6 +14,7 @@ import time
 from concurrent.futures import Future
 
 import jax
+import numpy as np
 
 # Tracing a function, lowering it to StableHLO, and XLA's compilation (or its load from the persistent cache).
 COMPILE_EVENTS = (
@@ -90,3 +91,35 @@ def waited(future: Future):
     finally:
         with _lock:
             _seconds += time.perf_counter() - start
+
+
+# Programs compiled ahead of their first call, by what each is specific to (`compile_ahead`).
+_ahead: dict = {}
+
+
+def compile_ahead(key, compile_fn) -> None:
+    """Start `compile_fn()` in the background unless a program for `key` is compiled or compiling already."""
+    if key not in _ahead:
+        _ahead[key] = compile_in_background(compile_fn)
+
+
+def compiled_ahead(key):
+    """The program compiled ahead for `key` (waiting for it if need be), or None."""
+    future = _ahead.get(key)
+    return None if future is None else waited(future)
+
+
+def signature(tree) -> tuple:
+    """What a program compiled for a tree of arrays is specific to: the tree's structure and each array's
+    shape, dtype and sharding (a spec written shorter than its array's rank is the same sharding, so it is
+    padded here)."""
+
+    def sharding(x):
+        s = getattr(x, "sharding", None)
+        if isinstance(s, jax.sharding.NamedSharding):
+            spec = tuple(s.spec) + (None,) * (len(x.shape) - len(s.spec))
+            return s.mesh, spec, s.memory_kind
+        return s
+
+    leaves, structure = jax.tree.flatten(tree)
+    return structure, tuple((tuple(x.shape), np.dtype(x.dtype), sharding(x)) for x in leaves)

@@ -92,6 +92,9 @@ class Llm2llmRun:
     def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:
         return self.student.evaluate(params, examples, desc)
 
+    def compile_evaluation_ahead(self, sets: Sequence[Sequence[dict]]) -> None:
+        self.student.compile_evaluation_ahead(sets)
+
     # -- the loop
     def run(self) -> list[dict]:
         """Lock the run directory, check it belongs to this config, reach the teacher, then run every stage

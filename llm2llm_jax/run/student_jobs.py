@@ -12,9 +12,9 @@ from llm2llm_jax.model.loading import load_from_config, model_name
 from llm2llm_jax.run.hooks import Hook
 from llm2llm_jax.run.results import fingerprint
 from llm2llm_jax.student import prompting
-from llm2llm_jax.student.predict import Predictor
+from llm2llm_jax.student.predict import Predictor, compile_evaluation_ahead
 from llm2llm_jax.student.recipe import hparams_from_config
-from llm2llm_jax.student.train import finetune
+from llm2llm_jax.student.train import finetune, trained_shapes
 
 
 class StudentJobs:
@@ -88,6 +88,22 @@ class StudentJobs:
             )
         self.hooks.computed("fine-tune", info.pop("flops"))
         return params, info
+
+    def compile_evaluation_ahead(self, sets: Sequence[Sequence[dict]]) -> None:
+        """Start compiling, in the background, the decoding program `evaluate` will run on these sets (in this
+        order) with the weights a fine-tune is about to train, so that it compiles while they train (generate
+        mode; score mode compiles at its first batch)."""
+        (cfg, _, tok), c = self.model(), self.config
+        if c.eval.mode != "generate":
+            return
+        fmt = self.prompt_format()
+        prompts = [
+            prompting.encode_all(self.task, s, tok, fmt, limit=c.data.max_length)[0] for s in sets if s
+        ]
+        mesh = self.mesh()
+        compile_evaluation_ahead(
+            cfg, trained_shapes(cfg, mesh), tok, c.eval.batch_size, prompts, c.eval.max_new_tokens, mesh=mesh
+        )
 
     def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:
         """One prediction row per example (generation, prediction, correct), in `eval.mode`."""

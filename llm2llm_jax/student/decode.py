@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from llm2llm_jax.common import parallel
+from llm2llm_jax.common import compilations, parallel
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import LlamaForCausalLM, init_cache, shared_prefix_cache
 
@@ -271,6 +271,20 @@ def decode_batch(
         rng = jax.random.PRNGKey(0)
     elif isinstance(rng, (list, tuple)):
         rng = jnp.stack(list(rng) + [jax.random.PRNGKey(0)] * (batch_size - n))
+    program, args, options = _program_call(
+        cfg, params, ids, mask, rng, prefix, mesh, pad_id, max_new_tokens, temperature, top_p
+    )
+    ahead = compilations.compiled_ahead(_call_key(program, cfg, args, options))
+    tokens, lengths = ahead(*args) if ahead else program(cfg, *args, **options)
+    tokens, lengths = parallel.to_host(tokens), parallel.to_host(lengths)
+    return [
+        (tokenizer.decode(tokens[r, : lengths[r]], skip_special_tokens=True), int(lengths[r]))
+        for r in range(n)
+    ]
+
+
+def _program_call(cfg, params, ids, mask, rng, prefix, mesh, pad_id, max_new_tokens, temperature, top_p):
+    """(the jitted program, its array arguments, its static options) that decode one batch."""
     if mesh is not None:
         ids, mask = parallel.replicate_inputs(mesh, ids, mask)
     options = dict(
@@ -284,14 +298,74 @@ def decode_batch(
         prefix_ids = np.asarray(prefix, np.int32)
         if mesh is not None:
             (prefix_ids,) = parallel.replicate_inputs(mesh, prefix_ids)
-        tokens, lengths = generate_after_prefix(cfg, params, prefix_ids, ids, mask, rng, **options)
-    else:
-        tokens, lengths = generate(cfg, params, ids, mask, rng, **options)
-    tokens, lengths = parallel.to_host(tokens), parallel.to_host(lengths)
-    return [
-        (tokenizer.decode(tokens[r, : lengths[r]], skip_special_tokens=True), int(lengths[r]))
-        for r in range(n)
-    ]
+        return generate_after_prefix, (params, prefix_ids, ids, mask, rng), options
+    return generate, (params, ids, mask, rng), options
+
+
+def _call_key(program, cfg, args, options) -> tuple:
+    """What a compiled decoding program is specific to: its static options and its arguments."""
+    return program, cfg, tuple(sorted(options.items())), compilations.signature(args)
+
+
+_INFERENCE_SHAPES: dict = {}  # inference_shapes by config and weights' signature: once per process
+
+
+def inference_shapes(cfg: LlamaConfig, params) -> tuple[LlamaConfig, dict]:
+    """`inference_weights` without computing it: its config, and its weights' shapes, dtypes and shardings
+    (`params`: arrays or ShapeDtypeStructs that carry their shardings)."""
+    key = (cfg, compilations.signature(params))
+    if key in _INFERENCE_SHAPES:
+        return _INFERENCE_SHAPES[key]
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params)
+    configs = []
+
+    def prepare(p):
+        prepared_cfg, prepared = inference_weights(cfg, p)
+        configs.append(prepared_cfg)
+        return prepared
+
+    shardings = jax.jit(prepare).lower(abstract).compile().output_shardings
+    shapes = jax.eval_shape(prepare, abstract)
+    _INFERENCE_SHAPES[key] = (
+        configs[0],
+        jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings),
+    )
+    return _INFERENCE_SHAPES[key]
+
+
+def compile_ahead(
+    cfg: LlamaConfig,
+    params,
+    pad_id: int,
+    batch_size: int,
+    width: int,
+    prefix_length: int,
+    *,
+    max_new_tokens: int,
+    mesh=None,
+) -> None:
+    """Start compiling, in the background, the greedy program `decode_batch` runs for batches of `batch_size`
+    rests `width` wide after a shared prefix of `prefix_length` tokens, once per process. cfg, params: as
+    `inference_shapes` gives them (shapes are enough). A later `decode_batch` with that shape and weights of
+    those shapes and shardings runs it (waiting for it if need be); any other compiles at its first call."""
+    ids = np.full((batch_size, width), pad_id, np.int32)
+    prefix = np.zeros((prefix_length,), np.int32)
+    program, args, options = _program_call(
+        cfg,
+        params,
+        ids,
+        np.zeros_like(ids),
+        jax.random.PRNGKey(0),
+        prefix,
+        mesh,
+        pad_id,
+        max_new_tokens,
+        0.0,
+        1.0,
+    )
+    compilations.compile_ahead(
+        _call_key(program, cfg, args, options), lambda: program.lower(cfg, *args, **options).compile()
+    )
 
 
 def generate_text(

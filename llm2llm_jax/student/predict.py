@@ -15,11 +15,19 @@ from collections.abc import Sequence
 from llm2llm_jax.common.console import progress_bar, say
 from llm2llm_jax.data.tasks import Task
 from llm2llm_jax.student import flops, prompting
-from llm2llm_jax.student.decode import decode_batch, inference_weights, padded_width
+from llm2llm_jax.student.decode import (
+    compile_ahead,
+    decode_batch,
+    inference_shapes,
+    inference_weights,
+    padded_width,
+)
 from llm2llm_jax.student.prompting import candidate_ids
 from llm2llm_jax.student.scoring import score_batch
 
 EVAL_MODES = ("generate", "score")  # eval.mode: see `Predictor.evaluate`
+# Prompt widths and shared prefixes are rounded to this many tokens unless a caller says otherwise.
+PAD_MULTIPLE = 16
 
 
 class Predictor:
@@ -29,7 +37,7 @@ class Predictor:
     processes share it, inputs are placed replicated and outputs gathered.
     """
 
-    def __init__(self, cfg, params, tokenizer, batch_size: int, mesh=None, pad_multiple: int = 16):
+    def __init__(self, cfg, params, tokenizer, batch_size: int, mesh=None, pad_multiple: int = PAD_MULTIPLE):
         self.cfg, self.params = inference_weights(cfg, params)  # cast and untied once, not per batch
         self.tokenizer, self.batch_size, self.mesh, self.pad_multiple = (
             tokenizer,
@@ -100,12 +108,14 @@ class Predictor:
         sampled: bool = False,
         prefix_multiple: int = 0,
     ) -> tuple[int, int]:
-        """(prefix, width): how many leading tokens every prompt shares (rounded down to `prefix_multiple`;
-        0 reads none apart) and the width their rests are padded to (the widest, or a wider one this
-        process already decoded at with the same options): one shape, so every batch runs one program."""
-        shared = common_prefix_length(token_lists, prefix_multiple) if prefix_multiple else 0
-        key = (self.cfg, self.batch_size, shared, max_new_tokens, temperature, top_p, sampled)
-        return shared, compiled_width(key, padded_width([t[shared:] for t in token_lists], self.pad_multiple))
+        """(prefix, width) for decoding these prompts with this predictor: see `decode_shape`."""
+        return decode_shape(
+            (self.cfg, self.batch_size),
+            token_lists,
+            self.pad_multiple,
+            (max_new_tokens, temperature, top_p, sampled),
+            prefix_multiple,
+        )
 
     def batches(self, token_lists: Sequence[Sequence[int]]) -> list[list[int]]:
         """Indices of `token_lists` in batches of up to batch_size, shortest prompts first (a stable sort, so
@@ -189,6 +199,54 @@ class Predictor:
             if bar is not None:
                 bar.update(len(chunk))
         return rows
+
+
+def decode_shape(
+    program: tuple,
+    token_lists: Sequence[Sequence[int]],
+    pad_multiple: int,
+    options: tuple,
+    prefix_multiple: int,
+) -> tuple[int, int]:
+    """(prefix, width): how many leading tokens every prompt shares (rounded down to `prefix_multiple`; 0
+    reads none apart) and the width their rests are padded to (the widest rounded up to `pad_multiple`, or a
+    wider one this process already decoded at for the same `program` (model, batch) and `options`): one
+    shape, so every batch runs one program."""
+    shared = common_prefix_length(token_lists, prefix_multiple) if prefix_multiple else 0
+    needed = padded_width([t[shared:] for t in token_lists], pad_multiple)
+    return shared, compiled_width((*program, shared, *options), needed)
+
+
+def compile_evaluation_ahead(
+    cfg,
+    params,
+    tokenizer,
+    batch_size: int,
+    prompt_sets,
+    max_new_tokens: int,
+    mesh=None,
+    pad_multiple: int = PAD_MULTIPLE,
+) -> None:
+    """Start compiling, in the background, what `Predictor.evaluate` (generate mode) will run on each set of
+    prompts in `prompt_sets`, in the order they will be evaluated: their shapes are known before the
+    fine-tune whose weights they evaluate, so the compilation overlaps it. params: the weights to be
+    evaluated, or arrays or ShapeDtypeStructs of their shapes, dtypes and shardings."""
+    prepared_cfg, prepared = inference_shapes(cfg, params)
+    greedy = (max_new_tokens, 0.0, 1.0, False)
+    for prompts in prompt_sets:
+        if not prompts:
+            continue
+        shared, width = decode_shape((prepared_cfg, batch_size), prompts, pad_multiple, greedy, pad_multiple)
+        compile_ahead(
+            prepared_cfg,
+            prepared,
+            tokenizer.pad_token_id,
+            batch_size,
+            width,
+            shared,
+            max_new_tokens=max_new_tokens,
+            mesh=mesh,
+        )
 
 
 # The prompt widths this process has decoded at, per model, batch, prefix and decoding options: a later

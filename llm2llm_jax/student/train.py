@@ -57,8 +57,6 @@ FETCH_EVERY = 16
 # ---------------------------------------------------------------------------- the stateful shell
 BATCH_ROW_KEYS = ("input_ids", "attention_mask", "target_positions", "target_mask")
 _STEP_FNS: dict = {}  # jitted train steps by (model, mesh, optimizer settings): see Trainer._build_step
-# Train steps compiled ahead of their first batch, by step function and batch shape (Trainer.compile_ahead).
-_AHEAD: dict = {}
 
 
 class Trainer:
@@ -219,9 +217,8 @@ class Trainer:
         micro = self.hp.batch_size // self.hp.accum_steps
         for width, targets in shapes:
             key = (self._step_key, (self.hp.accum_steps, micro, width), targets, prefix_length)
-            if key not in _AHEAD:
-                lower = functools.partial(self.lower_step, state, key[1], targets, prefix_length, frozen)
-                _AHEAD[key] = compilations.compile_in_background(lambda lower=lower: lower().compile())
+            lower = functools.partial(self.lower_step, state, key[1], targets, prefix_length, frozen)
+            compilations.compile_ahead(key, lambda lower=lower: lower().compile())
 
     def _compiled_ahead(self, batch: dict):
         """The program compiled ahead for this placed batch's shape (waiting for it), or None."""
@@ -231,7 +228,7 @@ class Trainer:
             batch["target_positions"].shape[-1],
             batch["prefix_ids"].shape[0],
         )
-        return compilations.waited(_AHEAD[key]) if key in _AHEAD else None
+        return compilations.compiled_ahead(key)
 
     # -- running
     def step(self, batch: dict) -> dict:
@@ -410,6 +407,13 @@ class Trainer:
 def _with_shardings(tree: Any, shardings: Any) -> Any:
     """Abstract arrays (shape, dtype) carrying the given shardings: targets for AOT lowering and restore."""
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
+def trained_shapes(cfg: LlamaConfig, mesh) -> dict:
+    """Shapes, dtypes and shardings of the params a fine-tune on `mesh` returns (`finetune`), known before it
+    runs: what compiles the programs that evaluate them ahead."""
+    boxed = abstract_params(cfg)
+    return _with_shardings(nn.meta.unbox(boxed), parallel.param_shardings(boxed, mesh))
 
 
 def placed_ahead(items: Iterator[tuple], place) -> Iterator[tuple]:

@@ -80,9 +80,6 @@ class OracleRun(loop.Llm2llmRun):
         self.trained_on.append(sorted(ex["input"] for ex in train_set))
         return None, {"steps": 0, "examples": len(train_set), "truncation": {}, "final_loss": None}
 
-    def compile_evaluation_ahead(self, sets):
-        """A stand-in student has no program to compile."""
-
     def evaluate(self, params, examples, desc):
         out = []
         for ex in examples:

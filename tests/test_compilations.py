@@ -1,6 +1,8 @@
 """The run's compile accounting: a compilation in the background is logged by program, and counts as
 compiling only for as long as the run waits for it."""
 
+import subprocess
+import sys
 import time
 
 import jax
@@ -44,3 +46,32 @@ def test_a_compilation_in_the_run_counts_whole_and_a_background_failure_reaches_
         assert "no such program" in str(e)
     else:
         raise AssertionError("the background failure was lost")
+
+
+def test_a_process_that_ends_while_a_compilation_runs_exits_cleanly(tmp_path):
+    """A run that stops before it needs a program compiled in the background (an error, Ctrl-C) ends with its
+    own last words and status after the compilation has finished, rather than stopping it inside XLA (which
+    can abort the process)."""
+    marker = tmp_path / "compiled"
+    script = f"""
+import jax, jax.numpy as jnp
+from llm2llm_jax.common import compilations
+
+def unrolled(x):
+    for i in range(400):
+        x = jnp.sin(x @ x.T + i)
+    return x
+
+def compile_then_mark():
+    compiled = jax.jit(unrolled).lower(jnp.ones((8, 8))).compile()
+    open({str(marker)!r}, "w").write("compiled")
+    return compiled
+
+compilations.compile_in_background(compile_then_mark)
+print("the run's last words", flush=True)
+raise SystemExit(3)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stdout == "the run's last words\n" and "terminate called" not in done.stderr
+    assert marker.read_text() == "compiled"

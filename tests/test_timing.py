@@ -25,8 +25,9 @@ def test_stage_clock_splits_compilation_and_nested_blocks():
             jax.jit(lambda x: _long_to_compile(x))(jnp.arange(7.0)).block_until_ready()  # a fresh compilation
     seconds = dict(clock.seconds)
     assert seconds["compile"] > 0.15, seconds  # long enough that counting it in a stage would show
-    assert 0.1 <= seconds["load"] < 0.1 + 0.1, seconds
-    assert 0.2 <= seconds["fine-tune"] < 0.2 + 0.1, seconds  # without the nested load and its compilation
+    # bounds that hold on a busy machine too: load without the compilation, fine-tune without the nested load
+    assert 0.1 <= seconds["load"] < 0.1 + seconds["compile"], seconds
+    assert 0.2 <= seconds["fine-tune"] < 0.2 + seconds["load"], seconds
     taken = clock.take()
     assert list(taken) == [k for k in timing.KINDS if k in taken] and clock.seconds == {}
     assert (

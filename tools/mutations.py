@@ -1216,8 +1216,8 @@ MUTATIONS = [
         LOOP,
         (
             (
-                "        pool = train_set if self.config.augment.from_augmented else data.seed  # the candidate parents\n",
-                "        pool = data.seed  # the candidate parents\n",
+                "        return train_set if self.config.augment.from_augmented else self.data.seed\n",
+                "        return self.data.seed\n",
             ),
         ),
         "tests/test_ablations.py::test_from_augmented_lets_kept_examples_be_parents",
@@ -1693,6 +1693,18 @@ MUTATIONS = [
         ),
         "tests/test_decode_ahead.py::test_weights_of_other_shardings_compile_their_own_program",
         "weights placed otherwise than a program compiled ahead expects get their own program",
+    ),
+    m(
+        "background-compilation-in-a-daemon-thread",
+        "llm2llm_jax/common/compilations.py",
+        (
+            (
+                '    threading.Thread(target=run, name="compile").start()\n',
+                '    threading.Thread(target=run, name="compile", daemon=True).start()\n',
+            ),
+        ),
+        "tests/test_compilations.py::test_a_process_that_ends_while_a_compilation_runs_exits_cleanly",
+        "a run that stops while a program compiles in the background exits with its own status, not an abort",
     ),
     m(
         "teacher-batches-shaped-alone",

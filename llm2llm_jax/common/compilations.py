@@ -67,8 +67,10 @@ def compiled_since(mark: int) -> tuple[int, dict]:
 
 
 def compile_in_background(compile_fn) -> Future:
-    """Run `compile_fn()` (a lowering and compilation) in a daemon thread; its Future. A daemon thread, so
-    that a run stopped meanwhile (Ctrl-C, a preempted machine) exits without waiting for XLA."""
+    """Run `compile_fn()` (a lowering and compilation) in a thread; its Future. Not a daemon thread: a process
+    that ends while one compiles (a run that failed or was stopped before it needed the program) waits for
+    it, since Python stops daemon threads at exit and one stopped inside XLA's C++ code aborts the process
+    ("terminate called after throwing an instance of ...") after the run's own last words."""
     future: Future = Future()
 
     def run():
@@ -78,7 +80,7 @@ def compile_in_background(compile_fn) -> Future:
         except BaseException as e:  # noqa: BLE001 - handed to whoever waits for the result
             future.set_exception(e)
 
-    threading.Thread(target=run, name="compile", daemon=True).start()
+    threading.Thread(target=run, name="compile").start()
     return future
 
 

@@ -79,6 +79,9 @@ class Llm2llmRun:
 
     # -- the student's two jobs
     def train(self, i: int, train_set: Sequence[dict]):
+        # The sets the student is evaluated on are known now: that program compiles while it trains.
+        dev = self.data.dev if self.dir.has_dev else ()
+        self.student.compile_evaluation_ahead([self.test_eval, dev, self.candidate_parents(train_set)])
         keep = self.config.train.keep_checkpoints or self.init.keeps_trained
         return self.student.train(
             i,
@@ -92,8 +95,10 @@ class Llm2llmRun:
     def evaluate(self, params, examples: Sequence[dict], desc: str) -> list[dict]:
         return self.student.evaluate(params, examples, desc)
 
-    def compile_evaluation_ahead(self, sets: Sequence[Sequence[dict]]) -> None:
-        self.student.compile_evaluation_ahead(sets)
+    def candidate_parents(self, train_set: Sequence[dict]) -> Sequence[dict]:
+        """The examples whose wrong answers the teacher may be asked about: the seed set, or the whole
+        training set with config.augment.from_augmented."""
+        return train_set if self.config.augment.from_augmented else self.data.seed
 
     # -- the loop
     def run(self) -> list[dict]:
@@ -170,7 +175,7 @@ class Llm2llmRun:
         """Fine-tune and evaluate, choose the parents, augment, merge: iteration i, as its metrics row."""
         start, data = time.time(), self.data
         train_set = shards.read_iteration(self.dir.path("shards"), i)
-        pool = train_set if self.config.augment.from_augmented else data.seed  # the candidate parents
+        pool = self.candidate_parents(train_set)
         fit = steps.fit_and_evaluate(self, i, train_set, pool, self.test_eval, data.dev)
         by_id = {p["id"]: p for p in fit.parents}
         wrong = [ex for ex in data.seed if not by_id[ex["id"]]["correct"]]

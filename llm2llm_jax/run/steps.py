@@ -120,7 +120,6 @@ def _fine_tune(run, i: int, train_set, pool, test_eval, dev, key: str) -> Fit:
     """Train, evaluate (test, dev, parents), and offer a better student than any before to the keeper, before
     the iteration's results are written."""
     say(f"iteration {i}: fine-tuning from {run.init.describe_start(i, run.dir)} on {len(train_set)} examples")
-    run.compile_evaluation_ahead([test_eval, dev if run.dir.has_dev else (), pool])
     params, info = run.train(i, train_set)
     test_preds = run.evaluate(params, test_eval, f"iter {i} eval test")
     dev_preds = run.evaluate(params, dev, f"iter {i} eval dev") if run.dir.has_dev else None

@@ -166,6 +166,94 @@ def test_attention_equals_plain_attention(name, dtype, padding):
         np.testing.assert_allclose(g_ours, g_ref, atol=tol * np.abs(g_ref).max())
 
 
+def _bf16_grid(key, shape, scale=1.0):
+    """Random f32 values that bf16 holds exactly: products of two of them are exact in f32."""
+    return (jax.random.normal(key, shape) * scale).astype(jnp.bfloat16).astype(jnp.float32)
+
+
+def _products_and_grads(product, x, weight, cotangent):
+    """product(x, weight), and the gradients of sum(product * cotangent) for x and for the weight."""
+
+    def loss(x, weight):
+        return jnp.sum(product(x, weight).astype(jnp.float32) * cotangent)
+
+    return jax.jit(product)(x, weight), jax.jit(jax.grad(loss, argnums=(0, 1)))(x, weight)
+
+
+@pytest.mark.parametrize(
+    "rows", [24, kernels.HEAD_BY_TABLE_ROWS + 8], ids=["table-on-the-left", "table-transposed"]
+)
+@pytest.mark.parametrize("name", ["cpu", "xla"])
+def test_tied_head_takes_the_table_as_stored(name, rows):
+    """The tied head of a bf16 x and the f32 table as stored equals x @ table^T in f32, in values and in
+    both gradients, on either side of the row count where the cpu set stops putting the table on the
+    left. Every operand (the cotangent too) lies on the bf16 grid, so the products are exact and only
+    the order of f32 sums differs: the cpu set returns f32 logits and the table's gradient in f32, the
+    xla set bf16 logits and the table's gradient rounded through bf16 (the gradient of its cast)."""
+    ks = KERNEL_SETS[name]
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    vocab, embed = 1000, 64
+    x = _bf16_grid(keys[0], (2, rows // 2, embed)).astype(jnp.bfloat16)
+    table = _bf16_grid(keys[1], (vocab, embed), 0.05)
+    cotangent = _bf16_grid(keys[2], (2, rows // 2, vocab))
+    logits, (dx, dtable) = _products_and_grads(ks.tied_head, x, table, cotangent)
+    x32 = x.astype(jnp.float32)
+    assert logits.shape == (2, rows // 2, vocab) and dtable.dtype == jnp.float32 and dx.dtype == jnp.bfloat16
+    tol = 1e-5 if name == "cpu" else 1e-2  # the xla set returns bf16 logits and rounds the table's gradient
+    np.testing.assert_allclose(
+        np.asarray(logits, np.float32), np.einsum("bte,ve->btv", x32, table), rtol=tol, atol=tol
+    )
+    np.testing.assert_allclose(
+        np.asarray(dx, np.float32), np.einsum("btv,ve->bte", cotangent, table), rtol=2**-7, atol=1e-3
+    )  # dx is returned in x's dtype: within one bf16 step
+    np.testing.assert_allclose(
+        np.asarray(dtable), np.einsum("btv,bte->ve", cotangent, x32), rtol=tol, atol=tol
+    )
+
+
+@pytest.mark.parametrize("rows, transposed", [(64, False), (1024, True)])
+def test_cpu_tied_head_copies_the_table_transposed_only_for_many_rows(rows, transposed):
+    """Up to HEAD_BY_TABLE_ROWS rows (a fine-tune's target positions), neither the head's forward nor its
+    backward holds the table as an [embed, vocab] array (a transposed copy of the whole table each way,
+    several times dearer than the product at these row counts); beyond them the transposed copy is cheaper
+    than the transposed products, and the compiled step has one."""
+    vocab, embed = 1000, 48  # shapes that no other array of the step shares
+    x = jnp.zeros((rows, embed), jnp.bfloat16)
+    table = jnp.zeros((vocab, embed), jnp.float32)
+
+    def loss(x, table):
+        return jnp.sum(kernels.cpu_tied_head(x, table))
+
+    program = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, table).compile().as_text()
+    assert (f"[{embed},{vocab}]" in program) == transposed
+
+
+@pytest.mark.parametrize("name", ["cpu", "xla"])
+def test_matmul_takes_a_weight_as_stored(name):
+    """`matmul` of bf16 activations and an f32 weight multiplies in bf16; the cpu set returns the weight's
+    gradient summed in f32 and not rounded through bf16 (the operands lie on the bf16 grid, so only the
+    order of f32 sums differs from the f32 reference)."""
+    ks = KERNEL_SETS[name]
+    keys = jax.random.split(jax.random.PRNGKey(2), 3)
+    x = _bf16_grid(keys[0], (3, 40, 96)).astype(jnp.bfloat16)
+    weight = _bf16_grid(keys[1], (96, 80), 0.05)
+    cotangent = _bf16_grid(keys[2], (3, 40, 80))
+    y, (dx, dweight) = _products_and_grads(ks.matmul, x, weight, cotangent)
+    x32 = x.astype(jnp.float32)
+    assert dweight.dtype == jnp.float32 and dx.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(y, np.float32), x32 @ weight, rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(
+        np.asarray(dx, np.float32), np.einsum("btn,kn->btk", cotangent, weight), rtol=1e-2, atol=1e-2
+    )
+    weight_tol = 1e-5 if name == "cpu" else 1e-2
+    np.testing.assert_allclose(
+        np.asarray(dweight),
+        np.einsum("btk,btn->kn", x32, cotangent),
+        rtol=weight_tol,
+        atol=weight_tol,
+    )
+
+
 @pytest.mark.parametrize("name", ["cpu", "xla"])
 def test_cache_layout_and_dtype(name):
     """cpu: keys [B, kvh, D, S] and values [B, kvh, S, D] in f32 under bf16 compute; xla: both

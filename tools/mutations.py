@@ -65,6 +65,7 @@ T_TRAIN = "tests/test_train.py"
 T_DECODE = "tests/test_decode.py"
 T_LOOP = "tests/test_loop.py"
 T_PARITY = "tests/test_model_parity.py"
+T_KERNELS = "tests/test_kernels.py"
 T_REL = "tests/test_reliability.py"
 BATCHING = "llm2llm_jax/student/batching.py"
 SAMPLING = "llm2llm_jax/data/sampling.py"
@@ -215,8 +216,8 @@ MUTATIONS = [
         (LLAMA),
         (
             (
-                "            y = y + mm(low, b.astype(cfg.jnp_dtype)) * (cfg.lora_alpha / r)\n",
-                "            y = y + mm(low, b.astype(cfg.jnp_dtype)) * cfg.lora_alpha\n",
+                "            y = y + mm(low, b) * (cfg.lora_alpha / r)\n",
+                "            y = y + mm(low, b) * cfg.lora_alpha\n",
             ),
         ),
         f"{T_TRAIN}::test_lora_matches_peft",
@@ -474,12 +475,55 @@ MUTATIONS = [
         KERNELS,
         (
             (
-                "    return da.astype(a.dtype), db.astype(b.dtype)\n",
-                "    return da.astype(a.dtype), (db * 1.001).astype(b.dtype)\n",
+                "    return da.astype(a.dtype), laid_out_row_major(db).astype(b.dtype)\n",
+                "    return da.astype(a.dtype), laid_out_row_major(db * 1.001).astype(b.dtype)\n",
             ),
         ),
         f"{T_PARITY}::test_loss_gradients_match_transformers[gqa-tied-cpu]",
         "the cpu kernels' matmul gradient",
+    ),
+    m(
+        "weight-gradient-rounded-to-compute-dtype",
+        KERNELS,
+        (
+            (
+                "    return da.astype(a.dtype), laid_out_row_major(db).astype(b.dtype)\n",
+                "    return da.astype(a.dtype), laid_out_row_major(db).astype(a.dtype).astype(b.dtype)\n",
+            ),
+        ),
+        f"{T_KERNELS}::test_matmul_takes_a_weight_as_stored[cpu]",
+        "f32 master weights' gradients summed in f32, not rounded through bf16",
+    ),
+    m(
+        "head-table-gradient-rounded-to-compute-dtype",
+        KERNELS,
+        (
+            (
+                "    return laid_out_row_major(dx).astype(x.dtype), laid_out_row_major(dtable).astype(table.dtype)\n",
+                "    return laid_out_row_major(dx).astype(x.dtype), dtable.astype(x.dtype).astype(table.dtype)\n",
+            ),
+        ),
+        f"{T_KERNELS}::test_tied_head_takes_the_table_as_stored[cpu-table-on-the-left]",
+        "the tied head's table gradient summed in f32, not rounded through bf16",
+    ),
+    m(
+        "head-table-always-transposed",
+        KERNELS,
+        (("HEAD_BY_TABLE_ROWS = 192\n", "HEAD_BY_TABLE_ROWS = 0\n"),),
+        f"{T_KERNELS}::test_cpu_tied_head_copies_the_table_transposed_only_for_many_rows[64-False]",
+        "a fine-tune step on CPU without a transposed copy of the vocabulary table each way",
+    ),
+    m(
+        "head-by-table-wrong-input-gradient",
+        KERNELS,
+        (
+            (
+                "    dx = jnp.matmul(ct, table.astype(x.dtype), preferred_element_type=jnp.float32)\n",
+                "    dx = jnp.matmul(ct, table.astype(x.dtype) * 1.05, preferred_element_type=jnp.float32)\n",
+            ),
+        ),
+        f"{T_KERNELS}::test_tied_head_takes_the_table_as_stored[cpu-table-on-the-left]",
+        "the tied head's gradient for the hidden states on CPU",
     ),
     m(
         "attention-softmax-scale",

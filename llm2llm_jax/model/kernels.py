@@ -113,12 +113,14 @@ class Kernels:
     name = ""
 
     def matmul(self, a: Array, b: Array) -> Array:
-        """a [..., m, k] @ b [..., k, n], or a [..., k] @ a weight b [k, n], accumulated in f32; the result
-        is f32 or the operands' dtype (callers cast it to what they need)."""
+        """a [..., m, k] @ b [..., k, n], or a [..., k] @ a weight b [k, n], multiplied in a's dtype (b, a
+        weight as stored, is cast to it) and accumulated in f32; the result is f32 or a's dtype (callers
+        cast it to what they need)."""
         raise NotImplementedError
 
     def tied_head(self, x: Array, embedding: Array) -> Array:
-        """x [..., embed] @ embedding [vocab, embed]^T: the vocabulary head of a tied model."""
+        """x [..., embed] @ embedding [vocab, embed]^T, the table as stored, multiplied in x's dtype: the
+        vocabulary head of a tied model."""
         raise NotImplementedError
 
     def attend(self, q: Array, k: Array, v: Array, mask: AttentionMask, dtype) -> Array:
@@ -210,10 +212,10 @@ class XlaKernels(Kernels):
         self.fused = fused
 
     def matmul(self, a, b):
-        return jnp.matmul(a, b)
+        return jnp.matmul(a, b.astype(a.dtype))
 
     def tied_head(self, x, embedding):
-        return jnp.einsum("...e,ve->...v", x, embedding)
+        return jnp.einsum("...e,ve->...v", x, embedding.astype(x.dtype))
 
     def attend(self, q, k, v, mask, dtype):
         if self.fused == "blocked":
@@ -244,8 +246,12 @@ class XlaKernels(Kernels):
 @jax.custom_vjp
 def cpu_matmul(a, b):
     """a [..., m, k] @ b [..., k, n] (batched) or a [..., k] @ b [k, n] (a weight shared by every
-    leading axis of a), with f32 accumulation and a hand-written backward (`_cpu_matmul_bwd`)."""
-    return jnp.matmul(a, b, preferred_element_type=jnp.float32)
+    leading axis of a), in a's dtype with f32 accumulation and a hand-written backward (`_cpu_matmul_bwd`).
+
+    b is cast to a's dtype here, so a weight is passed as it is stored (f32 master weights under bf16
+    compute): its gradient is summed in f32 and returned in b's dtype, not rounded through a's on the way.
+    """
+    return jnp.matmul(a, row_major(b.astype(a.dtype)), preferred_element_type=jnp.float32)
 
 
 def _cpu_matmul_fwd(a, b):
@@ -265,9 +271,12 @@ def _cpu_matmul_bwd(res, ct):
         da, db = _cpu_matmul_bwd((a.reshape(-1, a.shape[-1]), b), ct.reshape(-1, ct.shape[-1]))
         return da.reshape(a.shape), db
     ct = ct.astype(a.dtype)
-    da = jnp.matmul(ct, row_major(jnp.swapaxes(b, -1, -2)), preferred_element_type=jnp.float32)
+    bt = row_major(jnp.swapaxes(b.astype(a.dtype), -1, -2))
+    da = jnp.matmul(ct, bt, preferred_element_type=jnp.float32)
     db = jnp.matmul(row_major(jnp.swapaxes(a, -1, -2)), ct, preferred_element_type=jnp.float32)
-    return da.astype(a.dtype), db.astype(b.dtype)
+    # db is row-major even where b was a transposed view (the tied head's table): transposed, XLA would
+    # ask the bf16 matmul for a column-major result, which it cannot write
+    return da.astype(a.dtype), laid_out_row_major(db).astype(b.dtype)
 
 
 cpu_matmul.defvjp(_cpu_matmul_fwd, _cpu_matmul_bwd)
@@ -282,7 +291,57 @@ def row_major(a: Array) -> Array:
     """
     if a.dtype != jnp.bfloat16:
         return a
+    return laid_out_row_major(a)
+
+
+def laid_out_row_major(a: Array) -> Array:
+    """`a` with a row-major physical layout, whatever its dtype: for a bf16 matmul's f32 result that is
+    transposed next, which XLA would otherwise fold into the matmul as a column-major output that its bf16
+    kernels do not write."""
     return with_layout_constraint(a, Layout(major_to_minor=tuple(range(a.ndim))))
+
+
+# The most rows `tied_head_by_table` serves: beyond them the transposes of its [vocab, rows] products
+# cost more than one transposed copy of the table.
+HEAD_BY_TABLE_ROWS = 192
+
+
+@jax.custom_vjp
+def tied_head_by_table(x, table):
+    """x [n, embed] (bf16) @ table [vocab, embed]^T as table @ x^T: the table, as stored, is the left
+    operand of every product, so neither direction copies it transposed; only the [n, vocab] products
+    are. Returns [n, vocab] f32; the table's gradient comes back in its own dtype, summed in f32."""
+    products = jnp.matmul(table.astype(x.dtype), row_major(x.T), preferred_element_type=jnp.float32)
+    return laid_out_row_major(products).T
+
+
+def _tied_head_by_table_fwd(x, table):
+    return tied_head_by_table(x, table), (x, table)
+
+
+def _tied_head_by_table_bwd(res, ct):
+    x, table = res
+    ct = row_major(ct.astype(x.dtype))
+    dx = jnp.matmul(ct, table.astype(x.dtype), preferred_element_type=jnp.float32)
+    dtable = jnp.matmul(row_major(ct.T), x, preferred_element_type=jnp.float32)
+    return laid_out_row_major(dx).astype(x.dtype), laid_out_row_major(dtable).astype(table.dtype)
+
+
+tied_head_by_table.defvjp(_tied_head_by_table_fwd, _tied_head_by_table_bwd)
+
+
+def cpu_tied_head(x, table):
+    """The tied vocabulary head on XLA:CPU, x [..., embed] in the compute dtype, the table as stored.
+
+    A bf16 product needs the table as a row-major [embed, vocab] right operand, a transposed copy of the
+    whole table in the forward and another in the backward, each several times dearer than the product
+    itself when a fine-tune's step or a decoding step needs only a few dozen rows of logits; up to
+    `HEAD_BY_TABLE_ROWS` rows the table is the left operand instead (`tied_head_by_table`)."""
+    rows = math.prod(x.shape[:-1])
+    if x.dtype == jnp.bfloat16 and rows <= HEAD_BY_TABLE_ROWS:
+        flat = tied_head_by_table(x.reshape(rows, x.shape[-1]), table)
+        return flat.reshape(*x.shape[:-1], table.shape[0])
+    return cpu_matmul(x, table.T)
 
 
 # [B, S, kvh, D] keys and values -> the right operands of q @ k^T and p @ v per kv head, the layout
@@ -350,7 +409,7 @@ class CpuKernels(Kernels):
         return cpu_matmul(a, b)
 
     def tied_head(self, x, embedding):
-        return cpu_matmul(x, row_major(embedding.T))
+        return cpu_tied_head(x, embedding)
 
     def attend(self, q, k, v, mask, dtype):
         return attend_rows(q, k, v, mask.dense, dtype)

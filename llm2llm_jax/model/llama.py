@@ -123,7 +123,7 @@ class LoRADense(nn.Module):
         kernel = self.param("kernel", _init(self.names), (x.shape[-1], self.features), cfg.jnp_param_dtype)
         x = x.astype(cfg.jnp_dtype)
         mm = kernels.for_config(cfg).matmul
-        y = mm(x, kernel.astype(cfg.jnp_dtype))
+        y = mm(x, kernel)
         if cfg.lora_rank and self.name in cfg.lora_targets:
             r = cfg.lora_rank
             a = self.param(
@@ -135,8 +135,8 @@ class LoRADense(nn.Module):
                 (r, self.features),
                 cfg.jnp_param_dtype,
             )
-            low = mm(x, a.astype(cfg.jnp_dtype)).astype(cfg.jnp_dtype)
-            y = y + mm(low, b.astype(cfg.jnp_dtype)) * (cfg.lora_alpha / r)
+            low = mm(x, a).astype(cfg.jnp_dtype)
+            y = y + mm(low, b) * (cfg.lora_alpha / r)
         if self.use_bias:
             bias = self.param(
                 "bias",
@@ -357,7 +357,7 @@ class LlamaForCausalLM(nn.Module):
             x = jnp.take_along_axis(x, logit_positions[:, :, None].astype(jnp.int32), axis=1)
         x = RMSNorm(cfg, name="norm")(x)
         if cfg.tie_word_embeddings:
-            logits = kernels.for_config(cfg).tied_head(x, embed.embedding.astype(cfg.jnp_dtype))
+            logits = kernels.for_config(cfg).tied_head(x, embed.embedding)
         else:
             logits = LoRADense(cfg, cfg.vocab_size, ("embed", "vocab"), f32_output=True, name="lm_head")(x)
         logits = logits.astype(jnp.float32)

@@ -351,6 +351,54 @@ def test_lora_merge_equals_adapted_model(kernels):
     )
 
 
+def _bytes_on_disk(directory) -> int:
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+
+
+def _array_bytes(tree) -> int:
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+def test_checkpoints_are_written_uncompressed_and_compressed_ones_restore(tmp_path):
+    """A training checkpoint and the kept student hold every array's bytes (a fresh state's Adam moments and
+    a tree of zeros would shrink to almost nothing compressed), and a checkpoint written compressed, as
+    earlier versions wrote them, restores to the same state."""
+    import orbax.checkpoint as ocp
+
+    from llm2llm_jax.student import kept
+
+    cfg = tiny_config()
+    params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
+    hp = TrainHParams(learning_rate=1e-3, batch_size=8, warmup_ratio=0.0, seq_multiple=8)
+    mesh = parallel.make_mesh((1, 1, 1), devices=jax.devices()[:1])
+    trainer = Trainer(cfg, hp, mesh, total_steps=10, checkpoint_dir=str(tmp_path / "ckpt"))
+    trainer.init_state(params)  # the moments are all zeros
+    trainer.save(wait=True)
+    assert _bytes_on_disk(tmp_path / "ckpt") >= _array_bytes(trainer.state)
+    zeros = jax.tree.map(np.zeros_like, params)
+    kept.keep(str(tmp_path / "kept"), 0, zeros)
+    assert _bytes_on_disk(tmp_path / "kept") >= _array_bytes(zeros)
+    for x in jax.tree.leaves(kept.restore(str(tmp_path / "kept"), jax.tree.map(np.ones_like, params))):
+        assert not x.any()
+
+    trainer.step(collate(_examples(8), hp))
+    trained = host_params(trainer.state)
+    trainer.close()
+    old = ocp.CheckpointManager(str(tmp_path / "old"), options=ocp.CheckpointManagerOptions())
+    old.save(
+        1, args=ocp.args.Composite(state=ocp.args.StandardSave(trained), history=ocp.args.JsonSave([{}]))
+    )
+    old.wait_until_finished()
+    old.close()
+    assert _bytes_on_disk(tmp_path / "old") < _array_bytes(trained)  # zstd did write it
+    resumed = Trainer(cfg, hp, mesh, total_steps=10, checkpoint_dir=str(tmp_path / "old"))
+    resumed.init_state(params)
+    assert resumed.restore() == 1
+    for x, y in zip(jax.tree.leaves(host_params(resumed.state)), jax.tree.leaves(trained)):
+        np.testing.assert_array_equal(x, y)
+    resumed.close()
+
+
 @pytest.mark.slow
 @pytest.mark.multi_device
 def test_orbax_restore_onto_a_different_mesh(tmp_path):

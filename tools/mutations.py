@@ -35,6 +35,7 @@ DECODE = "llm2llm_jax/student/decode.py"
 PARALLEL = "llm2llm_jax/common/parallel.py"
 LLAMA = "llm2llm_jax/model/llama.py"
 KERNELS = "llm2llm_jax/model/kernels.py"
+ARRAYS_ON_DISK = "llm2llm_jax/student/arrays_on_disk.py"
 ATTENTION = "llm2llm_jax/model/attention.py"
 WEIGHTS = "llm2llm_jax/model/weights.py"
 CONFIG = "llm2llm_jax/model/config.py"
@@ -524,6 +525,18 @@ MUTATIONS = [
         ),
         f"{T_KERNELS}::test_tied_head_takes_the_table_as_stored[cpu-table-on-the-left]",
         "the tied head's gradient for the hidden states on CPU",
+    ),
+    m(
+        "checkpoints-compressed",
+        ARRAYS_ON_DISK,
+        (
+            (
+                "PyTreeCheckpointHandler(use_compression=False)",
+                "PyTreeCheckpointHandler(use_compression=True)",
+            ),
+        ),
+        f"{T_TRAIN}::test_checkpoints_are_written_uncompressed_and_compressed_ones_restore",
+        "checkpoints written without spending the fine-tune's CPU on zstd",
     ),
     m(
         "attention-softmax-scale",

@@ -4,13 +4,11 @@ fine-tune so far, restored for the export once the run ends."""
 from __future__ import annotations
 
 from llm2llm_jax.common import files
+from llm2llm_jax.student import arrays_on_disk
 
 
 def _manager(directory: str):
-    import orbax.checkpoint as ocp
-
-    options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
-    return ocp.CheckpointManager(directory, options=options)
+    return arrays_on_disk.manager(directory, max_to_keep=1, enable_async_checkpointing=False)
 
 
 def kept_step(directory: str) -> int | None:
@@ -27,12 +25,10 @@ def kept_step(directory: str) -> int | None:
 def keep(directory: str, step: int, params) -> None:
     """Replace what `directory` holds with `params` as `step` (collective; a step already there is kept: a
     rerun recomputes the same weights)."""
-    import orbax.checkpoint as ocp
-
     manager = _manager(directory)
     try:
         if manager.latest_step() != step:
-            manager.save(step, args=ocp.args.StandardSave(params))
+            manager.save(step, args=arrays_on_disk.save(params))
             manager.wait_until_finished()
     finally:
         manager.close()
@@ -40,10 +36,8 @@ def keep(directory: str, step: int, params) -> None:
 
 def restore(directory: str, template):
     """The kept weights as host arrays shaped like `template` (numpy arrays of the params' structure)."""
-    import orbax.checkpoint as ocp
-
     manager = _manager(directory)
     try:
-        return manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(template))
+        return manager.restore(manager.latest_step(), args=arrays_on_disk.restore(template))
     finally:
         manager.close()

@@ -38,7 +38,7 @@ from llm2llm_jax.common.disk_faults import reporting_disk_faults
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.llama import abstract_params
 from llm2llm_jax.model.lora import add_lora_params, combine, split_trainable
-from llm2llm_jax.student import flops
+from llm2llm_jax.student import arrays_on_disk, flops
 from llm2llm_jax.student.batching import (
     Example,
     batch_shapes,
@@ -101,13 +101,12 @@ class Trainer:
         self._loss_fn = None
         self.checkpoints = None
         if checkpoint_dir:
-            import orbax.checkpoint as ocp
-
-            self.checkpoints = ocp.CheckpointManager(
+            self.checkpoints = arrays_on_disk.manager(
                 checkpoint_dir,
-                options=ocp.CheckpointManagerOptions(
-                    max_to_keep=keep_checkpoints, enable_async_checkpointing=True
-                ),
+                ("state", "kept"),
+                ("history",),
+                max_to_keep=keep_checkpoints,
+                enable_async_checkpointing=True,
             )
 
     # -- setup
@@ -368,11 +367,11 @@ class Trainer:
         step = int(jax.device_get(self.state["step"]))
         if step != self.checkpoints.latest_step():
             items = {
-                "state": ocp.args.StandardSave(self.state),
+                "state": arrays_on_disk.save(self.state),
                 "history": ocp.args.JsonSave(self.history[:step]),
             }
             if self.kept is not None:
-                items["kept"] = ocp.args.StandardSave(self.kept)
+                items["kept"] = arrays_on_disk.save(self.kept)
             self.checkpoints.save(step, args=ocp.args.Composite(**items))
         if wait:
             self.checkpoints.wait_until_finished()
@@ -387,13 +386,13 @@ class Trainer:
         target = _with_shardings(self.state, self.state_shardings)
         restored = self.checkpoints.restore(
             step,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(target), history=ocp.args.JsonRestore()),
+            args=ocp.args.Composite(state=arrays_on_disk.restore(target), history=ocp.args.JsonRestore()),
         )
         self.state, self.history = restored["state"], list(restored["history"])
         if dev_losses(self.history):  # epochs selected by dev loss: the best epoch's params were saved too
             kept = _with_shardings(self.state["params"], self.trainable_shardings)
             self.kept = self.checkpoints.restore(
-                step, args=ocp.args.Composite(kept=ocp.args.StandardRestore(kept))
+                step, args=ocp.args.Composite(kept=arrays_on_disk.restore(kept))
             )["kept"]
         self.steps_done = step
         return step

@@ -84,6 +84,8 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
     monkeypatch.setattr(Trainer, "init_state", init_state)
     config = loop_harness.small_config(str(tmp_path / "run"), iterations=2, epochs=2)
     teacher = _scripted(tmp_path / "run")
+    told = []  # (requests sent before, requests told of): a local teacher compiles for them ahead
+    monkeypatch.setattr(teacher, "expect", lambda requests: told.append((len(teacher.seen), list(requests))))
     rows = loop.run_from_config(config, model=model, teacher=teacher)
 
     assert [r["iteration"] for r in rows] == [0, 1]
@@ -95,6 +97,9 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
     wrong = {p["id"] for p in preds if not p["correct"]}
     asked = _asked_ids(teacher, seed)
     assert sorted(asked) == sorted(wrong) and rows[0]["seed_wrong"] == len(wrong) > 0
+    # told once, before the first request, of one request per seed example: those the teacher got among them
+    assert len(told) == 1 and told[0][0] == 0 and len(told[0][1]) == len(seed)
+    assert {r.turns[0]["content"] for r in teacher.seen} <= {r.turns[0]["content"] for r in told[0][1]}
     assert rows[1]["train_size"] == rows[0]["train_size"] + rows[0]["new_examples"] > rows[0]["train_size"]
     # the device's speed, measured once as the run went, for the FLOP-bound times of a later summary
     assert rows[0]["device_flops"] == rows[1]["device_flops"] and rows[0]["device_flops"]["matmul_per_s"] > 0

@@ -256,6 +256,68 @@ def test_local_smollm2_teacher_is_reproducible_per_request(smollm2, tmp_path):
     assert again.complete(_request(seed=5)) == a and again.stats == {"calls": 0, "cached": 1, "retries": 0}
 
 
+def test_local_teacher_told_a_runs_requests_runs_every_call_on_one_program_compiled_ahead(
+    tmp_path, monkeypatch
+):
+    """Told the requests a run may send, the local teacher compiles one program that holds them all; calls
+    on any subset (which alone would share a longer prefix or need a narrower rest) run that program, and
+    answer as the same requests do at their own shapes (the shape changes only the padding). Requests that
+    are not among them are decoded at their own shape."""
+    from loop_harness import tiny_student
+
+    from llm2llm_jax.common import compilations
+    from llm2llm_jax.student import predict
+
+    task = TASKS["trec"]
+    questions = [
+        "Who is it ?",
+        "Who wrote it ?",
+        "Where " * 30 + "is Lima ?",
+        "Why ?",
+        "What " * 12 + "is it ?",
+    ]
+    labels = ["HUM", "HUM", "LOC", "DESC", "ENTY"]
+    requests = [
+        TeacherRequest(*build_messages(task, {"input": q, "output": y}, "", 1), seed=s)
+        for s, (q, y) in enumerate(zip(questions, labels))
+    ]
+    settings = TeacherSettings(kind="local", max_output_tokens=4, temperature=0.7, top_p=0.95)
+    model = tiny_student()
+    # two requests not among them, which begin differently but fit the expected width
+    other = [
+        TeacherRequest(f"{start} {r.system}", r.turns, seed=9)
+        for start, r in zip(("First,", "Then, again,"), requests)
+    ]
+    calls = [requests[:2], requests[2:3], requests[3:], other]
+
+    def answers(tell, cache):
+        monkeypatch.setattr(predict, "_COMPILED_WIDTHS", {})  # as in a fresh process
+        monkeypatch.setattr(compilations, "_ahead", {})
+        backend = make_backend(settings, DiskCache(str(tmp_path / cache)), model=model, batch_size=2)
+        shapes, ahead = [], []
+
+        def spy(cfg, params, tok, rests, batch_size, *, width, prefix, **kw):
+            shapes.append((len(prefix), width))
+            return real(cfg, params, tok, rests, batch_size, width=width, prefix=prefix, **kw)
+
+        real = predict.decode_batch
+        monkeypatch.setattr(predict, "decode_batch", spy)
+        monkeypatch.setattr(compilations, "waited", lambda future: ahead.append(future) or future.result())
+        if tell:
+            backend.expect(requests)
+            assert len(compilations._ahead) == 1
+        return [backend.complete_many(c) for c in calls], shapes, ahead, backend
+
+    alone, alone_shapes, _, _ = answers(False, "alone")
+    told, told_shapes, ahead, backend = answers(True, "told")
+    assert len(set(alone_shapes)) == 4  # each call at its own shape
+    # the calls on requests it was told of run the program compiled ahead; requests that do not begin
+    # with their shared prefix are decoded at their own shape
+    assert set(told_shapes[:3]) == {backend.expected[1]} and len(ahead) == 3
+    assert told_shapes[3] == alone_shapes[3] != backend.expected[1]
+    assert told == alone
+
+
 def test_local_teacher_decodes_a_call_in_batches_of_one_shape(tmp_path, monkeypatch):
     """Requests of different lengths, decoded in several batches, run one program: every batch is padded to
     the widest rest of the whole call after the prefix they all share, and each answer is recorded."""

@@ -1770,6 +1770,49 @@ MUTATIONS = [
         "tests/test_teacher.py::test_local_teacher_decodes_a_call_in_batches_of_one_shape",
         "one compiled decoding program for all the batches of a teacher call",
     ),
+    m(
+        "teacher-ignores-the-expected-shape",
+        LOCAL,
+        (("        if self.expected is not None:\n", "        if False:\n"),),
+        "tests/test_teacher.py::test_local_teacher_told_a_runs_requests_runs_every_call_on_one_program_compiled_ahead",
+        "one teacher program for the whole run, whichever seed examples each round asks about",
+    ),
+    m(
+        "teacher-expected-shape-not-compiled-ahead",
+        LOCAL,
+        (
+            (
+                "        self.predictor.compile_ahead(shape, s.max_output_tokens, s.temperature, s.top_p, sampled=True)\n",
+                "",
+            ),
+        ),
+        "tests/test_teacher.py::test_local_teacher_told_a_runs_requests_runs_every_call_on_one_program_compiled_ahead",
+        "the teacher's program compiled while iteration 0 fine-tunes, not at the first teacher call",
+    ),
+    m(
+        "teacher-expected-shape-ignores-the-prefix",
+        LOCAL,
+        (
+            (
+                "            if all(tuple(e[:shared]) == prefix and 0 < len(e) - shared <= width for e in encoded):\n",
+                "            if all(0 < len(e) - shared <= width for e in encoded):\n",
+            ),
+        ),
+        "tests/test_teacher.py::test_local_teacher_told_a_runs_requests_runs_every_call_on_one_program_compiled_ahead",
+        "requests that do not begin with the expected prefix decoded at their own shape, not cut wrongly",
+    ),
+    m(
+        "run-never-tells-the-teacher",
+        LOOP,
+        (
+            (
+                "            self.teachers.teacher().expect(self.augmenter.expected_requests())\n",
+                "            pass\n",
+            ),
+        ),
+        f"{T_LOOP}::test_loop_trains_every_iteration_from_the_base_weights",
+        "the local teacher told of the run's requests before iteration 0's fine-tune",
+    ),
     # ------------------------------------------------------------------ the delivered student
     m(
         "selection-reads-the-test-set",

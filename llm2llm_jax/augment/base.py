@@ -69,6 +69,11 @@ class Augmenter:
             chosen = [ex for n, ex in enumerate(chosen) if n in keep]
         return chosen
 
+    def expected_requests(self) -> list:
+        """The teacher requests this method may send for the run's candidate parents, without the student's
+        answers: what the teacher prepares for before the first round (none for a method without one)."""
+        return []
+
     def candidates(self, i: int, chosen: Sequence[dict], predictions: dict) -> tuple[list[dict], dict]:
         """(candidate examples with `input`, `raw_output` and provenance, stats to record: `asked`, the number
         of new examples asked for, is the denominator of the yield)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from llm2llm_jax.augment.base import Context
 from llm2llm_jax.augment.methods import METHODS
-from llm2llm_jax.teacher.prompts import resolve_mode
 
 
 def estimate_teacher_use(ctx: Context, iterations: int) -> dict:
@@ -20,9 +19,8 @@ def estimate_teacher_use(ctx: Context, iterations: int) -> dict:
         return {}
     method = cls(ctx)
     backend = ctx.teacher()
-    mode = resolve_mode(c.teacher.mode, ctx.task)
     k = -(-method.per_example // c.teacher.requests_per_example)
-    sample = [method._request(ex, "", k, mode, backend.structured, 0) for ex in ctx.seed_set]
+    sample = method.expected_requests()
     first, how = backend.count_input_tokens(backend.form(sample[0]))
     per_char = first / max(1, len(backend.form(sample[0]).prompt_text()))
     per_round = (

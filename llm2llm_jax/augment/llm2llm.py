@@ -30,6 +30,15 @@ class Llm2llm(Augmenter):
             plain=plain,
         )
 
+    def expected_requests(self):
+        """One request per seed example (its text and label; the sampling seed and, in example mode, the
+        student's answer are left out)."""
+        c = self.ctx.config
+        mode = resolve_mode(c.teacher.mode, self.ctx.task)
+        k = -(-self.per_example // c.teacher.requests_per_example)
+        structured = self.ctx.teacher().structured
+        return [self._request(ex, "", k, mode, structured, 0) for ex in self.ctx.seed_set]
+
     def candidates(self, i, chosen, predictions):
         c, task = self.ctx.config, self.ctx.task
         mode = resolve_mode(c.teacher.mode, task)

@@ -79,9 +79,12 @@ class Llm2llmRun:
 
     # -- the student's two jobs
     def train(self, i: int, train_set: Sequence[dict]):
-        # The sets the student is evaluated on are known now: that program compiles while it trains.
+        # The sets the student is evaluated on are known now, and the teacher requests the seed examples
+        # can lead to: their programs compile while it trains.
         dev = self.data.dev if self.dir.has_dev else ()
         self.student.compile_evaluation_ahead([self.test_eval, dev, self.candidate_parents(train_set)])
+        if self.method.uses_teacher and i + 1 < self.iterations:
+            self.teachers.teacher().expect(self.augmenter.expected_requests())
         keep = self.config.train.keep_checkpoints or self.init.keeps_trained
         return self.student.train(
             i,

@@ -343,25 +343,33 @@ def compile_ahead(
     *,
     max_new_tokens: int,
     mesh=None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    key_per_row: bool = False,
 ) -> None:
-    """Start compiling, in the background, the greedy program `decode_batch` runs for batches of `batch_size`
-    rests `width` wide after a shared prefix of `prefix_length` tokens, once per process. cfg, params: as
-    `inference_shapes` gives them (shapes are enough). A later `decode_batch` with that shape and weights of
-    those shapes and shardings runs it (waiting for it if need be); any other compiles at its first call."""
+    """Start compiling, in the background, the program `decode_batch` runs for batches of `batch_size`
+    rests `width` wide after a shared prefix of `prefix_length` tokens, once per process: greedy, or sampled
+    at `temperature` and `top_p` with one PRNG key for the batch or (`key_per_row`) one per row. cfg,
+    params: as `inference_shapes` or `inference_weights` give them (shapes are enough). A later
+    `decode_batch` with that shape and weights of those shapes and shardings runs it (waiting for it if need
+    be); any other compiles at its first call."""
     ids = np.full((batch_size, width), pad_id, np.int32)
     prefix = np.zeros((prefix_length,), np.int32)
+    rng = jax.random.PRNGKey(0)
+    if key_per_row:
+        rng = jnp.stack([rng] * batch_size)  # as `decode_batch` stacks a list of keys
     program, args, options = _program_call(
         cfg,
         params,
         ids,
         np.zeros_like(ids),
-        jax.random.PRNGKey(0),
+        rng,
         prefix,
         mesh,
         pad_id,
         max_new_tokens,
-        0.0,
-        1.0,
+        temperature,
+        top_p,
     )
     compilations.compile_ahead(
         _call_key(program, cfg, args, options), lambda: program.lower(cfg, *args, **options).compile()

@@ -117,6 +117,31 @@ class Predictor:
             prefix_multiple,
         )
 
+    def compile_ahead(
+        self,
+        shape: tuple[int, int],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        sampled: bool = False,
+    ) -> None:
+        """Start compiling, in the background, what `generate` runs for prompts of this `decode_shape`
+        (`sampled`: with one PRNG key per prompt), so that its first batch need not wait for it."""
+        shared, width = shape
+        compile_ahead(
+            self.cfg,
+            self.params,
+            self.tokenizer.pad_token_id,
+            self.batch_size,
+            width,
+            shared,
+            max_new_tokens=max_new_tokens,
+            mesh=self.mesh,
+            temperature=temperature,
+            top_p=top_p,
+            key_per_row=sampled,
+        )
+
     def batches(self, token_lists: Sequence[Sequence[int]]) -> list[list[int]]:
         """Indices of `token_lists` in batches of up to batch_size, shortest prompts first (a stable sort, so
         the batches are a pure function of the prompts)."""

@@ -249,6 +249,11 @@ class Backend:
     def _call(self, request: TeacherRequest) -> tuple[str, int, int]:
         raise NotImplementedError
 
+    def expect(self, requests: Sequence[TeacherRequest]) -> None:
+        """The requests a run may send (one per candidate parent), told before any is sent: a backend that
+        compiles a program per request shape prepares one that holds them all. Nothing is sent or spent;
+        a server backend has nothing to prepare."""
+
     def count_input_tokens(self, request: TeacherRequest) -> tuple[int, str]:
         """(input tokens of `request`, how they were counted): an estimate of four characters per token unless
         the backend can count exactly."""

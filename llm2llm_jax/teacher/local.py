@@ -34,6 +34,7 @@ class LocalBackend(Backend):
         self.predictor = Predictor(cfg, params, self.tokenizer, batch_size, pad_multiple=SHAPE_MULTIPLE)
         self.settings.model = settings.model or "smollm2"
         self.batch_size = batch_size
+        self.expected = None  # (prefix ids, (prefix, width)) of the requests a run said it may send
 
     def _prompt(self, request: TeacherRequest) -> str:
         messages = [{"role": "system", "content": request.system}] + list(request.turns)
@@ -48,6 +49,31 @@ class LocalBackend(Backend):
         ids = self.tokenizer(self._prompt(request), add_special_tokens=False)["input_ids"]
         # a chat template writes its own BOS; plain text gets the one the tokenizer adds (Gemma's)
         return ids if self.tokenizer.chat_template else leading_special_ids(self.tokenizer) + ids
+
+    def expect(self, requests):
+        """One decode shape for every request the run may send (their shared prefix, their widest rest),
+        compiled now in the background: each later call whose prompts fit it runs that program, so a run
+        compiles one teacher program, before its first teacher call needs it."""
+        if self.expected is not None or not requests:
+            return
+        s = self.settings
+        encoded = [self._encode(self.form(r)) for r in requests]
+        shape = self.predictor.decode_shape(
+            encoded, s.max_output_tokens, s.temperature, s.top_p, True, SHAPE_MULTIPLE
+        )
+        self.expected = (tuple(encoded[0][: shape[0]]), shape)
+        self.predictor.compile_ahead(shape, s.max_output_tokens, s.temperature, s.top_p, sampled=True)
+
+    def _shape(self, encoded: list[list[int]]) -> tuple[int, int]:
+        """The expected shape when these prompts fit it, else theirs (`Predictor.decode_shape`)."""
+        if self.expected is not None:
+            prefix, (shared, width) = self.expected
+            if all(tuple(e[:shared]) == prefix and 0 < len(e) - shared <= width for e in encoded):
+                return shared, width
+        s = self.settings
+        return self.predictor.decode_shape(
+            encoded, s.max_output_tokens, s.temperature, s.top_p, True, SHAPE_MULTIPLE
+        )
 
     def complete_many(self, requests):
         """Cached answers first; the rest decoded in batches with one PRNG key per request (its seed)."""
@@ -66,9 +92,7 @@ class LocalBackend(Backend):
         encoded = {i: self._encode(sent[i]) for i in todo}
         # Every prompt begins with the same rules and worked example: read once per batch. One shape for
         # all the batches (their shared prefix, their widest rest), so they run one compiled program.
-        shape = self.predictor.decode_shape(
-            list(encoded.values()), s.max_output_tokens, s.temperature, s.top_p, True, SHAPE_MULTIPLE
-        )
+        shape = self._shape(list(encoded.values()))
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             for _ in chunk:

@@ -58,18 +58,20 @@ class LocalBackend(Backend):
             return
         s = self.settings
         encoded = [self._encode(self.form(r)) for r in requests]
-        shape = self.predictor.decode_shape(
-            encoded, s.max_output_tokens, s.temperature, s.top_p, True, SHAPE_MULTIPLE
-        )
+        shape = self._own_shape(encoded)
         self.expected = (tuple(encoded[0][: shape[0]]), shape)
         self.predictor.compile_ahead(shape, s.max_output_tokens, s.temperature, s.top_p, sampled=True)
 
     def _shape(self, encoded: list[list[int]]) -> tuple[int, int]:
-        """The expected shape when these prompts fit it, else theirs (`Predictor.decode_shape`)."""
+        """The expected shape when these prompts fit it, else their own."""
         if self.expected is not None:
             prefix, (shared, width) = self.expected
             if all(tuple(e[:shared]) == prefix and 0 < len(e) - shared <= width for e in encoded):
                 return shared, width
+        return self._own_shape(encoded)
+
+    def _own_shape(self, encoded: list[list[int]]) -> tuple[int, int]:
+        """These prompts' shared prefix and widest rest, for sampling at the settings (`decode_shape`)."""
         s = self.settings
         return self.predictor.decode_shape(
             encoded, s.max_output_tokens, s.temperature, s.top_p, True, SHAPE_MULTIPLE

@@ -106,6 +106,9 @@ def base_config():
     c.train = ml_collections.ConfigDict(defaults_of(TrainHParams, exclude=("max_length", "seed")))
     c.train.shuffle_seed = -1  # batch order; -1 derives it from `seed` (the same for every iteration)
     c.train.checkpoint_every = 50  # steps; 0 = only the trained model at the end of each iteration
+    # ...and no sooner than this many minutes after the fine-tune began or its last checkpoint: what a
+    # preemption can lose, without paying for a whole state on disk every few seconds (0: steps alone)
+    c.train.checkpoint_minutes = 10.0
     c.train.keep_checkpoints = False  # keep each iteration's trained model after it is evaluated
     # base: every iteration fine-tunes the base weights (the paper's); previous: it continues the previous
     # iteration's model (fresh optimizer and schedule), the paper's ablation

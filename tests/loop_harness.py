@@ -77,6 +77,7 @@ def small_config(workdir, iterations=3, method="llm2llm", epochs=3):
     c.train.batch_size = 8
     c.train.seq_multiple = 64  # = max_length: one training batch shape, one compilation per run
     c.train.checkpoint_every = 4
+    c.train.checkpoint_minutes = 0.0  # every 4 steps: the kill-and-resume tests stop after one
     c.eval.batch_size = 16
     c.eval.max_new_tokens = 3
     c.teacher.kind = "scripted"

@@ -935,3 +935,71 @@ def test_a_fit_choosing_epochs_resumed_from_a_checkpoint_equals_an_uninterrupted
     assert third.fit(train, progress=False, start_step=stopped_at, dev_examples=dev) == []
     _leaves_equal(third.params(), whole.params())
     third.close()
+
+
+class _Clock:
+    """Seconds that advance only when told: what CheckpointPolicy reads as its clock."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_checkpoints_come_at_multiples_of_their_steps_once_their_minutes_have_passed(monkeypatch):
+    from llm2llm_jax.student.checkpoint_policy import CheckpointPolicy
+
+    clock = _Clock()
+    monkeypatch.setattr(CheckpointPolicy, "clock", staticmethod(clock))
+    policy = CheckpointPolicy(every=4, minutes=1.0)
+    due = []
+    for step in range(1, 25):
+        clock.now += 10.0  # a step takes 10 s
+        if policy.due(step):
+            due.append(step)
+            policy.saved()
+    # 60 s first pass at step 6, but the next multiple of 4 is 8; then 60 s more by step 14: 16; then 24.
+    assert due == [8, 16, 24]
+    # minutes 0: every multiple of the steps; every 0: never, however long the wait
+    steps_only, never = CheckpointPolicy(every=4, minutes=0.0), CheckpointPolicy(every=0, minutes=0.0)
+    assert [s for s in range(1, 13) if steps_only.due(s)] == [4, 8, 12]
+    clock.now += 3600.0
+    assert not any(never.due(s) for s in range(1, 13))
+
+
+@pytest.mark.slow
+def test_a_fit_shorter_than_its_checkpoint_minutes_writes_no_mid_training_checkpoint(tmp_path, monkeypatch):
+    """The same fit with the same steps between checkpoints: minutes 0 writes them, minutes 1 (each step
+    taking 10 s of the policy's clock) writes the one after a minute has passed."""
+    from llm2llm_jax.student.checkpoint_policy import CheckpointPolicy
+
+    cfg = tiny_config()
+    params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
+    hp = TrainHParams(learning_rate=1e-3, batch_size=4, epochs=2, warmup_ratio=0.0, seq_multiple=32)
+    examples = _examples(16, seed=3)  # 4 steps per epoch, 8 in all
+    clock = _Clock()
+    monkeypatch.setattr(CheckpointPolicy, "clock", staticmethod(clock))
+    written = {}
+    for minutes in (0.0, 1.0):
+        trainer = Trainer(
+            cfg,
+            hp,
+            _one_device_mesh(),
+            total_steps=8,
+            checkpoint_dir=str(tmp_path / str(minutes)),
+            keep_checkpoints=8,
+        )
+        trainer.init_state(params)
+        real_step = trainer.step
+
+        def step(batch, real_step=real_step):
+            clock.now += 10.0
+            return real_step(batch)
+
+        trainer.step = step
+        trainer.fit(examples, progress=False, checkpoint_every=2, checkpoint_minutes=minutes)
+        trainer.close()
+        written[minutes] = list(trainer.checkpoints.all_steps())
+    # step 6 is the first multiple of 2 a minute after the start; step 8 ends the fit (no mid-training one)
+    assert written == {0.0: [2, 4, 6], 1.0: [6]}

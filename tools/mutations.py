@@ -36,6 +36,7 @@ PARALLEL = "llm2llm_jax/common/parallel.py"
 LLAMA = "llm2llm_jax/model/llama.py"
 KERNELS = "llm2llm_jax/model/kernels.py"
 ARRAYS_ON_DISK = "llm2llm_jax/student/arrays_on_disk.py"
+CHECKPOINT_POLICY = "llm2llm_jax/student/checkpoint_policy.py"
 ATTENTION = "llm2llm_jax/model/attention.py"
 WEIGHTS = "llm2llm_jax/model/weights.py"
 CONFIG = "llm2llm_jax/model/config.py"
@@ -537,6 +538,45 @@ MUTATIONS = [
         ),
         f"{T_TRAIN}::test_checkpoints_are_written_uncompressed_and_compressed_ones_restore",
         "checkpoints written without spending the fine-tune's CPU on zstd",
+    ),
+    m(
+        "checkpoint-clock-of-each-process",
+        CHECKPOINT_POLICY,
+        (
+            (
+                "waited = bool(multihost_utils.broadcast_one_to_all(np.int32(waited)))",
+                "waited = bool(waited)",
+            ),
+        ),
+        "tests/test_distributed.py::test_every_process_checkpoints_when_process_0_says_its_minutes_have_passed",
+        "every process of a multi-host run checkpointing at the same step",
+    ),
+    m(
+        "checkpoint-minutes-from-the-start",
+        CHECKPOINT_POLICY,
+        (
+            (
+                "    def saved(self) -> None:\n        self.last = self.clock()",
+                "    def saved(self) -> None:\n        pass",
+            ),
+        ),
+        (
+            f"{T_TRAIN}::test_checkpoints_come_at_multiples_of_their_steps_once_their_minutes_have_passed",
+            f"{T_TRAIN}::test_a_fit_shorter_than_its_checkpoint_minutes_writes_no_mid_training_checkpoint",
+        ),
+        "minutes counted from the last checkpoint, not from the fine-tune's start",
+    ),
+    m(
+        "checkpoint-minutes-ignored",
+        TRAIN,
+        (
+            (
+                "policy = CheckpointPolicy(checkpoint_every, checkpoint_minutes)",
+                "policy = CheckpointPolicy(checkpoint_every, 0.0)",
+            ),
+        ),
+        f"{T_TRAIN}::test_a_fit_shorter_than_its_checkpoint_minutes_writes_no_mid_training_checkpoint",
+        "a one-minute fine-tune not paying for checkpoints it does not need",
     ),
     m(
         "attention-softmax-scale",
@@ -1983,8 +2023,8 @@ MUTATIONS = [
         TRAIN,
         (
             (
-                "                    self.save()\n                if stop:\n                    break\n            fetch()\n",
-                "                    self.save()\n                if stop:\n                    break\n",
+                "                    policy.saved()\n                if stop:\n                    break\n            fetch()\n",
+                "                    policy.saved()\n                if stop:\n                    break\n",
             ),
         ),  # fmt: skip
         f"{T_TRAIN}::test_fit_fetches_metrics_in_groups_and_places_each_batch_a_step_ahead",

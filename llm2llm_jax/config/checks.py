@@ -211,6 +211,18 @@ def _check_train(config, mesh: tuple) -> None:
     require(config, "train.learning_rate", lambda v: v > 0, "use a positive learning rate (e.g. 2e-5)")
     require(
         config,
+        "train.checkpoint_every",
+        lambda v: isinstance(v, int) and v >= 0,
+        "give a count of steps between mid-training checkpoints (0: none)",
+    )
+    require(
+        config,
+        "train.checkpoint_minutes",
+        lambda v: isinstance(v, (int, float)) and v >= 0,
+        "give the minutes between mid-training checkpoints (0: every train.checkpoint_every steps)",
+    )
+    require(
+        config,
         "train.row_widths",
         lambda v: isinstance(v, int) and v >= 0,
         "give a count of batch widths per fine-tune (0: each batch padded to its own longest row)",

@@ -81,7 +81,7 @@ RESULT_FIELDS = (
     "eval",
     "augment.from_augmented",
 )
-RESULT_IGNORES = ("train.checkpoint_every", "train.keep_checkpoints")
+RESULT_IGNORES = ("train.checkpoint_every", "train.checkpoint_minutes", "train.keep_checkpoints")
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

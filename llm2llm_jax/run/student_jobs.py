@@ -77,6 +77,7 @@ class StudentJobs:
                 truncation=c.data.truncation,
                 checkpoint_dir=checkpoint_dir,
                 checkpoint_every=c.train.checkpoint_every,
+                checkpoint_minutes=c.train.checkpoint_minutes,
                 fmt=self.prompt_format(),
                 keep_trained=keep_trained,
                 init_from=start,

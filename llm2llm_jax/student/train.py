@@ -46,6 +46,7 @@ from llm2llm_jax.student.batching import (
     split_shared_prefix,
     tokenize_examples,
 )
+from llm2llm_jax.student.checkpoint_policy import CheckpointPolicy
 from llm2llm_jax.student.recipe import TrainHParams, learning_rate_schedule, make_optimizer
 from llm2llm_jax.student.step import best_epoch, dev_losses, loss_sums, patience_spent, train_step
 
@@ -287,13 +288,15 @@ class Trainer:
         checkpoint_every: int = 0,
         on_step=None,
         dev_examples: Sequence[Example] | None = None,
+        checkpoint_minutes: float = 0.0,
     ) -> list[dict]:
         """Run hp.epochs epochs over `examples`; returns this call's per-step metrics (host floats), which
         `self.history` holds after the steps restored with a checkpoint.
 
         start_step: resume after a restored checkpoint; the batch order is a pure function of hp.seed,
         so the first `start_step` batches are regenerated and skipped. checkpoint_every: save (async)
-        every this many steps. on_step(step, metrics): called after each step (TensorBoard).
+        every this many steps, once checkpoint_minutes have passed since the fit began or its last save
+        (student/checkpoint_policy.py). on_step(step, metrics): called after each step (TensorBoard).
         dev_examples: select the epoch by the loss on these (hp.epoch_selection='dev_loss'): measured after
         each epoch, the best epoch's params kept, training stopped once hp.patience epochs bring no better.
         """
@@ -308,6 +311,7 @@ class Trainer:
         first = len(self.history)  # steps restored with a checkpoint come before this call's
         bar = progress_bar(self.total_steps, desc, progress, unit="step", initial=start_step)
         per_epoch = steps_per_epoch(len(examples), self.hp.batch_size)
+        policy = CheckpointPolicy(checkpoint_every, checkpoint_minutes)
         pending = []  # (step, epoch, metrics on the device): fetched in groups, a fetch waits for its step
 
         def fetch():
@@ -343,17 +347,13 @@ class Trainer:
                 bar.update(1)
                 epoch_done = dev_examples is not None and step % per_epoch == 0
                 # Mid-training checkpoints only (preemption); the caller decides about the trained model's.
-                save = (
-                    checkpoint_every
-                    and step % checkpoint_every == 0
-                    and step < self.total_steps
-                    and self.checkpoints is not None
-                )
+                save = step < self.total_steps and self.checkpoints is not None and policy.due(step)
                 if len(pending) >= FETCH_EVERY or epoch_done or save:
                     fetch()
                 stop = epoch_done and self._epoch_done(dev_examples, pad_id)
                 if save:
                     self.save()
+                    policy.saved()
                 if stop:
                     break
             fetch()
@@ -462,6 +462,7 @@ def finetune(
     truncation: str,
     checkpoint_dir: str,
     checkpoint_every: int = 0,
+    checkpoint_minutes: float = 0.0,
     fmt: str = "plain",
     keep_trained: bool = False,
     init_from: str = "",
@@ -477,9 +478,10 @@ def finetune(
     from the trained model checkpointed there (the previous iteration's, adapters included); either way
     with a fresh optimizer and schedule. A checkpoint in `checkpoint_dir` from an interrupted fine-tune of
     the same data is resumed from its step. Checkpoints are written every `checkpoint_every` steps during
-    training, and of the trained model only when `keep_trained` (the caller evaluates the weights in
-    memory). A disk fault while writing one is one line. on_step(step, metrics): after each step
-    (TensorBoard). dev_set: the examples whose loss selects the epoch when hp.epoch_selection is 'dev_loss'.
+    training once `checkpoint_minutes` have passed since the last (or the start), and of the trained model
+    only when `keep_trained` (the caller evaluates the weights in memory). A disk fault while writing one
+    is one line. on_step(step, metrics): after each step (TensorBoard). dev_set: the examples whose loss
+    selects the epoch when hp.epoch_selection is 'dev_loss'.
     """
     examples, trunc = tokenize_examples(task, train_set, tokenizer, hp.max_length, truncation, fmt=fmt)
     if trunc["truncated"] or trunc["dropped"]:
@@ -509,6 +511,7 @@ def finetune(
             desc=desc,
             start_step=start,
             checkpoint_every=checkpoint_every,
+            checkpoint_minutes=checkpoint_minutes,
             on_step=on_step,
             dev_examples=dev,
         )

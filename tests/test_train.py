@@ -493,12 +493,18 @@ def test_learning_rate_warms_up_then_decays_by_cosine_to_zero():
 def test_optimizer_equals_an_explicit_optax_chain():
     """make_optimizer, with the step's rate applied as train_step applies it, against the recipe built here
     from optax's parts and the written-out schedule: clip by global norm, Adam moments, decoupled weight
-    decay, minus the learning rate; and bit for bit against optax applying the same schedule itself. Gradients
+    decay, minus the learning rate; and bit for bit against optax applying the same schedule itself (after
+    the same clipping). Gradients
     of very different sizes (some clipped, some not) and non-default betas, eps and decay, over a whole
     run."""
     import optax
 
-    from llm2llm_jax.student.recipe import at_learning_rate, learning_rate_schedule, make_optimizer
+    from llm2llm_jax.student.recipe import (
+        at_learning_rate,
+        clip_by_global_norm,
+        learning_rate_schedule,
+        make_optimizer,
+    )
 
     total = 12
     hp = TrainHParams(
@@ -518,7 +524,7 @@ def test_optimizer_equals_an_explicit_optax_chain():
     )
     ours, schedule = make_optimizer(hp), learning_rate_schedule(hp, total)
     scheduled_inside = optax.chain(
-        optax.clip_by_global_norm(0.5), optax.adamw(schedule, b1=0.8, b2=0.95, eps=1e-6, weight_decay=0.1)
+        clip_by_global_norm(0.5), optax.adamw(schedule, b1=0.8, b2=0.95, eps=1e-6, weight_decay=0.1)
     )
     rs = np.random.RandomState(0)
     params = {"w": jnp.asarray(rs.randn(5, 3), jnp.float32), "b": jnp.asarray(rs.randn(3), jnp.float32)}
@@ -548,6 +554,48 @@ def test_optimizer_equals_an_explicit_optax_chain():
         our_params = optax.apply_updates(our_params, our_updates)
     assert min(norms) < 0.5 < max(norms)
     assert float(jnp.abs(our_params["w"] - params["w"]).max()) > 1e-3  # the run moved the parameters
+
+
+def test_clipping_equals_optaxs_and_the_update_writes_each_weight_sized_array_once():
+    """The recipe's clipping gives optax.clip_by_global_norm's gradients (the same below the norm, within a
+    rounding above it), and the compiled update (clipping, AdamW, the new weights) writes three arrays the
+    size of each weight: the weight and its two moments, no clipped gradient between them."""
+    import optax
+
+    from llm2llm_jax.student.recipe import clip_by_global_norm, make_optimizer
+
+    rs = np.random.RandomState(0)
+    grads = {"w": jnp.asarray(rs.randn(256, 384), jnp.float32), "b": jnp.asarray(rs.randn(384), jnp.float32)}
+    norm = float(optax.tree.norm(grads))
+    for max_norm in (2 * norm, norm / 3):
+        ours, _ = clip_by_global_norm(max_norm).update(grads, optax.EmptyState())
+        theirs, _ = optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+            if max_norm > norm:
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            else:
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+        assert float(optax.tree.norm(ours)) == pytest.approx(min(norm, max_norm), rel=1e-6)
+
+    optimizer = make_optimizer(TrainHParams(max_grad_norm=1.0, weight_decay=0.1))
+    params = jax.tree.map(jnp.ones_like, grads)
+
+    def update(g, state, p):
+        updates, state = optimizer.update(g, state, p)
+        return optax.apply_updates(p, updates), state
+
+    hlo = (
+        jax.jit(update, donate_argnums=(1, 2))
+        .lower(grads, optimizer.init(params), params)
+        .compile()
+        .as_text()
+    )
+    written = [
+        line
+        for line in hlo.splitlines()
+        if line.strip().startswith("%") and "= f32[256,384]" in line and " fusion(" in line
+    ]
+    assert len(written) == 3, written
 
 
 @pytest.mark.slow

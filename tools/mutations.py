@@ -134,7 +134,7 @@ MUTATIONS = [
         RECIPE,
         (
             (
-                "        optax.clip_by_global_norm(hp.max_grad_norm) if hp.max_grad_norm > 0 else optax.identity(),\n",
+                "        clip_by_global_norm(hp.max_grad_norm) if hp.max_grad_norm > 0 else optax.identity(),\n",
                 "        optax.identity(),\n",
             ),
         ),
@@ -577,6 +577,33 @@ MUTATIONS = [
         ),
         f"{T_TRAIN}::test_a_fit_shorter_than_its_checkpoint_minutes_writes_no_mid_training_checkpoint",
         "a one-minute fine-tune not paying for checkpoints it does not need",
+    ),
+    m(
+        "clip-as-a-select",
+        RECIPE,
+        (
+            (
+                "        clip_by_global_norm(hp.max_grad_norm) if hp.max_grad_norm > 0 else optax.identity(),",
+                "        optax.clip_by_global_norm(hp.max_grad_norm) if hp.max_grad_norm > 0 else optax.identity(),",
+            ),
+        ),
+        f"{T_TRAIN}::test_clipping_equals_optaxs_and_the_update_writes_each_weight_sized_array_once",
+        "AdamW's update in one pass over each weight on CPU (no clipped gradients written in between)",
+    ),
+    m(
+        "clip-scales-small-gradients-up",
+        RECIPE,
+        (
+            (
+                "scale = jnp.minimum(1.0, max_norm / optax.tree.norm(updates))",
+                "scale = max_norm / optax.tree.norm(updates)",
+            ),
+        ),
+        (
+            f"{T_TRAIN}::test_clipping_equals_optaxs_and_the_update_writes_each_weight_sized_array_once",
+            f"{T_TRAIN}::test_optimizer_equals_an_explicit_optax_chain",
+        ),
+        "gradients under the clipping norm left as they are",
     ),
     m(
         "attention-softmax-scale",

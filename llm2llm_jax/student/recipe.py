@@ -75,8 +75,8 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     """optax.clip_by_global_norm's clipping (gradients whose global norm exceeds max_norm scaled down to it),
     written as a multiply by min(1, max_norm / norm) instead of a select between the gradient and its scaled
     copy: XLA:CPU fuses a multiply into AdamW's one pass over each weight, but writes a select's result out
-    first and reads it back for each moment. The same gradients when none is clipped; within a rounding
-    (the scale is computed before the multiply) when they are."""
+    first and reads it back for each moment (and so it does a division, which is why optax's own formula
+    cannot stay). The same gradients when none is clipped; within a rounding when they are."""
 
     def clip(updates, params=None):
         del params

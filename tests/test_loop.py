@@ -159,7 +159,8 @@ def test_sigterm_stops_in_one_line_releases_the_lock_and_resume_equals_uninterru
 ):
     """A real SIGTERM (what a preempted VM gets) in the middle of iteration 1's fine-tune or its teacher
     calls: the run unwinds, says how to continue in one line, exits 143 and leaves no lock; the rerun
-    completes with the uninterrupted run's results."""
+    completes with the uninterrupted run's results. The fine-tune stops after the step it is on with a
+    checkpoint of it (step 6, past the mid-training checkpoint at step 4), and the rerun resumes there."""
     ref_dir, ref = reference_run
     workdir = tmp_path / "run"
     stopped, _ = _harness(workdir, "--kill-at", stage, "--signal", "term")
@@ -171,6 +172,8 @@ def test_sigterm_stops_in_one_line_releases_the_lock_and_resume_equals_uninterru
     assert "Traceback" not in stopped.stderr and not (workdir / "run.lock").exists()
     resumed, out = _harness(workdir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    if stage == "train":
+        assert "iteration 1: resuming training at step 6/" in resumed.stderr
     assert _comparable(out["METRICS"]) == _comparable(ref["METRICS"])
     for i in range(3):
         assert (workdir / f"iter_{i:04d}" / "predictions_test.jsonl").read_text() == (

@@ -412,6 +412,41 @@ def test_ctrl_c_and_sigterm_say_how_to_continue_and_exit_with_their_status(tmp_p
     assert "Traceback" not in err and not lock.exists()
 
 
+def test_a_sigterm_inside_a_noting_block_is_raised_when_the_block_ends():
+    """Inside `sigterm_noted` a SIGTERM is noted and the block goes on to its end, then `Terminated` is
+    raised; an error of the block's own wins over it; outside the block SIGTERM raises at once, and a
+    second SIGTERM would end the process (the default action is back)."""
+    import os
+
+    from llm2llm_jax.common import stopping
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        stopping.stop_on_signals()
+        went_on = []
+        with pytest.raises(stopping.Terminated), stopping.sigterm_noted() as terminated:
+            assert not terminated()
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)  # the handler runs between bytecodes of the main thread
+            went_on.append(terminated())
+        assert went_on == [True]
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+        stopping.stop_on_signals()
+        with pytest.raises(ValueError), stopping.sigterm_noted():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            raise ValueError("the block's own error")
+
+        stopping.stop_on_signals()
+        with pytest.raises(stopping.Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
+
+
 # ---------------------------------------------------------------------------- checkpoints of a fine-tune
 def _finetune(workdir, keep_trained, checkpoint_dir=None):
     import jax

@@ -606,6 +606,28 @@ MUTATIONS = [
         "gradients under the clipping norm left as they are",
     ),
     m(
+        "sigterm-leaves-without-a-checkpoint",
+        TRAIN,
+        (
+            (
+                "                        fetch()\n                        self.save(wait=True)\n                        break\n",
+                "                        break\n",
+            ),
+        ),
+        f"{T_LOOP}::test_sigterm_stops_in_one_line_releases_the_lock_and_resume_equals_uninterrupted[train]",
+        "a preempted fine-tune resuming from the step it was stopped at",
+    ),
+    m(
+        "sigterm-raised-inside-the-noting-block",
+        "llm2llm_jax/common/stopping.py",
+        (('    if _noting["open"]:\n        _noting["noted"] = True\n        return\n', ""),),
+        (
+            f"{T_REL}::test_a_sigterm_inside_a_noting_block_is_raised_when_the_block_ends",
+            f"{T_LOOP}::test_sigterm_stops_in_one_line_releases_the_lock_and_resume_equals_uninterrupted[train]",
+        ),
+        "a SIGTERM during a fine-tune waiting for its step's checkpoint",
+    ),
+    m(
         "attention-softmax-scale",
         KERNELS,
         (
@@ -2050,8 +2072,8 @@ MUTATIONS = [
         TRAIN,
         (
             (
-                "                    policy.saved()\n                if stop:\n                    break\n            fetch()\n",
-                "                    policy.saved()\n                if stop:\n                    break\n",
+                "                    if stop:\n                        break\n            fetch()\n",
+                "                    if stop:\n                        break\n",
             ),
         ),  # fmt: skip
         f"{T_TRAIN}::test_fit_fetches_metrics_in_groups_and_places_each_batch_a_step_ahead",

@@ -20,6 +20,7 @@ whole optimizer step, so accumulation and sharding do not change it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Iterator, Sequence
@@ -32,7 +33,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from llm2llm_jax.common import compilations, parallel
+from llm2llm_jax.common import compilations, parallel, stopping
 from llm2llm_jax.common.console import progress_bar
 from llm2llm_jax.common.disk_faults import reporting_disk_faults
 from llm2llm_jax.model.config import LlamaConfig
@@ -335,27 +336,35 @@ class Trainer:
 
         # A fine-tune resumed from the checkpoint it stopped at has nothing left to run.
         if dev_examples is None or not patience_spent(dev_losses(self.history), self.hp.patience):
-            for step, epoch, batch in placed_ahead(numbered(), self.place_batch):
-                pending.append((step, epoch, self.step(batch)))
-                self.flops += flops.train_step_flops(
-                    self.cfg,
-                    self.hp.batch_size,
-                    batch["input_ids"].shape[-1],
-                    batch["target_positions"].shape[-1],
-                    prefix=len(prefix),
-                )
-                bar.update(1)
-                epoch_done = dev_examples is not None and step % per_epoch == 0
-                # Mid-training checkpoints only (preemption); the caller decides about the trained model's.
-                save = step < self.total_steps and self.checkpoints is not None and policy.due(step)
-                if len(pending) >= FETCH_EVERY or epoch_done or save:
-                    fetch()
-                stop = epoch_done and self._epoch_done(dev_examples, pad_id)
-                if save:
-                    self.save()
-                    policy.saved()
-                if stop:
-                    break
+            # A preempted machine's SIGTERM ends a single-process fine-tune after its current step, with a
+            # checkpoint of it; several processes would have to agree on that step, so theirs unwinds at once.
+            noting = self.checkpoints is not None and jax.process_count() == 1
+            with stopping.sigterm_noted() if noting else contextlib.nullcontext(lambda: False) as terminated:
+                for step, epoch, batch in placed_ahead(numbered(), self.place_batch):
+                    pending.append((step, epoch, self.step(batch)))
+                    self.flops += flops.train_step_flops(
+                        self.cfg,
+                        self.hp.batch_size,
+                        batch["input_ids"].shape[-1],
+                        batch["target_positions"].shape[-1],
+                        prefix=len(prefix),
+                    )
+                    bar.update(1)
+                    epoch_done = dev_examples is not None and step % per_epoch == 0
+                    # Mid-training checkpoints only (preemption); the caller decides on the trained model's.
+                    save = step < self.total_steps and self.checkpoints is not None and policy.due(step)
+                    if len(pending) >= FETCH_EVERY or epoch_done or save:
+                        fetch()
+                    stop = epoch_done and self._epoch_done(dev_examples, pad_id)
+                    if save:
+                        self.save()
+                        policy.saved()
+                    if terminated():  # the block raises Terminated once the step is checkpointed
+                        fetch()
+                        self.save(wait=True)
+                        break
+                    if stop:
+                        break
             fetch()
         bar.close()
         return self.history[first:]

@@ -544,8 +544,8 @@ MUTATIONS = [
         CHECKPOINT_POLICY,
         (
             (
-                "waited = bool(multihost_utils.broadcast_one_to_all(np.int32(waited)))",
-                "waited = bool(waited)",
+                "return parallel.broadcast_json(self.clock() - self.last >= self.seconds)",
+                "return self.clock() - self.last >= self.seconds",
             ),
         ),
         "tests/test_distributed.py::test_every_process_checkpoints_when_process_0_says_its_minutes_have_passed",

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import time
 
-import jax
-import numpy as np
-from jax.experimental import multihost_utils
+from llm2llm_jax.common import parallel
 
 
 class CheckpointPolicy:
@@ -33,10 +31,7 @@ class CheckpointPolicy:
             return False
         if not self.seconds:
             return True
-        waited = self.clock() - self.last >= self.seconds
-        if jax.process_count() > 1:
-            waited = bool(multihost_utils.broadcast_one_to_all(np.int32(waited)))
-        return waited
+        return parallel.broadcast_json(self.clock() - self.last >= self.seconds)
 
     def saved(self) -> None:
         self.last = self.clock()

@@ -414,8 +414,8 @@ def test_ctrl_c_and_sigterm_say_how_to_continue_and_exit_with_their_status(tmp_p
 
 def test_a_sigterm_inside_a_noting_block_is_raised_when_the_block_ends():
     """Inside `sigterm_noted` a SIGTERM is noted and the block goes on to its end, then `Terminated` is
-    raised; an error of the block's own wins over it; outside the block SIGTERM raises at once, and a
-    second SIGTERM would end the process (the default action is back)."""
+    raised; an error of the block's own wins over it; outside the block, or in one told not to note, SIGTERM
+    raises at once, and a second SIGTERM would end the process (the default action is back)."""
     import os
 
     from llm2llm_jax.common import stopping
@@ -442,6 +442,14 @@ def test_a_sigterm_inside_a_noting_block_is_raised_when_the_block_ends():
         with pytest.raises(stopping.Terminated):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.01)
+
+        stopping.stop_on_signals()  # a block that does not note: raised at once, inside it
+        reached = []
+        with pytest.raises(stopping.Terminated), stopping.sigterm_noted(when=False):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            reached.append(True)
+        assert reached == []
     finally:
         signal.signal(signal.SIGTERM, before[0])
         signal.signal(signal.SIGINT, before[1])

@@ -38,11 +38,14 @@ def stop_on_signals() -> None:
 
 
 @contextlib.contextmanager
-def sigterm_noted():
+def sigterm_noted(when: bool = True):
     """Within the block a SIGTERM is noted instead of raised, so that its owner can stop where it is safe to
     (a fine-tune: after its current step, with a checkpoint of it); yields a function that says whether one
-    came. `Terminated` is raised when the block ends, unless it ends by an exception of its own. Where
-    `stop_on_signals` was not called, SIGTERM does what it did before."""
+    came. `Terminated` is raised when the block ends, unless it ends by an exception of its own. With `when`
+    false, or where `stop_on_signals` was not called, SIGTERM does what it did before."""
+    if not when:
+        yield lambda: False
+        return
     outer = dict(_noting)
     _noting.update(open=True, noted=False)
     try:

@@ -20,7 +20,6 @@ whole optimizer step, so accumulation and sharding do not change it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from collections.abc import Iterator, Sequence
@@ -339,7 +338,7 @@ class Trainer:
             # A preempted machine's SIGTERM ends a single-process fine-tune after its current step, with a
             # checkpoint of it; several processes would have to agree on that step, so theirs unwinds at once.
             noting = self.checkpoints is not None and jax.process_count() == 1
-            with stopping.sigterm_noted() if noting else contextlib.nullcontext(lambda: False) as terminated:
+            with stopping.sigterm_noted(when=noting) as terminated:
                 for step, epoch, batch in placed_ahead(numbered(), self.place_batch):
                     pending.append((step, epoch, self.step(batch)))
                     self.flops += flops.train_step_flops(

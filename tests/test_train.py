@@ -494,9 +494,8 @@ def test_optimizer_equals_an_explicit_optax_chain():
     """make_optimizer, with the step's rate applied as train_step applies it, against the recipe built here
     from optax's parts and the written-out schedule: clip by global norm, Adam moments, decoupled weight
     decay, minus the learning rate; and bit for bit against optax applying the same schedule itself (after
-    the same clipping). Gradients
-    of very different sizes (some clipped, some not) and non-default betas, eps and decay, over a whole
-    run."""
+    the same clipping). Gradients of very different sizes (some clipped, some not) and non-default betas, eps
+    and decay, over a whole run."""
     import optax
 
     from llm2llm_jax.student.recipe import (
@@ -1017,7 +1016,7 @@ def test_checkpoints_come_at_multiples_of_their_steps_once_their_minutes_have_pa
 
 
 @pytest.mark.slow
-def test_a_fit_shorter_than_its_checkpoint_minutes_writes_no_mid_training_checkpoint(tmp_path, monkeypatch):
+def test_a_fit_writes_mid_training_checkpoints_only_once_their_minutes_have_passed(tmp_path, monkeypatch):
     """The same fit with the same steps between checkpoints: minutes 0 writes them, minutes 1 (each step
     taking 10 s of the policy's clock) writes the one after a minute has passed."""
     from llm2llm_jax.student.checkpoint_policy import CheckpointPolicy

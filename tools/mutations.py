@@ -562,7 +562,7 @@ MUTATIONS = [
         ),
         (
             f"{T_TRAIN}::test_checkpoints_come_at_multiples_of_their_steps_once_their_minutes_have_passed",
-            f"{T_TRAIN}::test_a_fit_shorter_than_its_checkpoint_minutes_writes_no_mid_training_checkpoint",
+            f"{T_TRAIN}::test_a_fit_writes_mid_training_checkpoints_only_once_their_minutes_have_passed",
         ),
         "minutes counted from the last checkpoint, not from the fine-tune's start",
     ),
@@ -575,7 +575,7 @@ MUTATIONS = [
                 "policy = CheckpointPolicy(checkpoint_every, 0.0)",
             ),
         ),
-        f"{T_TRAIN}::test_a_fit_shorter_than_its_checkpoint_minutes_writes_no_mid_training_checkpoint",
+        f"{T_TRAIN}::test_a_fit_writes_mid_training_checkpoints_only_once_their_minutes_have_passed",
         "a one-minute fine-tune not paying for checkpoints it does not need",
     ),
     m(

@@ -15,6 +15,7 @@ import jax
 # Re-exported: the benchmarks count FLOPs and time the matmul rate the way the package does.
 from llm2llm_jax.student.flops import (  # noqa: F401
     datasheet_peak,
+    device_matmul_rate,
     matmul_params,
     matmul_rate,
     median_seconds,

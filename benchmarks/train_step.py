@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (
     MODEL_SHAPES,
     datasheet_peak,
-    matmul_rate,
+    device_matmul_rate,
     median_seconds,
     on_gpu,
     torch_device,
@@ -253,7 +253,7 @@ def measure(
     data = random_batch(batch, seq, targets, shape["vocab_size"])
     tokens = batch * seq
     n = 8192 if on_gpu() else 2048
-    gemm = matmul_rate(n=n, dtype="bfloat16" if bf16 else "float32")
+    gemm = device_matmul_rate("bfloat16" if bf16 else "float32")
     datasheet = datasheet_peak(jax.devices()[0].device_kind)
     peak = peak or datasheet or gemm
     base = LlamaConfig(
@@ -285,7 +285,7 @@ def measure(
     }
     label = f"[{model} {precision}{f' lora{lora_rank}' if lora_rank else ''}]"
     print(
-        f"{label} matmul ({n}^2, jit, median after warm-up): {gemm / 1e9:10.1f} GFLOP/s"
+        f"{label} matmul ({n}^2 as the kernels multiply, after warm-up): {gemm / 1e9:10.1f} GFLOP/s"
         + (
             f"; datasheet peak {datasheet / 1e12:.0f} TFLOP/s (GEMM efficiency {gemm / datasheet:.0%})"
             if datasheet

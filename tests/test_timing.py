@@ -72,6 +72,23 @@ def test_accelerators_are_quoted_against_their_datasheet_peak():
     assert datasheet_peak("cpu") is None and datasheet_peak("NVIDIA GeForce RTX 4090") is None
 
 
+def test_a_cpu_is_calibrated_on_the_product_its_kernels_run(monkeypatch):
+    """The cpu kernels multiply bf16 operands into an f32 result, which XLA:CPU runs on its bf16 kernels; a
+    bf16-result product would time its f32 kernel instead, a "peak" several times below the model's own."""
+    from llm2llm_jax.student import flops
+
+    timed = {}
+
+    def rate(n, repeats, dtype, fastest=False, product=jnp.matmul):
+        a = jnp.ones((4, 4), dtype)
+        timed.update(n=n, fastest=fastest, operands=a.dtype, result=product(a, a).dtype)
+        return 1e12
+
+    monkeypatch.setattr(flops, "matmul_rate", rate)
+    assert flops.device_matmul_rate("bfloat16") == 1e12
+    assert timed == {"n": 2048, "fastest": True, "operands": jnp.bfloat16, "result": jnp.float32}
+
+
 def test_a_run_stores_its_devices_speed_once_and_its_summary_reads_it_back(monkeypatch, capsys):
     from ml_collections import ConfigDict
 

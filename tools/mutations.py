@@ -2319,4 +2319,16 @@ MUTATIONS = [
         "tests/test_timing.py::test_accelerators_are_quoted_against_their_datasheet_peak",
         "each accelerator's MFU against its own datasheet peak",
     ),
+    m(
+        "cpu-calibrated-on-bf16-results",
+        "llm2llm_jax/student/flops.py",
+        (
+            (
+                "        return matmul_rate(n=2048, repeats=10, dtype=dtype, fastest=True, product=kernels.cpu_matmul)\n",
+                "        return matmul_rate(n=2048, repeats=10, dtype=dtype, fastest=True)\n",
+            ),
+        ),
+        "tests/test_timing.py::test_a_cpu_is_calibrated_on_the_product_its_kernels_run",
+        "a CPU's FLOP-bound times quoted against the product its kernels run, not XLA's slower bf16-result one",
+    ),
 ]

@@ -1,7 +1,8 @@
 """FLOP counts of the model's work (training steps, prefill and decoding) and the device's peak.
 
 A run adds up the FLOPs of what it computed (padding included: the hardware multiplies it too) and divides
-by its device's peak (the datasheet's on an accelerator, one large matmul's measured rate on a CPU), so that
+by its device's peak (the datasheet's on an accelerator, the measured rate of one large matmul as the cpu
+kernels multiply on a CPU), so that
 its summary can put a FLOP-bound time beside each measured stage. Counts are of the matmuls (the seven
 projections, the vocabulary head where logits are read, attention's two products); norms, rotary and softmax
 are left out.
@@ -14,6 +15,8 @@ import time
 
 import jax
 import jax.numpy as jnp
+
+from llm2llm_jax.model import kernels
 
 
 def matmul_params(cfg) -> tuple[int, int]:
@@ -99,15 +102,17 @@ def datasheet_peak(device_kind: str) -> float | None:
     return next((peak for name, peak in DATASHEET_BF16_PEAKS if name in kind), None)
 
 
-def matmul_rate(n: int = 2048, repeats: int = 15, dtype: str = "float32", fastest: bool = False) -> float:
-    """FLOP/s of a jitted n x n matmul on the default device, its output in the inputs' dtype (as PyTorch's
-    is), after three warm-up runs: the median of `repeats` runs, or with `fastest` the fastest. On an
-    accelerator the median is the GEMM rate beside the datasheet peak (use n = 8192: smaller products do not
-    fill the card); on a CPU the fastest stands in for the peak (a busy neighbour slows some runs, and a peak
-    below what the run's own matmuls reach would put them above 100%)."""
+def matmul_rate(
+    n: int = 2048, repeats: int = 15, dtype: str = "float32", fastest: bool = False, product=jnp.matmul
+) -> float:
+    """FLOP/s of a jitted n x n `product(a, b)` on the default device (jnp.matmul: its output in the inputs'
+    dtype, as PyTorch's is), after three warm-up runs: the median of `repeats` runs, or with `fastest` the
+    fastest. On an accelerator the median is the GEMM rate beside the datasheet peak (use n = 8192: smaller
+    products do not fill the card); on a CPU the fastest stands in for the peak (a busy neighbour slows some
+    runs, and a peak below what the run's own matmuls reach would put them above 100%)."""
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
     b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32).astype(dtype)
-    f = jax.jit(jnp.dot)
+    f = jax.jit(product)
     times = wall_seconds(lambda: f(a, b).block_until_ready(), repeats, warmup=3)
     return 2 * n**3 / (min(times) if fastest else statistics.median(times))
 
@@ -130,10 +135,17 @@ def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
 
 
 def device_matmul_rate(dtype: str) -> float:
-    """`matmul_rate` sized for the default device: on a CPU 2048, the fastest of 10 (about a second), on an
-    accelerator 8192, the median of 10."""
-    on_cpu = jax.devices()[0].platform == "cpu"
-    return matmul_rate(n=2048 if on_cpu else 8192, repeats=10, dtype=dtype, fastest=on_cpu)
+    """`matmul_rate` sized for the default device: on a CPU 2048, the fastest of 10 (about a second), of the
+    product the cpu kernels run (`kernels.cpu_matmul`: f32 accumulation and result); on an accelerator 8192,
+    the median of 10, its output in `dtype`.
+
+    XLA:CPU runs a bf16 product with an f32 result on its bf16 kernels (AMX or AVX512-BF16 where the CPU has
+    them), but converts the operands of one with a bf16 result to f32 for its f32 kernel, several times
+    slower: timed that way the peak would be below what the model's own matmuls reach.
+    """
+    if jax.devices()[0].platform == "cpu":
+        return matmul_rate(n=2048, repeats=10, dtype=dtype, fastest=True, product=kernels.cpu_matmul)
+    return matmul_rate(n=8192, repeats=10, dtype=dtype)
 
 
 def device_flops(dtype: str) -> dict:

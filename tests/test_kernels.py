@@ -228,16 +228,34 @@ def test_cpu_tied_head_copies_the_table_transposed_only_for_many_rows(rows, tran
     assert (f"[{embed},{vocab}]" in program) == transposed
 
 
+@pytest.mark.parametrize("rows, transposed", [(16, False), (4096, True)])
+def test_cpu_matmul_backward_copies_the_weight_transposed_only_for_many_rows(rows, transposed):
+    """A fine-tune's few hundred rows: the backward computes da^T = weight @ ct^T with the weight as stored,
+    and transposes only the [rows, ...] arrays; with many rows the weight's transposed copy is the smaller
+    one, and the compiled backward holds it."""
+    k, n = 136, 328  # shapes that no other array of the step shares
+    x = jnp.zeros((rows, k), jnp.bfloat16)
+    weight = jnp.zeros((k, n), jnp.float32)
+
+    def loss(x, weight):
+        return jnp.sum(kernels.cpu_matmul(x, weight))
+
+    program = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, weight).compile().as_text()
+    assert (f"bf16[{n},{k}]" in program) == transposed
+
+
+@pytest.mark.parametrize("lead", [(3, 40), (2, 4)], ids=["weight-transposed", "activations-transposed"])
 @pytest.mark.parametrize("name", ["cpu", "xla"])
-def test_matmul_takes_a_weight_as_stored(name):
+def test_matmul_takes_a_weight_as_stored(name, lead):
     """`matmul` of bf16 activations and an f32 weight multiplies in bf16; the cpu set returns the weight's
     gradient summed in f32 and not rounded through bf16 (the operands lie on the bf16 grid, so only the
-    order of f32 sums differs from the f32 reference)."""
+    order of f32 sums differs from the f32 reference). 120 rows take the cpu backward's transposed weight,
+    8 rows its transposed activations (`_transpose_the_activations`)."""
     ks = KERNEL_SETS[name]
     keys = jax.random.split(jax.random.PRNGKey(2), 3)
-    x = _bf16_grid(keys[0], (3, 40, 96)).astype(jnp.bfloat16)
+    x = _bf16_grid(keys[0], lead + (96,)).astype(jnp.bfloat16)
     weight = _bf16_grid(keys[1], (96, 80), 0.05)
-    cotangent = _bf16_grid(keys[2], (3, 40, 80))
+    cotangent = _bf16_grid(keys[2], lead + (80,))
     y, (dx, dweight) = _products_and_grads(ks.matmul, x, weight, cotangent)
     x32 = x.astype(jnp.float32)
     assert dweight.dtype == jnp.float32 and dx.dtype == jnp.bfloat16

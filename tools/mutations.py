@@ -2331,4 +2331,18 @@ MUTATIONS = [
         "tests/test_timing.py::test_a_cpu_is_calibrated_on_the_product_its_kernels_run",
         "a CPU's FLOP-bound times quoted against the product its kernels run, not XLA's slower bf16-result one",
     ),
+    m(
+        "backward-transposes-every-weight",
+        "llm2llm_jax/model/kernels.py",
+        (("    return activation_copies < weight_copy\n", "    return False\n"),),
+        "tests/test_kernels.py::test_cpu_matmul_backward_copies_the_weight_transposed_only_for_many_rows",
+        "a fine-tune's backward transposes its few rows of activations, not every weight",
+    ),
+    m(
+        "backward-transposes-the-activations-of-many-rows",
+        "llm2llm_jax/model/kernels.py",
+        (("    return activation_copies < weight_copy\n", "    return True\n"),),
+        "tests/test_kernels.py::test_cpu_matmul_backward_copies_the_weight_transposed_only_for_many_rows",
+        "with many rows the backward copies the smaller array, the weight, transposed",
+    ),
 ]

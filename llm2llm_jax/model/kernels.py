@@ -271,8 +271,13 @@ def _cpu_matmul_bwd(res, ct):
         da, db = _cpu_matmul_bwd((a.reshape(-1, a.shape[-1]), b), ct.reshape(-1, ct.shape[-1]))
         return da.reshape(a.shape), db
     ct = ct.astype(a.dtype)
-    bt = row_major(jnp.swapaxes(b.astype(a.dtype), -1, -2))
-    da = jnp.matmul(ct, bt, preferred_element_type=jnp.float32)
+    if _transpose_the_activations(a, b):
+        # da^T = b @ ct^T: the weight as stored on the left, only the smaller [rows, ...] arrays transposed
+        da_t = jnp.matmul(row_major(b.astype(a.dtype)), row_major(ct.T), preferred_element_type=jnp.float32)
+        da = laid_out_row_major(da_t).T
+    else:
+        bt = row_major(jnp.swapaxes(b.astype(a.dtype), -1, -2))
+        da = jnp.matmul(ct, bt, preferred_element_type=jnp.float32)
     db = jnp.matmul(row_major(jnp.swapaxes(a, -1, -2)), ct, preferred_element_type=jnp.float32)
     # db is row-major even where b was a transposed view (the tied head's table): transposed, XLA would
     # ask the bf16 matmul for a column-major result, which it cannot write
@@ -280,6 +285,19 @@ def _cpu_matmul_bwd(res, ct):
 
 
 cpu_matmul.defvjp(_cpu_matmul_fwd, _cpu_matmul_bwd)
+
+
+def _transpose_the_activations(a: Array, b: Array) -> bool:
+    """Whether da = ct @ b^T is cheaper as (b @ ct^T)^T for a bf16 a [m, k] and a weight b [k, n], by the
+    bytes of the transposed copies: the weight's [n, k] (read as stored, written in a's dtype) against
+    ct^T's [n, m] and da^T's [k, m] (an f32 product written back in a's dtype). A fine-tune's few hundred
+    rows are fewer than a weight's sides, so its backward then transposes activations, not every weight."""
+    if a.dtype != jnp.bfloat16 or a.ndim != 2 or b.ndim != 2:
+        return False  # f32 matmuls take transposed operands as they are; batched ones keep one form
+    (m, k), n, size = a.shape, b.shape[1], a.dtype.itemsize
+    weight_copy = k * n * (b.dtype.itemsize + size)
+    activation_copies = m * n * 2 * size + k * m * (4 + size)
+    return activation_copies < weight_copy
 
 
 def row_major(a: Array) -> Array:

@@ -259,7 +259,8 @@ def _cpu_matmul_fwd(a, b):
 
 
 def _cpu_matmul_bwd(res, ct):
-    """da = ct @ b^T and db = a^T @ ct, each a plain row-major matmul.
+    """da = ct @ b^T (or (b @ ct^T)^T when a is bf16 and has few rows) and db = a^T @ ct, each a plain
+    row-major matmul.
 
     Left to autodiff, XLA:CPU transposes the [tokens, 1536] MLP cotangent inside the fused SiLU
     backward, a slow strided loop; transposing the [tokens, 576] input instead is cheaper. For bf16

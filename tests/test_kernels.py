@@ -211,6 +211,16 @@ def test_tied_head_takes_the_table_as_stored(name, rows):
     )
 
 
+def _compiled_gradients(product, x_shape, weight_shape) -> str:
+    """The compiled program (text) of sum(product(x, weight))'s gradients for bf16 x and an f32 weight."""
+    x, weight = jnp.zeros(x_shape, jnp.bfloat16), jnp.zeros(weight_shape, jnp.float32)
+
+    def loss(x, weight):
+        return jnp.sum(product(x, weight))
+
+    return jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, weight).compile().as_text()
+
+
 @pytest.mark.parametrize("rows, transposed", [(64, False), (1024, True)])
 def test_cpu_tied_head_copies_the_table_transposed_only_for_many_rows(rows, transposed):
     """Up to HEAD_BY_TABLE_ROWS rows (a fine-tune's target positions), neither the head's forward nor its
@@ -218,13 +228,7 @@ def test_cpu_tied_head_copies_the_table_transposed_only_for_many_rows(rows, tran
     several times dearer than the product at these row counts); beyond them the transposed copy is cheaper
     than the transposed products, and the compiled step has one."""
     vocab, embed = 1000, 48  # shapes that no other array of the step shares
-    x = jnp.zeros((rows, embed), jnp.bfloat16)
-    table = jnp.zeros((vocab, embed), jnp.float32)
-
-    def loss(x, table):
-        return jnp.sum(kernels.cpu_tied_head(x, table))
-
-    program = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, table).compile().as_text()
+    program = _compiled_gradients(kernels.cpu_tied_head, (rows, embed), (vocab, embed))
     assert (f"[{embed},{vocab}]" in program) == transposed
 
 
@@ -234,13 +238,7 @@ def test_cpu_matmul_backward_copies_the_weight_transposed_only_for_many_rows(row
     and transposes only the [rows, ...] arrays; with many rows the weight's transposed copy is the smaller
     one, and the compiled backward holds it."""
     k, n = 136, 328  # shapes that no other array of the step shares
-    x = jnp.zeros((rows, k), jnp.bfloat16)
-    weight = jnp.zeros((k, n), jnp.float32)
-
-    def loss(x, weight):
-        return jnp.sum(kernels.cpu_matmul(x, weight))
-
-    program = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, weight).compile().as_text()
+    program = _compiled_gradients(kernels.cpu_matmul, (rows, k), (k, n))
     assert (f"bf16[{n},{k}]" in program) == transposed
 
 

@@ -252,7 +252,7 @@ def measure(
     shape = MODEL_SHAPES[model]
     data = random_batch(batch, seq, targets, shape["vocab_size"])
     tokens = batch * seq
-    n = 8192 if on_gpu() else 2048
+    n = 2048 if jax.devices()[0].platform == "cpu" else 8192  # the size device_matmul_rate times
     gemm = device_matmul_rate("bfloat16" if bf16 else "float32")
     datasheet = datasheet_peak(jax.devices()[0].device_kind)
     peak = peak or datasheet or gemm

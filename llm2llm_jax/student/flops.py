@@ -2,10 +2,9 @@
 
 A run adds up the FLOPs of what it computed (padding included: the hardware multiplies it too) and divides
 by its device's peak (the datasheet's on an accelerator, the measured rate of one large matmul as the cpu
-kernels multiply on a CPU), so that
-its summary can put a FLOP-bound time beside each measured stage. Counts are of the matmuls (the seven
-projections, the vocabulary head where logits are read, attention's two products); norms, rotary and softmax
-are left out.
+kernels multiply on a CPU), so that its summary can put a FLOP-bound time beside each measured stage. Counts
+are of the matmuls (the seven projections, the vocabulary head where logits are read, attention's two
+products); norms, rotary and softmax are left out.
 """
 
 from __future__ import annotations

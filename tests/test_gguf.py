@@ -73,6 +73,26 @@ def test_not_a_gguf_and_missing_file(tmp_path):
         load_gguf_checkpoint(str(tmp_path / "absent.gguf"))
 
 
+def test_the_mapped_reader_reads_what_ggufs_own_reader_reads_from_plain_arrays(smollm2):
+    """MappedGGUF parses the file as gguf's GGUFReader does (every field's contents, every tensor's name,
+    type and bytes) while holding the file as a plain ndarray: no memmap view per parsed value."""
+    import gguf
+
+    from llm2llm_jax.model.gguf_reader import MappedGGUF
+
+    theirs, ours = gguf.GGUFReader(smollm2[3]), MappedGGUF(smollm2[3])
+    assert list(ours.fields) == list(theirs.fields)
+    assert len(ours.fields["tokenizer.ggml.tokens"].data) == 49152
+    for key, field in theirs.fields.items():
+        assert ours.fields[key].contents() == field.contents(), key
+    assert [(t.name, t.tensor_type, tuple(t.shape)) for t in ours.tensors] == [
+        (t.name, t.tensor_type, tuple(t.shape)) for t in theirs.tensors
+    ]
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(ours.tensors, theirs.tensors))
+    assert type(ours.data) is np.ndarray and type(ours.tensors[0].data) is np.ndarray
+    assert type(ours.fields["tokenizer.ggml.tokens"].parts[-1]) is np.ndarray
+
+
 def test_gguf_of_another_architecture_is_refused(smollm2, tmp_path):
     """Rewrite the SmolLM2 GGUF with general.architecture = 'gpt2' using the gguf writer."""
     import gguf

@@ -2345,4 +2345,11 @@ MUTATIONS = [
         "tests/test_kernels.py::test_cpu_matmul_backward_copies_the_weight_transposed_only_for_many_rows",
         "with many rows the backward copies the smaller array, the weight, transposed",
     ),
+    m(
+        "gguf-parsed-through-memmap-views",
+        "llm2llm_jax/model/gguf_reader.py",
+        (("        self._array = value.view(np.ndarray)\n", "        self._array = value\n"),),
+        "tests/test_gguf.py::test_the_mapped_reader_reads_what_ggufs_own_reader_reads_from_plain_arrays",
+        "a GGUF's metadata parsed from a plain array, without memmap's Python overhead on every value",
+    ),
 ]

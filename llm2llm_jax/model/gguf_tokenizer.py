@@ -12,6 +12,7 @@ import importlib.util
 import os
 
 from llm2llm_jax.common.errors import UserError
+from llm2llm_jax.model.weights import open_gguf
 
 # llama.cpp pre-tokenizer names whose regex first splits every digit on its own (then GPT-2 rules).
 _DIGIT_SPLIT_PRE = {"smollm", "starcoder", "refact", "codeshell"}
@@ -29,11 +30,10 @@ def _field(reader, key):
 
 def tokenizer_from_gguf(path: str):
     """A transformers PreTrainedTokenizerFast equal to the GGUF's tokenizer (left padding)."""
-    from gguf import GGUFReader
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    reader = GGUFReader(path)
+    reader = open_gguf(path)
     kind = _field(reader, "tokenizer.ggml.model")
     if kind == "llama":
         return _sentencepiece_from_gguf(path)

@@ -404,8 +404,8 @@ def read_gguf_metadata(reader) -> dict:
 
 
 def open_gguf(path: str):
-    """A GGUFReader with errors that name the file (missing, not GGUF, truncated)."""
-    from gguf import GGUFReader
+    """A GGUFReader (`MappedGGUF`) with errors that name the file (missing, not GGUF, truncated)."""
+    from llm2llm_jax.model.gguf_reader import MappedGGUF
 
     if not os.path.exists(path):
         raise WeightError(f"{path}: GGUF file not found")
@@ -417,7 +417,7 @@ def open_gguf(path: str):
     if magic != b"GGUF":
         raise WeightError(f"{path}: not a GGUF file (magic bytes {magic!r}, expected b'GGUF')")
     try:
-        reader = GGUFReader(path)
+        reader = MappedGGUF(path)
     except Exception as e:  # gguf raises ValueError/IndexError/struct errors on short files
         raise WeightError(
             f"{path}: truncated or corrupt GGUF ({type(e).__name__}: {e}); download it again"

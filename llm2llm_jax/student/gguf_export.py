@@ -11,7 +11,7 @@ import numpy as np
 from llm2llm_jax.common.errors import UserError
 from llm2llm_jax.model.config import LlamaConfig
 from llm2llm_jax.model.lora import merge_lora
-from llm2llm_jax.model.weights import hf_to_gguf_name, iter_hf_tensors, permute_qk
+from llm2llm_jax.model.weights import hf_to_gguf_name, iter_hf_tensors, open_gguf, permute_qk
 from llm2llm_jax.student.prompting import leading_special_ids
 
 GGUF_TYPES = ("f16", "bf16", "q8_0")
@@ -73,7 +73,7 @@ def _copy_tokenizer(w, source_gguf: str) -> None:
     """Every tokenizer.* field of the GGUF the student was loaded from."""
     import gguf
 
-    reader = gguf.GGUFReader(source_gguf)
+    reader = open_gguf(source_gguf)
     for key, field in reader.fields.items():
         if not key.startswith("tokenizer."):
             continue

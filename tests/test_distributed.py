@@ -1,6 +1,7 @@
 """Two local processes joined by jax.distributed run LLM2LLM iterations and agree; only process 0 pays the
 teacher."""
 
+import json
 import os
 import socket
 import subprocess
@@ -28,18 +29,19 @@ def _parse(out):
     return found
 
 
-def test_two_processes_agree_and_only_process_0_calls_the_teacher(tmp_path):
+def _comparable(metrics: str) -> list:
+    """A run's metrics without the FLOPs it computed (a resumed run computes fewer) or measured."""
+    return [{k: v for k, v in row.items() if not k.endswith("flops")} for row in json.loads(metrics)]
+
+
+def _two_processes(workdir, term_process=None):
+    """Run distributed_harness.py as processes 0 and 1 of one run; [(returncode, parsed stdout, stderr)]."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device per process
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                os.path.join(HERE, "distributed_harness.py"),
-                str(tmp_path / "run"),
-                str(pid),
-                str(port),
-            ],
+            [sys.executable, os.path.join(HERE, "distributed_harness.py"), str(workdir), str(pid), str(port)]
+            + (["term"] if pid == term_process else []),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -47,14 +49,82 @@ def test_two_processes_agree_and_only_process_0_calls_the_teacher(tmp_path):
         )
         for pid in (0, 1)
     ]
-    outs = []
+    results = []
     for p in procs:
         stdout, stderr = p.communicate(timeout=900)
-        assert p.returncode == 0, stderr[-3000:]
-        outs.append(_parse(stdout))
+        results.append((p.returncode, _parse(stdout), stderr))
+    return results
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("two") / "run"
+    results = _two_processes(workdir)
+    for status, _, stderr in results:
+        assert status == 0, stderr[-3000:]
+    return workdir, [out for _, out, _ in results]
+
+
+def test_two_processes_agree_and_only_process_0_calls_the_teacher(two_process_run):
+    _, outs = two_process_run
     assert int(outs[0]["TEACHER_CALLS"]) > 0 and int(outs[1]["TEACHER_CALLS"]) == 0
     assert outs[0]["DATA"] == outs[1]["DATA"]
     assert outs[0]["METRICS"] == outs[1]["METRICS"]
+
+
+def test_a_sigterm_to_one_process_stops_both_at_one_checkpointed_step_and_the_rerun_equals_the_run(
+    two_process_run, tmp_path
+):
+    """A preemption notice that reaches one host of a pod in the middle of a fine-tune: process 1 gets
+    SIGTERM after iteration 1's first step; at the next step where the processes compare notes (every
+    FETCH_EVERY steps, 2 in the harness) both checkpoint that step together, say how to continue in one line
+    and exit 143 (JAX's own preemption notifier, which would swallow the signal, is kept off). Rerun, both
+    resume at that step, and the run ends as the uninterrupted one did."""
+    reference_dir, reference = two_process_run
+    workdir = tmp_path / "run"
+    for status, _, stderr in _two_processes(workdir, term_process=1):
+        assert status == 143, stderr[-3000:]
+        assert stderr.strip().splitlines()[-1].startswith("stopped by SIGTERM") and "Traceback" not in stderr
+    assert not (workdir / "run.lock").exists()
+    resumed = _two_processes(workdir)
+    for status, out, stderr in resumed:
+        assert status == 0, stderr[-3000:]
+        assert _comparable(out["METRICS"]) == _comparable(reference[0]["METRICS"])
+        assert out["DATA"] == reference[0]["DATA"]
+    assert "iteration 1: resuming training at step 2/" in resumed[0][2]
+    for i in range(2):
+        assert (workdir / f"iter_{i:04d}" / "predictions_test.jsonl").read_text() == (
+            reference_dir / f"iter_{i:04d}" / "predictions_test.jsonl"
+        ).read_text()
+
+
+_SIGTERM_AFTER_JOINING = """
+import os, signal, sys, time
+from llm2llm_jax.common import parallel, stopping
+
+stopping.stop_on_signals()
+parallel.maybe_initialize_distributed(f"127.0.0.1:{sys.argv[1]}", num_processes=1, process_id=0)
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)
+    print("not stopped")
+except stopping.Terminated:
+    print("stopped")
+"""
+
+
+def test_sigterm_still_stops_a_run_after_it_joins_its_processes():
+    """jax.distributed.initialize would install JAX's preemption notifier over the run's SIGTERM handler
+    (common/stopping.py): the signal would be swallowed and a pod's run would go on until killed."""
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_AFTER_JOINING, str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.stdout.strip() == "stopped", proc.stderr[-3000:]
 
 
 _POLICY_PROCESS = """

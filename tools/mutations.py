@@ -610,8 +610,8 @@ MUTATIONS = [
         TRAIN,
         (
             (
-                "                        fetch()\n                        self.save(wait=True)\n                        break\n",
-                "                        break\n",
+                "        fetch()\n        self.save(wait=True)\n        raise stopping.Terminated()\n",
+                "        raise stopping.Terminated()\n",
             ),
         ),
         f"{T_LOOP}::test_sigterm_stops_in_one_line_releases_the_lock_and_resume_equals_uninterrupted[train]",
@@ -2072,8 +2072,8 @@ MUTATIONS = [
         TRAIN,
         (
             (
-                "                    if stop:\n                        break\n            fetch()\n",
-                "                    if stop:\n                        break\n",
+                "                    self._stop_after(fetch)  # one came after the last agreed step\n            fetch()\n",
+                "                    self._stop_after(fetch)  # one came after the last agreed step\n",
             ),
         ),  # fmt: skip
         f"{T_TRAIN}::test_fit_fetches_metrics_in_groups_and_places_each_batch_a_step_ahead",
@@ -2351,5 +2351,25 @@ MUTATIONS = [
         (("        self._array = value.view(np.ndarray)\n", "        self._array = value\n"),),
         "tests/test_gguf.py::test_the_mapped_reader_reads_what_ggufs_own_reader_reads_from_plain_arrays",
         "a GGUF's metadata parsed from a plain array, without memmap's Python overhead on every value",
+    ),
+    m(
+        "jax-preemption-notifier-takes-sigterm",
+        "llm2llm_jax/common/parallel.py",
+        (('    jax.config.update("jax_enable_preemption_service", False)\n', ""),),
+        "tests/test_distributed.py::test_sigterm_still_stops_a_run_after_it_joins_its_processes",
+        "a multi-process run still stops on SIGTERM: JAX's preemption notifier does not take the signal over",
+    ),
+    m(
+        "processes-agree-on-a-sigterm-at-another-step",
+        "llm2llm_jax/student/train.py",
+        (
+            (
+                "        return step % FETCH_EVERY == 0 and parallel.any_process(terminated())\n",
+                "        return step % FETCH_EVERY == 1 and parallel.any_process(terminated())\n",
+            ),
+        ),
+        "tests/test_distributed.py::"
+        "test_a_sigterm_to_one_process_stops_both_at_one_checkpointed_step_and_the_rerun_equals_the_run",
+        "the processes of a run compare notes on a SIGTERM every FETCH_EVERY steps, where they fetch anyway",
     ),
 ]

@@ -63,6 +63,9 @@ def maybe_initialize_distributed(coordinator: str = "", num_processes: int = 0, 
     global _distributed_started
     if _distributed_started:
         return
+    # JAX's preemption notifier would take SIGTERM over from common/stopping.py's handler, and a preempted
+    # run would neither stop in one line nor checkpoint its fine-tune's step; this project does both itself.
+    jax.config.update("jax_enable_preemption_service", False)
     if coordinator:
         jax.distributed.initialize(
             coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
@@ -207,6 +210,15 @@ def broadcast_json(obj: Any) -> Any:
         buf[:] = np.frombuffer(payload, np.uint8)
     buf = np.asarray(multihost_utils.broadcast_one_to_all(buf))
     return json.loads(bytes(buf).decode("utf-8"))
+
+
+def any_process(flag: bool) -> bool:
+    """Whether `flag` is true on any process (a collective: every process calls it at the same point)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.asarray(multihost_utils.process_allgather(np.int32(flag))).any())
 
 
 def to_host(x) -> np.ndarray:

@@ -335,9 +335,9 @@ class Trainer:
 
         # A fine-tune resumed from the checkpoint it stopped at has nothing left to run.
         if dev_examples is None or not patience_spent(dev_losses(self.history), self.hp.patience):
-            # A preempted machine's SIGTERM ends a single-process fine-tune after its current step, with a
-            # checkpoint of it; several processes would have to agree on that step, so theirs unwinds at once.
-            noting = self.checkpoints is not None and jax.process_count() == 1
+            # A preempted machine's SIGTERM ends a fine-tune after a step, with a checkpoint of it: the step
+            # it came in with one process; with several, one they agree on (`_stop_agreed`).
+            noting = self.checkpoints is not None
             with stopping.sigterm_noted(when=noting) as terminated:
                 for step, epoch, batch in placed_ahead(numbered(), self.place_batch):
                     pending.append((step, epoch, self.step(batch)))
@@ -358,15 +358,30 @@ class Trainer:
                     if save:
                         self.save()
                         policy.saved()
-                    if terminated():  # the block raises Terminated once the step is checkpointed
-                        fetch()
-                        self.save(wait=True)
-                        break
+                    if self._stop_agreed(step, terminated):
+                        self._stop_after(fetch)
                     if stop:
                         break
+                if noting and jax.process_count() > 1 and parallel.any_process(terminated()):
+                    self._stop_after(fetch)  # one came after the last agreed step
             fetch()
         bar.close()
         return self.history[first:]
+
+    @staticmethod
+    def _stop_agreed(step: int, terminated) -> bool:
+        """Whether a SIGTERM stops the fine-tune after `step`: with one process, whether one came; with
+        several, every FETCH_EVERY steps, whether one came to any of them (a collective, so that all stop at
+        the same step and save it together; the fetch there waits for the devices anyway)."""
+        if jax.process_count() == 1:
+            return terminated()
+        return step % FETCH_EVERY == 0 and parallel.any_process(terminated())
+
+    def _stop_after(self, fetch) -> None:
+        """Checkpoint the step a SIGTERM stopped the fine-tune at, then stop the run."""
+        fetch()
+        self.save(wait=True)
+        raise stopping.Terminated()
 
     # -- checkpoints
     def save(self, wait: bool = False) -> None:

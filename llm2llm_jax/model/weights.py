@@ -22,6 +22,7 @@ from llm2llm_jax.common import files
 from llm2llm_jax.common.console import progress_bar
 from llm2llm_jax.common.errors import UserError
 from llm2llm_jax.model.config import LlamaConfig
+from llm2llm_jax.model.gguf_reader import MappedGGUF
 
 NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
 FLOAT_DTYPES = (np.float16, np.float32, np.float64, ml_dtypes.bfloat16)
@@ -405,8 +406,6 @@ def read_gguf_metadata(reader) -> dict:
 
 def open_gguf(path: str):
     """A GGUFReader (`MappedGGUF`) with errors that name the file (missing, not GGUF, truncated)."""
-    from llm2llm_jax.model.gguf_reader import MappedGGUF
-
     if not os.path.exists(path):
         raise WeightError(f"{path}: GGUF file not found")
     try:

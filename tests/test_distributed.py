@@ -98,6 +98,70 @@ def test_a_sigterm_to_one_process_stops_both_at_one_checkpointed_step_and_the_re
         ).read_text()
 
 
+_FIT_PROCESS = """
+import os, signal, sys
+import jax
+import numpy as np
+
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+from llm2llm_jax.common import parallel, stopping
+from llm2llm_jax.model.config import tiny_config
+from llm2llm_jax.model.llama import init_params
+from llm2llm_jax.student import train
+from llm2llm_jax.student.batching import Example
+from llm2llm_jax.student.recipe import TrainHParams
+
+pid, port, directory = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+stopping.stop_on_signals()
+parallel.maybe_initialize_distributed(f"127.0.0.1:{port}", num_processes=2, process_id=pid)
+rs = np.random.RandomState(0)
+examples = [Example(prompt_ids=list(rs.randint(3, 256, 6)), target_ids=[5, 6, 2]) for _ in range(20)]
+cfg = tiny_config()
+hp = TrainHParams(batch_size=4, epochs=1, seq_multiple=16)
+trainer = train.Trainer(cfg, hp, parallel.make_mesh(), 5, checkpoint_dir=directory)
+trainer.init_state(train.host_params(init_params(cfg, jax.random.PRNGKey(0))))
+original_step, steps = trainer.step, []
+
+def step(batch):
+    steps.append(batch)
+    out = original_step(batch)
+    if pid == 1 and len(steps) == 5:  # the last step, past the last one where the processes compare notes
+        os.kill(os.getpid(), signal.SIGTERM)
+    return out
+
+trainer.step = step
+train.FETCH_EVERY = 4
+try:
+    trainer.fit(examples, progress=False)
+    print("FINISHED")
+except stopping.Terminated:
+    print("STOPPED", trainer.checkpoints.latest_step(), len(trainer.history))
+"""
+
+
+def test_a_sigterm_after_the_last_agreed_step_stops_every_process_at_the_fine_tunes_end(tmp_path):
+    """Process 1 gets SIGTERM in the last of 5 steps, after step 4 where the processes last compared notes
+    (FETCH_EVERY is 4 in the script): they compare once more as the fine-tune ends, and both save step 5 and
+    stop, instead of process 1 alone stopping while process 0 goes on to the run's next collective."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["PYTHONPATH"] = os.path.dirname(HERE)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _FIT_PROCESS, str(pid), str(port), str(tmp_path / "ckpt")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for pid in (0, 1)
+    ]
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=300)
+        assert p.returncode == 0, stderr[-3000:]
+        assert stdout.strip().splitlines()[-1] == "STOPPED 5 5", stderr[-3000:]
+
+
 _SIGTERM_AFTER_JOINING = """
 import os, signal, sys, time
 from llm2llm_jax.common import parallel, stopping

@@ -2372,4 +2372,17 @@ MUTATIONS = [
         "test_a_sigterm_to_one_process_stops_both_at_one_checkpointed_step_and_the_rerun_equals_the_run",
         "the processes of a run compare notes on a SIGTERM every FETCH_EVERY steps, where they fetch anyway",
     ),
+    m(
+        "processes-skip-the-agreement-as-a-fine-tune-ends",
+        "llm2llm_jax/student/train.py",
+        (
+            (
+                "                if noting and jax.process_count() > 1 and parallel.any_process(terminated()):\n",
+                "                if False:\n",
+            ),
+        ),
+        "tests/test_distributed.py::"
+        "test_a_sigterm_after_the_last_agreed_step_stops_every_process_at_the_fine_tunes_end",
+        "a SIGTERM after the last step where the processes compared notes still stops all of them together",
+    ),
 ]

@@ -3,9 +3,8 @@
 GGUFReader keeps the file as an `np.memmap` and takes a view of it for every value it parses: every
 string of an embedded vocabulary (49k for SmolLM2, 262k for Gemma 3) costs several views. Each view of a
 memmap runs memmap's own Python `__getitem__` and `__array_finalize__`, which made up most of a parse. A
-plain ndarray over the same mapping gives the same bytes without them, about three times faster, and
-tensors' data still come straight from the mapped file.
-"""
+plain ndarray over the same mapping gives the same bytes without them, and tensors' data still come straight
+from the mapped file (docs/performance.md, "Reading a GGUF's metadata")."""
 
 from __future__ import annotations
 

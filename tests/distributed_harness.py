@@ -46,7 +46,7 @@ def main():
         DiskCache(os.path.join(workdir, "teacher_cache")),
         script=loop_harness.scripted_answer,
     )
-    train.FETCH_EVERY = 2  # processes agree on a SIGTERM every 2 steps, inside these short fine-tunes
+    train.FETCH_EVERY = 2  # fetch, and agree on a SIGTERM, every 2 steps inside these short fine-tunes
     if term:
         fits, original_fit, original_step = [], train.Trainer.fit, train.Trainer.step
 

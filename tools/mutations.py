@@ -2364,13 +2364,13 @@ MUTATIONS = [
         "llm2llm_jax/student/train.py",
         (
             (
-                "        return step % FETCH_EVERY == 0 and parallel.any_process(terminated())\n",
-                "        return step % FETCH_EVERY == 1 and parallel.any_process(terminated())\n",
+                "        return fetched and parallel.any_process(terminated())\n",
+                "        return not fetched and parallel.any_process(terminated())\n",
             ),
         ),
         "tests/test_distributed.py::"
         "test_a_sigterm_to_one_process_stops_both_at_one_checkpointed_step_and_the_rerun_equals_the_run",
-        "the processes of a run compare notes on a SIGTERM every FETCH_EVERY steps, where they fetch anyway",
+        "the processes of a run compare notes on a SIGTERM where the loop fetches, waiting for the devices anyway",
     ),
     m(
         "processes-skip-the-agreement-as-a-fine-tune-ends",

@@ -352,13 +352,14 @@ class Trainer:
                     epoch_done = dev_examples is not None and step % per_epoch == 0
                     # Mid-training checkpoints only (preemption); the caller decides on the trained model's.
                     save = step < self.total_steps and self.checkpoints is not None and policy.due(step)
-                    if len(pending) >= FETCH_EVERY or epoch_done or save:
+                    fetched = len(pending) >= FETCH_EVERY or epoch_done or save
+                    if fetched:
                         fetch()
                     stop = epoch_done and self._epoch_done(dev_examples, pad_id)
                     if save:
                         self.save()
                         policy.saved()
-                    if self._stop_agreed(step, terminated):
+                    if noting and self._stop_agreed(fetched, terminated):
                         self._stop_after(fetch)
                     if stop:
                         break
@@ -369,13 +370,14 @@ class Trainer:
         return self.history[first:]
 
     @staticmethod
-    def _stop_agreed(step: int, terminated) -> bool:
-        """Whether a SIGTERM stops the fine-tune after `step`: with one process, whether one came; with
-        several, every FETCH_EVERY steps, whether one came to any of them (a collective, so that all stop at
-        the same step and save it together; the fetch there waits for the devices anyway)."""
+    def _stop_agreed(fetched: bool, terminated) -> bool:
+        """Whether a SIGTERM stops the fine-tune after this step: with one process, whether one came; with
+        several, at a step where the loop fetched its metrics (the same steps on every process, at least
+        every FETCH_EVERY, where it waited for the devices anyway), whether one came to any of them (a
+        collective, so that all stop at the same step and save it together)."""
         if jax.process_count() == 1:
             return terminated()
-        return step % FETCH_EVERY == 0 and parallel.any_process(terminated())
+        return fetched and parallel.any_process(terminated())
 
     def _stop_after(self, fetch) -> None:
         """Checkpoint the step a SIGTERM stopped the fine-tune at, then stop the run."""

@@ -34,14 +34,14 @@ def _comparable(metrics: str) -> list:
     return [{k: v for k, v in row.items() if not k.endswith("flops")} for row in json.loads(metrics)]
 
 
-def _two_processes(workdir, term_process=None):
-    """Run distributed_harness.py as processes 0 and 1 of one run; [(returncode, parsed stdout, stderr)]."""
+def _run_two(command_for, timeout=900):
+    """Processes 0 and 1 of one jax.distributed run (one CPU device each), `python *command_for(pid, port)`;
+    [(returncode, stdout, stderr)] once both have ended."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device per process
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"PYTHONPATH": os.path.dirname(HERE)}
     procs = [
         subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "distributed_harness.py"), str(workdir), str(pid), str(port)]
-            + (["term"] if pid == term_process else []),
+            [sys.executable, *command_for(pid, port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -49,11 +49,19 @@ def _two_processes(workdir, term_process=None):
         )
         for pid in (0, 1)
     ]
-    results = []
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=900)
-        results.append((p.returncode, _parse(stdout), stderr))
-    return results
+    outputs = [p.communicate(timeout=timeout) for p in procs]
+    return [(p.returncode, stdout, stderr) for p, (stdout, stderr) in zip(procs, outputs)]
+
+
+def _two_processes(workdir, term_process=None):
+    """Run distributed_harness.py as processes 0 and 1 of one run; [(returncode, parsed stdout, stderr)]."""
+
+    def command(pid, port):
+        term = ["term"] if pid == term_process else []
+        return [os.path.join(HERE, "distributed_harness.py"), str(workdir), str(pid), str(port), *term]
+
+    results = _run_two(command)
+    return [(status, _parse(stdout), stderr) for status, stdout, stderr in results]
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +84,10 @@ def test_a_sigterm_to_one_process_stops_both_at_one_checkpointed_step_and_the_re
     two_process_run, tmp_path
 ):
     """A preemption notice that reaches one host of a pod in the middle of a fine-tune: process 1 gets
-    SIGTERM after iteration 1's first step; at the next step where the processes compare notes (every
-    FETCH_EVERY steps, 2 in the harness) both checkpoint that step together, say how to continue in one line
-    and exit 143 (JAX's own preemption notifier, which would swallow the signal, is kept off). Rerun, both
-    resume at that step, and the run ends as the uninterrupted one did."""
+    SIGTERM after iteration 1's first step; at the next step where the processes compare notes (where the
+    loop fetches its metrics: every FETCH_EVERY steps, 2 in the harness) both checkpoint that step together,
+    say how to continue in one line and exit 143 (JAX's own preemption notifier, which would swallow the
+    signal, is kept off). Rerun, both resume at that step, and the run ends as the uninterrupted one did."""
     reference_dir, reference = two_process_run
     workdir = tmp_path / "run"
     for status, _, stderr in _two_processes(workdir, term_process=1):
@@ -141,24 +149,14 @@ except stopping.Terminated:
 
 def test_a_sigterm_after_the_last_agreed_step_stops_every_process_at_the_fine_tunes_end(tmp_path):
     """Process 1 gets SIGTERM in the last of 5 steps, after step 4 where the processes last compared notes
-    (FETCH_EVERY is 4 in the script): they compare once more as the fine-tune ends, and both save step 5 and
-    stop, instead of process 1 alone stopping while process 0 goes on to the run's next collective."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["PYTHONPATH"] = os.path.dirname(HERE)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _FIT_PROCESS, str(pid), str(port), str(tmp_path / "ckpt")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for pid in (0, 1)
-    ]
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=300)
-        assert p.returncode == 0, stderr[-3000:]
+    (the loop fetches every FETCH_EVERY = 4 steps in the script): they compare once more as the fine-tune
+    ends, and both save step 5 and stop, instead of process 1 alone stopping while process 0 goes on to the
+    run's next collective."""
+    checkpoints = str(tmp_path / "ckpt")
+    for status, stdout, stderr in _run_two(
+        lambda pid, port: ["-c", _FIT_PROCESS, str(pid), str(port), checkpoints], timeout=300
+    ):
+        assert status == 0, stderr[-3000:]
         assert stdout.strip().splitlines()[-1] == "STOPPED 5 5", stderr[-3000:]
 
 
@@ -215,20 +213,7 @@ print("DUE", answers)
 def test_every_process_checkpoints_when_process_0_says_its_minutes_have_passed(tmp_path):
     """Processes whose clocks disagree about the minutes since the last checkpoint all follow process 0, so
     all of them save at the same steps (a checkpoint is a collective write)."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["PYTHONPATH"] = os.path.dirname(HERE)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _POLICY_PROCESS, str(pid), str(port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for pid in (0, 1)
-    ]
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=300)
-        assert p.returncode == 0, stderr[-3000:]
+    results = _run_two(lambda pid, port: ["-c", _POLICY_PROCESS, str(pid), str(port)], timeout=300)
+    for status, stdout, stderr in results:
+        assert status == 0, stderr[-3000:]
         assert "DUE [True, False, True, False]" in stdout

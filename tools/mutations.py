@@ -2060,8 +2060,8 @@ MUTATIONS = [
         TRAIN,
         (
             (
-                "                if len(pending) >= FETCH_EVERY or epoch_done or save:\n",
-                "                if True:\n",
+                "                    fetched = len(pending) >= FETCH_EVERY or epoch_done or save\n",
+                "                    fetched = True\n",
             ),
         ),  # fmt: skip
         f"{T_TRAIN}::test_fit_fetches_metrics_in_groups_and_places_each_batch_a_step_ahead",

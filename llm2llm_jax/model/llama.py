@@ -242,6 +242,33 @@ def _remat_policy(name: str):
     }[name]
 
 
+@functools.cache
+def traced_once_layer(cfg: LlamaConfig, kind: str, window, rules):
+    """A `kind` ('full' or 'sliding') layer of an unrolled stack as a function of (its params, x, its view's
+    cos, sin, dense mask, valid slots and lengths, cache_index, its KV cache), with the config's remat.
+
+    Jitted with `inline=True`: JAX traces it once per set of input shapes and pastes that trace into every
+    layer that calls it, so tracing a 30-layer step costs about one layer's Python, and the program is the
+    one the layers called as modules would give. `window` (an int or None) stays a constant, and the
+    logical-axis `rules` are part of the key because each trace bakes in the constraints they name.
+    """
+
+    def layer(params, x, view, cache_index, layer_cache):
+        cos, sin, dense, valid, lengths = view
+        views = {kind: (cos, sin, attention.AttentionMask(dense, valid, window, lengths))}
+        module = DecoderLayer(cfg)
+        return module.apply({"params": params}, x, views, cache_index, layer_cache, kind == "sliding")
+
+    if cfg.remat_policy != "none":
+        layer = jax.checkpoint(layer, policy=_remat_policy(cfg.remat_policy), prevent_cse=True)
+    return jax.jit(layer, inline=True)
+
+
+def _hashable(rules) -> tuple:
+    """Logical-axis rules as nested tuples (a rule's mesh axes may be given as a list)."""
+    return tuple((name, tuple(axes) if isinstance(axes, list) else axes) for name, axes in rules)
+
+
 class LlamaForCausalLM(nn.Module):
     """The causal LM of every supported family. Call with input_ids [B, T]; returns (logits [B, T, V] f32,
     new_cache or None).
@@ -347,7 +374,19 @@ class LlamaForCausalLM(nn.Module):
             ks, vs = [], []
             for i in range(cfg.num_hidden_layers):
                 lc = None if layer_caches is None else {"k": layer_caches["k"][i], "v": layer_caches["v"][i]}
-                x, nc = layer_cls(cfg, name=f"layers_{i}")(x, views, cache_index, lc, sliding_layers[i])
+                if self.is_initializing():  # the layer's params are created by calling it as a module
+                    x, nc = layer_cls(cfg, name=f"layers_{i}")(x, views, cache_index, lc, sliding_layers[i])
+                else:
+                    kind = "sliding" if sliding_layers[i] else "full"
+                    cos_i, sin_i, mask = views[kind]
+                    layer = traced_once_layer(cfg, kind, mask.window, _hashable(nn.get_logical_axis_rules()))
+                    x, nc = layer(
+                        self.variables["params"][f"layers_{i}"],
+                        x,
+                        (cos_i, sin_i, mask.dense, mask.valid, mask.lengths),
+                        cache_index,
+                        lc,
+                    )
                 if nc is not None:
                     ks.append(nc["k"])
                     vs.append(nc["v"])

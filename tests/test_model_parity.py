@@ -262,3 +262,36 @@ def test_bf16_embedding_gradient_is_summed_in_f32(tied):
 
     walk(jaxpr.jaxpr)
     assert scatters and all(d == jnp.float32 for d in scatters), scatters
+
+
+@pytest.mark.parametrize("remat", ["none", "full"])
+def test_each_unrolled_layer_is_traced_once_and_computes_what_calling_it_computes(monkeypatch, remat):
+    """Tracing a 4-layer unrolled model runs one layer's Python, not four; the program JAX pastes that
+    trace into gives the loss and every gradient bit for bit as the layer function called in each layer."""
+    from llm2llm_jax.model import llama
+    from llm2llm_jax.model.config import tiny_config
+
+    cfg = tiny_config(
+        num_hidden_layers=4, vocab_size=97, dtype="bfloat16", scan_layers=False, remat_policy=remat
+    )
+    params = llama.init_params(cfg, jax.random.PRNGKey(0))
+    ids, mask = random_batch(cfg.vocab_size, length=12)
+
+    def loss(p):
+        logits = llama.LlamaForCausalLM(cfg).apply({"params": p}, jnp.asarray(ids), jnp.asarray(mask))[0]
+        return jnp.mean(logits * logits)
+
+    calls = []
+    dense = llama._dense
+    monkeypatch.setattr(llama, "_dense", lambda *a, **k: calls.append(1) or dense(*a, **k))
+    llama.traced_once_layer.cache_clear()
+    once = jax.jit(jax.value_and_grad(loss))(params)
+    assert len(calls) == 7  # q, k, v, o, gate, up, down: one layer's projections
+
+    jitted = llama.traced_once_layer.__wrapped__
+    monkeypatch.setattr(llama, "traced_once_layer", lambda *key: jitted(*key).__wrapped__)
+    calls.clear()
+    each = jax.jit(jax.value_and_grad(loss))(params)
+    assert len(calls) == 4 * 7
+    for a, b in zip(jax.tree.leaves(once), jax.tree.leaves(each), strict=True):
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))

@@ -2385,4 +2385,16 @@ MUTATIONS = [
         "test_a_sigterm_after_the_last_agreed_step_stops_every_process_at_the_fine_tunes_end",
         "a SIGTERM after the last step where the processes compared notes still stops all of them together",
     ),
+    m(
+        "unrolled-layers-traced-one-by-one",
+        "llm2llm_jax/model/llama.py",
+        (
+            (
+                "                if self.is_initializing():  # the layer's params are created by calling it as a module\n",
+                "                if True:\n",
+            ),
+        ),
+        "tests/test_model_parity.py::test_each_unrolled_layer_is_traced_once_and_computes_what_calling_it_computes",
+        "an unrolled stack traces one layer's Python, not every layer's",
+    ),
 ]

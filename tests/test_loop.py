@@ -101,8 +101,9 @@ def test_loop_trains_every_iteration_from_the_base_weights(tmp_path, monkeypatch
     assert len(told) == 1 and told[0][0] == 0 and len(told[0][1]) == len(seed)
     assert {r.turns[0]["content"] for r in teacher.seen} <= {r.turns[0]["content"] for r in told[0][1]}
     assert rows[1]["train_size"] == rows[0]["train_size"] + rows[0]["new_examples"] > rows[0]["train_size"]
-    # the device's speed, measured once as the run went, for the FLOP-bound times of a later summary
-    assert rows[0]["device_flops"] == rows[1]["device_flops"] and rows[0]["device_flops"]["matmul_per_s"] > 0
+    # the device's speed, measured after each iteration as the run went, for the FLOP-bound times of a later
+    # summary
+    assert all(r["device_flops"]["matmul_per_s"] > 0 for r in rows)
     for name in ("metrics.jsonl", "report.md", "report.png", "config.json"):
         assert os.path.getsize(tmp_path / "run" / name) > 0
     assert "test accuracy" in (tmp_path / "run" / "report.md").read_text()

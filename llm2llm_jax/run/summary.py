@@ -86,7 +86,7 @@ def print_time(config, rows: Sequence[dict]) -> None:
 def device_peak(config, rows: Sequence[dict]) -> tuple[float, str]:
     """(FLOP/s, what it is) that a run's FLOP-bound times are quoted against: the datasheet's bf16 peak on
     an accelerator it knows, else the matmul rate the run measured while it worked (the median over its
-    processes); a run that predates storing it is measured now, and says so."""
+    iterations and processes); a run that predates storing it is measured now, and says so."""
     stored = [r["device_flops"] for r in rows if "device_flops" in r]
     if stored:
         speed, when = stored[-1], "measured during the run"

@@ -92,12 +92,13 @@ class StageClock:
 class StageTimer(Hook):
     """The run's stage clock as a hook: each iteration's row gets the seconds and FLOPs of its stages (and of
     the data and first shard, before iteration 0), and, with `dtype` (config.model.dtype), the device's speed
-    as `device_flops`: measured once per process, after its first iteration's work, so that the summary of a
-    finished run quotes the machine as it ran."""
+    as `device_flops`: measured after each iteration's work (about a second), so that the summary of a
+    finished run quotes the machine as it ran, and takes the median over iterations, which one busy moment
+    on a shared machine does not move."""
 
     def __init__(self, dtype: str | None = None):
         self.clock = StageClock()
-        self.dtype, self.device_flops = dtype, None
+        self.dtype = dtype
         self.compiled_mark = compiled_mark()
 
     def stage(self, kind: str):
@@ -110,10 +111,7 @@ class StageTimer(Hook):
         metrics["stage_seconds"], metrics["stage_flops"] = self.clock.take(), self.clock.take_flops()
         self.compiled_mark, metrics["compile_log_seconds"] = compiled_since(self.compiled_mark)
         if self.dtype is not None and metrics["stage_flops"]:
-            if self.device_flops is None:
-                dtype = kernels.resolve_dtype(self.dtype, jax.devices())
-                self.device_flops = flops.device_flops(dtype)
-            metrics["device_flops"] = self.device_flops
+            metrics["device_flops"] = flops.device_flops(kernels.resolve_dtype(self.dtype, jax.devices()))
 
 
 def totals(rows, field: str) -> dict:

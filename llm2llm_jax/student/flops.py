@@ -148,7 +148,7 @@ def device_matmul_rate(dtype: str) -> float:
 
 
 def device_flops(dtype: str) -> dict:
-    """What a run stores about its device's speed, measured once while it works (a finished run summarised
+    """What a run stores about its device's speed, measured while it works (a finished run summarised
     later must not re-measure on whatever the machine is doing then): the device kind, the dtype, the
     measured matmul rate and the datasheet peak where the kind has one."""
     kind = jax.devices()[0].device_kind

@@ -351,15 +351,12 @@ class LlamaForCausalLM(nn.Module):
         if cfg.traits.scaled_embeddings:
             x = x * jnp.asarray(math.sqrt(cfg.hidden_size), x.dtype)
 
-        layer_cls = DecoderLayer
-        if cfg.remat_policy != "none":
-            layer_cls = nn.remat(
-                DecoderLayer,
-                policy=_remat_policy(cfg.remat_policy),
-                prevent_cse=not cfg.scan_layers,
-                static_argnums=(),
-            )
         if cfg.scan_layers:
+            layer_cls = DecoderLayer
+            if cfg.remat_policy != "none":
+                layer_cls = nn.remat(
+                    DecoderLayer, policy=_remat_policy(cfg.remat_policy), prevent_cse=False, static_argnums=()
+                )
             stack = nn.scan(
                 layer_cls,
                 variable_axes={"params": 0},
@@ -375,7 +372,8 @@ class LlamaForCausalLM(nn.Module):
             for i in range(cfg.num_hidden_layers):
                 lc = None if layer_caches is None else {"k": layer_caches["k"][i], "v": layer_caches["v"][i]}
                 if self.is_initializing():  # the layer's params are created by calling it as a module
-                    x, nc = layer_cls(cfg, name=f"layers_{i}")(x, views, cache_index, lc, sliding_layers[i])
+                    module = DecoderLayer(cfg, name=f"layers_{i}")
+                    x, nc = module(x, views, cache_index, lc, sliding_layers[i])
                 else:
                     kind = "sliding" if sliding_layers[i] else "full"
                     cos_i, sin_i, mask = views[kind]

@@ -65,10 +65,11 @@ SMOLLM2 = MODEL_SHAPES["smollm2-135m"]
 
 
 def kernel_options(spec: str) -> dict:
-    """'cpu', 'xla', or 'xla+cudnn' / 'xla+fused' (training attention through jax.nn.dot_product_attention
-    with its cuDNN or XLA implementation) / 'xla+blocked' (the blocked attention) as LlamaConfig fields."""
+    """'cpu', 'xla' (einsum attention), or 'xla+cudnn' / 'xla+fused' (training attention through
+    jax.nn.dot_product_attention with its cuDNN or XLA implementation) / 'xla+blocked' (the blocked
+    attention) / 'xla+auto' (what model.fused_attention=auto picks on these devices) as LlamaConfig fields."""
     name, _, fused = spec.partition("+")
-    choice = {"": "off", "cudnn": "cudnn", "fused": "xla", "blocked": "blocked"}[fused]
+    choice = {"": "off", "cudnn": "cudnn", "fused": "xla", "blocked": "blocked", "auto": "auto"}[fused]
     return dict(kernels=name, fused_attention=choice)
 
 

@@ -68,9 +68,10 @@ def base_config():
     # xla set on TPUs and GPUs; "xla" or "cpu" forces one. fused_attention (xla set only): "cudnn" (GPU,
     # bf16) or "xla" trains through jax.nn.dot_product_attention, by sequence lengths on right-padded
     # batches; "blocked" attends in causal query blocks with a flash-style backward, never building the
-    # whole score matrix; "off" keeps the kernel set's own attention.
+    # whole score matrix; "off" keeps the kernel set's own attention; "auto" is cudnn on NVIDIA GPUs where
+    # cuDNN takes the model (else blocked), and off on CPUs and TPUs.
     c.model.kernels = "auto"
-    c.model.fused_attention = "off"
+    c.model.fused_attention = "auto"
     c.model.lora_rank = 0
     c.model.lora_alpha = 16.0
 

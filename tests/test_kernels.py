@@ -31,6 +31,44 @@ def test_auto_picks_cpu_on_cpus_and_xla_elsewhere():
     assert kernels.resolve("auto", [FakeDevice("gpu")], fused_attention="cudnn") == "xla"
 
 
+@dataclasses.dataclass
+class FakeGpu:
+    device_kind: str = "NVIDIA H100 80GB HBM3"
+    compute_capability: str = "9.0"
+    platform: str = "gpu"
+
+
+def test_auto_attention_is_cudnn_where_cudnn_takes_the_model_and_blocked_on_other_gpus():
+    h100, a100, amd = FakeGpu(), FakeGpu("NVIDIA A100-SXM4-80GB", "8.0"), FakeGpu("AMD Instinct MI300X", "")
+    llama = tiny_config(dtype="bfloat16", head_dim=64)
+    assert llama.with_kernels_for([h100] * 2).fused_attention == "cudnn"
+    assert llama.with_kernels_for([a100]).fused_attention == "cudnn"
+    assert llama.with_kernels_for([amd]).fused_attention == "blocked"
+    assert llama.with_kernels_for([h100, a100]).fused_attention == "cudnn"
+    assert tiny_config(dtype="float32").with_kernels_for([h100]).fused_attention == "blocked"
+    # cuDNN's flash attention takes head dims up to 128, and up to 256 from Hopper on
+    wide = tiny_config(dtype="bfloat16", hidden_size=1024, num_attention_heads=4, num_key_value_heads=2)
+    assert wide.head_dim == 256
+    assert wide.with_kernels_for([h100]).fused_attention == "cudnn"
+    assert wide.with_kernels_for([a100]).fused_attention == "blocked"
+    assert wide.with_kernels_for([h100, a100]).fused_attention == "blocked"
+    assert tiny_config(dtype="bfloat16", head_dim=20).with_kernels_for([h100]).fused_attention == "blocked"
+    # a scanned stack of full and sliding layers picks each layer's window inside the scan: no lengths
+    mixed = dict(dtype="bfloat16", sliding_window=8, layer_types=("sliding_attention", "full_attention"))
+    assert tiny_config(**mixed, scan_layers=True).with_kernels_for([h100]).fused_attention == "blocked"
+    assert tiny_config(**mixed, scan_layers=False).with_kernels_for([h100]).fused_attention == "cudnn"
+    # an explicit choice is kept; TPUs and CPUs keep the einsums and the cpu kernels' own attention
+    assert llama.replace(fused_attention="blocked").with_kernels_for([h100]).fused_attention == "blocked"
+    assert llama.with_kernels_for([FakeDevice("tpu")] * 4) == llama.replace(
+        kernels="xla", fused_attention="off"
+    )
+    assert llama.with_kernels_for(jax.devices("cpu")) == llama.replace(kernels="cpu", fused_attention="off")
+    on_cpu_xla = llama.replace(kernels="xla").with_kernels_for(jax.devices("cpu"))
+    assert (on_cpu_xla.kernels, on_cpu_xla.fused_attention) == ("xla", "off")
+    with pytest.raises(kernels.KernelError, match="must be resolved"):
+        kernels.for_config(llama.replace(kernels="xla"))
+
+
 def test_kernel_choices_that_cannot_run_say_what_to_do():
     with pytest.raises(ConfigError, match=r"config key model.kernels\) must be one of"):
         tiny_config(kernels="fast")

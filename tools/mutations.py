@@ -2101,6 +2101,25 @@ MUTATIONS = [
         "a finished run's FLOP-bound times quote the machine as it ran, not as it is now",
     ),
     m(
+        "auto-attention-ignores-traced-windows",
+        KERNELS,
+        (
+            (
+                '    return "cudnn" if nvidia and takes and windows_static else "blocked"\n',
+                '    return "cudnn" if nvidia and takes else "blocked"\n',
+            ),
+        ),
+        "tests/test_kernels.py::test_auto_attention_is_cudnn_where_cudnn_takes_the_model_and_blocked_on_other_gpus",
+        "auto attention hands cuDNN a scanned stack whose windows are chosen inside the scan (a dense mask)",
+    ),
+    m(
+        "auto-attention-cudnn-on-any-gpu",
+        KERNELS,
+        (("    nvidia = all(", "    nvidia = True or all("),),
+        "tests/test_kernels.py::test_auto_attention_is_cudnn_where_cudnn_takes_the_model_and_blocked_on_other_gpus",
+        "auto attention picks cuDNN on GPUs that are not NVIDIA's",
+    ),
+    m(
         "cudnn-lengths-off-by-one",
         KERNELS,
         (

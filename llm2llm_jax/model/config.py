@@ -63,10 +63,11 @@ class LlamaConfig:
     scan_layers: bool = True
     remat_policy: str = "none"
     # Hardware-specific implementations (model/kernels.py): "auto" (cpu on CPU devices, xla elsewhere),
-    # "xla" or "cpu"; see `with_kernels_for`. fused_attention: "off", or "xla" / "cudnn" to run training
-    # and scoring attention through jax.nn.dot_product_attention with that implementation.
+    # "xla" or "cpu"; see `with_kernels_for`. fused_attention, the training and scoring attention of the
+    # xla set: "auto" (chosen per device kind: `kernels.resolve_attention`), "off" (einsums), "xla" /
+    # "cudnn" (jax.nn.dot_product_attention with that implementation) or "blocked" (causal query blocks).
     kernels: str = "auto"
-    fused_attention: str = "off"
+    fused_attention: str = "auto"
     # LoRA: rank 0 is full fine-tuning; otherwise low-rank adapters on the named projections.
     lora_rank: int = 0
     lora_alpha: float = 16.0
@@ -200,14 +201,21 @@ class LlamaConfig:
         return dataclasses.replace(self, **changes)
 
     def with_kernels_for(self, devices) -> LlamaConfig:
-        """This config with `kernels` resolved for the devices the model runs on (a mesh's devices):
-        'auto' becomes 'cpu' on CPUs and 'xla' elsewhere. Raises `ConfigError` for a choice those
+        """This config with `kernels` and `fused_attention` resolved for the devices the model runs on (a
+        mesh's devices): kernels 'auto' becomes 'cpu' on CPUs and 'xla' elsewhere, and the attention is
+        chosen per device kind (`kernels.resolve_attention`). Raises `ConfigError` for a choice those
         devices cannot run."""
+        devices = list(devices)
         try:
-            name = kernels_lib.resolve(self.kernels, list(devices), self.fused_attention)
+            name = kernels_lib.resolve(self.kernels, devices, self.fused_attention)
         except kernels_lib.KernelError as e:
             raise ConfigError(str(e)) from None
-        return self.replace(kernels=name)
+        # A scanned stack with full and sliding layers picks each layer's window inside the scan.
+        windows_static = not (self.scan_layers and len(set(self.sliding_layers)) > 1)
+        attention = kernels_lib.resolve_attention(
+            self.fused_attention, name, devices, self.dtype, self.head_dim, windows_static
+        )
+        return self.replace(kernels=name, fused_attention=attention)
 
     def num_params(self) -> int:
         """Parameter count (tied embeddings counted once)."""

@@ -9,13 +9,15 @@ Two sets with one interface (`Kernels`), so the model (`llama.py`) never asks wh
        attention (`LlamaConfig.fused_attention`): "off" builds the whole score matrix; "xla" / "cudnn"
        go through `jax.nn.dot_product_attention` with that implementation, by sequence lengths when the
        batch is right-padded (cuDNN then never reads a mask); "blocked" is attention.py's
-       `blocked_attention`, causal query blocks with a flash-style backward.
+       `blocked_attention`, causal query blocks with a flash-style backward; "auto" is chosen per
+       device kind (`resolve_attention`).
   cpu  shaped for XLA:CPU's matmul kernels: a matmul with a hand-written backward, bf16 operands laid
        out row-major, training attention in causal query blocks of batched row-major matmuls, and a KV
        cache kept in f32 in the operand layouts of the two attention products.
 
 `resolve` picks the set for "auto" from the devices a model runs on (`cpu` when they are CPUs, `xla`
-otherwise); `LlamaConfig.with_kernels_for` applies it once, when a model is built for a mesh.
+otherwise) and `resolve_attention` the training attention; `LlamaConfig.with_kernels_for` applies both
+once, when a model is built for a mesh.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from llm2llm_jax.model.attention import MASK_VALUE, AttentionMask, blocked_atten
 Array = jax.Array
 
 KERNEL_SETS = ("auto", "xla", "cpu")
-FUSED_ATTENTION = ("off", "xla", "cudnn", "blocked")
+FUSED_ATTENTION = ("auto", "off", "xla", "cudnn", "blocked")
 
 
 class KernelError(UserError, ValueError):
@@ -49,7 +51,7 @@ def resolve(choice: str, devices: Sequence, fused_attention: str = "off") -> str
     name = choice
     if choice == "auto":
         name = "cpu" if platforms == {"cpu"} else "xla"
-    if fused_attention != "off" and name == "cpu":
+    if fused_attention not in ("auto", "off") and name == "cpu":
         raise KernelError(
             f"model.fused_attention={fused_attention!r} needs the xla kernels, but model.kernels="
             f"{choice!r} runs the cpu kernels here (devices: {sorted(platforms)}); set "
@@ -61,6 +63,41 @@ def resolve(choice: str, devices: Sequence, fused_attention: str = "off") -> str
             f"{sorted(platforms)}; use model.fused_attention=xla or off"
         )
     return name
+
+
+def resolve_attention(
+    choice: str, kernel_set: str, devices: Sequence, dtype: str, head_dim: int, windows_static: bool
+) -> str:
+    """The training attention for `choice` under the resolved `kernel_set`. 'auto' is, by device kind:
+
+    - the cpu kernels' own attention ('off': they attend in causal blocks already);
+    - on NVIDIA GPUs, 'cudnn' when cuDNN's flash attention takes the model (a bf16 or f16 compute dtype,
+      a head dim that is a multiple of 8 and at most 128, or 256 from Hopper on) and every layer's window
+      is known when tracing (`windows_static`: else cuDNN would be handed a dense mask and compute its
+      bias gradient); else 'blocked', which never builds the whole score matrix either;
+    - elsewhere (TPUs) XLA's einsums ('off'): no measurement has chosen another path there yet.
+
+    On an H100 at Llama-3.2-1B's shapes, one layer's attention forward and backward took 0.99 ms by
+    cuDNN, 4.0 ms blocked and 7.9 ms as einsums, and the einsum step ran out of memory at batch 8 x 1024
+    (docs/performance.md, "On a GPU")."""
+    if choice != "auto":
+        return choice
+    if kernel_set == "cpu":
+        return "off"
+    if {d.platform for d in devices} != {"gpu"}:
+        return "off"
+    nvidia = all("nvidia" in str(getattr(d, "device_kind", "")).lower() for d in devices)
+    most_head_dim = 256 if min(_compute_capability(d) for d in devices) >= (9, 0) else 128
+    takes = dtype in ("bfloat16", "float16") and head_dim % 8 == 0 and head_dim <= most_head_dim
+    return "cudnn" if nvidia and takes and windows_static else "blocked"
+
+
+def _compute_capability(device) -> tuple[int, ...]:
+    """A CUDA device's compute capability ("9.0" -> (9, 0)); (0,) when it does not say."""
+    try:
+        return tuple(int(x) for x in str(device.compute_capability).split("."))
+    except (AttributeError, ValueError):
+        return (0,)
 
 
 COMPUTE_DTYPES = ("auto", "bfloat16", "float32")
@@ -99,10 +136,11 @@ def for_config(cfg) -> Kernels:
     """The kernel set a config names (already resolved: 'xla' or 'cpu')."""
     if cfg.kernels == "cpu":
         return CpuKernels()
-    if cfg.kernels == "xla":
+    if cfg.kernels == "xla" and cfg.fused_attention != "auto":
         return XlaKernels(cfg.fused_attention)
     raise KernelError(
-        f"kernels={cfg.kernels!r} must be resolved for the devices first (LlamaConfig.with_kernels_for)"
+        f"kernels={cfg.kernels!r}, fused_attention={cfg.fused_attention!r} must be resolved for the devices "
+        "first (LlamaConfig.with_kernels_for)"
     )
 
 
@@ -207,8 +245,8 @@ class XlaKernels(Kernels):
     name = "xla"
 
     def __init__(self, fused: str = "off"):
-        if fused not in FUSED_ATTENTION:
-            raise KernelError(f"model.fused_attention={fused!r}: choose one of {FUSED_ATTENTION}")
+        if fused not in FUSED_ATTENTION[1:]:  # 'auto' is resolved for the devices first (`resolve_attention`)
+            raise KernelError(f"model.fused_attention={fused!r}: choose one of {FUSED_ATTENTION[1:]}")
         self.fused = fused
 
     def matmul(self, a, b):

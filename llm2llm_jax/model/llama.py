@@ -453,10 +453,10 @@ def shared_prefix_cache(cfg: LlamaConfig, params: dict, prefix_ids, rows: int, s
 
 
 def _with_kernels(cfg: LlamaConfig) -> LlamaConfig:
-    """`cfg` with kernels='auto' resolved against jax.devices(), the devices a call outside a mesh runs
-    on. Entry points that build a model for a mesh (Trainer, the controller) resolve it for that mesh
-    first (`LlamaConfig.with_kernels_for`), so this only fills in for direct calls."""
-    return cfg.with_kernels_for(jax.devices()) if cfg.kernels == "auto" else cfg
+    """`cfg` with its 'auto' kernels and attention resolved against jax.devices(), the devices a call
+    outside a mesh runs on. Entry points that build a model for a mesh (Trainer, the controller) resolve
+    them for that mesh first (`LlamaConfig.with_kernels_for`), so this only fills in for direct calls."""
+    return cfg.with_kernels_for(jax.devices()) if "auto" in (cfg.kernels, cfg.fused_attention) else cfg
 
 
 @functools.lru_cache(maxsize=16)

@@ -2,12 +2,13 @@
 every batch fitting one, and training on them equal to training on batches padded each to its own."""
 
 import itertools
+import re
 
 import jax
 import numpy as np
 import pytest
 
-from llm2llm_jax.common import parallel
+from llm2llm_jax.common import compilations, parallel
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.model.llama import init_params
 from llm2llm_jax.student.batching import (
@@ -107,9 +108,11 @@ def test_a_row_wider_than_every_shape_is_an_error():
 
 
 @pytest.mark.slow
-def test_training_on_fixed_shapes_equals_training_on_each_batchs_own_width():
+def test_training_on_fixed_shapes_equals_training_on_each_batchs_own_width(monkeypatch):
     """Padding is masked out of the loss: a fit whose batches all take one width ends with the parameters
-    of a fit that padded each batch to its own longest row (to float rounding), and compiles one step."""
+    of a fit that padded each batch to its own longest row (to float rounding), and compiles one step. The
+    run's compile log names the batch shape each step program was compiled for, ahead or at first use."""
+    monkeypatch.setattr(compilations, "_ahead", {})  # as in a fresh process
     cfg = tiny_config()
     params = host_params(init_params(cfg, jax.random.PRNGKey(0)))
     rows = _rows([5, 7, 9, 12, 15, 18, 21, 23] * 2, targets=3, seed=4)
@@ -128,11 +131,19 @@ def test_training_on_fixed_shapes_equals_training_on_each_batchs_own_width():
             return run(batch)
 
         trainer.step = step
-        jit_programs = trainer._step_fn._cache_size()
+        jit_programs, mark = trainer._step_fn._cache_size(), compilations.compiled_mark()
         trainer.fit(rows, progress=False)
         compiled_by_jit = trainer._step_fn._cache_size() - jit_programs
-        results[widths] = (host_params(trainer.params()), shapes, compiled_by_jit)
+        _, log = compilations.compiled_since(mark)
+        logged = {
+            re.fullmatch(r"jit\(train_step\) \[batch 4 x (\d+), \d+ targets, prefix 0\]", n) for n in log
+        }
+        widths_logged = {int(m.group(1)) for m in logged if m}
+        results[widths] = (host_params(trainer.params()), shapes, compiled_by_jit, widths_logged)
     assert results[1][1] == {(1, 4, 24)} and len(results[0][1]) > 1
+    # at first use, each width is logged as it compiles (width 24 may reuse the program compiled ahead)
+    seen = {w for _, _, w in results[0][1]}
+    assert results[1][3] == {24} and seen - {24} <= results[0][3] <= seen
     # fixed shapes are compiled ahead, in the background: the step's jit compiles none of them
     assert results[1][2] == 0 and results[0][2] > 0
     # f32 sums in another order at another width; Adam divides by the root of tiny second moments, so on an

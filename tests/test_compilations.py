@@ -31,6 +31,29 @@ def test_a_background_compilation_counts_only_the_wait_for_it():
     assert counted < 0.5 * seconds, (counted, seconds)
 
 
+def test_a_compilation_is_logged_with_what_it_was_compiled_for():
+    def squares_for_the_log(x):
+        return jnp.sum(x * x)
+
+    mark = compilations.compiled_mark()
+    with compilations.compiled_for("batch 2 x 8"):
+        with compilations.compiled_for("inner"):
+            jax.jit(squares_for_the_log).lower(jnp.ones((3,))).compile()
+        jax.jit(squares_for_the_log).lower(jnp.ones((2, 8))).compile()  # the outer purpose is back
+    jax.jit(squares_for_the_log).lower(jnp.ones((5,))).compile()
+    future = compilations.compile_in_background(
+        lambda: jax.jit(squares_for_the_log).lower(jnp.ones((7,))).compile(), "seven"
+    )
+    compilations.waited(future)
+    _, log = compilations.compiled_since(mark)
+    assert {name for name in log if "squares" in name} == {  # jnp.ones compiles programs of its own
+        "jit(squares_for_the_log) [inner]",
+        "jit(squares_for_the_log) [batch 2 x 8]",
+        "jit(squares_for_the_log)",
+        "jit(squares_for_the_log) [seven]",
+    }, log
+
+
 def test_a_compilation_in_the_run_counts_whole_and_a_background_failure_reaches_the_waiter():
     before = compilations.compile_seconds()
     jax.jit(lambda x: jnp.cumsum(jnp.sin(x)) * 7).lower(jnp.ones((33,))).compile()

@@ -1,6 +1,8 @@
 """Decoding programs compiled ahead: the evaluation's program, compiled from the shapes of weights a fine-tune
 has not trained yet, is the program the evaluation then runs, and answers as one compiled at first use."""
 
+import re
+
 import jax
 import pytest
 from loop_harness import tiny_student
@@ -39,7 +41,12 @@ def test_evaluation_runs_the_program_compiled_ahead(monkeypatch, mesh_shape, dev
         predictor = Predictor(cfg, trained, tok, batch_size=2, mesh=mesh)
         return [predictor.evaluate(task, examples, max_length=64, max_new_tokens=3) for examples in sets]
 
+    jax.clear_caches()  # compiled here, whatever this process ran before
+    mark = compilations.compiled_mark()
     at_first_use = evaluate_all()
+    _, log = compilations.compiled_since(mark)  # the run's compile log says what it was compiled for
+    purpose = r"jit\(generate_after_prefix\) \[batch 2 x \d+, prefix \d+, 3 new tokens, greedy\]"
+    assert [name for name in log if re.fullmatch(purpose, name)], log
     monkeypatch.setattr(predict, "_COMPILED_WIDTHS", {})
     prompts = [prompting.encode_all(task, examples, tok, "plain", limit=64)[0] for examples in sets]
     compile_evaluation_ahead(cfg, shapes, tok, 2, prompts, 3, mesh=mesh)

@@ -168,3 +168,18 @@ def test_each_compilation_is_logged_with_its_program_and_seconds():
     assert timing.describe_compiles({"jit(step)": [4, 31.2], "jit(decode)": [3, 12.0]}) == (
         "7 compilations, 43 s: jit(step) x4 31 s, jit(decode) x3 12 s"
     )
+    # programs compiled for named shapes: one entry per program, and a line each saying for what
+    shaped = {
+        "jit(decode) [batch 32 x 24]": [1, 12.0],
+        "jit(step) [batch 8 x 24]": [1, 20.4],
+        "jit(step) [batch 8 x 40]": [2, 10.8],
+        "jit(cast)": [5, 0.3],
+        "jit(cast) [batch 8 x 24]": [1, 0.2],
+    }
+    assert timing.describe_compiles(shaped, top=2) == (
+        "10 compilations, 44 s: jit(step) x3 31 s, jit(decode) x1 12 s, ..."
+    )
+    assert timing.describe_purposes(shaped) == [
+        "jit(decode): batch 32 x 24 x1 12 s",
+        "jit(step): batch 8 x 24 x1 20 s; batch 8 x 40 x2 11 s",
+    ]

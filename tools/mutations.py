@@ -1806,7 +1806,7 @@ MUTATIONS = [
     ),
     m(
         "decode-ahead-never-used",
-        "llm2llm_jax/student/decode.py",
+        DECODE,
         (
             (
                 "    ahead = compilations.compiled_ahead(_call_key(program, cfg, args, options))\n",
@@ -2099,6 +2099,37 @@ MUTATIONS = [
         ),  # fmt: skip
         "tests/test_timing.py::test_a_run_stores_its_devices_speed_each_iteration_and_its_summary_takes_the_median",
         "a finished run's FLOP-bound times quote the machine as it ran, not as it is now",
+    ),
+    m(
+        "compile-ahead-forgets-its-purpose",
+        "llm2llm_jax/common/compilations.py",
+        (
+            (
+                "        _ahead[key] = compile_in_background(compile_fn, purpose)",
+                "        _ahead[key] = compile_in_background(compile_fn)",
+            ),
+        ),
+        "tests/test_batch_shapes.py::test_training_on_fixed_shapes_equals_training_on_each_batchs_own_width",
+        "a program compiled ahead is logged without the batch shape it was compiled for",
+    ),
+    m(
+        "compiled-for-drops-the-outer-purpose",
+        "llm2llm_jax/common/compilations.py",
+        (("        _purpose.text = outer", '        _purpose.text = ""'),),
+        "tests/test_compilations.py::test_a_compilation_is_logged_with_what_it_was_compiled_for",
+        "leaving a nested compiled_for forgets the purpose around it",
+    ),
+    m(
+        "decode-first-use-compiles-unlabelled",
+        DECODE,
+        (
+            (
+                "    with compilations.compiled_for(decode_purpose(ids.shape, len(prefix), options)):",
+                "    with compilations.compiled_for(''):",
+            ),
+        ),
+        "tests/test_decode_ahead.py::test_evaluation_runs_the_program_compiled_ahead",
+        "a decoding program compiled at its first call is logged without its batch shape",
     ),
     m(
         "auto-attention-ignores-traced-windows",

@@ -1,6 +1,7 @@
-"""What JAX compiled in this process: each XLA compilation by program, and the seconds the run spent on
-compiling: its own tracing, lowering and compilation, and its waits for a compilation run in the background
-(`compile_in_background`); and the programs compiled ahead of their first call (`compile_ahead`).
+"""What JAX compiled in this process: each XLA compilation by program and what it was compiled for (the shapes
+a caller names with `compiled_for`), and the seconds the run spent on compiling: its own tracing, lowering
+and compilation, and its waits for a compilation run in the background (`compile_in_background`); and the
+programs compiled ahead of their first call (`compile_ahead`).
 
 JAX reports each tracing, lowering and backend compilation through `jax.monitoring`; a listener adds them up.
 A background compilation is logged by program, but its seconds count only as long as the run waits for it
@@ -9,6 +10,7 @@ A background compilation is logged by program, but its seconds count only as lon
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import Future
@@ -27,6 +29,7 @@ _seconds = 0.0
 _compiled: list[tuple[str, float]] = []  # (program, seconds) of each XLA compilation or cache load
 _lock = threading.Lock()
 _background = threading.local()  # .active in the threads `compile_in_background` starts
+_purpose = threading.local()  # .text: what this thread's compilations are for (`compiled_for`)
 
 
 def _on_event(event: str, duration: float, fun_name: str = "", **_) -> None:
@@ -36,10 +39,23 @@ def _on_event(event: str, duration: float, fun_name: str = "", **_) -> None:
             if not getattr(_background, "active", False):
                 _seconds += duration
             if event == COMPILE_EVENTS[-1]:
-                _compiled.append((fun_name or "?", duration))
+                text = getattr(_purpose, "text", "")
+                _compiled.append((f"{fun_name or '?'} [{text}]" if text else fun_name or "?", duration))
 
 
 jax.monitoring.register_event_duration_secs_listener(_on_event)
+
+
+@contextlib.contextmanager
+def compiled_for(text: str):
+    """Log the compilations this thread makes inside as 'program [text]': `text` names what they are
+    specific to (a batch's shape), so that a run's log says why a program was compiled again."""
+    outer = getattr(_purpose, "text", "")
+    _purpose.text = text
+    try:
+        yield
+    finally:
+        _purpose.text = outer
 
 
 def compile_seconds() -> float:
@@ -66,17 +82,19 @@ def compiled_since(mark: int) -> tuple[int, dict]:
     return mark, {name: [count, round(total, 2)] for name, (count, total) in ordered}
 
 
-def compile_in_background(compile_fn) -> Future:
+def compile_in_background(compile_fn, purpose: str = "") -> Future:
     """Run `compile_fn()` (a lowering and compilation) in a thread; its Future. Not a daemon thread: a process
     that ends while one compiles (a run that failed or was stopped before it needed the program) waits for
     it, since Python stops daemon threads at exit and one stopped inside XLA's C++ code aborts the process
-    ("terminate called after throwing an instance of ...") after the run's own last words."""
+    ("terminate called after throwing an instance of ...") after the run's own last words. `purpose`: what
+    the program is compiled for (`compiled_for`)."""
     future: Future = Future()
 
     def run():
         _background.active = True
         try:
-            future.set_result(compile_fn())
+            with compiled_for(purpose):
+                future.set_result(compile_fn())
         except BaseException as e:  # noqa: BLE001 - handed to whoever waits for the result
             future.set_exception(e)
 
@@ -99,10 +117,11 @@ def waited(future: Future):
 _ahead: dict = {}
 
 
-def compile_ahead(key, compile_fn) -> None:
-    """Start `compile_fn()` in the background unless a program for `key` is compiled or compiling already."""
+def compile_ahead(key, compile_fn, purpose: str = "") -> None:
+    """Start `compile_fn()` in the background unless a program for `key` is compiled or compiling already;
+    `purpose`: what it is compiled for, as `compiled_for` logs it."""
     if key not in _ahead:
-        _ahead[key] = compile_in_background(compile_fn)
+        _ahead[key] = compile_in_background(compile_fn, purpose)
 
 
 def compiled_ahead(key):

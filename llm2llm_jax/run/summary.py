@@ -78,6 +78,8 @@ def print_time(config, rows: Sequence[dict]) -> None:
     compiled = timing.merged_compiles(rows)
     if compiled:
         print(f"compiled: {timing.describe_compiles(compiled)}")
+        for line in timing.describe_purposes(compiled):
+            print(f"  {line}")
     if stage_flops:
         peak, against = device_peak(config, rows)
         print(f"against {against}: {timing.describe_bound(stage_seconds, stage_flops, peak)}")

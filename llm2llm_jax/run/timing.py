@@ -5,7 +5,8 @@ and the FLOPs each kind computed.
 for it), so a stage's own time is its wall time less the compilation that happened inside it. `StageTimer` is
 the run's hook: every iteration's metrics carry its `stage_seconds` and `stage_flops`, the device's speed
 they are to be read against (`device_flops`), and each program XLA compiled (or loaded from the persistent
-cache) with how often and for how long (`compile_log_seconds`).
+cache), with what it was compiled for where its caller names it, how often and for how long
+(`compile_log_seconds`).
 """
 
 from __future__ import annotations
@@ -34,11 +35,35 @@ def merged_compiles(rows) -> dict:
     return {k: list(v) for k, v in sorted(log.items(), key=lambda kv: -kv[1][1])}
 
 
+def _program(name: str) -> tuple[str, str]:
+    """('jit(step)', 'batch 8 x 24') from a logged 'jit(step) [batch 8 x 24]' (what it was compiled for)."""
+    program, _, purpose = name.partition(" [")
+    return program, purpose[:-1]
+
+
 def describe_compiles(log: dict, top: int = 5) -> str:
-    """'12 programs, 61 s: jit(step) x4 31 s, jit(decode) x3 12 s, ...' (the `top` costliest named)."""
-    programs, seconds = sum(c for c, _ in log.values()), sum(s for _, s in log.values())
-    named = ", ".join(f"{name} x{c} {s:.0f} s" for name, (c, s) in list(log.items())[:top])
-    return f"{programs} compilations, {seconds:.0f} s: {named}" + (", ..." if len(log) > top else "")
+    """'12 compilations, 61 s: jit(step) x4 31 s, jit(decode) x3 12 s, ...' (per program, whatever each was
+    compiled for; the `top` costliest named)."""
+    programs: dict = {}
+    for name, (count, seconds) in log.items():
+        c, s = programs.get(_program(name)[0], (0, 0.0))
+        programs[_program(name)[0]] = (c + count, s + seconds)
+    ordered = sorted(programs.items(), key=lambda kv: -kv[1][1])
+    total, seconds = sum(c for c, _ in programs.values()), sum(s for _, s in programs.values())
+    named = ", ".join(f"{name} x{c} {s:.0f} s" for name, (c, s) in ordered[:top])
+    return f"{total} compilations, {seconds:.0f} s: {named}" + (", ..." if len(ordered) > top else "")
+
+
+def describe_purposes(log: dict, least_seconds: float = 1.0) -> list[str]:
+    """One line per program compiled for named shapes (`compilations.compiled_for`) that took at least
+    `least_seconds`: 'jit(step): batch 8 x 24 x1 31 s; batch 8 x 40 x1 29 s', what says why it compiled
+    more than once."""
+    purposes: dict = {}
+    for name, (count, seconds) in log.items():
+        program, purpose = _program(name)
+        if purpose and seconds >= least_seconds:
+            purposes.setdefault(program, []).append(f"{purpose} x{count} {seconds:.0f} s")
+    return [f"{program}: {'; '.join(listed)}" for program, listed in purposes.items()]
 
 
 class StageClock:

@@ -275,12 +275,22 @@ def decode_batch(
         cfg, params, ids, mask, rng, prefix, mesh, pad_id, max_new_tokens, temperature, top_p
     )
     ahead = compilations.compiled_ahead(_call_key(program, cfg, args, options))
-    tokens, lengths = ahead(*args) if ahead else program(cfg, *args, **options)
+    with compilations.compiled_for(decode_purpose(ids.shape, len(prefix), options)):
+        tokens, lengths = ahead(*args) if ahead else program(cfg, *args, **options)
     tokens, lengths = parallel.to_host(tokens), parallel.to_host(lengths)
     return [
         (tokenizer.decode(tokens[r, : lengths[r]], skip_special_tokens=True), int(lengths[r]))
         for r in range(n)
     ]
+
+
+def decode_purpose(rows: tuple, prefix_length: int, options: dict) -> str:
+    """What a decoding program is compiled for, as the run's compile log names it:
+    'batch 32 x 24, prefix 20, 4 new tokens, greedy'."""
+    how = "greedy" if options["temperature"] == 0 else "sampled"
+    return (
+        f"batch {rows[0]} x {rows[1]}, prefix {prefix_length}, {options['max_new_tokens']} new tokens, {how}"
+    )
 
 
 def _program_call(cfg, params, ids, mask, rng, prefix, mesh, pad_id, max_new_tokens, temperature, top_p):
@@ -372,7 +382,9 @@ def compile_ahead(
         top_p,
     )
     compilations.compile_ahead(
-        _call_key(program, cfg, args, options), lambda: program.lower(cfg, *args, **options).compile()
+        _call_key(program, cfg, args, options),
+        lambda: program.lower(cfg, *args, **options).compile(),
+        decode_purpose(ids.shape, prefix_length, options),
     )
 
 

@@ -218,7 +218,8 @@ class Trainer:
         for width, targets in shapes:
             key = (self._step_key, (self.hp.accum_steps, micro, width), targets, prefix_length)
             lower = functools.partial(self.lower_step, state, key[1], targets, prefix_length, frozen)
-            compilations.compile_ahead(key, lambda lower=lower: lower().compile())
+            purpose = batch_purpose(key[1], targets, prefix_length)
+            compilations.compile_ahead(key, lambda lower=lower: lower().compile(), purpose)
 
     def _compiled_ahead(self, batch: dict):
         """The program compiled ahead for this placed batch's shape (waiting for it), or None."""
@@ -237,7 +238,8 @@ class Trainer:
         learning_rate = self.rates[min(self.steps_done, self.total_steps)]
         batch = self.place_batch(batch)
         step_fn = self._compiled_ahead(batch) or self._step_fn
-        with jax.set_mesh(self.mesh), self._rules():
+        shapes = (batch["input_ids"].shape, batch["target_positions"].shape[-1], batch["prefix_ids"].shape[0])
+        with jax.set_mesh(self.mesh), self._rules(), compilations.compiled_for(batch_purpose(*shapes)):
             self.state, metrics = step_fn(self.state, self.frozen, batch, learning_rate)
         self.steps_done += 1
         return metrics
@@ -431,6 +433,14 @@ class Trainer:
 def _with_shardings(tree: Any, shardings: Any) -> Any:
     """Abstract arrays (shape, dtype) carrying the given shardings: targets for AOT lowering and restore."""
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
+def batch_purpose(rows: tuple, targets: int, prefix_length: int) -> str:
+    """What a train step's program is compiled for, as the run's compile log names it:
+    'batch 8 x 24, 8 targets, prefix 20' (rows [accumulation steps, micro-batch, width])."""
+    accum, micro, width = rows
+    steps = f"{accum} x " if accum > 1 else ""
+    return f"batch {steps}{micro} x {width}, {targets} targets, prefix {prefix_length}"
 
 
 def trained_shapes(cfg: LlamaConfig, mesh) -> dict:

@@ -242,7 +242,8 @@ def test_workdir_with_another_config_is_refused(tmp_path):
     )
     other = loop_harness.small_config(str(tmp_path / "run"))
     other.train.learning_rate = 0.5
-    with pytest.raises(loop.RunError, match=r"another config.*train.learning_rate.*--config.workdir"):
+    refusal = r"another config \(train.learning_rate: 0.5 here, [0-9.e-]+ in the run\).*--config.workdir"
+    with pytest.raises(loop.RunError, match=refusal):
         snapshot.check_snapshot(other, str(tmp_path / "run"))
     more = loop_harness.small_config(str(tmp_path / "run"), iterations=7)
     assert snapshot.check_snapshot(more, str(tmp_path / "run"))  # more iterations continue (and are recorded)

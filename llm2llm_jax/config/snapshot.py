@@ -135,9 +135,10 @@ def check_snapshot(config, workdir: str, ignore: Sequence[str] = ()) -> bool:
         k for k in differing if not any(k == f or k.startswith(f + ".") for f in RESUMABLE_FIELDS)
     )
     if changed:
+        shown = "; ".join(f"{k}: {flat.get(k)!r} here, {old.get(k)!r} in the run" for k in changed[:6])
         raise RunError(
-            f"{workdir} holds a run with another config (differs in {changed[:6]}). "
-            f"Resume it with the same config, or choose another --config.workdir."
+            f"{workdir} holds a run with another config ({shown}{'; ...' if len(changed) > 6 else ''}). "
+            f"Resume it with the run's values (--config.KEY=VALUE), or choose another --config.workdir."
         )
     return bool(differing - {"workdir"})  # a copied or moved run directory is the same run
 

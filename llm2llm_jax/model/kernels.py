@@ -77,9 +77,8 @@ def resolve_attention(
       bias gradient); else 'blocked', which never builds the whole score matrix either;
     - elsewhere (TPUs) XLA's einsums ('off'): no measurement has chosen another path there yet.
 
-    On an H100 at Llama-3.2-1B's shapes, one layer's attention forward and backward took 0.99 ms by
-    cuDNN, 4.0 ms blocked and 7.9 ms as einsums, and the einsum step ran out of memory at batch 8 x 1024
-    (docs/performance.md, "On a GPU")."""
+    Why these: docs/performance.md, "On a GPU" (cuDNN's was the fastest path measured on an H100, and the
+    einsums kept every layer's score matrices until the card ran out of memory)."""
     if choice != "auto":
         return choice
     if kernel_set == "cpu":

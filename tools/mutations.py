@@ -2234,8 +2234,8 @@ MUTATIONS = [
         "llm2llm_jax/student/train.py",
         (
             (
-                "        return compilations.compiled_ahead(key)\n",
-                "        return None\n",
+                "        step_fn = compilations.compiled_ahead((self._step_key, *shape)) or self._step_fn\n",
+                "        step_fn = self._step_fn\n",
             ),
         ),
         "tests/test_batch_shapes.py::test_training_on_fixed_shapes_equals_training_on_each_batchs_own_width",

@@ -46,8 +46,9 @@ def describe_compiles(log: dict, top: int = 5) -> str:
     compiled for; the `top` costliest named)."""
     programs: dict = {}
     for name, (count, seconds) in log.items():
-        c, s = programs.get(_program(name)[0], (0, 0.0))
-        programs[_program(name)[0]] = (c + count, s + seconds)
+        program = _program(name)[0]
+        c, s = programs.get(program, (0, 0.0))
+        programs[program] = (c + count, s + seconds)
     ordered = sorted(programs.items(), key=lambda kv: -kv[1][1])
     total, seconds = sum(c for c, _ in programs.values()), sum(s for _, s in programs.values())
     named = ", ".join(f"{name} x{c} {s:.0f} s" for name, (c, s) in ordered[:top])

@@ -171,6 +171,19 @@ def batch_shapes(examples: Sequence[Example], hp: TrainHParams) -> tuple[tuple[i
     return tuple(shapes)
 
 
+def step_shape(batch: dict) -> tuple[tuple, int, int]:
+    """(rows [accumulation steps, micro-batch, width], target positions a row, shared prefix length) of a
+    collated batch: what a train step's program is specific to."""
+    return batch["input_ids"].shape, batch["target_positions"].shape[-1], batch["prefix_ids"].shape[0]
+
+
+def batch_purpose(rows: tuple, targets: int, prefix_length: int) -> str:
+    """A `step_shape` as the run's compile log names it: 'batch 8 x 24, 8 targets, prefix 20'."""
+    accum, micro, width = rows
+    steps = f"{accum} x " if accum > 1 else ""
+    return f"batch {steps}{micro} x {width}, {targets} targets, prefix {prefix_length}"
+
+
 def _fewest_widths(counted: Sequence[tuple[int, int]], most: int) -> list[int]:
     """At most `most` of the candidate widths in `counted` ((width, examples), narrowest first), the widest
     always among them, such that padding every example to the narrowest chosen width that holds it costs

@@ -41,9 +41,11 @@ from llm2llm_jax.model.lora import add_lora_params, combine, split_trainable
 from llm2llm_jax.student import arrays_on_disk, flops
 from llm2llm_jax.student.batching import (
     Example,
+    batch_purpose,
     batch_shapes,
     make_batches,
     split_shared_prefix,
+    step_shape,
     tokenize_examples,
 )
 from llm2llm_jax.student.checkpoint_policy import CheckpointPolicy
@@ -216,20 +218,11 @@ class Trainer:
         )
         micro = self.hp.batch_size // self.hp.accum_steps
         for width, targets in shapes:
-            key = (self._step_key, (self.hp.accum_steps, micro, width), targets, prefix_length)
-            lower = functools.partial(self.lower_step, state, key[1], targets, prefix_length, frozen)
-            purpose = batch_purpose(key[1], targets, prefix_length)
-            compilations.compile_ahead(key, lambda lower=lower: lower().compile(), purpose)
-
-    def _compiled_ahead(self, batch: dict):
-        """The program compiled ahead for this placed batch's shape (waiting for it), or None."""
-        key = (
-            self._step_key,
-            batch["input_ids"].shape,
-            batch["target_positions"].shape[-1],
-            batch["prefix_ids"].shape[0],
-        )
-        return compilations.compiled_ahead(key)
+            shape = ((self.hp.accum_steps, micro, width), targets, prefix_length)
+            lower = functools.partial(self.lower_step, state, *shape, frozen)
+            compilations.compile_ahead(
+                (self._step_key, *shape), lambda lower=lower: lower().compile(), batch_purpose(*shape)
+            )
 
     # -- running
     def step(self, batch: dict) -> dict:
@@ -237,9 +230,9 @@ class Trainer:
         placed); returns its metrics on the device, not yet fetched."""
         learning_rate = self.rates[min(self.steps_done, self.total_steps)]
         batch = self.place_batch(batch)
-        step_fn = self._compiled_ahead(batch) or self._step_fn
-        shapes = (batch["input_ids"].shape, batch["target_positions"].shape[-1], batch["prefix_ids"].shape[0])
-        with jax.set_mesh(self.mesh), self._rules(), compilations.compiled_for(batch_purpose(*shapes)):
+        shape = step_shape(batch)
+        step_fn = compilations.compiled_ahead((self._step_key, *shape)) or self._step_fn
+        with jax.set_mesh(self.mesh), self._rules(), compilations.compiled_for(batch_purpose(*shape)):
             self.state, metrics = step_fn(self.state, self.frozen, batch, learning_rate)
         self.steps_done += 1
         return metrics
@@ -433,14 +426,6 @@ class Trainer:
 def _with_shardings(tree: Any, shardings: Any) -> Any:
     """Abstract arrays (shape, dtype) carrying the given shardings: targets for AOT lowering and restore."""
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
-
-
-def batch_purpose(rows: tuple, targets: int, prefix_length: int) -> str:
-    """What a train step's program is compiled for, as the run's compile log names it:
-    'batch 8 x 24, 8 targets, prefix 20' (rows [accumulation steps, micro-batch, width])."""
-    accum, micro, width = rows
-    steps = f"{accum} x " if accum > 1 else ""
-    return f"batch {steps}{micro} x {width}, {targets} targets, prefix {prefix_length}"
 
 
 def trained_shapes(cfg: LlamaConfig, mesh) -> dict:

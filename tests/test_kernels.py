@@ -1,7 +1,5 @@
-"""The kernel sets (model/kernels.py): how 'auto' is resolved, and that every set's attention, with and
-without the KV cache, equals plain softmax attention in values and gradients."""
-
-import dataclasses
+"""The kernel sets (model/kernels.py): every set's attention, with and without the KV cache, equals plain
+softmax attention in values and gradients, and the cpu kernels' matmuls keep their layouts."""
 
 import jax
 import jax.numpy as jnp
@@ -10,78 +8,10 @@ import pytest
 from conftest import on_gpu
 
 from llm2llm_jax.common import parallel
-from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.model import attention, kernels
 from llm2llm_jax.model.config import tiny_config
 from llm2llm_jax.student.recipe import TrainHParams
 from llm2llm_jax.student.train import Trainer
-
-
-@dataclasses.dataclass
-class FakeDevice:
-    platform: str
-
-
-def test_auto_picks_cpu_on_cpus_and_xla_elsewhere():
-    assert kernels.resolve("auto", jax.devices("cpu")) == "cpu"
-    assert kernels.resolve("auto", [FakeDevice("gpu")] * 2) == "xla"
-    assert kernels.resolve("auto", [FakeDevice("tpu")] * 4) == "xla"
-    assert kernels.resolve("cpu", [FakeDevice("gpu")]) == "cpu"  # an explicit choice is kept
-    assert kernels.resolve("xla", jax.devices("cpu")) == "xla"
-    assert kernels.resolve("auto", [FakeDevice("gpu")], fused_attention="cudnn") == "xla"
-
-
-@dataclasses.dataclass
-class FakeGpu:
-    device_kind: str = "NVIDIA H100 80GB HBM3"
-    compute_capability: str = "9.0"
-    platform: str = "gpu"
-
-
-def test_auto_attention_is_cudnn_where_cudnn_takes_the_model_and_blocked_on_other_gpus():
-    h100, a100, amd = FakeGpu(), FakeGpu("NVIDIA A100-SXM4-80GB", "8.0"), FakeGpu("AMD Instinct MI300X", "")
-    llama = tiny_config(dtype="bfloat16", head_dim=64)
-    assert llama.with_kernels_for([h100] * 2).fused_attention == "cudnn"
-    assert llama.with_kernels_for([a100]).fused_attention == "cudnn"
-    assert llama.with_kernels_for([amd]).fused_attention == "blocked"
-    assert llama.with_kernels_for([h100, a100]).fused_attention == "cudnn"
-    assert tiny_config(dtype="float32").with_kernels_for([h100]).fused_attention == "blocked"
-    # cuDNN's flash attention takes head dims up to 128, and up to 256 from Hopper on
-    wide = tiny_config(dtype="bfloat16", hidden_size=1024, num_attention_heads=4, num_key_value_heads=2)
-    assert wide.head_dim == 256
-    assert wide.with_kernels_for([h100]).fused_attention == "cudnn"
-    assert wide.with_kernels_for([a100]).fused_attention == "blocked"
-    assert wide.with_kernels_for([h100, a100]).fused_attention == "blocked"
-    assert tiny_config(dtype="bfloat16", head_dim=20).with_kernels_for([h100]).fused_attention == "blocked"
-    # a scanned stack of full and sliding layers picks each layer's window inside the scan: no lengths
-    mixed = dict(dtype="bfloat16", sliding_window=8, layer_types=("sliding_attention", "full_attention"))
-    assert tiny_config(**mixed, scan_layers=True).with_kernels_for([h100]).fused_attention == "blocked"
-    assert tiny_config(**mixed, scan_layers=False).with_kernels_for([h100]).fused_attention == "cudnn"
-    # an explicit choice is kept; TPUs and CPUs keep the einsums and the cpu kernels' own attention
-    assert llama.replace(fused_attention="blocked").with_kernels_for([h100]).fused_attention == "blocked"
-    assert llama.with_kernels_for([FakeDevice("tpu")] * 4) == llama.replace(
-        kernels="xla", fused_attention="off"
-    )
-    assert llama.with_kernels_for(jax.devices("cpu")) == llama.replace(kernels="cpu", fused_attention="off")
-    on_cpu_xla = llama.replace(kernels="xla").with_kernels_for(jax.devices("cpu"))
-    assert (on_cpu_xla.kernels, on_cpu_xla.fused_attention) == ("xla", "off")
-    with pytest.raises(kernels.KernelError, match="must be resolved"):
-        kernels.for_config(llama.replace(kernels="xla"))
-
-
-def test_kernel_choices_that_cannot_run_say_what_to_do():
-    with pytest.raises(ConfigError, match=r"config key model.kernels\) must be one of"):
-        tiny_config(kernels="fast")
-    with pytest.raises(ConfigError, match="needs a bfloat16 or float16 compute dtype"):
-        tiny_config(fused_attention="cudnn")
-    with pytest.raises(ConfigError, match="needs the xla kernels.*model.kernels=xla"):
-        tiny_config(fused_attention="xla").with_kernels_for(jax.devices("cpu"))
-    with pytest.raises(ConfigError, match="runs on NVIDIA GPUs only"):
-        tiny_config(kernels="xla", dtype="bfloat16", fused_attention="cudnn").with_kernels_for(
-            jax.devices("cpu")
-        )
-    with pytest.raises(kernels.KernelError, match="must be resolved"):
-        kernels.for_config(tiny_config())
 
 
 def test_trainer_resolves_auto_for_its_mesh():
@@ -322,33 +252,3 @@ def test_cache_layout_and_dtype(name):
     assert stacked["k"].shape == (layers,) + k_shape and stacked["v"].shape == (layers, 2, kvh, 10, d)
     assert len(unrolled["k"]) == layers and unrolled["k"][0].shape == k_shape
     assert stacked["k"].dtype == (jnp.float32 if name == "cpu" else jnp.bfloat16)
-
-
-def test_auto_dtype_is_bf16_where_the_hardware_multiplies_it(tmp_path, monkeypatch):
-    import types
-
-    from llm2llm_jax.model import kernels
-
-    amd = tmp_path / "amd"
-    amd.write_text(
-        "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu avx2\n"
-    )
-    intel = tmp_path / "intel"
-    intel.write_text("processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_tile amx_bf16\n")
-    arm = tmp_path / "arm"
-    arm.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
-    assert not kernels.cpu_has_native_bf16(str(amd))
-    assert kernels.cpu_has_native_bf16(str(intel)) and kernels.cpu_has_native_bf16(str(arm))
-    assert not kernels.cpu_has_native_bf16(str(tmp_path / "missing"))
-
-    cpu, gpu = types.SimpleNamespace(platform="cpu"), types.SimpleNamespace(platform="gpu")
-    monkeypatch.setattr(kernels, "cpu_has_native_bf16", lambda: False)
-    assert kernels.resolve_dtype("auto", [cpu, cpu]) == "float32"
-    assert kernels.resolve_dtype("auto", [gpu]) == "bfloat16"
-    assert kernels.resolve_dtype("bfloat16", [cpu]) == "bfloat16"  # an explicit choice stands
-    monkeypatch.setattr(kernels, "cpu_has_native_bf16", lambda: True)
-    assert kernels.resolve_dtype("auto", [cpu]) == "bfloat16"
-    with pytest.raises(
-        kernels.KernelError, match=r"model.dtype='fp8': choose one of \('auto', 'bfloat16', 'float32'\)"
-    ):
-        kernels.resolve_dtype("fp8", [cpu])

@@ -35,6 +35,7 @@ DECODE = "llm2llm_jax/student/decode.py"
 PARALLEL = "llm2llm_jax/common/parallel.py"
 LLAMA = "llm2llm_jax/model/llama.py"
 KERNELS = "llm2llm_jax/model/kernels.py"
+HARDWARE = "llm2llm_jax/model/hardware.py"
 ARRAYS_ON_DISK = "llm2llm_jax/student/arrays_on_disk.py"
 CHECKPOINT_POLICY = "llm2llm_jax/student/checkpoint_policy.py"
 ATTENTION = "llm2llm_jax/model/attention.py"
@@ -641,14 +642,14 @@ MUTATIONS = [
     ),
     m(
         "auto-kernels-inverted",
-        KERNELS,
+        HARDWARE,
         (
             (
                 '        name = "cpu" if platforms == {"cpu"} else "xla"\n',
                 '        name = "xla" if platforms == {"cpu"} else "cpu"\n',
             ),
         ),
-        "tests/test_kernels.py::test_auto_picks_cpu_on_cpus_and_xla_elsewhere",
+        "tests/test_hardware.py::test_auto_picks_cpu_on_cpus_and_xla_elsewhere",
         "kernels=auto's choice",
     ),
     m(
@@ -1419,9 +1420,9 @@ MUTATIONS = [
     ),
     m(
         "auto-dtype-always-bf16",
-        KERNELS,
+        HARDWARE,
         (('        return "float32"\n', '        return "bfloat16"\n'),),
-        "tests/test_kernels.py::test_auto_dtype_is_bf16_where_the_hardware_multiplies_it",
+        "tests/test_hardware.py::test_auto_dtype_is_bf16_where_the_hardware_multiplies_it",
         "f32 where bf16 would be emulated",
     ),
     # ------------------------------------------------------------------ issue 20: the default run's speed
@@ -2133,21 +2134,21 @@ MUTATIONS = [
     ),
     m(
         "auto-attention-ignores-traced-windows",
-        KERNELS,
+        HARDWARE,
         (
             (
                 '    return "cudnn" if nvidia and takes and windows_static else "blocked"\n',
                 '    return "cudnn" if nvidia and takes else "blocked"\n',
             ),
         ),
-        "tests/test_kernels.py::test_auto_attention_is_cudnn_where_cudnn_takes_the_model_and_blocked_on_other_gpus",
+        "tests/test_hardware.py::test_auto_attention_is_cudnn_where_cudnn_takes_the_model_and_blocked_on_other_gpus",
         "auto attention hands cuDNN a scanned stack whose windows are chosen inside the scan (a dense mask)",
     ),
     m(
         "auto-attention-cudnn-on-any-gpu",
-        KERNELS,
+        HARDWARE,
         (("    nvidia = all(", "    nvidia = True or all("),),
-        "tests/test_kernels.py::test_auto_attention_is_cudnn_where_cudnn_takes_the_model_and_blocked_on_other_gpus",
+        "tests/test_hardware.py::test_auto_attention_is_cudnn_where_cudnn_takes_the_model_and_blocked_on_other_gpus",
         "auto attention picks cuDNN on GPUs that are not NVIDIA's",
     ),
     m(

@@ -21,7 +21,7 @@ from llm2llm_jax.common.errors import ConfigError
 from llm2llm_jax.data.sources import SOURCES as DATA_SOURCES
 from llm2llm_jax.data.sources import has_dev
 from llm2llm_jax.data.tasks import Task, TaskError, task_from_config
-from llm2llm_jax.model import kernels
+from llm2llm_jax.model import hardware
 from llm2llm_jax.model.loading import OFFLINE as OFFLINE_MODELS
 from llm2llm_jax.model.loading import SOURCES as MODEL_SOURCES
 from llm2llm_jax.student.batching import TRUNCATION_POLICIES
@@ -131,13 +131,13 @@ def _check_model(config, devices: Sequence, model_given: bool) -> None:
     require(
         config,
         "model.fused_attention",
-        lambda v: v in kernels.FUSED_ATTENTION,
-        f"choose one of {kernels.FUSED_ATTENTION}",
+        lambda v: v in hardware.FUSED_ATTENTION,
+        f"choose one of {hardware.FUSED_ATTENTION}",
     )
     try:  # the kernel and dtype choices against these devices, by the rules the model applies later
-        kernels.resolve(config.model.kernels, devices, config.model.fused_attention)
-        kernels.resolve_dtype(config.model.dtype, devices)
-    except kernels.KernelError as e:
+        hardware.resolve_kernels(config.model.kernels, devices, config.model.fused_attention)
+        hardware.resolve_dtype(config.model.dtype, devices)
+    except hardware.KernelError as e:
         raise ConfigError(f"config.{e}") from None  # its messages name the model.* field
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from llm2llm_jax.common.errors import ConfigError
-from llm2llm_jax.model import kernels as kernels_lib
+from llm2llm_jax.model import hardware
 from llm2llm_jax.model.families import (
     FAMILIES,
     FAMILY_BY_GGUF_ARCH,
@@ -64,7 +64,7 @@ class LlamaConfig:
     remat_policy: str = "none"
     # Hardware-specific implementations (model/kernels.py): "auto" (cpu on CPU devices, xla elsewhere),
     # "xla" or "cpu"; see `with_kernels_for`. fused_attention, the training and scoring attention of the
-    # xla set: "auto" (chosen per device kind: `kernels.resolve_attention`), "off" (einsums), "xla" /
+    # xla set: "auto" (chosen per device kind: `hardware.resolve_attention`), "off" (einsums), "xla" /
     # "cudnn" (jax.nn.dot_product_attention with that implementation) or "blocked" (causal query blocks).
     kernels: str = "auto"
     fused_attention: str = "auto"
@@ -144,15 +144,15 @@ class LlamaConfig:
                 f"{source}: lora_targets has unknown projection(s) {sorted(unknown)}; "
                 f"choose from {LORA_TARGETS}"
             )
-        if self.kernels not in kernels_lib.KERNEL_SETS:
+        if self.kernels not in hardware.KERNEL_SETS:
             raise ConfigError(
                 f"{source}: kernels (config key model.kernels) must be one of "
-                f"{kernels_lib.KERNEL_SETS}, got {self.kernels!r}"
+                f"{hardware.KERNEL_SETS}, got {self.kernels!r}"
             )
-        if self.fused_attention not in kernels_lib.FUSED_ATTENTION:
+        if self.fused_attention not in hardware.FUSED_ATTENTION:
             raise ConfigError(
                 f"{source}: fused_attention (config key model.fused_attention) must be one of "
-                f"{kernels_lib.FUSED_ATTENTION}, got {self.fused_attention!r}"
+                f"{hardware.FUSED_ATTENTION}, got {self.fused_attention!r}"
             )
         if self.fused_attention == "cudnn" and self.dtype == "float32":
             raise ConfigError(
@@ -203,16 +203,16 @@ class LlamaConfig:
     def with_kernels_for(self, devices) -> LlamaConfig:
         """This config with `kernels` and `fused_attention` resolved for the devices the model runs on (a
         mesh's devices): kernels 'auto' becomes 'cpu' on CPUs and 'xla' elsewhere, and the attention is
-        chosen per device kind (`kernels.resolve_attention`). Raises `ConfigError` for a choice those
+        chosen per device kind (`hardware.resolve_attention`). Raises `ConfigError` for a choice those
         devices cannot run."""
         devices = list(devices)
         try:
-            name = kernels_lib.resolve(self.kernels, devices, self.fused_attention)
-        except kernels_lib.KernelError as e:
+            name = hardware.resolve_kernels(self.kernels, devices, self.fused_attention)
+        except hardware.KernelError as e:
             raise ConfigError(str(e)) from None
         # A scanned stack with full and sliding layers picks each layer's window inside the scan.
         windows_static = not (self.scan_layers and len(set(self.sliding_layers)) > 1)
-        attention = kernels_lib.resolve_attention(
+        attention = hardware.resolve_attention(
             self.fused_attention, name, devices, self.dtype, self.head_dim, windows_static
         )
         return self.replace(kernels=name, fused_attention=attention)

@@ -8,7 +8,7 @@ import tempfile
 
 from llm2llm_jax.common import assets
 from llm2llm_jax.common.errors import ConfigError
-from llm2llm_jax.model import kernels, weights
+from llm2llm_jax.model import hardware, weights
 from llm2llm_jax.model.gguf_tokenizer import tokenizer_from_gguf
 from llm2llm_jax.model.weights import (
     WeightError,
@@ -75,7 +75,7 @@ def load_from_config(m, progress: bool = True, devices=None):
     `devices` (default: every device JAX sees)."""
     import jax
 
-    dtype = kernels.resolve_dtype(m.dtype, list(devices if devices is not None else jax.devices()))
+    dtype = hardware.resolve_dtype(m.dtype, list(devices if devices is not None else jax.devices()))
     return load_pretrained(
         m.source,
         m.path,

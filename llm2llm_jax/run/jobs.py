@@ -10,7 +10,7 @@ import time
 import jax
 
 from llm2llm_jax.common import files, parallel
-from llm2llm_jax.model.kernels import resolve_dtype
+from llm2llm_jax.model.hardware import resolve_dtype
 from llm2llm_jax.model.loading import load_pretrained
 from llm2llm_jax.run import compare
 from llm2llm_jax.run.controller import run_from_config

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import jax
 
 from llm2llm_jax.common import files
-from llm2llm_jax.model import kernels
+from llm2llm_jax.model import hardware
 from llm2llm_jax.run import timing
 from llm2llm_jax.run.selection import select
 from llm2llm_jax.student import flops
@@ -94,7 +94,7 @@ def device_peak(config, rows: Sequence[dict]) -> tuple[float, str]:
         speed, when = stored[-1], "measured during the run"
         rate = statistics.median(s["matmul_per_s"] for s in stored)
     else:
-        speed = flops.device_flops(kernels.resolve_dtype(config.model.dtype, jax.devices()))
+        speed = flops.device_flops(hardware.resolve_dtype(config.model.dtype, jax.devices()))
         rate, when = speed["matmul_per_s"], "measured now: the run did not store it"
     if speed.get("datasheet_per_s"):
         peak = speed["datasheet_per_s"]

@@ -17,7 +17,7 @@ import time
 import jax
 
 from llm2llm_jax.common.compilations import compile_seconds, compiled_mark, compiled_since
-from llm2llm_jax.model import kernels
+from llm2llm_jax.model import hardware
 from llm2llm_jax.run.hooks import Hook
 from llm2llm_jax.student import flops
 
@@ -137,7 +137,7 @@ class StageTimer(Hook):
         metrics["stage_seconds"], metrics["stage_flops"] = self.clock.take(), self.clock.take_flops()
         self.compiled_mark, metrics["compile_log_seconds"] = compiled_since(self.compiled_mark)
         if self.dtype is not None and metrics["stage_flops"]:
-            metrics["device_flops"] = flops.device_flops(kernels.resolve_dtype(self.dtype, jax.devices()))
+            metrics["device_flops"] = flops.device_flops(hardware.resolve_dtype(self.dtype, jax.devices()))
 
 
 def totals(rows, field: str) -> dict:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from llm2llm_jax.common import parallel
 from llm2llm_jax.common.errors import UserError
 from llm2llm_jax.data.tasks import Task
-from llm2llm_jax.model.kernels import resolve_dtype
+from llm2llm_jax.model.hardware import resolve_dtype
 from llm2llm_jax.model.loading import load_pretrained
 from llm2llm_jax.student.predict import Predictor
 

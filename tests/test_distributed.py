@@ -12,6 +12,7 @@ import pytest
 pytestmark = pytest.mark.slow  # subprocesses
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+JIT_CACHE = os.path.join(os.path.dirname(HERE), ".cache", "test-jit-cache")
 
 
 def _free_port():
@@ -38,7 +39,10 @@ def _run_two(command_for, timeout=900):
     """Processes 0 and 1 of one jax.distributed run (one CPU device each), `python *command_for(pid, port)`;
     [(returncode, stdout, stderr)] once both have ended."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"PYTHONPATH": os.path.dirname(HERE)}
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {
+        "PYTHONPATH": os.path.dirname(HERE),
+        "LLM2LLM_TEST_JIT_CACHE": JIT_CACHE,  # the harness reuses what the runs before it compiled
+    }
     procs = [
         subprocess.Popen(
             [sys.executable, *command_for(pid, port)],

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import hf_model_from_gguf
 
 from llm2llm_jax.common import assets
 
@@ -22,18 +23,12 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def gemma3():
     """(cfg, params, tokenizer, transformers model), all from the one joined GGUF."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     from llm2llm_jax.model.gguf_tokenizer import tokenizer_from_gguf
     from llm2llm_jax.model.weights import load_gguf_checkpoint
 
     path = assets.gemma3_gguf_path()
     cfg, params = load_gguf_checkpoint(path, kernels="cpu")
-    ref = AutoModelForCausalLM.from_pretrained(
-        os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32
-    ).eval()
-    return cfg, params, tokenizer_from_gguf(path), ref
+    return cfg, params, tokenizer_from_gguf(path), hf_model_from_gguf(path)
 
 
 def _batch(tok):

@@ -241,9 +241,7 @@ TEXTS = [
 
 @pytest.mark.slow
 def test_the_gguf_export_reads_back_here_and_in_transformers(exported):
-    import torch
-    from conftest import torch_logits
-    from transformers import AutoModelForCausalLM
+    from conftest import hf_model_from_gguf, torch_logits
 
     from llm2llm_jax.model.weights import load_gguf_checkpoint
 
@@ -256,9 +254,7 @@ def test_the_gguf_export_reads_back_here_and_in_transformers(exported):
     valid = mask.astype(bool)
     scale = np.abs(kept_logits[valid]).max()
     assert np.abs(gguf_logits - kept_logits)[valid].max() <= 1e-2 * scale  # f16 weights
-    hf = AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=torch.float32
-    ).eval()
+    hf = hf_model_from_gguf(str(path))
     theirs = torch_logits(hf, ids.astype(np.int64), mask.astype(np.int64))
     assert np.abs(theirs - gguf_logits)[valid].max() <= 1e-4  # the same f16 weights, read by both
 

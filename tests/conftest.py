@@ -65,6 +65,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# JAX's persistent compilation cache that the harness processes share (tests/loop_harness.py reads it from
+# LLM2LLM_TEST_JIT_CACHE): each run after the first loads the programs the earlier ones compiled.
+TEST_JIT_CACHE = os.path.join(ROOT, ".cache", "test-jit-cache")
+
+
 def on_gpu() -> bool:
     """The tests run on an NVIDIA GPU (benchmarks/accelerator_check.py): the cuDNN variants apply."""
     import jax

@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import TEST_JIT_CACHE
 
 pytestmark = pytest.mark.slow  # subprocesses
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-JIT_CACHE = os.path.join(os.path.dirname(HERE), ".cache", "test-jit-cache")
 
 
 def _free_port():
@@ -41,7 +41,7 @@ def _run_two(command_for, timeout=900):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {
         "PYTHONPATH": os.path.dirname(HERE),
-        "LLM2LLM_TEST_JIT_CACHE": JIT_CACHE,  # the harness reuses what the runs before it compiled
+        "LLM2LLM_TEST_JIT_CACHE": TEST_JIT_CACHE,  # the harness reuses what the runs before it compiled
     }
     procs = [
         subprocess.Popen(

@@ -17,6 +17,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
 
 import loop_harness
+from conftest import TEST_JIT_CACHE
 from oracle_run import (
     ORACLE_RIGHT,
     OracleRun,
@@ -31,11 +32,9 @@ from llm2llm_jax.common import files
 from llm2llm_jax.config import snapshot
 from llm2llm_jax.run import controller as loop
 
-JIT_CACHE = os.path.join(ROOT, ".cache", "test-jit-cache")
-
 
 def _harness(workdir, *args):
-    env = dict(os.environ, LLM2LLM_TEST_JIT_CACHE=JIT_CACHE)
+    env = dict(os.environ, LLM2LLM_TEST_JIT_CACHE=TEST_JIT_CACHE)
     proc = subprocess.run(
         [sys.executable, os.path.join(HERE, "loop_harness.py"), str(workdir), *args],
         cwd=ROOT,
@@ -210,7 +209,7 @@ def test_kill_9_while_epochs_are_chosen_by_dev_loss_then_resume_equals_uninterru
 def test_a_second_run_on_the_same_workdir_refuses_while_the_first_goes_on(tmp_path, reference_run):
     _, ref = reference_run
     workdir = tmp_path / "run"
-    env = dict(os.environ, LLM2LLM_TEST_JIT_CACHE=JIT_CACHE)
+    env = dict(os.environ, LLM2LLM_TEST_JIT_CACHE=TEST_JIT_CACHE)
     first = subprocess.Popen(
         [sys.executable, os.path.join(HERE, "loop_harness.py"), str(workdir)],
         cwd=ROOT,
